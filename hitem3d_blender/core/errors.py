@@ -1,0 +1,137 @@
+"""Everything that can go wrong, as exceptions that carry a user-facing message.
+
+Each error's ``str()`` is the short sentence the panel and the Info log show:
+it says what happened and what to do next, and never contains a secret.
+"""
+
+from __future__ import annotations
+
+# Server codes whose meaning the API documents. Unknown codes are shown verbatim.
+CODE_UNAUTHORIZED = "401"
+CODE_INVALID_CREDENTIALS = "40010000"
+CODE_SYSTEM_ERROR = "10000000"
+CODE_BALANCE_NOT_ENOUGH = "30010000"
+CODE_GENERATE_FAILED = "50010001"
+
+# Messages for documented codes, keyed by the code as a string (the API documents
+# codes as strings and sends numbers: we always compare strings).
+CODE_MESSAGES: dict[str, str] = {
+    CODE_SYSTEM_ERROR: "Hitem3D server error: retry in a few minutes",
+    CODE_BALANCE_NOT_ENOUGH: "Not enough Hitem3D credits: top up your account, then retry",
+    "10031001": "Image is larger than 20 MB: use a smaller image",
+    "10031002": "Face count is out of range for this model",
+    "10031003": "Resolution is not valid for this model",
+    "10031004": "Output format is not supported",
+    "10031005": "Images must be PNG, JPEG or WebP",
+    "10031006": "Unknown model version",
+    "10031007": "Send one image or multi-view images, not both",
+    "10031008": "An image is required",
+    "10031009": "At most 4 views can be sent",
+    "10031010": "An image file is empty",
+    "10031011": "A mesh URL is required to texture a mesh",
+    "10031012": "The mesh URL must start with http",
+}
+
+
+class Hitem3DError(Exception):
+    """Base class: ``str(error)`` is the user-facing message.
+
+    ``retryable`` says whether trying the same thing again may succeed; every
+    failed task can be retried, this only decides whether workers retry on
+    their own before giving up.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class OnlineAccessDisabled(Hitem3DError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Online access is off: enable Preferences > System > Network > Allow Online Access"
+        )
+
+
+class CredentialsMissing(Hitem3DError):
+    def __init__(self) -> None:
+        super().__init__(
+            "No Hitem3D credentials: set Client ID and Client Secret in the add-on preferences"
+        )
+
+
+class InvalidCredentials(Hitem3DError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences",
+            code=CODE_INVALID_CREDENTIALS,
+        )
+
+
+class InvalidTaskId(Hitem3DError):
+    """The text is not shaped like a task ID; nothing was sent."""
+
+
+class TaskNotFound(Hitem3DError):
+    pass
+
+
+class GenerationFailed(Hitem3DError):
+    pass
+
+
+class ServerError(Hitem3DError):
+    """The service answered with a fault (HTTP 5xx or a system error code)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class ApiError(Hitem3DError):
+    """A code the service sent that we do not handle specially: shown verbatim."""
+
+
+class NetworkError(Hitem3DError):
+    """The host could not be reached or the connection broke."""
+
+    retryable = True
+
+
+class TaskTimeout(Hitem3DError):
+    pass
+
+
+class BadResultFile(Hitem3DError):
+    """The downloaded result is not a usable GLB."""
+
+
+class ExpiredUrl(Hitem3DError):
+    """The file host refused a result URL (it lives one hour): query again."""
+
+    retryable = True
+
+
+class Cancelled(Hitem3DError):
+    def __init__(self) -> None:
+        super().__init__("Cancelled")
+
+
+class ImportFailed(Hitem3DError):
+    pass
+
+
+def message_for_code(code: str, server_message: str) -> str:
+    """The user message for a server ``code``: our wording for documented codes,
+    the server's own words with the code for anything else."""
+    known = CODE_MESSAGES.get(code)
+    if known is not None:
+        return f"{known} (code {code})"
+    text = server_message.strip() or "no message"
+    return f"Hitem3D answered: {text} (code {code})"
