@@ -1,0 +1,66 @@
+"""Logging that cannot leak a secret.
+
+Every handler the add-on installs gets ``RedactingFilter``: known secrets
+(the client secret, tokens) and anything shaped like an Authorization value or a
+signed URL's key are masked before a record is written anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+MASK = "***"
+_PATTERNS = (
+    re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)((?:auth_key|access_?token|client_secret|token)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"),
+)
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` wherever it appears in log output from now on."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return _PATTERNS[1].sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's final message with secrets masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install_console_handler(logger: logging.Logger, level: int = logging.WARNING) -> logging.Handler:
+    """Warnings and errors of ``logger`` to stderr (Blender's console), redacted.
+
+    ``propagate`` is turned off so a host that configures the root logger does
+    not print each line twice. Returns the handler for ``remove_handler``.
+    """
+    handler = logging.StreamHandler()
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("Hitem3D %(levelname)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.level or logging.INFO, logging.INFO))
+    logger.propagate = False
+    return handler

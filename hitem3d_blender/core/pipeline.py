@@ -1,0 +1,172 @@
+"""The worker's whole job for one task: poll, download, hand the file over.
+
+``run_import_job`` runs on a worker thread. It never touches ``bpy`` and never
+raises: everything it learns leaves as ``TaskUpdate`` values through ``emit``,
+and its last update is DOWNLOADED, FAILED or CANCELLED.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from .api import Hitem3DClient, TaskStatus
+from .downloader import DEFAULT_MAX_BYTES, CancelToken, check_glb, stream_to_file, url_extension
+from .errors import BadResultFile, Cancelled, ExpiredUrl, Hitem3DError, ServerError, TaskTimeout
+from .tasks import TaskState, TaskUpdate
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[TaskUpdate], None]
+
+MAX_RETRIES_IN_A_ROW = 6
+BACKOFF_CAP_S = 60.0
+MAX_URL_REFRESHES = 3
+PROGRESS_EMIT_INTERVAL_S = 0.1
+
+_REMOTE_STATES = {
+    "created": TaskState.CREATED,
+    "queueing": TaskState.QUEUEING,
+    "processing": TaskState.PROCESSING,
+}
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """Plain inputs of one job: nothing here refers to Blender."""
+
+    task_id: str
+    dest: Path
+    timeout_s: float = 3600.0
+    poll_interval_s: float = 3.0
+    max_bytes: int = DEFAULT_MAX_BYTES
+    download_timeout_s: float = 30.0
+
+
+def backoff_delay(attempt: int, base_s: float, retry_after: float | None = None,
+                  rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with full jitter in its upper half, capped; a server's
+    ``Retry-After`` is a floor."""
+    ceiling = min(BACKOFF_CAP_S, base_s * (2 ** max(0, attempt - 1)))
+    delay = ceiling * (0.5 + 0.5 * rng())
+    return max(delay, retry_after or 0.0)
+
+
+def result_is_cached(dest: Path) -> bool:
+    """A complete GLB for this task is already on disk: no need to ask again."""
+    if not dest.is_file():
+        return False
+    try:
+        check_glb(dest)
+    except (BadResultFile, OSError):
+        return False
+    return True
+
+
+def run_import_job(
+    job: ImportJob,
+    client: Hitem3DClient,
+    downloads: requests.Session,
+    cancel: CancelToken,
+    emit: Emit,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Poll ``job.task_id`` until it succeeds, download its GLB to ``job.dest``."""
+    try:
+        _run(job, client, downloads, cancel, emit, clock)
+    except Cancelled:
+        emit(TaskUpdate(job.task_id, TaskState.CANCELLED))
+    except Hitem3DError as exc:
+        log.info("Task %s failed: %s", job.task_id, exc)
+        emit(TaskUpdate(job.task_id, TaskState.FAILED, message=str(exc)))
+    except Exception:  # noqa: BLE001 - a bug must still end the task, not the thread silently
+        log.exception("Task %s: unexpected error", job.task_id)
+        emit(TaskUpdate(job.task_id, TaskState.FAILED,
+                        message="Unexpected error: see the Hitem3D log, then retry"))
+
+
+def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
+         cancel: CancelToken, emit: Emit, clock: Callable[[], float]) -> None:
+    cancel.raise_if_cancelled()
+    if result_is_cached(job.dest):
+        size = job.dest.stat().st_size
+        emit(TaskUpdate(job.task_id, TaskState.DOWNLOADED, progress=1.0, result_path=str(job.dest),
+                        bytes_done=size, bytes_total=size))
+        return
+    deadline = clock() + job.timeout_s
+    failures = 0
+    refreshes = 0
+    state = TaskState.PENDING
+    while True:
+        cancel.raise_if_cancelled()
+        try:
+            status = client.query_task(job.task_id)
+            if status.state == "success":
+                _download(job, status, downloads, cancel, emit)
+                return
+        except ExpiredUrl as exc:
+            refreshes += 1
+            if refreshes > MAX_URL_REFRESHES:
+                raise
+            log.info("Task %s: %s", job.task_id, exc)
+            continue  # ask again at once: the new answer carries fresh links
+        except Hitem3DError as exc:
+            if not exc.retryable:
+                raise
+            failures += 1
+            if failures >= MAX_RETRIES_IN_A_ROW or clock() >= deadline:
+                raise
+            retry_after = exc.retry_after if isinstance(exc, ServerError) else None
+            delay = backoff_delay(failures, job.poll_interval_s, retry_after)
+            log.info("Task %s: %s; retry %d in %.1f s", job.task_id, exc, failures, delay)
+            emit(TaskUpdate(job.task_id, state,
+                            message=f"{exc} (attempt {failures + 1} of {MAX_RETRIES_IN_A_ROW})"))
+            if cancel.wait(min(delay, max(0.0, deadline - clock()))):
+                raise Cancelled() from None
+            continue
+        failures = 0
+        state = _REMOTE_STATES[status.state]
+        progress = None if status.progress is None else status.progress / 100.0
+        emit(TaskUpdate(job.task_id, state, progress=progress))
+        if clock() >= deadline:
+            minutes = job.timeout_s / 60.0
+            raise TaskTimeout(f"Task not finished after {minutes:.0f} min: retry to keep waiting")
+        if cancel.wait(min(job.poll_interval_s, max(0.0, deadline - clock()))):
+            raise Cancelled()
+
+
+def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
+              cancel: CancelToken, emit: Emit) -> None:
+    if not status.model_url:
+        raise ServerError("Hitem3D reported success but sent no model link: retrying")
+    extension = url_extension(status.model_url)
+    if extension != "glb":
+        kind = extension.upper() or "an unknown format"
+        raise BadResultFile(
+            f"The task's result is {kind}, not GLB: generate it again with GLB output"
+        )
+    emit(TaskUpdate(job.task_id, TaskState.DOWNLOADING, progress=0.0))
+    last_emit = 0.0
+
+    def on_progress(done: int, total: int | None) -> None:
+        nonlocal last_emit
+        now = time.monotonic()
+        # The main thread redraws per update: a few per second is plenty.
+        if now - last_emit >= PROGRESS_EMIT_INTERVAL_S:
+            last_emit = now
+            fraction = done / total if total else None
+            emit(TaskUpdate(job.task_id, TaskState.DOWNLOADING, progress=fraction,
+                            bytes_done=done, bytes_total=total))
+
+    result = stream_to_file(downloads, status.model_url, job.dest, cancel=cancel,
+                            on_progress=on_progress, max_bytes=job.max_bytes,
+                            timeout_s=job.download_timeout_s)
+    emit(TaskUpdate(job.task_id, TaskState.DOWNLOADED, progress=1.0, result_path=str(result.path),
+                    bytes_done=result.size, bytes_total=result.size))

@@ -1,0 +1,61 @@
+"""Reading task IDs out of what people paste.
+
+Real IDs look like ``2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU``.
+We do not insist on that exact shape (the service may change it) but accept only
+characters that are safe in a URL and a file name, so nothing odd is ever sent.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from .errors import InvalidTaskId
+
+MAX_TASK_ID_LENGTH = 200
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{7,%d}" % (MAX_TASK_ID_LENGTH - 1))
+_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    printable = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return printable if len(printable) <= limit else printable[: limit - 1] + "…"
+
+
+def parse_task_id(text: str) -> str:
+    """One task ID from pasted text: trimmed, or taken from a URL's ``task_id=``.
+
+    Raises ``InvalidTaskId`` with a message that quotes (a shortened form of)
+    what was pasted.
+    """
+    candidate = text.strip()
+    if not candidate:
+        raise InvalidTaskId("Enter a Hitem3D task ID")
+    if "task_id=" in candidate:
+        query = urlsplit(candidate).query or candidate.split("?", 1)[-1]
+        values = parse_qs(query).get("task_id")
+        if values:
+            candidate = values[0].strip()
+    if not _TASK_ID.fullmatch(candidate):
+        raise InvalidTaskId(f"Not a task ID: {_shorten(candidate)}")
+    return candidate
+
+
+def parse_task_ids(text: str) -> list[str]:
+    """Every task ID in text separated by spaces, commas or new lines, in order,
+    without duplicates. Raises ``InvalidTaskId`` on the first bad entry."""
+    ids: list[str] = []
+    for part in _SEPARATORS.split(text.strip()):
+        if not part:
+            continue
+        task_id = parse_task_id(part)
+        if task_id not in ids:
+            ids.append(task_id)
+    if not ids:
+        raise InvalidTaskId("Enter a Hitem3D task ID")
+    return ids
+
+
+def short_id(task_id: str) -> str:
+    """The first 8 characters, as shown in lists and messages."""
+    return task_id[:8]

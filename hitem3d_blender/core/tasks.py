@@ -1,0 +1,181 @@
+"""The task model: states, the legal moves between them, and the book of tasks.
+
+Workers describe progress with immutable ``TaskUpdate`` values; only the main
+thread applies them to ``TaskRecord`` objects in the ``TaskBook``, so records
+need no locks.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .task_ids import short_id
+
+
+class TaskState(str, enum.Enum):
+    PENDING = "pending"  # accepted here, no answer from Hitem3D yet
+    CREATED = "created"
+    QUEUEING = "queueing"
+    PROCESSING = "processing"
+    DOWNLOADING = "downloading"
+    DOWNLOADED = "downloaded"  # file on disk, import not yet done
+    IMPORTING = "importing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_terminal
+
+
+_LABELS: dict[TaskState, str] = {
+    TaskState.PENDING: "Starting",
+    TaskState.CREATED: "Created",
+    TaskState.QUEUEING: "Queueing",
+    TaskState.PROCESSING: "Processing",
+    TaskState.DOWNLOADING: "Downloading",
+    TaskState.DOWNLOADED: "Ready to import",
+    TaskState.IMPORTING: "Importing",
+    TaskState.DONE: "Done",
+    TaskState.FAILED: "Failed",
+    TaskState.CANCELLED: "Cancelled",
+}
+
+TERMINAL_STATES = frozenset({TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED})
+
+_S = TaskState
+# Where each state may go next. Remote states can repeat (each poll reports one)
+# and may skip ahead; anything running can fail or be cancelled; a finished task
+# only starts again through PENDING (retry) or IMPORTING (import again).
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    _S.PENDING: frozenset({_S.PENDING, _S.CREATED, _S.QUEUEING, _S.PROCESSING, _S.DOWNLOADING, _S.DOWNLOADED}),
+    _S.CREATED: frozenset({_S.CREATED, _S.QUEUEING, _S.PROCESSING, _S.DOWNLOADING}),
+    _S.QUEUEING: frozenset({_S.QUEUEING, _S.PROCESSING, _S.DOWNLOADING}),
+    _S.PROCESSING: frozenset({_S.PROCESSING, _S.DOWNLOADING}),
+    # An expired link sends a download back to asking for the task again.
+    _S.DOWNLOADING: frozenset({_S.DOWNLOADING, _S.DOWNLOADED, _S.PROCESSING}),
+    _S.DOWNLOADED: frozenset({_S.IMPORTING}),
+    _S.IMPORTING: frozenset({_S.DONE}),
+    _S.DONE: frozenset({_S.IMPORTING, _S.PENDING}),
+    _S.FAILED: frozenset({_S.PENDING}),
+    _S.CANCELLED: frozenset({_S.PENDING}),
+}
+for _state in TaskState:
+    if not _state.is_terminal:
+        TRANSITIONS[_state] = TRANSITIONS[_state] | {_S.FAILED, _S.CANCELLED}
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    """One fact from a worker about one task. Plain values only."""
+
+    task_id: str
+    state: TaskState
+    progress: float | None = None  # 0..1 when known
+    message: str = ""  # the error for FAILED; otherwise a detail such as a retry notice
+    result_path: str = ""
+    bytes_done: int = 0
+    bytes_total: int | None = None
+
+
+@dataclass
+class TaskRecord:
+    """What the panel shows about one task; touched on the main thread only."""
+
+    task_id: str
+    state: TaskState = TaskState.PENDING
+    progress: float | None = None
+    message: str = ""
+    result_path: str = ""
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    imported_objects: list[str] = field(default_factory=list)
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.task_id)
+
+    def elapsed_s(self, now: float | None = None) -> float:
+        end = self.finished_at if self.finished_at is not None else (time.time() if now is None else now)
+        return max(0.0, end - self.started_at)
+
+    def move_to(self, state: TaskState) -> None:
+        if state not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"{self.short_id}: {self.state.value} -> {state.value}")
+        self.state = state
+        if state.is_terminal:
+            self.finished_at = time.time()
+        elif state is TaskState.PENDING:
+            self.restart()
+
+    def restart(self) -> None:
+        self.progress = None
+        self.message = ""
+        self.bytes_done = 0
+        self.bytes_total = None
+        self.started_at = time.time()
+        self.finished_at = None
+
+    def apply(self, update: TaskUpdate) -> None:
+        """Take a worker's update. Raises ``IllegalTransition`` for a move the
+        state machine does not allow (a stale update, say)."""
+        self.move_to(update.state)
+        self.progress = update.progress
+        self.message = update.message
+        if update.result_path:
+            self.result_path = update.result_path
+        if update.state is TaskState.DOWNLOADING:
+            self.bytes_done = update.bytes_done
+            self.bytes_total = update.bytes_total
+
+
+class TaskBook:
+    """All tasks this session knows, newest first."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, TaskRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[TaskRecord]:
+        return iter(reversed(list(self._records.values())))
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._records
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self._records.get(task_id)
+
+    def add(self, task_id: str) -> TaskRecord:
+        """A new PENDING record, or the existing one moved to the end (newest)."""
+        record = self._records.pop(task_id, None) or TaskRecord(task_id)
+        self._records[task_id] = record
+        return record
+
+    def remove(self, task_id: str) -> None:
+        self._records.pop(task_id, None)
+
+    def active(self) -> list[TaskRecord]:
+        return [record for record in self if record.state.is_active]
+
+    def latest(self) -> TaskRecord | None:
+        return next(iter(self), None)

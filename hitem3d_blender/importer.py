@@ -1,0 +1,78 @@
+"""Bringing a downloaded GLB into the open scene with Blender's glTF importer.
+
+Runs on the main thread only (from the timer or an operator).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from .core.errors import ImportFailed
+
+log = logging.getLogger(__package__)
+
+TASK_ID_PROPERTY = "hitem3d_task_id"
+
+# Importer options we want where the running Blender has them. Options differ
+# between 4.2, 4.5 and 5.0, so each is set only if the operator declares it.
+_PREFERRED_OPTIONS: dict[str, Any] = {
+    "import_webp_texture": True,  # Hitem3D textures may be WebP
+    "import_scene_as_collection": False,  # we place objects ourselves
+    "import_select_created_objects": True,
+}
+
+def importer_options(path: Path) -> dict[str, Any]:
+    available = {prop.identifier for prop in bpy.ops.import_scene.gltf.get_rna_type().properties}
+    options: dict[str, Any] = {"filepath": str(path)}
+    options.update({key: value for key, value in _PREFERRED_OPTIONS.items() if key in available})
+    return options
+
+
+def _context_override() -> dict[str, Any]:
+    """A window and 3D view for the operator when we have them (a timer runs
+    without one); nothing in background mode, where the importer needs none."""
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                return {"window": window, "area": area}
+        return {"window": window}
+    return {}
+
+
+def import_glb(path: Path, task_id: str) -> list[str]:
+    """Import ``path``; select the new objects, make one active, tag each with
+    the task ID. Returns the new objects' names. Raises ``ImportFailed``."""
+    before = set(bpy.data.objects)
+    try:
+        with bpy.context.temp_override(**_context_override()):
+            if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():
+                bpy.ops.object.mode_set(mode="OBJECT")
+            result = bpy.ops.import_scene.gltf(**importer_options(path))
+    except (RuntimeError, OSError) as exc:
+        log.warning("glTF import of %s failed: %s", path.name, exc)
+        raise ImportFailed("Blender could not import the GLB: retry, or report it with the log") from None
+    if "FINISHED" not in result:
+        raise ImportFailed("Blender's glTF importer did not finish: retry")
+    new_objects = [obj for obj in bpy.data.objects if obj not in before]
+    if not new_objects:
+        raise ImportFailed("The GLB holds no objects")
+    view_layer = bpy.context.view_layer
+    for obj in view_layer.objects:
+        obj.select_set(False)
+    for obj in new_objects:
+        obj[TASK_ID_PROPERTY] = task_id
+        if obj.name in view_layer.objects:
+            obj.select_set(True)
+    view_layer.objects.active = _pick_active(new_objects)
+    return [obj.name for obj in new_objects]
+
+
+def _pick_active(objects: list[bpy.types.Object]) -> bpy.types.Object:
+    """The first mesh (what the artist wants to grab), else the first object."""
+    meshes = [obj for obj in objects if obj.type == "MESH"]
+    return (meshes or objects)[0]
