@@ -1,0 +1,768 @@
+"""A local stand-in for the Hitem3D open API (facts in /work/shared/hitem3d-api.md).
+
+The real service cannot be reached from tests, so this simulator answers the
+same routes on 127.0.0.1 with the documented bodies and error codes, records
+every request (tests assert that secrets only travel where they should), and
+injects network faults on demand.  Standard library only.
+
+    with Hitem3DSimulator() as sim:
+        sim.add_task("t1", ["queueing", {"state": "processing", "progress": 40}, "success"])
+        sim.inject("/files/", Fault.truncate(100))
+        ...  # point the client at sim.base_url
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import socket
+import string
+import struct
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from email.policy import HTTP
+from email.utils import collapse_rfc2231_value
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Literal, Union
+from urllib.parse import parse_qsl, urlsplit
+
+try:
+    from .glb_factory import minimal_glb_bytes
+except ImportError:  # imported as a top-level module with tests/ on sys.path
+    from glb_factory import minimal_glb_bytes  # type: ignore[no-redef]
+
+API = "/open-api/v1"
+
+# Validation data from the API notes. Kept as data: the model list grows.
+MODEL_RESOLUTIONS: dict[str, frozenset[str]] = {
+    "hitem3dv1.5": frozenset({"512", "1024", "1536", "1536pro"}),
+    "hitem3dv2.0": frozenset({"1536", "1536pro"}),
+    "hitem3dv2.1": frozenset({"1536fast", "1536pro"}),
+    "hi3dv3.0": frozenset({"2048quality", "2048master"}),
+    "scene-portraitv1.5": frozenset({"1536"}),
+    "scene-portraitv2.0": frozenset({"1536pro"}),
+    "scene-portraitv2.1": frozenset({"1536profast", "1536pro"}),
+}
+MIN_FACE = 100_000
+MAX_FACE = 2_000_000
+MAX_FACE_BY_MODEL: dict[str, int] = {"hi3dv3.0": 5_000_000}
+FORMAT_EXTENSIONS: dict[str, str] = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz", "6": "3mf"}
+IMAGE_EXTENSIONS = frozenset({"png", "jpeg", "jpg", "webp"})
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+# A 1x1 lossless WebP: the cover of tasks that were not given one.
+TINY_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+
+StateEntry = Union[str, Mapping[str, Any]]
+BodySource = Union[bytes, Path]  # a Path is streamed from disk, never read whole
+FileLike = Union[bytes, str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # as sent, real values included
+    body: bytes
+    connection_id: int
+    time: float
+
+    def header(self, name: str) -> str | None:
+        """Case-insensitive header lookup (HTTP header names are)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+
+
+@dataclass
+class Submission:
+    fields: dict[str, str]
+    files: list[tuple[str, str, str, bytes]]  # (field name, filename, content type, data), in order
+    task_id: str = ""
+
+
+# ---- faults ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Canned:
+    """Answer this instead of the real response (the request is not processed)."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Wait, then answer normally."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """Real headers with the full Content-Length, then only n_bytes of body, then close."""
+
+    n_bytes: int
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Abort with a TCP RST after after_bytes of body."""
+
+    after_bytes: int
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Send after_bytes of body, go silent for seconds, then close."""
+
+    after_bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AnnounceLength:
+    """Announce this Content-Length, send the real body, then close."""
+
+    content_length: int
+
+
+BodyFault = Union[Truncate, Reset, Stall, AnnounceLength]
+FaultKind = Union[Canned, Delay, BodyFault]
+
+
+class Fault:
+    """Factory for the fault kinds accepted by `Hitem3DSimulator.inject`."""
+
+    @staticmethod
+    def status(code: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> Canned:
+        return Canned(code, body, dict(headers or {}))
+
+    @staticmethod
+    def json(obj: Any, status: int = 200) -> Canned:
+        return Canned(status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+
+    @staticmethod
+    def raw(body: bytes, content_type: str, status: int = 200) -> Canned:
+        return Canned(status, body, {"Content-Type": content_type})
+
+    @staticmethod
+    def delay(seconds: float) -> Delay:
+        return Delay(seconds)
+
+    @staticmethod
+    def truncate(n_bytes: int) -> Truncate:
+        return Truncate(n_bytes)
+
+    @staticmethod
+    def reset(after_bytes: int = 0) -> Reset:
+        return Reset(after_bytes)
+
+    @staticmethod
+    def stall(after_bytes: int, seconds: float) -> Stall:
+        return Stall(after_bytes, seconds)
+
+    @staticmethod
+    def content_length(n: int) -> AnnounceLength:
+        return AnnounceLength(n)
+
+
+# ---- internal state -------------------------------------------------------------------
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: BodySource = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    throttle: bool = False  # file bodies obey file_rate_limit
+
+    def length(self) -> int:
+        return len(self.body) if isinstance(self.body, bytes) else self.body.stat().st_size
+
+
+def _json_reply(obj: Any, status: int = 200) -> _Reply:
+    return _Reply(status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+
+
+def _api_error(code: int, msg: str) -> _Reply:
+    # API-level errors travel with HTTP 200; only the body says what went wrong.
+    return _json_reply({"code": code, "msg": msg, "data": {}})
+
+
+@dataclass
+class _File:
+    source: BodySource
+    content_type: str
+    auth_key: str
+    expired: bool = False
+
+
+@dataclass
+class _Task:
+    states: list[StateEntry]
+    glb: BodySource
+    cover: BodySource
+    extension: str
+    queries: int = 0
+    urls: tuple[str, str] | None = None
+    file_keys: tuple[str, str] | None = None
+
+
+def _as_source(value: FileLike | None, fallback: BodySource) -> BodySource:
+    if value is None:
+        return fallback
+    return value if isinstance(value, bytes) else Path(os.fspath(value))
+
+
+def _new_task_id() -> str:
+    alphabet = string.ascii_letters + string.digits
+    suffix = "".join(secrets.choice(alphabet) for _ in range(10))
+    return f"{secrets.token_hex(16)}.jjewelry-aigc-api.{suffix}"
+
+
+class Hitem3DSimulator:
+    def __init__(
+        self,
+        client_id: str = "sim-client-id",
+        client_secret: str = "sim-client-secret",
+        *,
+        token_lifetime_s: float = 86400.0,
+        auth_failure_style: Literal["http", "code"] = "http",
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_lifetime_s = token_lifetime_s
+        self.auth_failure_style: Literal["http", "code"] = auth_failure_style
+        self.balance: float = 1000.0
+        self.submit_cost: float = 20.0
+        self.default_states: tuple[StateEntry, ...] = ("queueing", "processing", "success")
+        self.default_glb: FileLike | None = None  # None: minimal_glb_bytes()
+        self.reject_auth_on_files = False
+        self.file_rate_limit: float | None = None  # bytes/s for /files/ bodies
+        self.handler_errors: list[BaseException] = []  # simulator bugs, answered with HTTP 500
+
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()  # wakes delays and stalls so stop() is prompt
+        self._requests: list[RecordedRequest] = []
+        self._submissions: list[Submission] = []
+        self._tokens: dict[str, float] = {}  # token -> monotonic expiry
+        self._tasks: dict[str, _Task] = {}
+        self._files: dict[str, _File] = {}  # random hex path segment -> file
+        self._faults: list[tuple[str, FaultKind]] = []
+        self._connections: dict[int, socket.socket] = {}
+        self._connection_seq = 0
+        self._connections_opened = 0
+        self._server: _Server | None = None
+        self._port = 0  # kept after stop(): a request still in flight may need base_url
+        self._thread: threading.Thread | None = None
+        self._routes: dict[str, tuple[str, bool, Callable[[RecordedRequest], _Reply]]] = {
+            f"{API}/auth/token": ("POST", False, self._token),
+            f"{API}/query-task": ("GET", True, self._query_task),
+            f"{API}/submit-task": ("POST", True, self._submit_task),
+            f"{API}/balance": ("GET", True, self._balance),
+        }
+
+    # ---- lifecycle ----
+
+    def start(self) -> Hitem3DSimulator:
+        if self._server is not None or self._stopping.is_set():
+            raise RuntimeError("a simulator starts once")
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.sim = self
+        self._server = server
+        self._port = int(server.server_address[1])
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="hitem3d-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+            self._stopping.set()
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        # Idle keep-alive connections would otherwise keep their handler threads
+        # (and the client's pooled socket) alive after the simulator is gone.
+        with self._lock:
+            open_sockets = list(self._connections.values())
+        for sock in open_sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Hitem3DSimulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError("simulator not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- test controls ----
+
+    def issue_token(self) -> str:
+        """A valid bearer token without going through /auth/token."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = time.monotonic() + self.token_lifetime_s
+        return token
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def expire_urls(self) -> None:
+        """Every file URL issued so far answers 403 (the real ones live one hour)."""
+        with self._lock:
+            for entry in self._files.values():
+                entry.expired = True
+
+    def add_task(
+        self,
+        task_id: str,
+        states: Sequence[StateEntry] = ("queueing", "processing", "success"),
+        *,
+        glb: FileLike | None = None,
+        cover: FileLike | None = None,
+        extension: str = "glb",
+    ) -> str:
+        if not states:
+            raise ValueError("a task needs at least one state")
+        task = _Task(list(states), _as_source(glb, minimal_glb_bytes()), _as_source(cover, TINY_WEBP), extension)
+        with self._lock:
+            self._tasks[task_id] = task
+        return task_id
+
+    def inject(self, path_prefix: str, fault: FaultKind, times: int = 1) -> None:
+        """Queue one-shot faults, consumed in order by the next requests under path_prefix."""
+        with self._lock:
+            self._faults.extend([(path_prefix, fault)] * times)
+
+    @property
+    def pending_faults(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    # ---- recording ----
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot, safe to read while handler threads keep appending."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def submissions(self) -> list[Submission]:
+        with self._lock:
+            return list(self._submissions)
+
+    @property
+    def connections_opened(self) -> int:
+        with self._lock:
+            return self._connections_opened
+
+    @property
+    def auth_on_files(self) -> list[RecordedRequest]:
+        """File downloads that carried an Authorization header (should stay empty)."""
+        return [r for r in self.requests if r.path.startswith("/files/") and r.header("Authorization") is not None]
+
+    def count(self, path_prefix: str, method: str | None = None) -> int:
+        return sum(
+            1 for r in self.requests if r.path.startswith(path_prefix) and (method is None or r.method == method)
+        )
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._connections_opened = 0
+
+    # ---- called by the handler threads ----
+
+    def _register_connection(self, sock: socket.socket) -> int:
+        with self._lock:
+            self._connection_seq += 1
+            self._connections_opened += 1
+            self._connections[self._connection_seq] = sock
+            return self._connection_seq
+
+    def _unregister_connection(self, connection_id: int) -> None:
+        with self._lock:
+            self._connections.pop(connection_id, None)
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _take_fault(self, path: str) -> FaultKind | None:
+        with self._lock:
+            for index, (prefix, fault) in enumerate(self._faults):
+                if path.startswith(prefix):
+                    del self._faults[index]
+                    return fault
+        return None
+
+    def _dispatch(self, request: RecordedRequest) -> _Reply:
+        if request.path.startswith("/files/"):
+            return self._serve_file(request)
+        route = self._routes.get(request.path)
+        if route is None:
+            return _json_reply({"code": 404, "msg": "Not Found"}, status=404)
+        method, needs_auth, handler = route
+        if request.method != method:
+            return _json_reply({"code": 405, "msg": "Method Not Allowed"}, status=405)
+        if needs_auth and not self._authorized(request):
+            # The API answers a bad token either way: HTTP 401, or HTTP 200 with code 401.
+            return _json_reply({"code": 401, "msg": "Unauthorized"}, 401 if self.auth_failure_style == "http" else 200)
+        return handler(request)
+
+    # ---- routes ----
+
+    def _authorized(self, request: RecordedRequest) -> bool:
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        with self._lock:
+            expiry = self._tokens.get(token.strip())
+        return scheme.lower() == "bearer" and expiry is not None and expiry > time.monotonic()
+
+    def _token(self, request: RecordedRequest) -> _Reply:
+        scheme, _, encoded = (request.header("Authorization") or "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = password = ""
+        if scheme.lower() != "basic" or (user, password) != (self.client_id, self.client_secret):
+            return _api_error(40010000, "client credentials are invalid")
+        data = {"accessToken": self.issue_token(), "tokenType": "Bearer", "nonce": secrets.token_hex(16)}
+        # The docs' token example says "message" where every other answer says "msg".
+        return _json_reply({"code": 200, "message": "success", "data": data})
+
+    def _balance(self, request: RecordedRequest) -> _Reply:
+        with self._lock:
+            balance = float(self.balance)
+        return _json_reply({"code": 200, "msg": "success", "data": {"totalBalance": balance}})
+
+    def _query_task(self, request: RecordedRequest) -> _Reply:
+        task_id = request.query.get("task_id", "")
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None:
+                # ASSUMPTION: the answer for an unknown task ID is undocumented; this code is ours.
+                return _api_error(40040000, "task not exist")
+            entry = task.states[min(task.queries, len(task.states) - 1)]
+            task.queries += 1
+            if isinstance(entry, Mapping) and "code" in entry:
+                return _json_reply(dict(entry))  # a whole replacement answer, e.g. 50010001
+            overrides = dict(entry) if isinstance(entry, Mapping) else {"state": entry}
+            data: dict[str, Any] = {"task_id": task_id, "state": overrides.get("state", "")}
+            if str(data["state"]).lower() == "success":
+                model_url, cover_url = self._current_urls(task)
+                data.update(id=f"{task_id}_0", url=model_url, cover_url=cover_url)
+            data.update(overrides)  # last, so a test can override or null any field
+        return _json_reply({"code": 200, "msg": "success", "data": data})
+
+    def _current_urls(self, task: _Task) -> tuple[str, str]:
+        """The task's signed URLs, minted afresh once expire_urls() killed the old ones."""
+        if task.urls is None or task.file_keys is None or self._files[task.file_keys[0]].expired:
+            model_key, model_url = self._mint_url(
+                task.glb, "application/octet-stream", f"target//original/0.{task.extension}"
+            )
+            cover_key, cover_url = self._mint_url(task.cover, "image/webp", "target/cover/webp/0.webp")
+            task.urls, task.file_keys = (model_url, cover_url), (model_key, cover_key)
+        return task.urls
+
+    def _mint_url(self, source: BodySource, content_type: str, tail: str) -> tuple[str, str]:
+        key = secrets.token_hex(16)
+        # CDN "type A" signature shape: expiry-rand-uid-hash.
+        auth_key = f"{int(time.time()) + 3600}-{secrets.token_hex(4)}-0-{secrets.token_hex(16)}"
+        self._files[key] = _File(source, content_type, auth_key)
+        return key, f"{self.base_url}/files/{key}/{tail}?auth_key={auth_key}"
+
+    def _serve_file(self, request: RecordedRequest) -> _Reply:
+        if request.method not in ("GET", "HEAD"):
+            return _Reply(405)
+        if self.reject_auth_on_files and request.header("Authorization") is not None:
+            # Signed object-store URLs refuse a second authentication mechanism.
+            body = b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>"
+            return _Reply(400, body, {"Content-Type": "application/xml"})
+        segments = request.path.split("/")
+        with self._lock:
+            entry = self._files.get(segments[2]) if len(segments) > 2 else None
+        if entry is None:
+            return _Reply(404, b"Not Found", {"Content-Type": "text/plain"})
+        if isinstance(entry.source, Path) and not entry.source.is_file():
+            raise FileNotFoundError(entry.source)  # a test bug: lands in handler_errors
+        if entry.expired or request.query.get("auth_key") != entry.auth_key:
+            return _Reply(403, b"Forbidden", {"Content-Type": "text/plain"})
+        return _Reply(200, entry.source, {"Content-Type": entry.content_type}, throttle=True)
+
+    def _submit_task(self, request: RecordedRequest) -> _Reply:
+        try:
+            fields, files = _parse_multipart(request.body, request.header("Content-Type") or "")
+        except ValueError as exc:
+            return _api_error(10000000, f"system error: {exc}")
+        error = _validate_submission(fields, files)
+        if error is not None:
+            return _api_error(*error)
+        with self._lock:
+            if self.balance < self.submit_cost:
+                return _api_error(30010000, "balance is not enough")
+            self.balance -= self.submit_cost
+            task_id = _new_task_id()
+            glb = _as_source(self.default_glb, minimal_glb_bytes())
+            extension = FORMAT_EXTENSIONS[fields.get("format", "1")]  # the server defaults to obj
+            self._tasks[task_id] = _Task(list(self.default_states), glb, TINY_WEBP, extension)
+            self._submissions.append(Submission(fields, files, task_id))
+        return _json_reply({"code": 200, "msg": "success", "data": {"task_id": task_id}})
+
+
+def _parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], list[tuple[str, str, str, bytes]]]:
+    """Split multipart/form-data by hand (binary-safe); part headers go through the email parser."""
+    outer = HeaderParser(policy=HTTP).parsestr(f"Content-Type: {content_type}\r\n\r\n")
+    if outer.get_content_type() == "application/x-www-form-urlencoded":
+        # What a client sends when it has no file to attach (then 10031008 follows).
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)), []
+    boundary = outer.get_param("boundary")
+    if outer.get_content_type() != "multipart/form-data" or not isinstance(boundary, str) or not boundary:
+        raise ValueError("expected multipart/form-data with a boundary")
+    sections = (b"\r\n" + body).split(b"\r\n--" + boundary.encode("latin-1"))
+    if len(sections) < 2 or not sections[-1].startswith(b"--"):
+        raise ValueError("multipart body is not terminated")
+    fields: dict[str, str] = {}
+    files: list[tuple[str, str, str, bytes]] = []
+    for section in sections[1:-1]:
+        _, _, rest = section.partition(b"\r\n")  # drop transport padding after the delimiter
+        head, sep, content = rest.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError("malformed multipart part")
+        part = HeaderParser(policy=HTTP).parsestr(head.decode("utf-8", "replace") + "\r\n\r\n")
+        name = part.get_param("name", header="content-disposition")
+        if name is None:
+            raise ValueError("multipart part without a name")
+        name = collapse_rfc2231_value(name)
+        filename = part.get_filename()
+        if filename is None:
+            fields[name] = content.decode("utf-8", "replace")
+        else:
+            part_type = part.get_content_type() if "Content-Type" in part else "application/octet-stream"
+            files.append((name, filename, part_type, content))
+    return fields, files
+
+
+def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str, bytes]]) -> tuple[int, str] | None:
+    """The documented submit-task checks; returns (code, msg) of the first failure."""
+    request_type = fields.get("request_type", "")
+    if request_type not in ("1", "2", "3"):
+        # ASSUMPTION: no code is documented for a missing/bad request_type.
+        return 10000000, "system error: request_type must be 1, 2 or 3"
+    model = fields.get("model", "")
+    if model not in MODEL_RESOLUTIONS:
+        return 10031006, f"model {model} not support"
+    images = [f for f in files if f[0] == "images"]
+    multi = [f for f in files if f[0] == "multi_images"]
+    if images and multi:
+        return 10031007, "both images and multi images provided"
+    if not images and not multi:
+        return 10031008, "images or multi images required"
+    if len(images) > 1:
+        # ASSUMPTION: `images` holds one file; the code for more is undocumented.
+        return 10000000, "system error: images accepts a single file"
+    if len(multi) > 4:
+        return 10031009, "multi images count exceeds limit"
+    for _, filename, _, data in images + multi:
+        extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+        if extension not in IMAGE_EXTENSIONS:
+            return 10031005, "images only allow png jpeg jpg webp"
+        if not data:
+            return 10031010, "empty file not allowed"
+        if len(data) > MAX_IMAGE_BYTES:
+            return 10031001, "Upload file size exceeds limit"
+    if multi:
+        bits = fields.get("multi_images_bit", "")
+        # ASSUMPTION: the codes for a malformed bit mask are undocumented.
+        if len(bits) != 4 or set(bits) - {"0", "1"} or bits[0] != "1":
+            return 10000000, "system error: multi_images_bit must be 4 characters of 0/1 with the front view set"
+        if bits.count("1") != len(multi):
+            return 10031009, "multi images count does not match multi_images_bit"
+    if fields.get("resolution", "") not in MODEL_RESOLUTIONS[model]:
+        return 10031003, "Resolution not valid"
+    if "face" in fields:  # optional: the server picks a default
+        face = fields["face"]
+        max_face = MAX_FACE_BY_MODEL.get(model, MAX_FACE)
+        if not face.isdigit() or not MIN_FACE <= int(face) <= max_face:
+            return 10031002, "Face not valid"
+    if fields.get("format", "1") not in FORMAT_EXTENSIONS:
+        return 10031004, "format not support"
+    if fields.get("pbr", "1") not in ("0", "1"):
+        return 10000000, "system error: pbr must be 0 or 1"  # ASSUMPTION: undocumented code
+    if request_type == "2":
+        mesh_url = fields.get("mesh_url", "")
+        if not mesh_url and not any(f[0] == "mesh" for f in files):
+            return 10031011, "mesh url required when request type 2"
+        if mesh_url and not mesh_url.startswith("http"):
+            return 10031012, "mesh_url must start with http"
+    return None
+
+
+# ---- HTTP plumbing --------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck handler must never keep the test process alive
+    sim: Hitem3DSimulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hang up mid-body all the time in fault tests: stay quiet.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so tests can count connections
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.sim = self.server.sim
+        self.connection_id = self.sim._register_connection(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.sim._unregister_connection(self.connection_id)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        sim = self.sim
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400)
+            return
+        url = urlsplit(self.path)
+        request = RecordedRequest(
+            self.command,
+            url.path,
+            dict(parse_qsl(url.query, keep_blank_values=True)),
+            dict(self.headers.items()),
+            body,
+            self.connection_id,
+            time.time(),
+        )
+        sim._record(request)
+        fault = sim._take_fault(url.path)
+        if isinstance(fault, Canned):
+            reply = _Reply(fault.status, fault.body, dict(fault.headers))
+        else:
+            if isinstance(fault, Delay):
+                sim._stopping.wait(fault.seconds)
+            try:
+                reply = sim._dispatch(request)
+            except Exception as exc:  # a simulator bug: surface it to the test, not stderr
+                with sim._lock:
+                    sim.handler_errors.append(exc)
+                reply = _json_reply({"code": 10000000, "msg": f"system error: {exc!r}"}, status=500)
+        try:
+            self._deliver(reply, fault if isinstance(fault, (Truncate, Reset, Stall, AnnounceLength)) else None)
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _deliver(self, reply: _Reply, fault: BodyFault | None) -> None:
+        length = reply.length()
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        announced = fault.content_length if isinstance(fault, AnnounceLength) else length
+        self.send_header("Content-Length", str(announced))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        limit = None
+        if isinstance(fault, Truncate):
+            limit = fault.n_bytes
+        elif isinstance(fault, (Reset, Stall)):
+            limit = fault.after_bytes
+        self._write_body(reply.body, limit, self.sim.file_rate_limit if reply.throttle else None)
+        if fault is None:
+            return
+        self.close_connection = True  # the body is now out of step with its headers
+        if isinstance(fault, Stall):
+            self.sim._stopping.wait(fault.seconds)
+        elif isinstance(fault, Reset):
+            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            # rfile holds a reference to the socket: close it too, or close() is deferred.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            self.connection.close()
+
+    def _write_body(self, source: BodySource, limit: int | None, rate: float | None) -> None:
+        chunk_size = 64 * 1024 if rate is None else max(1, min(64 * 1024, int(rate / 20)))
+        started, sent = time.monotonic(), 0
+        for chunk in _chunks(source, chunk_size):
+            if limit is not None:
+                chunk = chunk[: max(0, limit - sent)]
+                if not chunk:
+                    break
+            self.wfile.write(chunk)
+            sent += len(chunk)
+            if rate is not None:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0 and self.sim._stopping.wait(ahead):
+                    break
+
+
+def _chunks(source: BodySource, size: int) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        view = memoryview(source)
+        for start in range(0, len(view), size):
+            yield bytes(view[start : start + size])
+        return
+    with source.open("rb") as stream:
+        while chunk := stream.read(size):
+            yield chunk
