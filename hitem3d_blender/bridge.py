@@ -274,7 +274,7 @@ def _report(message: str, level: str) -> None:
     try:
         # NOTE: an ERROR report raises RuntimeError in the caller after the
         # report has gone to the window manager's Info log: that is expected.
-        bpy.ops.hitem3d.report(message=message, level=level)
+        getattr(bpy.ops, "hitem3d").report(message=message, level=level)
     except Exception:  # noqa: BLE001 - no window (module, quitting): the log has it
         log.debug("Could not post report to Info log", exc_info=True)
 

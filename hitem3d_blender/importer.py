@@ -26,7 +26,8 @@ _PREFERRED_OPTIONS: dict[str, Any] = {
 }
 
 def importer_options(path: Path) -> dict[str, Any]:
-    available = {prop.identifier for prop in bpy.ops.import_scene.gltf.get_rna_type().properties}
+    rna = bpy.ops.import_scene.gltf.get_rna_type()  # type: ignore[call-arg]
+    available = {prop.identifier for prop in rna.properties}
     options: dict[str, Any] = {"filepath": str(path)}
     options.update({key: value for key, value in _PREFERRED_OPTIONS.items() if key in available})
     return options
@@ -50,9 +51,10 @@ def import_glb(path: Path, task_id: str) -> list[str]:
     before = set(bpy.data.objects)
     try:
         with bpy.context.temp_override(**_context_override()):
-            if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():
+            if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():  # type: ignore[call-arg]
                 bpy.ops.object.mode_set(mode="OBJECT")
-            result = bpy.ops.import_scene.gltf(**importer_options(path))
+            # The stubs type operator calls as returning None; they return a set.
+            result: Any = bpy.ops.import_scene.gltf(**importer_options(path))
     except (RuntimeError, OSError) as exc:
         log.warning("glTF import of %s failed: %s", path.name, exc)
         raise ImportFailed("Blender could not import the GLB: retry, or report it with the log") from None
@@ -62,6 +64,8 @@ def import_glb(path: Path, task_id: str) -> list[str]:
     if not new_objects:
         raise ImportFailed("The GLB holds no objects")
     view_layer = bpy.context.view_layer
+    if view_layer is None:
+        raise ImportFailed("No view layer to import into")
     for obj in view_layer.objects:
         obj.select_set(False)
     for obj in new_objects:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
@@ -9,6 +11,14 @@ from . import bridge, preferences
 from .core.errors import Hitem3DError, OnlineAccessDisabled
 from .core.settings import ApiSettings
 from .core.task_ids import parse_task_id, short_id
+from .properties import window_state
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+    Result = set[OperatorReturnItems]
+else:
+    Result = set
 
 DEFAULT_TIMEOUT_S = 3600.0
 # How long the background path waits for a connection test.
@@ -31,7 +41,7 @@ def _usable_settings(context: bpy.types.Context) -> ApiSettings:
 
 
 def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context,
-                   task_id: str, timeout_s: float) -> set[str]:
+                   task_id: str, timeout_s: float) -> Result:
     """Shared by Import and Retry: start the job, and in background mode run it
     to its end before returning."""
     if bridge.is_running(task_id):
@@ -76,8 +86,8 @@ class HITEM3D_OT_import_task(bpy.types.Operator):
         unit="TIME_ABSOLUTE",
     )
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        text = self.task_id or context.window_manager.hitem3d.task_id
+    def execute(self, context: bpy.types.Context) -> Result:
+        text = self.task_id or window_state(context).task_id
         try:
             task_id = parse_task_id(text)
         except Hitem3DError as exc:
@@ -97,7 +107,7 @@ class HITEM3D_OT_retry_task(bpy.types.Operator):
 
     task_id: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         return _start_or_wait(self, context, self.task_id, DEFAULT_TIMEOUT_S)
 
 
@@ -110,7 +120,7 @@ class HITEM3D_OT_cancel_task(bpy.types.Operator):
 
     task_id: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         bridge.cancel(self.task_id)
         return {"FINISHED"}
 
@@ -122,7 +132,7 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
     bl_label = "Test connection"
     bl_options = {"INTERNAL"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         try:
             settings = _usable_settings(context)
         except Hitem3DError as exc:
@@ -154,7 +164,7 @@ class HITEM3D_OT_report(bpy.types.Operator):
         options={"SKIP_SAVE"},
     )
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         self.report({self.level}, self.message)
         return {"FINISHED"}
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 import bpy
 
 from . import bridge
 from .core.tasks import TaskRecord, TaskState
+from .properties import window_state
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import IconItems
 
 MAX_TASKS_SHOWN = 5
 
-STATE_ICONS: dict[TaskState, str] = {
+STATE_ICONS: dict[TaskState, IconItems] = {
     TaskState.PENDING: "TIME",
     TaskState.CREATED: "TIME",
     TaskState.QUEUEING: "SORTTIME",
@@ -40,7 +45,7 @@ def format_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _wrapped(layout: bpy.types.UILayout, text: str, width_px: float, icon: str = "NONE") -> None:
+def _wrapped(layout: bpy.types.UILayout, text: str, width_px: float, icon: IconItems = "NONE") -> None:
     # Labels do not wrap: split by the panel's width (about 7 px a character).
     chars = max(20, int(width_px / 7))
     for index, line in enumerate(textwrap.wrap(text, chars) or [""]):
@@ -66,8 +71,9 @@ class HITEM3D_PT_main(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        assert layout is not None
         width = context.region.width if context.region else 300
-        state = context.window_manager.hitem3d
+        state = window_state(context)
         col = layout.column(align=True)
         col.label(text="Task ID")
         col.prop(state, "task_id", text="")

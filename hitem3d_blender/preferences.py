@@ -64,13 +64,14 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         row.operator("hitem3d.test_connection", icon="LINKED")
         status = bridge.connection_status()
         if status:
-            icon = "CHECKMARK" if status.ok else "ERROR"
-            layout.label(text=status.text, icon=icon)
+            layout.label(text=status.text, icon="CHECKMARK" if status.ok else "ERROR")
 
 
 def get(context: bpy.types.Context | None = None) -> HITEM3D_Preferences:
-    ctx = context or bpy.context
-    return ctx.preferences.addons[ADDON_ID].preferences  # type: ignore[return-value]
+    preferences = (context or bpy.context).preferences
+    assert preferences is not None
+    addon_prefs: HITEM3D_Preferences = getattr(preferences.addons[ADDON_ID], "preferences")
+    return addon_prefs
 
 
 classes = (HITEM3D_Preferences,)

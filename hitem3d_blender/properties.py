@@ -16,9 +16,17 @@ class HITEM3D_WindowState(bpy.types.PropertyGroup):
 classes = (HITEM3D_WindowState,)
 
 
+def window_state(context: bpy.types.Context) -> HITEM3D_WindowState:
+    """The add-on's state on the window manager."""
+    state: HITEM3D_WindowState = getattr(context.window_manager, "hitem3d")
+    return state
+
+
 def register() -> None:
-    bpy.types.WindowManager.hitem3d = PointerProperty(type=HITEM3D_WindowState)  # type: ignore[attr-defined]
+    # Registered on the window manager: its properties are not saved in .blend files.
+    pointer = PointerProperty(type=HITEM3D_WindowState)  # type: ignore[func-returns-value]
+    setattr(bpy.types.WindowManager, "hitem3d", pointer)
 
 
 def unregister() -> None:
-    del bpy.types.WindowManager.hitem3d  # type: ignore[attr-defined]
+    delattr(bpy.types.WindowManager, "hitem3d")

@@ -206,7 +206,7 @@ class Hitem3DClient:
     def balance(self) -> float:
         data = self._call("GET", "/balance")
         try:
-            return float(data["totalBalance"])  # type: ignore[index]
+            return float(data["totalBalance"])
         except (KeyError, TypeError, ValueError):
             raise ServerError("Hitem3D sent an unreadable balance: retry in a moment") from None
 

@@ -1,0 +1,116 @@
+"""Shared fixtures. Core tests need none of this; Blender tests use ``addon``.
+
+NOTE: ``BLENDER_USER_RESOURCES`` must point at a throwaway folder before the
+first ``import bpy`` anywhere in the process, so no test ever reads or writes
+the developer's real Blender configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator
+
+import pytest
+
+_USER_RESOURCES = Path(tempfile.mkdtemp(prefix="hitem3d-blender-user-"))
+os.environ["BLENDER_USER_RESOURCES"] = str(_USER_RESOURCES)
+for _name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET"):
+    os.environ.pop(_name, None)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADDON_MODULE = "bl_ext.user_default.hitem3d_blender"
+
+from tests.glb_factory import cached_glb  # noqa: E402
+from tests.simulator import Hitem3DSimulator  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_USER_RESOURCES, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def built_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The extension zip built from the current source by ``build.py``."""
+    sys.path.insert(0, str(REPO_ROOT))
+    import build
+
+    return build.build_zip(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def blender_session(built_zip: Path) -> Iterator[ModuleType]:
+    """Real Blender with the zip installed the way Blender installs extensions."""
+    import bpy
+
+    bpy.context.preferences.system.use_online_access = True
+    result = bpy.ops.extensions.package_install_files(
+        repo="user_default", filepath=str(built_zip), enable_on_install=True
+    )
+    assert result == {"FINISHED"}, result
+    yield sys.modules[ADDON_MODULE]
+    import addon_utils
+
+    addon_utils.disable(ADDON_MODULE, default_set=True)
+
+
+def enable_addon() -> ModuleType:
+    import addon_utils
+
+    addon_utils.enable(ADDON_MODULE, default_set=True)
+    return sys.modules[ADDON_MODULE]
+
+
+@pytest.fixture
+def addon(blender_session: ModuleType) -> Iterator[ModuleType]:
+    """The enabled add-on module; after each test no worker, timer or object
+    is left and online access is back on."""
+    import bpy
+
+    module = sys.modules.get(ADDON_MODULE) or enable_addon()
+    if ADDON_MODULE not in bpy.context.preferences.addons:
+        module = enable_addon()
+    bpy.context.preferences.system.use_online_access = True
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    # Each test starts with no cached results.
+    shutil.rmtree(bpy.utils.extension_path_user(ADDON_MODULE, create=True), ignore_errors=True)
+    yield module
+    module = sys.modules[ADDON_MODULE]
+    if ADDON_MODULE in bpy.context.preferences.addons:
+        module.bridge.shutdown()
+        assert not bpy.app.timers.is_registered(module.bridge.tick)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("hitem3d-") and t.name != "hitem3d-simulator"]
+
+
+@pytest.fixture(scope="session")
+def sample_glb() -> Path:
+    """A textured GLB made by Blender's own exporter (objects Hitem3D_Sample*)."""
+    return cached_glb(objects=2)
+
+
+@pytest.fixture
+def sim(sample_glb: Path) -> Iterator[Hitem3DSimulator]:
+    with Hitem3DSimulator() as simulator:
+        simulator.default_glb = sample_glb
+        yield simulator
+
+
+@pytest.fixture
+def prefs(addon: ModuleType, sim: Hitem3DSimulator) -> Iterator[Any]:
+    """Add-on preferences pointed at the simulator, with fast polling."""
+    import bpy
+
+    preferences = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    preferences.base_url = sim.base_url
+    preferences.client_id = sim.client_id
+    preferences.client_secret = sim.client_secret
+    preferences.poll_interval = 0.1
+    yield preferences
+    preferences.client_id = ""
+    preferences.client_secret = ""
