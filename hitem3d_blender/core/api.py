@@ -185,7 +185,7 @@ class Hitem3DClient:
         ``GenerationFailed`` included."""
         data = self._call("GET", "/query-task", params={"task_id": task_id})
         if not isinstance(data, dict):
-            raise ServerError("Hitem3D sent an unreadable task status: retrying")
+            raise ServerError("Hitem3D sent an unreadable task status: retry in a few minutes")
         state = str(data.get("state", "")).strip().lower()
         if state not in TASK_STATES:
             raise ApiError(f"Hitem3D reported an unknown task state: {state or 'none'!r}")
@@ -236,7 +236,7 @@ class Hitem3DClient:
                 raise _Unauthorized()
             if response.status_code == 429 or response.status_code >= 500:
                 raise ServerError(
-                    f"Hitem3D is unavailable (HTTP {response.status_code}): retrying",
+                    f"Hitem3D is unavailable (HTTP {response.status_code}): retry in a few minutes",
                     retry_after=_retry_after(response),
                 )
             try:
@@ -246,7 +246,7 @@ class Hitem3DClient:
             if not isinstance(body, dict):
                 if response.status_code == 404:
                     raise ApiError(f"{self.host} has no Hitem3D API here (HTTP 404): check the API base URL")
-                raise ServerError(f"Hitem3D sent an unreadable answer (HTTP {response.status_code}): retrying")
+                raise ServerError(f"Hitem3D sent an unreadable answer (HTTP {response.status_code}): retry in a few minutes")
         code = _code_of(body)
         if code == errors.CODE_UNAUTHORIZED:
             raise _Unauthorized()

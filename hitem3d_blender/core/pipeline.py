@@ -53,9 +53,20 @@ def backoff_delay(attempt: int, base_s: float, retry_after: float | None = None,
                   rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with full jitter in its upper half, capped; a server's
     ``Retry-After`` is a floor."""
-    ceiling = min(BACKOFF_CAP_S, base_s * (2 ** max(0, attempt - 1)))
+    # The exponent is capped too: a huge float power would overflow.
+    ceiling = min(BACKOFF_CAP_S, base_s * (2 ** min(max(0, attempt - 1), 32)))
     delay = ceiling * (0.5 + 0.5 * rng())
     return max(delay, retry_after or 0.0)
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``2 h 05 min``: as people say waiting times."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def result_is_cached(dest: Path) -> bool:
@@ -109,6 +120,8 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
         try:
             status = client.query_task(job.task_id)
             if status.state == "success":
+                # Retry notices after a download attempt stay in DOWNLOADING.
+                state = TaskState.DOWNLOADING
                 _download(job, status, downloads, cancel, emit)
                 return
         except ExpiredUrl as exc:
@@ -127,7 +140,7 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
             delay = backoff_delay(failures, job.poll_interval_s, retry_after)
             log.info("Task %s: %s; retry %d in %.1f s", job.task_id, exc, failures, delay)
             emit(TaskUpdate(job.task_id, state,
-                            message=f"{exc} (attempt {failures + 1} of {MAX_RETRIES_IN_A_ROW})"))
+                            message=f"Retrying ({failures + 1} of {MAX_RETRIES_IN_A_ROW}): {exc}"))
             if cancel.wait(min(delay, max(0.0, deadline - clock()))):
                 raise Cancelled() from None
             continue
@@ -136,8 +149,7 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
         progress = None if status.progress is None else status.progress / 100.0
         emit(TaskUpdate(job.task_id, state, progress=progress))
         if clock() >= deadline:
-            minutes = job.timeout_s / 60.0
-            raise TaskTimeout(f"Task not finished after {minutes:.0f} min: retry to keep waiting")
+            raise TaskTimeout(f"Task not finished after {format_duration(job.timeout_s)}: retry to keep waiting")
         if cancel.wait(min(job.poll_interval_s, max(0.0, deadline - clock()))):
             raise Cancelled()
 
@@ -145,7 +157,7 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
 def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
               cancel: CancelToken, emit: Emit) -> None:
     if not status.model_url:
-        raise ServerError("Hitem3D reported success but sent no model link: retrying")
+        raise ServerError("Hitem3D reported success but sent no model link: retry in a few minutes")
     extension = url_extension(status.model_url)
     if extension != "glb":
         kind = extension.upper() or "an unknown format"

@@ -37,8 +37,26 @@ def parse_task_id(text: str) -> str:
         if values:
             candidate = values[0].strip()
     if not _TASK_ID.fullmatch(candidate):
-        raise InvalidTaskId(f"Not a task ID: {_shorten(candidate)}")
+        raise InvalidTaskId(f"Not a task ID: {_shorten(candidate)} ({_problem(candidate)})")
     return candidate
+
+
+def _problem(text: str) -> str:
+    """What is wrong with ``text`` as a task ID, in a few words."""
+    if len(text) > MAX_TASK_ID_LENGTH:
+        return f"too long: {len(text):,} characters, at most {MAX_TASK_ID_LENGTH}"
+    if any(ch.isspace() for ch in text):
+        return "it contains a space"
+    if any(not ch.isprintable() for ch in text):
+        return "it contains a control character"
+    if not text.isascii():
+        return "it contains a non-ASCII character"
+    bad = next((ch for ch in text if not (ch.isalnum() or ch in "._-")), None)
+    if bad is not None:
+        return f"'{bad}' is not allowed: use letters, digits, '.', '-', '_'"
+    if len(text) < 8:
+        return "too short"
+    return "it must start with a letter or digit"
 
 
 def parse_task_ids(text: str) -> list[str]:
