@@ -5,6 +5,8 @@
     python build.py test [--bpy X.Y] ...  run pytest against bpy 4.5 (default), 4.2 or 5.0
     python build.py typecheck [...]       run mypy (configured in pyproject.toml)
     python build.py demo                  build the zip, then run `python -m tests.demo`
+    python build.py repo                  release: check CHANGELOG.md, build the zip into
+                                          dist/repo/ and generate Blender's repository listing
 
 Only the standard library is imported at top level, so a fresh clone with
 nothing but a system Python 3.11 can run this file. Everything else (Blender
@@ -23,7 +25,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +42,13 @@ PACKAGE_DIR = REPO_ROOT / PACKAGE_NAME
 MANIFEST_NAME = "blender_manifest.toml"
 MANIFEST_PATH = REPO_ROOT / MANIFEST_NAME
 DIST_DIR = REPO_ROOT / "dist"
+CHANGELOG_NAME = "CHANGELOG.md"
+CHANGELOG_PATH = REPO_ROOT / CHANGELOG_NAME
+# The extension repository users add in Blender: zips plus index.json, for any static host.
+REPO_DIR = DIST_DIR / "repo"
+REPO_INDEX_NAME = "index.json"
+# Superseded zips move here: still downloadable, no longer listed (see archive_superseded).
+REPO_ARCHIVE_NAME = "archive"
 
 # bpy wheels on PyPI exist for exactly one Python minor version per Blender
 # release; 4.2, 4.5 and 5.0 are all built for 3.11.
@@ -305,10 +316,14 @@ def find_blender_tools(python: Path | None = None) -> BlenderTools:
     )
 
 
+# Only these subcommands accept --valid-tags; server-generate rejects it.
+_TAG_CHECKING_SUBCOMMANDS = frozenset({"build", "validate"})
+
+
 def run_blender_ext(tools: BlenderTools, subcommand: str, args: Sequence[str | Path]) -> str:
     """Run `blender_ext.py <subcommand> ...`; return its output, or raise with it on failure."""
     cmd = [str(tools.python), str(tools.blender_ext), subcommand, *(str(arg) for arg in args)]
-    if tools.valid_tags is not None:
+    if tools.valid_tags is not None and subcommand in _TAG_CHECKING_SUBCOMMANDS:
         cmd += ["--valid-tags", str(tools.valid_tags)]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     output = (result.stdout + result.stderr).strip()
@@ -340,12 +355,36 @@ def zip_name(manifest: dict[str, Any] | None = None) -> str:
     return f"{data['id']}-{data['version']}.zip"
 
 
-def stage_extension(stage_dir: Path) -> Path:
-    """Copy what Blender needs at runtime (package + manifest) into `stage_dir`; return it."""
+# A version Blender accepts (semantic versioning) and that is safe inside TOML quotes.
+_VERSION_TEXT = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(?:[-+][0-9A-Za-z.+-]*)?")
+_MANIFEST_VERSION_LINE = re.compile(r'^version\s*=\s*"[^"\n]*"', re.MULTILINE)
+
+
+def set_manifest_version(manifest_path: Path, version: str) -> None:
+    """Rewrite the `version = "..."` line of a (staged) manifest, keeping everything else as is."""
+    if not _VERSION_TEXT.fullmatch(version):
+        raise BuildError(f"{version!r} is not a version like 1.2.3")
+    text = manifest_path.read_text(encoding="utf-8")
+    new_text, count = _MANIFEST_VERSION_LINE.subn(lambda _: f'version = "{version}"', text, count=1)
+    if count != 1:
+        raise BuildError(f"no top-level version line in {manifest_path.name}")
+    manifest_path.write_text(new_text, encoding="utf-8")
+    if read_manifest(manifest_path).get("version") != version:
+        raise BuildError(f"could not set the version in {manifest_path.name} to {version}")
+
+
+def stage_extension(stage_dir: Path, *, version: str | None = None) -> Path:
+    """Copy what Blender needs at runtime (package + manifest) into `stage_dir`; return it.
+
+    With `version`, the staged manifest says that version instead (the real
+    manifest stays the one place the version lives).
+    """
     if not (PACKAGE_DIR / "__init__.py").is_file():
         raise BuildError(f"{PACKAGE_NAME}/__init__.py is missing; there is no add-on to build")
     shutil.copytree(PACKAGE_DIR, stage_dir, ignore=STAGE_IGNORE, dirs_exist_ok=True)
     shutil.copy2(MANIFEST_PATH, stage_dir / MANIFEST_NAME)
+    if version is not None:
+        set_manifest_version(stage_dir / MANIFEST_NAME, version)
     return stage_dir
 
 
@@ -354,22 +393,28 @@ def validate_zip(zip_path: Path, python: Path | None = None) -> str:
     return run_blender_ext(find_blender_tools(python), "validate", [zip_path])
 
 
-def build_zip(output_dir: Path, python: Path | None = None, *, validate: bool = True) -> Path:
+def build_zip(
+    output_dir: Path, python: Path | None = None, *, validate: bool = True, version: str | None = None
+) -> Path:
     """Build `<output_dir>/hitem3d_blender-<version>.zip` and (by default) validate it.
 
     `python` is the interpreter whose bpy provides blender_ext.py; by default
     the one running this code, which is right for a test suite inside a venv.
+    `version` replaces the manifest's version in the staged copy only.
     Raises BuildError with the tool's output on failure.
     """
     tools = find_blender_tools(python)
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    target = output_dir / zip_name()
+    manifest = read_manifest()
+    if version is not None:
+        manifest = dict(manifest, version=version)
+    target = output_dir / zip_name(manifest)
     # A stale zip must never pass for the result of a failed build.
     target.unlink(missing_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="hitem3d-stage-") as tmp:
-        stage = stage_extension(Path(tmp) / PACKAGE_NAME)
+        stage = stage_extension(Path(tmp) / PACKAGE_NAME, version=version)
         run_blender_ext(tools, "build", ["--source-dir", stage, "--output-dir", output_dir])
 
     if not target.is_file():
@@ -377,6 +422,158 @@ def build_zip(output_dir: Path, python: Path | None = None, *, validate: bool = 
     if validate:
         run_blender_ext(tools, "validate", [target])
     return target
+
+
+# --------------------------------------------------------------------------
+# The changelog: every release has a dated entry
+
+
+# `## 0.2.0 - 2025-01-31`, or Keep a Changelog's `## [0.2.0] - 2025-01-31`.
+# `## [Unreleased]` is a section too; it simply never matches a version.
+_CHANGELOG_HEADING = re.compile(r"##\s+\[?(?P<version>[^\]\s]+)\]?(?P<rest>.*)")
+_CHANGELOG_DATE = re.compile(r"\s+-\s+\d{4}-\d{2}-\d{2}\s*")
+_CHANGELOG_ITEM = ("- ", "* ", "+ ")
+
+
+def changelog_sections(text: str) -> dict[str, tuple[str, list[str]]]:
+    """The `## <version>` sections of a changelog: version -> (rest of the heading, body lines)."""
+    sections: dict[str, tuple[str, list[str]]] = {}
+    body: list[str] | None = None
+    for line in text.splitlines():
+        match = _CHANGELOG_HEADING.fullmatch(line.rstrip())
+        if match is not None:
+            body = []
+            sections.setdefault(match["version"], (match["rest"], body))
+        elif line.startswith("# "):
+            body = None  # the document title and its preamble belong to no version
+        elif body is not None:
+            body.append(line)
+    return sections
+
+
+def changelog_problem(version: str, changelog: Path = CHANGELOG_PATH) -> str | None:
+    """Why `changelog` does not document `version` yet, or None if it has a dated entry with changes."""
+    name = changelog.name
+    heading = f"'## {version} - YYYY-MM-DD'"
+    try:
+        text = changelog.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"{name} not found: create it with a {heading} section listing the user-facing changes"
+    except OSError as error:
+        return f"cannot read {name}: {error}"
+    section = changelog_sections(text).get(version)
+    if section is None:
+        return f"{name} has no entry for version {version}: add a {heading} section listing the user-facing changes"
+    rest, body = section
+    if not _CHANGELOG_DATE.fullmatch(rest):
+        return f"{name}: the heading of version {version} needs its release date, as in {heading}"
+    if not any(line.lstrip().startswith(_CHANGELOG_ITEM) for line in body):
+        return f"{name}: the entry for version {version} lists no changes; add at least one '- ...' line"
+    return None
+
+
+# --------------------------------------------------------------------------
+# The extension repository (what Blender's Get Extensions follows)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """The numeric release part of a version, for ordering: "1.10.0-rc1" -> (1, 10, 0)."""
+    match = re.match(r"[0-9]+(?:\.[0-9]+)*", version)
+    return tuple(int(part) for part in match.group().split(".")) if match else ()
+
+
+def listed_zips(repo_dir: Path, pkg_id: str) -> dict[str, Path]:
+    """The zips of `pkg_id` at the top of `repo_dir` (the ones a listing offers), by version."""
+    prefix = f"{pkg_id}-"
+    return {path.name[len(prefix) : -len(".zip")]: path for path in sorted(repo_dir.glob(f"{prefix}*.zip"))}
+
+
+def refuse_older_release(repo_dir: Path, pkg_id: str, version: str) -> None:
+    # NOTE: Blender offers any listed version that differs from the installed one
+    # as an update, so listing an older version would downgrade every user.
+    newer = [other for other in listed_zips(repo_dir, pkg_id) if version_key(other) > version_key(version)]
+    if newer:
+        latest = max(newer, key=version_key)
+        raise BuildError(
+            f"{repo_dir} already offers {pkg_id} {latest}, newer than {version}; Blender would "
+            f"offer {version} as an update and downgrade users. Release a version above {latest}"
+        )
+
+
+def archive_superseded(repo_dir: Path, pkg_id: str, keep: Path) -> list[Path]:
+    """Move the other zips of `pkg_id` out of the listing into `archive/`; return their new paths.
+
+    NOTE: Blender's repository format holds one entry per extension (per Blender
+    version range): with two versions listed, server-generate reports duplicates
+    and Blender shows the last entry yet installs the first. So the listing offers
+    only the newest; older zips stay on the host, downloadable for Install from Disk.
+    """
+    archive = repo_dir / REPO_ARCHIVE_NAME
+    moved: list[Path] = []
+    for path in listed_zips(repo_dir, pkg_id).values():
+        if path.resolve() == keep.resolve():
+            continue
+        archive.mkdir(exist_ok=True)
+        moved.append(path.replace(archive / path.name))
+    return moved
+
+
+def check_listing(index: Path, pkg_id: str, version: str, tool_output: str) -> None:
+    """Make sure the generated listing offers exactly `version` of `pkg_id`.
+
+    server-generate skips an archive it cannot read with only a message, so its
+    exit code alone proves nothing.
+    """
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        listed = [item.get("version") for item in data["data"] if item.get("id") == pkg_id]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise BuildError(f"blender_ext.py server-generate wrote no usable {index}: {error}\n{tool_output}") from error
+    if listed != [version]:
+        raise BuildError(f"{index} lists {pkg_id} versions {listed}, expected only {version}:\n{tool_output}")
+
+
+def build_repo(
+    repo_dir: Path = REPO_DIR,
+    *,
+    version_override: str | None = None,
+    changelog: Path = CHANGELOG_PATH,
+    python: Path | None = None,
+) -> Path:
+    """Release into `repo_dir`; return the path of its `index.json`.
+
+    Refuses (BuildError) a version without a CHANGELOG.md entry or older than
+    the one already listed; then builds and validates the zip, moves superseded
+    zips to `archive/`, and has Blender's `blender_ext.py server-generate` write
+    `index.json` and `index.html`. `version_override` releases the current
+    source under another version without touching blender_manifest.toml (the
+    tests publish an update this way).
+    """
+    manifest = read_manifest()
+    pkg_id = str(manifest["id"])
+    version = version_override if version_override is not None else str(manifest["version"])
+    problem = changelog_problem(version, changelog)
+    if problem is not None:
+        raise BuildError(f"refusing to release {pkg_id} {version}: {problem}")
+
+    repo_dir = Path(repo_dir).resolve()
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    refuse_older_release(repo_dir, pkg_id, version)
+    tools = find_blender_tools(python)
+    index = repo_dir / REPO_INDEX_NAME
+    # A stale listing must never pass for the result of a failed release.
+    for stale in (index, repo_dir / "index.html"):
+        stale.unlink(missing_ok=True)
+
+    if version in listed_zips(repo_dir, pkg_id):
+        # Blender offers an update only when the version differs.
+        log(f"replacing the {version} zip: whoever installed it is not offered this build; bump the version for changes")
+    zip_path = build_zip(repo_dir, python, version=version)
+    for moved in archive_superseded(repo_dir, pkg_id, keep=zip_path):
+        log(f"moved {moved.name} to {REPO_ARCHIVE_NAME}/ (superseded by {version}, no longer listed)")
+    output = run_blender_ext(tools, "server-generate", ["--repo-dir", repo_dir, "--html"])
+    check_listing(index, pkg_id, version, output)
+    return index
 
 
 # --------------------------------------------------------------------------
@@ -389,6 +586,24 @@ def cmd_build(args: argparse.Namespace, extra: list[str]) -> int:
     zip_path = build_zip(DIST_DIR, python)
     log(f"validated with blender_ext.py (Blender {find_blender_tools(python).blender_version})")
     log(f"built {zip_path} ({zip_path.stat().st_size:,} bytes)")
+    # NOTE: a dev build only mentions a missing changelog entry. The version is
+    # bumped before its entry is written, and blocking every build (and the test
+    # suite, which builds too) meanwhile helps no one; `build.py repo`, the only
+    # way to publish, refuses instead.
+    problem = changelog_problem(str(read_manifest()["version"]), CHANGELOG_PATH)
+    if problem is not None:
+        log(f"note: {problem} (`build.py repo` refuses to release without it)")
+    return 0
+
+
+def cmd_repo(args: argparse.Namespace, extra: list[str]) -> int:
+    python = python_for(DEFAULT_BPY, args.no_venv)
+    log(f"releasing {zip_name()} into {REPO_DIR}")
+    index = build_repo(REPO_DIR, changelog=CHANGELOG_PATH, python=python)
+    zips = sorted(path.name for path in REPO_DIR.glob("*.zip"))
+    log(f"validated with blender_ext.py (Blender {find_blender_tools(python).blender_version}); listed: {', '.join(zips)}")
+    log(f"repository listing: {index}")
+    log(f"publish all of {REPO_DIR}/ to a static host; users add <its URL>/{REPO_INDEX_NAME} in Blender")
     return 0
 
 
@@ -483,6 +698,16 @@ def build_parser() -> argparse.ArgumentParser:
         "imports a sample task). HITEM3D_EXTENSION_ZIP holds the zip's path.",
     )
     demo.set_defaults(command="demo", func=cmd_demo)
+
+    repo = sub.add_parser(
+        "repo",
+        help="release: build the zip into dist/repo/ and generate Blender's repository listing",
+        description="Refuse unless CHANGELOG.md has a dated entry for the manifest's version, "
+        "build and validate the zip into dist/repo/, move older zips of the extension to "
+        "dist/repo/archive/, and write dist/repo/index.json (and index.html) with Blender's "
+        "`blender_ext.py server-generate`. Upload dist/repo/ as is to any static host.",
+    )
+    repo.set_defaults(command="repo", func=cmd_repo)
     return parser
 
 
