@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 from types import ModuleType
+from typing import Any
 
 log = logging.getLogger(__package__)
 
@@ -20,6 +21,12 @@ def _modules() -> tuple[ModuleType, ...]:
     from . import operators, panels, preferences, properties
 
     return (properties, preferences, operators, panels)
+
+
+def _on_load_post(*_args: Any) -> None:
+    from . import bridge
+
+    bridge.on_file_loaded()
 
 
 def _at_exit() -> None:
@@ -50,6 +57,9 @@ def register() -> None:
         bridge.remove_partial_files()
     except OSError:
         log.warning("Could not clean partial downloads", exc_info=True)
+    # Tasks keep running across File > Open / New: only the UI list is redone.
+    bpy.app.handlers.load_post.append(bpy.app.handlers.persistent(_on_load_post))
+    bridge.book()  # read the journal: history shows, unfinished tasks resume
     atexit.register(_at_exit)
 
 
@@ -61,6 +71,8 @@ def unregister() -> None:
     # Timers and workers first: they call into classes that are about to go.
     atexit.unregister(_at_exit)
     bridge.shutdown()
+    if _on_load_post in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_on_load_post)
     for module in reversed(_modules()):
         if hasattr(module, "unregister"):
             module.unregister()

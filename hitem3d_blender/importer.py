@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import bpy
 
+from . import placement
 from .core.errors import ImportFailed
+from .core.import_options import ImportOptions
 
 log = logging.getLogger(__package__)
 
@@ -45,9 +47,11 @@ def _context_override() -> dict[str, Any]:
     return {}
 
 
-def import_glb(path: Path, task_id: str) -> list[str]:
-    """Import ``path``; select the new objects, make one active, tag each with
-    the task ID. Returns the new objects' names. Raises ``ImportFailed``."""
+def import_glb(path: Path, options: ImportOptions, *, cover: Path | None = None,
+               provenance: Mapping[str, str] | None = None) -> list[str]:
+    """Import ``path``, place the new objects as ``options`` say, tag each with
+    ``provenance``, select them and make one active. Returns the new objects'
+    names. Raises ``ImportFailed``."""
     before = set(bpy.data.objects)
     try:
         with bpy.context.temp_override(**_context_override()):
@@ -66,10 +70,11 @@ def import_glb(path: Path, task_id: str) -> list[str]:
     view_layer = bpy.context.view_layer
     if view_layer is None:
         raise ImportFailed("No view layer to import into")
+    placement.apply_options(new_objects, options, context=bpy.context, cover_path=cover,
+                            provenance=provenance)
     for obj in view_layer.objects:
         obj.select_set(False)
     for obj in new_objects:
-        obj[TASK_ID_PROPERTY] = task_id
         if obj.name in view_layer.objects:
             obj.select_set(True)
     view_layer.objects.active = _pick_active(new_objects)

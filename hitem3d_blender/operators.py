@@ -8,10 +8,10 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from . import bridge, preferences
-from .core.errors import Hitem3DError, OnlineAccessDisabled
-from .core.settings import ApiSettings
-from .core.task_ids import parse_task_id, short_id
-from .properties import window_state
+from .core.errors import Hitem3DError
+from .core.import_options import ImportOptions
+from .core.task_ids import parse_task_ids, short_id
+from .properties import ImportOptionProps, copy_options, options_from, scene_options, window_state
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -20,54 +20,48 @@ if TYPE_CHECKING:
 else:
     Result = set
 
-DEFAULT_TIMEOUT_S = 3600.0
+DEFAULT_TIMEOUT_S = bridge.DEFAULT_TIMEOUT_S
 # How long the background path waits for a connection test.
 CALL_TIMEOUT_S = 60.0
 
 
-def runs_to_end() -> bool:
-    """Whether operators wait for their work: yes without an event loop
-    (``blender -b``, the ``bpy`` module), where the timer never fires."""
-    return bool(bpy.app.background)
-
-
-def _usable_settings(context: bpy.types.Context) -> ApiSettings:
-    """Settings ready for a network call, or a ``Hitem3DError`` saying why not."""
-    if not bpy.app.online_access:
-        raise OnlineAccessDisabled()
-    settings = preferences.get(context).settings()
-    settings.require_credentials()
-    return settings
-
-
-def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context,
-                   task_id: str, timeout_s: float) -> Result:
-    """Shared by Import and Retry: start the job, and in background mode run it
-    to its end before returning."""
-    if bridge.is_running(task_id):
-        op.report({"INFO"}, f"Task {short_id(task_id)} is already running")
+def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids: list[str],
+                   timeout_s: float, options: ImportOptions | None) -> Result:
+    """Shared by Import and Retry: start the jobs, and in background mode run
+    them to their end before returning."""
+    started: list[str] = []
+    for task_id in task_ids:
+        if bridge.is_running(task_id):
+            op.report({"INFO"}, f"Task {short_id(task_id)} is already running")
+            continue
+        try:
+            settings = preferences.usable_settings(context)
+        except Hitem3DError as exc:
+            for failed_id in task_ids:
+                bridge.fail_without_start(failed_id, exc)
+            op.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        bridge.start_import(task_id, settings, timeout_s=timeout_s, options=options)
+        started.append(task_id)
+    if not started:
         return {"CANCELLED"}
-    try:
-        settings = _usable_settings(context)
-    except Hitem3DError as exc:
-        bridge.fail_without_start(task_id, exc)
-        op.report({"ERROR"}, str(exc))
-        return {"CANCELLED"}
-    bridge.start_import(task_id, settings, timeout_s=timeout_s)
-    if not runs_to_end():
-        op.report({"INFO"}, f"Waiting for Hitem3D task {short_id(task_id)}")
+    if not bridge.runs_to_end():
+        names = ", ".join(short_id(task_id) for task_id in started)
+        op.report({"INFO"}, f"Waiting for Hitem3D task {names}")
         return {"FINISHED"}
-    record = bridge.wait_for(task_id, timeout_s + 30.0)
-    if record is not None and record.state.value == "done":
-        op.report({"INFO"}, f"Imported {len(record.imported_objects)} object(s) from task {short_id(task_id)}")
+    records = bridge.wait_for(started, timeout_s + 30.0)
+    failed = [rec for rec in records if rec.state.value != "done"]
+    imported = sum(len(rec.imported_objects) for rec in records if rec.state.value == "done")
+    if not failed:
+        op.report({"INFO"}, f"Imported {imported} object(s) from {len(records)} task(s)")
         return {"FINISHED"}
-    message = record.message if record is not None and record.message else "Task did not finish"
-    op.report({"ERROR"}, message)
+    for rec in failed:
+        op.report({"ERROR"}, rec.message if len(task_ids) == 1 else f"Task {rec.short_id}: {rec.message}")
     return {"CANCELLED"}
 
 
-class HITEM3D_OT_import_task(bpy.types.Operator):
-    """Import the model of a Hitem3D task into the scene when it is ready"""
+class HITEM3D_OT_import_task(ImportOptionProps, bpy.types.Operator):
+    """Import the model of one or more Hitem3D tasks into the scene when ready"""
 
     bl_idname = "hitem3d.import_task"
     bl_label = "Import"
@@ -75,7 +69,8 @@ class HITEM3D_OT_import_task(bpy.types.Operator):
 
     task_id: StringProperty(  # type: ignore[valid-type]
         name="Task ID",
-        description="Hitem3D task ID (empty: the ID typed in the Hitem3D panel)",
+        description="Hitem3D task IDs, separated by spaces, commas or new lines "
+                    "(empty: the IDs typed in the Hitem3D panel)",
         options={"SKIP_SAVE"},
     )
     timeout: FloatProperty(  # type: ignore[valid-type]
@@ -86,42 +81,120 @@ class HITEM3D_OT_import_task(bpy.types.Operator):
         unit="TIME_ABSOLUTE",
     )
 
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        # From the panel: the scene's import options. From a script
+        # (execute only): the operator's own properties.
+        copy_options(scene_options(context), self)
+        return self.execute(context)
+
     def execute(self, context: bpy.types.Context) -> Result:
         text = self.task_id or window_state(context).task_id
         try:
-            task_id = parse_task_id(text)
+            task_ids = parse_task_ids(text)
         except Hitem3DError as exc:
             bridge.set_notice(str(exc))
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         bridge.set_notice("")
-        return _start_or_wait(self, context, task_id, self.timeout)
+        return _start_or_wait(self, context, task_ids, self.timeout, options_from(self))
 
 
-class HITEM3D_OT_retry_task(bpy.types.Operator):
+class _TaskOperator(bpy.types.Operator):
+    bl_options = {"INTERNAL"}
+
+    task_id: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+
+class HITEM3D_OT_retry_task(_TaskOperator):
     """Try this task again from the start"""
 
     bl_idname = "hitem3d.retry_task"
     bl_label = "Retry"
-    bl_options = {"INTERNAL"}
-
-    task_id: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> Result:
-        return _start_or_wait(self, context, self.task_id, DEFAULT_TIMEOUT_S)
+        rec = bridge.record(self.task_id)
+        options = rec.options if rec is not None else None
+        return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
 
 
-class HITEM3D_OT_cancel_task(bpy.types.Operator):
+class HITEM3D_OT_import_again(_TaskOperator):
+    """Import this task's model into the scene again (from the download cache)"""
+
+    bl_idname = "hitem3d.import_again"
+    bl_label = "Import Again"
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        options = options_from(scene_options(context))
+        rec = bridge.import_now(self.task_id, options)
+        if rec is None:
+            # No usable file in the cache: fetch it again.
+            bridge.request_import(self.task_id)
+            return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
+        if rec.state.value != "done":
+            self.report({"ERROR"}, rec.message)
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported {len(rec.imported_objects)} object(s) from task {rec.short_id}")
+        return {"FINISHED"}
+
+
+class HITEM3D_OT_cancel_task(_TaskOperator):
     """Stop waiting for this task and delete its partial download"""
 
     bl_idname = "hitem3d.cancel_task"
     bl_label = "Cancel"
-    bl_options = {"INTERNAL"}
-
-    task_id: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> Result:
         bridge.cancel(self.task_id)
+        return {"FINISHED"}
+
+
+class HITEM3D_OT_remove_task(_TaskOperator):
+    """Remove this task from the list (a running task is cancelled)"""
+
+    bl_idname = "hitem3d.remove_task"
+    bl_label = "Remove"
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        bridge.remove(self.task_id)
+        return {"FINISHED"}
+
+
+class HITEM3D_OT_copy_task_id(_TaskOperator):
+    """Copy the full task ID to the clipboard"""
+
+    bl_idname = "hitem3d.copy_task_id"
+    bl_label = "Copy Task ID"
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        wm = context.window_manager
+        assert wm is not None
+        wm.clipboard = self.task_id
+        self.report({"INFO"}, "Task ID copied")
+        return {"FINISHED"}
+
+
+class HITEM3D_OT_clear_finished(bpy.types.Operator):
+    """Remove every finished, failed or cancelled task from the list"""
+
+    bl_idname = "hitem3d.clear_finished"
+    bl_label = "Clear Finished"
+    bl_options = {"INTERNAL"}
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        bridge.clear_finished()
+        return {"FINISHED"}
+
+
+class HITEM3D_OT_clear_cache(bpy.types.Operator):
+    """Delete downloaded models (tasks stay in the list; Import Again downloads anew)"""
+
+    bl_idname = "hitem3d.clear_cache"
+    bl_label = "Clear Cache"
+    bl_options = {"INTERNAL"}
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        freed = bridge.clear_cache()
+        self.report({"INFO"}, f"Freed {freed / 1e6:.1f} MB")
         return {"FINISHED"}
 
 
@@ -129,18 +202,18 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
     """Ask Hitem3D for an access token with these credentials"""
 
     bl_idname = "hitem3d.test_connection"
-    bl_label = "Test connection"
+    bl_label = "Test Connection"
     bl_options = {"INTERNAL"}
 
     def execute(self, context: bpy.types.Context) -> Result:
         try:
-            settings = _usable_settings(context)
+            settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
             bridge.set_connection_status(False, str(exc))
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         bridge.test_connection(settings)
-        if not runs_to_end():
+        if not bridge.runs_to_end():
             return {"FINISHED"}
         bridge.wait_for_call(CALL_TIMEOUT_S)
         status = bridge.connection_status()
@@ -155,7 +228,7 @@ class HITEM3D_OT_report(bpy.types.Operator):
     """Post a message to Blender's Info log (used from the timer)"""
 
     bl_idname = "hitem3d.report"
-    bl_label = "Hitem3D report"
+    bl_label = "Hitem3D Report"
     bl_options = {"INTERNAL"}
 
     message: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
@@ -172,7 +245,12 @@ class HITEM3D_OT_report(bpy.types.Operator):
 classes = (
     HITEM3D_OT_import_task,
     HITEM3D_OT_retry_task,
+    HITEM3D_OT_import_again,
     HITEM3D_OT_cancel_task,
+    HITEM3D_OT_remove_task,
+    HITEM3D_OT_copy_task_id,
+    HITEM3D_OT_clear_finished,
+    HITEM3D_OT_clear_cache,
     HITEM3D_OT_test_connection,
     HITEM3D_OT_report,
 )

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import textwrap
-from typing import TYPE_CHECKING
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import bpy
 
 from . import bridge
 from .core.tasks import TaskRecord, TaskState
-from .properties import window_state
+from .properties import scene_options, window_state
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import IconItems
-
-MAX_TASKS_SHOWN = 5
 
 STATE_ICONS: dict[TaskState, IconItems] = {
     TaskState.PENDING: "TIME",
@@ -52,14 +52,38 @@ def _wrapped(layout: bpy.types.UILayout, text: str, width_px: float, icon: IconI
         layout.label(text=line, icon=icon if index == 0 else "BLANK1")
 
 
-def _progress_text(record: TaskRecord) -> str:
-    if record.state is TaskState.DOWNLOADING and record.bytes_done:
-        if record.bytes_total:
-            return f"{format_size(record.bytes_done)} / {format_size(record.bytes_total)}"
-        return format_size(record.bytes_done)
-    if record.progress is not None:
-        return f"{record.progress * 100:.0f}%"
-    return record.state.label
+def progress_text(rec: TaskRecord) -> str:
+    if rec.state is TaskState.DOWNLOADING and rec.bytes_done:
+        if rec.bytes_total:
+            return f"{format_size(rec.bytes_done)} / {format_size(rec.bytes_total)}"
+        return format_size(rec.bytes_done)
+    if rec.progress is not None:
+        return f"{rec.state.label} {rec.progress * 100:.0f}%"
+    return rec.state.label
+
+
+def _task_button(layout: bpy.types.UILayout, operator: str, task_id: str, **kwargs: Any) -> None:
+    op = layout.operator(operator, **kwargs)
+    setattr(op, "task_id", task_id)
+
+
+class HITEM3D_UL_tasks(bpy.types.UIList):
+    """One row per task: state icon, short ID, state or progress, elapsed time."""
+
+    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any, item: Any,
+                  icon: int | None, active_data: Any, active_property: str | None,
+                  index: int | None = 0, flt_flag: int | None = 0) -> None:
+        rec = bridge.record(item.task_id)
+        if rec is None:
+            layout.label(text=item.task_id[:8])
+            return
+        row = layout.row(align=True)
+        row.label(text=rec.short_id, icon=STATE_ICONS[rec.state])
+        if rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING):
+            row.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec))
+        else:
+            row.label(text=rec.state.label)
+        row.label(text=format_elapsed(rec.elapsed_s()))
 
 
 class HITEM3D_PT_main(bpy.types.Panel):
@@ -81,30 +105,79 @@ class HITEM3D_PT_main(bpy.types.Panel):
         if bridge.notice():
             _wrapped(layout, bridge.notice(), width, icon="ERROR")
         if not bpy.app.online_access:
-            box = layout.box()
-            _wrapped(box, "Online access is off: enable Preferences > System > Network > Allow Online Access",
-                     width, icon="INFO")
-        records = list(bridge.book())[:MAX_TASKS_SHOWN]
-        for record in records:
-            self._draw_task(layout.box(), record, width)
-
-    def _draw_task(self, box: bpy.types.UILayout, record: TaskRecord, width: float) -> None:
-        row = box.row()
-        row.label(text=f"{record.short_id}  {record.state.label}", icon=STATE_ICONS[record.state])
-        row.label(text=format_elapsed(record.elapsed_s()))
-        if record.state.is_active:
-            if record.progress is not None or record.state is TaskState.DOWNLOADING:
-                box.progress(factor=record.progress or 0.0, type="BAR", text=_progress_text(record))
-            op = row.operator("hitem3d.cancel_task", text="", icon="X", emboss=False)
-            op.task_id = record.task_id
-        if record.message:
-            _wrapped(box, record.message, width,
-                     icon="ERROR" if record.state is TaskState.FAILED else "INFO")
-        if record.state in (TaskState.FAILED, TaskState.CANCELLED):
-            op = box.operator("hitem3d.retry_task", icon="FILE_REFRESH")
-            op.task_id = record.task_id
-        if record.state is TaskState.DONE and record.imported_objects:
-            box.label(text=f"Imported {len(record.imported_objects)} object(s)")
+            _wrapped(layout.box(), "Online access is off: enable Preferences > System > Network > "
+                                   "Allow Online Access", width, icon="INFO")
+        if not len(bridge.book()):
+            return
+        row = layout.row()
+        row.template_list("HITEM3D_UL_tasks", "", state, "tasks", state, "active_index", rows=4)
+        side = row.column(align=True)
+        side.operator("hitem3d.clear_finished", text="", icon="BRUSH_DATA")
+        if 0 <= state.active_index < len(state.tasks):
+            rec = bridge.record(state.tasks[state.active_index].task_id)
+            if rec is not None:
+                draw_details(layout.box(), rec, width)
 
 
-classes = (HITEM3D_PT_main,)
+def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None:
+    """The selected task: ID, cover, state, error, file, and what can be done."""
+    row = box.row(align=True)
+    row.label(text=rec.task_id)
+    _task_button(row, "hitem3d.copy_task_id", rec.task_id, text="", icon="COPYDOWN")
+    icon = bridge.cover_icon(rec)
+    if icon:
+        box.template_icon(icon_value=icon, scale=6.0)
+    row = box.row()
+    row.label(text=rec.state.label, icon=STATE_ICONS[rec.state])
+    row.label(text=format_elapsed(rec.elapsed_s()))
+    if rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING):
+        box.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec))
+    if rec.message:
+        _wrapped(box, rec.message, width, icon="ERROR" if rec.state is TaskState.FAILED else "INFO")
+    if rec.model:
+        box.label(text=f"Model: {rec.model}")
+    if rec.result_path and Path(rec.result_path).is_file():
+        box.label(text=f"File: {format_size(Path(rec.result_path).stat().st_size)}")
+    if rec.finished_at is not None:
+        box.label(text="Finished " + time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.finished_at)))
+    if rec.imported_objects and rec.state is TaskState.DONE:
+        box.label(text=f"Imported {len(rec.imported_objects)} object(s)")
+    row = box.row(align=True)
+    if rec.state is TaskState.DOWNLOADED:
+        _task_button(row, "hitem3d.import_again", rec.task_id, text="Import", icon="IMPORT")
+    if rec.state is TaskState.DONE:
+        _task_button(row, "hitem3d.import_again", rec.task_id, icon="IMPORT")
+    if rec.state in (TaskState.FAILED, TaskState.CANCELLED):
+        _task_button(row, "hitem3d.retry_task", rec.task_id, icon="FILE_REFRESH")
+    if rec.state.is_active and rec.state is not TaskState.DOWNLOADED:
+        _task_button(row, "hitem3d.cancel_task", rec.task_id, icon="CANCEL")
+    _task_button(row, "hitem3d.remove_task", rec.task_id, text="", icon="TRASH")
+
+
+class HITEM3D_PT_import_options(bpy.types.Panel):
+    bl_idname = "HITEM3D_PT_import_options"
+    bl_label = "Import Options"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Hitem3D"
+    bl_parent_id = "HITEM3D_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        assert layout is not None
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        options = scene_options(context)
+        layout.prop(options, "collection")
+        layout.prop(options, "at_cursor")
+        layout.prop(options, "origin_bottom_center")
+        layout.prop(options, "scale_to_size")
+        row = layout.row()
+        row.active = options.scale_to_size
+        row.prop(options, "target_size")
+        layout.prop(options, "shade_smooth")
+        layout.prop(options, "mark_asset")
+
+
+classes = (HITEM3D_UL_tasks, HITEM3D_PT_main, HITEM3D_PT_import_options)

@@ -7,10 +7,11 @@ secret field is masked; empty fields fall back to environment variables.
 from __future__ import annotations
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from . import bridge
 from .core import settings as core_settings
+from .core.errors import OnlineAccessDisabled
 from .core.settings import ApiSettings
 
 ADDON_ID = __package__ or "hitem3d_blender"
@@ -42,6 +43,11 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         max=60.0,
         unit="TIME_ABSOLUTE",
     )
+    auto_import: BoolProperty(  # type: ignore[valid-type]
+        name="Import when ready",
+        description="Import each model as soon as it is downloaded (off: wait for a click on Import)",
+        default=True,
+    )
 
     def settings(self) -> ApiSettings:
         """The resolved settings; raises ``InvalidBaseUrl`` for a bad address."""
@@ -65,6 +71,25 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         status = bridge.connection_status()
         if status:
             layout.label(text=status.text, icon="CHECKMARK" if status.ok else "ERROR")
+        layout.separator()
+        col = layout.column()
+        col.prop(self, "auto_import")
+        row = col.row()
+        row.label(text=f"Downloaded models: {bridge.cache_size() / 1e6:.1f} MB")
+        row.operator("hitem3d.clear_cache", icon="TRASH")
+
+
+def usable_settings(context: bpy.types.Context | None = None) -> ApiSettings:
+    """Settings ready for a network call, or a ``Hitem3DError`` saying why not."""
+    if not bpy.app.online_access:
+        raise OnlineAccessDisabled()
+    settings = get(context).settings()
+    settings.require_credentials()
+    return settings
+
+
+def auto_import() -> bool:
+    return bool(get().auto_import)
 
 
 def get(context: bpy.types.Context | None = None) -> HITEM3D_Preferences:

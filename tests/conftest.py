@@ -20,6 +20,8 @@ import pytest
 
 _USER_RESOURCES = Path(tempfile.mkdtemp(prefix="hitem3d-blender-user-"))
 os.environ["BLENDER_USER_RESOURCES"] = str(_USER_RESOURCES)
+# Blender writes image thumbnails (covers) to $XDG_CACHE_HOME/thumbnails.
+os.environ["XDG_CACHE_HOME"] = str(_USER_RESOURCES / "cache")
 for _name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET"):
     os.environ.pop(_name, None)
 
@@ -101,9 +103,8 @@ def sim(sample_glb: Path) -> Iterator[Hitem3DSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def prefs(addon: ModuleType, sim: Hitem3DSimulator) -> Iterator[Any]:
-    """Add-on preferences pointed at the simulator, with fast polling."""
+def point_prefs_at(sim: Hitem3DSimulator) -> Any:
+    """The add-on's preferences pointed at the simulator, with fast polling."""
     import bpy
 
     preferences = bpy.context.preferences.addons[ADDON_MODULE].preferences
@@ -111,6 +112,12 @@ def prefs(addon: ModuleType, sim: Hitem3DSimulator) -> Iterator[Any]:
     preferences.client_id = sim.client_id
     preferences.client_secret = sim.client_secret
     preferences.poll_interval = 0.1
+    return preferences
+
+
+@pytest.fixture
+def prefs(addon: ModuleType, sim: Hitem3DSimulator) -> Iterator[Any]:
+    preferences = point_prefs_at(sim)
     yield preferences
     preferences.client_id = ""
     preferences.client_secret = ""

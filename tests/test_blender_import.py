@@ -12,39 +12,14 @@ import pytest
 
 from tests.simulator import Fault, Hitem3DSimulator
 
-TASK_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
-OTHER_ID = "9f0e1d2c3b4a59687766554433221100.jjewelry-aigc-merchant-api.Zx81QaP0"
-
-
-def imported_objects(task_id: str = TASK_ID) -> list[bpy.types.Object]:
-    return [obj for obj in bpy.data.objects if obj.get("hitem3d_task_id") == task_id]
-
-
-def run_ticks(addon: ModuleType, task_id: str, limit: int = 2000) -> Any:
-    """The interactive path: call the timer callback the way Blender's event
-    loop would, until the task ends."""
-    import time
-
-    for _ in range(limit):
-        interval = addon.bridge.tick()
-        record = addon.bridge.book().get(task_id)
-        if record is not None and record.state.is_terminal:
-            return record
-        assert interval is not None, "timer stopped while the task was running"
-        time.sleep(0.01)
-    raise AssertionError("task did not finish")
-
-
-def import_error(task_id: str = TASK_ID, **kwargs: Any) -> str:
-    with pytest.raises(RuntimeError) as info:
-        bpy.ops.hitem3d.import_task(task_id=task_id, **kwargs)
-    return str(info.value)
-
-
-def record_of(addon: ModuleType, task_id: str = TASK_ID) -> Any:
-    record = addon.bridge.book().get(task_id)
-    assert record is not None
-    return record
+from tests.blender_helpers import (
+    OTHER_ID,
+    TASK_ID,
+    import_error,
+    imported_objects,
+    record_of,
+    run_ticks,
+)
 
 
 # -- registration -----------------------------------------------------------------
@@ -91,14 +66,14 @@ def test_result_is_kept_in_the_extension_user_folder_without_partials(addon: Mod
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
     folder = Path(bpy.utils.extension_path_user(addon.__name__, path="results"))
-    assert [p.name for p in folder.iterdir()] == [f"{TASK_ID}.glb"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{TASK_ID}.cover.webp", f"{TASK_ID}.glb"]
     assert (folder / f"{TASK_ID}.glb").read_bytes() == sample_glb.read_bytes()
 
 
 def test_interactive_path_returns_at_once_and_the_timer_imports(addon: ModuleType, prefs: Any,
                                                                 sim: Hitem3DSimulator, sample_glb: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.operators, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
     sim.add_task(TASK_ID, ["queueing", "processing", "processing", "success"], glb=sample_glb)
 
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
@@ -126,7 +101,7 @@ def test_interactive_path_returns_at_once_and_the_timer_imports(addon: ModuleTyp
 
 def test_two_tasks_run_at_once(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.operators, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
     sim.add_task(TASK_ID, ["processing"] * 3 + ["success"], glb=sample_glb)
     sim.add_task(OTHER_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
@@ -248,7 +223,8 @@ def test_timeout_ends_waiting_with_a_retry_hint(prefs: Any, sim: Hitem3DSimulato
 def test_a_result_that_is_not_glb_is_refused(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator) -> None:
     sim.add_task(TASK_ID, ["success"], glb=b"<html>Access denied</html>")
     assert "not a GLB file" in import_error()
-    assert not list(Path(addon.bridge.results_dir()).iterdir())
+    results = Path(addon.bridge.results_dir())
+    assert not list(results.glob("*.glb")) and not list(results.glob("*.part"))
 
 
 def test_an_obj_result_names_its_format(prefs: Any, sim: Hitem3DSimulator) -> None:
@@ -300,7 +276,7 @@ def test_disabling_mid_download_stops_workers_timer_and_partials(addon: ModuleTy
     import addon_utils
     import time
 
-    monkeypatch.setattr(addon.operators, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
     sim.file_rate_limit = 20_000  # bytes/s: the download takes a while
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
@@ -325,7 +301,7 @@ def test_disabling_mid_download_stops_workers_timer_and_partials(addon: ModuleTy
 def test_loading_another_file_keeps_the_timer_and_imports_there(addon: ModuleType, prefs: Any,
                                                                 sim: Hitem3DSimulator, sample_glb: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.operators, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
     sim.add_task(TASK_ID, ["processing", "processing", "success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 

@@ -66,6 +66,20 @@ def check_glb(path: Path) -> None:
         raise BadResultFile("The downloaded GLB is incomplete: retry")
 
 
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+
+
+def check_image(path: Path) -> None:
+    """Raise ``BadResultFile`` unless ``path`` starts like a WebP, PNG or JPEG."""
+    with path.open("rb") as file:
+        head = file.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return
+    if any(head.startswith(signature) for signature in _IMAGE_SIGNATURES):
+        return
+    raise BadResultFile("The cover image is not a WebP, PNG or JPEG file")
+
+
 class CancelToken:
     """Cancels a job from another thread: sets an event and aborts open responses.
 

@@ -17,7 +17,14 @@ from typing import Callable
 import requests
 
 from .api import Hitem3DClient, TaskStatus
-from .downloader import DEFAULT_MAX_BYTES, CancelToken, check_glb, stream_to_file, url_extension
+from .downloader import (
+    DEFAULT_MAX_BYTES,
+    CancelToken,
+    check_glb,
+    check_image,
+    stream_to_file,
+    url_extension,
+)
 from .errors import BadResultFile, Cancelled, ExpiredUrl, Hitem3DError, ServerError, TaskTimeout
 from .tasks import TaskState, TaskUpdate
 
@@ -29,6 +36,7 @@ MAX_RETRIES_IN_A_ROW = 6
 BACKOFF_CAP_S = 60.0
 MAX_URL_REFRESHES = 3
 PROGRESS_EMIT_INTERVAL_S = 0.1
+MAX_COVER_BYTES = 20 * 1024 * 1024
 
 _REMOTE_STATES = {
     "created": TaskState.CREATED,
@@ -47,6 +55,7 @@ class ImportJob:
     poll_interval_s: float = 3.0
     max_bytes: int = DEFAULT_MAX_BYTES
     download_timeout_s: float = 30.0
+    cover_dest: Path | None = None  # where the cover preview goes; None: skip it
 
 
 def backoff_delay(attempt: int, base_s: float, retry_after: float | None = None,
@@ -154,6 +163,26 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
             raise Cancelled()
 
 
+def _fetch_cover(job: ImportJob, status: TaskStatus, downloads: requests.Session,
+                 cancel: CancelToken) -> str:
+    """The cover preview's path, or '' when there is none. A cover is a nicety:
+    any failure except a cancel is logged and the model download goes on."""
+    if job.cover_dest is None or not status.cover_url:
+        return ""
+    if job.cover_dest.is_file():
+        return str(job.cover_dest)
+    try:
+        stream_to_file(downloads, status.cover_url, job.cover_dest, cancel=cancel,
+                       max_bytes=MAX_COVER_BYTES, timeout_s=job.download_timeout_s,
+                       validate=check_image)
+    except Cancelled:
+        raise
+    except Hitem3DError as exc:
+        log.info("Task %s: no cover preview: %s", job.task_id, exc)
+        return ""
+    return str(job.cover_dest)
+
+
 def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
               cancel: CancelToken, emit: Emit) -> None:
     if not status.model_url:
@@ -164,7 +193,8 @@ def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
         raise BadResultFile(
             f"The task's result is {kind}, not GLB: generate it again with GLB output"
         )
-    emit(TaskUpdate(job.task_id, TaskState.DOWNLOADING, progress=0.0))
+    emit(TaskUpdate(job.task_id, TaskState.DOWNLOADING, progress=0.0,
+                    cover_path=_fetch_cover(job, status, downloads, cancel)))
     last_emit = 0.0
 
     def on_progress(done: int, total: int | None) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator, Mapping
+
+from .import_options import ImportOptions
 
 from .task_ids import short_id
 
@@ -92,6 +94,7 @@ class TaskUpdate:
     result_path: str = ""
     bytes_done: int = 0
     bytes_total: int | None = None
+    cover_path: str = ""
 
 
 @dataclass
@@ -108,6 +111,9 @@ class TaskRecord:
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     imported_objects: list[str] = field(default_factory=list)
+    cover_path: str = ""
+    model: str = ""  # model version, when we submitted the task ourselves
+    options: ImportOptions = field(default_factory=ImportOptions)
 
     @property
     def short_id(self) -> str:
@@ -142,9 +148,61 @@ class TaskRecord:
         self.message = update.message
         if update.result_path:
             self.result_path = update.result_path
+        if update.cover_path:
+            self.cover_path = update.cover_path
         if update.state is TaskState.DOWNLOADING:
             self.bytes_done = update.bytes_done
             self.bytes_total = update.bytes_total
+
+
+    # -- the journal's view of a record ------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "state": self.state.value,
+            "message": self.message,
+            "result_path": self.result_path,
+            "cover_path": self.cover_path,
+            "bytes_total": self.bytes_total,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "imported_objects": list(self.imported_objects),
+            "model": self.model,
+            "options": self.options.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskRecord:
+        """A record from its saved form. Raises ``ValueError`` for an entry that
+        cannot be a task (the journal skips it)."""
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise ValueError("task entry without task_id")
+        try:
+            state = TaskState(data.get("state"))
+        except ValueError:
+            raise ValueError(f"unknown state {data.get('state')!r}") from None
+        record = cls(task_id, state=state)
+        record.message = _text(data.get("message"))
+        record.result_path = _text(data.get("result_path"))
+        record.cover_path = _text(data.get("cover_path"))
+        record.model = _text(data.get("model"))
+        total = data.get("bytes_total")
+        record.bytes_total = total if isinstance(total, int) and not isinstance(total, bool) else None
+        started = data.get("started_at")
+        record.started_at = float(started) if isinstance(started, (int, float)) else time.time()
+        finished = data.get("finished_at")
+        record.finished_at = float(finished) if isinstance(finished, (int, float)) else None
+        objects = data.get("imported_objects")
+        record.imported_objects = [str(name) for name in objects] if isinstance(objects, list) else []
+        options = data.get("options")
+        record.options = ImportOptions.from_dict(options if isinstance(options, dict) else None)
+        return record
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class TaskBook:
@@ -170,6 +228,14 @@ class TaskBook:
         record = self._records.pop(task_id, None) or TaskRecord(task_id)
         self._records[task_id] = record
         return record
+
+    def put(self, record: TaskRecord) -> None:
+        """Add a restored record as the newest (the journal loads oldest first)."""
+        self._records.pop(record.task_id, None)
+        self._records[record.task_id] = record
+
+    def oldest_first(self) -> list[TaskRecord]:
+        return list(self._records.values())
 
     def remove(self, task_id: str) -> None:
         self._records.pop(task_id, None)

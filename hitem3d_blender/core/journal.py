@@ -1,0 +1,88 @@
+"""The journal: every task and its state, kept across Blender sessions.
+
+One small JSON file in the extension's user folder, written atomically (a
+temporary file, then ``os.replace``) so a crash mid-write leaves the previous
+journal intact. A journal that cannot be read is moved aside, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tasks import TaskRecord
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+# Enough history for weeks of work; the oldest finished tasks drop off first.
+MAX_ENTRIES = 500
+
+
+@dataclass
+class Loaded:
+    records: list[TaskRecord] = field(default_factory=list)
+    warning: str = ""  # for the user when the file had to be moved aside
+
+
+def load(path: Path) -> Loaded:
+    """The saved tasks, oldest first. A missing file is an empty journal; a
+    corrupt one is renamed ``<name>.corrupt-<time>`` and reported in ``warning``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Loaded()
+    except OSError as exc:
+        log.warning("Could not read the task journal %s: %s", path, exc)
+        return Loaded(warning="Could not read the Hitem3D task history: starting with an empty list")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        entries = data["tasks"] if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError("no task list")
+    except (ValueError, KeyError, TypeError) as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            aside = path
+        log.warning("Task journal %s is damaged (%s); moved to %s", path, exc, aside.name)
+        return Loaded(warning=f"The Hitem3D task history was damaged and was set aside as {aside.name}")
+    records: list[TaskRecord] = []
+    for entry in entries:
+        try:
+            records.append(TaskRecord.from_dict(entry if isinstance(entry, dict) else {}))
+        except ValueError as exc:
+            log.warning("Skipped a journal entry: %s", exc)
+    return Loaded(records)
+
+
+def save(path: Path, records: list[TaskRecord]) -> None:
+    """Write ``records`` (oldest first) atomically; keeps the newest MAX_ENTRIES,
+    never dropping an unfinished task."""
+    kept = records
+    if len(records) > MAX_ENTRIES:
+        excess = len(records) - MAX_ENTRIES
+        kept = []
+        for record in records:
+            if excess > 0 and record.state.is_terminal:
+                excess -= 1
+                continue
+            kept.append(record)
+    payload = {"version": VERSION, "tasks": [record.to_dict() for record in kept]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(payload, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
