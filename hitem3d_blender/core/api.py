@@ -8,6 +8,7 @@ host. Result files are fetched by ``downloader`` with a session of its own.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 import time
@@ -16,10 +17,12 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from . import errors
 from .errors import (
     ApiError,
+    Cancelled,
     GenerationFailed,
     Hitem3DError,
     InvalidCredentials,
@@ -27,7 +30,10 @@ from .errors import (
     ServerError,
     TaskNotFound,
 )
+from .cancel import CancelToken, current_token
+from .network import failure_error, new_session, proxy_auth_error
 from .settings import ApiSettings
+from .submission import InvalidSubmission, RequestType, Submission, form_fields, read_files, validate
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,7 @@ TOKEN_LIFETIME_S = 24 * 3600.0
 # between our check and the server's is a wasted round trip.
 TOKEN_RENEW_MARGIN_S = 15 * 60.0
 
+MAX_ANSWER_BYTES = 1024 * 1024
 TASK_STATES = ("created", "queueing", "processing", "success", "failed")
 _NOT_FOUND_HINTS = ("not exist", "not found", "no such task", "invalid task")
 
@@ -89,17 +96,9 @@ def _progress_of(data: Mapping[str, Any]) -> float | None:
 
 
 def network_error(exc: requests.RequestException, host: str) -> NetworkError:
-    """A user message for a transport failure. Never quotes ``exc``: its text can
-    carry a signed URL."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return NetworkError(f"TLS certificate of {host} could not be verified: check proxy or CA settings")
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return NetworkError(f"The proxy refused the connection to {host}: check proxy settings")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return NetworkError(f"{host} did not answer in time: check your connection, then retry")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return NetworkError(f"Cannot reach {host}: check your internet connection, then retry")
-    return NetworkError(f"Connection to {host} failed: retry in a moment")
+    """A user message for a transport failure, one per cause (``network.Cause``).
+    Never quotes ``exc``: its text can carry a signed URL."""
+    return failure_error(exc, host)
 
 
 def error_for_code(code: str, message: str) -> Hitem3DError:
@@ -114,9 +113,23 @@ def error_for_code(code: str, message: str) -> Hitem3DError:
             f" (code {code})",
             code=code,
         )
+    if code in errors.CODE_MESSAGES:  # our wording beats a guess from the server's text
+        return ApiError(errors.message_for_code(code, message), code=code)
     if any(hint in message.lower() for hint in _NOT_FOUND_HINTS):
         return TaskNotFound(f"Hitem3D has no task with this ID: check the ID (code {code})", code=code)
     return ApiError(errors.message_for_code(code, message), code=code)
+
+
+def _share_one_connection(session: requests.Session) -> None:
+    """Make every worker's API calls share one keep-alive connection per host.
+
+    NOTE: each worker would otherwise open a connection of its own. A call
+    takes a fraction of a second and a task asks once per interval, so a call
+    that finds the connection busy waits its turn instead.
+    """
+    for prefix, adapter in list(session.adapters.items()):
+        if isinstance(adapter, HTTPAdapter):
+            session.mount(prefix, type(adapter)(pool_connections=1, pool_maxsize=1, pool_block=True))
 
 
 class Hitem3DClient:
@@ -135,15 +148,31 @@ class Hitem3DClient:
     ) -> None:
         self.settings = settings
         self.host = urlsplit(settings.base_url).netloc
-        self._session = session or requests.Session()
+        self._session = session or new_session(settings.network)
+        if session is None:
+            _share_one_connection(self._session)
         self._session.headers["User-Agent"] = USER_AGENT
         self._clock = clock
         self._lock = threading.Lock()
+        self._token_fetch = threading.Lock()  # one token request at a time
         self._token: str | None = None
         self._token_expires = 0.0
+        self._downloads: requests.Session | None = None
+
+    @property
+    def downloads(self) -> requests.Session:
+        """The session for result files: the same proxy and trust as the API
+        calls, but a session of its own, so no API header can reach the file host."""
+        with self._lock:
+            if self._downloads is None:
+                self._downloads = new_session(self.settings.network)
+            return self._downloads
 
     def close(self) -> None:
         self._session.close()
+        with self._lock:
+            if self._downloads is not None:
+                self._downloads.close()
 
     # -- token ---------------------------------------------------------------
 
@@ -171,7 +200,13 @@ class Hitem3DClient:
         with self._lock:
             if self._token and self._clock() < self._token_expires:
                 return self._token
-        return self.fetch_token()
+        # NOTE: workers starting together would each fetch a token; the first
+        # fetches, the others wait and use its token.
+        with self._token_fetch:
+            with self._lock:
+                if self._token and self._clock() < self._token_expires:
+                    return self._token
+            return self.fetch_token()
 
     def _forget_token(self, token: str) -> None:
         with self._lock:
@@ -210,6 +245,28 @@ class Hitem3DClient:
         except (KeyError, TypeError, ValueError):
             raise ServerError("Hitem3D sent an unreadable balance: retry in a moment") from None
 
+    def submit_task(self, submission: Submission) -> str:
+        """Start a generation; returns the new task's ID.
+
+        The request is checked first (``InvalidSubmission``: nothing sent). A
+        task to texture (``mesh_task_id``) gets a fresh model URL from
+        query-task just before sending: those URLs live one hour. Never
+        retried here: a repeated submit could spend credits twice.
+        """
+        validate(submission)
+        if submission.request_type == RequestType.TEXTURE_MESH and not submission.mesh_url:
+            status = self.query_task(submission.mesh_task_id)
+            if status.state != "success" or not status.model_url:
+                raise InvalidSubmission("The task to texture has no finished model on Hitem3D yet")
+            submission = submission.with_mesh_url(status.model_url)
+        # Bytes, not open files: the 401 repeat in _call sends the same parts again.
+        files = read_files(submission)
+        data = self._call("POST", "/submit-task", data=form_fields(submission), files=files)
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise ApiError("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again")
+        return task_id.strip()
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """A Bearer call; on 401 get a new token once and repeat once."""
         for attempt in (1, 2):
@@ -225,31 +282,63 @@ class Hitem3DClient:
     def _send(self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any) -> Any:
         """One request; returns ``data`` of a success answer or raises."""
         url = self.settings.base_url + API_PREFIX + path
+        token = current_token()
         try:
+            # Streamed so the running job's cancel token can abort a slow body too.
             response = self._session.request(
-                method, url, headers=dict(headers), timeout=self.settings.request_timeout_s, **kwargs
+                method, url, headers=dict(headers), timeout=self.settings.request_timeout_s,
+                stream=True, **kwargs
             )
         except requests.RequestException as exc:
+            if token is not None and token.cancelled:
+                raise Cancelled() from None
             raise network_error(exc, self.host) from None
-        with response:
-            if response.status_code == 401:
-                raise _Unauthorized()
-            if response.status_code == 429 or response.status_code >= 500:
-                raise ServerError(
-                    f"Hitem3D is unavailable (HTTP {response.status_code}): retry in a few minutes",
-                    retry_after=_retry_after(response),
-                )
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                if response.status_code == 404:
-                    raise ApiError(f"{self.host} has no Hitem3D API here (HTTP 404): check the API base URL")
-                raise ServerError(f"Hitem3D sent an unreadable answer (HTTP {response.status_code}): retry in a few minutes")
+        if token is not None:
+            token.track(response)
+        try:
+            with response:
+                status = response.status_code
+                if status == 401:
+                    raise _Unauthorized()
+                if status == 407:
+                    raise proxy_auth_error(self.host)
+                if status == 429 or status >= 500:
+                    raise ServerError(
+                        f"Hitem3D is unavailable (HTTP {status}): retry in a few minutes",
+                        retry_after=_retry_after(response),
+                    )
+                body = _json_body(response, token, self.host)
+                if not isinstance(body, dict):
+                    if status == 404:
+                        raise ApiError(f"{self.host} has no Hitem3D API here (HTTP 404): check the API base URL")
+                    raise ServerError(f"Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes")
+        finally:
+            if token is not None:
+                token.untrack(response)
         code = _code_of(body)
         if code == errors.CODE_UNAUTHORIZED:
             raise _Unauthorized()
         if code != "200":
             raise error_for_code(code, _message_of(body))
         return body.get("data")
+
+
+def _json_body(response: requests.Response, token: CancelToken | None, host: str) -> Any:
+    """The answer's JSON, or None when it is not JSON. Reads at most
+    MAX_ANSWER_BYTES: an API answer is small, anything bigger is not ours."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                return None
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        if token is not None and token.cancelled:
+            raise Cancelled() from None
+        raise network_error(exc, host) from None
+    try:
+        return json.loads(b"".join(chunks).decode(response.encoding or "utf-8", errors="replace"))
+    except ValueError:
+        return None

@@ -8,9 +8,7 @@ and format are checked, and only then is it renamed into place (an atomic
 from __future__ import annotations
 
 import os
-import socket
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -19,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from .api import USER_AGENT, network_error
+from .network import proxy_auth_error
+from .cancel import CancelToken
 from .errors import BadResultFile, Cancelled, ExpiredUrl, NetworkError
 
 CHUNK_SIZE = 256 * 1024
@@ -80,77 +80,6 @@ def check_image(path: Path) -> None:
     raise BadResultFile("The cover image is not a WebP, PNG or JPEG file")
 
 
-class CancelToken:
-    """Cancels a job from another thread: sets an event and aborts open responses.
-
-    Closing the response is what wakes a worker blocked in a read, so a cancel
-    takes effect at once rather than at the next chunk or timeout.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._responses: set[requests.Response] = set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def cancel(self) -> None:
-        self._event.set()
-        with self._lock:
-            responses = list(self._responses)
-        for response in responses:
-            _abort(response)
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; True if cancelled meanwhile."""
-        return self._event.wait(max(0.0, seconds))
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise Cancelled()
-
-    def track(self, response: requests.Response) -> None:
-        with self._lock:
-            self._responses.add(response)
-
-    def untrack(self, response: requests.Response) -> None:
-        with self._lock:
-            self._responses.discard(response)
-
-
-def _socket_of(response: requests.Response) -> socket.socket | None:
-    """The socket under a streaming response, for urllib3 2.x and 1.x."""
-    raw = response.raw
-    connection = getattr(raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if isinstance(sock, socket.socket):
-        return sock
-    fp = getattr(getattr(raw, "_fp", None), "fp", None)
-    sock = getattr(getattr(fp, "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _abort(response: requests.Response) -> None:
-    """Wake a thread blocked reading ``response``, from another thread.
-
-    NOTE: ``close()`` alone does not interrupt a blocked ``recv``: a slow or
-    stalled body would keep the worker until the next chunk or the read
-    timeout. Shutting the socket down makes the ``recv`` return at once.
-    """
-    sock = _socket_of(response)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    try:
-        response.close()
-    except Exception:  # noqa: BLE001 - best effort from another thread
-        pass
-
-
 def remove_quietly(path: Path) -> None:
     try:
         path.unlink()
@@ -188,23 +117,32 @@ def stream_to_file(
         with response:
             if response.status_code in _EXPIRED_STATUSES:
                 raise ExpiredUrl(f"The result link expired (HTTP {response.status_code}): asking for a new one")
+            if response.status_code == 407:
+                raise proxy_auth_error(host)
             if response.status_code != 200:
                 raise NetworkError(f"The file host answered HTTP {response.status_code}: retry in a moment")
             total = _content_length(response)
             if total is not None and total > max_bytes:
                 raise BadResultFile(
-                    f"The result is {total / 1e6:,.0f} MB, over the {max_bytes / 1e6:,.0f} MB limit: not downloaded"
+                    f"The result is {_size(total)}, over the {_size(max_bytes)} download limit in the "
+                    "add-on preferences: not downloaded"
                 )
             written = 0
             with partial.open("wb") as file:
-                for chunk in response.iter_content(CHUNK_SIZE):
+                try:
+                    for chunk in response.iter_content(CHUNK_SIZE):
+                        cancel.raise_if_cancelled()
+                        file.write(chunk)
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise BadResultFile(f"The result is larger than {_size(max_bytes)}, the download "
+                                                "limit in the add-on preferences: not downloaded")
+                        if on_progress is not None:
+                            on_progress(written, total)
+                except requests.RequestException:
+                    # No byte within the read timeout, or the connection broke.
                     cancel.raise_if_cancelled()
-                    file.write(chunk)
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise BadResultFile("The result is larger than the download limit: not downloaded")
-                    if on_progress is not None:
-                        on_progress(written, total)
+                    raise NetworkError(f"The download from {host} stalled or was cut off: retry") from None
             cancel.raise_if_cancelled()
             if total is not None and written != total:
                 raise NetworkError("The download was cut short: retry")
@@ -223,6 +161,10 @@ def stream_to_file(
         raise
     finally:
         cancel.untrack(response)
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e9:,.1f} GB" if size >= 1e9 else f"{size / 1e6:,.0f} MB"
 
 
 def _content_length(response: requests.Response) -> int | None:

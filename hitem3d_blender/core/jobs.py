@@ -17,10 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-import requests
-
 from .api import Hitem3DClient
-from .downloader import CancelToken
+from .cancel import CancelToken, cancel_scope
 from .errors import Hitem3DError
 from .pipeline import ImportJob, run_import_job
 from .settings import ApiSettings
@@ -54,6 +52,63 @@ class _Running:
     cancel: CancelToken
 
 
+class _Writer:
+    """One daemon thread for small file writes handed over by the main thread.
+
+    NOTE: a write that ends in fsync takes milliseconds, tens while a download
+    fills the disk cache: too long for Blender's main thread. Only the newest
+    write per key is kept, so a burst of state changes costs one write.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._pending: dict[str, Callable[[], None]] = {}
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, key: str, write: Callable[[], None]) -> None:
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("JobRunner is shut down")
+            self._pending[key] = write
+            self._idle.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="hitem3d-writer", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closed:
+                    self._idle.set()
+                    self._changed.wait()
+                if not self._pending:
+                    self._idle.set()
+                    return
+                pending, self._pending = self._pending, {}
+            for key, write in pending.items():
+                try:
+                    write()
+                except Exception:  # noqa: BLE001 - a failed write must not end the writer
+                    log.exception("Background write %s failed", key)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every write handed over is done; False on timeout."""
+        return self._idle.wait(timeout_s)
+
+    def close(self, timeout_s: float) -> None:
+        """Finish the writes handed over (up to ``timeout_s``), then stop."""
+        with self._changed:
+            self._closed = True
+            thread = self._thread
+            self._changed.notify()
+        if thread is not None:
+            thread.join(timeout_s)
+
+
 class JobRunner:
     """Runs import jobs and calls on daemon threads, at most ``max_workers`` busy."""
 
@@ -62,14 +117,15 @@ class JobRunner:
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
         self._clients: dict[ApiSettings, Hitem3DClient] = {}
-        self._downloads = requests.Session()
         self._slots = threading.BoundedSemaphore(max_workers)
         self._closed = False
+        self._writer = _Writer()
 
     # -- starting work ---------------------------------------------------------
 
     def client_for(self, settings: ApiSettings) -> Hitem3DClient:
-        """One client (one keep-alive session, one cached token) per settings."""
+        """One client per settings: one cached token, and keep-alive sessions that
+        follow the settings' network configuration (for the API and for downloads)."""
         with self._lock:
             client = self._clients.get(settings)
             if client is None:
@@ -85,7 +141,7 @@ class JobRunner:
         client = self.client_for(settings)
 
         def work(cancel: CancelToken) -> None:
-            run_import_job(job, client, self._downloads, cancel, self._results.put)
+            run_import_job(job, client, client.downloads, cancel, self._results.put)
 
         self._start(job.task_id, work)
 
@@ -107,6 +163,15 @@ class JobRunner:
                 self._results.put(CallResult(key, value=value))
 
         self._start(key, work)
+
+    def write_later(self, key: str, write: Callable[[], None]) -> None:
+        """Run ``write()`` on the writer thread, off the main thread; a newer
+        write for the same ``key`` replaces one not yet started."""
+        self._writer.submit(key, write)
+
+    def flush_writes(self, timeout_s: float = 5.0) -> bool:
+        """Wait for the writes handed to ``write_later``; False on timeout."""
+        return self._writer.flush(timeout_s)
 
     def _start(self, key: str, work: Callable[[CancelToken], None]) -> None:
         with self._lock:
@@ -130,7 +195,8 @@ class JobRunner:
                 self._forget(key)
                 return
         try:
-            work(cancel)
+            with cancel_scope(cancel):
+                work(cancel)
         finally:
             self._slots.release()
             self._forget(key)
@@ -176,9 +242,10 @@ class JobRunner:
         deadline = time.monotonic() + timeout_s
         for item in running.values():
             item.thread.join(max(0.0, deadline - time.monotonic()))
+        # Writes already handed over (the journal) still land.
+        self._writer.close(max(0.5, deadline - time.monotonic()))
         for client in list(self._clients.values()):
             client.close()
-        self._downloads.close()
         alive = [key for key, item in running.items() if item.thread.is_alive()]
         if alive:
             log.warning("Workers still running after shutdown: %s", ", ".join(alive))
