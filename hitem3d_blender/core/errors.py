@@ -17,18 +17,19 @@ CODE_GENERATE_FAILED = "50010001"
 # codes as strings and sends numbers: we always compare strings).
 CODE_MESSAGES: dict[str, str] = {
     CODE_SYSTEM_ERROR: "Hitem3D server error: retry in a few minutes",
-    CODE_BALANCE_NOT_ENOUGH: "Not enough Hitem3D credits: top up your account, then retry",
-    "10031001": "Image is larger than 20 MB: use a smaller image",
-    "10031002": "Face count is out of range for this model",
-    "10031003": "Resolution is not valid for this model",
-    "10031004": "Output format is not supported",
-    "10031005": "Images must be PNG, JPEG or WebP",
-    "10031006": "Unknown model version",
-    "10031007": "Send one image or multi-view images, not both",
-    "10031008": "An image is required",
-    "10031009": "At most 4 views can be sent",
-    "10031010": "An image file is empty",
-    "10031011": "A mesh URL is required to texture a mesh",
+    CODE_BALANCE_NOT_ENOUGH: "Not enough Hitem3D credits: top up your account on the Hitem3D platform, "
+                             "then generate again",
+    "10031001": "An image is larger than 20 MB: use a smaller image",
+    "10031002": "Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)",
+    "10031003": "Resolution is not available for this model: choose one from the list",
+    "10031004": "Hitem3D does not support this output format",
+    "10031005": "Images must be PNG, JPEG or WebP files",
+    "10031006": "Hitem3D does not know this model version: choose another model, or update the extension",
+    "10031007": "Send one image or views, not both",
+    "10031008": "Add an image to generate from",
+    "10031009": "Too many views: at most 4 (front, back, left, right), one image each",
+    "10031010": "An image file is empty: choose another file",
+    "10031011": "Texturing needs the model to texture: choose a finished geometry-only task",
     "10031012": "The mesh URL must start with http",
 }
 

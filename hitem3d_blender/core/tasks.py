@@ -113,6 +113,9 @@ class TaskRecord:
     imported_objects: list[str] = field(default_factory=list)
     cover_path: str = ""
     model: str = ""  # model version, when we submitted the task ourselves
+    # The request that created the task (``core.submission.Submission.to_dict``);
+    # empty for a task imported by ID.
+    generation: dict[str, Any] = field(default_factory=dict)
     options: ImportOptions = field(default_factory=ImportOptions)
 
     @property
@@ -169,6 +172,7 @@ class TaskRecord:
             "finished_at": self.finished_at,
             "imported_objects": list(self.imported_objects),
             "model": self.model,
+            "generation": dict(self.generation),
             "options": self.options.to_dict(),
         }
 
@@ -188,6 +192,8 @@ class TaskRecord:
         record.result_path = _text(data.get("result_path"))
         record.cover_path = _text(data.get("cover_path"))
         record.model = _text(data.get("model"))
+        generation = data.get("generation")
+        record.generation = dict(generation) if isinstance(generation, dict) else {}
         total = data.get("bytes_total")
         record.bytes_total = total if isinstance(total, int) and not isinstance(total, bool) else None
         started = data.get("started_at")
