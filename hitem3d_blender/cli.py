@@ -1,0 +1,403 @@
+"""The command line: ``blender --command hitem3d import|submit|status ...``.
+
+``main`` is the whole command: it parses, starts the same jobs as the panel
+through ``bridge``, waits for them by driving ``bridge.tick`` (a command runs in
+the background, with no event loop) and returns the exit code. It writes
+progress lines to ``out`` and problems to ``err``, so tests call it directly.
+
+Exit codes: 0 success, 1 a task (or the connection) failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import bpy
+
+from . import bridge, preferences
+from .core import models
+from .core.api import Hitem3DClient, TaskStatus
+from .core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
+from .core.import_options import DEFAULT_COLLECTION, ImportOptions
+from .core.settings import ApiSettings
+from .core.submission import InvalidSubmission, RequestType, Submission, validate
+from .core.task_ids import parse_task_ids
+from .core.tasks import TaskRecord, TaskState
+
+COMMAND = "hitem3d"
+PROG = f"blender --command {COMMAND}"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+DEFAULT_STATUS_TIMEOUT_S = 120.0
+# Sending one request is quick; this bounds a hung connection.
+SUBMIT_TIMEOUT_S = 600.0
+
+ONLINE_ACCESS_HELP = (
+    "Online access is off: start Blender with --online-mode before --command "
+    f"(blender --online-mode --command {COMMAND} ...), "
+    "or enable Preferences > System > Network > Allow Online Access"
+)
+
+_DESCRIPTION = """\
+Import Hitem3D results, send images to generate, and check tasks, without the
+user interface. Credentials come from the add-on preferences or from the
+HITEM3D_CLIENT_ID and HITEM3D_CLIENT_SECRET environment variables.
+
+exit codes: 0 success, 1 a task or the connection failed, 2 bad usage
+"""
+
+_EPILOG = f"""\
+examples:
+  blender --online-mode --command {COMMAND} import 2c2ad20c...1NraEb5ohU --output chair.blend
+  blender --online-mode --command {COMMAND} submit chair.png --model hi3dv3.0 --wait --output chair.blend
+  blender --online-mode --command {COMMAND} status 2c2ad20c...1NraEb5ohU
+
+Run "{PROG} COMMAND --help" for the options of each command.
+"""
+
+
+class UsageError(Exception):
+    """Bad input found after parsing (exit 2)."""
+
+
+# -- parsing --------------------------------------------------------------------------
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
+
+
+def _placement(parser: argparse.ArgumentParser) -> None:
+    """Import options, shared by import and submit --wait."""
+    group = parser.add_argument_group("placement")
+    group.add_argument("--output", "-o", metavar="FILE.blend",
+                       help="save the scene to this .blend file after importing (folders are created)")
+    group.add_argument("--collection", metavar="NAME", default=DEFAULT_COLLECTION,
+                       help=f"collection for the new objects, created if missing (default {DEFAULT_COLLECTION!r}; "
+                            "'' for the active collection)")
+    group.add_argument("--at-origin", action="store_true", help="place models at the world origin, not the 3D cursor")
+    group.add_argument("--keep-origin", action="store_true",
+                       help="keep each object's origin (default: move it to the bottom centre)")
+    group.add_argument("--size", type=_positive, metavar="METRES",
+                       help="scale each model so its longest side has this length")
+    group.add_argument("--smooth", action="store_true", help="shade meshes smooth")
+    group.add_argument("--asset", action="store_true", help="mark each model as an asset")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    imports = commands.add_parser(
+        "import", help="wait for tasks and import their models",
+        description="Wait for each task to finish on Hitem3D, download its model and import it into the "
+                    "scene. Tasks run side by side; one progress line is printed per change. Exit code 1 "
+                    "when any task failed (the others are still imported and saved).",
+        epilog=f"example:\n  blender --online-mode --command {COMMAND} import ID1 ID2 --collection Props "
+               "--output props.blend",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    imports.add_argument("task_ids", nargs="+", metavar="TASK_ID",
+                         help="Hitem3D task IDs (a pasted link with task_id=... works too)")
+    imports.add_argument("--timeout", type=_positive, default=bridge.DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                         help="give up waiting after this long (default %(default).0f)")
+    _placement(imports)
+
+    submit = commands.add_parser(
+        "submit", help="send images to generate 3D models",
+        description="Send each IMAGE as its own generation (or --front/--back/--left/--right as one "
+                    "multi-view generation) and print the new task IDs, one per line. With --wait, "
+                    "wait for them and import the models. Generations spend Hitem3D credits.",
+        epilog=f"example:\n  blender --online-mode --command {COMMAND} submit a.png b.png --model hitem3dv2.1 "
+               "--resolution 1536pro --wait --output ab.blend",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    submit.add_argument("images", nargs="*", metavar="IMAGE", help="PNG, JPEG or WebP files, at most 20 MB each")
+    for view in ("front", "back", "left", "right"):
+        submit.add_argument(f"--{view}", metavar="IMAGE", help=f"the {view} view of one multi-view generation")
+    submit.add_argument("--model", default=models.DEFAULT_MODEL, choices=[spec.id for spec in models.MODELS],
+                        metavar="MODEL", help="model version: " + ", ".join(spec.id for spec in models.MODELS)
+                        + " (default %(default)s)")
+    submit.add_argument("--resolution", metavar="R",
+                        help="resolution allowed for the model (default: the model's own, e.g. "
+                             f"{models.default().default_resolution} for {models.DEFAULT_MODEL})")
+    submit.add_argument("--face", type=int, metavar="N", help="target face count (default: the model's)")
+    submit.add_argument("--geometry-only", action="store_true", help="no texture (request type 1)")
+    submit.add_argument("--no-pbr", action="store_true", help="no PBR material maps (models that offer them)")
+    submit.add_argument("--wait", action="store_true", help="wait for the tasks and import their models")
+    submit.add_argument("--timeout", type=_positive, default=bridge.DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                        help="with --wait: give up waiting after this long (default %(default).0f)")
+    _placement(submit)
+
+    status = commands.add_parser(
+        "status", help="show the state of tasks without importing",
+        description="Ask Hitem3D for the state of each task and print one line per task: the ID, the state "
+                    "(created, queueing, processing, success, failed) and the progress when known. Exit "
+                    "code 1 when a task failed or could not be asked for.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    status.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="Hitem3D task IDs")
+    status.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
+    status.add_argument("--timeout", type=_positive, default=DEFAULT_STATUS_TIMEOUT_S, metavar="SECONDS",
+                        help="give up waiting for answers after this long (default %(default).0f)")
+    return parser
+
+
+def main(argv: list[str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run one command; returns the exit code (never raises SystemExit)."""
+    parser = _parser()
+    try:
+        # NOTE: argparse prints help to sys.stdout and usage errors to
+        # sys.stderr, then exits: point both at our streams and keep the code.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        if not bridge.runs_to_end():
+            raise UsageError(f"{COMMAND} commands run in the background: {PROG} ...")
+        run: Callable[[argparse.Namespace, TextIO, TextIO], int] = _COMMANDS[args.command]
+        return run(args, out, err)
+    except UsageError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=err, flush=True)
+        return EXIT_USAGE
+
+
+# -- shared steps ----------------------------------------------------------------------
+
+
+def _settings(err: TextIO) -> ApiSettings | None:
+    """Settings ready for the network, or None after saying why not."""
+    try:
+        return preferences.usable_settings()
+    except OnlineAccessDisabled:
+        print(ONLINE_ACCESS_HELP, file=err, flush=True)
+    except Hitem3DError as exc:
+        print(str(exc), file=err, flush=True)
+    return None
+
+
+def _task_ids(texts: list[str]) -> list[str]:
+    try:
+        return parse_task_ids(" ".join(texts))
+    except Hitem3DError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _output_path(text: str | None) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text).expanduser().absolute()
+    if path.suffix.lower() != ".blend":
+        raise UsageError(f"--output must name a .blend file, not {path.name!r}")
+    return path
+
+
+def _options(args: argparse.Namespace) -> ImportOptions:
+    return ImportOptions(
+        collection=args.collection,
+        at_cursor=not args.at_origin,
+        scale_to_size=args.size is not None,
+        target_size=args.size if args.size is not None else 1.0,
+        origin_bottom_center=not args.keep_origin,
+        shade_smooth=args.smooth,
+        mark_asset=args.asset,
+    )
+
+
+class _Progress:
+    """Prints a line when a task's state changes (and at progress steps)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._last: dict[str, tuple[TaskState, int]] = {}
+
+    def __call__(self, records: list[TaskRecord]) -> None:
+        for rec in records:
+            step = self._step(rec)
+            if self._last.get(rec.task_id) == (rec.state, step):
+                continue
+            self._last[rec.task_id] = (rec.state, step)
+            if rec.state.is_terminal:
+                continue  # the summary says how it ended
+            percent = f" {step}%" if step >= 0 else ""
+            print(f"{rec.task_id}: {rec.state.value}{percent}", file=self._out, flush=True)
+
+    @staticmethod
+    def _step(rec: TaskRecord) -> int:
+        if rec.progress is None or rec.state not in (TaskState.PROCESSING, TaskState.DOWNLOADING):
+            return -1
+        percent = int(rec.progress * 100)
+        # Server progress is coarse; download progress moves in quarters.
+        return percent if rec.state is TaskState.PROCESSING else percent - percent % 25
+
+
+def _wait_and_report(task_ids: list[str], timeout_s: float, output: Path | None,
+                     out: TextIO, err: TextIO) -> int:
+    """Wait for the tasks, print how each ended, save ``output``; the exit code."""
+    records = bridge.wait_for(task_ids, timeout_s + 30.0, on_tick=_Progress(out))
+    failed = [rec for rec in records if rec.state is not TaskState.DONE]
+    for rec in records:
+        if rec.state is TaskState.DONE:
+            print(f"{rec.task_id}: done, {len(rec.imported_objects)} object(s) imported", file=out, flush=True)
+        else:
+            print(f"{rec.task_id}: {rec.state.value}: {rec.message or 'not finished'}", file=err, flush=True)
+    imported = sum(len(rec.imported_objects) for rec in records if rec.state is TaskState.DONE)
+    print(f"Imported {imported} object(s) from {len(records) - len(failed)} of {len(records)} task(s)",
+          file=out, flush=True)
+    if output is not None and len(failed) < len(records):
+        if not _save(output, out, err):
+            return EXIT_FAILED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _save(path: Path, out: TextIO, err: TextIO) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A copy: the session's own file name stays as it was.
+        bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True, check_existing=False)
+    except (OSError, RuntimeError) as exc:
+        print(f"Could not save {path}: {str(exc).strip() or type(exc).__name__}", file=err, flush=True)
+        return False
+    print(f"Saved {path}", file=out, flush=True)
+    return True
+
+
+# -- the commands ----------------------------------------------------------------------
+
+
+def _run_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    task_ids = _task_ids(args.task_ids)
+    output = _output_path(args.output)
+    settings = _settings(err)
+    if settings is None:
+        return EXIT_FAILED
+    options = _options(args)
+    for task_id in task_ids:
+        if not bridge.is_running(task_id):
+            bridge.start_import(task_id, settings, timeout_s=args.timeout, options=options)
+    return _wait_and_report(task_ids, args.timeout, output, out, err)
+
+
+def _submissions(args: argparse.Namespace) -> list[Submission]:
+    views = {view: getattr(args, view) for view in ("front", "back", "left", "right") if getattr(args, view)}
+    if views and args.images:
+        raise UsageError("give IMAGE files or --front/--back/--left/--right views, not both")
+    if not views and not args.images:
+        raise UsageError("give at least one IMAGE (or --front with other views)")
+    spec = models.get(args.model)
+    assert spec is not None  # argparse checked the choice
+    common: dict[str, Any] = {
+        "model": spec.id,
+        "resolution": args.resolution or spec.default_resolution,
+        "request_type": RequestType.GEOMETRY if args.geometry_only else RequestType.GEOMETRY_AND_TEXTURE,
+        "face": args.face if args.face is not None else spec.face_default,
+        "pbr": not args.no_pbr,
+    }
+    absolute = {view: str(Path(path).expanduser().absolute()) for view, path in views.items()}
+    wanted = [Submission(views=absolute, **common)] if views else [
+        Submission(image=str(Path(image).expanduser().absolute()), **common) for image in args.images]
+    for submission in wanted:
+        try:
+            validate(submission)
+        except InvalidSubmission as exc:
+            raise UsageError(f"{exc} (nothing was sent)") from None
+    return wanted
+
+
+def _run_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    output = _output_path(args.output)
+    if output is not None and not args.wait:
+        raise UsageError("--output needs --wait (there is nothing to save before the models are imported)")
+    wanted = _submissions(args)
+    settings = _settings(err)
+    if settings is None:
+        return EXIT_FAILED
+    options = _options(args)
+    keys = [bridge.start_submission(submission, settings, options, timeout_s=args.timeout)
+            for submission in wanted]
+    task_ids: list[str] = []
+    failures = 0
+    for submission, key in zip(wanted, keys):
+        outcome = bridge.wait_for_submission(key, SUBMIT_TIMEOUT_S)
+        if outcome.task_id:
+            task_ids.append(outcome.task_id)
+            print(outcome.task_id, file=out, flush=True)
+        else:
+            failures += 1
+            print(f"{submission.describe()}: {outcome.error}", file=err, flush=True)
+    if not args.wait:
+        # NOTE: a submitted task starts its import job at once; without --wait
+        # it must not stay in the task list, or the next interactive session
+        # would resume it and import it into whatever file is open.
+        for task_id in task_ids:
+            bridge.remove(task_id)
+        return EXIT_FAILED if failures else EXIT_OK
+    if not task_ids:
+        return EXIT_FAILED
+    code = _wait_and_report(task_ids, args.timeout, output, out, err)
+    return EXIT_FAILED if failures else code
+
+
+def _query(task_id: str) -> Callable[[Hitem3DClient], Any]:
+    def call(client: Hitem3DClient) -> TaskStatus | GenerationFailed:
+        try:
+            return client.query_task(task_id)
+        except GenerationFailed as exc:
+            return exc  # a state, not a failure to ask
+    return call
+
+
+def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    task_ids = _task_ids(args.task_ids)
+    settings = _settings(err)
+    if settings is None:
+        return EXIT_FAILED
+    results = bridge.run_calls(settings, {f"status-{task_id}": _query(task_id) for task_id in task_ids},
+                               args.timeout)
+    code = EXIT_OK
+    rows: list[dict[str, Any]] = []
+    for task_id in task_ids:
+        result = results[f"status-{task_id}"]
+        row: dict[str, Any] = {"task_id": task_id, "state": "", "progress": None, "error": ""}
+        if not result.ok:
+            row["error"] = result.error
+        elif isinstance(result.value, GenerationFailed):
+            row.update(state="failed", error=str(result.value))
+        else:
+            status: TaskStatus = result.value
+            row.update(state=status.state, progress=status.progress)
+        if row["error"]:
+            code = EXIT_FAILED
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2), file=out, flush=True)
+    for row in rows:
+        if not args.json and row["state"]:
+            progress = f" {row['progress']:.0f}%" if row["progress"] is not None else ""
+            print(f"{row['task_id']}: {row['state']}{progress}", file=out, flush=True)
+        if row["error"]:
+            print(f"{row['task_id']}: {row['error']}", file=err, flush=True)
+    return code
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
+    "import": _run_import,
+    "submit": _run_submit,
+    "status": _run_status,
+}
+
+
+def run_registered(argv: list[str]) -> int:
+    """The callback ``bpy.utils.register_cli_command`` calls."""
+    return main(list(argv))
