@@ -18,9 +18,9 @@ log = logging.getLogger(__package__)
 
 
 def _modules() -> tuple[ModuleType, ...]:
-    from . import operators, panels, preferences, properties
+    from . import generate, operators, panels, preferences, properties
 
-    return (properties, preferences, operators, panels)
+    return (properties, preferences, operators, panels, generate)
 
 
 def _on_load_post(*_args: Any) -> None:
@@ -38,15 +38,22 @@ def _at_exit() -> None:
 
 
 _handlers: list[logging.Handler] = []
+_cli_commands: list[Any] = []  # handles from bpy.utils.register_cli_command
 
 
 def register() -> None:
     import bpy
 
-    from . import bridge
-    from .core.logs import install_console_handler
+    from . import bridge, diagnostics
+    from .core.logs import install_console_handler, install_file_handler
 
     _handlers.append(install_console_handler(log))
+    try:
+        _handlers.append(install_file_handler(log, diagnostics.log_path()))
+    except OSError:
+        log.warning("Could not open the Hitem3D log file", exc_info=True)
+    log.addHandler(diagnostics.recent_problems)
+    _handlers.append(diagnostics.recent_problems)
 
     for module in _modules():
         for cls in module.classes:
@@ -61,6 +68,13 @@ def register() -> None:
     bpy.app.handlers.load_post.append(bpy.app.handlers.persistent(_on_load_post))
     bridge.book()  # read the journal: history shows, unfinished tasks resume
     atexit.register(_at_exit)
+    # `blender --command hitem3d ...`. NOTE: getattr, as the stubs say this
+    # returns None where Blender returns the handle unregister needs.
+    register_cli_command = getattr(bpy.utils, "register_cli_command", None)
+    if register_cli_command is not None:
+        from . import cli
+
+        _cli_commands.append(register_cli_command(cli.COMMAND, cli.run_registered))
 
 
 def unregister() -> None:
@@ -71,6 +85,8 @@ def unregister() -> None:
     # Timers and workers first: they call into classes that are about to go.
     atexit.unregister(_at_exit)
     bridge.shutdown()
+    while _cli_commands:
+        bpy.utils.unregister_cli_command(_cli_commands.pop())
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
     for module in reversed(_modules()):
@@ -79,4 +95,6 @@ def unregister() -> None:
         for cls in reversed(module.classes):
             bpy.utils.unregister_class(cls)
     while _handlers:
-        log.removeHandler(_handlers.pop())
+        handler = _handlers.pop()
+        log.removeHandler(handler)
+        handler.close()

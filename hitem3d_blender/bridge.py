@@ -10,18 +10,20 @@ code.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import bpy
 import bpy.utils.previews
 
 from . import importer
 from .core import journal
+from .core.api import Hitem3DClient
 from .core.downloader import PARTIAL_SUFFIX, check_glb
 from .core.errors import BadResultFile, Hitem3DError, ImportFailed
 from .core.import_options import ImportOptions
@@ -29,6 +31,7 @@ from .core.jobs import CallResult, JobRunner
 from .core.logs import register_secret
 from .core.pipeline import ImportJob
 from .core.settings import ApiSettings
+from .core.submission import Submission
 from .core.tasks import IllegalTransition, TaskBook, TaskRecord, TaskState, TaskUpdate
 
 log = logging.getLogger(__package__)
@@ -37,6 +40,8 @@ ADDON_ID = __package__ or "hitem3d_blender"
 BUSY_INTERVAL_S = 0.1
 WAITING_INTERVAL_S = 0.5
 DEFAULT_TIMEOUT_S = 3600.0
+# A download with no byte for this long is dropped and tried again.
+DOWNLOAD_STALL_S = 30.0
 CONNECTION_KEY = "connection-test"
 JOURNAL_NAME = "journal.json"
 
@@ -59,9 +64,18 @@ class _State:
         self.list_dirty = True
         self.import_requests: set[str] = set()
         self.connection: ConnectionStatus | None = None
+        self.awaited_calls: dict[str, CallResult | None] = {}  # run_calls: key -> result once in
         self.notice: str = ""  # last input problem, shown under the ID field
         self.previews: Any = None  # bpy.utils.previews collection, made on first use
         self.preview_paths: dict[str, str] = {}
+        # Generation (see "generation" below).
+        self.submissions: dict[str, PendingSubmission] = {}  # by call key, oldest first
+        self.submit_outcomes: dict[str, SubmissionOutcome] = {}
+        self.submit_count = 0
+        self.generate_notice = ""
+        self.balance: BalanceStatus | None = None
+        self.balance_seq = 0  # the latest balance check started
+        self.balance_applied = 0  # the latest balance check applied
 
 
 _state = _State()
@@ -126,15 +140,21 @@ def results_dir() -> Path:
     return Path(bpy.utils.extension_path_user(ADDON_ID, path="results", create=True))
 
 
+def _file_stem(task_id: str) -> str:
+    """A cache file name from a hash of the ID: never a path from the server
+    or the user, and safe on every file system (no case clashes, no reserved
+    Windows names such as CON.*)."""
+    return "task-" + hashlib.sha256(task_id.encode("utf-8")).hexdigest()[:24]
+
+
 def result_path(task_id: str) -> Path:
-    # The ID is already restricted to URL- and file-safe characters.
-    return results_dir() / f"{task_id}.glb"
+    return results_dir() / f"{_file_stem(task_id)}.glb"
 
 
 def cover_path(task_id: str) -> Path:
     # Named .webp whatever it holds: Blender reads images by content, but its
     # previews only consider files with an image extension.
-    return results_dir() / f"{task_id}.cover.webp"
+    return results_dir() / f"{_file_stem(task_id)}.cover.webp"
 
 
 def journal_path() -> Path:
@@ -157,9 +177,9 @@ def clear_cache() -> int:
     """Delete downloaded models of tasks that are not running; returns bytes freed.
     Covers stay: they are small and make the history recognisable."""
     freed = 0
+    running = {result_path(rec.task_id) for rec in book() if is_running(rec.task_id)}
     for path in results_dir().glob("*.glb"):
-        task_id = path.name[: -len(".glb")]
-        if is_running(task_id):
+        if path in running:
             continue
         freed += path.stat().st_size
         path.unlink(missing_ok=True)
@@ -204,7 +224,22 @@ def _save_journal() -> None:
         return
     _state.journal_dirty = False
     try:
-        journal.save(journal_path(), _state.book.oldest_first())
+        path = journal_path()
+    except OSError:
+        log.warning("Could not save the task journal", exc_info=True)
+        return
+    entries = journal.snapshot(_state.book.oldest_first())
+    if runs_to_end():
+        _write_journal(path, entries)
+    else:
+        # NOTE: the write ends in an fsync, milliseconds long (tens during a
+        # download): the main thread only takes the snapshot.
+        _runner().write_later(JOURNAL_NAME, lambda: _write_journal(path, entries))
+
+
+def _write_journal(path: Path, entries: list[dict[str, Any]]) -> None:
+    try:
+        journal.write(path, entries)
     except OSError:
         log.warning("Could not save the task journal", exc_info=True)
 
@@ -245,11 +280,15 @@ def start_import(task_id: str, settings: ApiSettings, *, timeout_s: float = DEFA
         rec.move_to(TaskState.PENDING)
     else:
         rec.restart()
+    from . import preferences  # noqa: PLC0415 - preferences imports this module
+
     job = ImportJob(
         task_id=task_id,
         dest=result_path(task_id),
         timeout_s=timeout_s,
         poll_interval_s=settings.poll_interval_s,
+        max_bytes=preferences.max_download_bytes(),
+        download_timeout_s=DOWNLOAD_STALL_S,
         cover_dest=cover_path(task_id),
     )
     runner.start_import(job, settings)
@@ -341,7 +380,18 @@ def test_connection(settings: ApiSettings) -> None:
 def tick() -> float | None:
     """The timer callback: apply worker results, import what is ready, save the
     journal, redraw. Returns the next interval, or None (the timer ends) when
-    nothing is running."""
+    nothing is running. Never raises."""
+    try:
+        return _tick()
+    except Exception:  # noqa: BLE001
+        # An exception would reach Blender's console and unregister the timer,
+        # stranding every other task: log it (with traceback, in the log file)
+        # and keep going.
+        log.exception("Unexpected error in the Hitem3D timer")
+        return WAITING_INTERVAL_S
+
+
+def _tick() -> float | None:
     if _state.resume_pending and not runs_to_end():
         # NOTE: never in background mode: a batch job must not import tasks
         # that an artist left unfinished in the last interactive session.
@@ -391,13 +441,21 @@ def _apply(update: TaskUpdate) -> None:
     except IllegalTransition as exc:
         log.debug("Ignored stale update: %s", exc)
         return
-    if rec.state is not previous or update.cover_path:
+    # NOTE: loading the journal sends every unfinished task back to the start,
+    # so moves between running states need no save (each is a snapshot of the
+    # whole list on the main thread); an ending and a cover do.
+    if (rec.state is not previous and rec.state.is_terminal) or update.cover_path:
         _state.journal_dirty = True
     if update.state is TaskState.FAILED:
         _report(f"Task {rec.short_id}: {update.message}", "ERROR")
 
 
 def _apply_call(result: CallResult) -> None:
+    if result.key in _state.awaited_calls:
+        _state.awaited_calls[result.key] = result
+        return
+    if _apply_generation_call(result):
+        return
     if result.key == CONNECTION_KEY:
         if result.ok:
             _state.connection = ConnectionStatus(True, "Connected: credentials accepted")
@@ -420,7 +478,10 @@ def _import(rec: TaskRecord) -> None:
     cover = Path(rec.cover_path) if rec.cover_path else None
     try:
         names = importer.import_glb(Path(rec.result_path), rec.options, cover=cover, provenance=provenance)
-    except ImportFailed as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
+        if not isinstance(exc, ImportFailed):
+            log.exception("Import of task %s failed", rec.task_id)
+            exc = ImportFailed("Unexpected error while importing: see the Hitem3D log, then retry")
         rec.move_to(TaskState.FAILED)
         rec.message = str(exc)
         _report(f"Task {rec.short_id}: {exc}", "ERROR")
@@ -431,18 +492,50 @@ def _import(rec: TaskRecord) -> None:
     _report(f"Imported {len(names)} object(s) from Hitem3D task {rec.short_id}", "INFO")
 
 
-def wait_for(task_ids: list[str], timeout_s: float) -> list[TaskRecord]:
-    """Background mode: drive ``tick`` until the tasks end or time runs out."""
+def wait_for(task_ids: list[str], timeout_s: float,
+             on_tick: Callable[[list[TaskRecord]], None] | None = None) -> list[TaskRecord]:
+    """Background mode: drive ``tick`` until the tasks end or time runs out.
+    ``on_tick`` sees the records after every tick (the command line's progress)."""
     deadline = time.monotonic() + timeout_s
     while True:
         tick()
         records = [rec for rec in (book().get(task_id) for task_id in task_ids) if rec is not None]
+        if on_tick is not None:
+            on_tick(records)
         if all(rec.state.is_terminal for rec in records):
             return records
         if time.monotonic() >= deadline:
             for task_id in task_ids:
                 cancel(task_id)
         time.sleep(0.02)
+
+
+def run_calls(settings: ApiSettings, calls: dict[str, Callable[[Hitem3DClient], Any]],
+              timeout_s: float) -> dict[str, CallResult]:
+    """Background mode: run each ``call(client)`` on a worker and wait for all
+    of them, driving ``tick``; a call with no answer in time is cancelled and
+    comes back with an error."""
+    register_secret(settings.client_secret)
+    runner = _runner()
+    for key, call in calls.items():
+        _state.awaited_calls[key] = None
+        runner.start_call(key, settings, call)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while any(_state.awaited_calls.get(key) is None for key in calls) and time.monotonic() < deadline:
+            tick()
+            time.sleep(0.02)
+        results: dict[str, CallResult] = {}
+        for key in calls:
+            result = _state.awaited_calls.get(key)
+            if result is None:
+                runner.cancel(key)
+                result = CallResult(key, error="No answer from Hitem3D in time: retry")
+            results[key] = result
+        return results
+    finally:
+        for key in calls:
+            _state.awaited_calls.pop(key, None)
 
 
 def wait_for_call(timeout_s: float) -> None:
@@ -452,6 +545,161 @@ def wait_for_call(timeout_s: float) -> None:
         tick()
         time.sleep(0.02)
     tick()
+
+
+# -- generation: submit-task and the balance ------------------------------------------------
+
+SUBMIT_KEY_PREFIX = "submit-"
+BALANCE_KEY_PREFIX = "balance-"
+_KEPT_OUTCOMES = 20
+
+
+@dataclass(frozen=True)
+class PendingSubmission:
+    """A submit-task call on its way: what the panel shows and what follows it."""
+
+    key: str
+    submission: Submission
+    settings: ApiSettings
+    options: ImportOptions
+    thumbnail: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class SubmissionOutcome:
+    task_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BalanceStatus:
+    credits: float | None = None  # the last known balance
+    error: str = ""
+    checking: bool = False
+
+
+def start_submission(submission: Submission, settings: ApiSettings, options: ImportOptions,
+                     thumbnail_path: str = "", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+    """Send ``submission`` from a worker; returns the call's key. When Hitem3D
+    answers, the new task joins the list and follows the import path."""
+    register_secret(settings.client_secret)
+    _state.submit_count += 1
+    key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
+    _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
+    _state.generate_notice = ""
+    _runner().start_call(key, settings, lambda client: client.submit_task(submission))
+    _ensure_timer()
+    redraw()
+    return key
+
+
+def pending_submissions() -> list[PendingSubmission]:
+    return list(_state.submissions.values())
+
+
+def generate_notice() -> str:
+    """The last problem with a generation, shown in the New Generation panel."""
+    return _state.generate_notice
+
+
+def set_generate_notice(text: str) -> None:
+    _state.generate_notice = text
+    redraw()
+
+
+def balance_status() -> BalanceStatus | None:
+    return _state.balance
+
+
+def set_balance_error(text: str) -> None:
+    """Show why the balance could not be asked for (no credentials, offline)."""
+    previous = _state.balance or BalanceStatus()
+    _state.balance = BalanceStatus(previous.credits, text, previous.checking)
+    redraw()
+
+
+def refresh_balance(settings: ApiSettings, *, force: bool = False) -> None:
+    """Ask for the balance on a worker. A check already on its way is enough
+    unless ``force`` (after a submission: that answer may predate the charge)."""
+    register_secret(settings.client_secret)
+    previous = _state.balance or BalanceStatus()
+    if previous.checking and not force:
+        return
+    _state.balance_seq += 1
+    _state.balance = BalanceStatus(previous.credits, "", checking=True)
+    _runner().start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
+    _ensure_timer()
+    redraw()
+
+
+def wait_for_submission(key: str, timeout_s: float) -> SubmissionOutcome:
+    """Background mode: drive ``tick`` until the submission ``key`` is answered."""
+    deadline = time.monotonic() + timeout_s
+    while key in _state.submissions and time.monotonic() < deadline:
+        tick()
+        time.sleep(0.02)
+    return _state.submit_outcomes.pop(key, SubmissionOutcome(
+        error="No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again"))
+
+
+def _apply_generation_call(result: CallResult) -> bool:
+    """Apply a submission's or a balance check's result; False for other calls."""
+    if result.key in _state.submissions:
+        _apply_submission(_state.submissions.pop(result.key), result)
+        return True
+    if result.key.startswith(BALANCE_KEY_PREFIX):
+        seq = int(result.key[len(BALANCE_KEY_PREFIX):])
+        if seq < _state.balance_applied:
+            return True  # an older answer that arrived late
+        _state.balance_applied = seq
+        previous = _state.balance or BalanceStatus()
+        checking = seq < _state.balance_seq
+        if result.ok:
+            _state.balance = BalanceStatus(float(result.value), "", checking)
+        else:
+            _state.balance = BalanceStatus(previous.credits, result.error, checking)
+        return True
+    return False
+
+
+def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
+    if not result.ok:
+        _state.generate_notice = result.error
+        _remember_outcome(pending.key, SubmissionOutcome(error=result.error))
+        _report(result.error, "ERROR")
+        refresh_balance(pending.settings, force=True)  # "not enough credits" shows how many
+        return
+    task_id = str(result.value)
+    rec = start_import(task_id, pending.settings, timeout_s=pending.timeout_s, options=pending.options,
+                       model=pending.submission.model)
+    rec.generation = pending.submission.to_dict()
+    if pending.thumbnail and not rec.cover_path:
+        # Until Hitem3D's cover arrives (it replaces this through the update path).
+        rec.cover_path = pending.thumbnail
+    _state.journal_dirty = True
+    _select(task_id)
+    _remember_outcome(pending.key, SubmissionOutcome(task_id=task_id))
+    _report(f"Sent to Hitem3D: task {rec.short_id}", "INFO")
+    refresh_balance(pending.settings, force=True)
+
+
+def _remember_outcome(key: str, outcome: SubmissionOutcome) -> None:
+    _state.submit_outcomes[key] = outcome
+    while len(_state.submit_outcomes) > _KEPT_OUTCOMES:
+        del _state.submit_outcomes[next(iter(_state.submit_outcomes))]
+
+
+def _select(task_id: str) -> None:
+    """Make ``task_id`` the selected row of the task list."""
+    _state.list_dirty = True
+    _sync_list()
+    state = getattr(getattr(bpy.context, "window_manager", None), "hitem3d", None)
+    if state is None:
+        return
+    for index, item in enumerate(state.tasks):
+        if item.task_id == task_id:
+            state.active_index = index
 
 
 # -- Blender plumbing ----------------------------------------------------------

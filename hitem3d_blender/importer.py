@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import bpy
 
-from . import placement
+from .placement import apply_options
 from .core.errors import ImportFailed
 from .core.import_options import ImportOptions
 
@@ -70,7 +70,7 @@ def import_glb(path: Path, options: ImportOptions, *, cover: Path | None = None,
     view_layer = bpy.context.view_layer
     if view_layer is None:
         raise ImportFailed("No view layer to import into")
-    placement.apply_options(new_objects, options, context=bpy.context, cover_path=cover,
+    apply_options(new_objects, options, context=bpy.context, cover_path=cover,
                             provenance=provenance)
     for obj in view_layer.objects:
         obj.select_set(False)

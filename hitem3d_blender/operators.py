@@ -198,6 +198,23 @@ class HITEM3D_OT_clear_cache(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class HITEM3D_OT_copy_diagnostics(bpy.types.Operator):
+    """Copy versions, settings (without secrets) and recent problems, for a support request"""
+
+    bl_idname = "hitem3d.copy_diagnostics"
+    bl_label = "Copy Diagnostics"
+    bl_options = {"INTERNAL"}
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        from . import diagnostics
+
+        wm = context.window_manager
+        assert wm is not None
+        wm.clipboard = diagnostics.report(context)
+        self.report({"INFO"}, "Diagnostics copied: paste them into your support request")
+        return {"FINISHED"}
+
+
 class HITEM3D_OT_test_connection(bpy.types.Operator):
     """Ask Hitem3D for an access token with these credentials"""
 
@@ -251,6 +268,7 @@ classes = (
     HITEM3D_OT_copy_task_id,
     HITEM3D_OT_clear_finished,
     HITEM3D_OT_clear_cache,
+    HITEM3D_OT_copy_diagnostics,
     HITEM3D_OT_test_connection,
     HITEM3D_OT_report,
 )

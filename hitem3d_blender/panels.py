@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import bridge
+from .core.submission import texture_offered
 from .core.tasks import TaskRecord, TaskState
 from .properties import scene_options, window_state
 
@@ -149,6 +150,8 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
         _task_button(row, "hitem3d.import_again", rec.task_id, icon="IMPORT")
     if rec.state in (TaskState.FAILED, TaskState.CANCELLED):
         _task_button(row, "hitem3d.retry_task", rec.task_id, icon="FILE_REFRESH")
+    if texture_offered(rec):
+        _task_button(row, "hitem3d.texture_task", rec.task_id, icon="TEXTURE")
     if rec.state.is_active and rec.state is not TaskState.DOWNLOADED:
         _task_button(row, "hitem3d.cancel_task", rec.task_id, icon="CANCEL")
     _task_button(row, "hitem3d.remove_task", rec.task_id, text="", icon="TRASH")

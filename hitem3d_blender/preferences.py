@@ -7,7 +7,7 @@ secret field is masked; empty fields fall back to environment variables.
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import bridge
 from .core import settings as core_settings
@@ -15,6 +15,15 @@ from .core.errors import OnlineAccessDisabled
 from .core.settings import ApiSettings
 
 ADDON_ID = __package__ or "hitem3d_blender"
+
+# (identifier, name, description) for the proxy enum; identifiers are the
+# core's proxy modes in upper case.
+PROXY_MODE_ITEMS = (
+    ("SYSTEM", "System", "The operating system's proxy settings and the usual *_PROXY variables"),
+    ("ENVIRONMENT", "Environment", "Only the HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment variables"),
+    ("NONE", "None", "Always connect directly"),
+    ("CUSTOM", "Custom", "Every connection through the proxy URL below"),
+)
 
 
 class HITEM3D_Preferences(bpy.types.AddonPreferences):
@@ -43,19 +52,57 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         max=60.0,
         unit="TIME_ABSOLUTE",
     )
+    max_download_gb: FloatProperty(  # type: ignore[valid-type]
+        name="Largest download",
+        description="Refuse result files larger than this many gigabytes (checked before anything is written)",
+        default=2.0,
+        min=0.0001,
+        soft_min=0.1,
+        soft_max=10.0,
+    )
     auto_import: BoolProperty(  # type: ignore[valid-type]
         name="Import when ready",
         description="Import each model as soon as it is downloaded (off: wait for a click on Import)",
         default=True,
     )
 
+    request_timeout: FloatProperty(  # type: ignore[valid-type]
+        name="Timeout",
+        description="Seconds to wait for an answer from Hitem3D or the file host before giving up on a request",
+        default=core_settings.DEFAULT_REQUEST_TIMEOUT_S,
+        min=1.0,
+        max=600.0,
+        unit="TIME_ABSOLUTE",
+    )
+    proxy_mode: EnumProperty(  # type: ignore[valid-type]
+        name="Proxy",
+        description="How connections find their proxy",
+        items=PROXY_MODE_ITEMS,
+        default="SYSTEM",
+    )
+    proxy_url: StringProperty(  # type: ignore[valid-type]
+        name="Proxy URL",
+        description="http://host:port of the proxy (http://user:password@host:port if it asks for a password)",
+    )
+    ca_bundle: StringProperty(  # type: ignore[valid-type]
+        name="CA bundle",
+        description="A PEM file of extra certificate authorities to trust, for networks that inspect HTTPS "
+                    "(empty: $HITEM3D_CA_BUNDLE, or only the public authorities)",
+        subtype="FILE_PATH",
+    )
+
     def settings(self) -> ApiSettings:
-        """The resolved settings; raises ``InvalidBaseUrl`` for a bad address."""
+        """The resolved settings; raises ``InvalidBaseUrl`` for a bad address
+        and ``InvalidNetworkSetting`` for an unusable proxy or CA bundle."""
         return core_settings.resolve(
             base_url=self.base_url,
             client_id=self.client_id,
             client_secret=self.client_secret,
             poll_interval_s=self.poll_interval,
+            request_timeout_s=self.request_timeout,
+            proxy_mode=self.proxy_mode.lower(),
+            proxy_url=self.proxy_url,
+            ca_bundle=bpy.path.abspath(self.ca_bundle) if self.ca_bundle.strip() else "",
         )
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -66,6 +113,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         col.prop(self, "client_secret")
         col.prop(self, "base_url")
         col.prop(self, "poll_interval")
+        self.draw_network(layout.box())
         row = layout.row()
         row.operator("hitem3d.test_connection", icon="LINKED")
         status = bridge.connection_status()
@@ -77,6 +125,17 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         row = col.row()
         row.label(text=f"Downloaded models: {bridge.cache_size() / 1e6:.1f} MB")
         row.operator("hitem3d.clear_cache", icon="TRASH")
+        col.prop(self, "max_download_gb")
+        layout.operator("hitem3d.copy_diagnostics", icon="COPYDOWN")
+
+    def draw_network(self, box: bpy.types.UILayout) -> None:
+        box.label(text="Network", icon="URL")
+        col = box.column()
+        col.prop(self, "proxy_mode")
+        if self.proxy_mode == "CUSTOM":
+            col.prop(self, "proxy_url")
+        col.prop(self, "ca_bundle")
+        col.prop(self, "request_timeout")
 
 
 def usable_settings(context: bpy.types.Context | None = None) -> ApiSettings:
@@ -90,6 +149,10 @@ def usable_settings(context: bpy.types.Context | None = None) -> ApiSettings:
 
 def auto_import() -> bool:
     return bool(get().auto_import)
+
+
+def max_download_bytes() -> int:
+    return int(get().max_download_gb * 1e9)
 
 
 def get(context: bpy.types.Context | None = None) -> HITEM3D_Preferences:

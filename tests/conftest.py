@@ -80,8 +80,13 @@ def addon(blender_session: ModuleType) -> Iterator[ModuleType]:
     bpy.context.preferences.system.use_online_access = True
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
-    # Each test starts with no cached results.
-    shutil.rmtree(bpy.utils.extension_path_user(ADDON_MODULE, create=True), ignore_errors=True)
+    # Each test starts with no cached results and no journal (the open log
+    # file stays: the add-on keeps writing to it).
+    for child in Path(bpy.utils.extension_path_user(ADDON_MODULE, create=True)).iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        elif not child.name.startswith("hitem3d.log"):
+            child.unlink()
     yield module
     module = sys.modules[ADDON_MODULE]
     if ADDON_MODULE in bpy.context.preferences.addons:
@@ -119,5 +124,10 @@ def point_prefs_at(sim: Hitem3DSimulator) -> Any:
 def prefs(addon: ModuleType, sim: Hitem3DSimulator) -> Iterator[Any]:
     preferences = point_prefs_at(sim)
     yield preferences
-    preferences.client_id = ""
-    preferences.client_secret = ""
+    import bpy
+
+    addon_entry = bpy.context.preferences.addons.get(ADDON_MODULE)
+    if addon_entry is not None:  # (a test may have disabled the add-on)
+        current = addon_entry.preferences
+        for name in ("base_url", "client_id", "client_secret", "poll_interval"):
+            setattr(current, name, current.bl_rna.properties[name].default)

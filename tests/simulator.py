@@ -258,7 +258,7 @@ class Hitem3DSimulator:
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self._tasks: dict[str, _Task] = {}
         self._files: dict[str, _File] = {}  # random hex path segment -> file
-        self._faults: list[tuple[str, FaultKind]] = []
+        self._faults: list[tuple[str, str, FaultKind]] = []
         self._connections: dict[int, socket.socket] = {}
         self._connection_seq = 0
         self._connections_opened = 0
@@ -358,10 +358,17 @@ class Hitem3DSimulator:
             self._tasks[task_id] = task
         return task_id
 
-    def inject(self, path_prefix: str, fault: FaultKind, times: int = 1) -> None:
-        """Queue one-shot faults, consumed in order by the next requests under path_prefix."""
+    def inject(self, path_prefix: str, fault: FaultKind, times: int = 1, *, suffix: str = "") -> None:
+        """Queue one-shot faults, consumed in order by the next requests under
+        path_prefix (and, with ``suffix``, whose path ends so: ``suffix=".glb"``
+        hits the model but not the cover)."""
         with self._lock:
-            self._faults.extend([(path_prefix, fault)] * times)
+            self._faults.extend([(path_prefix, suffix, fault)] * times)
+
+    def clear_faults(self) -> None:
+        """Drop every fault still queued: the outage is over."""
+        with self._lock:
+            self._faults.clear()
 
     @property
     def pending_faults(self) -> int:
@@ -420,8 +427,8 @@ class Hitem3DSimulator:
 
     def _take_fault(self, path: str) -> FaultKind | None:
         with self._lock:
-            for index, (prefix, fault) in enumerate(self._faults):
-                if path.startswith(prefix):
+            for index, (prefix, suffix, fault) in enumerate(self._faults):
+                if path.startswith(prefix) and path.endswith(suffix):
                     del self._faults[index]
                     return fault
         return None

@@ -30,7 +30,7 @@ def test_installed_zip_registers_operator_panel_and_preferences(addon: ModuleTyp
     assert bpy.types.HITEM3D_PT_main.bl_category == "Hitem3D"
     assert bpy.ops.hitem3d.import_task.get_rna_type().properties["timeout"].default == 3600.0
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
-    assert prefs.base_url == "https://api.hitem3d.ai"
+    assert prefs.bl_rna.properties["base_url"].default == "https://api.hitem3d.ai"
     assert prefs.bl_rna.properties["client_secret"].subtype == "PASSWORD"
 
 
@@ -66,8 +66,11 @@ def test_result_is_kept_in_the_extension_user_folder_without_partials(addon: Mod
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
     folder = Path(bpy.utils.extension_path_user(addon.__name__, path="results"))
-    assert sorted(p.name for p in folder.iterdir()) == [f"{TASK_ID}.cover.webp", f"{TASK_ID}.glb"]
-    assert (folder / f"{TASK_ID}.glb").read_bytes() == sample_glb.read_bytes()
+    result = addon.bridge.result_path(TASK_ID)
+    assert sorted(folder.iterdir()) == sorted([result, addon.bridge.cover_path(TASK_ID)])
+    assert result.read_bytes() == sample_glb.read_bytes()
+    # Named from a hash of the ID: never a path the server or the user chose.
+    assert result.name.startswith("task-") and TASK_ID not in result.name
 
 
 def test_interactive_path_returns_at_once_and_the_timer_imports(addon: ModuleType, prefs: Any,

@@ -54,10 +54,11 @@ def test_a_failed_write_keeps_the_previous_journal(tmp_path: Path, monkeypatch: 
     journal.save(path, [record("task-0001")])
     before = path.read_bytes()
 
-    def broken_dump(*args: object, **kwargs: object) -> None:
+    def broken_fsync(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(journal.json, "dump", broken_dump)
+    # The temporary file is written, then the disk gives up.
+    monkeypatch.setattr(journal.os, "fsync", broken_fsync)
     with pytest.raises(OSError):
         journal.save(path, [record("task-0002")])
 

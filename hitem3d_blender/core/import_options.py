@@ -6,7 +6,7 @@ finishes an hour later is placed the way it was asked for.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 DEFAULT_COLLECTION = "Hitem3D"
@@ -23,7 +23,10 @@ class ImportOptions:
     mark_asset: bool = False  # with the task's cover as the asset preview
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # NOTE: not dataclasses.asdict, whose deep copy made each journal save
+        # cost milliseconds on Blender's main thread: the fields are plain
+        # scalars, and a (slot-less) dataclass keeps exactly them in __dict__.
+        return dict(vars(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ImportOptions:

@@ -11,9 +11,11 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .tasks import TaskRecord
 
@@ -65,6 +67,12 @@ def load(path: Path) -> Loaded:
 def save(path: Path, records: list[TaskRecord]) -> None:
     """Write ``records`` (oldest first) atomically; keeps the newest MAX_ENTRIES,
     never dropping an unfinished task."""
+    write(path, snapshot(records))
+
+
+def snapshot(records: list[TaskRecord]) -> list[dict[str, Any]]:
+    """What ``save`` writes, as fresh plain values: taken on the main thread
+    (records are touched there only), written by ``write`` on any thread."""
     kept = records
     if len(records) > MAX_ENTRIES:
         excess = len(records) - MAX_ENTRIES
@@ -74,15 +82,45 @@ def save(path: Path, records: list[TaskRecord]) -> None:
                 excess -= 1
                 continue
             kept.append(record)
-    payload = {"version": VERSION, "tasks": [record.to_dict() for record in kept]}
+    return [record.to_dict() for record in kept]
+
+
+def write(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Write a ``snapshot`` atomically (a temporary file, fsync, rename)."""
+    text = _encode(path, entries)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(payload, file, indent=1)
+            file.write(text)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+# The entries of the last write to each journal with their JSON text.
+# NOTE: a long history is mostly finished tasks that never change: encoding
+# only what changed keeps a save cheap (a 500-task journal took 20 ms of
+# Python, holding the GIL that Blender's main thread needs).
+_encoded: dict[Path, dict[str, tuple[dict[str, Any], str]]] = {}
+_encoded_lock = threading.Lock()
+
+
+def _encode(path: Path, entries: list[dict[str, Any]]) -> str:
+    """The journal's text: one task per line."""
+    with _encoded_lock:
+        previous = _encoded.get(path, {})
+    current: dict[str, tuple[dict[str, Any], str]] = {}
+    lines: list[str] = []
+    for entry in entries:
+        key = str(entry.get("task_id"))
+        cached = previous.get(key)
+        line = cached[1] if cached is not None and cached[0] == entry else json.dumps(entry)
+        current[key] = (entry, line)
+        lines.append(line)
+    with _encoded_lock:
+        _encoded[path] = current
+    return f'{{"version": {VERSION}, "tasks": [\n' + ",\n".join(lines) + "\n]}\n"

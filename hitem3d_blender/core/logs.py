@@ -8,8 +8,11 @@ signed URL's key are masked before a record is written anywhere.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import threading
+from collections import deque
+from pathlib import Path
 
 MASK = "***"
 _PATTERNS = (
@@ -50,6 +53,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _OneLineFormatter(logging.Formatter):
+    """No tracebacks on the console: they belong in the log file, and an
+    artist reading Blender's console should see one sentence, not a stack."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        return self.formatMessage(record)
+
+
 def install_console_handler(logger: logging.Logger, level: int = logging.WARNING) -> logging.Handler:
     """Warnings and errors of ``logger`` to stderr (Blender's console), redacted.
 
@@ -58,9 +70,40 @@ def install_console_handler(logger: logging.Logger, level: int = logging.WARNING
     """
     handler = logging.StreamHandler()
     handler.setLevel(level)
-    handler.setFormatter(logging.Formatter("Hitem3D %(levelname)s: %(message)s"))
+    handler.setFormatter(_OneLineFormatter("Hitem3D %(levelname)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     logger.setLevel(min(logger.level or logging.INFO, logging.INFO))
     logger.propagate = False
     return handler
+
+
+def install_file_handler(logger: logging.Logger, path: Path, *, max_bytes: int = 1_000_000,
+                         backups: int = 2) -> logging.Handler:
+    """A rotating, redacted log file (INFO and up, tracebacks included) for
+    support requests. Returns the handler for ``removeHandler``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                                   encoding="utf-8", delay=True)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.level or logging.INFO, logging.INFO))
+    return handler
+
+
+class RecentProblems(logging.Handler):
+    """Keeps the last warnings and errors, redacted, for "Copy diagnostics"."""
+
+    def __init__(self, size: int = 20) -> None:
+        super().__init__(logging.WARNING)
+        self.addFilter(RedactingFilter())
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+        self._lines: deque[str] = deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._lines.append(self.format(record).splitlines()[0])
+
+    def lines(self) -> list[str]:
+        return list(self._lines)

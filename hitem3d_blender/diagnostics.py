@@ -1,0 +1,63 @@
+""""Copy diagnostics": what support needs to know, with no secret in it."""
+
+from __future__ import annotations
+
+import platform
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+import bpy
+import requests
+import urllib3
+
+from . import bridge
+from .core.logs import RecentProblems, redact
+from .core.settings import ENV_CLIENT_ID, ENV_CLIENT_SECRET
+
+LOG_NAME = "hitem3d.log"
+recent_problems = RecentProblems()
+
+
+def log_path() -> Path:
+    return bridge.user_dir() / LOG_NAME
+
+
+def addon_version() -> str:
+    try:
+        manifest = tomllib.loads((Path(__file__).parent / "blender_manifest.toml").read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return "unknown"
+    return str(manifest.get("version", "unknown"))
+
+
+def _is_set(value: str, env_name: str) -> str:
+    import os
+
+    if value:
+        return "set in preferences"
+    return f"from ${env_name}" if os.environ.get(env_name) else "not set"
+
+
+def report(context: bpy.types.Context) -> str:
+    """A plain-text report: versions, settings (secrets only as set/not set),
+    task counts and the last problems."""
+    from . import preferences
+
+    prefs = preferences.get(context)
+    states = Counter(rec.state.label for rec in bridge.book())
+    lines = [
+        f"Hitem3D for Blender {addon_version()}",
+        f"Blender {bpy.app.version_string}, Python {platform.python_version()}, {platform.platform()}",
+        f"requests {requests.__version__}, urllib3 {urllib3.__version__}",
+        f"Online access: {'on' if bpy.app.online_access else 'off'}",
+        f"API base URL: {prefs.base_url or '(default or $HITEM3D_API_BASE)'}",
+        f"Client ID: {_is_set(prefs.client_id, ENV_CLIENT_ID)}",
+        f"Client Secret: {_is_set(prefs.client_secret, ENV_CLIENT_SECRET)}",
+        f"Check every: {prefs.poll_interval:g} s; import when ready: {'on' if prefs.auto_import else 'off'}",
+        "Tasks: " + (", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items())) or "none"),
+        f"Log file: {log_path()}",
+        "Recent problems:",
+        *(f"  {line}" for line in recent_problems.lines() or ["none"]),
+    ]
+    return redact("\n".join(lines))
