@@ -44,7 +44,7 @@ _cli_commands: list[Any] = []  # handles from bpy.utils.register_cli_command
 def register() -> None:
     import bpy
 
-    from . import bridge, diagnostics
+    from . import bridge, diagnostics, translations
     from .core.logs import install_console_handler, install_file_handler
 
     _handlers.append(install_console_handler(log))
@@ -55,6 +55,7 @@ def register() -> None:
     log.addHandler(diagnostics.recent_problems)
     _handlers.append(diagnostics.recent_problems)
 
+    translations.register()
     for module in _modules():
         for cls in module.classes:
             bpy.utils.register_class(cls)
@@ -80,7 +81,7 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import bridge
+    from . import bridge, translations
 
     # Timers and workers first: they call into classes that are about to go.
     atexit.unregister(_at_exit)
@@ -89,6 +90,7 @@ def unregister() -> None:
         bpy.utils.unregister_cli_command(_cli_commands.pop())
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
+    translations.unregister()
     for module in reversed(_modules()):
         if hasattr(module, "unregister"):
             module.unregister()

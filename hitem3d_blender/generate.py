@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import bridge, preferences
+from . import bridge, preferences, translations
 from .core import models
 from .core.errors import Hitem3DError
 from .core.submission import (
@@ -313,25 +313,26 @@ def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: Submis
         validate(submission)
     except Hitem3DError as exc:
         bridge.set_generate_notice(str(exc))
-        op.report({"ERROR"}, str(exc))
+        op.report({"ERROR"}, translations.message(str(exc)))
         return {"CANCELLED"}
     options = options_from(scene_options(context))
     key = bridge.start_submission(submission, settings, options, submission.thumbnail, timeout_s=timeout_s)
     if not bridge.runs_to_end():
-        op.report({"INFO"}, f"Sending to Hitem3D: {submission.describe()}")
+        op.report({"INFO"}, translations.message(f"Sending to Hitem3D: {submission.describe()}"))
         return {"FINISHED"}
     outcome = bridge.wait_for_submission(key, SUBMIT_TIMEOUT_S)
     if outcome.error:
         bridge.wait_for_call(CALL_TIMEOUT_S)  # the balance check that follows every answer
-        op.report({"ERROR"}, outcome.error)
+        op.report({"ERROR"}, translations.message(outcome.error))
         return {"CANCELLED"}
     records = bridge.wait_for([outcome.task_id], timeout_s + 30.0)
     bridge.wait_for_call(CALL_TIMEOUT_S)
     rec = records[0] if records else None
     if rec is not None and rec.state is TaskState.DONE:
-        op.report({"INFO"}, f"Imported {len(rec.imported_objects)} object(s) from new task {rec.short_id}")
+        op.report({"INFO"}, translations.message(
+            f"Imported {len(rec.imported_objects)} object(s) from new task {rec.short_id}"))
         return {"FINISHED"}
-    op.report({"ERROR"}, rec.message if rec is not None else "The new task was removed")
+    op.report({"ERROR"}, translations.message(rec.message if rec is not None else "The new task was removed"))
     return {"CANCELLED"}
 
 
@@ -356,7 +357,7 @@ class HITEM3D_OT_submit_generation(bpy.types.Operator):
             submission = submission_of(settings_of(context))
         except Hitem3DError as exc:
             bridge.set_generate_notice(str(exc))
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, translations.message(str(exc)))
             return {"CANCELLED"}
         return _send(self, context, submission, self.timeout)
 
@@ -377,7 +378,7 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
         if rec is None or made is None or not texture_offered(rec):
             able = " or ".join(spec.label for spec in models.MODELS if spec.can_texture_mesh)
             text = f"Only a finished geometry-only task made here with {able} can be textured"
-            self.report({"ERROR"}, text)
+            self.report({"ERROR"}, translations.message(text))
             return {"CANCELLED"}
         props = settings_of(context)
         try:
@@ -388,7 +389,7 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
                 image, views = inputs_of(props)
         except Hitem3DError as exc:
             bridge.set_generate_notice(str(exc))
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, translations.message(str(exc)))
             return {"CANCELLED"}
         submission = Submission(
             model=made.model,
@@ -414,7 +415,7 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
             bridge.set_balance_error(str(exc))
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, translations.message(str(exc)))
             return {"CANCELLED"}
         bridge.refresh_balance(settings)
         if not bridge.runs_to_end():
@@ -422,9 +423,10 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
         bridge.wait_for_call(CALL_TIMEOUT_S)
         status = bridge.balance_status()
         if status is not None and status.credits is not None and not status.error:
-            self.report({"INFO"}, f"Hitem3D balance: {format_credits(status.credits)} credits")
+            self.report({"INFO"}, translations.message(f"Hitem3D balance: {format_credits(status.credits)} credits"))
             return {"FINISHED"}
-        self.report({"ERROR"}, status.error if status is not None and status.error else "No answer from Hitem3D")
+        self.report({"ERROR"}, translations.message(
+            status.error if status is not None and status.error else "No answer from Hitem3D"))
         return {"CANCELLED"}
 
 
@@ -456,10 +458,10 @@ class HITEM3D_PT_generate(bpy.types.Panel):
 
         status = bridge.balance_status()
         row = layout.row(align=True)
-        row.label(text=balance_text(status), icon="FUND")
+        row.label(text=translations.message(balance_text(status)), icon="FUND")
         row.operator("hitem3d.refresh_balance", text="", icon="FILE_REFRESH")
         if status is not None and status.error:
-            _wrapped(layout, status.error, width, icon="ERROR")
+            _wrapped(layout, translations.message(status.error), width, icon="ERROR")
 
         col = layout.column()
         col.row().prop(props, "mode", expand=True)
@@ -468,7 +470,7 @@ class HITEM3D_PT_generate(bpy.types.Panel):
         for slot in slots:
             path_prop, image_prop = SLOT_PROPS[slot]
             name = "Image" if slot == "image" else VIEW_LABELS[slot] + (" (required)" if slot == "front" else "")
-            col.prop(props, path_prop if props.source == "FILE" else image_prop, text=name)
+            col.prop(props, path_prop if props.source == "FILE" else image_prop, text=translations.message(name))
 
         col = layout.column()
         col.use_property_split = True
@@ -482,13 +484,14 @@ class HITEM3D_PT_generate(bpy.types.Panel):
         row.alert = not spec.allows_face(props.face)
         row.prop(props, "face")
         if row.alert:
-            col.label(text=f"{spec.label}: {spec.face_min:,} to {spec.face_max:,} faces", icon="ERROR")
+            col.label(text=translations.message(f"{spec.label}: {spec.face_min:,} to {spec.face_max:,} faces"),
+                      icon="ERROR")
 
         layout.operator("hitem3d.submit_generation", icon="PLAY")
         for pending in bridge.pending_submissions():
-            _wrapped(layout, f"Submitting… {pending.submission.describe()}", width, icon="TIME")
+            _wrapped(layout, translations.message(f"Submitting… {pending.submission.describe()}"), width, icon="TIME")
         if bridge.generate_notice():
-            _wrapped(layout, bridge.generate_notice(), width, icon="ERROR")
+            _wrapped(layout, translations.message(bridge.generate_notice()), width, icon="ERROR")
 
 
 classes = (

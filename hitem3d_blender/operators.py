@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
-from . import bridge, preferences
+from . import bridge, preferences, translations
 from .core.errors import Hitem3DError
 from .core.import_options import ImportOptions
 from .core.task_ids import parse_task_ids, short_id
@@ -32,14 +32,14 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
     started: list[str] = []
     for task_id in task_ids:
         if bridge.is_running(task_id):
-            op.report({"INFO"}, f"Task {short_id(task_id)} is already running")
+            op.report({"INFO"}, translations.message(f"Task {short_id(task_id)} is already running"))
             continue
         try:
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
             for failed_id in task_ids:
                 bridge.fail_without_start(failed_id, exc)
-            op.report({"ERROR"}, str(exc))
+            op.report({"ERROR"}, translations.message(str(exc)))
             return {"CANCELLED"}
         bridge.start_import(task_id, settings, timeout_s=timeout_s, options=options)
         started.append(task_id)
@@ -47,16 +47,17 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
         return {"CANCELLED"}
     if not bridge.runs_to_end():
         names = ", ".join(short_id(task_id) for task_id in started)
-        op.report({"INFO"}, f"Waiting for Hitem3D task {names}")
+        op.report({"INFO"}, translations.message(f"Waiting for Hitem3D task {names}"))
         return {"FINISHED"}
     records = bridge.wait_for(started, timeout_s + 30.0)
     failed = [rec for rec in records if rec.state.value != "done"]
     imported = sum(len(rec.imported_objects) for rec in records if rec.state.value == "done")
     if not failed:
-        op.report({"INFO"}, f"Imported {imported} object(s) from {len(records)} task(s)")
+        op.report({"INFO"}, translations.message(f"Imported {imported} object(s) from {len(records)} task(s)"))
         return {"FINISHED"}
     for rec in failed:
-        op.report({"ERROR"}, rec.message if len(task_ids) == 1 else f"Task {rec.short_id}: {rec.message}")
+        op.report({"ERROR"}, translations.message(
+            rec.message if len(task_ids) == 1 else f"Task {rec.short_id}: {rec.message}"))
     return {"CANCELLED"}
 
 
@@ -93,7 +94,7 @@ class HITEM3D_OT_import_task(ImportOptionProps, bpy.types.Operator):
             task_ids = parse_task_ids(text)
         except Hitem3DError as exc:
             bridge.set_notice(str(exc))
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, translations.message(str(exc)))
             return {"CANCELLED"}
         bridge.set_notice("")
         return _start_or_wait(self, context, task_ids, self.timeout, options_from(self))
@@ -131,9 +132,10 @@ class HITEM3D_OT_import_again(_TaskOperator):
             bridge.request_import(self.task_id)
             return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
         if rec.state.value != "done":
-            self.report({"ERROR"}, rec.message)
+            self.report({"ERROR"}, translations.message(rec.message))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Imported {len(rec.imported_objects)} object(s) from task {rec.short_id}")
+        self.report({"INFO"}, translations.message(
+            f"Imported {len(rec.imported_objects)} object(s) from task {rec.short_id}"))
         return {"FINISHED"}
 
 
@@ -169,7 +171,7 @@ class HITEM3D_OT_copy_task_id(_TaskOperator):
         wm = context.window_manager
         assert wm is not None
         wm.clipboard = self.task_id
-        self.report({"INFO"}, "Task ID copied")
+        self.report({"INFO"}, translations.message("Task ID copied"))
         return {"FINISHED"}
 
 
@@ -194,7 +196,7 @@ class HITEM3D_OT_clear_cache(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         freed = bridge.clear_cache()
-        self.report({"INFO"}, f"Freed {freed / 1e6:.1f} MB")
+        self.report({"INFO"}, translations.message(f"Freed {freed / 1e6:.1f} MB"))
         return {"FINISHED"}
 
 
@@ -211,7 +213,7 @@ class HITEM3D_OT_copy_diagnostics(bpy.types.Operator):
         wm = context.window_manager
         assert wm is not None
         wm.clipboard = diagnostics.report(context)
-        self.report({"INFO"}, "Diagnostics copied: paste them into your support request")
+        self.report({"INFO"}, translations.message("Diagnostics copied: paste them into your support request"))
         return {"FINISHED"}
 
 
@@ -227,7 +229,7 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
             bridge.set_connection_status(False, str(exc))
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, translations.message(str(exc)))
             return {"CANCELLED"}
         bridge.test_connection(settings)
         if not bridge.runs_to_end():
@@ -235,9 +237,9 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
         bridge.wait_for_call(CALL_TIMEOUT_S)
         status = bridge.connection_status()
         if status is not None and status.ok:
-            self.report({"INFO"}, status.text)
+            self.report({"INFO"}, translations.message(status.text))
             return {"FINISHED"}
-        self.report({"ERROR"}, status.text if status else "No answer from Hitem3D")
+        self.report({"ERROR"}, translations.message(status.text if status else "No answer from Hitem3D"))
         return {"CANCELLED"}
 
 
@@ -255,7 +257,8 @@ class HITEM3D_OT_report(bpy.types.Operator):
     )
 
     def execute(self, context: bpy.types.Context) -> Result:
-        self.report({self.level}, self.message)
+        # Translated here, where it is shown: the bridge and the log keep English.
+        self.report({self.level}, translations.message(self.message))
         return {"FINISHED"}
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import bridge
+from . import bridge, translations
 from .core.submission import texture_offered
 from .core.tasks import TaskRecord, TaskState
 from .properties import scene_options, window_state
@@ -34,12 +34,12 @@ STATE_ICONS: dict[TaskState, IconItems] = {
 def format_elapsed(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
-        return f"{seconds}s"
+        return translations.iface("{seconds}s").format(seconds=seconds)
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
+        return translations.iface("{minutes}m {seconds}s").format(minutes=minutes, seconds=f"{seconds:02d}")
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return translations.iface("{hours}h {minutes}m").format(hours=hours, minutes=f"{minutes:02d}")
 
 
 def format_size(size: int) -> str:
@@ -49,6 +49,8 @@ def format_size(size: int) -> str:
 def _wrapped(layout: bpy.types.UILayout, text: str, width_px: float, icon: IconItems = "NONE") -> None:
     # Labels do not wrap: split by the panel's width (about 7 px a character).
     chars = max(20, int(width_px / 7))
+    if any(ord(ch) >= 0x2E80 for ch in text):
+        chars = max(10, chars // 2)  # CJK characters are about twice as wide
     for index, line in enumerate(textwrap.wrap(text, chars) or [""]):
         layout.label(text=line, icon=icon if index == 0 else "BLANK1")
 
@@ -59,8 +61,8 @@ def progress_text(rec: TaskRecord) -> str:
             return f"{format_size(rec.bytes_done)} / {format_size(rec.bytes_total)}"
         return format_size(rec.bytes_done)
     if rec.progress is not None:
-        return f"{rec.state.label} {rec.progress * 100:.0f}%"
-    return rec.state.label
+        return f"{translations.message(rec.state.label)} {rec.progress * 100:.0f}%"
+    return translations.message(rec.state.label)
 
 
 def _task_button(layout: bpy.types.UILayout, operator: str, task_id: str, **kwargs: Any) -> None:
@@ -104,10 +106,10 @@ class HITEM3D_PT_main(bpy.types.Panel):
         col.prop(state, "task_id", text="")
         col.operator("hitem3d.import_task", icon="IMPORT")
         if bridge.notice():
-            _wrapped(layout, bridge.notice(), width, icon="ERROR")
+            _wrapped(layout, translations.message(bridge.notice()), width, icon="ERROR")
         if not bpy.app.online_access:
-            _wrapped(layout.box(), "Online access is off: enable Preferences > System > Network > "
-                                   "Allow Online Access", width, icon="INFO")
+            _wrapped(layout.box(), translations.message("Online access is off: enable Preferences > System > Network > "
+                                                        "Allow Online Access"), width, icon="INFO")
         if not len(bridge.book()):
             return
         row = layout.row()
@@ -134,15 +136,17 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     if rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING):
         box.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec))
     if rec.message:
-        _wrapped(box, rec.message, width, icon="ERROR" if rec.state is TaskState.FAILED else "INFO")
+        _wrapped(box, translations.message(rec.message), width,
+                 icon="ERROR" if rec.state is TaskState.FAILED else "INFO")
     if rec.model:
-        box.label(text=f"Model: {rec.model}")
+        box.label(text=translations.message(f"Model: {rec.model}"))
     if rec.result_path and Path(rec.result_path).is_file():
-        box.label(text=f"File: {format_size(Path(rec.result_path).stat().st_size)}")
+        box.label(text=translations.message(f"File: {format_size(Path(rec.result_path).stat().st_size)}"))
     if rec.finished_at is not None:
-        box.label(text="Finished " + time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.finished_at)))
+        box.label(text=translations.message(
+            "Finished " + time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.finished_at))))
     if rec.imported_objects and rec.state is TaskState.DONE:
-        box.label(text=f"Imported {len(rec.imported_objects)} object(s)")
+        box.label(text=translations.message(f"Imported {len(rec.imported_objects)} object(s)"))
     row = box.row(align=True)
     if rec.state is TaskState.DOWNLOADED:
         _task_button(row, "hitem3d.import_again", rec.task_id, text="Import", icon="IMPORT")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from . import bridge
+from . import bridge, translations
 from .core import settings as core_settings
 from .core.errors import OnlineAccessDisabled
 from .core.settings import ApiSettings
@@ -118,12 +118,12 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         row.operator("hitem3d.test_connection", icon="LINKED")
         status = bridge.connection_status()
         if status:
-            layout.label(text=status.text, icon="CHECKMARK" if status.ok else "ERROR")
+            layout.label(text=translations.message(status.text), icon="CHECKMARK" if status.ok else "ERROR")
         layout.separator()
         col = layout.column()
         col.prop(self, "auto_import")
         row = col.row()
-        row.label(text=f"Downloaded models: {bridge.cache_size() / 1e6:.1f} MB")
+        row.label(text=translations.message(f"Downloaded models: {bridge.cache_size() / 1e6:.1f} MB"))
         row.operator("hitem3d.clear_cache", icon="TRASH")
         col.prop(self, "max_download_gb")
         layout.operator("hitem3d.copy_diagnostics", icon="COPYDOWN")

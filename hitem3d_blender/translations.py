@@ -1,0 +1,594 @@
+"""The Chinese (zh_HANS) interface: the catalogue, and translating finished messages.
+
+Blender translates registered RNA strings by itself when it draws them:
+property names and tooltips, enum items, operator and panel labels, and the
+literal text of ``layout.label(text="...")``. It cannot translate text we
+build (f-strings), operator reports, or the errors the core raises: those reach
+the UI as finished English sentences. ``message`` turns such a sentence back
+into its template, translates the template and fills the values in again.
+
+NOTE: the core, the log file, the journal and the command line stay English
+(pipelines parse the output, support reads the log); text is translated only
+where it is shown, on the main thread (Blender translates nowhere else).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import bpy
+
+from .core import models
+
+ADDON_ID = __package__ or "hitem3d_blender"
+LOCALE = "zh_HANS"
+# Blender's translation contexts (``bpy.app.translations.contexts``): the
+# default one for properties, enum items, panels, labels and every tooltip;
+# "Operator" for operator labels and the text of operator buttons.
+DEFAULT = "*"
+OPERATOR = "Operator"
+
+# -- the catalogue ---------------------------------------------------------------------------------
+# NOTE: Blender's own catalogue answers first, so for a word it already knows
+# ("Cancel", "Collection") our entry is only the fallback. Product names, codes,
+# URLs, file names and the platform's "Client ID" / "Client Secret" stay as they are.
+
+UI: dict[tuple[str, str], str] = {
+    # Operators: labels and tooltips.
+    (OPERATOR, "Import"): "导入",
+    (DEFAULT, "Import the model of one or more Hitem3D tasks into the scene when ready"):
+        "在一个或多个 Hitem3D 任务就绪后，将其模型导入场景",
+    (OPERATOR, "Retry"): "重试",
+    (DEFAULT, "Try this task again from the start"): "从头重试此任务",
+    (OPERATOR, "Import Again"): "再次导入",
+    (DEFAULT, "Import this task's model into the scene again (from the download cache)"):
+        "再次将此任务的模型导入场景（从下载缓存）",
+    (OPERATOR, "Cancel"): "取消",
+    (DEFAULT, "Stop waiting for this task and delete its partial download"): "停止等待此任务，并删除未下载完的文件",
+    (OPERATOR, "Remove"): "移除",
+    (DEFAULT, "Remove this task from the list (a running task is cancelled)"): "从列表中移除此任务（运行中的任务会被取消）",
+    (OPERATOR, "Copy Task ID"): "复制任务 ID",
+    (DEFAULT, "Copy the full task ID to the clipboard"): "将完整的任务 ID 复制到剪贴板",
+    (OPERATOR, "Clear Finished"): "清除已结束",
+    (DEFAULT, "Remove every finished, failed or cancelled task from the list"): "从列表中移除所有已完成、失败或已取消的任务",
+    (OPERATOR, "Clear Cache"): "清除缓存",
+    (DEFAULT, "Delete downloaded models (tasks stay in the list; Import Again downloads anew)"):
+        "删除已下载的模型（任务保留在列表中；“再次导入”会重新下载）",
+    (OPERATOR, "Copy Diagnostics"): "复制诊断信息",
+    (DEFAULT, "Copy versions, settings (without secrets) and recent problems, for a support request"):
+        "复制版本、设置（不含密钥）和最近的问题，用于技术支持请求",
+    (OPERATOR, "Test Connection"): "测试连接",
+    (DEFAULT, "Ask Hitem3D for an access token with these credentials"): "用这些凭据向 Hitem3D 请求访问令牌",
+    (OPERATOR, "Hitem3D Report"): "Hitem3D 报告",
+    (DEFAULT, "Post a message to Blender's Info log (used from the timer)"): "向 Blender 的信息日志发送一条消息（由计时器使用）",
+    (DEFAULT, "Info"): "信息",
+    (DEFAULT, "Warning"): "警告",
+    (DEFAULT, "Error"): "错误",
+    (OPERATOR, "Generate"): "生成",
+    (DEFAULT, "Send the image(s) to Hitem3D to generate a model; it is imported when ready"):
+        "将图像发送到 Hitem3D 生成模型，模型就绪后自动导入",
+    (OPERATOR, "Texture"): "生成纹理",
+    (DEFAULT, "Texture this geometry-only result on Hitem3D (a new task), from the image it was made from"):
+        "在 Hitem3D 上用原图为这个仅几何体的结果生成纹理（新建一个任务）",
+    (OPERATOR, "Refresh Balance"): "刷新余额",
+    (DEFAULT, "Ask Hitem3D how many credits are left"): "向 Hitem3D 查询剩余积分",
+    (DEFAULT, "Give up waiting after this many seconds"): "等待超过此秒数后放弃",
+    (DEFAULT, "Give up waiting for the model after this many seconds"): "等待模型超过此秒数后放弃",
+    (DEFAULT, "Hitem3D task IDs, separated by spaces, commas or new lines (empty: the IDs typed in the Hitem3D panel)"):
+        "Hitem3D 任务 ID，用空格、逗号或换行分隔（留空：使用 Hitem3D 面板中输入的 ID）",
+    # Panels and their literal labels.
+    (DEFAULT, "Hitem3D"): "Hitem3D",
+    (DEFAULT, "Import Options"): "导入选项",
+    (DEFAULT, "New Generation"): "新建生成",
+    (DEFAULT, "Task ID"): "任务 ID",
+    (DEFAULT, "Task"): "任务",
+    (DEFAULT, "One or more Hitem3D task IDs (separated by spaces, commas or new lines), "
+              "or a link that contains task_id="):
+        "一个或多个 Hitem3D 任务 ID（用空格、逗号或换行分隔），或包含 task_id= 的链接",
+    # Import options.
+    (DEFAULT, "Collection"): "集合",
+    (DEFAULT, "Put imported objects in this collection, created if missing (empty: the active one)"):
+        "将导入的物体放入此集合，集合不存在时自动创建（留空：活动集合）",
+    (DEFAULT, "At 3D cursor"): "置于 3D 游标处",
+    (DEFAULT, "Place the model at the 3D cursor instead of the world origin"): "将模型放在 3D 游标处，而不是世界原点",
+    (DEFAULT, "Origin at bottom"): "原点置于底部",
+    (DEFAULT, "Move each object's origin to the bottom centre of its bounds, so it stands on the floor"):
+        "将每个物体的原点移到其边界框的底部中心，使模型立在地面上",
+    (DEFAULT, "Scale to size"): "缩放到尺寸",
+    (DEFAULT, "Scale the model so its longest side has the size below"): "缩放模型，使其最长边等于下方的尺寸",
+    (DEFAULT, "Size"): "尺寸",
+    (DEFAULT, "Length of the model's longest side after scaling"): "缩放后模型最长边的长度",
+    (DEFAULT, "Shade smooth"): "平滑着色",
+    (DEFAULT, "Smooth shading on every imported mesh"): "对每个导入的网格使用平滑着色",
+    (DEFAULT, "Mark as asset"): "标记为资产",
+    (DEFAULT, "Mark the model as an asset, with the task's cover as its preview"): "将模型标记为资产，并以任务封面作为预览图",
+    # Add-on preferences.
+    (DEFAULT, "API base URL"): "API 基础 URL",
+    (DEFAULT, "Address of the Hitem3D open API (empty: $HITEM3D_API_BASE or the default)"):
+        "Hitem3D 开放 API 的地址（留空：使用 $HITEM3D_API_BASE 或默认地址）",
+    (DEFAULT, "Client ID"): "Client ID",
+    (DEFAULT, "Access key ID from the Hitem3D platform (empty: $HITEM3D_CLIENT_ID)"):
+        "Hitem3D 平台上访问密钥的 ID（留空：使用 $HITEM3D_CLIENT_ID）",
+    (DEFAULT, "Client Secret"): "Client Secret",
+    (DEFAULT, "Access key secret from the Hitem3D platform (empty: $HITEM3D_CLIENT_SECRET)"):
+        "Hitem3D 平台上访问密钥的 Secret（留空：使用 $HITEM3D_CLIENT_SECRET）",
+    (DEFAULT, "Check every"): "检查间隔",
+    (DEFAULT, "Seconds between two status checks of a running task"): "两次检查运行中任务状态之间的秒数",
+    (DEFAULT, "Largest download"): "最大下载大小",
+    (DEFAULT, "Refuse result files larger than this many gigabytes (checked before anything is written)"):
+        "拒绝大于此大小（GB）的结果文件（在写入任何内容之前检查）",
+    (DEFAULT, "Import when ready"): "就绪后导入",
+    (DEFAULT, "Import each model as soon as it is downloaded (off: wait for a click on Import)"):
+        "每个模型下载完成后立即导入（关闭：等待点击“导入”）",
+    (DEFAULT, "Timeout"): "超时",
+    (DEFAULT, "Seconds to wait for an answer from Hitem3D or the file host before giving up on a request"):
+        "等待 Hitem3D 或文件服务器应答的秒数，超过后放弃该请求",
+    (DEFAULT, "Network"): "网络",
+    (DEFAULT, "Proxy"): "代理",
+    (DEFAULT, "How connections find their proxy"): "连接如何确定所用的代理",
+    (DEFAULT, "System"): "系统",
+    (DEFAULT, "The operating system's proxy settings and the usual *_PROXY variables"):
+        "操作系统的代理设置，以及常用的 *_PROXY 环境变量",
+    (DEFAULT, "Environment"): "环境变量",
+    (DEFAULT, "Only the HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment variables"):
+        "仅使用 HTTPS_PROXY、HTTP_PROXY 和 NO_PROXY 环境变量",
+    (DEFAULT, "None"): "不使用",
+    (DEFAULT, "Always connect directly"): "始终直接连接",
+    (DEFAULT, "Custom"): "自定义",
+    (DEFAULT, "Every connection through the proxy URL below"): "所有连接都通过下方的代理 URL",
+    (DEFAULT, "Proxy URL"): "代理 URL",
+    (DEFAULT, "http://host:port of the proxy (http://user:password@host:port if it asks for a password)"):
+        "代理的 http://主机:端口（代理需要密码时：http://用户名:密码@主机:端口）",
+    (DEFAULT, "CA bundle"): "CA 证书包",
+    (DEFAULT, "A PEM file of extra certificate authorities to trust, for networks that inspect HTTPS "
+              "(empty: $HITEM3D_CA_BUNDLE, or only the public authorities)"):
+        "额外信任的证书颁发机构（PEM 文件），用于会检查 HTTPS 的网络（留空：使用 $HITEM3D_CA_BUNDLE，或只信任公共颁发机构）",
+    # New Generation.
+    (DEFAULT, "Input"): "输入",
+    (DEFAULT, "One Image"): "单张图像",
+    (DEFAULT, "Generate from one picture"): "从一张图片生成",
+    (DEFAULT, "Views"): "多视图",
+    (DEFAULT, "Generate from up to four views: front (required), back, left, right"):
+        "从最多四个视图生成：正面（必填）、背面、左侧、右侧",
+    (DEFAULT, "Source"): "来源",
+    (DEFAULT, "File"): "文件",
+    (DEFAULT, "Image files on disk"): "磁盘上的图像文件",
+    (DEFAULT, "Blender Image"): "Blender 图像",
+    (DEFAULT, "Images in this file, such as a reference image or the Render Result"): "此文件中的图像，例如参考图或渲染结果",
+    (DEFAULT, "Image"): "图像",
+    (DEFAULT, "Front"): "正面",
+    (DEFAULT, "Back"): "背面",
+    (DEFAULT, "Left"): "左侧",
+    (DEFAULT, "Right"): "右侧",
+    (DEFAULT, "The picture to generate from: a PNG, JPEG or WebP file of at most 20 MB"):
+        "用于生成的图片：不超过 20 MB 的 PNG、JPEG 或 WebP 文件",
+    (DEFAULT, "The picture to generate from: an image in this file, such as a reference image or the Render Result"):
+        "用于生成的图片：此文件中的图像，例如参考图或渲染结果",
+    (DEFAULT, "Front view (required): a PNG, JPEG or WebP file of at most 20 MB"):
+        "正面视图（必填）：不超过 20 MB 的 PNG、JPEG 或 WebP 文件",
+    (DEFAULT, "Front view (required): an image in this file, such as a reference image or the Render Result"):
+        "正面视图（必填）：此文件中的图像，例如参考图或渲染结果",
+    (DEFAULT, "Back view: a PNG, JPEG or WebP file of at most 20 MB"): "背面视图：不超过 20 MB 的 PNG、JPEG 或 WebP 文件",
+    (DEFAULT, "Back view: an image in this file, such as a reference image or the Render Result"):
+        "背面视图：此文件中的图像，例如参考图或渲染结果",
+    (DEFAULT, "Left view: a PNG, JPEG or WebP file of at most 20 MB"): "左侧视图：不超过 20 MB 的 PNG、JPEG 或 WebP 文件",
+    (DEFAULT, "Left view: an image in this file, such as a reference image or the Render Result"):
+        "左侧视图：此文件中的图像，例如参考图或渲染结果",
+    (DEFAULT, "Right view: a PNG, JPEG or WebP file of at most 20 MB"): "右侧视图：不超过 20 MB 的 PNG、JPEG 或 WebP 文件",
+    (DEFAULT, "Right view: an image in this file, such as a reference image or the Render Result"):
+        "右侧视图：此文件中的图像，例如参考图或渲染结果",
+    (DEFAULT, "Model"): "模型",
+    (DEFAULT, "Hitem3D model version"): "Hitem3D 模型版本",
+    (DEFAULT, "Newest general model, up to 5 million faces"): "最新的通用模型，最多 500 万个面",
+    (DEFAULT, "General model"): "通用模型",
+    (DEFAULT, "First general model; fast low resolutions"): "第一代通用模型；低分辨率速度快",
+    (DEFAULT, "People and busts"): "人物与半身像",
+    (DEFAULT, "Resolution"): "分辨率",
+    (DEFAULT, "Generation resolution (the choices depend on the model)"): "生成分辨率（可选项取决于模型）",
+    (DEFAULT, "Faces"): "面数",
+    (DEFAULT, "Target face count (each model has its own range, checked before sending)"):
+        "目标面数（每个模型有各自的范围，发送前会检查）",
+    (DEFAULT, "Result"): "结果",
+    (DEFAULT, "Geometry and Texture"): "几何体和纹理",
+    (DEFAULT, "A textured model"): "带纹理的模型",
+    (DEFAULT, "Geometry Only"): "仅几何体",
+    (DEFAULT, "An untextured model (it can be textured later)"): "不带纹理的模型（之后可以再生成纹理）",
+    (DEFAULT, "PBR materials"): "PBR 材质",
+    (DEFAULT, "Physically based materials (metallic, roughness) where the model supports them"):
+        "基于物理的材质（金属度、糙度），在模型支持时使用",
+}
+
+# Finished messages, exactly as the code produces them, and message templates:
+# each {name} stands for a value (a host, a count, a nested message). Only
+# entries with a placeholder are templates.
+MESSAGES: dict[str, str] = {
+    # Task states (``core.tasks``).
+    "Starting": "启动中",
+    "Created": "已创建",
+    "Queueing": "排队中",
+    "Processing": "处理中",
+    "Downloading": "下载中",
+    "Ready to import": "待导入",
+    "Importing": "导入中",
+    "Done": "完成",
+    "Failed": "失败",
+    "Cancelled": "已取消",
+    # Credentials, settings and task IDs.
+    "Online access is off: enable Preferences > System > Network > Allow Online Access":
+        "联网访问已关闭：请在 偏好设置 > 系统 > 网络 中勾选“允许联网访问”",
+    "No Hitem3D credentials: set Client ID and Client Secret in the add-on preferences":
+        "没有 Hitem3D 凭据：请在插件偏好设置中填写 Client ID 和 Client Secret",
+    "Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences":
+        "Hitem3D 拒绝了 Client ID 或 Client Secret：请在插件偏好设置中检查",
+    "API base URL must look like {example}": "API 基础 URL 的格式应类似 {example}",
+    "API base URL must use https:// (http:// only for this computer)": "API 基础 URL 必须使用 https://（http:// 仅限本机）",
+    "SOCKS proxies are not supported: use an HTTP proxy URL such as http://proxy:3128":
+        "不支持 SOCKS 代理：请使用 HTTP 代理 URL，例如 http://proxy:3128",
+    "Proxy URL must look like http://proxy.example.com:3128": "代理 URL 的格式应类似 http://proxy.example.com:3128",
+    "CA bundle file not found: {path}": "找不到 CA 证书包文件：{path}",
+    "CA bundle {name} holds no PEM certificate: export the CA certificate as PEM (Base64)":
+        "CA 证书包 {name} 中没有 PEM 证书：请将 CA 证书导出为 PEM（Base64）格式",
+    "Unknown proxy mode {mode}: use one of {modes}": "未知的代理模式 {mode}：请使用以下之一：{modes}",
+    "Proxy is set to Custom but the proxy URL is empty": "代理设为“自定义”，但代理 URL 为空",
+    "Enter a Hitem3D task ID": "请输入 Hitem3D 任务 ID",
+    "Not a task ID: {text} ({problem})": "不是任务 ID：{text}（{problem}）",
+    "too long: {length} characters, at most {limit}": "太长：{length} 个字符，最多 {limit} 个",
+    "it contains a space": "包含空格",
+    "it contains a control character": "包含控制字符",
+    "it contains a non-ASCII character": "包含非 ASCII 字符",
+    "'{char}' is not allowed: use letters, digits, '.', '-', '_'": "不允许使用“{char}”：只能使用字母、数字、'.'、'-'、'_'",
+    "too short": "太短",
+    "it must start with a letter or digit": "必须以字母或数字开头",
+    # Answers from Hitem3D (``core.errors``, ``core.api``).
+    "{message} (code {code})": "{message}（代码 {code}）",
+    "Hitem3D answered: {text} (code {code})": "Hitem3D 返回：{text}（代码 {code}）",
+    "no message": "无消息",
+    "Hitem3D server error: retry in a few minutes": "Hitem3D 服务器错误：请几分钟后重试",
+    "Not enough Hitem3D credits: top up your account on the Hitem3D platform, then generate again":
+        "Hitem3D 积分不足：请在 Hitem3D 平台充值后再生成",
+    "An image is larger than 20 MB: use a smaller image": "有图像大于 20 MB：请使用更小的图像",
+    "Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)":
+        "面数超出此模型的范围：100,000 至 2,000,000（v3.0 为 5,000,000）",
+    "Resolution is not available for this model: choose one from the list": "此模型不提供该分辨率：请从列表中选择",
+    "Hitem3D does not support this output format": "Hitem3D 不支持此输出格式",
+    "Images must be PNG, JPEG or WebP files": "图像必须是 PNG、JPEG 或 WebP 文件",
+    "Hitem3D does not know this model version: choose another model, or update the extension":
+        "Hitem3D 不认识此模型版本：请选择其他模型，或更新扩展",
+    "Send one image or views, not both": "请发送单张图像或多视图，不能同时发送",
+    "Add an image to generate from": "请添加用于生成的图像",
+    "Too many views: at most 4 (front, back, left, right), one image each":
+        "视图过多：最多 4 个（正面、背面、左侧、右侧），每个视图一张图像",
+    "An image file is empty: choose another file": "有图像文件为空：请选择其他文件",
+    "Texturing needs the model to texture: choose a finished geometry-only task":
+        "生成纹理需要指定模型：请选择一个已完成的仅几何体任务",
+    "The mesh URL must start with http": "网格 URL 必须以 http 开头",
+    "Generation failed on Hitem3D (credits are refunded): retry, or try another image":
+        "Hitem3D 生成失败（积分已退还）：请重试，或换一张图像",
+    "Hitem3D has no task with this ID: check the ID": "Hitem3D 没有此 ID 的任务：请检查 ID",
+    "Hitem3D sent no access token: retry in a few minutes": "Hitem3D 未返回访问令牌：请几分钟后重试",
+    "Hitem3D sent an unreadable task status: retry in a few minutes": "Hitem3D 返回的任务状态无法读取：请几分钟后重试",
+    "Hitem3D reported an unknown task state: {state}": "Hitem3D 报告了未知的任务状态：{state}",
+    "Hitem3D sent an unreadable balance: retry in a moment": "Hitem3D 返回的余额无法读取：请稍后重试",
+    "The task to texture has no finished model on Hitem3D yet": "要生成纹理的任务在 Hitem3D 上还没有完成的模型",
+    "Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again":
+        "Hitem3D 未返回任务 ID：再次发送前，请先在 Hitem3D 平台上检查你的任务",
+    "Hitem3D did not accept a fresh access token: check your credentials": "Hitem3D 不接受新的访问令牌：请检查你的凭据",
+    "Hitem3D is unavailable (HTTP {status}): retry in a few minutes": "Hitem3D 暂时不可用（HTTP {status}）：请几分钟后重试",
+    "{host} has no Hitem3D API here (HTTP 404): check the API base URL":
+        "{host} 上没有 Hitem3D API（HTTP 404）：请检查 API 基础 URL",
+    "Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes":
+        "Hitem3D 返回的应答无法读取（HTTP {status}）：请几分钟后重试",
+    # Connections (``core.network``).
+    "Cannot reach {host}: the name does not resolve (DNS); check the API base URL and your internet connection":
+        "无法连接 {host}：域名无法解析（DNS）；请检查 API 基础 URL 和网络连接",
+    "Cannot reach {host}: connection refused; check the API base URL and port": "无法连接 {host}：连接被拒绝；请检查 API 基础 URL 和端口",
+    "{host} did not answer in time: check your connection, or raise the timeout in Network settings":
+        "{host} 未及时应答：请检查网络连接，或在网络设置中调高超时",
+    "TLS certificate of {host} is not trusted: if your network inspects HTTPS, set its CA bundle in Network settings":
+        "{host} 的 TLS 证书不受信任：如果你的网络会检查 HTTPS，请在网络设置中设置其 CA 证书包",
+    "TLS certificate of {host} has expired: check this computer's date and time": "{host} 的 TLS 证书已过期：请检查本机的日期和时间",
+    "TLS certificate does not match {host}: check the API base URL": "TLS 证书与 {host} 不匹配：请检查 API 基础 URL",
+    "Secure connection to {host} failed (TLS): check the API base URL and the proxy settings":
+        "与 {host} 的安全连接失败（TLS）：请检查 API 基础 URL 和代理设置",
+    "Cannot resolve the proxy's host name: check the proxy in Network settings": "无法解析代理的主机名：请在网络设置中检查代理",
+    "The proxy refused the connection: check the proxy in Network settings": "代理拒绝了连接：请在网络设置中检查代理",
+    "The proxy did not answer in time: check the proxy in Network settings": "代理未及时应答：请在网络设置中检查代理",
+    "The proxy asks for a password: use http://user:password@host:port as proxy URL":
+        "代理要求密码：请将 http://user:password@host:port 用作代理 URL",
+    "SOCKS proxies are not supported: set an HTTP proxy in Network settings": "不支持 SOCKS 代理：请在网络设置中设置 HTTP 代理",
+    "The proxy could not connect to {host}: check the proxy in Network settings": "代理无法连接到 {host}：请在网络设置中检查代理",
+    "Cannot reach {host}: check your internet connection, then retry": "无法连接 {host}：请检查网络连接，然后重试",
+    "Connection to {host} failed: retry in a moment": "与 {host} 的连接失败：请稍后重试",
+    "Connecting…": "正在连接…",
+    "Connected: credentials accepted": "已连接：凭据有效",
+    "Hitem3D connection OK": "Hitem3D 连接正常",
+    "No answer from Hitem3D": "Hitem3D 没有应答",
+    "No answer from Hitem3D in time: retry": "Hitem3D 未及时应答：请重试",
+    "No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again":
+        "Hitem3D 未及时应答：再次发送前，请先在 Hitem3D 平台上检查你的任务",
+    # Waiting, downloading, importing.
+    "Task {short}: {reason}": "任务 {short}：{reason}",
+    "Task {short} is already running": "任务 {short} 已在运行",
+    "Waiting for Hitem3D task {names}": "正在等待 Hitem3D 任务 {names}",
+    "Retrying ({attempt} of {limit}): {reason}": "正在重试（第 {attempt} 次，共 {limit} 次）：{reason}",
+    "Task not finished after {duration}: retry to keep waiting": "任务在 {duration} 后仍未完成：重试可继续等待",
+    "Unexpected error: see the Hitem3D log": "意外错误：请查看 Hitem3D 日志",
+    "Unexpected error: see the Hitem3D log, then retry": "意外错误：请查看 Hitem3D 日志，然后重试",
+    "Hitem3D reported success but sent no model link: retry in a few minutes": "Hitem3D 报告成功，但未返回模型链接：请几分钟后重试",
+    "The task's result is {kind}, not GLB: generate it again with GLB output": "该任务的结果是 {kind}，不是 GLB：请以 GLB 输出重新生成",
+    "an unknown format": "未知格式",
+    "Hitem3D sent a result link that is not http(s): not downloaded": "Hitem3D 返回的结果链接不是 http(s)：未下载",
+    "The downloaded result is not a GLB file: retry, or check the task on Hitem3D":
+        "下载的结果不是 GLB 文件：请重试，或在 Hitem3D 上检查该任务",
+    "The result is glTF version {version}; Blender imports version 2": "结果是 glTF {version} 版；Blender 只能导入第 2 版",
+    "The downloaded GLB is incomplete: retry": "下载的 GLB 不完整：请重试",
+    "The cover image is not a WebP, PNG or JPEG file": "封面图像不是 WebP、PNG 或 JPEG 文件",
+    "The result link expired (HTTP {status}): asking for a new one": "结果链接已过期（HTTP {status}）：正在请求新链接",
+    "The file host answered HTTP {status}: retry in a moment": "文件服务器返回 HTTP {status}：请稍后重试",
+    "The result is {size}, over the {limit} download limit in the add-on preferences: not downloaded":
+        "结果大小为 {size}，超过了插件偏好设置中 {limit} 的下载上限：未下载",
+    "The result is larger than {limit}, the download limit in the add-on preferences: not downloaded":
+        "结果大于插件偏好设置中的下载上限 {limit}：未下载",
+    "The download from {host} stalled or was cut off: retry": "从 {host} 下载时停滞或被中断：请重试",
+    "The download was cut short: retry": "下载被中断：请重试",
+    "Blender could not import the GLB: retry, or report it with the log": "Blender 无法导入该 GLB：请重试，或附上日志报告问题",
+    "Blender's glTF importer did not finish: retry": "Blender 的 glTF 导入器未能完成：请重试",
+    "The GLB holds no objects": "该 GLB 不包含任何物体",
+    "No view layer to import into": "没有可导入的视图层",
+    "Unexpected error while importing: see the Hitem3D log, then retry": "导入时发生意外错误：请查看 Hitem3D 日志，然后重试",
+    "Imported {count} object(s) from Hitem3D task {short}": "已从 Hitem3D 任务 {short} 导入 {count} 个物体",
+    "Imported {count} object(s) from task {short}": "已从任务 {short} 导入 {count} 个物体",
+    "Imported {count} object(s) from new task {short}": "已从新任务 {short} 导入 {count} 个物体",
+    "Imported {count} object(s) from {tasks} task(s)": "已从 {tasks} 个任务导入 {count} 个物体",
+    "Could not read the Hitem3D task history: starting with an empty list": "无法读取 Hitem3D 任务历史：将以空列表开始",
+    "The Hitem3D task history was damaged and was set aside as {name}": "Hitem3D 任务历史已损坏，已另存为 {name}",
+    # The panel and the preferences.
+    "Model: {model}": "模型：{model}",
+    "File: {size}": "文件：{size}",
+    "Finished {when}": "结束于 {when}",
+    "Imported {count} object(s)": "已导入 {count} 个物体",
+    "Task ID copied": "任务 ID 已复制",
+    "Freed {size} MB": "已释放 {size} MB",
+    "Downloaded models: {size} MB": "已下载的模型：{size} MB",
+    "Diagnostics copied: paste them into your support request": "诊断信息已复制：请粘贴到你的技术支持请求中",
+    # Generation (``core.submission``, ``generate``).
+    "Image": "图像",
+    "Front view": "正面视图",
+    "Back view": "背面视图",
+    "Left view": "左侧视图",
+    "Right view": "右侧视图",
+    "{view} (required)": "{view}（必填）",
+    "{label}: {name} is not a PNG, JPEG or WebP file": "{label}：{name} 不是 PNG、JPEG 或 WebP 文件",
+    "{label}: file not found: {path}": "{label}：找不到文件：{path}",
+    "{label}: {name} is not a file": "{label}：{name} 不是文件",
+    "{label}: {name} is empty": "{label}：{name} 为空",
+    "{label}: {name} is {size}; Hitem3D accepts at most 20 MB per image":
+        "{label}：{name} 大小为 {size}；Hitem3D 每张图像最多接受 20 MB",
+    "{label}: cannot read {name}: {reason}": "{label}：无法读取 {name}：{reason}",
+    "Unknown model version {model}: choose one from the list": "未知的模型版本 {model}：请从列表中选择",
+    "Request type {type} is unknown: use 1 (geometry), 2 (texture a model) or 3 (geometry and texture)":
+        "未知的请求类型 {type}：请使用 1（几何体）、2（为模型生成纹理）或 3（几何体和纹理）",
+    "Unknown view {view}: use front, back, left and right": "未知的视图 {view}：请使用 front、back、left 和 right",
+    "Views need a front view: add an image in the Front slot": "多视图需要正面视图：请在“正面”槽中添加图像",
+    "{view} view: no file given": "{view}视图：未指定文件",
+    "Texturing needs a reference image: add one under New Generation": "生成纹理需要参考图像：请在“新建生成”中添加",
+    "Choose a resolution for {model}": "请为 {model} 选择分辨率",
+    # NOTE: lists joined with " or " come in one template per length, so that
+    # no English "or" is left between the items.
+    "Resolution {resolution} is not available for {model}: choose {a}": "{model} 不提供分辨率 {resolution}：请选择 {a}",
+    "Resolution {resolution} is not available for {model}: choose {a} or {b}":
+        "{model} 不提供分辨率 {resolution}：请选择 {a} 或 {b}",
+    "Resolution {resolution} is not available for {model}: choose {a} or {b} or {c}":
+        "{model} 不提供分辨率 {resolution}：请选择 {a}、{b} 或 {c}",
+    "Resolution {resolution} is not available for {model}: choose {a} or {b} or {c} or {d}":
+        "{model} 不提供分辨率 {resolution}：请选择 {a}、{b}、{c} 或 {d}",
+    "{model} cannot texture an existing model: use {a}": "{model} 无法为现有模型生成纹理：请使用 {a}",
+    "{model} cannot texture an existing model: use {a} or {b}": "{model} 无法为现有模型生成纹理：请使用 {a} 或 {b}",
+    "{model} cannot texture an existing model: use {a} or {b} or {c}": "{model} 无法为现有模型生成纹理：请使用 {a}、{b} 或 {c}",
+    "Only a finished geometry-only task made here with {a} can be textured":
+        "只有在此处用 {a} 生成且已完成的仅几何体任务才能生成纹理",
+    "Only a finished geometry-only task made here with {a} or {b} can be textured":
+        "只有在此处用 {a} 或 {b} 生成且已完成的仅几何体任务才能生成纹理",
+    "Only a finished geometry-only task made here with {a} or {b} or {c} can be textured":
+        "只有在此处用 {a}、{b} 或 {c} 生成且已完成的仅几何体任务才能生成纹理",
+    "Face count {face} is out of range for {model}: {low} to {high}": "面数 {face} 超出 {model} 的范围：{low} 至 {high}",
+    "{model}: {low} to {high} faces": "{model}：{low} 至 {high} 个面",
+    "Image '{name}' is empty: render first, or choose another image": "图像“{name}”为空：请先渲染，或选择其他图像",
+    "Image '{name}' could not be saved for sending: {reason}": "无法保存图像“{name}”以供发送：{reason}",
+    "Generate from {source} ({model})": "从 {source} 生成（{model}）",
+    "Texture from {source} ({model})": "从 {source} 生成纹理（{model}）",
+    "views {a}": "{a}视图",
+    "views {a}, {b}": "{a}、{b}视图",
+    "views {a}, {b}, {c}": "{a}、{b}、{c}视图",
+    "views {a}, {b}, {c}, {d}": "{a}、{b}、{c}、{d}视图",
+    "front": "正面",
+    "back": "背面",
+    "left": "左侧",
+    "right": "右侧",
+    "Submitting… {what}": "正在提交… {what}",
+    "Sending to Hitem3D: {what}": "正在发送到 Hitem3D：{what}",
+    "Sent to Hitem3D: task {short}": "已发送到 Hitem3D：任务 {short}",
+    "The new task was removed": "新任务已被移除",
+    "Balance: {credits} credits": "余额：{credits} 积分",
+    "Balance: checking…": "余额：正在查询…",
+    "Balance: not checked yet": "余额：尚未查询",
+    "Hitem3D balance: {credits} credits": "Hitem3D 余额：{credits} 积分",
+}
+
+# Format strings that code translates itself (``iface(...).format(...)``).
+# NOTE: never matched against finished text: shapes this loose ("{seconds}s")
+# would claim sentences that merely end the same way.
+FORMATS: dict[str, str] = {
+    "{seconds}s": "{seconds}秒",
+    "{minutes}m {seconds}s": "{minutes}分{seconds}秒",
+    "{hours}h {minutes}m": "{hours}小时{minutes}分",
+}
+
+
+def _model_entries() -> dict[tuple[str, str], str]:
+    """Model names (kept as they are) and the resolution tooltips that
+    ``generate`` builds from the model table."""
+    entries = {(DEFAULT, spec.label): spec.label for spec in models.MODELS}
+    for spec in models.MODELS:
+        for resolution in spec.resolutions:
+            entries[(DEFAULT, f"{resolution} with {spec.label}")] = f"{spec.label} 的 {resolution} 分辨率"
+    return entries
+
+
+def catalogue() -> dict[tuple[str, str], str]:
+    """Every zh_HANS entry, keyed ``(context, English)``: what is registered."""
+    entries = dict(UI)
+    entries.update(_model_entries())
+    entries.update({(DEFAULT, english): chinese for english, chinese in MESSAGES.items()})
+    entries.update({(DEFAULT, english): chinese for english, chinese in FORMATS.items()})
+    return entries
+
+
+def translations_dict() -> dict[str, dict[tuple[str, str], str]]:
+    """The dictionary ``bpy.app.translations.register`` takes."""
+    return {LOCALE: catalogue()}
+
+
+# -- translating finished messages: plain Python, tested with any lookup ---------------------------
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class Template(NamedTuple):
+    text: str  # the English template, the msgid of its translation
+    pattern: re.Pattern[str]  # matches a finished message made from it
+    prefix_length: int  # literal characters before the first placeholder
+    literal_length: int  # characters outside placeholders: how specific it is
+
+
+def placeholders(text: str) -> list[str]:
+    """The ``{name}`` placeholders of a template, in order."""
+    return _PLACEHOLDER.findall(text)
+
+
+def compile_template(text: str) -> Template:
+    """A template's matcher: its literal parts escaped, each placeholder a
+    non-greedy group. Raises ``ValueError`` for a template no finished message
+    can be told apart by (no literal text, or a repeated placeholder)."""
+    parts = _PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
+    literals, names = parts[0::2], parts[1::2]
+    if len(set(names)) != len(names):
+        raise ValueError(f"repeated placeholder in template {text!r}")
+    literal_length = sum(len(literal) for literal in literals)
+    if not names or not literal_length:
+        raise ValueError(f"not a template: {text!r}")
+    regex = "".join(re.escape(literal) if index % 2 == 0 else f"(?P<{literal}>.+?)"
+                    for index, literal in enumerate(parts))
+    return Template(text, re.compile(regex, re.DOTALL), len(literals[0]), literal_length)
+
+
+def compile_templates(texts: Iterable[str]) -> tuple[Template, ...]:
+    """The templates among ``texts`` in the order they are tried: those that
+    start with the longest literal text first, then the most specific (most
+    literal text).
+
+    NOTE: "Task abc: api.hitem3d.ai did not answer in time: …" must be claimed
+    by "Task {short}: {reason}", whose reason is then translated, rather than by
+    "{host} did not answer in time: …" with a host that swallowed "Task abc: ".
+    """
+    templates = [compile_template(text) for text in texts if _PLACEHOLDER.search(text)]
+    return tuple(sorted(templates, key=lambda template: (-template.prefix_length, -template.literal_length)))
+
+
+class Translator:
+    """Translates finished English messages through ``lookup`` (msgid to
+    translation; the msgid itself when there is none).
+
+    A message with an entry of its own is looked up as it is. Otherwise the
+    first template that matches the whole message is translated and filled
+    with the values it captured, each value translated the same way ("Task
+    {short}: {reason}" translates the reason too). Anything else comes back
+    unchanged.
+    """
+
+    def __init__(self, templates: Iterable[Template], lookup: Callable[[str], str]) -> None:
+        self.templates = tuple(templates)
+        self.lookup = lookup
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        found = self.lookup(text)
+        if found != text:
+            return found
+        for template in self.templates:
+            match = template.pattern.fullmatch(text)
+            if match is None:
+                continue
+            # Each value is shorter than the message (a template has literal text): this ends.
+            values = {name: self(value) for name, value in match.groupdict().items()}
+            translated = self.lookup(template.text)
+            return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), translated)
+        return text
+
+
+@functools.cache
+def templates() -> tuple[Template, ...]:
+    """The message templates, compiled once."""
+    return compile_templates(MESSAGES)
+
+
+def translator(lookup: Callable[[str], str]) -> Translator:
+    """The translator ``message`` uses, over any msgid lookup (tests pass a dictionary's)."""
+    return Translator(templates(), lookup)
+
+
+# -- Blender ---------------------------------------------------------------------------------------
+
+_state = {"registered": False}
+
+
+def register() -> None:
+    # NOTE: the stubs type the dictionary as str -> str; Blender takes
+    # (context, msgid) keys, as its documentation says.
+    table: Any = translations_dict()
+    # NOTE: Blender refuses a name that is already registered; an enable that
+    # failed half-way can leave ours behind, so it is cleared first.
+    bpy.app.translations.unregister(ADDON_ID)
+    bpy.app.translations.register(ADDON_ID, table)
+    _state["registered"] = True
+
+
+def unregister() -> None:
+    if _state["registered"]:
+        bpy.app.translations.unregister(ADDON_ID)
+        _state["registered"] = False
+
+
+def is_registered() -> bool:
+    return _state["registered"]
+
+
+def iface(msgid: str, context: str = DEFAULT) -> str:
+    """``msgid`` in the interface language (itself when untranslated)."""
+    # NOTE: getattr, as the stubs say pgettext_iface returns None; it returns the text.
+    pgettext_iface: Callable[[str, str], str] = getattr(bpy.app.translations, "pgettext_iface")
+    return pgettext_iface(msgid, context)
+
+
+@functools.cache
+def _translator() -> Translator:
+    return translator(iface)
+
+
+# A msgid only this catalogue has: when it comes back unchanged, the interface
+# is not in a language we translate (or translation is off): nothing to match.
+_PROBE = "Hitem3D connection OK"
+assert _PROBE in MESSAGES
+
+
+def message(text: str) -> str:
+    """A finished English message (an error, a report, a notice) in the
+    interface language; unchanged when the interface is not Chinese or the
+    message is not in the catalogue. Main thread only."""
+    if iface(_PROBE) == _PROBE:
+        return text
+    return _translator()(text)
