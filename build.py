@@ -5,6 +5,7 @@
     python build.py test [--bpy X.Y] ...  run pytest against bpy 4.5 (default), 4.2 or 5.0
     python build.py typecheck [...]       run mypy (configured in pyproject.toml)
     python build.py demo                  build the zip, then run `python -m tests.demo`
+    python build.py bench [--quick]       build the zip, then run `python -m benchmarks`
     python build.py repo                  release: check CHANGELOG.md, build the zip into
                                           dist/repo/ and generate Blender's repository listing
 
@@ -611,6 +612,13 @@ def cmd_test(args: argparse.Namespace, extra: list[str]) -> int:
     python = python_for(args.bpy, args.no_venv)
     log(f"running pytest with bpy {args.bpy}")
     code = run([python, "-m", "pytest", *extra])
+    if code < 0:
+        # NOTE: Blender as a Python module has crashed the interpreter once in
+        # many full runs here (bpy 4.2, a segfault with no test failing, never
+        # reproduced alone). A crash is not a verdict, so the suite runs once
+        # more and that run decides; a test failure is never retried.
+        log(f"warning: pytest was killed by signal {-code}; running the suite once more")
+        code = run([python, "-X", "faulthandler", "-m", "pytest", *extra])
     if code == 5:
         # pytest's "no tests collected" must never look like a green run.
         log("error: pytest collected no tests (exit code 5)")
@@ -632,11 +640,18 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     return run([python, "-m", "tests.demo", *extra], env=env)
 
 
+def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
+    python = python_for(DEFAULT_BPY, args.no_venv)
+    zip_path = build_zip(DIST_DIR, python)
+    log(f"built {zip_path} ({zip_path.stat().st_size:,} bytes)")
+    return run([python, "-m", "benchmarks", "--zip", zip_path, *extra])
+
+
 if TYPE_CHECKING:  # only for mypy: `list[str]` at runtime would break Python < 3.9 before the version check
     Command = Callable[[argparse.Namespace, list[str]], int]
 
 # Subcommands that pass unknown arguments through to the tool they run.
-PASSTHROUGH = {"test", "typecheck", "demo"}
+PASSTHROUGH = {"test", "typecheck", "demo", "bench"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -698,6 +713,17 @@ def build_parser() -> argparse.ArgumentParser:
         "imports a sample task). HITEM3D_EXTENSION_ZIP holds the zip's path.",
     )
     demo.set_defaults(command="demo", func=cmd_demo)
+
+    bench = sub.add_parser(
+        "bench",
+        usage="build.py bench [-h] [--quick] [--only NAME ...] [--output FILE]",
+        allow_abbrev=False,
+        help="build the zip, then run the benchmarks (`python -m benchmarks`) in .venv",
+        description="Set up .venv, build the zip into dist/, then run `python -m benchmarks` with it: "
+        "main-thread cost, download speed and memory, time to scene, request economy. Prints one "
+        "JSON object last; see BENCHMARKS.md. Other arguments go to the benchmarks.",
+    )
+    bench.set_defaults(command="bench", func=cmd_bench)
 
     repo = sub.add_parser(
         "repo",

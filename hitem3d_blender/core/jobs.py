@@ -26,7 +26,10 @@ from .tasks import TaskUpdate
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_WORKERS = 6
+# Hitem3D runs 10 tasks per account at once by default: every one of them
+# should be polled, not wait for a slot. Idle pollers cost a sleeping thread,
+# and API calls share one keep-alive connection (see api.py) whatever the count.
+DEFAULT_MAX_WORKERS = 16
 _SLOT_POLL_S = 0.2
 
 

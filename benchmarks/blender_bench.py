@@ -1,0 +1,528 @@
+"""The benchmarks that need Blender: main-thread cost, time to scene, request economy.
+
+    python -m benchmarks.blender_bench NAME --zip PATH [--quick]
+
+Each runs in a fresh process: an isolated Blender (its own user folder), the
+built zip installed the way Blender installs extensions, the add-on pointed at
+the simulator running in a child process (so the server never competes with
+the code under test for the GIL). As Blender's module, ``bpy`` fires no
+timers: the benchmark calls the timer callback ``bridge.tick`` itself, waiting
+the interval each call returns, as Blender's event loop would, and times every
+call. Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from benchmarks import assets
+from benchmarks.common import REPO_ROOT, JsonStdout, log, summary_ms, target
+from benchmarks.simproc import SimulatorProcess
+
+ADDON_MODULE = "bl_ext.user_default.hitem3d_blender"
+MAIN_THREAD_LIMIT_MS = 5.0
+TIME_TO_SCENE_LIMIT = 1.1
+
+
+def task_id(number: int) -> str:
+    """A task ID shaped like Hitem3D's."""
+    return f"{number:032x}.jjewelry-aigc-api.Bench{number:05d}"
+
+
+# -- an isolated Blender with the add-on ---------------------------------------------
+
+
+def isolate() -> Path:
+    """Point Blender at a throwaway user folder. Must run before ``import bpy``."""
+    user = Path(tempfile.mkdtemp(prefix="hitem3d-bench-user-"))
+    os.environ["BLENDER_USER_RESOURCES"] = str(user)
+    os.environ["XDG_CACHE_HOME"] = str(user / "cache")
+    for name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET"):
+        os.environ.pop(name, None)
+    return user
+
+
+def install(zip_path: Path) -> ModuleType:
+    import bpy
+
+    bpy.context.preferences.system.use_online_access = True
+    result = bpy.ops.extensions.package_install_files(
+        repo="user_default", filepath=str(zip_path), enable_on_install=True
+    )
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"installing {zip_path.name} returned {result}")
+    addon = sys.modules[ADDON_MODULE]
+    # NOTE: the interactive path (operators return at once, the timer applies
+    # results), as in Blender's UI; the tests switch it the same way.
+    addon.bridge.runs_to_end = lambda: False
+    return addon
+
+
+def point_prefs_at(sim: SimulatorProcess, poll_interval_s: float) -> Any:
+    import bpy
+
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.base_url = sim.base_url
+    prefs.client_id = sim.client_id
+    prefs.client_secret = sim.client_secret
+    prefs.poll_interval = poll_interval_s
+    prefs.auto_import = True
+    return prefs
+
+
+def clear_scene() -> None:
+    """Remove every object and the data an import left, so runs do not add up."""
+    import bpy
+
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    for collection in (bpy.data.meshes, bpy.data.materials, bpy.data.images, bpy.data.textures):
+        for block in list(collection):
+            collection.remove(block)
+
+
+class _Timed:
+    """Wraps a callable (an operator too: other attributes pass through) and adds up its time."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.ns = 0
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter_ns()
+        try:
+            return self._inner(*args, **kwargs)
+        finally:
+            self.ns += time.perf_counter_ns() - started
+            self.calls += 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Proxy:
+    """A stand-in for a module: the given attributes, everything else from ``real``."""
+
+    def __init__(self, real: Any, **overrides: Any) -> None:
+        self._real = real
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class ImportClock:
+    """Times the add-on's import step (``importer.import_glb``: the glTF
+    operator plus placement) and, inside it, the glTF operator alone."""
+
+    def __init__(self, addon: ModuleType) -> None:
+        import bpy
+
+        importer = addon.importer
+        self.step = _Timed(importer.import_glb)
+        self.gltf = _Timed(bpy.ops.import_scene.gltf)
+        importer.import_glb = self.step
+        # importer calls bpy.ops.import_scene.gltf through its module global `bpy`.
+        importer.bpy = _Proxy(bpy, ops=_Proxy(bpy.ops, import_scene=_Proxy(bpy.ops.import_scene, gltf=self.gltf)))
+
+
+@dataclass
+class TickSample:
+    total_ns: int
+    import_ns: int  # importer.import_glb inside this call
+    gltf_ns: int  # bpy.ops.import_scene.gltf inside this call
+
+
+@dataclass
+class TickDriver:
+    """Calls ``bridge.tick`` the way Blender's timer would and times each call."""
+
+    addon: ModuleType
+    clock: ImportClock
+    samples: list[TickSample] = field(default_factory=list)
+    stopped_early: int = 0  # tick said "no more calls" while work was still expected
+
+    def run(self, until: Callable[[], bool], timeout_s: float) -> bool:
+        bridge = self.addon.bridge
+        deadline = time.monotonic() + timeout_s
+        next_at = time.perf_counter()
+        while time.monotonic() < deadline:
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            import_before, gltf_before = self.clock.step.ns, self.clock.gltf.ns
+            started = time.perf_counter_ns()
+            interval = bridge.tick()
+            elapsed = time.perf_counter_ns() - started
+            self.samples.append(
+                TickSample(elapsed, self.clock.step.ns - import_before, self.clock.gltf.ns - gltf_before)
+            )
+            if until():
+                return True
+            if interval is None:
+                self.stopped_early += 1
+                interval = bridge.BUSY_INTERVAL_S
+            next_at = time.perf_counter() + interval
+        return False
+
+
+def _records(addon: ModuleType, ids: list[str]) -> list[Any]:
+    book = addon.bridge.book()
+    return [book.get(task) for task in ids]
+
+
+def _all_terminal(addon: ModuleType, ids: list[str]) -> bool:
+    return all(rec is not None and rec.state.is_terminal for rec in _records(addon, ids))
+
+
+def _any_running(addon: ModuleType, ids: list[str]) -> bool:
+    return any(addon.bridge.is_running(task) for task in ids)
+
+
+# -- 2. main-thread cost ---------------------------------------------------------------
+
+
+def _fill_history(addon: ModuleType, count: int) -> None:
+    """Give the task list ``count`` finished tasks, as weeks of use would, by
+    writing them into the journal and letting the add-on read it again."""
+    now = time.time()
+    entries = [
+        {"task_id": task_id(10_000 + n), "state": "done", "started_at": now - 86400 + n,
+         "finished_at": now - 86300 + n, "imported_objects": ["Hitem3D_Model"], "model": "hitem3dv2.0"}
+        for n in range(count)
+    ]
+    addon.bridge.shutdown()
+    addon.bridge.journal_path().write_text(json.dumps({"version": 1, "tasks": entries}), encoding="utf-8")
+    if len(addon.bridge.book()) != count:
+        raise RuntimeError(f"the add-on read {len(addon.bridge.book())} tasks from the journal, not {count}")
+
+
+def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = False,
+                      history: int = 0) -> dict[str, Any]:
+    """20 tasks polling and one big download (then its import), every tick timed.
+
+    As shipped, the runner gives DEFAULT_MAX_WORKERS jobs a worker at once, so
+    only some of the 20 tasks poll while the download runs; ``all_polling``
+    gives every task a worker. ``history`` puts that many finished tasks in
+    the list first. Only the runs with an empty list are held to the target.
+    """
+    import bpy
+
+    size = 50_000_000 if quick else 200_000_000
+    pollers = 20
+    poll_interval_s = 1.0
+    rate = 25e6  # bytes/s (200 Mbit/s): the download lasts seconds, as on a good connection
+    model = assets.padded_glb(assets.realistic_glb(quick=quick), size)
+    if history:
+        _fill_history(addon, history)
+    jobs = addon.core.jobs
+    slots = pollers + 1 if all_polling else jobs.DEFAULT_MAX_WORKERS
+    if all_polling:
+        # bridge makes its runner with JobRunner(): give that runner a slot per task.
+        addon.bridge.JobRunner = functools.partial(jobs.JobRunner, max_workers=slots)
+    clock = ImportClock(addon)
+    driver = TickDriver(addon, clock)
+    download = task_id(1)
+    polling = [task_id(100 + n) for n in range(pollers)]
+    with SimulatorProcess() as sim:
+        sim.set_file_rate(rate)
+        point_prefs_at(sim, poll_interval_s)
+        sim.add_task(download, ["processing", "success"], glb=model)
+        for task in polling:
+            sim.add_task(task, ["queueing", "queueing", "processing"])  # the last state repeats
+        # The download first, so it has a worker whatever the number of slots.
+        bpy.ops.hitem3d.import_task(task_id=download)
+        bpy.ops.hitem3d.import_task(task_id=" ".join(polling))
+        started = time.monotonic()
+        log(f"main thread: {pollers} tasks polling every {poll_interval_s:g} s "
+            f"({slots} worker slots), {size / 1e6:.0f} MB downloading at {rate / 1e6:.0f} MB/s, then its import; "
+            f"{history} finished tasks in the list")
+        if not driver.run(lambda: _all_terminal(addon, [download]), timeout_s=600):
+            raise RuntimeError("the download task did not finish in 10 minutes")
+        # Keep the pollers going a while after the import, then cancel them all.
+        driver.run(lambda: time.monotonic() - started > (6 if quick else 20), timeout_s=60)
+        cancelled_at = time.time()
+        for task in polling:
+            bpy.ops.hitem3d.cancel_task(task_id=task)
+        driver.run(lambda: _all_terminal(addon, polling) and not _any_running(addon, polling), timeout_s=60)
+        requests = sim.requests()
+    rec = addon.bridge.book().get(download)
+    # Tasks that polled in the last three intervals before the cancel: polling at once.
+    recent = {r["query"].get("task_id") for r in requests if r["path"].endswith("/query-task")
+              and cancelled_at - 3 * poll_interval_s <= r["time"] < cancelled_at}
+    samples = driver.samples
+    without_step = [s.total_ns - s.import_ns for s in samples]
+    without_gltf = [s.total_ns - s.gltf_ns for s in samples]
+    worst = round(max(without_step) / 1e6, 3) if without_step else None
+    verdict = target(worst, MAIN_THREAD_LIMIT_MS)
+    return {
+        "scenario": {
+            "tasks_polling": pollers,
+            "worker_slots": slots,
+            "tasks_polling_at_once": len(recent - {download}),
+            "finished_tasks_in_list": history,
+            "poll_interval_s": poll_interval_s,
+            "download_bytes": size,
+            "download_rate_limit_bytes_per_s": rate,
+            "download_task_state": rec.state.value if rec else None,
+            "model_triangles": assets.glb_stats(assets.realistic_glb(quick=quick))["triangles"],
+        },
+        "tick_excluding_import_step": summary_ms(without_step),
+        "tick_excluding_gltf_operator_only": summary_ms(without_gltf),
+        "tick_including_everything": summary_ms([s.total_ns for s in samples]),
+        "import_step_ms": round(clock.step.ns / 1e6, 1),
+        "gltf_operator_ms": round(clock.gltf.ns / 1e6, 1),
+        "placement_ms": round((clock.step.ns - clock.gltf.ns) / 1e6, 1),
+        "timer_stopped_early": driver.stopped_early,
+        # A long list is beyond the issue's scenario: shown next to the limit, not held to it.
+        ("reference_max_ms" if history else "target_max_ms"): verdict,
+    }
+
+
+# -- 4. time to scene ----------------------------------------------------------------------
+
+
+def _plain_download(url: str, dest: Path) -> tuple[float, str]:
+    """Seconds to fetch ``url`` to ``dest`` with curl (a plain Python copy without curl)."""
+    dest.unlink(missing_ok=True)
+    curl = shutil.which("curl")
+    started = time.perf_counter()
+    if curl:
+        subprocess.run([curl, "-s", "-f", "-o", str(dest), url], check=True)
+        return time.perf_counter() - started, "curl -o"
+    import urllib.request
+
+    with urllib.request.urlopen(url) as response, dest.open("wb") as file:  # noqa: S310 - loopback
+        shutil.copyfileobj(response, file, 1024 * 1024)
+    return time.perf_counter() - started, "urllib + shutil.copyfileobj"
+
+
+def bench_time_to_scene(addon: ModuleType, quick: bool) -> dict[str, Any]:
+    import bpy
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.glb_factory import cached_glb
+
+    model = assets.realistic_glb(quick=quick)
+    rounds = 2 if quick else 4
+    clock = ImportClock(addon)
+    workdir = Path(tempfile.mkdtemp(prefix="hitem3d-bench-scene-"))
+    ours: list[dict[str, float]] = []
+    plain: list[dict[str, float]] = []
+    methods: set[str] = set()
+    with SimulatorProcess() as sim:
+        point_prefs_at(sim, 0.5)
+        # Warm up: the glTF add-on's modules load on first use, for both paths alike.
+        warm = task_id(2)
+        sim.add_task(warm, ["success"], glb=cached_glb(objects=2))
+        bpy.ops.hitem3d.import_task(task_id=warm)
+        TickDriver(addon, clock).run(lambda: _all_terminal(addon, [warm]), timeout_s=120)
+        # ...and the first import of a big model is slower than the next ones.
+        bpy.ops.import_scene.gltf(filepath=str(model))
+        clear_scene()
+        def plain_round(number: int) -> None:
+            """The same file, downloaded then imported, nothing else."""
+            probe = task_id(10 + number)
+            sim.add_task(probe, ["success"], glb=model)
+            download_s, method = _plain_download(sim.model_url(probe), workdir / "plain.glb")
+            methods.add(method)
+            started = time.perf_counter()
+            result = bpy.ops.import_scene.gltf(filepath=str(workdir / "plain.glb"))
+            import_s = time.perf_counter() - started
+            if "FINISHED" not in result:
+                raise RuntimeError(f"plain glTF import returned {result}")
+            plain.append({"download_s": download_s, "import_s": import_s, "total_s": download_s + import_s})
+            clear_scene()
+            (workdir / "plain.glb").unlink(missing_ok=True)
+            log(f"time to scene: plain download {download_s:.2f} s + import {import_s:.2f} s")
+
+        def our_round(number: int) -> None:
+            """From the answer that says success to objects in the scene."""
+            task = task_id(20 + number)
+            sim.add_task(task, ["processing", "success"], glb=model)
+            bpy.ops.hitem3d.import_task(task_id=task)
+            driver = TickDriver(addon, clock)
+            step_before, gltf_before = clock.step.ns, clock.gltf.ns
+            if not driver.run(lambda: _all_terminal(addon, [task]), timeout_s=600):
+                raise RuntimeError("the task did not finish in 10 minutes")
+            in_scene = time.time()
+            rec = addon.bridge.book().get(task)
+            if rec is None or rec.state.value != "done":
+                raise RuntimeError(f"task ended {rec.state.value if rec else 'missing'}: {rec.message if rec else ''}")
+            queries = sorted(r["time"] for r in sim.requests()
+                             if r["path"].endswith("/query-task") and r["query"].get("task_id") == task)
+            success_at = queries[1]  # the second answer is the success
+            files = [r["time"] for r in sim.requests() if r["path"].endswith(".glb") and r["time"] >= success_at]
+            total = in_scene - success_at
+            ours.append({
+                "total_s": total,
+                "import_step_s": (clock.step.ns - step_before) / 1e9,
+                "gltf_operator_s": (clock.gltf.ns - gltf_before) / 1e9,
+                "success_to_download_request_s": (min(files) - success_at) if files else math.nan,
+            })
+            log(f"time to scene: ours {total:.2f} s (import step {ours[-1]['import_step_s']:.2f} s)")
+            clear_scene()
+
+        for number in range(rounds):
+            # Each pair in turn order, so neither side always imports right after the other.
+            for run in ((plain_round, our_round) if number % 2 == 0 else (our_round, plain_round)):
+                run(number)
+    shutil.rmtree(workdir, ignore_errors=True)
+    # NOTE: the figure compares the best round of each side: other work on the
+    # machine only ever adds time, and Blender's importer alone varies by 15 %
+    # between identical imports. The paired ratios are reported beside it.
+    ratios = [o["total_s"] / p["total_s"] for o, p in zip(ours, plain)]
+    best_ratio = min(o["total_s"] for o in ours) / min(p["total_s"] for p in plain)
+    for run in ours:
+        # What we add around Blender's importer: poll answer to download, the
+        # download, the wait for the timer, placement.
+        run["around_gltf_operator_s"] = run["total_s"] - run["gltf_operator_s"]
+    return {
+        "model": {"file": model.name, **assets.glb_stats(model)},
+        "plain_method": f"{', '.join(sorted(methods))}, then bpy.ops.import_scene.gltf",
+        "rounds": rounds,
+        "ours": [{key: round(value, 3) for key, value in run.items()} for run in ours],
+        "plain": [{key: round(value, 3) for key, value in run.items()} for run in plain],
+        "paired_ratios": [round(ratio, 3) for ratio in ratios],
+        "median_paired_ratio": round(statistics.median(ratios), 3),
+        "target_ratio": target(round(best_ratio, 3), TIME_TO_SCENE_LIMIT),
+    }
+
+
+# -- 5. request economy --------------------------------------------------------------------
+
+
+def bench_request_economy(addon: ModuleType, quick: bool) -> dict[str, Any]:
+    import bpy
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.glb_factory import cached_glb
+
+    poll_interval_s = 0.5
+    sample = cached_glb(objects=2)
+    plans: dict[str, list[Any]] = {}
+    for n in range(20):
+        task = task_id(200 + n)
+        if n in (3, 11):
+            plans[task] = ["queueing", "processing", "failed"]
+        elif n in (5, 15):
+            plans[task] = ["queueing"] + ["processing"] * 40  # cancelled by the user
+        else:
+            plans[task] = ["queueing"] * (1 + n % 3) + ["processing"] * (1 + n % 4) + ["success"]
+    cancelled = [task for task, states in plans.items() if len(states) > 20]
+    cancel_times: dict[str, float] = {}
+    with SimulatorProcess() as sim:
+        point_prefs_at(sim, poll_interval_s)
+        for task, states in plans.items():
+            sim.add_task(task, states, glb=sample)
+        bpy.ops.hitem3d.import_task(task_id=" ".join(plans))
+        clock = ImportClock(addon)
+        driver = TickDriver(addon, clock)
+        started = time.monotonic()
+        log(f"request economy: {len(plans)} tasks polled every {poll_interval_s:g} s to their end")
+
+        def until() -> bool:
+            for task in cancelled:
+                rec = addon.bridge.book().get(task)
+                if (task not in cancel_times and rec is not None and rec.state.value == "processing"
+                        and time.monotonic() - started > 3):
+                    cancel_times[task] = time.time()
+                    bpy.ops.hitem3d.cancel_task(task_id=task)
+            return _all_terminal(addon, list(plans)) and not _any_running(addon, list(plans))
+
+        if not driver.run(until, timeout_s=300):
+            raise RuntimeError("the tasks did not all end in 5 minutes")
+        # Anything still arriving after the end counts too.
+        time.sleep(2 * poll_interval_s)
+        requests = sim.requests()
+    api = [r for r in requests if r["path"].startswith("/open-api/")]
+    files = [r for r in requests if r["path"].startswith("/files/")]
+    per_task: dict[str, Any] = {}
+    worst_rate = 0.0
+    after_terminal = 0
+    too_close = 0
+    for task, states in plans.items():
+        times = sorted(r["time"] for r in api if r["path"].endswith("/query-task") and r["query"].get("task_id") == task)
+        rec = addon.bridge.book().get(task)
+        if task in cancel_times:
+            late = sum(1 for moment in times if moment > cancel_times[task])
+        else:
+            final = next(i for i, state in enumerate(states) if state in ("success", "failed"))
+            late = max(0, len(times) - (final + 1))
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        span = times[-1] - times[0] if times else 0.0
+        allowed = math.floor(span / poll_interval_s) + 1
+        worst_rate = max(worst_rate, len(times) / allowed if allowed else 0.0)
+        after_terminal += late
+        too_close += sum(1 for gap in gaps if gap < poll_interval_s)
+        per_task[task[-10:]] = {
+            "state": rec.state.value if rec else None,
+            "queries": len(times),
+            "allowed_by_interval": allowed,
+            "min_gap_s": round(min(gaps), 3) if gaps else None,
+            "after_terminal": late,
+        }
+    api_connections = sorted({r["connection_id"] for r in api})
+    return {
+        "scenario": {"tasks": len(plans), "poll_interval_s": poll_interval_s, "failed": 2,
+                     "cancelled_by_user": len(cancelled), "max_workers": addon.core.jobs.DEFAULT_MAX_WORKERS},
+        "api_requests": len(api),
+        "token_requests": sum(1 for r in api if r["path"].endswith("/auth/token")),
+        "query_requests": sum(1 for r in api if r["path"].endswith("/query-task")),
+        "file_requests": len(files),
+        "file_connections": len({r["connection_id"] for r in files}),
+        "per_task": per_task,
+        "target_api_connections": target(len(api_connections), 1),
+        "target_queries_per_interval": target(round(worst_rate, 3), 1.0),
+        "gaps_shorter_than_interval": too_close,
+        "target_queries_after_terminal": target(after_terminal, 0),
+    }
+
+
+BENCHMARKS: dict[str, Callable[[ModuleType, bool], dict[str, Any]]] = {
+    "main_thread": bench_main_thread,
+    "main_thread_all_polling": functools.partial(bench_main_thread, all_polling=True),
+    "main_thread_long_history": functools.partial(bench_main_thread, all_polling=True, history=500),
+    "time_to_scene": bench_time_to_scene,
+    "request_economy": bench_request_economy,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.blender_bench")
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--zip", type=Path, required=True, help="the built extension zip")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    user = isolate()
+    with JsonStdout() as out:
+        try:
+            addon = install(args.zip)
+            result = BENCHMARKS[args.name](addon, args.quick)
+            addon.bridge.shutdown()
+        finally:
+            shutil.rmtree(user, ignore_errors=True)
+        out.emit(result)
+    # NOTE: leave without interpreter teardown: bpy as a module can crash there
+    # after a glTF import, and the result is already out.
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Small helpers shared by the benchmarks: progress lines, summaries, clean stdout."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr: stdout carries nothing but the JSON result."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1); nan for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary_ms(values_ns: Sequence[int]) -> dict[str, Any]:
+    """Max, p99 and median of durations given in nanoseconds, in milliseconds."""
+    values = [value / 1e6 for value in values_ns]
+    return {
+        "calls": len(values),
+        "max_ms": round(max(values), 3) if values else None,
+        "p99_ms": round(percentile(values, 0.99), 3) if values else None,
+        "median_ms": round(percentile(values, 0.5), 3) if values else None,
+    }
+
+
+def target(value: float | None, limit: float, *, at_most: bool = True) -> dict[str, Any]:
+    """A figure next to its limit, with the verdict."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return {"value": value, "limit": limit, "met": None}
+    met = value <= limit if at_most else value >= limit
+    return {"value": value, "limit": limit, "rule": "at most" if at_most else "at least", "met": met}
+
+
+class JsonStdout:
+    """Route everything written to fd 1 (Blender prints there too) to stderr,
+    and keep the real stdout for the one JSON result."""
+
+    def __enter__(self) -> JsonStdout:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        os.dup2(2, 1)
+        return self
+
+    def emit(self, result: Any) -> None:
+        sys.stdout.flush()
+        os.write(self._saved, (json.dumps(result) + "\n").encode())
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.stdout.flush()
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
