@@ -35,14 +35,6 @@ class Run:
         self.err = err.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def default_base_url(addon: ModuleType) -> Iterator[None]:
-    """Put the API base URL back: tests that run later expect the default."""
-    yield
-    preferences = bpy.context.preferences.addons[addon.__name__].preferences
-    preferences.base_url = preferences.bl_rna.properties["base_url"].default
-
-
 @pytest.fixture
 def cli(addon: ModuleType) -> Any:
     def run(*argv: str) -> Run:

@@ -16,14 +16,6 @@ from tests.network_helpers import Certificate, RecordingProxy, TlsSimulator, clo
 from tests.simulator import Hitem3DSimulator
 
 
-@pytest.fixture(autouse=True)
-def default_base_url(addon: ModuleType) -> Iterator[None]:
-    """Put the API base URL back: tests that run later expect the default."""
-    yield
-    preferences = bpy.context.preferences.addons[addon.__name__].preferences
-    preferences.base_url = preferences.bl_rna.properties["base_url"].default
-
-
 @pytest.fixture
 def net(prefs: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The preferences, with the network settings put back afterwards and no

@@ -17,6 +17,7 @@ from hitem3d_blender.core.errors import CODE_MESSAGES, ApiError, ServerError
 from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import VIEWS, InvalidSubmission, RequestType, Submission
 from tests.simulator import Hitem3DSimulator, _parse_multipart
+from tests.submission_helpers import PNG_BYTES, images  # noqa: F401 - a fixture
 
 BASE = "https://api.hitem3d.ai"
 TOKEN_URL = f"{BASE}/open-api/v1/auth/token"
@@ -24,7 +25,6 @@ SUBMIT_URL = f"{BASE}/open-api/v1/submit-task"
 QUERY_URL = f"{BASE}/open-api/v1/query-task"
 NEW_ID = "0123456789abcdef0123456789abcdef.jjewelry-aigc-api.Q1w2E3r4T5"
 OLD_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 # Every code the API notes list for submit-task.
 SUBMIT_CODES = ["10000000", "30010000"] + [f"100310{n:02d}" for n in range(1, 13)]
 
@@ -41,15 +41,6 @@ def client() -> Iterator[Hitem3DClient]:
     yield instance
     instance.close()
 
-
-@pytest.fixture
-def images(tmp_path: Path) -> dict[str, str]:
-    paths = {}
-    for view in VIEWS:
-        path = tmp_path / f"{view}.png"
-        path.write_bytes(PNG_BYTES + view.encode())
-        paths[view] = str(path)
-    return paths
 
 
 def token(rsps: responses.RequestsMock, *tokens: str) -> None:

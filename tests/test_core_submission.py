@@ -26,20 +26,10 @@ from hitem3d_blender.core.submission import (
 )
 from hitem3d_blender.core.tasks import TaskRecord, TaskState
 from tests.simulator import MAX_FACE, MAX_FACE_BY_MODEL, MIN_FACE, MODEL_RESOLUTIONS, _validate_submission
+from tests.submission_helpers import PNG_BYTES, images  # noqa: F401 - a fixture
 
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 TASK_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
 
-
-@pytest.fixture
-def images(tmp_path: Path) -> dict[str, str]:
-    """One small picture per view, each with its own content."""
-    paths = {}
-    for view in VIEWS:
-        path = tmp_path / f"{view}.png"
-        path.write_bytes(PNG_BYTES + view.encode())
-        paths[view] = str(path)
-    return paths
 
 
 def single(image: str, **changes: object) -> Submission:
