@@ -12,7 +12,7 @@ import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
@@ -34,15 +34,9 @@ from .core.submission import (
     validate,
 )
 from .core.tasks import TaskState
-from .panels import _wrapped
+from .operators import Result, refuse
+from .panels import SidebarPanel, _wrapped
 from .properties import options_from, scene_options
-
-if TYPE_CHECKING:
-    from bpy.stub_internal.rna_enums import OperatorReturnItems
-
-    Result = set[OperatorReturnItems]
-else:
-    Result = set
 
 log = logging.getLogger(__package__)
 
@@ -313,8 +307,7 @@ def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: Submis
         validate(submission)
     except Hitem3DError as exc:
         bridge.set_generate_notice(str(exc))
-        op.report({"ERROR"}, translations.message(str(exc)))
-        return {"CANCELLED"}
+        return refuse(op, exc)
     options = options_from(scene_options(context))
     key = bridge.start_submission(submission, settings, options, submission.thumbnail, timeout_s=timeout_s)
     if not bridge.runs_to_end():
@@ -357,8 +350,7 @@ class HITEM3D_OT_submit_generation(bpy.types.Operator):
             submission = submission_of(settings_of(context))
         except Hitem3DError as exc:
             bridge.set_generate_notice(str(exc))
-            self.report({"ERROR"}, translations.message(str(exc)))
-            return {"CANCELLED"}
+            return refuse(self, exc)
         return _send(self, context, submission, self.timeout)
 
 
@@ -389,8 +381,7 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
                 image, views = inputs_of(props)
         except Hitem3DError as exc:
             bridge.set_generate_notice(str(exc))
-            self.report({"ERROR"}, translations.message(str(exc)))
-            return {"CANCELLED"}
+            return refuse(self, exc)
         submission = Submission(
             model=made.model,
             resolution=made.resolution,
@@ -415,8 +406,7 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
             bridge.set_balance_error(str(exc))
-            self.report({"ERROR"}, translations.message(str(exc)))
-            return {"CANCELLED"}
+            return refuse(self, exc)
         bridge.refresh_balance(settings)
         if not bridge.runs_to_end():
             return {"FINISHED"}
@@ -441,12 +431,9 @@ def balance_text(status: bridge.BalanceStatus | None) -> str:
     return "Balance: not checked yet"
 
 
-class HITEM3D_PT_generate(bpy.types.Panel):
+class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
     bl_idname = "HITEM3D_PT_generate"
     bl_label = "New Generation"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Hitem3D"
     bl_parent_id = "HITEM3D_PT_main"
 
     def draw(self, context: bpy.types.Context) -> None:

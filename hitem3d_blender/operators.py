@@ -25,6 +25,13 @@ DEFAULT_TIMEOUT_S = bridge.DEFAULT_TIMEOUT_S
 CALL_TIMEOUT_S = 60.0
 
 
+def refuse(op: bpy.types.Operator, error: Hitem3DError) -> Result:
+    """Report ``error`` (translated for display) and cancel: how every operator
+    turns a request down."""
+    op.report({"ERROR"}, translations.message(str(error)))
+    return {"CANCELLED"}
+
+
 def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids: list[str],
                    timeout_s: float, options: ImportOptions | None) -> Result:
     """Shared by Import and Retry: start the jobs, and in background mode run
@@ -39,8 +46,7 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
         except Hitem3DError as exc:
             for failed_id in task_ids:
                 bridge.fail_without_start(failed_id, exc)
-            op.report({"ERROR"}, translations.message(str(exc)))
-            return {"CANCELLED"}
+            return refuse(op, exc)
         bridge.start_import(task_id, settings, timeout_s=timeout_s, options=options)
         started.append(task_id)
     if not started:
@@ -94,8 +100,7 @@ class HITEM3D_OT_import_task(ImportOptionProps, bpy.types.Operator):
             task_ids = parse_task_ids(text)
         except Hitem3DError as exc:
             bridge.set_notice(str(exc))
-            self.report({"ERROR"}, translations.message(str(exc)))
-            return {"CANCELLED"}
+            return refuse(self, exc)
         bridge.set_notice("")
         return _start_or_wait(self, context, task_ids, self.timeout, options_from(self))
 
@@ -229,8 +234,7 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
             bridge.set_connection_status(False, str(exc))
-            self.report({"ERROR"}, translations.message(str(exc)))
-            return {"CANCELLED"}
+            return refuse(self, exc)
         bridge.test_connection(settings)
         if not bridge.runs_to_end():
             return {"FINISHED"}

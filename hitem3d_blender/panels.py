@@ -15,7 +15,7 @@ from .core.tasks import TaskRecord, TaskState
 from .properties import scene_options, window_state
 
 if TYPE_CHECKING:
-    from bpy.stub_internal.rna_enums import IconItems
+    from bpy.stub_internal.rna_enums import IconItems, RegionTypeItems, SpaceTypeItems
 
 STATE_ICONS: dict[TaskState, IconItems] = {
     TaskState.PENDING: "TIME",
@@ -89,12 +89,17 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
         row.label(text=format_elapsed(rec.elapsed_s()))
 
 
-class HITEM3D_PT_main(bpy.types.Panel):
+class SidebarPanel:
+    """Where every Hitem3D panel lives: View3D > Sidebar (N) > Hitem3D."""
+
+    bl_space_type: SpaceTypeItems = "VIEW_3D"
+    bl_region_type: RegionTypeItems = "UI"
+    bl_category = "Hitem3D"
+
+
+class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
     bl_idname = "HITEM3D_PT_main"
     bl_label = "Hitem3D"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Hitem3D"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -161,12 +166,9 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     _task_button(row, "hitem3d.remove_task", rec.task_id, text="", icon="TRASH")
 
 
-class HITEM3D_PT_import_options(bpy.types.Panel):
+class HITEM3D_PT_import_options(SidebarPanel, bpy.types.Panel):
     bl_idname = "HITEM3D_PT_import_options"
     bl_label = "Import Options"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Hitem3D"
     bl_parent_id = "HITEM3D_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
