@@ -350,3 +350,38 @@ def test_shutdown_with_nothing_running_returns_at_once() -> None:
     begun = time.monotonic()
     assert runner.shutdown() == []
     assert time.monotonic() - begun < 0.2
+
+
+def test_a_slow_journal_write_still_lands_before_shutdown_returns() -> None:
+    # The writer has its own budget: an fsync on a busy disk can outlast the
+    # second the workers get, and a write cut short would lose the journal.
+    runner = JobRunner()
+    landed = threading.Event()
+
+    def slow_write() -> None:
+        time.sleep(0.8)
+        landed.set()
+
+    runner.write_later("journal", slow_write)
+    assert runner.shutdown(timeout_s=0.05) == []
+    assert landed.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "hitem3d-writer"]
+
+
+def test_a_newer_write_replaces_one_not_yet_started() -> None:
+    runner = JobRunner()
+    started, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def first() -> None:
+        started.set()
+        release.wait(5.0)
+
+    runner.write_later("first", first)
+    assert started.wait(5.0)
+    runner.write_later("journal", lambda: done.append("old"))
+    runner.write_later("journal", lambda: done.append("new"))
+    release.set()
+    assert runner.flush_writes(5.0)
+    runner.shutdown()
+    assert done == ["new"]

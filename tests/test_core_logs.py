@@ -142,3 +142,20 @@ def test_console_handler_prints_warnings_redacted_and_stops_propagation(
         assert any(isinstance(f, RedactingFilter) for f in handler.filters)
     finally:
         logger.removeHandler(handler)
+
+
+def test_console_handler_writes_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A host that swaps sys.stderr and closes the old stream must not turn
+    # warnings into "--- Logging error ---".
+    logger = logging.getLogger(f"hitem3d_test.{uuid.uuid4().hex}")
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    handler = install_console_handler(logger)
+    try:
+        second = io.StringIO()
+        monkeypatch.setattr("sys.stderr", second)
+        first.close()
+        logger.warning("after the swap")
+        assert second.getvalue() == "Hitem3D WARNING: after the swap\n"
+    finally:
+        logger.removeHandler(handler)

@@ -465,6 +465,24 @@ def test_never_raises_on_an_unexpected_error(h: Harness) -> None:
     assert "bug in the client" not in h.last.message
 
 
+class ClientTornDownByCancel:
+    """What a socket shut down under a read can look like inside http.client."""
+
+    def __init__(self, cancel: Any) -> None:
+        self.cancel = cancel
+
+    def query_task(self, task_id: str) -> Any:
+        self.cancel.cancel()
+        raise AttributeError("'NoneType' object has no attribute 'close'")
+
+
+def test_an_odd_error_after_cancel_is_a_cancel_not_a_bug(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    run_import_job(h.job(), ClientTornDownByCancel(h.cancel), h.downloads, h.cancel,  # type: ignore[arg-type]
+                   h.updates.append, clock=h.clock)
+    assert [u.state for u in h.updates] == [S.CANCELLED]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_last_update_is_always_terminal_or_downloaded(h: Harness) -> None:
     h.answer(requests.exceptions.ReadTimeout("slow"))
     h.run()

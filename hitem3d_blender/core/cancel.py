@@ -67,9 +67,15 @@ class CancelToken:
         for connection in connections:
             _shutdown(getattr(connection, "sock", None))
         for response in responses:
-            _shutdown(_socket_of_response(response))
+            sock = _socket_of_response(response)
+            if sock is not None:
+                # NOTE: only shut the socket down; the worker closes its own
+                # response. ``close()`` from this thread races the worker's
+                # read inside http.client (both clear ``fp``: AttributeError).
+                _shutdown(sock)
+                continue
             try:
-                response.close()
+                response.close()  # no socket found: the best left to do
             except Exception:  # noqa: BLE001 - best effort from another thread
                 pass
 

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # should be polled, not wait for a slot. Idle pollers cost a sleeping thread,
 # and API calls share one keep-alive connection (see api.py) whatever the count.
 DEFAULT_MAX_WORKERS = 16
+# Longest a shutdown waits for pending journal writes (normally milliseconds).
+WRITER_CLOSE_TIMEOUT_S = 5.0
 _SLOT_POLL_S = 0.2
 
 
@@ -110,6 +112,8 @@ class _Writer:
             self._changed.notify()
         if thread is not None:
             thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("The journal writer did not finish within %.1f s", timeout_s)
 
 
 class JobRunner:
@@ -245,8 +249,10 @@ class JobRunner:
         deadline = time.monotonic() + timeout_s
         for item in running.values():
             item.thread.join(max(0.0, deadline - time.monotonic()))
-        # Writes already handed over (the journal) still land.
-        self._writer.close(max(0.5, deadline - time.monotonic()))
+        # Writes already handed over (the journal) still land. They have
+        # their own budget: one journal write takes milliseconds, but an fsync
+        # on a busy disk can take far longer than what the workers left over.
+        self._writer.close(WRITER_CLOSE_TIMEOUT_S)
         for client in list(self._clients.values()):
             client.close()
         alive = [key for key, item in running.items() if item.thread.is_alive()]

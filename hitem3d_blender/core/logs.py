@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import re
+import sys
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 MASK = "***"
 _PATTERNS = (
@@ -62,13 +64,30 @@ class _OneLineFormatter(logging.Formatter):
         return self.formatMessage(record)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record.
+
+    NOTE: ``logging.StreamHandler()`` keeps the stream it was created with; a
+    host that swaps ``sys.stderr`` later (a console add-on, a test runner) and
+    closes the old one would turn every warning into "--- Logging error ---".
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def install_console_handler(logger: logging.Logger, level: int = logging.WARNING) -> logging.Handler:
     """Warnings and errors of ``logger`` to stderr (Blender's console), redacted.
 
     ``propagate`` is turned off so a host that configures the root logger does
     not print each line twice. Returns the handler for ``remove_handler``.
     """
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setLevel(level)
     handler.setFormatter(_OneLineFormatter("Hitem3D %(levelname)s: %(message)s"))
     handler.addFilter(RedactingFilter())

@@ -107,6 +107,11 @@ def run_import_job(
         log.info("Task %s failed: %s", job.task_id, exc)
         emit(TaskUpdate(job.task_id, TaskState.FAILED, message=str(exc)))
     except Exception:  # noqa: BLE001 - a bug must still end the task, not the thread silently
+        if cancel.cancelled:
+            # Sockets torn down under a read can fail in any way: it is the
+            # cancel the user asked for, not a bug to report.
+            emit(TaskUpdate(job.task_id, TaskState.CANCELLED))
+            return
         log.exception("Task %s: unexpected error", job.task_id)
         emit(TaskUpdate(job.task_id, TaskState.FAILED,
                         message="Unexpected error: see the Hitem3D log, then retry"))
