@@ -60,11 +60,15 @@ class ImportJob:
 
 def backoff_delay(attempt: int, base_s: float, retry_after: float | None = None,
                   rng: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with full jitter in its upper half, capped; a server's
-    ``Retry-After`` is a floor."""
+    """Exponential backoff with jitter in the upper half, capped; never shorter
+    than ``base_s`` (the poll interval), and a server's ``Retry-After`` is a floor.
+
+    Retry ``attempt`` n waits between ``base * 2**(n-1)`` and ``base * 2**n``:
+    an outage never brings more than one request per task per poll interval.
+    """
     # The exponent is capped too: a huge float power would overflow.
-    ceiling = min(BACKOFF_CAP_S, base_s * (2 ** min(max(0, attempt - 1), 32)))
-    delay = ceiling * (0.5 + 0.5 * rng())
+    ceiling = min(BACKOFF_CAP_S, base_s * (2 ** min(max(0, attempt), 32)))
+    delay = max(base_s, ceiling * (0.5 + 0.5 * rng()))
     return max(delay, retry_after or 0.0)
 
 
