@@ -21,7 +21,7 @@ from typing import Any, Callable
 import bpy
 import bpy.utils.previews
 
-from . import importer
+from . import importer, submit_calls
 from .core import journal
 from .core.api import Hitem3DClient
 from .core.downloader import PARTIAL_SUFFIX, check_glb
@@ -29,9 +29,8 @@ from .core.errors import BadResultFile, Hitem3DError, ImportFailed
 from .core.import_options import ImportOptions
 from .core.jobs import CallResult, JobRunner
 from .core.logs import register_secret
-from .core.pipeline import ImportJob
+from .core.pipeline import DEFAULT_TIMEOUT_S, ImportJob
 from .core.settings import ApiSettings
-from .core.submission import Submission
 from .core.tasks import IllegalTransition, TaskBook, TaskRecord, TaskState, TaskUpdate
 
 log = logging.getLogger(__package__)
@@ -39,7 +38,6 @@ log = logging.getLogger(__package__)
 ADDON_ID = __package__ or "hitem3d_blender"
 BUSY_INTERVAL_S = 0.1
 WAITING_INTERVAL_S = 0.5
-DEFAULT_TIMEOUT_S = 3600.0
 # A download with no byte for this long is dropped and tried again.
 DOWNLOAD_STALL_S = 30.0
 CONNECTION_KEY = "connection-test"
@@ -68,14 +66,6 @@ class _State:
         self.notice: str = ""  # last input problem, shown under the ID field
         self.previews: Any = None  # bpy.utils.previews collection, made on first use
         self.preview_paths: dict[str, str] = {}
-        # Generation (see "generation" below).
-        self.submissions: dict[str, PendingSubmission] = {}  # by call key, oldest first
-        self.submit_outcomes: dict[str, SubmissionOutcome] = {}
-        self.submit_count = 0
-        self.generate_notice = ""
-        self.balance: BalanceStatus | None = None
-        self.balance_seq = 0  # the latest balance check started
-        self.balance_applied = 0  # the latest balance check applied
 
 
 _state = _State()
@@ -214,7 +204,7 @@ def _ensure_loaded() -> None:
         _state.book.put(rec)
     _state.list_dirty = True
     if loaded.warning:
-        _report(loaded.warning, "WARNING")
+        post_report(loaded.warning, "WARNING")
     if _state.resume_pending:
         _ensure_timer()
 
@@ -310,7 +300,7 @@ def fail_without_start(task_id: str, error: Hitem3DError) -> TaskRecord:
     _state.list_dirty = True
     _state.journal_dirty = True
     _save_journal()
-    _report(rec.message, "ERROR")
+    post_report(rec.message, "ERROR")
     redraw()
     return rec
 
@@ -368,10 +358,20 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
 
 
 def test_connection(settings: ApiSettings) -> None:
-    register_secret(settings.client_secret)
     _state.connection = ConnectionStatus(True, "Connecting…")
-    _runner().start_call(CONNECTION_KEY, settings, lambda client: client.fetch_token() and True)
+    start_call(CONNECTION_KEY, settings, lambda client: client.fetch_token() and True)
+
+
+def start_call(key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], Any]) -> None:
+    """Run ``call(client)`` on a worker; its result reaches ``tick`` as a ``CallResult``."""
+    register_secret(settings.client_secret)
+    _runner().start_call(key, settings, call)
     _ensure_timer()
+
+
+def journal_changed() -> None:
+    """A record changed outside an update: the next ``tick`` saves the journal."""
+    _state.journal_dirty = True
 
 
 # -- the main-thread side ------------------------------------------------------
@@ -447,22 +447,22 @@ def _apply(update: TaskUpdate) -> None:
     if (rec.state is not previous and rec.state.is_terminal) or update.cover_path:
         _state.journal_dirty = True
     if update.state is TaskState.FAILED:
-        _report(f"Task {rec.short_id}: {update.message}", "ERROR")
+        post_report(f"Task {rec.short_id}: {update.message}", "ERROR")
 
 
 def _apply_call(result: CallResult) -> None:
     if result.key in _state.awaited_calls:
         _state.awaited_calls[result.key] = result
         return
-    if _apply_generation_call(result):
+    if submit_calls.apply_call(result):
         return
     if result.key == CONNECTION_KEY:
         if result.ok:
             _state.connection = ConnectionStatus(True, "Connected: credentials accepted")
-            _report("Hitem3D connection OK", "INFO")
+            post_report("Hitem3D connection OK", "INFO")
         else:
             _state.connection = ConnectionStatus(False, result.error)
-            _report(result.error, "ERROR")
+            post_report(result.error, "ERROR")
 
 
 def _import(rec: TaskRecord) -> None:
@@ -484,12 +484,12 @@ def _import(rec: TaskRecord) -> None:
             exc = ImportFailed("Unexpected error while importing: see the Hitem3D log, then retry")
         rec.move_to(TaskState.FAILED)
         rec.message = str(exc)
-        _report(f"Task {rec.short_id}: {exc}", "ERROR")
+        post_report(f"Task {rec.short_id}: {exc}", "ERROR")
         return
     rec.imported_objects = names
     rec.move_to(TaskState.DONE)
     rec.message = ""
-    _report(f"Imported {len(names)} object(s) from Hitem3D task {rec.short_id}", "INFO")
+    post_report(f"Imported {len(names)} object(s) from Hitem3D task {rec.short_id}", "INFO")
 
 
 def wait_for(task_ids: list[str], timeout_s: float,
@@ -547,150 +547,10 @@ def wait_for_call(timeout_s: float) -> None:
     tick()
 
 
-# -- generation: submit-task and the balance ------------------------------------------------
-
-SUBMIT_KEY_PREFIX = "submit-"
-BALANCE_KEY_PREFIX = "balance-"
-_KEPT_OUTCOMES = 20
+# -- Blender plumbing ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PendingSubmission:
-    """A submit-task call on its way: what the panel shows and what follows it."""
-
-    key: str
-    submission: Submission
-    settings: ApiSettings
-    options: ImportOptions
-    thumbnail: str
-    timeout_s: float
-
-
-@dataclass(frozen=True)
-class SubmissionOutcome:
-    task_id: str = ""
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class BalanceStatus:
-    credits: float | None = None  # the last known balance
-    error: str = ""
-    checking: bool = False
-
-
-def start_submission(submission: Submission, settings: ApiSettings, options: ImportOptions,
-                     thumbnail_path: str = "", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
-    """Send ``submission`` from a worker; returns the call's key. When Hitem3D
-    answers, the new task joins the list and follows the import path."""
-    register_secret(settings.client_secret)
-    _state.submit_count += 1
-    key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
-    _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
-    _state.generate_notice = ""
-    _runner().start_call(key, settings, lambda client: client.submit_task(submission))
-    _ensure_timer()
-    redraw()
-    return key
-
-
-def pending_submissions() -> list[PendingSubmission]:
-    return list(_state.submissions.values())
-
-
-def generate_notice() -> str:
-    """The last problem with a generation, shown in the New Generation panel."""
-    return _state.generate_notice
-
-
-def set_generate_notice(text: str) -> None:
-    _state.generate_notice = text
-    redraw()
-
-
-def balance_status() -> BalanceStatus | None:
-    return _state.balance
-
-
-def set_balance_error(text: str) -> None:
-    """Show why the balance could not be asked for (no credentials, offline)."""
-    previous = _state.balance or BalanceStatus()
-    _state.balance = BalanceStatus(previous.credits, text, previous.checking)
-    redraw()
-
-
-def refresh_balance(settings: ApiSettings, *, force: bool = False) -> None:
-    """Ask for the balance on a worker. A check already on its way is enough
-    unless ``force`` (after a submission: that answer may predate the charge)."""
-    register_secret(settings.client_secret)
-    previous = _state.balance or BalanceStatus()
-    if previous.checking and not force:
-        return
-    _state.balance_seq += 1
-    _state.balance = BalanceStatus(previous.credits, "", checking=True)
-    _runner().start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
-    _ensure_timer()
-    redraw()
-
-
-def wait_for_submission(key: str, timeout_s: float) -> SubmissionOutcome:
-    """Background mode: drive ``tick`` until the submission ``key`` is answered."""
-    deadline = time.monotonic() + timeout_s
-    while key in _state.submissions and time.monotonic() < deadline:
-        tick()
-        time.sleep(0.02)
-    return _state.submit_outcomes.pop(key, SubmissionOutcome(
-        error="No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again"))
-
-
-def _apply_generation_call(result: CallResult) -> bool:
-    """Apply a submission's or a balance check's result; False for other calls."""
-    if result.key in _state.submissions:
-        _apply_submission(_state.submissions.pop(result.key), result)
-        return True
-    if result.key.startswith(BALANCE_KEY_PREFIX):
-        seq = int(result.key[len(BALANCE_KEY_PREFIX):])
-        if seq < _state.balance_applied:
-            return True  # an older answer that arrived late
-        _state.balance_applied = seq
-        previous = _state.balance or BalanceStatus()
-        checking = seq < _state.balance_seq
-        if result.ok:
-            _state.balance = BalanceStatus(float(result.value), "", checking)
-        else:
-            _state.balance = BalanceStatus(previous.credits, result.error, checking)
-        return True
-    return False
-
-
-def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
-    if not result.ok:
-        _state.generate_notice = result.error
-        _remember_outcome(pending.key, SubmissionOutcome(error=result.error))
-        _report(result.error, "ERROR")
-        refresh_balance(pending.settings, force=True)  # "not enough credits" shows how many
-        return
-    task_id = str(result.value)
-    rec = start_import(task_id, pending.settings, timeout_s=pending.timeout_s, options=pending.options,
-                       model=pending.submission.model)
-    rec.generation = pending.submission.to_dict()
-    if pending.thumbnail and not rec.cover_path:
-        # Until Hitem3D's cover arrives (it replaces this through the update path).
-        rec.cover_path = pending.thumbnail
-    _state.journal_dirty = True
-    _select(task_id)
-    _remember_outcome(pending.key, SubmissionOutcome(task_id=task_id))
-    _report(f"Sent to Hitem3D: task {rec.short_id}", "INFO")
-    refresh_balance(pending.settings, force=True)
-
-
-def _remember_outcome(key: str, outcome: SubmissionOutcome) -> None:
-    _state.submit_outcomes[key] = outcome
-    while len(_state.submit_outcomes) > _KEPT_OUTCOMES:
-        del _state.submit_outcomes[next(iter(_state.submit_outcomes))]
-
-
-def _select(task_id: str) -> None:
+def select(task_id: str) -> None:
     """Make ``task_id`` the selected row of the task list."""
     _state.list_dirty = True
     _sync_list()
@@ -702,7 +562,6 @@ def _select(task_id: str) -> None:
             state.active_index = index
 
 
-# -- Blender plumbing ----------------------------------------------------------
 
 
 def _ensure_timer() -> None:
@@ -772,7 +631,7 @@ def redraw() -> None:
                 area.tag_redraw()
 
 
-def _report(message: str, level: str) -> None:
+def post_report(message: str, level: str) -> None:
     """To the log and to Blender's Info log (through a tiny operator, since a
     timer has no operator of its own to report with)."""
     if bpy.app.background:
@@ -795,6 +654,7 @@ def shutdown() -> None:
     it and resume next time."""
     global _state
     state, _state = _state, _State()
+    submit_calls.reset()
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     if state.runner is not None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, TextIO
 
 import bpy
 
-from . import bridge, preferences
+from . import bridge, preferences, submit_calls
 from .core import models
 from .core.api import Hitem3DClient, TaskStatus
 from .core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
@@ -324,12 +324,12 @@ def _run_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if settings is None:
         return EXIT_FAILED
     options = _options(args)
-    keys = [bridge.start_submission(submission, settings, options, timeout_s=args.timeout)
+    keys = [submit_calls.start_submission(submission, settings, options, timeout_s=args.timeout)
             for submission in wanted]
     task_ids: list[str] = []
     failures = 0
     for submission, key in zip(wanted, keys):
-        outcome = bridge.wait_for_submission(key, SUBMIT_TIMEOUT_S)
+        outcome = submit_calls.wait_for_submission(key, SUBMIT_TIMEOUT_S)
         if outcome.task_id:
             task_ids.append(outcome.task_id)
             print(outcome.task_id, file=out, flush=True)

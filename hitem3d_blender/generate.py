@@ -2,7 +2,7 @@
 
 The settings live on the scene (``Scene.hitem3d_generate``, saved with the
 file like any tool's settings); the operators turn them into a plain
-``core.submission.Submission``, check it, and hand it to ``bridge``, which
+``core.submission.Submission``, check it, and hand it to ``submit_calls``, which
 sends it from a worker and follows the new task like any imported one.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import bridge, preferences, translations
+from . import bridge, preferences, submit_calls, translations
 from .core import models
 from .core.errors import Hitem3DError
 from .core.submission import (
@@ -306,14 +306,14 @@ def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: Submis
         settings = preferences.usable_settings(context)
         validate(submission)
     except Hitem3DError as exc:
-        bridge.set_generate_notice(str(exc))
+        submit_calls.set_generate_notice(str(exc))
         return refuse(op, exc)
     options = options_from(scene_options(context))
-    key = bridge.start_submission(submission, settings, options, submission.thumbnail, timeout_s=timeout_s)
+    key = submit_calls.start_submission(submission, settings, options, submission.thumbnail, timeout_s=timeout_s)
     if not bridge.runs_to_end():
         op.report({"INFO"}, translations.message(f"Sending to Hitem3D: {submission.describe()}"))
         return {"FINISHED"}
-    outcome = bridge.wait_for_submission(key, SUBMIT_TIMEOUT_S)
+    outcome = submit_calls.wait_for_submission(key, SUBMIT_TIMEOUT_S)
     if outcome.error:
         bridge.wait_for_call(CALL_TIMEOUT_S)  # the balance check that follows every answer
         op.report({"ERROR"}, translations.message(outcome.error))
@@ -349,7 +349,7 @@ class HITEM3D_OT_submit_generation(bpy.types.Operator):
             preferences.usable_settings(context)  # before writing any image out
             submission = submission_of(settings_of(context))
         except Hitem3DError as exc:
-            bridge.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(str(exc))
             return refuse(self, exc)
         return _send(self, context, submission, self.timeout)
 
@@ -380,7 +380,7 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
             else:  # the original picture is gone: use the panel's
                 image, views = inputs_of(props)
         except Hitem3DError as exc:
-            bridge.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(str(exc))
             return refuse(self, exc)
         submission = Submission(
             model=made.model,
@@ -405,13 +405,13 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
         try:
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
-            bridge.set_balance_error(str(exc))
+            submit_calls.set_balance_error(str(exc))
             return refuse(self, exc)
-        bridge.refresh_balance(settings)
+        submit_calls.refresh_balance(settings)
         if not bridge.runs_to_end():
             return {"FINISHED"}
         bridge.wait_for_call(CALL_TIMEOUT_S)
-        status = bridge.balance_status()
+        status = submit_calls.balance_status()
         if status is not None and status.credits is not None and not status.error:
             self.report({"INFO"}, translations.message(f"Hitem3D balance: {format_credits(status.credits)} credits"))
             return {"FINISHED"}
@@ -423,7 +423,7 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
 # -- the panel ------------------------------------------------------------------------------------
 
 
-def balance_text(status: bridge.BalanceStatus | None) -> str:
+def balance_text(status: submit_calls.BalanceStatus | None) -> str:
     if status is not None and status.credits is not None:
         return f"Balance: {format_credits(status.credits)} credits"
     if status is not None and status.checking:
@@ -443,7 +443,7 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
         props = settings_of(context)
         spec = models.get(props.model) or models.default()
 
-        status = bridge.balance_status()
+        status = submit_calls.balance_status()
         row = layout.row(align=True)
         row.label(text=translations.message(balance_text(status)), icon="FUND")
         row.operator("hitem3d.refresh_balance", text="", icon="FILE_REFRESH")
@@ -475,10 +475,10 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
                       icon="ERROR")
 
         layout.operator("hitem3d.submit_generation", icon="PLAY")
-        for pending in bridge.pending_submissions():
+        for pending in submit_calls.pending_submissions():
             _wrapped(layout, translations.message(f"Submitting… {pending.submission.describe()}"), width, icon="TIME")
-        if bridge.generate_notice():
-            _wrapped(layout, translations.message(bridge.generate_notice()), width, icon="ERROR")
+        if submit_calls.generate_notice():
+            _wrapped(layout, translations.message(submit_calls.generate_notice()), width, icon="ERROR")
 
 
 classes = (

@@ -134,7 +134,7 @@ def test_every_entry_is_chinese_but_the_names_that_stay_as_they_are() -> None:
 EXCLUDED_FILES = {"cli.py", "diagnostics.py", "translations.py"}
 # Calls that hand a finished message on to be shown later: name -> (position, keyword).
 MESSAGE_ARGUMENTS: dict[str, tuple[int | None, str | None]] = {
-    "_report": (0, "message"),
+    "post_report": (0, "message"),
     "set_notice": (0, "text"),
     "set_generate_notice": (0, "text"),
     "set_balance_error": (0, "text"),

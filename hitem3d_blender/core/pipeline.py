@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[TaskUpdate], None]
 
+# How long a task is waited for before it fails as timed out (retryable).
+DEFAULT_TIMEOUT_S = 3600.0
 MAX_RETRIES_IN_A_ROW = 6
 BACKOFF_CAP_S = 60.0
 MAX_URL_REFRESHES = 3
@@ -51,7 +53,7 @@ class ImportJob:
 
     task_id: str
     dest: Path
-    timeout_s: float = 3600.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
     poll_interval_s: float = 3.0
     max_bytes: int = DEFAULT_MAX_BYTES
     download_timeout_s: float = 30.0

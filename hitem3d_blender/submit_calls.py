@@ -1,0 +1,186 @@
+"""Submit-task and balance calls, and what the New Generation panel shows of them.
+
+The calls run on the bridge's workers like every other network call
+(``bridge.start_call``); ``bridge.tick`` hands their results to
+``apply_call`` on the main thread. A submission's answer is a task ID, which
+then follows the import path like a pasted one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from . import bridge
+from .core.import_options import ImportOptions
+from .core.jobs import CallResult
+from .core.pipeline import DEFAULT_TIMEOUT_S
+from .core.settings import ApiSettings
+from .core.submission import Submission
+
+SUBMIT_KEY_PREFIX = "submit-"
+BALANCE_KEY_PREFIX = "balance-"
+_KEPT_OUTCOMES = 20
+
+
+@dataclass(frozen=True)
+class PendingSubmission:
+    """A submit-task call on its way: what the panel shows and what follows it."""
+
+    key: str
+    submission: Submission
+    settings: ApiSettings
+    options: ImportOptions
+    thumbnail: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class SubmissionOutcome:
+    task_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BalanceStatus:
+    credits: float | None = None  # the last known balance
+    error: str = ""
+    checking: bool = False
+
+
+class _State:
+    """Module state in one object so ``reset`` can drop it in one line."""
+
+    def __init__(self) -> None:
+        self.submissions: dict[str, PendingSubmission] = {}  # by call key, oldest first
+        self.outcomes: dict[str, SubmissionOutcome] = {}
+        self.submit_count = 0
+        self.notice = ""
+        self.balance: BalanceStatus | None = None
+        self.balance_seq = 0  # the latest balance check started
+        self.balance_applied = 0  # the latest balance check applied
+
+
+_state = _State()
+
+
+def reset() -> None:
+    """Forget everything (``bridge.shutdown`` has stopped the workers)."""
+    global _state
+    _state = _State()
+
+
+# -- submissions -------------------------------------------------------------------------------
+
+
+def start_submission(submission: Submission, settings: ApiSettings, options: ImportOptions,
+                     thumbnail_path: str = "", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+    """Send ``submission`` from a worker; returns the call's key. When Hitem3D
+    answers, the new task joins the list and follows the import path."""
+    _state.submit_count += 1
+    key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
+    _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
+    _state.notice = ""
+    bridge.start_call(key, settings, lambda client: client.submit_task(submission))
+    bridge.redraw()
+    return key
+
+
+def pending_submissions() -> list[PendingSubmission]:
+    return list(_state.submissions.values())
+
+
+def generate_notice() -> str:
+    """The last problem with a generation, shown in the New Generation panel."""
+    return _state.notice
+
+
+def set_generate_notice(text: str) -> None:
+    _state.notice = text
+    bridge.redraw()
+
+
+def wait_for_submission(key: str, timeout_s: float) -> SubmissionOutcome:
+    """Background mode: drive ``bridge.tick`` until the submission ``key`` is answered."""
+    deadline = time.monotonic() + timeout_s
+    while key in _state.submissions and time.monotonic() < deadline:
+        bridge.tick()
+        time.sleep(0.02)
+    return _state.outcomes.pop(key, SubmissionOutcome(
+        error="No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again"))
+
+
+# -- the balance -------------------------------------------------------------------------------
+
+
+def balance_status() -> BalanceStatus | None:
+    return _state.balance
+
+
+def set_balance_error(text: str) -> None:
+    """Show why the balance could not be asked for (no credentials, offline)."""
+    previous = _state.balance or BalanceStatus()
+    _state.balance = BalanceStatus(previous.credits, text, previous.checking)
+    bridge.redraw()
+
+
+def refresh_balance(settings: ApiSettings, *, force: bool = False) -> None:
+    """Ask for the balance on a worker. A check already on its way is enough
+    unless ``force`` (after a submission: that answer may predate the charge)."""
+    previous = _state.balance or BalanceStatus()
+    if previous.checking and not force:
+        return
+    _state.balance_seq += 1
+    _state.balance = BalanceStatus(previous.credits, "", checking=True)
+    bridge.start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
+    bridge.redraw()
+
+
+# -- results, on the main thread -----------------------------------------------------------------
+
+
+def apply_call(result: CallResult) -> bool:
+    """Apply a submission's or a balance check's result; False for other calls."""
+    if result.key in _state.submissions:
+        _apply_submission(_state.submissions.pop(result.key), result)
+        return True
+    if result.key.startswith(BALANCE_KEY_PREFIX):
+        seq = int(result.key[len(BALANCE_KEY_PREFIX):])
+        if seq < _state.balance_applied:
+            return True  # an older answer that arrived late
+        _state.balance_applied = seq
+        previous = _state.balance or BalanceStatus()
+        checking = seq < _state.balance_seq
+        if result.ok:
+            _state.balance = BalanceStatus(float(result.value), "", checking)
+        else:
+            _state.balance = BalanceStatus(previous.credits, result.error, checking)
+        return True
+    return False
+
+
+def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
+    if not result.ok:
+        _state.notice = result.error
+        _remember_outcome(pending.key, SubmissionOutcome(error=result.error))
+        bridge.post_report(result.error, "ERROR")
+        refresh_balance(pending.settings, force=True)  # "not enough credits" shows how many
+        return
+    task_id = str(result.value)
+    rec = bridge.start_import(task_id, pending.settings, timeout_s=pending.timeout_s, options=pending.options,
+                              model=pending.submission.model)
+    rec.generation = pending.submission.to_dict()
+    if pending.thumbnail and not rec.cover_path:
+        # Until Hitem3D's cover arrives (it replaces this through the update path).
+        rec.cover_path = pending.thumbnail
+    bridge.journal_changed()
+    bridge.select(task_id)
+    _remember_outcome(pending.key, SubmissionOutcome(task_id=task_id))
+    bridge.post_report(f"Sent to Hitem3D: task {rec.short_id}", "INFO")
+    refresh_balance(pending.settings, force=True)
+
+
+def _remember_outcome(key: str, outcome: SubmissionOutcome) -> None:
+    _state.outcomes[key] = outcome
+    while len(_state.outcomes) > _KEPT_OUTCOMES:
+        del _state.outcomes[next(iter(_state.outcomes))]
