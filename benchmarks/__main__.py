@@ -35,7 +35,10 @@ def _first_line(command: list[str]) -> str:
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     except OSError:
         return "unavailable"
-    return (result.stdout or result.stderr).strip().splitlines()[0] if result.returncode == 0 else "unavailable"
+    if result.returncode != 0:
+        return "unavailable"
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0] if lines else ""  # e.g. `git status --porcelain` on a clean tree
 
 
 def _proc_value(path: str, key: str) -> str:
