@@ -613,10 +613,13 @@ def cmd_test(args: argparse.Namespace, extra: list[str]) -> int:
     log(f"running pytest with bpy {args.bpy}")
     code = run([python, "-m", "pytest", *extra])
     if code < 0:
-        # NOTE: Blender as a Python module has crashed the interpreter once in
-        # many full runs here (bpy 4.2, a segfault with no test failing, never
-        # reproduced alone). A crash is not a verdict, so the suite runs once
-        # more and that run decides; a test failure is never retried.
+        # NOTE: bpy 4.2 as a Python module has segfaulted twice in about 25
+        # full runs here, never on 4.5 or 5.0 and never reproduced alone. The
+        # stack of the second crash: the main thread inside a bpy.ops call (the
+        # glTF importer's nested select_all; Blender releases the GIL around
+        # operator calls) while another Python thread (the test's simulator)
+        # crashed in pure-Python code. A crash is not a verdict, so the suite
+        # runs once more and that run decides; a test failure is never retried.
         log(f"warning: pytest was killed by signal {-code}; running the suite once more")
         code = run([python, "-X", "faulthandler", "-m", "pytest", *extra])
     if code == 5:

@@ -195,7 +195,8 @@ def test_busy_while_a_job_runs(runner: JobRunner) -> None:
 def test_drain_of_an_empty_queue_returns_at_once(runner: JobRunner) -> None:
     begun = time.monotonic()
     assert runner.drain() == []
-    assert time.monotonic() - begun < 0.05
+    # Generous for a loaded CI machine; what it rules out is a blocking get().
+    assert time.monotonic() - begun < 0.5
 
 
 def test_drain_respects_its_limit(runner: JobRunner) -> None:
@@ -349,7 +350,8 @@ def test_shutdown_with_nothing_running_returns_at_once() -> None:
     runner = JobRunner()
     begun = time.monotonic()
     assert runner.shutdown() == []
-    assert time.monotonic() - begun < 0.2
+    # What it rules out is waiting out the one-second worker budget anyway.
+    assert time.monotonic() - begun < 0.5
 
 
 def test_a_slow_journal_write_still_lands_before_shutdown_returns() -> None:
