@@ -477,7 +477,10 @@ def _import(rec: TaskRecord) -> None:
         provenance["hitem3d_model"] = rec.model
     cover = Path(rec.cover_path) if rec.cover_path else None
     try:
-        names = importer.import_glb(Path(rec.result_path), rec.options, cover=cover, provenance=provenance)
+        # Workers wait at their next checkpoint while Blender's importer runs
+        # (see core.cancel.WorkerGate): downloads pause for the import.
+        with _runner().gate.held():
+            names = importer.import_glb(Path(rec.result_path), rec.options, cover=cover, provenance=provenance)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         if not isinstance(exc, ImportFailed):
             log.exception("Import of task %s failed", rec.task_id)

@@ -102,6 +102,26 @@ def test_interactive_path_returns_at_once_and_the_timer_imports(addon: ModuleTyp
     assert addon.bridge.tick() is None
 
 
+def test_workers_are_held_while_blenders_importer_runs(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                       sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blender releases the GIL around operator calls and warns that Python
+    # threads running meanwhile can crash it: the import holds the workers.
+    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    gate_open_during_import: list[bool] = []
+    original = addon.importer.import_glb
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        gate_open_during_import.append(addon.bridge._runner().gate.is_open)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(addon.importer, "import_glb", spy)
+    assert run_ticks(addon, TASK_ID).state.value == "done"
+    assert gate_open_during_import == [False]
+    assert addon.bridge._runner().gate.is_open
+
+
 def test_two_tasks_run_at_once(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from .api import Hitem3DClient
-from .cancel import CancelToken, cancel_scope
+from .cancel import CancelToken, WorkerGate, cancel_scope
 from .errors import Hitem3DError
 from .pipeline import ImportJob, run_import_job
 from .settings import ApiSettings
@@ -127,6 +127,8 @@ class JobRunner:
         self._slots = threading.BoundedSemaphore(max_workers)
         self._closed = False
         self._writer = _Writer()
+        # Held by the main thread around Blender operators (see WorkerGate).
+        self.gate = WorkerGate()
 
     # -- starting work ---------------------------------------------------------
 
@@ -187,7 +189,7 @@ class JobRunner:
             running = self._running.get(key)
             if running is not None and running.thread.is_alive():
                 raise RuntimeError(f"{key} is already running")
-            cancel = CancelToken()
+            cancel = CancelToken(self.gate)
             thread = threading.Thread(target=self._worker, args=(key, work, cancel),
                                       name=f"hitem3d-{key[:8]}", daemon=True)
             self._running[key] = _Running(thread, cancel)
