@@ -10,6 +10,7 @@ code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -403,14 +404,18 @@ def _tick() -> float | None:
             _apply(result)
         else:
             _apply_call(result)
-    for rec in list(_state.book):
-        if rec.state is TaskState.DOWNLOADED and _should_import(rec):
+    ready = [rec for rec in _state.book if rec.state is TaskState.DOWNLOADED and _should_import(rec)]
+    # NOTE: after an import the workers stay held until this call is over:
+    # released at once, sixteen of them would wake together and keep the rest
+    # of this call waiting for the GIL (16 ms instead of 1 in the benchmark).
+    with _runner().gate.held() if ready else contextlib.nullcontext():
+        for rec in ready:
             _import(rec)
-    _sync_list()
-    if _state.journal_dirty:
-        _save_journal()
-    if results:
-        redraw()
+        _sync_list()
+        if _state.journal_dirty:
+            _save_journal()
+        if results:
+            redraw()
     if runner is not None and runner.busy:
         return BUSY_INTERVAL_S if results else WAITING_INTERVAL_S
     if runner is not None and results:
