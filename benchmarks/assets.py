@@ -19,13 +19,13 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
+
+from tests.glb_factory import BLENDER_SCRIPT_HEAD, run_blender_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Bump when a recipe below changes, so stale cached assets are not reused.
@@ -60,14 +60,8 @@ def _key(**params: Any) -> str:
 
 
 # Runs in `python -c` with bpy; parameters arrive as JSON in sys.argv[1].
-_BLENDER_SCRIPT = r"""
-import json, os, sys
-import bpy
-import numpy as np
-
-p = json.loads(sys.argv[1])
+_BLENDER_SCRIPT = BLENDER_SCRIPT_HEAD + r"""
 rng = np.random.default_rng(p["seed"])
-bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def upsample(grid, size):
@@ -140,16 +134,8 @@ links.new(normal_tex.outputs["Color"], normal_map.inputs["Color"])
 links.new(normal_map.outputs["Normal"], bsdf.inputs["Normal"])
 mesh.materials.append(material)
 
-available = bpy.ops.export_scene.gltf.get_rna_type().properties.keys()
-wanted = {"export_format": "GLB", "use_selection": False, "export_apply": True,
-          "export_draco_mesh_compression_enable": False, "export_image_format": "AUTO"}
-options = {k: v for k, v in wanted.items() if k in available}
-result = bpy.ops.export_scene.gltf(filepath=p["out"], **options)
-if "FINISHED" not in result:
-    sys.exit("glTF export returned %r" % (result,))
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(0)  # bpy 4.2 as a module can crash in teardown after an export
+export_glb(p["out"])
+leave(p["out"])
 """
 
 
@@ -242,20 +228,7 @@ def realistic_glb(*, quick: bool = False) -> Path:
         return dest
     _log(f"making {dest.name} with Blender's glTF exporter (once; a few minutes)")
     started = time.monotonic()
-    tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.glb")
-    with tempfile.TemporaryDirectory(prefix="hitem3d-bench-asset-") as workdir:
-        env = dict(os.environ, BLENDER_USER_RESOURCES=workdir, XDG_CACHE_HOME=workdir)
-        result = subprocess.run(
-            [sys.executable, "-c", _BLENDER_SCRIPT, json.dumps({**params, "out": str(tmp), "workdir": workdir})],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-    if result.returncode != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"Blender could not make {dest.name} (exit {result.returncode}):\n{result.stderr[-4000:]}")
-    os.replace(tmp, dest)
+    run_blender_script(_BLENDER_SCRIPT, params, dest, timeout_s=1800)
     _log(f"made {dest.name}: {dest.stat().st_size / 1e6:.1f} MB in {time.monotonic() - started:.0f} s")
     return dest
 

@@ -60,8 +60,9 @@ def minimal_glb_bytes() -> bytes:
     return _GLB_MAGIC + struct.pack("<II", 2, 12 + len(body)) + body
 
 
-# Runs inside `python -c`; parameters arrive as JSON in sys.argv[1].
-_BLENDER_SCRIPT = r"""
+# Shared by every asset script run in Blender (here and in benchmarks/assets.py).
+# It runs inside `python -c`; parameters arrive as JSON in sys.argv[1].
+BLENDER_SCRIPT_HEAD = r"""
 import json, os, sys
 import bpy
 import numpy as np
@@ -69,6 +70,27 @@ import numpy as np
 p = json.loads(sys.argv[1])
 bpy.ops.wm.read_factory_settings(use_empty=True)
 
+def export_glb(out):
+    # Exporter options differ between Blender versions: pass the ones this one has.
+    available = bpy.ops.export_scene.gltf.get_rna_type().properties.keys()
+    wanted = {"export_format": "GLB", "use_selection": False, "export_apply": True,
+              "export_draco_mesh_compression_enable": False, "export_image_format": "AUTO"}
+    options = {k: v for k, v in wanted.items() if k in available}
+    result = bpy.ops.export_scene.gltf(filepath=out, **options)
+    if "FINISHED" not in result:
+        sys.exit("glTF export returned %r" % (result,))
+
+def leave(out):
+    if not os.path.exists(out):
+        sys.exit("Blender did not write " + out)
+    # bpy 4.2 as a module segfaults during interpreter teardown after a glTF
+    # export; the work is done and on disk, so leave without the teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+"""
+
+_BLENDER_SCRIPT = BLENDER_SCRIPT_HEAD + r"""
 def checker_image(name, size):
     image = bpy.data.images.new(name, size, size, alpha=False)
     cells = max(1, size // 8)
@@ -103,43 +125,35 @@ else:
         texture.image = checker_image(name + "_BaseColor", p["texture_size"])
         links.new(texture.outputs["Color"], bsdf.inputs["Base Color"])
         obj.data.materials.append(material)
-    available = bpy.ops.export_scene.gltf.get_rna_type().properties.keys()
-    wanted = {"export_format": "GLB", "use_selection": False, "export_apply": True,
-              "export_draco_mesh_compression_enable": False, "export_image_format": "AUTO"}
-    options = {k: v for k, v in wanted.items() if k in available}
-    result = bpy.ops.export_scene.gltf(filepath=p["out"], **options)
-    if "FINISHED" not in result:
-        sys.exit("glTF export returned %r" % (result,))
-if not os.path.exists(p["out"]):
-    sys.exit("Blender did not write " + p["out"])
-# bpy 4.2 as a module segfaults during interpreter teardown after a glTF export;
-# the work is done and on disk, so leave without the teardown.
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(0)
+    export_glb(p["out"])
+leave(p["out"])
 """
 
 
-def _run_blender(params: dict[str, Any], dest: Path) -> Path:
-    """Run the script with params, writing to a temporary name first (atomic for caches)."""
+def run_blender_script(script: str, params: dict[str, Any], dest: Path, *, timeout_s: float = 600) -> Path:
+    """Run ``script`` (which starts with ``BLENDER_SCRIPT_HEAD``) in a fresh
+    Python with bpy and its own user folder. It gets ``params`` plus ``out``
+    (a temporary name) and ``workdir`` (a scratch folder); the result becomes
+    ``dest`` only once complete, so a cache never holds half a file."""
     dest = Path(dest).resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Keep the suffix: the glTF exporter appends ".glb" to names that lack it.
     tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp{dest.suffix}")
-    with tempfile.TemporaryDirectory(prefix="hitem3d-blender-user-") as user_dir:
-        env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir)  # never touch the real profile
+    with tempfile.TemporaryDirectory(prefix="hitem3d-blender-user-") as workdir:
+        # Never touch the real profile or cache.
+        env = dict(os.environ, BLENDER_USER_RESOURCES=workdir, XDG_CACHE_HOME=workdir)
         result = subprocess.run(
-            [sys.executable, "-c", _BLENDER_SCRIPT, json.dumps({**params, "out": str(tmp)})],
+            [sys.executable, "-c", script, json.dumps({**params, "out": str(tmp), "workdir": workdir})],
             env=env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=timeout_s,
         )
     if result.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         raise RuntimeError(
             f"Blender subprocess failed (exit {result.returncode}) making {dest.name}:\n"
-            f"{result.stderr}\n--- stdout (tail) ---\n{result.stdout[-2000:]}"
+            f"{result.stderr[-4000:]}\n--- stdout (tail) ---\n{result.stdout[-2000:]}"
         )
     os.replace(tmp, dest)
     return dest
@@ -148,12 +162,12 @@ def _run_blender(params: dict[str, Any], dest: Path) -> Path:
 def make_glb(dest: Path, *, objects: int = 1, subdivisions: int = 2, texture_size: int = 64) -> Path:
     """A textured GLB exported by Blender: objects Hitem3D_Sample, Hitem3D_Sample_2, ..."""
     params = {"kind": "glb", "objects": objects, "subdivisions": subdivisions, "texture_size": texture_size}
-    return _run_blender(params, dest)
+    return run_blender_script(_BLENDER_SCRIPT, params, dest)
 
 
 def make_webp(dest: Path, size: int = 64) -> Path:
     """A size x size WebP image saved by Blender."""
-    return _run_blender({"kind": "webp", "size": size}, dest)
+    return run_blender_script(_BLENDER_SCRIPT, {"kind": "webp", "size": size}, dest)
 
 
 # ---- cache --------------------------------------------------------------------------
