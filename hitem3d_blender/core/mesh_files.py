@@ -1,0 +1,69 @@
+"""Mesh files sent to Hitem3D (texturing, and the task kinds that take a mesh):
+the limits and the checks before sending. No ``bpy``.
+
+A mesh goes as the ``mesh`` part of a multipart body; Hitem3D takes GLB for
+texturing (``submit-task``, ``request_type`` 2) and GLB, STL or OBJ for the
+kinds that split or recolour a model, each at most 200 MB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import Hitem3DError
+
+MAX_MESH_BYTES = 200 * 1024 * 1024
+MESH_TYPES: dict[str, str] = {
+    "glb": "model/gltf-binary",
+    "stl": "model/stl",
+    "obj": "model/obj",
+}
+GLB_MAGIC = b"glTF"
+
+
+class MeshFileRejected(Hitem3DError):
+    """A mesh that cannot be sent: nothing was sent, no credit spent."""
+
+
+def megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def check_mesh_file(path_text: str, *, allowed: tuple[str, ...] = ("glb",)) -> int:
+    """Raise ``MeshFileRejected`` for a mesh file Hitem3D would refuse (type,
+    missing, empty, over 200 MB, a GLB without its magic); return its size.
+
+    Reads at most 4 bytes, so the main thread may call it.
+    """
+    path = Path(path_text)
+    name = path.name or path_text
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in allowed:
+        kinds = ", ".join(kind.upper() for kind in allowed)
+        raise MeshFileRejected(f"Mesh: {name} is not a {kinds} file")
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise MeshFileRejected(f"Mesh: file not found: {path_text}") from None
+    if not path.is_file():
+        raise MeshFileRejected(f"Mesh: {name} is not a file")
+    if size == 0:
+        raise MeshFileRejected(f"Mesh: {name} is empty")
+    if size > MAX_MESH_BYTES:
+        raise MeshFileRejected(
+            f"Mesh: {name} is {megabytes(size)}; Hitem3D accepts at most 200 MB: "
+            "simplify it (Decimate modifier) or send fewer objects"
+        )
+    if extension == "glb":
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(4)
+        except OSError as exc:
+            raise MeshFileRejected(f"Mesh: cannot read {name}: {exc.strerror or exc}") from None
+        if head != GLB_MAGIC:
+            raise MeshFileRejected(f"Mesh: {name} is not a GLB file (no glTF header)")
+    return size
+
+
+def mesh_content_type(path: str) -> str:
+    return MESH_TYPES.get(Path(path).suffix.lower().lstrip("."), "application/octet-stream")

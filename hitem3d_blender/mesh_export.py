@@ -1,0 +1,224 @@
+"""The selected meshes as one GLB for Hitem3D: Texture Selection, and every task
+kind that takes a mesh.
+
+Main thread only (``bpy``). Blender's glTF exporter writes the file; its options
+are taken from the operator's RNA, so each Blender version gets the ones it has.
+The file goes to our own folder and is checked against Hitem3D's 200 MB limit
+before anything is sent; a file that fails is removed at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import bpy
+
+from .core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file
+from .placement import world_box
+
+log = logging.getLogger(__package__)
+
+ADDON_ID = __package__ or "hitem3d_blender"
+EXPORT_FOLDER = "meshes"
+# A crash between export and sending leaves a file behind: removed after this.
+STALE_EXPORT_S = 24 * 3600.0
+
+# What Hitem3D needs is the shape: no materials or images (it makes the
+# texture), no animation, cameras or lights. Modifiers applied, as the artist
+# sees the model. Each option is set only where the exporter declares it.
+_PREFERRED_OPTIONS: dict[str, Any] = {
+    "export_format": "GLB",
+    "use_selection": True,
+    "export_apply": True,
+    "export_materials": "NONE",
+    "export_image_format": "NONE",
+    "export_animations": False,
+    "export_skins": False,
+    "export_morph": False,
+    "export_cameras": False,
+    "export_lights": False,
+    "export_extras": False,
+    "export_yup": True,  # glTF's own convention; the importer turns it back
+    "will_save_settings": False,  # never write our choices into the artist's file
+    "check_existing": False,
+}
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class MeshExportFailed(MeshFileRejected):
+    """Blender could not write the selection as GLB: nothing was sent."""
+
+
+@dataclass(frozen=True)
+class ExportedMesh:
+    """One GLB holding the exported objects, and where they stood."""
+
+    path: Path
+    size: int
+    names: tuple[str, ...]  # the exported objects, active first
+    low: tuple[float, float, float]  # their world bounding box
+    high: tuple[float, float, float]
+
+    @property
+    def title(self) -> str:
+        """What the result is named after: the first object, '+N' for more."""
+        extra = len(self.names) - 1
+        return self.names[0] + (f" +{extra}" if extra else "")
+
+
+def exports_dir() -> Path:
+    return Path(bpy.utils.extension_path_user(ADDON_ID, path=EXPORT_FOLDER, create=True))
+
+
+def exporter_options(path: Path) -> dict[str, Any]:
+    rna = bpy.ops.export_scene.gltf.get_rna_type()  # type: ignore[call-arg]
+    available = {prop.identifier for prop in rna.properties}
+    options: dict[str, Any] = {"filepath": str(path)}
+    options.update({key: value for key, value in _PREFERRED_OPTIONS.items() if key in available})
+    return options
+
+
+def run_exporter(options: dict[str, Any]) -> set[str]:
+    """Blender's glTF exporter (one place, so a test can make it fail)."""
+    result: Any = bpy.ops.export_scene.gltf(**options)  # the stubs say None; it is a set
+    return set(result)
+
+
+def selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
+    """The selected mesh objects, the active one first (it names the result)."""
+    selected = [obj for obj in (getattr(context, "selected_objects", None) or []) if obj.type == "MESH"]
+    active = getattr(context, "active_object", None)
+    if active in selected:
+        selected.remove(active)
+        selected.insert(0, active)
+    return selected
+
+
+def export_meshes(objects: list[bpy.types.Object], context: bpy.types.Context,
+                  folder: Path | None = None) -> ExportedMesh:
+    """Write ``objects`` (meshes, modifiers applied) to one GLB in our folder.
+
+    Raises ``MeshFileRejected`` (nothing selected, too big, export failed); the
+    file is then gone. The artist's selection and mode are as they were.
+    """
+    meshes = [obj for obj in objects if obj.type == "MESH"]
+    if not meshes:
+        raise MeshFileRejected("Select one or more mesh objects first")
+    view_layer = context.view_layer
+    if view_layer is None:
+        raise MeshFileRejected("No view layer to export from")
+    hidden = [obj.name for obj in meshes if obj.name not in view_layer.objects or not obj.visible_get()]
+    if hidden:
+        raise MeshFileRejected(f"{hidden[0]} is hidden or not in this view layer: show it, then try again")
+    folder = folder or exports_dir()
+    prune_exports(folder)
+    stem = _UNSAFE.sub("_", meshes[0].name).strip("._") or "mesh"
+    path = folder / f"{stem[:60]}-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 1_000_000:06d}.glb"
+    box = world_box(meshes)
+    started = time.perf_counter()
+    try:
+        with _object_mode(context), _only_selected(meshes, view_layer):
+            result = run_exporter(exporter_options(path))
+        if "FINISHED" not in result:
+            raise MeshExportFailed("Blender's glTF exporter did not finish: nothing was sent")
+        size = check_mesh_file(str(path))
+    except RuntimeError as exc:
+        _remove(path)
+        log.warning("glTF export of %d object(s) failed: %s", len(meshes), exc)
+        raise MeshExportFailed("Blender could not export the selection as GLB: see the Hitem3D log") from None
+    except MeshFileRejected:
+        _remove(path)
+        raise
+    log.info("Exported %d object(s) to %s (%d bytes) in %.2f s", len(meshes), path.name, size,
+             time.perf_counter() - started)
+    low = (box.low.x, box.low.y, box.low.z) if box is not None else (0.0, 0.0, 0.0)
+    high = (box.high.x, box.high.y, box.high.z) if box is not None else (0.0, 0.0, 0.0)
+    return ExportedMesh(path, size, tuple(obj.name for obj in meshes), low, high)
+
+
+def prune_exports(folder: Path, max_age_s: float = STALE_EXPORT_S) -> None:
+    """Remove exports a crash left behind (sent ones are removed at once)."""
+    limit = time.time() - max_age_s
+    for path in folder.glob("*.glb"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+        except OSError:
+            log.debug("Could not remove old export %s", path, exc_info=True)
+
+
+def discard(path: str | Path) -> None:
+    """Remove an export once Hitem3D has answered; never a file outside our folder."""
+    candidate = Path(path)
+    try:
+        inside = candidate.resolve().parent == exports_dir().resolve()
+    except OSError:
+        return
+    if inside and candidate.suffix == ".glb":
+        _remove(candidate)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        log.warning("Could not remove %s", path.name)
+
+
+@contextmanager
+def _object_mode(context: bpy.types.Context) -> Iterator[None]:
+    """Edit-mode changes reach the mesh only in object mode; the mode comes back."""
+    mode = context.mode
+    switched = mode != "OBJECT" and bool(bpy.ops.object.mode_set.poll())  # type: ignore[call-arg]
+    if switched:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    try:
+        yield
+    finally:
+        if switched and context.active_object is not None:
+            try:
+                setter: Any = bpy.ops.object.mode_set  # the stubs' Literal list lags the modes
+                setter(mode=_MODE_SET.get(mode, "OBJECT"))
+            except RuntimeError:
+                log.debug("Could not return to %s mode", mode)
+
+
+# context.mode names the mode per object type; mode_set wants the generic one.
+_MODE_SET: dict[str, str] = {
+    "EDIT_MESH": "EDIT", "SCULPT": "SCULPT", "PAINT_VERTEX": "VERTEX_PAINT",
+    "PAINT_WEIGHT": "WEIGHT_PAINT", "PAINT_TEXTURE": "TEXTURE_PAINT",
+}
+
+
+@contextmanager
+def _only_selected(objects: list[bpy.types.Object], view_layer: bpy.types.ViewLayer) -> Iterator[None]:
+    """Exactly ``objects`` selected for the exporter, then the artist's selection back."""
+    # NOTE: right after objects are removed the view layer may list None until
+    # its next update.
+    before = [obj for obj in view_layer.objects if obj is not None and obj.select_get(view_layer=view_layer)]
+    active = view_layer.objects.active
+    for obj in view_layer.objects:
+        if obj is not None:
+            obj.select_set(False, view_layer=view_layer)
+    for obj in objects:
+        obj.select_set(True, view_layer=view_layer)
+    try:
+        yield
+    finally:
+        for obj in objects:
+            obj.select_set(False, view_layer=view_layer)
+        for obj in before:
+            if obj.name in view_layer.objects:
+                obj.select_set(True, view_layer=view_layer)
+        view_layer.objects.active = active
+
+
+__all__ = ["MAX_MESH_BYTES", "ExportedMesh", "MeshExportFailed", "discard", "export_meshes", "exports_dir",
+           "exporter_options", "selected_meshes"]
