@@ -56,6 +56,10 @@ MAX_FACE_BY_MODEL: dict[str, int] = {"hi3dv3.0": 5_000_000}
 FORMAT_EXTENSIONS: dict[str, str] = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz", "6": "3mf"}
 IMAGE_EXTENSIONS = frozenset({"png", "jpeg", "jpg", "webp"})
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_MESH_BYTES = 200 * 1024 * 1024  # the `mesh` file of request_type 2
+MESH_EXTENSIONS = frozenset({"glb"})
+# Texturing an existing mesh is documented as unsupported for v2.0; sources agree on v1.5 and v3.0.
+TEXTURE_MESH_MODELS = frozenset({"hitem3dv1.5", "hi3dv3.0"})
 
 # A 1x1 lossless WebP: the cover of tasks that were not given one.
 TINY_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
@@ -625,12 +629,32 @@ def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str
         return 10031004, "format not support"
     if fields.get("pbr", "1") not in ("0", "1"):
         return 10000000, "system error: pbr must be 0 or 1"  # ASSUMPTION: undocumented code
+    if "shading" in fields:
+        try:
+            shading = float(fields["shading"])
+        except ValueError:
+            shading = -1.0
+        if not 0.0 <= shading <= 1.0:
+            return 10000000, "system error: shading must be 0 to 1"  # ASSUMPTION: undocumented code
+    meshes = [f for f in files if f[0] == "mesh"]
     if request_type == "2":
         mesh_url = fields.get("mesh_url", "")
-        if not mesh_url and not any(f[0] == "mesh" for f in files):
+        if not mesh_url and not meshes:
             return 10031011, "mesh url required when request type 2"
         if mesh_url and not mesh_url.startswith("http"):
             return 10031012, "mesh_url must start with http"
+        if model not in TEXTURE_MESH_MODELS:
+            # ASSUMPTION: the code for a model that cannot texture a mesh is undocumented.
+            return 10000000, f"system error: {model} does not support request type 2"
+        for _, filename, _, data in meshes:
+            extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+            # ASSUMPTION: the mesh file's own codes are undocumented; these mirror the image ones.
+            if extension not in MESH_EXTENSIONS:
+                return 10031004, "mesh only allow glb"
+            if not data:
+                return 10031010, "empty file not allowed"
+            if len(data) > MAX_MESH_BYTES:
+                return 10031001, "Upload file size exceeds limit"
     return None
 
 

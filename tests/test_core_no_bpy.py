@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CORE_MODULES = ("errors", "settings", "task_ids", "api", "downloader", "tasks", "pipeline", "jobs", "logs",
-                "models", "submission", "mesh_files")
+                "models", "submission", "mesh_files", "prices")
 
 
 def test_importing_every_core_module_does_not_import_bpy() -> None:

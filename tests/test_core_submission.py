@@ -358,3 +358,84 @@ def test_image_types_are_recognised_by_content() -> None:
     assert sniff_image_type(b"\xff\xd8\xff\xe0") == "jpg"
     assert sniff_image_type(b"RIFF\0\0\0\0WEBPVP8 ") == "webp"
     assert sniff_image_type(b"GIF89a") == ""
+
+
+# -- texturing a mesh file, and light removal ----------------------------------------------------
+
+
+def mesh_file(tmp_path: Path, size: int = 64) -> str:
+    path = tmp_path / "chair.glb"
+    path.write_bytes(b"glTF" + bytes(size - 4))
+    return str(path)
+
+
+def texture_mesh(image: str, mesh: str, **changes: object) -> Submission:
+    values: dict[str, object] = {"model": "hitem3dv1.5", "resolution": "1024", "image": image, "mesh": mesh,
+                                 "request_type": RequestType.TEXTURE_MESH, "mesh_name": "Chair"}
+    values.update(changes)
+    return Submission(**values)  # type: ignore[arg-type]
+
+
+def test_a_mesh_file_is_sent_after_the_picture(images: dict[str, str], tmp_path: Path) -> None:
+    mesh = mesh_file(tmp_path)
+    submission = texture_mesh(images["front"], mesh)
+    validate(submission)
+    assert form_files(submission) == [("images", images["front"]), ("mesh", mesh)]
+    assert [name for name, _ in read_files(submission)] == ["images", "mesh"]
+    assert read_files(submission)[1][1][2] == "model/gltf-binary"
+    assert ("request_type", "2") in form_fields(submission)
+    assert submission.describe() == "Texture Chair from front.png (Hitem3D v1.5)"
+
+
+def test_a_mesh_file_needs_a_model_that_textures_meshes(images: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(InvalidSubmission, match="Hitem3D v2.1 cannot texture an existing model: use Hi3D v3.0 or"):
+        validate(texture_mesh(images["front"], mesh_file(tmp_path), model="hitem3dv2.1", resolution="1536pro"))
+
+
+def test_a_mesh_file_hitem3d_would_refuse_is_refused_before_sending(images: dict[str, str], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from hitem3d_blender.core import mesh_files
+
+    monkeypatch.setattr(mesh_files, "MAX_MESH_BYTES", 32)
+    with pytest.raises(InvalidSubmission, match="accepts at most 200 MB"):
+        validate(texture_mesh(images["front"], mesh_file(tmp_path)))
+    with pytest.raises(InvalidSubmission, match="Texturing needs a reference image"):
+        validate(texture_mesh("", mesh_file(tmp_path, 16)))
+
+
+def test_a_mesh_file_survives_the_journal_with_its_name_and_place(images: dict[str, str], tmp_path: Path) -> None:
+    submission = texture_mesh(images["front"], mesh_file(tmp_path), mesh_box=(0.0, -1.0, 0.0, 2.0, 1.0, 3.5),
+                              shading=0.5)
+    again = Submission.from_dict(submission.to_dict())
+    assert again == submission
+
+
+@pytest.mark.parametrize("box", [[1, 2, 3], ["a"] * 6, [float("nan")] * 6, [1e300] * 6, "box"])
+def test_a_damaged_mesh_place_in_the_journal_is_dropped(images: dict[str, str], box: object) -> None:
+    data = {**single(images["front"]).to_dict(), "mesh_box": box, "shading": 7}
+    again = Submission.from_dict(data)
+    assert again is not None and again.mesh_box == () and again.shading is None
+
+
+def test_light_removal_is_sent_as_shading_where_the_model_offers_it(images: dict[str, str]) -> None:
+    submission = single(images["front"], shading=0.75)
+    validate(submission)
+    assert ("shading", "0.75") in form_fields(submission)
+    assert not [f for f in form_fields(single(images["front"])) if f[0] == "shading"]
+    geometry = single(images["front"], shading=0.75, request_type=RequestType.GEOMETRY)
+    assert not [f for f in form_fields(geometry) if f[0] == "shading"]  # no texture, no lighting to remove
+
+
+def test_light_removal_is_refused_for_a_model_without_it(images: dict[str, str]) -> None:
+    assert not models.get("hitem3dv1.5").shading  # type: ignore[union-attr]
+    with pytest.raises(InvalidSubmission, match="Hitem3D v1.5 does not offer light removal"):
+        validate(single(images["front"], model="hitem3dv1.5", resolution="1024", shading=0.5))
+    with pytest.raises(InvalidSubmission, match="Light removal must be 0 to 1"):
+        validate(single(images["front"], shading=1.5))
+
+
+def test_what_we_send_for_a_mesh_passes_the_simulators_checks(images: dict[str, str], tmp_path: Path) -> None:
+    submission = texture_mesh(images["front"], mesh_file(tmp_path), shading=0.3, model="hi3dv3.0",
+                              resolution="2048quality")
+    files = [(name, Path(path).name, "", Path(path).read_bytes()) for name, path in form_files(submission)]
+    assert _validate_submission(dict(form_fields(submission)), files) is None

@@ -314,6 +314,11 @@ FIELDS = {"request_type": "3", "model": "hitem3dv2.0", "resolution": "1536pro", 
 ONE_IMAGE = [("images", ("front.png", PNG, "image/png"))]
 
 
+TEXTURE = {"request_type": "2", "model": "hitem3dv1.5", "resolution": "1024"}
+GLB = b"glTF" + bytes(60)
+MESH = [("mesh", ("chair.glb", GLB, "model/gltf-binary"))]
+
+
 def views(*names: str) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [("multi_images", (f"{name}.png", PNG + name.encode(), "image/png")) for name in names]
 
@@ -343,6 +348,12 @@ def submit(sim: Hitem3DSimulator, headers: dict[str, str], fields: dict[str, str
         ({"request_type": "2", "model": "hitem3dv1.5", "resolution": "1024"}, ONE_IMAGE, 10031011),
         ({"request_type": "2", "model": "hi3dv3.0", "resolution": "2048quality", "mesh_url": "ftp://x"}, ONE_IMAGE,
          10031012),
+        ({**TEXTURE, "model": "hitem3dv2.0", "resolution": "1536pro"}, ONE_IMAGE + MESH, 10000000),
+        (TEXTURE, ONE_IMAGE + [("mesh", ("chair.fbx", GLB, "application/octet-stream"))], 10031004),
+        (TEXTURE, ONE_IMAGE + [("mesh", ("chair.glb", b"", "model/gltf-binary"))], 10031010),
+        (TEXTURE, [], 10031008),
+        ({"shading": "1.5"}, ONE_IMAGE, 10000000),
+        ({"shading": "none"}, ONE_IMAGE, 10000000),
     ],
 )
 def test_submit_validation(
@@ -366,6 +377,26 @@ def test_submit_single_image(sim: Hitem3DSimulator, bearer: dict[str, str]) -> N
     states = [query(sim, bearer, task_id)["data"]["state"] for _ in range(4)]
     assert states == ["queueing", "processing", "success", "success"]
     assert requests.get(query(sim, bearer, task_id)["data"]["url"], timeout=TIMEOUT).content == minimal_glb_bytes()
+
+
+def test_submit_textures_a_mesh_file_with_a_reference_picture(sim: Hitem3DSimulator,
+                                                               bearer: dict[str, str]) -> None:
+    fields = {**FIELDS, **TEXTURE, "shading": "0.5"}
+    del fields["face"]
+    body = submit(sim, bearer, fields, ONE_IMAGE + MESH)
+    assert body["code"] == 200
+    [submission] = sim.submissions
+    assert submission.fields["shading"] == "0.5"
+    assert ("mesh", "chair.glb", "model/gltf-binary", GLB) in submission.files
+
+
+def test_a_mesh_file_over_the_limit_is_refused(sim: Hitem3DSimulator, bearer: dict[str, str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.simulator as simulator
+
+    monkeypatch.setattr(simulator, "MAX_MESH_BYTES", len(GLB) - 1)
+    body = submit(sim, bearer, {**FIELDS, **TEXTURE}, ONE_IMAGE + MESH)
+    assert body["code"] == 10031001 and sim.submissions == []
 
 
 def test_submit_multi_view_keeps_file_order(sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:

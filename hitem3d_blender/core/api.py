@@ -254,7 +254,7 @@ class Hitem3DClient:
         retried here: a repeated submit could spend credits twice.
         """
         validate(submission)
-        if submission.request_type == RequestType.TEXTURE_MESH and not submission.mesh_url:
+        if submission.request_type == RequestType.TEXTURE_MESH and not submission.mesh_url and not submission.mesh:
             status = self.query_task(submission.mesh_task_id)
             if status.state != "success" or not status.model_url:
                 raise InvalidSubmission("The task to texture has no finished model on Hitem3D yet")

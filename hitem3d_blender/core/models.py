@@ -30,6 +30,9 @@ class ModelSpec:
     face_default: int = FACE_DEFAULT
     pbr: bool = False  # the ``pbr`` field applies
     can_texture_mesh: bool = False  # request_type 2 (texture an existing mesh) is offered
+    # The ``shading`` field (light removal, 0 to 1) is offered. ASSUMPTION: the
+    # API notes list it without naming models; the v1.5 generation predates it.
+    shading: bool = True
     description: str = ""
 
     def allows_face(self, face: int) -> bool:
@@ -54,7 +57,7 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         "hitem3dv1.5", "Hitem3D v1.5", ("512", "1024", "1536", "1536pro"), "1024",
-        can_texture_mesh=True,
+        can_texture_mesh=True, shading=False,
         description="First general model; fast low resolutions",
     ),
     ModelSpec(
@@ -66,7 +69,7 @@ MODELS: tuple[ModelSpec, ...] = (
         description="People and busts",
     ),
     ModelSpec(
-        "scene-portraitv1.5", "Portrait v1.5", ("1536",), "1536",
+        "scene-portraitv1.5", "Portrait v1.5", ("1536",), "1536", shading=False,
         description="People and busts",
     ),
 )
@@ -89,6 +92,11 @@ def widest_face_range() -> tuple[int, int]:
     """The face bounds over every model: the panel's field allows these and the
     check before sending applies the chosen model's own range."""
     return min(spec.face_min for spec in MODELS), max(spec.face_max for spec in MODELS)
+
+
+def texturing_models() -> tuple[ModelSpec, ...]:
+    """The models that can texture an existing mesh (request_type 2)."""
+    return tuple(spec for spec in MODELS if spec.can_texture_mesh)
 
 
 def label(model_id: str) -> str:

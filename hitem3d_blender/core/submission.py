@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from . import models
 from .errors import Hitem3DError
+from .mesh_files import MeshFileRejected, check_mesh_file, mesh_content_type
 from .tasks import TaskRecord, TaskState
 
 VIEWS: tuple[str, ...] = ("front", "back", "left", "right")  # the order of multi_images
@@ -27,7 +28,7 @@ FORMAT_GLB = "2"  # the server's default is 1 (OBJ); this extension imports GLB
 
 class RequestType(enum.IntEnum):
     GEOMETRY = 1
-    TEXTURE_MESH = 2  # texture an existing Hitem3D mesh (mesh_url)
+    TEXTURE_MESH = 2  # texture an existing mesh: a Hitem3D result (mesh_url) or a GLB file (mesh)
     GEOMETRY_AND_TEXTURE = 3
 
 
@@ -41,8 +42,11 @@ class Submission:
 
     Exactly one of ``image`` (one picture) and ``views`` (view name -> path,
     front required) is set. For ``TEXTURE_MESH`` the mesh comes from
-    ``mesh_url``, or from ``mesh_task_id``: a task whose model URL the worker
-    asks for just before sending (the URLs live one hour).
+    ``mesh_url``, from ``mesh_task_id`` (a task whose model URL the worker asks
+    for just before sending: the URLs live one hour), or from ``mesh``, a GLB
+    file of the artist's own (Texture Selection). ``mesh_name`` and
+    ``mesh_box`` (world min x, y, z, max x, y, z) say what the result is named
+    after and where the original stands, so it can be placed beside it.
     """
 
     model: str
@@ -55,6 +59,10 @@ class Submission:
     # NOTE: a signed URL: kept out of repr (logs) and out of to_dict (the journal).
     mesh_url: str = field(default="", repr=False)
     mesh_task_id: str = ""
+    mesh: str = ""
+    mesh_name: str = ""
+    mesh_box: tuple[float, ...] = ()
+    shading: float | None = None  # light removal, 0 to 1; None: not sent
 
     @property
     def is_multi_view(self) -> bool:
@@ -86,6 +94,8 @@ class Submission:
     def describe(self) -> str:
         """A short line for the panel: what is being sent with which model."""
         kind = "views " + ", ".join(view for view in VIEWS if view in self.views) if self.views else Path(self.image).name
+        if self.mesh:
+            return f"Texture {self.mesh_name or Path(self.mesh).name} from {kind} ({models.label(self.model)})"
         action = "Texture" if self.request_type == RequestType.TEXTURE_MESH else "Generate"
         return f"{action} from {kind} ({models.label(self.model)})"
 
@@ -101,6 +111,10 @@ class Submission:
             "image": self.image,
             "views": dict(self.views),
             "mesh_task_id": self.mesh_task_id,
+            "mesh": self.mesh,
+            "mesh_name": self.mesh_name,
+            "mesh_box": list(self.mesh_box),
+            "shading": self.shading,
         }
 
     @classmethod
@@ -112,6 +126,8 @@ class Submission:
             return None
         face = data.get("face")
         views = data.get("views")
+        box = data.get("mesh_box")
+        shading = data.get("shading")
         return cls(
             model=model,
             resolution=_text(data.get("resolution")),
@@ -121,11 +137,34 @@ class Submission:
             image=_text(data.get("image")),
             views={str(k): str(v) for k, v in views.items() if isinstance(v, str)} if isinstance(views, dict) else {},
             mesh_task_id=_text(data.get("mesh_task_id")),
+            mesh=_text(data.get("mesh")),
+            mesh_name=_text(data.get("mesh_name")),
+            mesh_box=_box(box),
+            shading=_fraction(shading),
         )
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _fraction(value: object) -> float | None:
+    """A number from 0 to 1, or None."""
+    if isinstance(value, (int, float)) and _is_number(value) and 0.0 <= value <= 1.0:
+        return float(value)
+    return None
+
+
+def _box(value: object) -> tuple[float, ...]:
+    """Six finite numbers, or nothing (a hand-edited journal may hold anything)."""
+    if not isinstance(value, list) or len(value) != 6 or not all(_is_number(v) for v in value):
+        return ()
+    numbers = tuple(float(v) for v in value)
+    return numbers if all(abs(v) < 1e12 for v in numbers) else ()
 
 
 # -- checks before sending ---------------------------------------------------------
@@ -196,15 +235,25 @@ def validate(submission: Submission) -> None:
         if not spec.can_texture_mesh:
             able = " or ".join(other.label for other in models.MODELS if other.can_texture_mesh)
             raise InvalidSubmission(f"{spec.label} cannot texture an existing model: use {able}")
-        if not submission.mesh_url and not submission.mesh_task_id:
+        if not submission.mesh_url and not submission.mesh_task_id and not submission.mesh:
             raise InvalidSubmission("Texturing needs the model to texture: choose a finished geometry-only task")
         if submission.mesh_url and not submission.mesh_url.startswith("http"):
             raise InvalidSubmission("The mesh URL must start with http")
+        if submission.mesh:
+            try:
+                check_mesh_file(submission.mesh)
+            except MeshFileRejected as exc:
+                raise InvalidSubmission(str(exc)) from None
     elif submission.face is not None and not spec.allows_face(submission.face):
         raise InvalidSubmission(
             f"Face count {submission.face:,} is out of range for {spec.label}: "
             f"{spec.face_min:,} to {spec.face_max:,}"
         )
+    if submission.shading is not None:
+        if not spec.shading:
+            raise InvalidSubmission(f"{spec.label} does not offer light removal: switch it off or choose another model")
+        if not 0.0 <= submission.shading <= 1.0:
+            raise InvalidSubmission(f"Light removal must be 0 to 1, not {submission.shading:g}")
 
 
 # -- the multipart parts ---------------------------------------------------------------
@@ -228,19 +277,24 @@ def form_fields(submission: Submission) -> list[tuple[str, str]]:
         fields.append(("multi_images_bit", submission.bit_mask))
     if texturing and submission.mesh_url:
         fields.append(("mesh_url", submission.mesh_url))
+    if submission.shading is not None and submission.request_type != RequestType.GEOMETRY:
+        fields.append(("shading", f"{submission.shading:g}"))
     return fields
 
 
 def form_files(submission: Submission) -> list[tuple[str, str]]:
     """(field name, path) of each file part, in order: ``images`` for one
-    picture, ``multi_images`` repeated in front, back, left, right order."""
+    picture, ``multi_images`` repeated in front, back, left, right order, then
+    ``mesh`` for a mesh of the artist's own to texture."""
+    mesh = [("mesh", submission.mesh)] if submission.mesh and submission.request_type == RequestType.TEXTURE_MESH else []
     if submission.views:
-        return [("multi_images", submission.views[view]) for view in VIEWS if view in submission.views]
-    return [("images", submission.image)] if submission.image else []
+        return [("multi_images", submission.views[view]) for view in VIEWS if view in submission.views] + mesh
+    return ([("images", submission.image)] if submission.image else []) + mesh
 
 
 def content_type(path: str) -> str:
-    return IMAGE_TYPES.get(Path(path).suffix.lower().lstrip("."), "application/octet-stream")
+    extension = Path(path).suffix.lower().lstrip(".")
+    return IMAGE_TYPES[extension] if extension in IMAGE_TYPES else mesh_content_type(path)
 
 
 def read_files(submission: Submission) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -252,6 +306,7 @@ def read_files(submission: Submission) -> list[tuple[str, tuple[str, bytes, str]
     """
     parts: list[tuple[str, tuple[str, bytes, str]]] = []
     labels = dict((path, label) for label, path in submission.inputs())
+    labels[submission.mesh] = "Mesh"
     for name, path in form_files(submission):
         try:
             data = Path(path).read_bytes()

@@ -1,0 +1,68 @@
+"""The price before you pay: a dated table, an estimate per request, the
+balance after it, and the refusal when the known balance is too low."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hitem3d_blender.core import models, prices
+from hitem3d_blender.core.prices import Estimate, NotEnoughCredits, check_balance, cost_line
+
+
+def test_the_table_is_dated() -> None:
+    assert re.fullmatch(r"\d{4}-\d{2}", prices.PRICES_DATE)
+
+
+@pytest.mark.parametrize(("model", "resolution", "credits"), [
+    ("hi3dv3.0", "2048quality", 105), ("hi3dv3.0", "2048master", 455),
+    ("hitem3dv2.1", "1536fast", 25), ("hitem3dv2.1", "1536pro", 45),
+    ("hitem3dv2.0", "1536", 35), ("hitem3dv1.5", "512", 15), ("hitem3dv1.5", "1024", 20),
+    ("scene-portraitv2.1", "1536profast", 25),
+])
+def test_a_generation_costs_what_the_price_list_says(model: str, resolution: str, credits: int) -> None:
+    assert prices.for_generation(model, resolution).credits == credits
+
+
+def test_several_tasks_cost_the_sum() -> None:
+    assert prices.for_generation("hitem3dv2.1", "1536pro", count=3).credits == 135
+    parts = [prices.for_generation("hi3dv3.0", "2048quality"), prices.for_kind("split")]
+    assert prices.total(parts).credits == 125
+
+
+def test_an_unlisted_price_is_unknown_not_zero() -> None:
+    assert prices.for_generation("hitem3dv1.5", "1536pro").credits is None
+    assert prices.for_kind("segmentation").credits is None
+    assert prices.total([prices.for_kind("split"), prices.for_kind("segmentation")]).credits is None
+
+
+def test_the_per_task_kinds_have_their_prices() -> None:
+    assert (prices.for_kind("split").credits, prices.for_kind("multicolor").credits,
+            prices.for_kind("depth").credits) == (20, 20, 10)
+
+
+def test_every_model_resolution_is_priced_or_knowingly_unknown() -> None:
+    unknown = {(spec.id, res) for spec in models.MODELS for res in spec.resolutions
+               if (spec.id, res) not in prices.GENERATION}
+    assert unknown == {("hitem3dv1.5", "1536pro"), ("hitem3dv2.0", "1536pro")}
+
+
+def test_the_line_shows_the_estimate_and_the_balance_after_it() -> None:
+    assert cost_line(Estimate(105), 1000.0) == "Estimated cost: 105 credits; balance after: 895 credits"
+    assert cost_line(Estimate(105), None) == "Estimated cost: 105 credits"
+    assert cost_line(Estimate(None), None).startswith("Estimated cost: unknown")
+
+
+def test_a_known_balance_below_the_estimate_says_how_many_credits_are_missing() -> None:
+    with pytest.raises(NotEnoughCredits) as info:
+        check_balance(Estimate(105), 80.5)
+    assert str(info.value) == ("Not enough credits: about 105 needed, 80.5 left (25 missing): "
+                               "top up on the Hitem3D platform, then refresh the balance")
+    assert info.value.code == "30010000"
+
+
+@pytest.mark.parametrize(("estimate", "balance"), [(Estimate(105), 105.0), (Estimate(105), None),
+                                                   (Estimate(None), 3.0)])
+def test_enough_or_unknown_lets_the_request_go(estimate: Estimate, balance: float | None) -> None:
+    check_balance(estimate, balance)
