@@ -6,7 +6,7 @@ Each runs in a fresh process: an isolated Blender (its own user folder), the
 built zip installed the way Blender installs extensions, the add-on pointed at
 the simulator running in a child process (so the server never competes with
 the code under test for the GIL). As Blender's module, ``bpy`` fires no
-timers: the benchmark calls the timer callback ``bridge.tick`` itself, waiting
+timers: the benchmark calls the timer callback ``engine.timer.tick`` itself, waiting
 the interval each call returns, as Blender's event loop would, and times every
 call. Prints one JSON object on stdout.
 """
@@ -68,7 +68,7 @@ def install(zip_path: Path) -> ModuleType:
     addon = sys.modules[ADDON_MODULE]
     # NOTE: the interactive path (operators return at once, the timer applies
     # results), as in Blender's UI; the tests switch it the same way.
-    addon.bridge.runs_to_end = lambda: False
+    addon.engine.state.runs_to_end = lambda: False
     return addon
 
 
@@ -150,7 +150,7 @@ class TickSample:
 
 @dataclass
 class TickDriver:
-    """Calls ``bridge.tick`` the way Blender's timer would and times each call."""
+    """Calls ``engine.timer.tick`` the way Blender's timer would and times each call."""
 
     addon: ModuleType
     clock: ImportClock
@@ -158,7 +158,7 @@ class TickDriver:
     stopped_early: int = 0  # tick said "no more calls" while work was still expected
 
     def run(self, until: Callable[[], bool], timeout_s: float) -> bool:
-        bridge = self.addon.bridge
+        timer = self.addon.engine.timer
         deadline = time.monotonic() + timeout_s
         next_at = time.perf_counter()
         while time.monotonic() < deadline:
@@ -167,7 +167,7 @@ class TickDriver:
                 time.sleep(pause)
             import_before, gltf_before = self.clock.step.ns, self.clock.gltf.ns
             started = time.perf_counter_ns()
-            interval = bridge.tick()
+            interval = timer.tick()
             elapsed = time.perf_counter_ns() - started
             self.samples.append(
                 TickSample(elapsed, self.clock.step.ns - import_before, self.clock.gltf.ns - gltf_before)
@@ -176,13 +176,13 @@ class TickDriver:
                 return True
             if interval is None:
                 self.stopped_early += 1
-                interval = bridge.BUSY_INTERVAL_S
+                interval = timer.BUSY_INTERVAL_S
             next_at = time.perf_counter() + interval
         return False
 
 
 def _records(addon: ModuleType, ids: list[str]) -> list[Any]:
-    book = addon.bridge.book()
+    book = addon.engine.history.book()
     return [book.get(task) for task in ids]
 
 
@@ -191,7 +191,7 @@ def _all_terminal(addon: ModuleType, ids: list[str]) -> bool:
 
 
 def _any_running(addon: ModuleType, ids: list[str]) -> bool:
-    return any(addon.bridge.is_running(task) for task in ids)
+    return any(addon.engine.state.is_running(task) for task in ids)
 
 
 # -- 2. main-thread cost ---------------------------------------------------------------
@@ -206,10 +206,10 @@ def _fill_history(addon: ModuleType, count: int) -> None:
          "finished_at": now - 86300 + n, "imported_objects": ["Hitem3D_Model"], "model": "hitem3dv2.0"}
         for n in range(count)
     ]
-    addon.bridge.shutdown()
-    addon.bridge.journal_path().write_text(json.dumps({"version": 1, "tasks": entries}), encoding="utf-8")
-    if len(addon.bridge.book()) != count:
-        raise RuntimeError(f"the add-on read {len(addon.bridge.book())} tasks from the journal, not {count}")
+    addon.session.shutdown()
+    addon.engine.files.journal_path().write_text(json.dumps({"version": 1, "tasks": entries}), encoding="utf-8")
+    if len(addon.engine.history.book()) != count:
+        raise RuntimeError(f"the add-on read {len(addon.engine.history.book())} tasks from the journal, not {count}")
 
 
 def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = False,
@@ -233,8 +233,8 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = Fal
     jobs = addon.core.jobs
     slots = pollers + 1 if all_polling else jobs.DEFAULT_MAX_WORKERS
     if all_polling:
-        # bridge makes its runner with JobRunner(): give that runner a slot per task.
-        addon.bridge.JobRunner = functools.partial(jobs.JobRunner, max_workers=slots)
+        # engine.state makes its runner with JobRunner(): give that runner a slot per task.
+        addon.engine.state.JobRunner = functools.partial(jobs.JobRunner, max_workers=slots)
     clock = ImportClock(addon)
     driver = TickDriver(addon, clock)
     download = task_id(1)
@@ -261,7 +261,7 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = Fal
             bpy.ops.hitem3d.cancel_task(task_id=task)
         driver.run(lambda: _all_terminal(addon, polling) and not _any_running(addon, polling), timeout_s=60)
         requests = sim.requests()
-    rec = addon.bridge.book().get(download)
+    rec = addon.engine.history.book().get(download)
     # Tasks that polled in the last three intervals before the cancel: polling at once.
     recent = {r["query"].get("task_id") for r in requests if r["path"].endswith("/query-task")
               and cancelled_at - 3 * poll_interval_s <= r["time"] < cancelled_at}
@@ -361,7 +361,7 @@ def bench_time_to_scene(addon: ModuleType, quick: bool) -> dict[str, Any]:
             if not driver.run(lambda: _all_terminal(addon, [task]), timeout_s=600):
                 raise RuntimeError("the task did not finish in 10 minutes")
             in_scene = time.time()
-            rec = addon.bridge.book().get(task)
+            rec = addon.engine.history.book().get(task)
             if rec is None or rec.state.value != "done":
                 raise RuntimeError(f"task ended {rec.state.value if rec else 'missing'}: {rec.message if rec else ''}")
             queries = sorted(r["time"] for r in sim.requests()
@@ -438,7 +438,7 @@ def bench_request_economy(addon: ModuleType, quick: bool) -> dict[str, Any]:
 
         def until() -> bool:
             for task in cancelled:
-                rec = addon.bridge.book().get(task)
+                rec = addon.engine.history.book().get(task)
                 if (task not in cancel_times and rec is not None and rec.state.value == "processing"
                         and time.monotonic() - started > 3):
                     cancel_times[task] = time.time()
@@ -458,7 +458,7 @@ def bench_request_economy(addon: ModuleType, quick: bool) -> dict[str, Any]:
     too_close = 0
     for task, states in plans.items():
         times = sorted(r["time"] for r in api if r["path"].endswith("/query-task") and r["query"].get("task_id") == task)
-        rec = addon.bridge.book().get(task)
+        rec = addon.engine.history.book().get(task)
         if task in cancel_times:
             late = sum(1 for moment in times if moment > cancel_times[task])
         else:
@@ -514,7 +514,7 @@ def main() -> int:
         try:
             addon = install(args.zip)
             result = BENCHMARKS[args.name](addon, args.quick)
-            addon.bridge.shutdown()
+            addon.session.shutdown()
         finally:
             shutil.rmtree(user, ignore_errors=True)
         out.emit(result)

@@ -24,17 +24,17 @@ def _modules() -> tuple[ModuleType, ...]:
 
 
 def _on_load_post(*_args: Any) -> None:
-    from . import bridge
+    from . import ui_sync
 
-    bridge.on_file_loaded()
+    ui_sync.on_file_loaded()
 
 
 def _at_exit() -> None:
     # Quitting Blender does not call unregister(): stop workers and the timer
     # here so nothing runs (or hangs the interpreter) after the scene is gone.
-    from . import bridge
+    from . import session
 
-    bridge.shutdown()
+    session.shutdown()
 
 
 _handlers: list[logging.Handler] = []
@@ -44,7 +44,8 @@ _cli_commands: list[Any] = []  # handles from bpy.utils.register_cli_command
 def register() -> None:
     import bpy
 
-    from . import bridge, diagnostics, translations
+    from . import diagnostics, session, translations
+    from .engine import files
     from .core.logs import install_console_handler, install_file_handler
 
     _handlers.append(install_console_handler(log))
@@ -62,12 +63,12 @@ def register() -> None:
         if hasattr(module, "register"):
             module.register()
     try:
-        bridge.remove_partial_files()
+        files.remove_partial_files()
     except OSError:
         log.warning("Could not clean partial downloads", exc_info=True)
     # Tasks keep running across File > Open / New: only the UI list is redone.
     bpy.app.handlers.load_post.append(bpy.app.handlers.persistent(_on_load_post))
-    bridge.book()  # read the journal: history shows, unfinished tasks resume
+    session.connect()  # the engine's hooks; the journal is read: history shows, unfinished tasks resume
     atexit.register(_at_exit)
     # `blender --command hitem3d ...`. NOTE: getattr, as the stubs say this
     # returns None where Blender returns the handle unregister needs.
@@ -81,11 +82,12 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import bridge, translations
+    from . import session, translations
 
     # Timers and workers first: they call into classes that are about to go.
     atexit.unregister(_at_exit)
-    bridge.shutdown()
+    session.shutdown()
+    session.disconnect()
     while _cli_commands:
         bpy.utils.unregister_cli_command(_cli_commands.pop())
     if _on_load_post in bpy.app.handlers.load_post:

@@ -1,8 +1,8 @@
 """The command line: ``blender --command hitem3d import|submit|status ...``.
 
 ``main`` is the whole command: it parses, starts the same jobs as the panel
-through ``bridge``, waits for them by driving ``bridge.tick`` (a command runs in
-the background, with no event loop) and returns the exit code. It writes
+through ``engine.control``, waits for them by driving ``engine.timer.tick`` (a
+command runs in the background, with no event loop) and returns the exit code. It writes
 progress lines to ``out`` and problems to ``err``, so tests call it directly.
 
 Exit codes: 0 success, 1 a task (or the connection) failed, 2 bad usage.
@@ -19,15 +19,17 @@ from typing import Any, Callable, TextIO
 
 import bpy
 
-from . import bridge, preferences, submit_calls
+from . import preferences, submit_calls
 from .core import models
 from .core.api import Hitem3DClient, TaskStatus
 from .core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
 from .core.import_options import DEFAULT_COLLECTION, ImportOptions
+from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.settings import ApiSettings
 from .core.submission import InvalidSubmission, RequestType, Submission, validate
 from .core.task_ids import parse_task_ids
 from .core.tasks import TaskRecord, TaskState
+from .engine import batch, control, state
 
 COMMAND = "hitem3d"
 PROG = f"blender --command {COMMAND}"
@@ -111,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     imports.add_argument("task_ids", nargs="+", metavar="TASK_ID",
                          help="Hitem3D task IDs (a pasted link with task_id=... works too)")
-    imports.add_argument("--timeout", type=_positive, default=bridge.DEFAULT_TIMEOUT_S, metavar="SECONDS",
+    imports.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                          help="give up waiting after this long (default %(default).0f)")
     _placement(imports)
 
@@ -136,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--geometry-only", action="store_true", help="no texture (request type 1)")
     submit.add_argument("--no-pbr", action="store_true", help="no PBR material maps (models that offer them)")
     submit.add_argument("--wait", action="store_true", help="wait for the tasks and import their models")
-    submit.add_argument("--timeout", type=_positive, default=bridge.DEFAULT_TIMEOUT_S, metavar="SECONDS",
+    submit.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help="with --wait: give up waiting after this long (default %(default).0f)")
     _placement(submit)
 
@@ -164,7 +166,7 @@ def main(argv: list[str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        if not bridge.runs_to_end():
+        if not state.runs_to_end():
             raise UsageError(f"{COMMAND} commands run in the background: {PROG} ...")
         run: Callable[[argparse.Namespace, TextIO, TextIO], int] = _COMMANDS[args.command]
         return run(args, out, err)
@@ -245,7 +247,7 @@ class _Progress:
 def _wait_and_report(task_ids: list[str], timeout_s: float, output: Path | None,
                      out: TextIO, err: TextIO) -> int:
     """Wait for the tasks, print how each ended, save ``output``; the exit code."""
-    records = bridge.wait_for(task_ids, timeout_s + 30.0, on_tick=_Progress(out))
+    records = batch.wait_for(task_ids, timeout_s + 30.0, on_tick=_Progress(out))
     failed = [rec for rec in records if rec.state is not TaskState.DONE]
     for rec in records:
         if rec.state is TaskState.DONE:
@@ -284,8 +286,8 @@ def _run_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_FAILED
     options = _options(args)
     for task_id in task_ids:
-        if not bridge.is_running(task_id):
-            bridge.start_import(task_id, settings, timeout_s=args.timeout, options=options)
+        if not state.is_running(task_id):
+            control.start_import(task_id, settings, timeout_s=args.timeout, options=options)
     return _wait_and_report(task_ids, args.timeout, output, out, err)
 
 
@@ -341,7 +343,7 @@ def _run_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         # it must not stay in the task list, or the next interactive session
         # would resume it and import it into whatever file is open.
         for task_id in task_ids:
-            bridge.remove(task_id)
+            control.remove(task_id)
         return EXIT_FAILED if failures else EXIT_OK
     if not task_ids:
         return EXIT_FAILED
@@ -363,7 +365,7 @@ def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings(err)
     if settings is None:
         return EXIT_FAILED
-    results = bridge.run_calls(settings, {f"status-{task_id}": _query(task_id) for task_id in task_ids},
+    results = batch.run_calls(settings, {f"status-{task_id}": _query(task_id) for task_id in task_ids},
                                args.timeout)
     code = EXIT_OK
     rows: list[dict[str, Any]] = []

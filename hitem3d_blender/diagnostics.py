@@ -11,16 +11,16 @@ import bpy
 import requests
 import urllib3
 
-from . import bridge
 from .core.logs import RecentProblems, redact
 from .core.settings import ENV_CLIENT_ID, ENV_CLIENT_SECRET
+from .engine import files, history
 
 LOG_NAME = "hitem3d.log"
 recent_problems = RecentProblems()
 
 
 def log_path() -> Path:
-    return bridge.user_dir() / LOG_NAME
+    return files.user_dir() / LOG_NAME
 
 
 def addon_version() -> str:
@@ -45,7 +45,7 @@ def report(context: bpy.types.Context) -> str:
     from . import preferences
 
     prefs = preferences.get(context)
-    states = Counter(rec.state.label for rec in bridge.book())
+    states = Counter(rec.state.label for rec in history.book())
     lines = [
         f"Hitem3D for Blender {addon_version()}",
         f"Blender {bpy.app.version_string}, Python {platform.python_version()}, {platform.platform()}",

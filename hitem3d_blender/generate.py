@@ -17,9 +17,10 @@ from typing import Any, Iterator
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import bridge, preferences, submit_calls, translations
+from . import preferences, submit_calls, translations
 from .core import models
 from .core.errors import Hitem3DError
+from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.submission import (
     IMAGE_TYPES,
     VIEW_LABELS,
@@ -34,6 +35,7 @@ from .core.submission import (
     validate,
 )
 from .core.tasks import TaskState
+from .engine import batch, history, state
 from .operators import Result, refuse
 from .panels import SidebarPanel, _wrapped
 from .properties import options_from, scene_options
@@ -41,7 +43,6 @@ from .properties import options_from, scene_options
 log = logging.getLogger(__package__)
 
 ADDON_ID = __package__ or "hitem3d_blender"
-DEFAULT_TIMEOUT_S = bridge.DEFAULT_TIMEOUT_S
 # Background mode: how long to wait for Hitem3D to accept a submission (an
 # upload of up to 4 x 20 MB) and for a balance check.
 SUBMIT_TIMEOUT_S = 600.0
@@ -310,16 +311,16 @@ def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: Submis
         return refuse(op, exc)
     options = options_from(scene_options(context))
     key = submit_calls.start_submission(submission, settings, options, submission.thumbnail, timeout_s=timeout_s)
-    if not bridge.runs_to_end():
+    if not state.runs_to_end():
         op.report({"INFO"}, translations.message(f"Sending to Hitem3D: {submission.describe()}"))
         return {"FINISHED"}
     outcome = submit_calls.wait_for_submission(key, SUBMIT_TIMEOUT_S)
     if outcome.error:
-        bridge.wait_for_call(CALL_TIMEOUT_S)  # the balance check that follows every answer
+        batch.wait_for_call(CALL_TIMEOUT_S)  # the balance check that follows every answer
         op.report({"ERROR"}, translations.message(outcome.error))
         return {"CANCELLED"}
-    records = bridge.wait_for([outcome.task_id], timeout_s + 30.0)
-    bridge.wait_for_call(CALL_TIMEOUT_S)
+    records = batch.wait_for([outcome.task_id], timeout_s + 30.0)
+    batch.wait_for_call(CALL_TIMEOUT_S)
     rec = records[0] if records else None
     if rec is not None and rec.state is TaskState.DONE:
         op.report({"INFO"}, translations.message(
@@ -365,7 +366,7 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
     timeout: FloatProperty(default=DEFAULT_TIMEOUT_S, min=1.0, options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> Result:
-        rec = bridge.record(self.task_id)
+        rec = history.record(self.task_id)
         made = Submission.from_dict(rec.generation) if rec is not None else None
         if rec is None or made is None or not texture_offered(rec):
             able = " or ".join(spec.label for spec in models.MODELS if spec.can_texture_mesh)
@@ -408,9 +409,9 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
             submit_calls.set_balance_error(str(exc))
             return refuse(self, exc)
         submit_calls.refresh_balance(settings)
-        if not bridge.runs_to_end():
+        if not state.runs_to_end():
             return {"FINISHED"}
-        bridge.wait_for_call(CALL_TIMEOUT_S)
+        batch.wait_for_call(CALL_TIMEOUT_S)
         status = submit_calls.balance_status()
         if status is not None and status.credits is not None and not status.error:
             self.report({"INFO"}, translations.message(f"Hitem3D balance: {format_credits(status.credits)} credits"))

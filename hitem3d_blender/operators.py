@@ -1,4 +1,4 @@
-"""Operators: thin, they check input and hand work to ``bridge``."""
+"""Operators: thin, they check input and hand work to the engine (``engine.control``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
-from . import bridge, preferences, translations
+from . import connection, preferences, translations, ui_sync
 from .core.errors import Hitem3DError
 from .core.import_options import ImportOptions
+from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.task_ids import parse_task_ids, short_id
+from .engine import batch, control, history, state
 from .properties import ImportOptionProps, copy_options, options_from, scene_options, window_state
 
 if TYPE_CHECKING:
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
 else:
     Result = set
 
-DEFAULT_TIMEOUT_S = bridge.DEFAULT_TIMEOUT_S
 # How long the background path waits for a connection test.
 CALL_TIMEOUT_S = 60.0
 
@@ -38,24 +39,24 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
     them to their end before returning."""
     started: list[str] = []
     for task_id in task_ids:
-        if bridge.is_running(task_id):
+        if state.is_running(task_id):
             op.report({"INFO"}, translations.message(f"Task {short_id(task_id)} is already running"))
             continue
         try:
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
             for failed_id in task_ids:
-                bridge.fail_without_start(failed_id, exc)
+                control.fail_without_start(failed_id, exc)
             return refuse(op, exc)
-        bridge.start_import(task_id, settings, timeout_s=timeout_s, options=options)
+        control.start_import(task_id, settings, timeout_s=timeout_s, options=options)
         started.append(task_id)
     if not started:
         return {"CANCELLED"}
-    if not bridge.runs_to_end():
+    if not state.runs_to_end():
         names = ", ".join(short_id(task_id) for task_id in started)
         op.report({"INFO"}, translations.message(f"Waiting for Hitem3D task {names}"))
         return {"FINISHED"}
-    records = bridge.wait_for(started, timeout_s + 30.0)
+    records = batch.wait_for(started, timeout_s + 30.0)
     failed = [rec for rec in records if rec.state.value != "done"]
     imported = sum(len(rec.imported_objects) for rec in records if rec.state.value == "done")
     if not failed:
@@ -99,9 +100,9 @@ class HITEM3D_OT_import_task(ImportOptionProps, bpy.types.Operator):
         try:
             task_ids = parse_task_ids(text)
         except Hitem3DError as exc:
-            bridge.set_notice(str(exc))
+            ui_sync.set_notice(str(exc))
             return refuse(self, exc)
-        bridge.set_notice("")
+        ui_sync.set_notice("")
         return _start_or_wait(self, context, task_ids, self.timeout, options_from(self))
 
 
@@ -118,7 +119,7 @@ class HITEM3D_OT_retry_task(_TaskOperator):
     bl_label = "Retry"
 
     def execute(self, context: bpy.types.Context) -> Result:
-        rec = bridge.record(self.task_id)
+        rec = history.record(self.task_id)
         options = rec.options if rec is not None else None
         return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
 
@@ -131,10 +132,10 @@ class HITEM3D_OT_import_again(_TaskOperator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         options = options_from(scene_options(context))
-        rec = bridge.import_now(self.task_id, options)
+        rec = control.import_now(self.task_id, options)
         if rec is None:
             # No usable file in the cache: fetch it again.
-            bridge.request_import(self.task_id)
+            control.request_import(self.task_id)
             return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
         if rec.state.value != "done":
             self.report({"ERROR"}, translations.message(rec.message))
@@ -151,7 +152,7 @@ class HITEM3D_OT_cancel_task(_TaskOperator):
     bl_label = "Cancel"
 
     def execute(self, context: bpy.types.Context) -> Result:
-        bridge.cancel(self.task_id)
+        control.cancel(self.task_id)
         return {"FINISHED"}
 
 
@@ -162,7 +163,7 @@ class HITEM3D_OT_remove_task(_TaskOperator):
     bl_label = "Remove"
 
     def execute(self, context: bpy.types.Context) -> Result:
-        bridge.remove(self.task_id)
+        control.remove(self.task_id)
         return {"FINISHED"}
 
 
@@ -188,7 +189,7 @@ class HITEM3D_OT_clear_finished(bpy.types.Operator):
     bl_options = {"INTERNAL"}
 
     def execute(self, context: bpy.types.Context) -> Result:
-        bridge.clear_finished()
+        control.clear_finished()
         return {"FINISHED"}
 
 
@@ -200,7 +201,7 @@ class HITEM3D_OT_clear_cache(bpy.types.Operator):
     bl_options = {"INTERNAL"}
 
     def execute(self, context: bpy.types.Context) -> Result:
-        freed = bridge.clear_cache()
+        freed = control.clear_cache()
         self.report({"INFO"}, translations.message(f"Freed {freed / 1e6:.1f} MB"))
         return {"FINISHED"}
 
@@ -233,13 +234,13 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
         try:
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
-            bridge.set_connection_status(False, str(exc))
+            connection.set_connection_status(False, str(exc))
             return refuse(self, exc)
-        bridge.test_connection(settings)
-        if not bridge.runs_to_end():
+        connection.test_connection(settings)
+        if not state.runs_to_end():
             return {"FINISHED"}
-        bridge.wait_for_call(CALL_TIMEOUT_S)
-        status = bridge.connection_status()
+        batch.wait_for_call(CALL_TIMEOUT_S)
+        status = connection.connection_status()
         if status is not None and status.ok:
             self.report({"INFO"}, translations.message(status.text))
             return {"FINISHED"}
@@ -261,7 +262,7 @@ class HITEM3D_OT_report(bpy.types.Operator):
     )
 
     def execute(self, context: bpy.types.Context) -> Result:
-        # Translated here, where it is shown: the bridge and the log keep English.
+        # Translated here, where it is shown: the engine and the log keep English.
         self.report({self.level}, translations.message(self.message))
         return {"FINISHED"}
 

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import bridge, translations
+from . import translations, ui_sync
 from .core.submission import texture_offered
 from .core.tasks import TaskRecord, TaskState
+from .engine import history
 from .properties import scene_options, window_state
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
     def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any, item: Any,
                   icon: int | None, active_data: Any, active_property: str | None,
                   index: int | None = 0, flt_flag: int | None = 0) -> None:
-        rec = bridge.record(item.task_id)
+        rec = history.record(item.task_id)
         if rec is None:
             layout.label(text=item.task_id[:8])
             return
@@ -110,19 +111,19 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
         col.label(text="Task ID")
         col.prop(state, "task_id", text="")
         col.operator("hitem3d.import_task", icon="IMPORT")
-        if bridge.notice():
-            _wrapped(layout, translations.message(bridge.notice()), width, icon="ERROR")
+        if ui_sync.notice():
+            _wrapped(layout, translations.message(ui_sync.notice()), width, icon="ERROR")
         if not bpy.app.online_access:
             _wrapped(layout.box(), translations.message("Online access is off: enable Preferences > System > Network > "
                                                         "Allow Online Access"), width, icon="INFO")
-        if not len(bridge.book()):
+        if not len(history.book()):
             return
         row = layout.row()
         row.template_list("HITEM3D_UL_tasks", "", state, "tasks", state, "active_index", rows=4)
         side = row.column(align=True)
         side.operator("hitem3d.clear_finished", text="", icon="BRUSH_DATA")
         if 0 <= state.active_index < len(state.tasks):
-            rec = bridge.record(state.tasks[state.active_index].task_id)
+            rec = history.record(state.tasks[state.active_index].task_id)
             if rec is not None:
                 draw_details(layout.box(), rec, width)
 
@@ -132,7 +133,7 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     row = box.row(align=True)
     row.label(text=rec.task_id)
     _task_button(row, "hitem3d.copy_task_id", rec.task_id, text="", icon="COPYDOWN")
-    icon = bridge.cover_icon(rec)
+    icon = ui_sync.cover_icon(rec)
     if icon:
         box.template_icon(icon_value=icon, scale=6.0)
     row = box.row()

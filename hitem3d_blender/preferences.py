@@ -9,10 +9,11 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from . import bridge, translations
+from . import connection, translations
 from .core import settings as core_settings
 from .core.errors import OnlineAccessDisabled
 from .core.settings import ApiSettings
+from .engine import files
 
 ADDON_ID = __package__ or "hitem3d_blender"
 
@@ -116,14 +117,14 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         self.draw_network(layout.box())
         row = layout.row()
         row.operator("hitem3d.test_connection", icon="LINKED")
-        status = bridge.connection_status()
+        status = connection.connection_status()
         if status:
             layout.label(text=translations.message(status.text), icon="CHECKMARK" if status.ok else "ERROR")
         layout.separator()
         col = layout.column()
         col.prop(self, "auto_import")
         row = col.row()
-        row.label(text=translations.message(f"Downloaded models: {bridge.cache_size() / 1e6:.1f} MB"))
+        row.label(text=translations.message(f"Downloaded models: {files.cache_size() / 1e6:.1f} MB"))
         row.operator("hitem3d.clear_cache", icon="TRASH")
         col.prop(self, "max_download_gb")
         layout.operator("hitem3d.copy_diagnostics", icon="COPYDOWN")

@@ -1,7 +1,7 @@
 """Submit-task and balance calls, and what the New Generation panel shows of them.
 
-The calls run on the bridge's workers like every other network call
-(``bridge.start_call``); ``bridge.tick`` hands their results to
+The calls run on the engine's workers like every other network call
+(``engine.control.start_call``); ``engine.timer.tick`` hands their results to
 ``apply_call`` on the main thread. A submission's answer is a task ID, which
 then follows the import path like a pasted one.
 """
@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import bridge
+from . import ui_sync
 from .core.import_options import ImportOptions
 from .core.jobs import CallResult
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.settings import ApiSettings
 from .core.submission import Submission
+from .engine import control, history, timer
 
 SUBMIT_KEY_PREFIX = "submit-"
 BALANCE_KEY_PREFIX = "balance-"
@@ -65,7 +66,7 @@ _state = _State()
 
 
 def reset() -> None:
-    """Forget everything (``bridge.shutdown`` has stopped the workers)."""
+    """Forget everything (``session.shutdown`` has stopped the workers)."""
     global _state
     _state = _State()
 
@@ -81,8 +82,8 @@ def start_submission(submission: Submission, settings: ApiSettings, options: Imp
     key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
     _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
     _state.notice = ""
-    bridge.start_call(key, settings, lambda client: client.submit_task(submission))
-    bridge.redraw()
+    control.start_call(key, settings, lambda client: client.submit_task(submission))
+    ui_sync.redraw()
     return key
 
 
@@ -97,14 +98,14 @@ def generate_notice() -> str:
 
 def set_generate_notice(text: str) -> None:
     _state.notice = text
-    bridge.redraw()
+    ui_sync.redraw()
 
 
 def wait_for_submission(key: str, timeout_s: float) -> SubmissionOutcome:
-    """Background mode: drive ``bridge.tick`` until the submission ``key`` is answered."""
+    """Background mode: drive ``timer.tick`` until the submission ``key`` is answered."""
     deadline = time.monotonic() + timeout_s
     while key in _state.submissions and time.monotonic() < deadline:
-        bridge.tick()
+        timer.tick()
         time.sleep(0.02)
     return _state.outcomes.pop(key, SubmissionOutcome(
         error="No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again"))
@@ -121,7 +122,7 @@ def set_balance_error(text: str) -> None:
     """Show why the balance could not be asked for (no credentials, offline)."""
     previous = _state.balance or BalanceStatus()
     _state.balance = BalanceStatus(previous.credits, text, previous.checking)
-    bridge.redraw()
+    ui_sync.redraw()
 
 
 def refresh_balance(settings: ApiSettings, *, force: bool = False) -> None:
@@ -132,8 +133,8 @@ def refresh_balance(settings: ApiSettings, *, force: bool = False) -> None:
         return
     _state.balance_seq += 1
     _state.balance = BalanceStatus(previous.credits, "", checking=True)
-    bridge.start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
-    bridge.redraw()
+    control.start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
+    ui_sync.redraw()
 
 
 # -- results, on the main thread -----------------------------------------------------------------
@@ -163,20 +164,20 @@ def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
     if not result.ok:
         _state.notice = result.error
         _remember_outcome(pending.key, SubmissionOutcome(error=result.error))
-        bridge.post_report(result.error, "ERROR")
+        ui_sync.post_report(result.error, "ERROR")
         refresh_balance(pending.settings, force=True)  # "not enough credits" shows how many
         return
     task_id = str(result.value)
-    rec = bridge.start_import(task_id, pending.settings, timeout_s=pending.timeout_s, options=pending.options,
+    rec = control.start_import(task_id, pending.settings, timeout_s=pending.timeout_s, options=pending.options,
                               model=pending.submission.model)
     rec.generation = pending.submission.to_dict()
     if pending.thumbnail and not rec.cover_path:
         # Until Hitem3D's cover arrives (it replaces this through the update path).
         rec.cover_path = pending.thumbnail
-    bridge.journal_changed()
-    bridge.select(task_id)
+    history.changed()
+    ui_sync.select(task_id)
     _remember_outcome(pending.key, SubmissionOutcome(task_id=task_id))
-    bridge.post_report(f"Sent to Hitem3D: task {rec.short_id}", "INFO")
+    ui_sync.post_report(f"Sent to Hitem3D: task {rec.short_id}", "INFO")
     refresh_balance(pending.settings, force=True)
 
 

@@ -23,8 +23,8 @@ def run_ticks(addon: ModuleType, task_id: str, limit: int = 2000,
     """The interactive path: call the timer callback the way Blender's event
     loop would, until the task's record satisfies ``until``."""
     for _ in range(limit):
-        interval = addon.bridge.tick()
-        rec = addon.bridge.book().get(task_id)
+        interval = addon.engine.timer.tick()
+        rec = addon.engine.history.book().get(task_id)
         if rec is not None and until(rec):
             return rec
         assert interval is not None, "timer stopped while the task was running"
@@ -39,7 +39,7 @@ def import_error(task_id: str = TASK_ID, **kwargs: Any) -> str:
 
 
 def record_of(addon: ModuleType, task_id: str = TASK_ID) -> Any:
-    rec = addon.bridge.book().get(task_id)
+    rec = addon.engine.history.book().get(task_id)
     assert rec is not None
     return rec
 

@@ -93,8 +93,8 @@ def addon(blender_session: ModuleType) -> Iterator[ModuleType]:
         # Tests that run later expect the default API address.
         preferences = bpy.context.preferences.addons[ADDON_MODULE].preferences
         preferences.base_url = preferences.bl_rna.properties["base_url"].default
-        module.bridge.shutdown()
-        assert not bpy.app.timers.is_registered(module.bridge.tick)
+        module.session.shutdown()
+        assert not bpy.app.timers.is_registered(module.engine.timer.tick)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("hitem3d-") and t.name != "hitem3d-simulator"]
 
 

@@ -236,7 +236,7 @@ def test_submit_without_wait_prints_task_ids_and_leaves_nothing_to_resume(
     assert run.code == 0, run.err
     task_of_image = {s.files[0][1]: s.task_id for s in sim.submissions}
     assert run.out.splitlines() == [task_of_image["a.png"], task_of_image["b.png"]]  # in the order given
-    assert all(addon.bridge.book().get(s.task_id) is None for s in sim.submissions)
+    assert all(addon.engine.history.book().get(s.task_id) is None for s in sim.submissions)
 
 
 def test_submit_views_makes_one_multi_view_generation(cli: Any, prefs: Any, sim: Hitem3DSimulator,

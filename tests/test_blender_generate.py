@@ -59,13 +59,13 @@ def gen(addon: ModuleType) -> Iterator[Any]:
 @pytest.fixture
 def interactive(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """Operators return at once, as in Blender's UI; tests drive the timer."""
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     return addon
 
 
 def tick_until(addon: ModuleType, condition: Callable[[], bool], limit: int = 2000) -> None:
     for _ in range(limit):
-        addon.bridge.tick()
+        addon.engine.timer.tick()
         if condition():
             return
         time.sleep(0.01)
@@ -73,7 +73,7 @@ def tick_until(addon: ModuleType, condition: Callable[[], bool], limit: int = 20
 
 
 def only_task(addon: ModuleType) -> Any:
-    [rec] = list(addon.bridge.book())
+    [rec] = list(addon.engine.history.book())
     return rec
 
 
@@ -133,7 +133,7 @@ def test_a_submitted_task_is_in_the_list_and_the_journal(addon: ModuleType, pref
     task_id = sim.submissions[0].task_id
     wm = bpy.context.window_manager.hitem3d
     assert [item.task_id for item in wm.tasks] == [task_id] and wm.active_index == 0
-    assert task_id in addon.bridge.journal_path().read_text()
+    assert task_id in addon.engine.files.journal_path().read_text()
 
 
 # -- views ------------------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_views_are_sent_in_order_with_the_matching_bit_mask(interactive: ModuleT
         setattr(gen, f"{view}_path", str(pictures[view]))
 
     assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
-    tick_until(interactive, lambda: len(interactive.bridge.book()) == 1)
+    tick_until(interactive, lambda: len(interactive.engine.history.book()) == 1)
 
     [submission] = sim.submissions
     assert submission.fields["multi_images_bit"] == "".join("1" if view in views else "0" for view in VIEWS)
@@ -187,7 +187,7 @@ def test_problems_are_found_before_any_request(addon: ModuleType, prefs: Any, si
 
     assert sim.requests == []
     assert message in addon.submit_calls.generate_notice()
-    assert len(addon.bridge.book()) == 0
+    assert len(addon.engine.history.book()) == 0
 
 
 def test_out_of_credits_says_to_top_up_and_adds_no_task(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
@@ -199,7 +199,7 @@ def test_out_of_credits_says_to_top_up_and_adds_no_task(addon: ModuleType, prefs
 
     assert "Not enough Hitem3D credits: top up your account" in message and "30010000" in message
     assert addon.submit_calls.generate_notice().startswith("Not enough Hitem3D credits: top up your account")
-    assert len(addon.bridge.book()) == 0 and sim.submissions == []
+    assert len(addon.engine.history.book()) == 0 and sim.submissions == []
     assert addon.submit_calls.balance_status().credits == 10.0  # the balance shows how many are left
 
 
@@ -239,7 +239,7 @@ def test_a_pending_submission_is_visible_until_answered(interactive: ModuleType,
     assert pending.submission.describe() == "Generate from front.png (Hitem3D v2.1)"
     assert interactive.generate.balance_text(interactive.submit_calls.balance_status()) == "Balance: not checked yet"
     tick_until(interactive, lambda: not interactive.submit_calls.pending_submissions())
-    assert len(interactive.bridge.book()) == 1
+    assert len(interactive.engine.history.book()) == 1
 
 
 def test_the_submitted_image_is_the_thumbnail_until_the_cover_arrives(interactive: ModuleType, prefs: Any,
@@ -249,14 +249,14 @@ def test_the_submitted_image_is_the_thumbnail_until_the_cover_arrives(interactiv
     gen.image_path = str(pictures["front"])
     bpy.ops.hitem3d.submit_generation()
 
-    tick_until(interactive, lambda: len(interactive.bridge.book()) == 1)
+    tick_until(interactive, lambda: len(interactive.engine.history.book()) == 1)
     rec = only_task(interactive)
     assert rec.cover_path == str(pictures["front"])
-    preview = interactive.bridge.cover_preview(rec)
+    preview = interactive.ui_sync.cover_preview(rec)
     assert tuple(preview.image_size) == (8, 8)  # the submitted picture really loaded
 
     tick_until(interactive, lambda: rec.state.value == "done")
-    assert rec.cover_path == str(interactive.bridge.cover_path(rec.task_id))
+    assert rec.cover_path == str(interactive.engine.files.cover_path(rec.task_id))
     assert Path(rec.cover_path).read_bytes()[8:12] == b"WEBP"  # Hitem3D's cover replaced it
 
 

@@ -66,8 +66,8 @@ def test_result_is_kept_in_the_extension_user_folder_without_partials(addon: Mod
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
     folder = Path(bpy.utils.extension_path_user(addon.__name__, path="results"))
-    result = addon.bridge.result_path(TASK_ID)
-    assert sorted(folder.iterdir()) == sorted([result, addon.bridge.cover_path(TASK_ID)])
+    result = addon.engine.files.result_path(TASK_ID)
+    assert sorted(folder.iterdir()) == sorted([result, addon.engine.files.cover_path(TASK_ID)])
     assert result.read_bytes() == sample_glb.read_bytes()
     # Named from a hash of the ID: never a path the server or the user chose.
     assert result.name.startswith("task-") and TASK_ID not in result.name
@@ -76,55 +76,55 @@ def test_result_is_kept_in_the_extension_user_folder_without_partials(addon: Mod
 def test_interactive_path_returns_at_once_and_the_timer_imports(addon: ModuleType, prefs: Any,
                                                                 sim: Hitem3DSimulator, sample_glb: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     sim.add_task(TASK_ID, ["queueing", "processing", "processing", "success"], glb=sample_glb)
 
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
     # Returned before any result: nothing imported, the timer is armed.
     assert not imported_objects()
-    assert bpy.app.timers.is_registered(addon.bridge.tick)
+    assert bpy.app.timers.is_registered(addon.engine.timer.tick)
 
     seen: list[str] = []
-    original_apply = addon.bridge._apply
+    original_apply = addon.engine.timer.apply_update
 
     def spy(update: Any) -> None:
         assert threading.current_thread() is threading.main_thread()
         seen.append(update.state.value)
         original_apply(update)
 
-    monkeypatch.setattr(addon.bridge, "_apply", spy)
+    monkeypatch.setattr(addon.engine.timer, "apply_update", spy)
     record = run_ticks(addon, TASK_ID)
 
     assert record.state.value == "done"
     assert {"queueing", "processing", "downloading", "downloaded"} <= set(seen)
     assert len(imported_objects()) == 2
     # Idle again: the timer stops asking to be called.
-    assert addon.bridge.tick() is None
+    assert addon.engine.timer.tick() is None
 
 
 def test_workers_are_held_while_blenders_importer_runs(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                        sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Blender releases the GIL around operator calls and warns that Python
     # threads running meanwhile can crash it: the import holds the workers.
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
     gate_open_during_import: list[bool] = []
     original = addon.importer.import_glb
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        gate_open_during_import.append(addon.bridge._runner().gate.is_open)
+        gate_open_during_import.append(addon.engine.state.runner().gate.is_open)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(addon.importer, "import_glb", spy)
     assert run_ticks(addon, TASK_ID).state.value == "done"
     assert gate_open_during_import == [False]
-    assert addon.bridge._runner().gate.is_open
+    assert addon.engine.state.runner().gate.is_open
 
 
 def test_two_tasks_run_at_once(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     sim.add_task(TASK_ID, ["processing"] * 3 + ["success"], glb=sample_glb)
     sim.add_task(OTHER_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
@@ -181,12 +181,12 @@ def test_invalid_credentials_are_named(prefs: Any, sim: Hitem3DSimulator) -> Non
 
 def test_test_connection_reports_success_and_failure(addon: ModuleType, prefs: Any) -> None:
     assert bpy.ops.hitem3d.test_connection() == {"FINISHED"}
-    assert addon.bridge.connection_status().ok
+    assert addon.connection.connection_status().ok
 
     prefs.client_secret = "wrong-secret"
     with pytest.raises(RuntimeError, match="rejected the Client ID or Client Secret"):
         bpy.ops.hitem3d.test_connection()
-    assert not addon.bridge.connection_status().ok
+    assert not addon.connection.connection_status().ok
 
 
 # -- failures end with a message and a retryable task ------------------------------------------------
@@ -195,7 +195,7 @@ def test_test_connection_reports_success_and_failure(addon: ModuleType, prefs: A
 def test_malformed_task_id_is_refused_before_any_request(addon: ModuleType, prefs: Any,
                                                          sim: Hitem3DSimulator) -> None:
     assert "Not a task ID" in import_error("../../etc/passwd")
-    assert "Not a task ID" in addon.bridge.notice()
+    assert "Not a task ID" in addon.ui_sync.notice()
     assert "Enter a Hitem3D task ID" in import_error("   ")
     assert sim.requests == []
 
@@ -246,7 +246,7 @@ def test_timeout_ends_waiting_with_a_retry_hint(prefs: Any, sim: Hitem3DSimulato
 def test_a_result_that_is_not_glb_is_refused(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator) -> None:
     sim.add_task(TASK_ID, ["success"], glb=b"<html>Access denied</html>")
     assert "not a GLB file" in import_error()
-    results = Path(addon.bridge.results_dir())
+    results = Path(addon.engine.files.results_dir())
     assert not list(results.glob("*.glb")) and not list(results.glob("*.part"))
 
 
@@ -299,17 +299,17 @@ def test_disabling_mid_download_stops_workers_timer_and_partials(addon: ModuleTy
     import addon_utils
     import time
 
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     sim.file_rate_limit = 20_000  # bytes/s: the download takes a while
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    results = Path(addon.bridge.results_dir())
+    results = Path(addon.engine.files.results_dir())
     deadline = time.monotonic() + 10
     while not list(results.glob("*.part")) and time.monotonic() < deadline:
-        addon.bridge.tick()
+        addon.engine.timer.tick()
         time.sleep(0.01)
     assert list(results.glob("*.part")), "download never started"
-    tick = addon.bridge.tick
+    tick = addon.engine.timer.tick
 
     started = time.monotonic()
     addon_utils.disable(addon.__name__, default_set=True)
@@ -324,12 +324,12 @@ def test_disabling_mid_download_stops_workers_timer_and_partials(addon: ModuleTy
 def test_loading_another_file_keeps_the_timer_and_imports_there(addon: ModuleType, prefs: Any,
                                                                 sim: Hitem3DSimulator, sample_glb: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     sim.add_task(TASK_ID, ["processing", "processing", "success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
     bpy.ops.wm.read_homefile(use_empty=True)
 
-    assert bpy.app.timers.is_registered(addon.bridge.tick)
+    assert bpy.app.timers.is_registered(addon.engine.timer.tick)
     assert run_ticks(addon, TASK_ID).state.value == "done"
     assert len(imported_objects()) == 2

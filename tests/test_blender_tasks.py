@@ -29,7 +29,7 @@ from tests.simulator import Fault, Hitem3DSimulator
 @pytest.fixture
 def interactive(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """Operators return at once, as in Blender's UI; tests drive the timer."""
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     return addon
 
 
@@ -39,7 +39,7 @@ def cover() -> bytes:
 
 
 def journal_entries(addon: ModuleType) -> dict[str, dict[str, Any]]:
-    data = json.loads(addon.bridge.journal_path().read_text())
+    data = json.loads(addon.engine.files.journal_path().read_text())
     return {entry["task_id"]: entry for entry in data["tasks"]}
 
 
@@ -66,7 +66,7 @@ def test_pasting_several_ids_adds_each_once_and_imports_all(addon: ModuleType, p
 
     assert bpy.ops.hitem3d.import_task() == {"FINISHED"}
 
-    assert len(addon.bridge.book()) == 3
+    assert len(addon.engine.history.book()) == 3
     for task_id in (TASK_ID, OTHER_ID, THIRD_ID):
         assert len(imported_objects(task_id)) == 2
     assert [item.task_id for item in bpy.context.window_manager.hitem3d.tasks] == [THIRD_ID, OTHER_ID, TASK_ID]
@@ -95,7 +95,7 @@ def test_each_running_task_polls_once_per_interval(interactive: ModuleType, pref
     sim.add_task(OTHER_ID, ["processing"])
     bpy.ops.hitem3d.import_task(task_id=f"{TASK_ID} {OTHER_ID}")
     time.sleep(1.0)
-    interactive.bridge.tick()
+    interactive.engine.timer.tick()
 
     for task_id in (TASK_ID, OTHER_ID):
         queries = [r for r in sim.requests if r.query.get("task_id") == task_id]
@@ -134,35 +134,35 @@ def test_restart_shows_history_and_resumes_unfinished_tasks(interactive: ModuleT
 
     addon = restart()
     point_prefs_at(sim)
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
 
     assert record_of(addon, OTHER_ID).state.value == "done"  # history
     assert record_of(addon, TASK_ID).state.value == "pending"  # waiting to resume
-    addon.bridge.resume_unfinished()
+    addon.engine.control.resume_unfinished()
     assert run_ticks(addon, TASK_ID).state.value == "done"
     assert len(imported_objects(TASK_ID)) == 2
 
 
 def test_background_sessions_do_not_resume_old_tasks(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                      restart: Any) -> None:
-    journal = addon.bridge.journal_path()
+    journal = addon.engine.files.journal_path()
     journal.write_text(json.dumps({"version": 1, "tasks": [{"task_id": TASK_ID, "state": "processing"}]}))
     sim.add_task(TASK_ID, ["success"])
 
     addon = restart()
-    addon.bridge.tick()
+    addon.engine.timer.tick()
 
     assert record_of(addon, TASK_ID).state.value == "pending"
     assert sim.requests == []
 
 
 def test_corrupt_journal_is_survived_and_set_aside(addon: ModuleType, restart: Any) -> None:
-    journal = addon.bridge.journal_path()
+    journal = addon.engine.files.journal_path()
     journal.write_text("{ this is not json")
 
     addon = restart()
 
-    assert len(addon.bridge.book()) == 0
+    assert len(addon.engine.history.book()) == 0
     assert list(journal.parent.glob("journal.json.corrupt-*"))
     assert ADDON_MODULE in bpy.context.preferences.addons
 
@@ -177,7 +177,7 @@ def test_cover_is_downloaded_and_shown_as_a_preview(addon: ModuleType, prefs: An
 
     rec = record_of(addon)
     assert Path(rec.cover_path).read_bytes() == cover
-    preview = addon.bridge.cover_preview(rec)
+    preview = addon.ui_sync.cover_preview(rec)
     assert tuple(preview.image_size) != (0, 0)  # the image really loaded
     assert len(preview.image_pixels_float) > 0
 
@@ -199,11 +199,11 @@ def test_cache_size_and_clear_cache(addon: ModuleType, prefs: Any, sim: Hitem3DS
                                     sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    assert addon.bridge.cache_size() == sample_glb.stat().st_size
+    assert addon.engine.files.cache_size() == sample_glb.stat().st_size
 
     bpy.ops.hitem3d.clear_cache()
 
-    assert addon.bridge.cache_size() == 0
+    assert addon.engine.files.cache_size() == 0
     assert record_of(addon).result_path == ""
     assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
     assert glb_downloads(sim) == 2
@@ -230,7 +230,7 @@ def test_cancel_mid_download_stops_at_once_and_leaves_no_partial(interactive: Mo
     sim.file_rate_limit = 20_000
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    results = interactive.bridge.results_dir()
+    results = interactive.engine.files.results_dir()
     run_ticks(interactive, TASK_ID, until=lambda rec: rec.bytes_done > 0)
     assert list(results.glob("*.part"))
 
@@ -251,11 +251,11 @@ def test_remove_and_clear_finished(addon: ModuleType, prefs: Any, sim: Hitem3DSi
     bpy.ops.hitem3d.import_task(task_id=f"{TASK_ID} {OTHER_ID} {THIRD_ID}")
 
     bpy.ops.hitem3d.remove_task(task_id=OTHER_ID)
-    assert OTHER_ID not in addon.bridge.book()
+    assert OTHER_ID not in addon.engine.history.book()
     assert OTHER_ID not in journal_entries(addon)
 
     bpy.ops.hitem3d.clear_finished()
-    assert len(addon.bridge.book()) == 0
+    assert len(addon.engine.history.book()) == 0
     assert len(bpy.context.window_manager.hitem3d.tasks) == 0
 
 
@@ -303,7 +303,7 @@ def test_with_auto_import_off_a_finished_task_waits_for_a_click(interactive: Mod
         bpy.ops.hitem3d.import_task(task_id=TASK_ID)
         run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "downloaded")
         for _ in range(5):
-            interactive.bridge.tick()
+            interactive.engine.timer.tick()
         assert not imported_objects()
 
         assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
@@ -323,4 +323,4 @@ def test_file_load_rebuilds_the_task_list(interactive: ModuleType, prefs: Any, s
     bpy.ops.wm.read_homefile(use_empty=True)
 
     assert [item.task_id for item in bpy.context.window_manager.hitem3d.tasks] == [TASK_ID]
-    assert sys.modules[ADDON_MODULE].bridge.tick() is None  # idle: nothing left running
+    assert sys.modules[ADDON_MODULE].engine.timer.tick() is None  # idle: nothing left running

@@ -51,9 +51,9 @@ def outcome(addon: ModuleType) -> tuple[str, str]:
 def assert_clean(addon: ModuleType) -> None:
     """No partial file, and a journal that loads without a warning and agrees
     with the task's state."""
-    results = addon.bridge.results_dir()
+    results = addon.engine.files.results_dir()
     assert not list(results.glob("*.part"))
-    journal = addon.bridge.journal_path()
+    journal = addon.engine.files.journal_path()
     data = json.loads(journal.read_text())
     entries = {entry["task_id"]: entry for entry in data["tasks"]}
     assert entries[TASK_ID]["state"] == record_of(addon).state.value
@@ -125,7 +125,7 @@ def test_token_expiring_mid_task_is_renewed(addon: ModuleType, prefs: Any, sampl
 
 def test_a_stalled_download_is_dropped_and_retried(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                    sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.bridge, "DOWNLOAD_STALL_S", 1.0)  # 30 s in real use
+    monkeypatch.setattr(addon.engine.control, "DOWNLOAD_STALL_S", 1.0)  # 30 s in real use
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     sim.inject("/files/", Fault.stall(after_bytes=4096, seconds=20), suffix=".glb")
     started = time.monotonic()
@@ -191,7 +191,7 @@ def test_fault_ends_in_a_specific_message_and_a_retryable_task(addon: ModuleType
     assert message in error
     assert message in record_of(addon).message
     assert not imported_objects()
-    assert not list(addon.bridge.results_dir().glob("*.glb"))
+    assert not list(addon.engine.files.results_dir().glob("*.glb"))
     assert_clean(addon)
 
 
@@ -215,7 +215,7 @@ def test_download_limit_comes_from_the_preferences(addon: ModuleType, prefs: Any
     finally:
         prefs.max_download_gb = 2.0
     assert state == "failed" and "download limit in the add-on preferences" in error
-    assert not list(addon.bridge.results_dir().glob("*.glb"))
+    assert not list(addon.engine.files.results_dir().glob("*.glb"))
 
 
 # -- bad input --------------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def test_bad_task_ids_are_refused_before_any_request(addon: ModuleType, prefs: A
     with pytest.raises(RuntimeError, match="Not a task ID"):
         bpy.ops.hitem3d.import_task(task_id=text)
     assert sim.requests == []
-    assert len(addon.bridge.book()) == 0
+    assert len(addon.engine.history.book()) == 0
 
 
 # -- secrets ----------------------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def test_secrets_reach_no_console_report_log_or_exception(addon: ModuleType, pre
 def test_log_file_records_failures_with_secrets_masked(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator) -> None:
     logger = sys.modules[addon.__name__].log
     logger.error("probe Authorization: Bearer abc.def.ghi and %s", sim.client_secret)
-    addon.bridge.register_secret(sim.client_secret)
+    addon.core.logs.register_secret(sim.client_secret)
     logger.error("again %s", sim.client_secret)
     for handler in logger.handlers:
         handler.flush()
@@ -303,23 +303,23 @@ QUIT_SCRIPT = textwrap.dedent("""
     prefs = bpy.context.preferences.addons[name].preferences
     prefs.base_url, prefs.client_id, prefs.client_secret = base_url, "sim-client-id", "sim-client-secret"
     prefs.poll_interval = 0.1
-    addon.bridge.runs_to_end = lambda: False
+    addon.engine.state.runs_to_end = lambda: False
     if phase == "first":
         bpy.ops.hitem3d.import_task(task_id=task_id)
-        results = addon.bridge.results_dir()
+        results = addon.engine.files.results_dir()
         while not list(results.glob("*.part")):
-            addon.bridge.tick()
+            addon.engine.timer.tick()
             time.sleep(0.02)
         print("DOWNLOADING", flush=True)
         sys.exit(0)  # quit while the download runs
     else:
-        rec = addon.bridge.book().get(task_id)
+        rec = addon.engine.history.book().get(task_id)
         print("RESTORED", rec.state.value, flush=True)
-        addon.bridge.resume_unfinished()
-        while not addon.bridge.book().get(task_id).state.is_terminal:
-            addon.bridge.tick()
+        addon.engine.control.resume_unfinished()
+        while not addon.engine.history.book().get(task_id).state.is_terminal:
+            addon.engine.timer.tick()
             time.sleep(0.02)
-        print("FINAL", addon.bridge.book().get(task_id).state.value, flush=True)
+        print("FINAL", addon.engine.history.book().get(task_id).state.value, flush=True)
         addon_utils.disable(name, default_set=True)
 """)
 
@@ -357,7 +357,7 @@ def test_disable_mid_download_then_enable_resumes_the_task(addon: ModuleType, pr
     from tests.blender_helpers import run_ticks
     from tests.conftest import ADDON_MODULE, enable_addon, point_prefs_at
 
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     sim.file_rate_limit = 50_000
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
@@ -366,13 +366,13 @@ def test_disable_mid_download_then_enable_resumes_the_task(addon: ModuleType, pr
     started = time.monotonic()
     addon_utils.disable(ADDON_MODULE, default_set=True)
     assert time.monotonic() - started < 1.0
-    assert not list(addon.bridge.results_dir().glob("*.part"))
+    assert not list(addon.engine.files.results_dir().glob("*.part"))
 
     sim.file_rate_limit = None
     addon = enable_addon()
     point_prefs_at(sim)
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     assert record_of(addon).state.value == "pending"
-    addon.bridge.resume_unfinished()
+    addon.engine.control.resume_unfinished()
     assert run_ticks(addon, TASK_ID).state.value == "done"
     assert len(imported_objects()) == 2

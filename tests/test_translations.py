@@ -579,7 +579,7 @@ def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: Mo
         assert "不是任务 ID：not-an-id!（不允许使用“!”" in str(info.value)
 
         error = addon.core.errors.ServerError("Hitem3D server error: retry in a few minutes (code 10000000)")
-        rec = addon.bridge.fail_without_start(TASK_ID, error)
+        rec = addon.engine.control.fail_without_start(TASK_ID, error)
         rec.model = "hitem3dv2.1"
         drawn: list[tuple[str, str]] = []
         addon.panels.draw_details(FakeLayout(drawn), rec, 1000)

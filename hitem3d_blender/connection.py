@@ -1,0 +1,52 @@
+"""The "Test Connection" button: its call and what the preferences show of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ui_sync
+from .core.jobs import CallResult
+from .core.settings import ApiSettings
+from .engine import control
+
+CONNECTION_KEY = "connection-test"
+
+
+@dataclass(frozen=True)
+class ConnectionStatus:
+    ok: bool
+    text: str
+
+
+_status: list[ConnectionStatus] = []  # the latest, or none since the last reset
+
+
+def connection_status() -> ConnectionStatus | None:
+    return _status[-1] if _status else None
+
+
+def set_connection_status(ok: bool, text: str) -> None:
+    _status[:] = [ConnectionStatus(ok, text)]
+    ui_sync.redraw()
+
+
+def test_connection(settings: ApiSettings) -> None:
+    _status[:] = [ConnectionStatus(True, "Connecting…")]
+    control.start_call(CONNECTION_KEY, settings, lambda client: client.fetch_token() and True)
+
+
+def apply_call(result: CallResult) -> bool:
+    """Apply the connection test's result; False for other calls."""
+    if result.key != CONNECTION_KEY:
+        return False
+    if result.ok:
+        set_connection_status(True, "Connected: credentials accepted")
+        ui_sync.post_report("Hitem3D connection OK", "INFO")
+    else:
+        set_connection_status(False, result.error)
+        ui_sync.post_report(result.error, "ERROR")
+    return True
+
+
+def reset() -> None:
+    _status.clear()

@@ -1,0 +1,180 @@
+"""Job control: starting, cancelling and removing work, and one-off calls.
+
+Every function here runs on the main thread. Workers (``core.jobs``) do the
+network and file work and hand plain results to ``timer.tick``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.api import Hitem3DClient
+from ..core.downloader import check_glb
+from ..core.errors import BadResultFile, Hitem3DError
+from ..core.import_options import ImportOptions
+from ..core.logs import register_secret
+from ..core.pipeline import DEFAULT_TIMEOUT_S, ImportJob
+from ..core.settings import ApiSettings
+from ..core.tasks import TaskRecord, TaskState
+from . import files, history, import_step, state, timer
+
+# A download with no byte for this long is dropped and tried again.
+DOWNLOAD_STALL_S = 30.0
+
+
+def start_import(task_id: str, settings: ApiSettings, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 options: ImportOptions | None = None, model: str = "") -> TaskRecord:
+    """Start (or restart) the job for ``task_id``; returns its record."""
+    register_secret(settings.client_secret)
+    rec = history.book().add(task_id)
+    if options is not None:
+        rec.options = options
+    if model:
+        rec.model = model
+    runner = state.runner()
+    state.current.list_dirty = True
+    if runner.is_running(task_id):
+        return rec
+    if rec.state is not TaskState.PENDING:
+        rec.move_to(TaskState.PENDING)
+    else:
+        rec.restart()
+    job = ImportJob(
+        task_id=task_id,
+        dest=files.result_path(task_id),
+        timeout_s=timeout_s,
+        poll_interval_s=settings.poll_interval_s,
+        max_bytes=state.hooks.max_download_bytes(),
+        download_timeout_s=DOWNLOAD_STALL_S,
+        cover_dest=files.cover_path(task_id),
+    )
+    runner.start_import(job, settings)
+    state.current.journal_dirty = True
+    history.save()
+    timer.ensure_timer()
+    # The UI list follows at the next tick: pasting many IDs rebuilds it once.
+    state.hooks.shown_changed()
+    return rec
+
+
+def fail_without_start(task_id: str, error: Hitem3DError) -> TaskRecord:
+    """Record a task that could not even start (online access off, no
+    credentials), so the panel shows why and offers Retry."""
+    rec = history.book().add(task_id)
+    if rec.state.is_terminal:
+        rec.move_to(TaskState.PENDING)
+    rec.move_to(TaskState.FAILED)
+    rec.message = str(error)
+    state.current.list_dirty = True
+    state.current.journal_dirty = True
+    history.save()
+    state.hooks.post_report(rec.message, "ERROR")
+    state.hooks.shown_changed()
+    return rec
+
+
+def resume_unfinished() -> None:
+    """Start every restored task that is waiting to resume."""
+    state.current.resume_pending = False
+    for rec in history.book().active():
+        if rec.state is not TaskState.PENDING or state.is_running(rec.task_id):
+            continue
+        try:
+            settings = state.hooks.settings()
+        except Hitem3DError as exc:
+            fail_without_start(rec.task_id, exc)
+            continue
+        start_import(rec.task_id, settings, timeout_s=DEFAULT_TIMEOUT_S, options=rec.options)
+
+
+def cancel(task_id: str) -> None:
+    if state.current.runner is not None:
+        state.current.runner.cancel(task_id)
+
+
+def remove(task_id: str) -> None:
+    """Forget a task (cancelling it first). Its downloaded file stays in the
+    cache until the cache is cleared."""
+    cancel(task_id)
+    history.book().remove(task_id)
+    state.current.import_requests.discard(task_id)
+    state.current.list_dirty = True
+    state.current.journal_dirty = True
+    _show_list()
+    history.save()
+
+
+def clear_finished() -> int:
+    finished = [rec.task_id for rec in history.book() if rec.state.is_terminal]
+    for task_id in finished:
+        history.book().remove(task_id)
+    state.current.list_dirty = True
+    state.current.journal_dirty = True
+    _show_list()
+    history.save()
+    return len(finished)
+
+
+def clear_cache() -> int:
+    """Delete downloaded models of tasks that are not running; returns bytes freed."""
+    book = history.book()
+    running = {files.result_path(rec.task_id) for rec in book if state.is_running(rec.task_id)}
+    freed = files.delete_results(keep=running)
+    for rec in book:
+        if rec.result_path and not Path(rec.result_path).is_file():
+            rec.result_path = ""
+            state.current.journal_dirty = True
+    history.save()
+    return freed
+
+
+def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord | None:
+    """Import a task's downloaded file now, with no download: "Import" for a
+    task waiting for a click, "Import again" for a finished one. Returns None
+    when there is no usable file (the caller downloads it again)."""
+    rec = history.book().get(task_id)
+    if rec is None or rec.state not in (TaskState.DOWNLOADED, TaskState.DONE):
+        return None
+    path = files.result_path(task_id)
+    try:
+        check_glb(path)
+    except (BadResultFile, OSError):
+        return None
+    if options is not None:
+        rec.options = options
+    rec.result_path = str(path)
+    import_step.run(rec)
+    _show_list()
+    history.save()
+    return rec
+
+
+def request_import(task_id: str) -> None:
+    """Import this task when its download is done, even with auto-import off."""
+    state.current.import_requests.add(task_id)
+
+
+def start_call(key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], Any]) -> None:
+    """Run ``call(client)`` on a worker; its result reaches ``timer.tick`` as a ``CallResult``."""
+    register_secret(settings.client_secret)
+    state.runner().start_call(key, settings, call)
+    timer.ensure_timer()
+
+
+def _show_list() -> None:
+    if state.current.list_dirty:
+        state.current.list_dirty = False
+        state.hooks.list_changed()
+    state.hooks.shown_changed()
+
+
+def shutdown() -> None:
+    """Stop every worker (within about a second) and the timer; keep nothing.
+
+    The journal is not rewritten: tasks that were running stay unfinished in
+    it and resume next time."""
+    old = state.reset()
+    timer.stop_timer()
+    if old.runner is not None:
+        old.runner.shutdown(timeout_s=1.0)

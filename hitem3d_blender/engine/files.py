@@ -1,0 +1,72 @@
+"""Where the extension keeps its files: downloaded results, covers, the journal.
+
+Everything lives in the extension's own user folder; names come from a hash of
+the task ID, never from the server or the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Collection
+
+import bpy
+
+from ..core.downloader import PARTIAL_SUFFIX
+
+ADDON_ID = (__package__ or "hitem3d_blender.engine").rpartition(".")[0]
+JOURNAL_NAME = "journal.json"
+
+
+def user_dir() -> Path:
+    return Path(bpy.utils.extension_path_user(ADDON_ID, create=True))
+
+
+def results_dir() -> Path:
+    """Where downloaded results live: the extension's own user folder."""
+    return Path(bpy.utils.extension_path_user(ADDON_ID, path="results", create=True))
+
+
+def _file_stem(task_id: str) -> str:
+    """A cache file name from a hash of the ID: never a path from the server
+    or the user, and safe on every file system (no case clashes, no reserved
+    Windows names such as CON.*)."""
+    return "task-" + hashlib.sha256(task_id.encode("utf-8")).hexdigest()[:24]
+
+
+def result_path(task_id: str) -> Path:
+    return results_dir() / f"{_file_stem(task_id)}.glb"
+
+
+def cover_path(task_id: str) -> Path:
+    # Named .webp whatever it holds: Blender reads images by content, but its
+    # previews only consider files with an image extension.
+    return results_dir() / f"{_file_stem(task_id)}.cover.webp"
+
+
+def journal_path() -> Path:
+    return user_dir() / JOURNAL_NAME
+
+
+def remove_partial_files() -> None:
+    """Leftovers of a Blender that was killed mid-download: never imported,
+    never shown, just removed."""
+    for partial in results_dir().glob("*" + PARTIAL_SUFFIX):
+        partial.unlink(missing_ok=True)
+
+
+def cache_size() -> int:
+    """Bytes used by downloaded models."""
+    return sum(path.stat().st_size for path in results_dir().glob("*.glb"))
+
+
+def delete_results(keep: Collection[Path]) -> int:
+    """Delete downloaded models except ``keep``; returns bytes freed. Covers
+    stay: they are small and make the history recognisable."""
+    freed = 0
+    for path in results_dir().glob("*.glb"):
+        if path in keep:
+            continue
+        freed += path.stat().st_size
+        path.unlink(missing_ok=True)
+    return freed

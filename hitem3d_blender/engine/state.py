@@ -1,0 +1,101 @@
+"""The engine's state for one session, and the hooks that connect it to the UI.
+
+The state is one object so a shutdown can drop it in one line; every module
+reads it as ``state.current`` at the moment it needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import bpy
+
+from ..core.downloader import DEFAULT_MAX_BYTES
+from ..core.errors import CredentialsMissing
+from ..core.jobs import CallResult, JobRunner
+from ..core.settings import ApiSettings
+from ..core.tasks import TaskBook
+
+log = logging.getLogger(__package__)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _log_report(message: str, level: str) -> None:
+    log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), message)
+
+
+def _ignore_call(result: CallResult) -> None:
+    log.debug("No one waits for call %s", result.key)
+
+
+def _no_settings() -> ApiSettings:
+    # Only before ``session.connect``: no preferences to read credentials from.
+    raise CredentialsMissing()
+
+
+@dataclass
+class Hooks:
+    """What the engine tells the UI, and the policy the UI decides.
+
+    The defaults let the engine run with no UI at all (they log)."""
+
+    # Something the panels show changed (a state, a progress, a message).
+    shown_changed: Callable[[], None] = _nothing
+    # Tasks were added, removed or reordered: the UI list mirrors the book.
+    list_changed: Callable[[], None] = _nothing
+    # A message for the user: (text, "INFO" | "WARNING" | "ERROR").
+    post_report: Callable[[str, str], None] = _log_report
+    # A one-off call (not awaited by ``batch.run_calls``) has its result.
+    call_done: Callable[[CallResult], None] = _ignore_call
+    # Policy.
+    auto_import: Callable[[], bool] = lambda: True
+    max_download_bytes: Callable[[], int] = lambda: DEFAULT_MAX_BYTES
+    # Settings for restarting unfinished tasks; raises ``Hitem3DError`` when unusable.
+    settings: Callable[[], ApiSettings] = _no_settings
+
+
+class Session:
+    """Everything the engine holds between two shutdowns."""
+
+    def __init__(self) -> None:
+        self.runner: JobRunner | None = None
+        self.book = TaskBook()
+        self.loaded = False  # the journal has been read into the book
+        self.resume_pending = False
+        self.journal_dirty = False
+        self.list_dirty = True
+        self.import_requests: set[str] = set()
+        self.awaited_calls: dict[str, CallResult | None] = {}  # batch.run_calls: key -> result once in
+
+
+current = Session()
+hooks = Hooks()
+
+
+def reset() -> Session:
+    """Start a fresh session; returns the old one (for its runner)."""
+    global current
+    old, current = current, Session()
+    return old
+
+
+def runs_to_end() -> bool:
+    """Whether work runs to its end inside the operator that started it: yes
+    without an event loop (``blender -b``, the ``bpy`` module), where timers
+    never fire; tests switch it off to drive the interactive path."""
+    return bool(bpy.app.background)
+
+
+def runner() -> JobRunner:
+    if current.runner is None:
+        current.runner = JobRunner()
+    return current.runner
+
+
+def is_running(task_id: str) -> bool:
+    return current.runner is not None and current.runner.is_running(task_id)

@@ -1,0 +1,48 @@
+"""Connects the engine to the interface while the add-on is enabled.
+
+The engine (``engine/``) never imports the UI: here its hooks are pointed at
+the task list, the reports and the call results the panels show, and at the
+policy the preferences decide. ``shutdown`` stops everything the session holds.
+"""
+
+from __future__ import annotations
+
+from . import connection, preferences, submit_calls, ui_sync
+from .core.jobs import CallResult
+from .engine import control, history, state, timer
+
+
+def _call_done(result: CallResult) -> None:
+    for apply in (submit_calls.apply_call, connection.apply_call):
+        if apply(result):
+            return
+
+
+def connect() -> None:
+    """Install the hooks, then read the journal (history shows, unfinished tasks resume)."""
+    state.hooks = state.Hooks(
+        shown_changed=ui_sync.redraw,
+        list_changed=ui_sync.sync_list,
+        post_report=ui_sync.post_report,
+        call_done=_call_done,
+        auto_import=preferences.auto_import,
+        max_download_bytes=preferences.max_download_bytes,
+        settings=preferences.usable_settings,
+    )
+    history.book()
+    if state.current.resume_pending:
+        timer.ensure_timer()
+
+
+def shutdown() -> None:
+    """Stop every worker (within about a second) and the timer; keep nothing.
+    The hooks stay: the add-on may still be enabled (a test, a restart)."""
+    control.shutdown()
+    submit_calls.reset()
+    connection.reset()
+    ui_sync.reset()
+
+
+def disconnect() -> None:
+    """Back to hooks that only log: the UI they called is being unregistered."""
+    state.hooks = state.Hooks()
