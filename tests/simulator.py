@@ -35,8 +35,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 try:
     from .glb_factory import minimal_glb_bytes
+    from .kind_assets import colour_glb_bytes, depth_png_bytes, parts_glb_bytes
 except ImportError:  # imported as a top-level module with tests/ on sys.path
     from glb_factory import minimal_glb_bytes  # type: ignore[no-redef]
+    from kind_assets import colour_glb_bytes, depth_png_bytes, parts_glb_bytes  # type: ignore[no-redef]
 
 API = "/open-api/v1"
 
@@ -60,6 +62,61 @@ MAX_MESH_BYTES = 200 * 1024 * 1024  # the `mesh` file of request_type 2
 MESH_EXTENSIONS = frozenset({"glb"})
 # Texturing an existing mesh is documented as unsupported for v2.0; sources agree on v1.5 and v3.0.
 TEXTURE_MESH_MODELS = frozenset({"hitem3dv1.5", "hi3dv3.0"})
+
+
+@dataclass(frozen=True)
+class KindRoute:
+    """One of the newer task kinds as the service documents it: its routes,
+    what its create request takes, and what it costs."""
+
+    prefix: str  # of its task IDs
+    create: str
+    query: str
+    source_field: str  # the uploaded file part
+    url_field: str  # the same as a link
+    source_extensions: frozenset[str]
+    max_source_bytes: int
+    formats: Mapping[str, str]  # format code -> result extension
+    choices: Mapping[str, frozenset[str]]  # field -> allowed values
+    numbers: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # field -> (min, max)
+    required: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model value -> fields it needs
+    has_cover: bool = True
+    cost: float = 20.0
+
+
+_MESH_EXTENSIONS = frozenset({"glb", "stl", "obj"})
+_LEVELS = frozenset({"low", "medium", "high"})
+_MESH_FORMATS = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz"}
+KIND_ROUTES: dict[str, KindRoute] = {
+    "split": KindRoute(
+        "split_", f"{API}/split/create-task", f"{API}/split/query-task", "mesh", "mesh_url",
+        _MESH_EXTENSIONS, 200 * 1024 * 1024, _MESH_FORMATS,
+        {"model": frozenset({"character", "general"}), "part": frozenset("abcdef"),
+         "joint": frozenset({"none", "ball", "dovetail"}), "level": _LEVELS},
+        required={"character": ("part",), "general": ("level",)},
+    ),
+    # ASSUMPTION: the segmentation query path is undocumented; by analogy with split.
+    "segmentation": KindRoute(
+        "segmentation_", f"{API}/segmentation/create-task", f"{API}/segmentation/query-task", "mesh", "mesh_url",
+        _MESH_EXTENSIONS, 200 * 1024 * 1024, _MESH_FORMATS, {"seg_level": _LEVELS},
+    ),
+    "depth": KindRoute(
+        "depth_", f"{API}/depth/create-task", f"{API}/depth/query-task", "image", "image_url",
+        IMAGE_EXTENSIONS, MAX_IMAGE_BYTES, {"1": "exr", "2": "png"},
+        {"model_type": frozenset({"pro", "base"}), "rmbg": frozenset({"0", "1"})},
+        numbers={"height_relief": (0.1, 50.0)}, has_cover=False, cost=10.0,
+    ),
+    # The service spells this path "muilticolor".
+    "multicolor": KindRoute(
+        "multicolor_", f"{API}/muilticolor/create-task", f"{API}/muilticolor/query-task", "mesh", "mesh_url",
+        _MESH_EXTENSIONS, 200 * 1024 * 1024, {"1": "obj", "2": "glb", "4": "fbx", "6": "3mf"},
+        {"model": frozenset({"multicolor"})}, numbers={"number_color": (0, 8)},
+    ),
+}
+# What a mesh the service cannot work with looks like here: the task is
+# created and then fails with the refund code.
+BAD_MESH_MARK = b"not a mesh"
+CODE_GENERATE_FAILED_KINDS = 5001001
 
 # A 1x1 lossless WebP: the cover of tasks that were not given one.
 TINY_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
@@ -90,6 +147,7 @@ class Submission:
     fields: dict[str, str]
     files: list[tuple[str, str, str, bytes]]  # (field name, filename, content type, data), in order
     task_id: str = ""
+    path: str = f"{API}/submit-task"  # the create route it came to
 
 
 # ---- faults ---------------------------------------------------------------------------
@@ -254,6 +312,13 @@ class Hitem3DSimulator:
         self.reject_auth_on_files = False
         self.file_rate_limit: float | None = None  # bytes/s for /files/ bodies
         self.handler_errors: list[BaseException] = []  # simulator bugs, answered with HTTP 500
+        # What a new task of each newer kind brings back (by kind name).
+        self.kind_results: dict[str, FileLike] = {
+            "split": parts_glb_bytes(), "segmentation": parts_glb_bytes(4),
+            "depth": depth_png_bytes(), "multicolor": colour_glb_bytes(),
+        }
+        # Upload limits by kind, lowered by tests (nobody uploads 200 MB in a unit test).
+        self.max_source_bytes: dict[str, int] = {name: route.max_source_bytes for name, route in KIND_ROUTES.items()}
 
         self._lock = threading.RLock()
         self._stopping = threading.Event()  # wakes delays and stalls so stop() is prompt
@@ -275,6 +340,9 @@ class Hitem3DSimulator:
             f"{API}/submit-task": ("POST", True, self._submit_task),
             f"{API}/balance": ("GET", True, self._balance),
         }
+        for name, route in KIND_ROUTES.items():
+            self._routes[route.create] = ("POST", True, self._kind_creator(name))
+            self._routes[route.query] = ("GET", True, self._kind_querier(route))
 
     # ---- lifecycle ----
 
@@ -476,10 +544,14 @@ class Hitem3DSimulator:
             balance = float(self.balance)
         return _json_reply({"code": 200, "msg": "success", "data": {"totalBalance": balance}})
 
-    def _query_task(self, request: RecordedRequest) -> _Reply:
+    def _query_task(self, request: RecordedRequest, route: KindRoute | None = None) -> _Reply:
+        """query-task of image-to-3D (``route`` None) or of a newer kind: each
+        endpoint knows only the tasks of its own kind."""
         task_id = request.query.get("task_id", "")
         with self._lock:
             task = self._tasks.get(task_id)
+            if task is not None and _route_of(task_id) is not route:
+                task = None  # asked at another kind's endpoint
             if task is None:
                 # ASSUMPTION: the answer for an unknown task ID is undocumented; this code is ours.
                 return _api_error(40040000, "task not exist")
@@ -491,7 +563,9 @@ class Hitem3DSimulator:
             data: dict[str, Any] = {"task_id": task_id, "state": overrides.get("state", "")}
             if str(data["state"]).lower() == "success":
                 model_url, cover_url = self._current_urls(task)
-                data.update(id=f"{task_id}_0", url=model_url, cover_url=cover_url)
+                data.update(id=f"{task_id}_0", url=model_url)
+                if route is None or route.has_cover:
+                    data["cover_url"] = cover_url
             data.update(overrides)  # last, so a test can override or null any field
         return _json_reply({"code": 200, "msg": "success", "data": data})
 
@@ -530,6 +604,40 @@ class Hitem3DSimulator:
             return _Reply(403, b"Forbidden", {"Content-Type": "text/plain"})
         return _Reply(200, entry.source, {"Content-Type": entry.content_type}, throttle=True)
 
+    def _kind_querier(self, route: KindRoute) -> Callable[[RecordedRequest], _Reply]:
+        return lambda request: self._query_task(request, route)
+
+    def _kind_creator(self, name: str) -> Callable[[RecordedRequest], _Reply]:
+        return lambda request: self._create_kind_task(request, name)
+
+    def _create_kind_task(self, request: RecordedRequest, name: str) -> _Reply:
+        route = KIND_ROUTES[name]
+        try:
+            fields, files = _parse_multipart(request.body, request.header("Content-Type") or "")
+        except ValueError as exc:
+            return _api_error(10000000, f"system error: {exc}")
+        with self._lock:
+            max_bytes = self.max_source_bytes[name]
+        error = _validate_kind(route, fields, files, max_bytes)
+        if error is not None:
+            return _api_error(*error)
+        bad_mesh = any(f[0] == route.source_field and f[3].startswith(BAD_MESH_MARK) for f in files)
+        with self._lock:
+            if self.balance < route.cost:
+                return _api_error(30010000, "balance is not enough")
+            task_id = f"{route.prefix}{secrets.token_hex(16)}"
+            states: list[StateEntry] = list(self.default_states)
+            if bad_mesh:
+                # The service takes the upload, fails on it, and refunds.
+                states = ["queueing", {"code": CODE_GENERATE_FAILED_KINDS, "msg": "generate failed", "data": {}}]
+            else:
+                self.balance -= route.cost
+            result = _as_source(self.kind_results[name], minimal_glb_bytes())
+            extension = route.formats[fields.get("format", "1")]
+            self._tasks[task_id] = _Task(states, result, TINY_WEBP, extension)
+            self._submissions.append(Submission(fields, files, task_id, request.path))
+        return _json_reply({"code": 200, "msg": "success", "data": {"task_id": task_id}})
+
     def _submit_task(self, request: RecordedRequest) -> _Reply:
         try:
             fields, files = _parse_multipart(request.body, request.header("Content-Type") or "")
@@ -548,6 +656,53 @@ class Hitem3DSimulator:
             self._tasks[task_id] = _Task(list(self.default_states), glb, TINY_WEBP, extension)
             self._submissions.append(Submission(fields, files, task_id))
         return _json_reply({"code": 200, "msg": "success", "data": {"task_id": task_id}})
+
+
+def _route_of(task_id: str) -> KindRoute | None:
+    return next((route for route in KIND_ROUTES.values() if task_id.startswith(route.prefix)), None)
+
+
+def _validate_kind(route: KindRoute, fields: dict[str, str], files: list[tuple[str, str, str, bytes]],
+                   max_bytes: int) -> tuple[int, str] | None:
+    """The checks of a newer kind's create request; returns (code, msg) of the first failure.
+    ASSUMPTION: the pages document no codes of their own; these reuse submit-task's."""
+    sources = [f for f in files if f[0] == route.source_field]
+    link = fields.get(route.url_field, "")
+    if not sources and not link:
+        if route.source_field == "image":
+            return 10031008, "images or multi images required"
+        return 10031011, "mesh url required"
+    if sources and link:
+        return 10000000, f"system error: both {route.source_field} and {route.url_field} provided"
+    if link and not link.startswith("http"):
+        return 10031012, f"{route.url_field} must start with http"
+    for _, filename, _, data in sources:
+        extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+        if extension not in route.source_extensions:
+            if route.source_field == "image":
+                return 10031005, "images only allow png jpeg jpg webp"
+            return 10031004, "format not support"
+        if not data:
+            return 10031010, "empty file not allowed"
+        if len(data) > max_bytes:
+            return 10031001, "Upload file size exceeds limit"
+    for name, allowed in route.choices.items():
+        if name in fields and fields[name] not in allowed:
+            return 10000000, f"system error: {name} not valid"
+    for name, (low, high) in route.numbers.items():
+        if name in fields:
+            try:
+                value = float(fields[name])
+            except ValueError:
+                return 10000000, f"system error: {name} not valid"
+            if not low <= value <= high:
+                return 10000000, f"system error: {name} out of range"
+    for needed in route.required.get(fields.get("model", ""), ()):
+        if needed not in fields:
+            return 10000000, f"system error: {needed} required"
+    if fields.get("format", "1") not in route.formats:
+        return 10031004, "format not support"
+    return None
 
 
 def _parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], list[tuple[str, str, str, bytes]]]:

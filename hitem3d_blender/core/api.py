@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -33,6 +33,8 @@ from .errors import (
 from .cancel import CancelToken, current_token
 from .network import failure_error, new_session, proxy_auth_error
 from .settings import ApiSettings
+from . import kind_requests, task_kinds
+from .kind_requests import KindRequest
 from .submission import InvalidSubmission, RequestType, Submission, form_fields, read_files, validate
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,7 @@ def error_for_code(code: str, message: str) -> Hitem3DError:
         return InvalidCredentials()
     if code == errors.CODE_SYSTEM_ERROR:
         return ServerError(errors.message_for_code(code, message), code=code)
-    if code == errors.CODE_GENERATE_FAILED:
+    if code in errors.GENERATE_FAILED_CODES:
         return GenerationFailed(
             "Generation failed on Hitem3D (credits are refunded): retry, or try another image"
             f" (code {code})",
@@ -216,9 +218,10 @@ class Hitem3DClient:
     # -- calls ---------------------------------------------------------------
 
     def query_task(self, task_id: str) -> TaskStatus:
-        """The task's state now. Raises a ``Hitem3DError`` for every failure,
-        ``GenerationFailed`` included."""
-        data = self._call("GET", "/query-task", params={"task_id": task_id})
+        """The task's state now, asked at its kind's endpoint. Raises a
+        ``Hitem3DError`` for every failure, ``GenerationFailed`` included."""
+        kind = task_kinds.kind_of(task_id)
+        data = self._call("GET", kind.query_path, params={"task_id": task_id})
         if not isinstance(data, dict):
             raise ServerError("Hitem3D sent an unreadable task status: retry in a few minutes")
         state = str(data.get("state", "")).strip().lower()
@@ -235,7 +238,7 @@ class Hitem3DClient:
             state=state,
             progress=_progress_of(data),
             model_url=url if isinstance(url, str) and url else None,
-            cover_url=cover if isinstance(cover, str) and cover else None,
+            cover_url=cover if isinstance(cover, str) and cover and kind.has_cover else None,
         )
 
     def balance(self) -> float:
@@ -262,6 +265,31 @@ class Hitem3DClient:
         # Bytes, not open files: the 401 repeat in _call sends the same parts again.
         files = read_files(submission)
         data = self._call("POST", "/submit-task", data=form_fields(submission), files=files)
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise ApiError("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again")
+        return task_id.strip()
+
+    def submit_kind(self, request: KindRequest) -> str:
+        """Create a task of a newer kind (split, depth, …); returns its ID.
+
+        Checked first (``InvalidSubmission``: nothing sent). A finished task as
+        the source gets a fresh model link just before sending. Never retried
+        here: a repeated create could spend credits twice.
+        """
+        kind_requests.validate(request)
+        spec = request.spec
+        assert spec is not None
+        if request.source_task_id:
+            status = self.query_task(request.source_task_id)
+            if status.state != "success" or not status.model_url:
+                raise InvalidSubmission("The source task has no finished model on Hitem3D yet")
+            request = replace(request, source_task_id="", source_url=status.model_url)
+        # Text fields as file-less parts: the body is multipart even when only
+        # a link is sent (``requests`` would otherwise send a urlencoded form).
+        parts: list[tuple[str, Any]] = [(name, (None, value)) for name, value in kind_requests.form_fields(request)]
+        parts.extend(kind_requests.read_files(request))
+        data = self._call("POST", spec.create_path, files=parts)
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id.strip():
             raise ApiError("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again")

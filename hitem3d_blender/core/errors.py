@@ -12,6 +12,8 @@ CODE_INVALID_CREDENTIALS = "40010000"
 CODE_SYSTEM_ERROR = "10000000"
 CODE_BALANCE_NOT_ENOUGH = "30010000"
 CODE_GENERATE_FAILED = "50010001"
+# The newer task kinds document the refund code as 5001001: both mean the same.
+GENERATE_FAILED_CODES = frozenset({CODE_GENERATE_FAILED, "5001001"})
 
 # Messages for documented codes, keyed by the code as a string (the API documents
 # codes as strings and sends numbers: we always compare strings).

@@ -20,12 +20,13 @@ from .api import Hitem3DClient, TaskStatus
 from .downloader import (
     DEFAULT_MAX_BYTES,
     CancelToken,
-    check_glb,
     check_image,
     stream_to_file,
     url_extension,
 )
 from .errors import BadResultFile, Cancelled, ExpiredUrl, Hitem3DError, ServerError, TaskTimeout
+from .result_files import VALIDATORS, cached_result, path_for
+from .task_kinds import kind_of
 from .tasks import TaskState, TaskUpdate
 
 log = logging.getLogger(__name__)
@@ -84,17 +85,6 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def result_is_cached(dest: Path) -> bool:
-    """A complete GLB for this task is already on disk: no need to ask again."""
-    if not dest.is_file():
-        return False
-    try:
-        check_glb(dest)
-    except (BadResultFile, OSError):
-        return False
-    return True
-
-
 def run_import_job(
     job: ImportJob,
     client: Hitem3DClient,
@@ -126,9 +116,10 @@ def run_import_job(
 def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
          cancel: CancelToken, emit: Emit, clock: Callable[[], float]) -> None:
     cancel.raise_if_cancelled()
-    if result_is_cached(job.dest):
-        size = job.dest.stat().st_size
-        emit(TaskUpdate(job.task_id, TaskState.DOWNLOADED, progress=1.0, result_path=str(job.dest),
+    cached = cached_result(job.dest, kind_of(job.task_id))
+    if cached is not None:
+        size = cached.stat().st_size
+        emit(TaskUpdate(job.task_id, TaskState.DOWNLOADED, progress=1.0, result_path=str(cached),
                         bytes_done=size, bytes_total=size))
         return
     deadline = clock() + job.timeout_s
@@ -199,10 +190,12 @@ def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
     if not status.model_url:
         raise ServerError("Hitem3D reported success but sent no model link: retry in a few minutes")
     extension = url_extension(status.model_url)
-    if extension != "glb":
-        kind = extension.upper() or "an unknown format"
+    accepted = kind_of(job.task_id).result_extensions
+    if extension not in accepted:
+        found = extension.upper() or "an unknown format"
+        wanted = " or ".join(ext.upper() for ext in accepted)
         raise BadResultFile(
-            f"The task's result is {kind}, not GLB: generate it again with GLB output"
+            f"The task's result is {found}, not {wanted}: generate it again with {accepted[0].upper()} output"
         )
     emit(TaskUpdate(job.task_id, TaskState.DOWNLOADING, progress=0.0,
                     cover_path=_fetch_cover(job, status, downloads, cancel)))
@@ -218,8 +211,8 @@ def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
             emit(TaskUpdate(job.task_id, TaskState.DOWNLOADING, progress=fraction,
                             bytes_done=done, bytes_total=total))
 
-    result = stream_to_file(downloads, status.model_url, job.dest, cancel=cancel,
+    result = stream_to_file(downloads, status.model_url, path_for(job.dest, extension), cancel=cancel,
                             on_progress=on_progress, max_bytes=job.max_bytes,
-                            timeout_s=job.download_timeout_s)
+                            timeout_s=job.download_timeout_s, validate=VALIDATORS[extension])
     emit(TaskUpdate(job.task_id, TaskState.DOWNLOADED, progress=1.0, result_path=str(result.path),
                     bytes_done=result.size, bytes_total=result.size))

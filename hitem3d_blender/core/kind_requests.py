@@ -1,0 +1,188 @@
+"""A create request of the newer task kinds (split, segmentation, depth,
+multicolour): what to send, the checks before sending, the multipart parts.
+
+No ``bpy`` here. ``validate`` only looks at names and sizes (a ``stat``), so
+the main thread may call it; the file is read by ``read_files`` on the worker
+that sends it. What each kind takes is data in ``task_kinds``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import task_kinds
+from .submission import IMAGE_TYPES, InvalidSubmission
+from .task_kinds import TaskKind
+
+_CONTENT_TYPES: dict[str, str] = {
+    **IMAGE_TYPES, "glb": "model/gltf-binary", "stl": "model/stl", "obj": "model/obj",
+}
+
+
+@dataclass(frozen=True)
+class KindRequest:
+    """One create request as plain values.
+
+    The input is exactly one of ``source_path`` (a file to upload: a mesh, or
+    the picture for a depth map), ``source_task_id`` (a finished task whose
+    model link the worker asks for just before sending: links live one hour)
+    and ``source_url``. ``source_name`` names what comes back ("Chair part 01").
+    """
+
+    kind: str
+    values: Mapping[str, str] = field(default_factory=dict)  # form fields; missing ones take the kind's default
+    source_path: str = ""
+    source_task_id: str = ""
+    # NOTE: a signed URL: kept out of repr (logs) and out of to_dict (the journal).
+    source_url: str = field(default="", repr=False)
+    source_name: str = ""
+
+    @property
+    def spec(self) -> TaskKind | None:
+        return task_kinds.get(self.kind)
+
+    @property
+    def model(self) -> str:
+        """What the task list shows as the model: the kind's own ``model`` field, or the kind."""
+        return self.filled().get("model", self.kind)
+
+    @property
+    def thumbnail(self) -> str:
+        """The picture that stands for the task (a depth map's source picture)."""
+        extension = Path(self.source_path).suffix.lower().lstrip(".")
+        return self.source_path if extension in IMAGE_TYPES else ""
+
+    def filled(self) -> dict[str, str]:
+        """The values that apply, defaults filled in."""
+        spec = self.spec
+        if spec is None:
+            return dict(self.values)
+        merged = {**spec.defaults(), **self.values}
+        return {name: value for name, value in merged.items()
+                if (field_spec := spec.field(name)) is None or field_spec.applies(merged)}
+
+    def with_source_url(self, url: str) -> KindRequest:
+        return replace(self, source_url=url)
+
+    def describe(self) -> str:
+        """A short line for the panel: what is done to what."""
+        spec = self.spec
+        label = spec.label if spec is not None else self.kind
+        source = self.source_name or (Path(self.source_path).name if self.source_path
+                                      else self.source_task_id[:8] or "a linked model")
+        return f"{label}: {source}"
+
+    # -- the journal's view --------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "values": dict(self.values),
+            "source_path": self.source_path,
+            "source_task_id": self.source_task_id,
+            "source_name": self.source_name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KindRequest | None:
+        """A request from its saved form; None when it is not one."""
+        kind = data.get("kind")
+        if not isinstance(kind, str) or task_kinds.get(kind) is None:
+            return None
+        values = data.get("values")
+        return cls(
+            kind=kind,
+            values={str(k): str(v) for k, v in values.items() if isinstance(v, (str, int, float))}
+            if isinstance(values, dict) else {},
+            source_path=_text(data.get("source_path")),
+            source_task_id=_text(data.get("source_task_id")),
+            source_name=_text(data.get("source_name")),
+        )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def validate(request: KindRequest) -> None:
+    """Raise ``InvalidSubmission`` for the first problem the server would
+    reject (or that would waste credits); nothing is sent then."""
+    spec = request.spec
+    if spec is None or not spec.source_field:
+        raise InvalidSubmission(f"Unknown task kind {request.kind!r}")
+    merged = {**spec.defaults(), **request.values}
+    for name, value in request.values.items():
+        field_spec = spec.field(name)
+        if field_spec is None:
+            raise InvalidSubmission(f"{spec.label} has no setting {name!r}")
+    for field_spec in spec.fields:
+        if field_spec.applies(merged):
+            problem = field_spec.problem(merged[field_spec.name])
+            if problem:
+                raise InvalidSubmission(problem)
+    given = [bool(request.source_path), bool(request.source_task_id), bool(request.source_url)]
+    what = "a picture" if spec.source_field == "image" else "a mesh"
+    if sum(given) == 0:
+        raise InvalidSubmission(f"{spec.label} needs {what}: choose a file, a finished task or selected objects")
+    if sum(given) > 1:
+        raise InvalidSubmission(f"{spec.label} takes one input: a file, a task or a link")
+    if request.source_url and not request.source_url.startswith("http"):
+        raise InvalidSubmission("The model link must start with http")
+    if request.source_path:
+        _check_source(spec, request.source_path)
+
+
+def _check_source(spec: TaskKind, path_text: str) -> None:
+    path = Path(path_text)
+    name = path.name or path_text
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in spec.source_extensions:
+        allowed = ", ".join(ext.upper() for ext in spec.source_extensions)
+        raise InvalidSubmission(f"{name}: {spec.label} takes {allowed} files")
+    try:
+        info = path.stat()
+    except OSError:
+        raise InvalidSubmission(f"File not found: {path_text}") from None
+    if not path.is_file():
+        raise InvalidSubmission(f"{name} is not a file")
+    if info.st_size == 0:
+        raise InvalidSubmission(f"{name} is empty")
+    if info.st_size > spec.max_source_bytes:
+        raise InvalidSubmission(
+            f"{name} is {_megabytes(info.st_size)}; Hitem3D accepts at most "
+            f"{spec.max_source_bytes // (1024 * 1024)} MB for {spec.label.lower()}"
+        )
+
+
+def form_fields(request: KindRequest) -> list[tuple[str, str]]:
+    """The text parts, in the table's order, then ``format`` and a link."""
+    spec = request.spec
+    assert spec is not None
+    filled = request.filled()
+    fields = [(field_spec.name, filled[field_spec.name]) for field_spec in spec.fields if field_spec.name in filled]
+    fields.append(("format", spec.request_format))
+    if request.source_url:
+        fields.append((spec.source_url_field, request.source_url))
+    return fields
+
+
+def read_files(request: KindRequest) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """The file part for ``requests`` (``files=``), read now. Worker side only:
+    a mesh may be 200 MB."""
+    spec = request.spec
+    assert spec is not None
+    if not request.source_path:
+        return []
+    path = Path(request.source_path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidSubmission(f"Cannot read {path.name}: {exc.strerror or exc}") from None
+    content_type = _CONTENT_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream")
+    return [(spec.source_field, (path.name, data, content_type))]

@@ -1,0 +1,80 @@
+"""Result files of every kind: where each goes in the cache, and the check of
+its content before it is renamed into place or imported.
+
+A task's cache file is ``task-<hash>.<ext>``; the extension comes from the
+result link (checked against the kind's ``result_extensions``), never from the
+server's file name.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Callable
+
+from .downloader import check_glb
+from .errors import BadResultFile
+from .task_kinds import TaskKind
+
+_STL_HEADER = 80
+_STL_TRIANGLE = 50
+_PNG = b"\x89PNG\r\n\x1a\n"
+_EXR = b"\x76\x2f\x31\x01"
+
+
+def check_stl(path: Path) -> None:
+    """Raise ``BadResultFile`` unless ``path`` is a complete binary STL or starts like an ASCII one."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        head = file.read(_STL_HEADER + 4)
+    if head.startswith(b"solid") and b"\0" not in head:
+        return  # ASCII STL (binary ones may also start with "solid": those carry NULs or a count)
+    if len(head) < _STL_HEADER + 4:
+        raise BadResultFile("The downloaded result is not an STL file: retry, or check the task on Hitem3D")
+    (count,) = struct.unpack("<I", head[_STL_HEADER:])
+    if size != _STL_HEADER + 4 + count * _STL_TRIANGLE:
+        raise BadResultFile("The downloaded STL is incomplete: retry")
+
+
+def check_png(path: Path) -> None:
+    with path.open("rb") as file:
+        if file.read(len(_PNG)) != _PNG:
+            raise BadResultFile("The downloaded depth map is not a PNG file: retry, or check the task on Hitem3D")
+
+
+def check_exr(path: Path) -> None:
+    with path.open("rb") as file:
+        if file.read(len(_EXR)) != _EXR:
+            raise BadResultFile("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D")
+
+
+VALIDATORS: dict[str, Callable[[Path], None]] = {
+    "glb": check_glb,
+    "stl": check_stl,
+    "png": check_png,
+    "exr": check_exr,
+}
+
+
+def path_for(dest: Path, extension: str) -> Path:
+    """The cache file for a result of this extension (``dest`` is the task's ``.glb`` path)."""
+    return dest.with_suffix("." + extension)
+
+
+def cached_result(dest: Path, kind: TaskKind) -> Path | None:
+    """The task's complete result already on disk, in any format its kind
+    imports; None when there is none."""
+    for extension in kind.result_extensions:
+        candidate = path_for(dest, extension)
+        if not candidate.is_file():
+            continue
+        try:
+            VALIDATORS[extension](candidate)
+        except (BadResultFile, OSError):
+            continue
+        return candidate
+    return None
+
+
+def all_extensions() -> tuple[str, ...]:
+    return tuple(VALIDATORS)
