@@ -18,9 +18,9 @@ log = logging.getLogger(__package__)
 
 
 def _modules() -> tuple[ModuleType, ...]:
-    from . import generate, operators, panels, preferences, properties
+    from . import generate, kinds_ui, operators, panels, preferences, properties
 
-    return (properties, preferences, operators, panels, generate)
+    return (properties, preferences, operators, panels, generate, kinds_ui)
 
 
 def _on_load_post(*_args: Any) -> None:

@@ -28,6 +28,7 @@ from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.settings import ApiSettings
 from .core.submission import InvalidSubmission, RequestType, Submission, validate
 from .core.task_ids import parse_task_ids
+from .core.task_kinds import kind_of
 from .core.tasks import TaskRecord, TaskState
 from .engine import batch, control, state
 
@@ -105,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
 
     imports = commands.add_parser(
         "import", help="wait for tasks and import their models",
-        description="Wait for each task to finish on Hitem3D, download its model and import it into the "
-                    "scene. Tasks run side by side; one progress line is printed per change. Exit code 1 "
+        description="Wait for each task to finish on Hitem3D, download its result and import it into the "
+                    "scene according to its kind (parts in their own collection, a depth map as a relief, "
+                    "multicolour with its colours). Tasks run side by side; one progress line is printed per change. Exit code 1 "
                     "when any task failed (the others are still imported and saved).",
         epilog=f"example:\n  blender --online-mode --command {COMMAND} import ID1 ID2 --collection Props "
                "--output props.blend",
@@ -144,9 +146,10 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status", help="show the state of tasks without importing",
-        description="Ask Hitem3D for the state of each task and print one line per task: the ID, the state "
-                    "(created, queueing, processing, success, failed) and the progress when known. Exit "
-                    "code 1 when a task failed or could not be asked for.",
+        description="Ask Hitem3D for the state of each task (of any kind: image to 3D, split_, segmentation_, "
+                    "depth_, multicolor_) and print one line per task: the ID, the state (created, queueing, "
+                    "processing, success, failed) and the progress when known. Exit code 1 when a task failed "
+                    "or could not be asked for.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     status.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="Hitem3D task IDs")
     status.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
@@ -371,7 +374,8 @@ def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     rows: list[dict[str, Any]] = []
     for task_id in task_ids:
         result = results[f"status-{task_id}"]
-        row: dict[str, Any] = {"task_id": task_id, "state": "", "progress": None, "error": ""}
+        row: dict[str, Any] = {"task_id": task_id, "kind": kind_of(task_id).id, "state": "", "progress": None,
+                               "error": ""}
         if not result.ok:
             row["error"] = result.error
         elif isinstance(result.value, GenerationFailed):

@@ -18,7 +18,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import preferences, submit_calls, translations
-from .core import models
+from .core import kind_requests, models
+from .core.kind_requests import KindRequest
 from .core.errors import Hitem3DError
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.submission import (
@@ -301,11 +302,15 @@ def submission_of(props: HITEM3D_GenerateSettings) -> Submission:
 # -- operators ---------------------------------------------------------------------------------
 
 
-def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: Submission, timeout_s: float) -> Result:
+def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: submit_calls.Request,
+          timeout_s: float) -> Result:
     """Check, then send from a worker; in background mode wait for the model."""
     try:
         settings = preferences.usable_settings(context)
-        validate(submission)
+        if isinstance(submission, KindRequest):
+            kind_requests.validate(submission)
+        else:
+            validate(submission)
     except Hitem3DError as exc:
         submit_calls.set_generate_notice(str(exc))
         return refuse(op, exc)

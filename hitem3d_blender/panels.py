@@ -11,6 +11,7 @@ import bpy
 
 from . import translations, ui_sync
 from .core.submission import texture_offered
+from .core.task_kinds import IMAGE_TO_3D, kind_of
 from .core.tasks import TaskRecord, TaskState
 from .engine import history
 from .properties import scene_options, window_state
@@ -144,7 +145,10 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     if rec.message:
         _wrapped(box, translations.message(rec.message), width,
                  icon="ERROR" if rec.state is TaskState.FAILED else "INFO")
-    if rec.model:
+    kind = kind_of(rec.task_id)
+    if kind is not IMAGE_TO_3D:
+        box.label(text=translations.message(f"Kind: {kind.label}"))
+    if rec.model and rec.model != kind.id:
         box.label(text=translations.message(f"Model: {rec.model}"))
     if rec.result_path and Path(rec.result_path).is_file():
         box.label(text=translations.message(f"File: {format_size(Path(rec.result_path).stat().st_size)}"))

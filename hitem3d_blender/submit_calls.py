@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Callable, Union
 
 from . import ui_sync
 from .core.import_options import ImportOptions
+from .core.api import Hitem3DClient
 from .core.jobs import CallResult
+from .core.kind_requests import KindRequest
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.settings import ApiSettings
 from .core.submission import Submission
 from .engine import control, history, timer
+
+# A generation (submit-task) or a task of a newer kind (split, depth, …).
+Request = Union[Submission, KindRequest]
 
 SUBMIT_KEY_PREFIX = "submit-"
 BALANCE_KEY_PREFIX = "balance-"
@@ -29,7 +35,7 @@ class PendingSubmission:
     """A submit-task call on its way: what the panel shows and what follows it."""
 
     key: str
-    submission: Submission
+    submission: Request
     settings: ApiSettings
     options: ImportOptions
     thumbnail: str
@@ -74,7 +80,14 @@ def reset() -> None:
 # -- submissions -------------------------------------------------------------------------------
 
 
-def start_submission(submission: Submission, settings: ApiSettings, options: ImportOptions,
+def sender(submission: Request) -> Callable[[Hitem3DClient], Any]:
+    """The worker's call that creates the task on Hitem3D."""
+    if isinstance(submission, KindRequest):
+        return lambda client: client.submit_kind(submission)
+    return lambda client: client.submit_task(submission)
+
+
+def start_submission(submission: Request, settings: ApiSettings, options: ImportOptions,
                      thumbnail_path: str = "", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
     """Send ``submission`` from a worker; returns the call's key. When Hitem3D
     answers, the new task joins the list and follows the import path."""
@@ -82,7 +95,7 @@ def start_submission(submission: Submission, settings: ApiSettings, options: Imp
     key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
     _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
     _state.notice = ""
-    control.start_call(key, settings, lambda client: client.submit_task(submission))
+    control.start_call(key, settings, sender(submission))
     ui_sync.redraw()
     return key
 

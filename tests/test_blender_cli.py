@@ -195,7 +195,8 @@ def test_status_as_json(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:
 
     run = cli("status", "--json", TASK_ID)
 
-    assert json.loads(run.out) == [{"task_id": TASK_ID, "state": "processing", "progress": 40.0, "error": ""}]
+    assert json.loads(run.out) == [{"task_id": TASK_ID, "kind": "image3d", "state": "processing", "progress": 40.0,
+                                    "error": ""}]
 
 
 def test_status_of_an_unknown_task_says_so(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:

@@ -14,7 +14,13 @@ from typing import Any, Mapping
 
 from . import task_kinds
 from .submission import IMAGE_TYPES, InvalidSubmission
+from .task_ids import short_id
 from .task_kinds import TaskKind
+
+# The depth of a relief made from a depth map, in scene units (a setting;
+# the Displace modifier's strength after import).
+DEFAULT_RELIEF_HEIGHT = 0.1
+MAX_RELIEF_HEIGHT = 10.0
 
 _CONTENT_TYPES: dict[str, str] = {
     **IMAGE_TYPES, "glb": "model/gltf-binary", "stl": "model/stl", "obj": "model/obj",
@@ -38,6 +44,7 @@ class KindRequest:
     # NOTE: a signed URL: kept out of repr (logs) and out of to_dict (the journal).
     source_url: str = field(default="", repr=False)
     source_name: str = ""
+    relief_height: float = DEFAULT_RELIEF_HEIGHT  # depth maps only: how deep the relief is made
 
     @property
     def spec(self) -> TaskKind | None:
@@ -71,7 +78,8 @@ class KindRequest:
         spec = self.spec
         label = spec.label if spec is not None else self.kind
         source = self.source_name or (Path(self.source_path).name if self.source_path
-                                      else self.source_task_id[:8] or "a linked model")
+                                      else short_id(self.source_task_id) if self.source_task_id
+                                      else "a linked model")
         return f"{label}: {source}"
 
     # -- the journal's view --------------------------------------------------------
@@ -83,6 +91,7 @@ class KindRequest:
             "source_path": self.source_path,
             "source_task_id": self.source_task_id,
             "source_name": self.source_name,
+            "relief_height": self.relief_height,
         }
 
     @classmethod
@@ -99,11 +108,18 @@ class KindRequest:
             source_path=_text(data.get("source_path")),
             source_task_id=_text(data.get("source_task_id")),
             source_name=_text(data.get("source_name")),
+            relief_height=_height(data.get("relief_height")),
         )
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _height(value: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_RELIEF_HEIGHT:
+        return float(value)
+    return DEFAULT_RELIEF_HEIGHT
 
 
 def _megabytes(size: int) -> str:

@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import InvalidTaskId
+from .task_kinds import kind_of
 
 MAX_TASK_ID_LENGTH = 200
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{7,%d}" % (MAX_TASK_ID_LENGTH - 1))
@@ -75,5 +76,7 @@ def parse_task_ids(text: str) -> list[str]:
 
 
 def short_id(task_id: str) -> str:
-    """The first 8 characters, as shown in lists and messages."""
-    return task_id[:8]
+    """The first 8 characters, as shown in lists and messages; after the kind's
+    prefix for the newer kinds (``split_8f1c2d3e``), which alone says too little."""
+    prefix = kind_of(task_id).id_prefix
+    return task_id[: len(prefix) + 8]

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.api import Hitem3DClient
-from ..core.downloader import check_glb
-from ..core.errors import BadResultFile, Hitem3DError
+from ..core.errors import Hitem3DError
 from ..core.import_options import ImportOptions
 from ..core.logs import register_secret
 from ..core.pipeline import DEFAULT_TIMEOUT_S, ImportJob
+from ..core.result_files import cached_result
 from ..core.settings import ApiSettings
+from ..core.task_kinds import kind_of
 from ..core.tasks import TaskRecord, TaskState
 from . import files, history, import_step, state, timer
 
@@ -136,10 +137,8 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
     rec = history.book().get(task_id)
     if rec is None or rec.state not in (TaskState.DOWNLOADED, TaskState.DONE):
         return None
-    path = files.result_path(task_id)
-    try:
-        check_glb(path)
-    except (BadResultFile, OSError):
+    path = cached_result(files.result_path(task_id), kind_of(task_id))
+    if path is None:
         return None
     if options is not None:
         rec.options = options

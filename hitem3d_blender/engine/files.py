@@ -13,6 +13,7 @@ from typing import Collection
 import bpy
 
 from ..core.downloader import PARTIAL_SUFFIX
+from ..core.result_files import all_extensions
 
 ADDON_ID = (__package__ or "hitem3d_blender.engine").rpartition(".")[0]
 JOURNAL_NAME = "journal.json"
@@ -55,17 +56,25 @@ def remove_partial_files() -> None:
         partial.unlink(missing_ok=True)
 
 
+def _results() -> list[Path]:
+    """Downloaded results of every kind (a depth map is a PNG or EXR, parts
+    may be STL); covers are ``*.cover.webp`` and never among them."""
+    return [path for extension in all_extensions() for path in results_dir().glob(f"task-*.{extension}")]
+
+
 def cache_size() -> int:
-    """Bytes used by downloaded models."""
-    return sum(path.stat().st_size for path in results_dir().glob("*.glb"))
+    """Bytes used by downloaded results."""
+    return sum(path.stat().st_size for path in _results())
 
 
 def delete_results(keep: Collection[Path]) -> int:
-    """Delete downloaded models except ``keep``; returns bytes freed. Covers
-    stay: they are small and make the history recognisable."""
+    """Delete downloaded results except those of ``keep`` (``result_path``
+    values, in any format); returns bytes freed. Covers stay: they are small
+    and make the history recognisable."""
     freed = 0
-    for path in results_dir().glob("*.glb"):
-        if path in keep:
+    kept = {path.stem for path in keep}
+    for path in _results():
+        if path.stem in kept:
             continue
         freed += path.stat().st_size
         path.unlink(missing_ok=True)

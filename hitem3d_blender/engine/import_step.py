@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import importer
+from .. import importer, kind_import
 from ..core.errors import ImportFailed
 from ..core.tasks import TaskRecord, TaskState
 from . import state
@@ -44,8 +44,8 @@ def run(rec: TaskRecord) -> None:
         # Workers wait at their next checkpoint while Blender's importer runs
         # (see core.cancel.WorkerGate): downloads pause for the import.
         with state.runner().gate.held():
-            names = importer.import_glb(Path(rec.result_path), rec.options, cover=cover,
-                                        provenance=provenance(rec))
+            names = kind_import.import_result(rec.task_id, Path(rec.result_path), rec.options, cover=cover,
+                                              provenance=provenance(rec), request=rec.generation)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         if not isinstance(exc, ImportFailed):
             log.exception("Import of task %s failed", rec.task_id)
