@@ -16,7 +16,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import generate, submit_calls, translations
+from . import generate, mesh_export, submit_calls, translations
 from .core import task_kinds
 from .core.errors import Hitem3DError
 from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, MAX_RELIEF_HEIGHT, KindRequest
@@ -56,6 +56,7 @@ class HITEM3D_KindSettings(bpy.types.PropertyGroup):
         description="The mesh to send",
         items=(
             ("TASK", "Selected Task", "The finished task selected in the Hitem3D task list"),
+            ("SELECTION", "Selected Objects", "The selected mesh objects, exported to one GLB (at most 200 MB)"),
             ("FILE", "File", "A GLB, STL or OBJ file of at most 200 MB"),
         ),
         default="TASK",
@@ -139,6 +140,10 @@ def source_of(context: bpy.types.Context, props: HITEM3D_KindSettings) -> dict[s
             raise InvalidSubmission("Choose a mesh file first")
         path = bpy.path.abspath(text)
         return {"source_path": path, "source_name": Path(path).stem}
+    if props.source == "SELECTION":
+        # Removed once Hitem3D has answered (submit_calls).
+        exported = mesh_export.export_meshes(mesh_export.selected_meshes(context), context)
+        return {"source_path": str(exported.path), "source_name": exported.title}
     return mesh_source(selected_task(context))
 
 
@@ -242,6 +247,9 @@ class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
         layout.row().prop(props, "source", expand=True)
         if props.source == "FILE":
             layout.prop(props, "mesh_path", text="")
+        elif props.source == "SELECTION":
+            count = len(mesh_export.selected_meshes(context))
+            layout.label(text=translations.message(f"{count} mesh object(s) selected"), icon="RESTRICT_SELECT_OFF")
         else:
             rec = selected_task(context)
             text = rec.short_id if rec is not None else "no task selected"

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from . import ui_sync
+from . import mesh_export, ui_sync
 from .core.import_options import ImportOptions
 from .core.api import Hitem3DClient
 from .core.jobs import CallResult
@@ -174,6 +174,9 @@ def apply_call(result: CallResult) -> bool:
 
 
 def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
+    if isinstance(pending.submission, KindRequest):
+        # A selection exported for this request has been sent (or refused): not kept.
+        mesh_export.discard(pending.submission.source_path)
     if not result.ok:
         _state.notice = result.error
         _remember_outcome(pending.key, SubmissionOutcome(error=result.error))

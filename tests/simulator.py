@@ -113,8 +113,8 @@ KIND_ROUTES: dict[str, KindRoute] = {
         {"model": frozenset({"multicolor"})}, numbers={"number_color": (0, 8)},
     ),
 }
-# What a mesh the service cannot work with looks like here: the task is
-# created and then fails with the refund code.
+# A mesh the service cannot work with holds this near its start (a file that
+# looks like a GLB to a client): the task is created, then fails with the refund code.
 BAD_MESH_MARK = b"not a mesh"
 CODE_GENERATE_FAILED_KINDS = 5001001
 
@@ -621,7 +621,7 @@ class Hitem3DSimulator:
         error = _validate_kind(route, fields, files, max_bytes)
         if error is not None:
             return _api_error(*error)
-        bad_mesh = any(f[0] == route.source_field and f[3].startswith(BAD_MESH_MARK) for f in files)
+        bad_mesh = any(f[0] == route.source_field and BAD_MESH_MARK in f[3][:64] for f in files)
         with self._lock:
             if self.balance < route.cost:
                 return _api_error(30010000, "balance is not enough")

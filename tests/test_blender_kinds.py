@@ -275,7 +275,7 @@ def test_a_bad_mesh_fails_with_credits_refunded_and_nothing_imported(addon: Modu
                                                                      sim: Hitem3DSimulator, kinds: Any,
                                                                      tmp_path: Path) -> None:
     bad = tmp_path / "broken.glb"
-    bad.write_bytes(BAD_MESH_MARK)
+    bad.write_bytes(b"glTF" + BAD_MESH_MARK)
     kinds.source, kinds.mesh_path = "FILE", str(bad)
 
     with pytest.raises(RuntimeError, match="credits are refunded"):
@@ -306,3 +306,24 @@ def test_a_depth_map_is_not_a_mesh_to_split(addon: ModuleType, prefs: Any, sim: 
     with pytest.raises(RuntimeError, match="not a mesh"):
         bpy.ops.hitem3d.multicolour()
     assert sim.submissions == []
+
+
+def test_splitting_the_selected_mesh_sends_it_as_one_glb_and_keeps_no_copy(addon: ModuleType, prefs: Any,
+                                                                           sim: Hitem3DSimulator,
+                                                                           kinds: Any) -> None:
+    mesh = bpy.data.meshes.new("Knight")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)], [], [(0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)])
+    knight = bpy.data.objects.new("Knight", mesh)
+    bpy.context.scene.collection.objects.link(knight)
+    bpy.context.view_layer.objects.active = knight
+    knight.select_set(True)
+    kinds.source, kinds.split_model, kinds.level = "SELECTION", "general", "high"
+
+    assert bpy.ops.hitem3d.split_parts() == {"FINISHED"}
+
+    [sent] = sim.submissions
+    assert sent.fields == {"model": "general", "level": "high", "format": "2"}
+    [(field, filename, _, data)] = sent.files
+    assert field == "mesh" and filename.startswith("Knight") and data[:4] == b"glTF"
+    assert list(addon.mesh_export.exports_dir().iterdir()) == []
+    assert sorted(record_of(addon, sent.task_id).imported_objects) == [f"Knight part {n:02d}" for n in range(1, 4)]

@@ -13,7 +13,7 @@ import requests
 from hitem3d_blender.core import task_kinds
 from hitem3d_blender.core.api import Hitem3DClient
 from hitem3d_blender.core.cancel import CancelToken
-from hitem3d_blender.core.errors import ApiError, GenerationFailed, TaskNotFound
+from hitem3d_blender.core.errors import ApiError, GenerationFailed, Hitem3DError, TaskNotFound
 from hitem3d_blender.core.kind_requests import KindRequest, form_fields, validate
 from hitem3d_blender.core.pipeline import ImportJob, run_import_job
 from hitem3d_blender.core.result_files import cached_result, check_stl
@@ -224,14 +224,14 @@ def test_a_mesh_over_200_mb_is_refused_before_reading_it(tmp_path: Path) -> None
     with big.open("wb") as file:  # sparse: nothing is written but the size
         file.truncate(200 * 1024 * 1024 + 1)
 
-    with pytest.raises(InvalidSubmission, match="at most 200 MB"):
+    with pytest.raises(Hitem3DError, match="at most 200 MB"):
         validate(KindRequest("split", source_path=str(big)))
 
 
 def test_a_mesh_in_another_format_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "chair.fbx"
     path.write_bytes(b"fbx")
-    with pytest.raises(InvalidSubmission, match="takes GLB, STL, OBJ files"):
+    with pytest.raises(Hitem3DError, match="is not a GLB, STL, OBJ file"):
         validate(KindRequest("segmentation", source_path=str(path)))
 
 
@@ -262,7 +262,7 @@ def test_too_large_an_upload_is_refused_by_the_service(sim: Hitem3DSimulator, cl
 def test_a_bad_mesh_fails_later_with_the_refund_code(sim: Hitem3DSimulator, client: Hitem3DClient,
                                                      tmp_path: Path) -> None:
     bad = tmp_path / "broken.glb"
-    bad.write_bytes(BAD_MESH_MARK + b" at all")
+    bad.write_bytes(b"glTF" + BAD_MESH_MARK)
 
     task_id = client.submit_kind(KindRequest("split", source_path=str(bad)))
     client.query_task(task_id)  # queueing

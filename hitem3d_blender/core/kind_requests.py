@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import task_kinds
-from .submission import IMAGE_TYPES, InvalidSubmission
+from .mesh_files import check_mesh_file, mesh_content_type
+from .submission import IMAGE_TYPES, InvalidSubmission, _check_file
+from .submission import content_type as image_type
 from .task_ids import short_id
 from .task_kinds import TaskKind
 
@@ -21,11 +23,6 @@ from .task_kinds import TaskKind
 # the Displace modifier's strength after import).
 DEFAULT_RELIEF_HEIGHT = 0.1
 MAX_RELIEF_HEIGHT = 10.0
-
-_CONTENT_TYPES: dict[str, str] = {
-    **IMAGE_TYPES, "glb": "model/gltf-binary", "stl": "model/stl", "obj": "model/obj",
-}
-
 
 @dataclass(frozen=True)
 class KindRequest:
@@ -122,10 +119,6 @@ def _height(value: object) -> float:
     return DEFAULT_RELIEF_HEIGHT
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
 def validate(request: KindRequest) -> None:
     """Raise ``InvalidSubmission`` for the first problem the server would
     reject (or that would waste credits); nothing is sent then."""
@@ -154,26 +147,11 @@ def validate(request: KindRequest) -> None:
         _check_source(spec, request.source_path)
 
 
-def _check_source(spec: TaskKind, path_text: str) -> None:
-    path = Path(path_text)
-    name = path.name or path_text
-    extension = path.suffix.lower().lstrip(".")
-    if extension not in spec.source_extensions:
-        allowed = ", ".join(ext.upper() for ext in spec.source_extensions)
-        raise InvalidSubmission(f"{name}: {spec.label} takes {allowed} files")
-    try:
-        info = path.stat()
-    except OSError:
-        raise InvalidSubmission(f"File not found: {path_text}") from None
-    if not path.is_file():
-        raise InvalidSubmission(f"{name} is not a file")
-    if info.st_size == 0:
-        raise InvalidSubmission(f"{name} is empty")
-    if info.st_size > spec.max_source_bytes:
-        raise InvalidSubmission(
-            f"{name} is {_megabytes(info.st_size)}; Hitem3D accepts at most "
-            f"{spec.max_source_bytes // (1024 * 1024)} MB for {spec.label.lower()}"
-        )
+def _check_source(spec: TaskKind, path: str) -> None:
+    if spec.source_field == "image":
+        _check_file("Picture", path)
+    else:
+        check_mesh_file(path, allowed=spec.source_extensions)
 
 
 def form_fields(request: KindRequest) -> list[tuple[str, str]]:
@@ -200,5 +178,5 @@ def read_files(request: KindRequest) -> list[tuple[str, tuple[str, bytes, str]]]
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidSubmission(f"Cannot read {path.name}: {exc.strerror or exc}") from None
-    content_type = _CONTENT_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream")
+    content_type = image_type(str(path)) if spec.source_field == "image" else mesh_content_type(str(path))
     return [(spec.source_field, (path.name, data, content_type))]

@@ -14,9 +14,6 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping
 
-MB = 1024 * 1024
-
-
 class ResultStyle(str, enum.Enum):
     """How a kind's result enters the scene (``kind_import`` acts on it)."""
 
@@ -83,7 +80,6 @@ class TaskKind:
     source_field: str = ""  # the file part uploaded ('' for image to 3D: see submission.py)
     source_url_field: str = ""  # the same as a link (a Hitem3D result URL)
     source_extensions: tuple[str, ...] = ()
-    max_source_bytes: int = 0
     formats: Mapping[str, str] = field(default_factory=dict)  # ``format`` code -> file extension
     request_format: str = ""  # the ``format`` we ask for
     fields: tuple[FieldSpec, ...] = ()
@@ -111,7 +107,7 @@ SPLIT = TaskKind(
     id="split", label="Split into parts", id_prefix="split_",
     create_path="/split/create-task", query_path="/split/query-task",
     result_style=ResultStyle.PARTS, result_extensions=("glb", "stl"),
-    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES, max_source_bytes=200 * MB,
+    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
     formats=_MESH_FORMATS, request_format="2",  # character split outputs GLB only
     fields=(
         FieldSpec("model", "Split", "character", (("character", "Character"), ("general", "General"))),
@@ -131,7 +127,7 @@ SEGMENTATION = TaskKind(
     # NOTE: undocumented; by analogy with split. The only place to fix it.
     query_path="/segmentation/query-task", query_path_documented=False,
     result_style=ResultStyle.PARTS, result_extensions=("glb", "stl"),
-    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES, max_source_bytes=200 * MB,
+    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
     formats=_MESH_FORMATS, request_format="2",
     fields=(FieldSpec("seg_level", "Level", "medium", _LEVELS),),
 )
@@ -143,7 +139,7 @@ DEPTH = TaskKind(
     # documented, so we ask for PNG; a task made elsewhere may bring a mesh.
     result_style=ResultStyle.RELIEF, result_extensions=("png", "exr", "glb", "stl"),
     source_field="image", source_url_field="image_url",
-    source_extensions=("png", "jpeg", "jpg", "webp"), max_source_bytes=20 * MB,
+    source_extensions=("png", "jpeg", "jpg", "webp"),
     formats={"1": "exr", "2": "png"}, request_format="2",
     fields=(
         FieldSpec("model_type", "Quality", "pro", (("pro", "Pro (2K)"), ("base", "Base"))),
@@ -158,7 +154,7 @@ MULTICOLOUR = TaskKind(
     # The service itself spells the path "muilticolor".
     create_path="/muilticolor/create-task", query_path="/muilticolor/query-task",
     result_style=ResultStyle.COLOURS, result_extensions=("glb",),
-    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES, max_source_bytes=200 * MB,
+    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
     formats={"1": "obj", "2": "glb", "4": "fbx", "6": "3mf"}, request_format="2",
     fields=(
         FieldSpec("model", "Model", "multicolor", (("multicolor", "Multicolour"),)),
