@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -327,3 +328,66 @@ def test_splitting_the_selected_mesh_sends_it_as_one_glb_and_keeps_no_copy(addon
     assert field == "mesh" and filename.startswith("Knight") and data[:4] == b"glTF"
     assert list(addon.mesh_export.exports_dir().iterdir()) == []
     assert sorted(record_of(addon, sent.task_id).imported_objects) == [f"Knight part {n:02d}" for n in range(1, 4)]
+
+
+# -- the panels ---------------------------------------------------------------------------------------
+
+
+def _draw(panel: Any) -> list[tuple[str, str]]:
+    from tests.test_blender_generate import FakeLayout
+
+    drawn: list[tuple[str, str]] = []
+    panel.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
+    return drawn
+
+
+def test_the_parts_panel_offers_each_kind_with_its_own_settings(addon: ModuleType, kinds: Any) -> None:
+    drawn = _draw(bpy.types.HITEM3D_PT_parts)
+    assert [name for kind, name in drawn if kind == "prop"] == [
+        "source", "split_model", "template", "joint", "seg_level", "number_color"]
+    assert [name for kind, name in drawn if kind == "operator"] == [
+        "hitem3d.split_parts", "hitem3d.segment_parts", "hitem3d.multicolour"]
+    assert ("label", "Task: no task selected") in drawn
+    kinds.source, kinds.split_model = "FILE", "general"
+    props = [name for kind, name in _draw(bpy.types.HITEM3D_PT_parts) if kind == "prop"]
+    assert props[:3] == ["source", "mesh_path", "split_model"] and "level" in props and "template" not in props
+
+
+def test_the_relief_panel_offers_the_picture_and_the_height(addon: ModuleType, kinds: Any) -> None:
+    drawn = _draw(bpy.types.HITEM3D_PT_relief)
+    assert [name for kind, name in drawn if kind == "prop"] == [
+        "image_path", "quality", "remove_background", "relief_height"]
+    assert ("operator", "hitem3d.make_relief") in drawn
+
+
+def test_task_details_say_the_kind(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, clean: None) -> None:
+    from tests.test_blender_generate import FakeLayout
+
+    sim.add_task(SPLIT_ID, ["success"], glb=parts_glb_bytes(2))
+    bpy.ops.hitem3d.import_task(task_id=SPLIT_ID)
+    drawn: list[tuple[str, str]] = []
+
+    addon.panels.draw_details(FakeLayout(drawn), record_of(addon, SPLIT_ID), 300)
+
+    assert ("label", "Kind: Split into parts") in drawn
+
+
+def test_a_relief_sent_from_the_panel_follows_the_timer_like_any_task(addon: ModuleType, prefs: Any,
+                                                                     sim: Hitem3DSimulator, kinds: Any,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    picture = tmp_path / "medal.png"
+    picture.write_bytes(depth_png_bytes())
+    kinds.image_path = str(picture)
+
+    assert bpy.ops.hitem3d.make_relief() == {"FINISHED"}  # returns at once
+    for _ in range(500):
+        addon.bridge.tick()
+        if sim.submissions and addon.bridge.record(sim.submissions[0].task_id) is not None:
+            break
+        time.sleep(0.01)
+    rec = run_ticks(addon, sim.submissions[0].task_id)
+
+    assert rec.state.value == "done" and rec.cover_path == str(picture)  # the picture stands for it
+    assert [bpy.data.objects[name].name for name in rec.imported_objects] == ["medal relief"]
