@@ -170,11 +170,11 @@ def test_every_kind_lives_in_the_journal(addon: ModuleType, prefs: Any, sim: Hit
         sim.add_task(task_id, ["success"], glb=result, extension=extension)
         bpy.ops.hitem3d.import_task(task_id=task_id)
 
-    saved = json.loads(addon.bridge.journal_path().read_text())["tasks"]
+    saved = json.loads(addon.engine.files.journal_path().read_text())["tasks"]
 
     assert {entry["task_id"]: entry["state"] for entry in saved} == {SPLIT_ID: "done", DEPTH_ID: "done"}
     assert {Path(entry["result_path"]).suffix for entry in saved} == {".glb", ".png"}
-    assert addon.bridge.cache_size() == sum(Path(entry["result_path"]).stat().st_size for entry in saved)
+    assert addon.engine.files.cache_size() == sum(Path(entry["result_path"]).stat().st_size for entry in saved)
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def _finished_model(addon: ModuleType, sim: Hitem3DSimulator) -> Any:
     """An image-to-3D task imported and selected in the task list."""
     sim.add_task(TASK_ID, ["success"])
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
-    addon.bridge.select(TASK_ID)
+    addon.ui_sync.select(TASK_ID)
     return record_of(addon, TASK_ID)
 
 
@@ -231,7 +231,7 @@ def test_splitting_a_finished_task_sends_its_cached_model(addon: ModuleType, pre
 def test_a_finished_task_without_a_cached_file_sends_a_fresh_link(addon: ModuleType, prefs: Any,
                                                                   sim: Hitem3DSimulator, kinds: Any) -> None:
     _finished_model(addon, sim)
-    addon.bridge.clear_cache()
+    addon.engine.control.clear_cache()
     kinds.number_color = 4
 
     assert bpy.ops.hitem3d.multicolour() == {"FINISHED"}
@@ -289,7 +289,7 @@ def test_a_bad_mesh_fails_with_credits_refunded_and_nothing_imported(addon: Modu
 
 def test_a_task_that_is_not_finished_is_not_sent(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                  kinds: Any) -> None:
-    addon.bridge.select("")
+    addon.ui_sync.select("")
 
     with pytest.raises(RuntimeError, match="Select a finished task"):
         bpy.ops.hitem3d.split_parts()
@@ -302,7 +302,7 @@ def test_a_depth_map_is_not_a_mesh_to_split(addon: ModuleType, prefs: Any, sim: 
                                             kinds: Any) -> None:
     sim.add_task(DEPTH_ID, ["success"], glb=depth_png_bytes(), extension="png")
     bpy.ops.hitem3d.import_task(task_id=DEPTH_ID)
-    addon.bridge.select(DEPTH_ID)
+    addon.ui_sync.select(DEPTH_ID)
 
     with pytest.raises(RuntimeError, match="not a mesh"):
         bpy.ops.hitem3d.multicolour()
@@ -376,15 +376,15 @@ def test_a_relief_sent_from_the_panel_follows_the_timer_like_any_task(addon: Mod
                                                                      sim: Hitem3DSimulator, kinds: Any,
                                                                      tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(addon.bridge, "runs_to_end", lambda: False)
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
     picture = tmp_path / "medal.png"
     picture.write_bytes(depth_png_bytes())
     kinds.image_path = str(picture)
 
     assert bpy.ops.hitem3d.make_relief() == {"FINISHED"}  # returns at once
     for _ in range(500):
-        addon.bridge.tick()
-        if sim.submissions and addon.bridge.record(sim.submissions[0].task_id) is not None:
+        addon.engine.timer.tick()
+        if sim.submissions and addon.engine.history.record(sim.submissions[0].task_id) is not None:
             break
         time.sleep(0.01)
     rec = run_ticks(addon, sim.submissions[0].task_id)
