@@ -28,6 +28,8 @@ from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.settings import ApiSettings
 from .core.submission import InvalidSubmission, RequestType, Submission, validate
 from .core.task_ids import parse_task_ids
+from .core import kind_requests, task_kinds
+from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, KindRequest
 from .core.task_kinds import kind_of
 from .core.tasks import TaskRecord, TaskState
 from .engine import batch, control, state
@@ -48,8 +50,8 @@ ONLINE_ACCESS_HELP = (
 )
 
 _DESCRIPTION = """\
-Import Hitem3D results, send images to generate, and check tasks, without the
-user interface. Credentials come from the add-on preferences or from the
+Import Hitem3D results, send images to generate, split, colour or turn into
+reliefs, and check tasks, without the user interface. Credentials come from the add-on preferences or from the
 HITEM3D_CLIENT_ID and HITEM3D_CLIENT_SECRET environment variables.
 
 exit codes: 0 success, 1 a task or the connection failed, 2 bad usage
@@ -60,6 +62,8 @@ examples:
   blender --online-mode --command {COMMAND} import 2c2ad20c...1NraEb5ohU --output chair.blend
   blender --online-mode --command {COMMAND} submit chair.png --model hi3dv3.0 --wait --output chair.blend
   blender --online-mode --command {COMMAND} status 2c2ad20c...1NraEb5ohU
+  blender --online-mode --command {COMMAND} split knight.glb --template c --joint ball --wait
+  blender --online-mode --command {COMMAND} relief coin.png --height 0.05 --wait --output coin.blend
 
 Run "{PROG} COMMAND --help" for the options of each command.
 """
@@ -144,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --wait: give up waiting after this long (default %(default).0f)")
     _placement(submit)
 
+    _kind_parsers(commands)
+
     status = commands.add_parser(
         "status", help="show the state of tasks without importing",
         description="Ask Hitem3D for the state of each task (of any kind: image to 3D, split_, segmentation_, "
@@ -156,6 +162,60 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=_positive, default=DEFAULT_STATUS_TIMEOUT_S, metavar="SECONDS",
                         help="give up waiting for answers after this long (default %(default).0f)")
     return parser
+
+
+# command -> task kind, and the options of each kind that go to the service as they are.
+_KIND_OF_COMMAND = {"split": "split", "segment": "segmentation", "multicolor": "multicolor", "relief": "depth"}
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "split": ("part", "joint"), "segmentation": ("seg_level",), "multicolor": ("number_color",),
+    "depth": ("model_type", "rmbg"),
+}
+
+
+def _choices(kind: task_kinds.TaskKind, name: str) -> list[str]:
+    spec = kind.field(name)
+    assert spec is not None
+    return [value for value, _ in spec.choices]
+
+
+def _kind_parsers(commands: Any) -> None:
+    """split, segment, multicolor and relief: their options come from the kinds' table."""
+    def add(name: str, kind: task_kinds.TaskKind, what: str, source_help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name, help=what,
+            description=f"{what}. Prints the new task ID; with --wait, waits and imports the result. "
+                        f"Spends Hitem3D credits.",
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("source", metavar="SOURCE", help=source_help)
+        parser.add_argument("--wait", action="store_true", help="wait for the task and import its result")
+        parser.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                            help="with --wait: give up waiting after this long (default %(default).0f)")
+        _placement(parser)
+        return parser
+
+    mesh = "a GLB, STL or OBJ file of at most 200 MB, or the ID of a finished task"
+    split = add("split", task_kinds.SPLIT, "split a model into printable parts", mesh)
+    split.add_argument("--template", dest="part", choices=_choices(task_kinds.SPLIT, "part"),
+                       help="character template: a 6 parts, b 5, c 4 without head, d 4 with head, e 3, f 2 "
+                            "(default a)")
+    split.add_argument("--joint", choices=_choices(task_kinds.SPLIT, "joint"), help="joint (default none)")
+    split.add_argument("--general", action="store_true", help="a general split by --level instead of a template")
+    split.add_argument("--level", choices=_choices(task_kinds.SPLIT, "level"),
+                       help="a general split at this level (default medium)")
+    segment = add("segment", task_kinds.SEGMENTATION, "segment a model into its parts", mesh)
+    segment.add_argument("--level", dest="seg_level", choices=_choices(task_kinds.SEGMENTATION, "seg_level"),
+                         help="default medium")
+    colour = add("multicolor", task_kinds.MULTICOLOUR, "colour a model for multicolour printing", mesh)
+    colour.add_argument("--colors", dest="number_color", type=int, choices=range(0, 9), metavar="N",
+                        help="number of colours, 0 to 8 (0, the default: as many as needed)")
+    relief = add("relief", task_kinds.DEPTH, "make a relief from a picture (a depth map)",
+                 "a PNG, JPEG or WebP file of at most 20 MB")
+    relief.add_argument("--quality", dest="model_type", choices=_choices(task_kinds.DEPTH, "model_type"),
+                        help="pro (2K, the default) or base")
+    relief.add_argument("--keep-background", dest="rmbg", action="store_const", const="0",
+                        help="do not remove the picture's background")
+    relief.add_argument("--height", type=_positive, default=DEFAULT_RELIEF_HEIGHT, metavar="METRES",
+                        help="how deep the relief is (default %(default)s)")
 
 
 def main(argv: list[str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -321,10 +381,40 @@ def _submissions(args: argparse.Namespace) -> list[Submission]:
 
 
 def _run_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _send_and_follow(args, _submissions, out, err)
+
+
+def _kind_request(args: argparse.Namespace) -> list[submit_calls.Request]:
+    """The request of a ``split``/``segment``/``multicolor``/``relief`` command."""
+    kind = _KIND_OF_COMMAND[args.command]
+    values = {name: str(getattr(args, name)) for name in _KIND_FIELDS[kind] if getattr(args, name) is not None}
+    if kind == "split" and (args.general or args.level):
+        values = {"model": "general", "level": args.level or "medium"}
+    source = Path(args.source).expanduser()
+    extra: dict[str, Any] = {"relief_height": args.height} if kind == "depth" else {}
+    spec = task_kinds.get(kind)
+    assert spec is not None
+    # A file by its extension (a task ID's last part is a random suffix); a relief always starts from a file.
+    if spec.source_field == "image" or source.suffix.lower().lstrip(".") in spec.source_extensions:
+        request = KindRequest(kind, values, source_path=str(source.absolute()), source_name=source.stem, **extra)
+    else:
+        [task_id] = _task_ids([args.source])
+        request = KindRequest(kind, values, source_task_id=task_id, **extra)
+    try:
+        kind_requests.validate(request)
+    except Hitem3DError as exc:
+        raise UsageError(f"{exc} (nothing was sent)") from None
+    return [request]
+
+
+def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespace], list[Any]],
+                     out: TextIO, err: TextIO) -> int:
+    """Send what ``build`` makes of ``args``, print the new task IDs, and with
+    ``--wait`` import the results."""
     output = _output_path(args.output)
     if output is not None and not args.wait:
         raise UsageError("--output needs --wait (there is nothing to save before the models are imported)")
-    wanted = _submissions(args)
+    wanted = build(args)
     settings = _settings(err)
     if settings is None:
         return EXIT_FAILED
@@ -397,10 +487,18 @@ def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return code
 
 
+def _run_kind(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return _send_and_follow(args, _kind_request, out, err)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "import": _run_import,
     "submit": _run_submit,
     "status": _run_status,
+    "split": _run_kind,
+    "segment": _run_kind,
+    "multicolor": _run_kind,
+    "relief": _run_kind,
 }
 
 

@@ -391,3 +391,57 @@ def test_a_relief_sent_from_the_panel_follows_the_timer_like_any_task(addon: Mod
 
     assert rec.state.value == "done" and rec.cover_path == str(picture)  # the picture stands for it
     assert [bpy.data.objects[name].name for name in rec.imported_objects] == ["medal relief"]
+
+
+def _cli(addon: ModuleType, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = addon.cli.main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_command_line_splits_a_mesh_file_and_saves_the_parts(addon: ModuleType, prefs: Any,
+                                                                 sim: Hitem3DSimulator, clean: None,
+                                                                 sample_glb: Path, tmp_path: Path) -> None:
+    code, out, err = _cli(addon, "split", str(sample_glb), "--template", "e", "--joint", "dovetail", "--wait",
+                          "--output", str(tmp_path / "parts.blend"))
+
+    assert code == 0, err
+    [sent] = sim.submissions
+    assert sent.fields == {"model": "character", "part": "e", "joint": "dovetail", "format": "2"}
+    assert out.splitlines()[0] == sent.task_id
+    assert f"{sent.task_id}: done, 3 object(s) imported" in out
+    assert (tmp_path / "parts.blend").is_file()
+    assert f"{sample_glb.stem} parts" in bpy.data.collections
+
+
+def test_the_command_line_colours_a_finished_task_and_makes_reliefs(addon: ModuleType, prefs: Any,
+                                                                    sim: Hitem3DSimulator, clean: None,
+                                                                    tmp_path: Path) -> None:
+    sim.add_task(TASK_ID, ["success"])
+    picture = tmp_path / "coin.png"
+    picture.write_bytes(depth_png_bytes())
+
+    code, out, err = _cli(addon, "multicolor", TASK_ID, "--colors", "3")
+    assert code == 0, err
+    assert sim.submissions[0].fields["number_color"] == "3" and "mesh_url" in sim.submissions[0].fields
+    assert out.strip().startswith("multicolor_")
+    code, out, err = _cli(addon, "relief", str(picture), "--height", "0.3", "--keep-background", "--wait")
+    assert code == 0, err
+    assert sim.submissions[1].fields["rmbg"] == "0"
+    [relief] = by_task(sim.submissions[1].task_id)
+    assert relief.modifiers["Displace"].strength == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["multicolor", "x.glb", "--colors", "9"], "invalid choice"),
+    (["split", "missing.glb"], "Mesh: file not found"),
+    (["relief", "photo.gif"], "is not a PNG, JPEG or WebP file"),
+    (["split", "not/an id"], "Not a task ID"),
+])
+def test_the_command_line_refuses_bad_kind_requests_before_sending(addon: ModuleType, prefs: Any,
+                                                                   sim: Hitem3DSimulator, argv: list[str],
+                                                                   words: str) -> None:
+    code, _, err = _cli(addon, *argv)
+
+    assert code == 2 and words in err
+    assert sim.submissions == []
