@@ -107,6 +107,16 @@ def test_a_task_asked_at_another_kinds_endpoint_is_unknown(sim: Hitem3DSimulator
     assert right.json()["data"]["state"] == "success"
 
 
+def test_only_the_misspelt_multicolour_path_exists(sim: Hitem3DSimulator) -> None:
+    headers = {"Authorization": f"Bearer {sim.issue_token()}"}
+
+    spelt_right = requests.post(f"{sim.base_url}{API}/multicolor/create-task", headers=headers)
+    as_served = requests.post(f"{sim.base_url}{API}/muilticolor/create-task", headers=headers)
+
+    assert spelt_right.status_code == 404
+    assert as_served.json()["code"] != 404  # the route exists (it refuses the empty body)
+
+
 def test_an_unknown_task_of_a_kind_is_not_found(client: Hitem3DClient) -> None:
     with pytest.raises(TaskNotFound):
         client.query_task(IDS["depth"])
