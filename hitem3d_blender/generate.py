@@ -18,6 +18,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import preferences, submit_calls, translations
+from .bpy_compat import pointer_property
 from .core import models
 from .core.errors import Hitem3DError
 from .core.pipeline import DEFAULT_TIMEOUT_S
@@ -492,7 +493,7 @@ classes = (
 
 
 def register() -> None:
-    settings = PointerProperty(type=HITEM3D_GenerateSettings)  # type: ignore[func-returns-value]
+    settings = pointer_property(HITEM3D_GenerateSettings)
     setattr(bpy.types.Scene, "hitem3d_generate", settings)
 
 

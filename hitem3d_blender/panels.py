@@ -74,7 +74,8 @@ def _task_button(layout: bpy.types.UILayout, operator: str, task_id: str, **kwar
 class HITEM3D_UL_tasks(bpy.types.UIList):
     """One row per task: state icon, short ID, state or progress, elapsed time."""
 
-    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any, item: Any,
+    # Context | None: the newest stubs declare it optional, and an override may not narrow it.
+    def draw_item(self, context: bpy.types.Context | None, layout: bpy.types.UILayout, data: Any, item: Any,
                   icon: int | None, active_data: Any, active_property: str | None,
                   index: int | None = 0, flt_flag: int | None = 0) -> None:
         rec = history.record(item.task_id)
