@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from . import ui_sync
 from .core.import_options import ImportOptions
 from .core.jobs import CallResult
+from .core.messages import NONE, Message, msg
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.settings import ApiSettings
 from .core.submission import Submission
@@ -39,13 +40,13 @@ class PendingSubmission:
 @dataclass(frozen=True)
 class SubmissionOutcome:
     task_id: str = ""
-    error: str = ""
+    error: Message = NONE
 
 
 @dataclass(frozen=True)
 class BalanceStatus:
     credits: float | None = None  # the last known balance
-    error: str = ""
+    error: Message = NONE
     checking: bool = False
 
 
@@ -56,7 +57,7 @@ class _State:
         self.submissions: dict[str, PendingSubmission] = {}  # by call key, oldest first
         self.outcomes: dict[str, SubmissionOutcome] = {}
         self.submit_count = 0
-        self.notice = ""
+        self.notice = NONE
         self.balance: BalanceStatus | None = None
         self.balance_seq = 0  # the latest balance check started
         self.balance_applied = 0  # the latest balance check applied
@@ -81,7 +82,7 @@ def start_submission(submission: Submission, settings: ApiSettings, options: Imp
     _state.submit_count += 1
     key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
     _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
-    _state.notice = ""
+    _state.notice = NONE
     control.start_call(key, settings, lambda client: client.submit_task(submission))
     ui_sync.redraw()
     return key
@@ -91,12 +92,12 @@ def pending_submissions() -> list[PendingSubmission]:
     return list(_state.submissions.values())
 
 
-def generate_notice() -> str:
+def generate_notice() -> Message:
     """The last problem with a generation, shown in the New Generation panel."""
     return _state.notice
 
 
-def set_generate_notice(text: str) -> None:
+def set_generate_notice(text: Message) -> None:
     _state.notice = text
     ui_sync.redraw()
 
@@ -108,7 +109,7 @@ def wait_for_submission(key: str, timeout_s: float) -> SubmissionOutcome:
         timer.tick()
         time.sleep(0.02)
     return _state.outcomes.pop(key, SubmissionOutcome(
-        error="No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again"))
+        error=msg("No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again")))
 
 
 # -- the balance -------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def balance_status() -> BalanceStatus | None:
     return _state.balance
 
 
-def set_balance_error(text: str) -> None:
+def set_balance_error(text: Message) -> None:
     """Show why the balance could not be asked for (no credentials, offline)."""
     previous = _state.balance or BalanceStatus()
     _state.balance = BalanceStatus(previous.credits, text, previous.checking)
@@ -132,7 +133,7 @@ def refresh_balance(settings: ApiSettings, *, force: bool = False) -> None:
     if previous.checking and not force:
         return
     _state.balance_seq += 1
-    _state.balance = BalanceStatus(previous.credits, "", checking=True)
+    _state.balance = BalanceStatus(previous.credits, NONE, checking=True)
     control.start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
     ui_sync.redraw()
 
@@ -153,7 +154,7 @@ def apply_call(result: CallResult) -> bool:
         previous = _state.balance or BalanceStatus()
         checking = seq < _state.balance_seq
         if result.ok:
-            _state.balance = BalanceStatus(float(result.value), "", checking)
+            _state.balance = BalanceStatus(float(result.value), NONE, checking)
         else:
             _state.balance = BalanceStatus(previous.credits, result.error, checking)
         return True
@@ -177,7 +178,7 @@ def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
     history.changed()
     ui_sync.select(task_id)
     _remember_outcome(pending.key, SubmissionOutcome(task_id=task_id))
-    ui_sync.post_report(f"Sent to Hitem3D: task {rec.short_id}", "INFO")
+    ui_sync.post_report(msg("Sent to Hitem3D: task {short}", short=rec.short_id), "INFO")
     refresh_balance(pending.settings, force=True)
 
 
