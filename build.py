@@ -2,17 +2,21 @@
 """One entry point for contributors and CI of "Hitem3D for Blender".
 
     python build.py                       set up .venv, build + validate dist/<id>-<version>.zip
-    python build.py test [--bpy X.Y] ...  run pytest against bpy 4.5 (default), 4.2 or 5.0
-    python build.py typecheck [...]       run mypy (configured in pyproject.toml)
+    python build.py test [--bpy X.Y] ...  run pytest against bpy 4.5 (default), 4.2, 5.0,
+                                          5.1, 5.2 or 5.3
+    python build.py typecheck [...]       run mypy (configured in pyproject.toml) against the
+                                          Blender 4.2 stubs and against the newest stubs
     python build.py demo                  build the zip, then run `python -m tests.demo`
     python build.py bench [--quick]       build the zip, then run `python -m benchmarks`
     python build.py repo                  release: check CHANGELOG.md, build the zip into
                                           dist/repo/ and generate Blender's repository listing
 
 Only the standard library is imported at top level, so a fresh clone with
-nothing but a system Python 3.11 can run this file. Everything else (Blender
-as a Python module, pytest, mypy, ...) is installed into per-bpy virtual
-environments at the repository root.
+nothing but a system Python 3.11 (or newer) can run this file. Everything else
+(Blender as a Python module, pytest, mypy, ...) is installed into per-bpy
+virtual environments at the repository root, each made with the Python its
+bpy is built for: 3.11 for Blender 4.2 to 5.0, 3.13 for 5.1 and newer, found
+as pythonX.Y on PATH or among pyenv's versions.
 
 The test suite imports this module too (`import build; build.build_zip(tmp)`);
 it then runs inside a venv that already has bpy, and nothing here creates a
@@ -51,10 +55,9 @@ REPO_INDEX_NAME = "index.json"
 # Superseded zips move here: still downloadable, no longer listed (see archive_superseded).
 REPO_ARCHIVE_NAME = "archive"
 
-# bpy wheels on PyPI exist for exactly one Python minor version per Blender
-# release; 4.2, 4.5 and 5.0 are all built for 3.11.
-REQUIRED_PYTHON = (3, 11)
-REQUIRED_PYTHON_NAME = "python3.11"
+# build.py itself needs tomllib (3.11+); any newer Python runs it as well, and
+# each venv below is created from the interpreter its bpy is built for.
+MIN_PYTHON = (3, 11)
 # Set on a re-exec under python3.11 so a misconfigured PATH cannot loop.
 REEXEC_ENV = "BUILD_PY_REEXEC"
 
@@ -63,19 +66,35 @@ DEFAULT_BPY = "4.5"
 
 @dataclass(frozen=True)
 class BpyEnv:
-    """Where the venv for one Blender version lives and what it installs."""
+    """Where the venv for one Blender version lives, what it installs and which
+    Python it needs (bpy wheels exist for one Python minor version only)."""
 
     venv_dir: Path
     requirements: Path
+    python: tuple[int, int]
 
+
+PY311 = (3, 11)  # Blender 4.2 to 5.0
+PY313 = (3, 13)  # Blender 5.1 and newer
 
 # 4.5 is the default environment (`.venv`, requirements-dev.txt) that a
 # contributor uses day to day; the others exist to prove compatibility.
+# Keep this table, the manifest's range and the README's "tested versions" in
+# step: tests/test_versions.py checks that they agree.
 BPY_ENVS: dict[str, BpyEnv] = {
-    "4.5": BpyEnv(REPO_ROOT / ".venv", REPO_ROOT / "requirements-dev.txt"),
-    "4.2": BpyEnv(REPO_ROOT / ".venv-bpy4.2", REPO_ROOT / "requirements-bpy-4.2.txt"),
-    "5.0": BpyEnv(REPO_ROOT / ".venv-bpy5.0", REPO_ROOT / "requirements-bpy-5.0.txt"),
+    "4.2": BpyEnv(REPO_ROOT / ".venv-bpy4.2", REPO_ROOT / "requirements-bpy-4.2.txt", PY311),
+    "4.5": BpyEnv(REPO_ROOT / ".venv", REPO_ROOT / "requirements-dev.txt", PY311),
+    "5.0": BpyEnv(REPO_ROOT / ".venv-bpy5.0", REPO_ROOT / "requirements-bpy-5.0.txt", PY311),
+    "5.1": BpyEnv(REPO_ROOT / ".venv-bpy5.1", REPO_ROOT / "requirements-bpy-5.1.txt", PY313),
+    "5.2": BpyEnv(REPO_ROOT / ".venv-bpy5.2", REPO_ROOT / "requirements-bpy-5.2.txt", PY313),
+    "5.3": BpyEnv(REPO_ROOT / ".venv-bpy5.3", REPO_ROOT / "requirements-bpy-5.3.txt", PY313),
 }
+
+# Type checking against the newest Blender API: mypy and the newest stubs only
+# (no bpy), so it is small. The default venv checks against the 4.2 stubs.
+STUBS_LATEST_ENV = BpyEnv(REPO_ROOT / ".venv-stubs-latest", REPO_ROOT / "requirements-stubs-latest.txt", PY311)
+# The newest Blender runs Python 3.13: that pass also checks the code for it.
+STUBS_LATEST_PYTHON = "3.13"
 
 # The stamp records what a venv was installed from; a different digest means a
 # requirements file (or the install recipe below) changed, so pip runs again.
@@ -144,29 +163,87 @@ def running_inside(venv_dir: Path) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Making sure we run on Python 3.11
+# Finding the interpreter each Blender needs
 
 
-def ensure_python_311(argv: Sequence[str]) -> None:
-    """Return if this is Python 3.11; otherwise re-run under python3.11 or exit with a clear message."""
-    if sys.version_info[:2] == REQUIRED_PYTHON:
-        return
-    found = ".".join(str(part) for part in sys.version_info[:3])
-    if os.environ.get(REEXEC_ENV):
-        sys.exit(f"build.py: error: {REQUIRED_PYTHON_NAME} on PATH runs Python {found}, not 3.11")
-    candidate = shutil.which(REQUIRED_PYTHON_NAME)
-    if candidate is None:
-        sys.exit(
-            f"build.py: error: Python 3.11 is required (Blender's bpy wheels are built for it), "
-            f"but this is Python {found} and no {REQUIRED_PYTHON_NAME} is on PATH"
+def version_text(version: Sequence[int]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+# Runs in the candidate: its X.Y, and whether it is a free-threaded build
+# (bpy wheels are built for the regular one).
+_PYTHON_PROBE = (
+    "import sys, sysconfig; "
+    "print(sys.version_info[0], sys.version_info[1], int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))"
+)
+
+
+def runs_python(candidate: str | Path, version: tuple[int, int]) -> bool:
+    """True if `candidate` starts and is a regular Python `version` (a pyenv shim
+    for a version that is not active exits with an error, so it is tried, not trusted)."""
+    try:
+        result = subprocess.run(
+            [str(candidate), "-c", _PYTHON_PROBE], capture_output=True, text=True, timeout=60, check=False
         )
-    log(f"Python {found} is not 3.11; re-running with {candidate}")
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and result.stdout.split() == [str(version[0]), str(version[1]), "0"]
+
+
+def pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
+def python_candidates(version: tuple[int, int]) -> list[str]:
+    """Where Python `version` may be, best first: this interpreter, `pythonX.Y`
+    on PATH, then pyenv's installed versions (newest patch release first)."""
+    name = f"python{version_text(version)}"
+    candidates: list[str] = []
+    if sys.version_info[:2] == version:
+        candidates.append(base_python())
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(on_path)
+    installed = pyenv_root().glob(f"versions/{version_text(version)}*/bin/{name}")
+    candidates += [str(path) for path in sorted(installed, key=lambda path: version_key(path.parents[1].name), reverse=True)]
+    return list(dict.fromkeys(candidates))
+
+
+def missing_python_message(version: tuple[int, int], purpose: str) -> str:
+    wanted = version_text(version)
+    return (
+        f"{purpose} needs Python {wanted}, but no python{wanted} was found on PATH or in "
+        f"{pyenv_root() / 'versions'}. Install it (for example `pyenv install {wanted}`), or put "
+        f"python{wanted} on PATH, then run this again"
+    )
+
+
+def find_python(version: tuple[int, int], purpose: str) -> str:
+    """An interpreter that runs Python `version`, or BuildError saying how to get one."""
+    for candidate in python_candidates(version):
+        if runs_python(candidate, version):
+            return candidate
+    raise BuildError(missing_python_message(version, purpose))
+
+
+def ensure_supported_python(argv: Sequence[str]) -> None:
+    """Return if this Python can run build.py; otherwise re-run under Python 3.11 or exit with a clear message."""
+    if sys.version_info[:2] >= MIN_PYTHON:
+        return
+    found = version_text(sys.version_info[:3])
+    if os.environ.get(REEXEC_ENV):
+        sys.exit(f"build.py: error: the re-run interpreter is Python {found}, not {version_text(MIN_PYTHON)}")
+    try:
+        candidate = find_python(MIN_PYTHON, f"build.py (this is Python {found})")
+    except BuildError as error:
+        sys.exit(f"build.py: error: {error}")
+    log(f"Python {found} is too old for build.py; re-running with {candidate}")
     env = dict(os.environ, **{REEXEC_ENV: "1"})
     sys.exit(subprocess.run([candidate, str(Path(__file__).resolve()), *argv], env=env, check=False).returncode)
 
 
 def base_python() -> str:
-    """The interpreter to create venvs from: the base one even if we run inside some venv."""
+    """This interpreter outside any venv: the one to create venvs from."""
     if sys.prefix != sys.base_prefix:
         return str(getattr(sys, "_base_executable", sys.executable))
     return sys.executable
@@ -194,20 +271,18 @@ def requirement_files(requirements: Path) -> list[Path]:
     return seen
 
 
-def requirements_digest(requirements: Path) -> str:
-    digest = hashlib.sha256(f"recipe={INSTALL_RECIPE};python={REQUIRED_PYTHON}".encode())
+def requirements_digest(requirements: Path, python: tuple[int, int] = PY311) -> str:
+    digest = hashlib.sha256(f"recipe={INSTALL_RECIPE};python={python}".encode())
     for path in requirement_files(requirements):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def venv_is_usable(venv_dir: Path) -> bool:
-    """True if the venv's interpreter starts and is 3.11 (a moved or upgraded base python breaks venvs)."""
+def venv_is_usable(venv_dir: Path, version: tuple[int, int]) -> bool:
+    """True if the venv's interpreter starts and is Python `version` (a moved or
+    upgraded base python breaks venvs)."""
     python = venv_python(venv_dir)
-    if not python.exists():
-        return False
-    check = "import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)"
-    return subprocess.run([str(python), "-c", check], capture_output=True, check=False).returncode == 0
+    return python.exists() and runs_python(python, version)
 
 
 def pip_install_command(python: Path, requirements: Path) -> list[str]:
@@ -219,14 +294,18 @@ def pip_install_command(python: Path, requirements: Path) -> list[str]:
 
 
 def ensure_venv(bpy: str = DEFAULT_BPY) -> Path:
-    """Create or refresh the venv for `bpy` if needed; return its python.
+    """Create or refresh the venv for `bpy` if needed; return its python."""
+    return ensure_env(BPY_ENVS[bpy], f"bpy {bpy}")
+
+
+def ensure_env(env: BpyEnv, purpose: str) -> Path:
+    """Create or refresh the venv `env` if needed; return its python.
 
     If we already run inside that venv, use it as is: re-installing into the
     interpreter that is running this very script is what "recursing" would be.
     """
-    env = BPY_ENVS[bpy]
     python = venv_python(env.venv_dir)
-    digest = requirements_digest(env.requirements)
+    digest = requirements_digest(env.requirements, env.python)
     stamp = env.venv_dir / STAMP_NAME
 
     if running_inside(env.venv_dir):
@@ -236,9 +315,11 @@ def ensure_venv(bpy: str = DEFAULT_BPY) -> Path:
                 "run build.py with the system Python to refresh it")
         return Path(sys.executable)
 
-    if not venv_is_usable(env.venv_dir):
-        log(f"creating {env.venv_dir.name}/ for bpy {bpy}")
-        run_or_fail([base_python(), "-m", "venv", "--clear", env.venv_dir], "creating the venv")
+    if not venv_is_usable(env.venv_dir, env.python):
+        # Found before anything is created, so a missing interpreter costs nothing.
+        base = find_python(env.python, purpose)
+        log(f"creating {env.venv_dir.name}/ for {purpose} with Python {version_text(env.python)} ({base})")
+        run_or_fail([base, "-m", "venv", "--clear", env.venv_dir], "creating the venv")
     elif stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == digest:
         return python
     else:
@@ -628,10 +709,32 @@ def cmd_test(args: argparse.Namespace, extra: list[str]) -> int:
     return code
 
 
+def env_is_current(env: BpyEnv) -> bool:
+    """True if `env` exists and was installed from its requirements as they are now."""
+    stamp = env.venv_dir / STAMP_NAME
+    return (
+        stamp.is_file()
+        and stamp.read_text(encoding="utf-8").strip() == requirements_digest(env.requirements, env.python)
+        and venv_is_usable(env.venv_dir, env.python)
+    )
+
+
 def cmd_typecheck(args: argparse.Namespace, extra: list[str]) -> int:
+    """mypy twice: against the oldest supported Blender API (the 4.2 stubs in the
+    default venv, so nothing newer is used by accident) and against the newest
+    stubs for Python 3.13 (so nothing Blender or Python removed since is used)."""
     python = python_for(DEFAULT_BPY, args.no_venv)
     # With no file arguments mypy checks `files` from pyproject.toml.
-    return run([python, "-m", "mypy", *extra])
+    log("mypy with the Blender 4.2 API stubs (the oldest supported Blender), Python 3.11")
+    code = run([python, "-m", "mypy", *extra])
+    if args.no_venv and not env_is_current(STUBS_LATEST_ENV):
+        log(f"--no-venv: skipped mypy with the newest Blender stubs ({STUBS_LATEST_ENV.venv_dir.name}/ "
+            "is not set up); run `python build.py typecheck` without --no-venv for both")
+        return code
+    latest = venv_python(STUBS_LATEST_ENV.venv_dir) if args.no_venv else ensure_env(STUBS_LATEST_ENV, "type checking")
+    log(f"mypy with the newest Blender API stubs ({STUBS_LATEST_ENV.requirements.name}), Python {STUBS_LATEST_PYTHON}")
+    code_latest = run([latest, "-m", "mypy", "--python-version", STUBS_LATEST_PYTHON, *extra])
+    return code or code_latest
 
 
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
@@ -662,8 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="build.py",
         description="Build, test and type-check the Hitem3D Blender extension. "
         "Virtual environments with Blender's bpy module are created on demand "
-        "(.venv for bpy 4.5, .venv-bpy4.2, .venv-bpy5.0) and refreshed when a "
-        "requirements file changes.",
+        "(.venv for bpy 4.5, .venv-bpy<X.Y> for the others, each with the Python its bpy "
+        "needs) and refreshed when a requirements file changes.",
         epilog="Without a subcommand, `build` runs.",
     )
     parser.add_argument(
@@ -686,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     test = sub.add_parser(
         "test",
-        usage="build.py test [-h] [--bpy {4.2,4.5,5.0}] [pytest args ...]",
+        usage=f"build.py test [-h] [--bpy {{{','.join(sorted(BPY_ENVS))}}}] [pytest args ...]",
         allow_abbrev=False,  # so pytest options are never mistaken for ours
         help="run pytest in the venv for a bpy version; extra arguments go to pytest",
         description="Set up the venv for the chosen bpy and run `python -m pytest` from the "
@@ -700,9 +803,11 @@ def build_parser() -> argparse.ArgumentParser:
         "typecheck",
         usage="build.py typecheck [-h] [mypy args ...]",
         allow_abbrev=False,
-        help="run mypy over hitem3d_blender/ (and build.py) in .venv; extra arguments go to mypy",
-        description="Run mypy with the configuration in pyproject.toml; bpy is typed by the "
-        "fake-bpy-module stubs installed beside the real bpy.",
+        help="run mypy over hitem3d_blender/ (and build.py) with the 4.2 and the newest Blender "
+        "stubs; extra arguments go to mypy",
+        description="Run mypy with the configuration in pyproject.toml twice: in .venv, where bpy is "
+        "typed by the Blender 4.2 stubs (the oldest supported API), then in .venv-stubs-latest with "
+        "the newest stubs and Python 3.13. Exits non-zero if either finds a problem.",
     )
     typecheck.set_defaults(command="typecheck", func=cmd_typecheck)
 
@@ -753,7 +858,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_python_311(argv)
+    ensure_supported_python(argv)
     args, extra = parse_args(argv)
     func: Command = args.func
     try:

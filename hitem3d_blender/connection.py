@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from . import ui_sync
 from .core.jobs import CallResult
+from .core.messages import Message, msg
 from .core.settings import ApiSettings
 from .engine import control
 
@@ -15,7 +16,7 @@ CONNECTION_KEY = "connection-test"
 @dataclass(frozen=True)
 class ConnectionStatus:
     ok: bool
-    text: str
+    text: Message
 
 
 _status: list[ConnectionStatus] = []  # the latest, or none since the last reset
@@ -25,13 +26,13 @@ def connection_status() -> ConnectionStatus | None:
     return _status[-1] if _status else None
 
 
-def set_connection_status(ok: bool, text: str) -> None:
+def set_connection_status(ok: bool, text: Message) -> None:
     _status[:] = [ConnectionStatus(ok, text)]
     ui_sync.redraw()
 
 
 def test_connection(settings: ApiSettings) -> None:
-    _status[:] = [ConnectionStatus(True, "Connecting…")]
+    _status[:] = [ConnectionStatus(True, msg("Connecting…"))]
     control.start_call(CONNECTION_KEY, settings, lambda client: client.fetch_token() and True)
 
 
@@ -40,8 +41,8 @@ def apply_call(result: CallResult) -> bool:
     if result.key != CONNECTION_KEY:
         return False
     if result.ok:
-        set_connection_status(True, "Connected: credentials accepted")
-        ui_sync.post_report("Hitem3D connection OK", "INFO")
+        set_connection_status(True, msg("Connected: credentials accepted"))
+        ui_sync.post_report(msg("Hitem3D connection OK"), "INFO")
     else:
         set_connection_status(False, result.error)
         ui_sync.post_report(result.error, "ERROR")

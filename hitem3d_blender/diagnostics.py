@@ -45,7 +45,7 @@ def report(context: bpy.types.Context) -> str:
     from . import preferences
 
     prefs = preferences.get(context)
-    states = Counter(rec.state.label for rec in history.book())
+    states = Counter(str(rec.state.label) for rec in history.book())
     lines = [
         f"Hitem3D for Blender {addon_version()}",
         f"Blender {bpy.app.version_string}, Python {platform.python_version()}, {platform.platform()}",

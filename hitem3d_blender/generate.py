@@ -18,9 +18,11 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import preferences, submit_calls, translations
+from .bpy_compat import pointer_property
 from .core import kind_requests, models
 from .core.kind_requests import KindRequest
 from .core.errors import Hitem3DError
+from .core.messages import OWN_CONTEXT, Message, msg, msg_own, one_of
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.submission import (
     IMAGE_TYPES,
@@ -79,16 +81,22 @@ def _on_model_changed(self: Any, context: bpy.types.Context) -> None:
     self.face = min(max(self.face, spec.face_min), spec.face_max)
 
 
+def _slot_context(view: str) -> str:
+    # NOTE: "Front", "Left", ... in our context: Blender's catalogue has them as
+    # viewport directions (前, 左).
+    return OWN_CONTEXT if view in VIEW_LABELS else "*"
+
+
 def _image_slot(view: str, what: str) -> Any:
     return PointerProperty(
-        type=bpy.types.Image, name=f"{VIEW_LABELS.get(view, 'Image')}",
+        type=bpy.types.Image, name=VIEW_LABELS.get(view, "Image"), translation_context=_slot_context(view),
         description=f"{what}: an image in this file, such as a reference image or the Render Result",
     )
 
 
 def _file_slot(view: str, what: str) -> Any:
     return StringProperty(
-        name=f"{VIEW_LABELS.get(view, 'Image')}",
+        name=VIEW_LABELS.get(view, "Image"), translation_context=_slot_context(view),
         description=f"{what}: a PNG, JPEG or WebP file of at most 20 MB",
         subtype="FILE_PATH",
     )
@@ -97,8 +105,11 @@ def _file_slot(view: str, what: str) -> Any:
 class HITEM3D_GenerateSettings(bpy.types.PropertyGroup):
     """What the New Generation panel sends."""
 
+    # NOTE: "Views", "Source" and "Faces" are words Blender's catalogue translates
+    # another way (视图, 源, 面): these properties and their items use our context.
     mode: EnumProperty(  # type: ignore[valid-type]
         name="Input",
+        translation_context=OWN_CONTEXT,
         items=(
             ("SINGLE", "One Image", "Generate from one picture"),
             ("VIEWS", "Views", "Generate from up to four views: front (required), back, left, right"),
@@ -107,6 +118,7 @@ class HITEM3D_GenerateSettings(bpy.types.PropertyGroup):
     )
     source: EnumProperty(  # type: ignore[valid-type]
         name="Source",
+        translation_context=OWN_CONTEXT,
         items=(
             ("FILE", "File", "Image files on disk"),
             ("IMAGE", "Blender Image", "Images in this file, such as a reference image or the Render Result"),
@@ -137,6 +149,7 @@ class HITEM3D_GenerateSettings(bpy.types.PropertyGroup):
     )
     face: IntProperty(  # type: ignore[valid-type]
         name="Faces",
+        translation_context=OWN_CONTEXT,
         description="Target face count (each model has its own range, checked before sending)",
         default=models.FACE_DEFAULT,
         min=_FACE_MIN,
@@ -254,8 +267,10 @@ def _save_png(image: bpy.types.Image, path: Path) -> str:
             image.save_render(str(path), scene=scene)
     except RuntimeError as exc:
         if "does not have any image data" in str(exc):
-            raise InvalidSubmission(f"Image '{image.name}' is empty: render first, or choose another image") from None
-        raise InvalidSubmission(f"Image '{image.name}' could not be saved for sending: {exc}") from None
+            raise InvalidSubmission(msg("Image '{name}' is empty: render first, or choose another image",
+                                        name=image.name)) from None
+        raise InvalidSubmission(msg("Image '{name}' could not be saved for sending: {reason}", name=image.name,
+                                    reason=str(exc))) from None
     finally:
         if owned:
             bpy.data.scenes.remove(scene)
@@ -281,7 +296,7 @@ def inputs_of(props: HITEM3D_GenerateSettings) -> tuple[str, dict[str, str]]:
     views = {view: path for view in VIEWS if (path := _slot_file(props, view, folder))}
     if views and "front" not in views:
         # Say it now, before any other picture is written out.
-        raise InvalidSubmission("Views need a front view: add an image in the Front slot")
+        raise InvalidSubmission(msg("Views need a front view: add an image in the Front slot"))
     return "", views
 
 
@@ -312,26 +327,26 @@ def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: submit
         else:
             validate(submission)
     except Hitem3DError as exc:
-        submit_calls.set_generate_notice(str(exc))
+        submit_calls.set_generate_notice(exc.message)
         return refuse(op, exc)
     options = options_from(scene_options(context))
     key = submit_calls.start_submission(submission, settings, options, submission.thumbnail, timeout_s=timeout_s)
     if not state.runs_to_end():
-        op.report({"INFO"}, translations.message(f"Sending to Hitem3D: {submission.describe()}"))
+        op.report({"INFO"}, translations.text(msg("Sending to Hitem3D: {what}", what=submission.describe())))
         return {"FINISHED"}
     outcome = submit_calls.wait_for_submission(key, SUBMIT_TIMEOUT_S)
     if outcome.error:
         batch.wait_for_call(CALL_TIMEOUT_S)  # the balance check that follows every answer
-        op.report({"ERROR"}, translations.message(outcome.error))
+        op.report({"ERROR"}, translations.text(outcome.error))
         return {"CANCELLED"}
     records = batch.wait_for([outcome.task_id], timeout_s + 30.0)
     batch.wait_for_call(CALL_TIMEOUT_S)
     rec = records[0] if records else None
     if rec is not None and rec.state is TaskState.DONE:
-        op.report({"INFO"}, translations.message(
-            f"Imported {len(rec.imported_objects)} object(s) from new task {rec.short_id}"))
+        op.report({"INFO"}, translations.text(msg("Imported {count} object(s) from new task {short}",
+                                                  count=len(rec.imported_objects), short=rec.short_id)))
         return {"FINISHED"}
-    op.report({"ERROR"}, translations.message(rec.message if rec is not None else "The new task was removed"))
+    op.report({"ERROR"}, translations.text(rec.message if rec is not None else msg("The new task was removed")))
     return {"CANCELLED"}
 
 
@@ -355,7 +370,7 @@ class HITEM3D_OT_submit_generation(bpy.types.Operator):
             preferences.usable_settings(context)  # before writing any image out
             submission = submission_of(settings_of(context))
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         return _send(self, context, submission, self.timeout)
 
@@ -374,9 +389,9 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
         rec = history.record(self.task_id)
         made = Submission.from_dict(rec.generation) if rec is not None else None
         if rec is None or made is None or not texture_offered(rec):
-            able = " or ".join(spec.label for spec in models.MODELS if spec.can_texture_mesh)
-            text = f"Only a finished geometry-only task made here with {able} can be textured"
-            self.report({"ERROR"}, translations.message(text))
+            able = one_of([spec.label for spec in models.MODELS if spec.can_texture_mesh])
+            text = msg("Only a finished geometry-only task made here with {models} can be textured", models=able)
+            self.report({"ERROR"}, translations.text(text))
             return {"CANCELLED"}
         props = settings_of(context)
         try:
@@ -386,7 +401,7 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
             else:  # the original picture is gone: use the panel's
                 image, views = inputs_of(props)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         submission = Submission(
             model=made.model,
@@ -411,7 +426,7 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
         try:
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
-            submit_calls.set_balance_error(str(exc))
+            submit_calls.set_balance_error(exc.message)
             return refuse(self, exc)
         submit_calls.refresh_balance(settings)
         if not state.runs_to_end():
@@ -419,22 +434,23 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
         batch.wait_for_call(CALL_TIMEOUT_S)
         status = submit_calls.balance_status()
         if status is not None and status.credits is not None and not status.error:
-            self.report({"INFO"}, translations.message(f"Hitem3D balance: {format_credits(status.credits)} credits"))
+            self.report({"INFO"}, translations.text(msg("Hitem3D balance: {credits} credits",
+                                                        credits=format_credits(status.credits))))
             return {"FINISHED"}
-        self.report({"ERROR"}, translations.message(
-            status.error if status is not None and status.error else "No answer from Hitem3D"))
+        self.report({"ERROR"}, translations.text(
+            status.error if status is not None and status.error else msg("No answer from Hitem3D")))
         return {"CANCELLED"}
 
 
 # -- the panel ------------------------------------------------------------------------------------
 
 
-def balance_text(status: submit_calls.BalanceStatus | None) -> str:
+def balance_text(status: submit_calls.BalanceStatus | None) -> Message:
     if status is not None and status.credits is not None:
-        return f"Balance: {format_credits(status.credits)} credits"
+        return msg("Balance: {credits} credits", credits=format_credits(status.credits))
     if status is not None and status.checking:
-        return "Balance: checking…"
-    return "Balance: not checked yet"
+        return msg("Balance: checking…")
+    return msg("Balance: not checked yet")
 
 
 class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
@@ -451,10 +467,10 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
 
         status = submit_calls.balance_status()
         row = layout.row(align=True)
-        row.label(text=translations.message(balance_text(status)), icon="FUND")
+        row.label(text=translations.text(balance_text(status)), icon="FUND", translate=False)
         row.operator("hitem3d.refresh_balance", text="", icon="FILE_REFRESH")
         if status is not None and status.error:
-            _wrapped(layout, translations.message(status.error), width, icon="ERROR")
+            _wrapped(layout, translations.text(status.error), width, icon="ERROR")
 
         col = layout.column()
         col.row().prop(props, "mode", expand=True)
@@ -462,8 +478,11 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
         slots = ("image",) if props.mode == "SINGLE" else VIEWS
         for slot in slots:
             path_prop, image_prop = SLOT_PROPS[slot]
-            name = "Image" if slot == "image" else VIEW_LABELS[slot] + (" (required)" if slot == "front" else "")
-            col.prop(props, path_prop if props.source == "FILE" else image_prop, text=translations.message(name))
+            name = msg("Image") if slot == "image" else msg_own(VIEW_LABELS[slot])
+            if slot == "front":
+                name = msg("{view} (required)", view=name)
+            col.prop(props, path_prop if props.source == "FILE" else image_prop, text=translations.text(name),
+                     translate=False)
 
         col = layout.column()
         col.use_property_split = True
@@ -477,14 +496,16 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
         row.alert = not spec.allows_face(props.face)
         row.prop(props, "face")
         if row.alert:
-            col.label(text=translations.message(f"{spec.label}: {spec.face_min:,} to {spec.face_max:,} faces"),
-                      icon="ERROR")
+            col.label(text=translations.text(msg("{model}: {low} to {high} faces", model=spec.label,
+                                                 low=f"{spec.face_min:,}", high=f"{spec.face_max:,}")),
+                      icon="ERROR", translate=False)
 
         layout.operator("hitem3d.submit_generation", icon="PLAY")
         for pending in submit_calls.pending_submissions():
-            _wrapped(layout, translations.message(f"Submitting… {pending.submission.describe()}"), width, icon="TIME")
+            _wrapped(layout, translations.text(msg("Submitting… {what}", what=pending.submission.describe())), width,
+                     icon="TIME")
         if submit_calls.generate_notice():
-            _wrapped(layout, translations.message(submit_calls.generate_notice()), width, icon="ERROR")
+            _wrapped(layout, translations.text(submit_calls.generate_notice()), width, icon="ERROR")
 
 
 classes = (
@@ -497,7 +518,7 @@ classes = (
 
 
 def register() -> None:
-    settings = PointerProperty(type=HITEM3D_GenerateSettings)  # type: ignore[func-returns-value]
+    settings = pointer_property(HITEM3D_GenerateSettings)
     setattr(bpy.types.Scene, "hitem3d_generate", settings)
 
 

@@ -13,6 +13,7 @@ import bpy
 
 from .placement import apply_options
 from .core.errors import ImportFailed
+from .core.messages import msg
 from .core.import_options import ImportOptions
 
 log = logging.getLogger(__package__)
@@ -61,15 +62,15 @@ def import_glb(path: Path, options: ImportOptions, *, cover: Path | None = None,
             result: Any = bpy.ops.import_scene.gltf(**importer_options(path))
     except (RuntimeError, OSError) as exc:
         log.warning("glTF import of %s failed: %s", path.name, exc)
-        raise ImportFailed("Blender could not import the GLB: retry, or report it with the log") from None
+        raise ImportFailed(msg("Blender could not import the GLB: retry, or report it with the log")) from None
     if "FINISHED" not in result:
-        raise ImportFailed("Blender's glTF importer did not finish: retry")
+        raise ImportFailed(msg("Blender's glTF importer did not finish: retry"))
     new_objects = [obj for obj in bpy.data.objects if obj not in before]
     if not new_objects:
-        raise ImportFailed("The GLB holds no objects")
+        raise ImportFailed(msg("The GLB holds no objects"))
     view_layer = bpy.context.view_layer
     if view_layer is None:
-        raise ImportFailed("No view layer to import into")
+        raise ImportFailed(msg("No view layer to import into"))
     apply_options(new_objects, options, context=bpy.context, cover_path=cover,
                             provenance=provenance)
     for obj in view_layer.objects:

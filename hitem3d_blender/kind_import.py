@@ -19,6 +19,7 @@ import bpy
 from . import importer
 from .core.errors import ImportFailed
 from .core.import_options import ImportOptions
+from .core.messages import msg
 from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, KindRequest
 from .core.task_ids import short_id
 from .core.task_kinds import ResultStyle, kind_of
@@ -60,7 +61,7 @@ def import_result(task_id: str, path: Path, options: ImportOptions, *, cover: Pa
             if isinstance(exc, ImportFailed):
                 raise
             log.exception("Arranging the result of %s failed", short_id(task_id))
-            raise ImportFailed("Unexpected error while importing: see the Hitem3D log, then retry") from None
+            raise ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry")) from None
     return names
 
 
@@ -77,7 +78,7 @@ def _all_or_nothing(build: Callable[[], list[str]]) -> list[str]:
         if isinstance(exc, ImportFailed):
             raise
         log.exception("Import failed")
-        raise ImportFailed("Unexpected error while importing: see the Hitem3D log, then retry") from None
+        raise ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry")) from None
 
 
 def _remove_objects(names: list[str]) -> None:
@@ -91,7 +92,7 @@ def _place(new_objects: list[bpy.types.Object], options: ImportOptions,
            provenance: Mapping[str, str] | None) -> list[str]:
     view_layer = bpy.context.view_layer
     if view_layer is None:
-        raise ImportFailed("No view layer to import into")
+        raise ImportFailed(msg("No view layer to import into"))
     apply_options(new_objects, options, context=bpy.context, provenance=provenance)
     for obj in view_layer.objects:
         obj.select_set(False)
@@ -111,10 +112,10 @@ def _import_stl(path: Path, options: ImportOptions, provenance: Mapping[str, str
         result: Any = bpy.ops.wm.stl_import(filepath=str(path))
     except RuntimeError as exc:
         log.warning("STL import of %s failed: %s", path.name, exc)
-        raise ImportFailed("Blender could not import the STL: retry, or report it with the log") from None
+        raise ImportFailed(msg("Blender could not import the STL: retry, or report it with the log")) from None
     new_objects = [obj for obj in bpy.data.objects if obj not in before]
     if "FINISHED" not in result or not new_objects:
-        raise ImportFailed("The STL holds no objects")
+        raise ImportFailed(msg("The STL holds no objects"))
     return _place(new_objects, options, provenance)
 
 
@@ -133,7 +134,7 @@ def arrange_parts(names: list[str], name: str) -> None:
     objects = [bpy.data.objects[object_name] for object_name in names]
     meshes = sorted((obj for obj in objects if obj.type == "MESH"), key=lambda obj: _natural_key(obj.name))
     if not meshes:
-        raise ImportFailed("The result holds no parts")
+        raise ImportFailed(msg("The result holds no parts"))
     home = objects[0].users_collection[0] if objects[0].users_collection else None
     scene = bpy.context.scene
     assert scene is not None
@@ -175,7 +176,7 @@ def show_colours(names: list[str], _name: str = "") -> None:
             slot.material = _colour_material(slot.material, attribute.name)
         painted += 1
     if not painted:
-        raise ImportFailed("The multicolour result has no vertex colours")
+        raise ImportFailed(msg("The multicolour result has no vertex colours"))
     _solid_views_show_attribute()
 
 
@@ -228,11 +229,11 @@ def _relief(path: Path, options: ImportOptions, provenance: Mapping[str, str] | 
     try:
         image = bpy.data.images.load(str(path), check_existing=False)
     except RuntimeError:
-        raise ImportFailed("Blender could not read the depth map: retry, or report it with the log") from None
+        raise ImportFailed(msg("Blender could not read the depth map: retry, or report it with the log")) from None
     image.name = f"{name} depth"
     width, length = image.size[0], image.size[1]
     if not width or not length:
-        raise ImportFailed("The depth map is empty")
+        raise ImportFailed(msg("The depth map is empty"))
     # Depth is data, not a colour: no view transform on it.
     colorspace: Any = image.colorspace_settings
     colorspace.name = "Non-Color"

@@ -19,6 +19,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 from . import generate, mesh_export, submit_calls, translations
 from .core import task_kinds
 from .core.errors import Hitem3DError
+from .core.messages import OWN_CONTEXT, msg
 from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, MAX_RELIEF_HEIGHT, KindRequest
 from .core.result_files import cached_result
 from .core.submission import InvalidSubmission
@@ -74,6 +75,8 @@ class HITEM3D_KindSettings(bpy.types.PropertyGroup):
     )
     joint: EnumProperty(  # type: ignore[valid-type]
         name="Joint", description="The joint between printed parts",
+        # NOTE: our context: Blender's catalogue has "None" as 无.
+        translation_context=OWN_CONTEXT,
         items=_items(_SPLIT, "joint"), default=_default(_SPLIT, "joint"),
     )
     level: EnumProperty(  # type: ignore[valid-type]
@@ -122,10 +125,10 @@ def mesh_source(rec: TaskRecord | None) -> dict[str, Any]:
     """A finished task as the source: its cached mesh when there is one (sent
     as a file), else its ID (the worker asks for a fresh model link)."""
     if rec is None or rec.state not in (TaskState.DOWNLOADED, TaskState.DONE):
-        raise InvalidSubmission("Select a finished task in the Hitem3D list first")
+        raise InvalidSubmission(msg("Select a finished task in the Hitem3D list first"))
     kind = kind_of(rec.task_id)
     if kind.result_style is ResultStyle.RELIEF:
-        raise InvalidSubmission("A depth map is not a mesh: select a task with a model")
+        raise InvalidSubmission(msg("A depth map is not a mesh: select a task with a model"))
     name = rec.imported_objects[0] if rec.imported_objects else rec.short_id
     cached = cached_result(files.result_path(rec.task_id), kind)
     if cached is not None:
@@ -137,7 +140,7 @@ def source_of(context: bpy.types.Context, props: HITEM3D_KindSettings) -> dict[s
     if props.source == "FILE":
         text = props.mesh_path.strip()
         if not text:
-            raise InvalidSubmission("Choose a mesh file first")
+            raise InvalidSubmission(msg("Choose a mesh file first"))
         path = bpy.path.abspath(text)
         return {"source_path": path, "source_name": Path(path).stem}
     if props.source == "SELECTION":
@@ -154,7 +157,7 @@ def request_of(kind: str, context: bpy.types.Context) -> KindRequest:
     if kind == "depth":
         text = props.image_path.strip()
         if not text:
-            raise InvalidSubmission("Choose a picture first")
+            raise InvalidSubmission(msg("Choose a picture first"))
         path = bpy.path.abspath(text)
         values = {"model_type": props.quality, "rmbg": "1" if props.remove_background else "0"}
         return KindRequest(kind, values, source_path=path, source_name=Path(path).stem,
@@ -188,7 +191,7 @@ class _KindOperator(bpy.types.Operator):
         try:
             request = request_of(self.kind, context)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         return generate._send(self, context, request, self.timeout)
 
@@ -231,7 +234,7 @@ class HITEM3D_OT_make_relief(_KindOperator):
 def _notice(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     width = context.region.width if context.region else 300
     if submit_calls.generate_notice():
-        _wrapped(layout, translations.message(submit_calls.generate_notice()), width, icon="ERROR")
+        _wrapped(layout, translations.text(submit_calls.generate_notice()), width, icon="ERROR")
 
 
 class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
@@ -249,11 +252,13 @@ class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
             layout.prop(props, "mesh_path", text="")
         elif props.source == "SELECTION":
             count = len(mesh_export.selected_meshes(context))
-            layout.label(text=translations.message(f"{count} mesh object(s) selected"), icon="RESTRICT_SELECT_OFF")
+            layout.label(text=translations.text(msg("{count} mesh object(s) selected", count=count)),
+                         icon="RESTRICT_SELECT_OFF", translate=False)
         else:
             rec = selected_task(context)
-            text = rec.short_id if rec is not None else "no task selected"
-            layout.label(text=translations.message(f"Task: {text}"), icon="OUTLINER_OB_MESH")
+            task = rec.short_id if rec is not None else msg("no task selected")
+            layout.label(text=translations.text(msg("Task: {task}", task=task)), icon="OUTLINER_OB_MESH",
+                         translate=False)
 
         col = layout.column()
         col.use_property_split = True

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import bpy
 
 from .core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file
+from .core.messages import msg
 from .placement import world_box
 
 log = logging.getLogger(__package__)
@@ -110,13 +111,14 @@ def export_meshes(objects: list[bpy.types.Object], context: bpy.types.Context,
     """
     meshes = [obj for obj in objects if obj.type == "MESH"]
     if not meshes:
-        raise MeshFileRejected("Select one or more mesh objects first")
+        raise MeshFileRejected(msg("Select one or more mesh objects first"))
     view_layer = context.view_layer
     if view_layer is None:
-        raise MeshFileRejected("No view layer to export from")
+        raise MeshFileRejected(msg("No view layer to export from"))
     hidden = [obj.name for obj in meshes if obj.name not in view_layer.objects or not obj.visible_get()]
     if hidden:
-        raise MeshFileRejected(f"{hidden[0]} is hidden or not in this view layer: show it, then try again")
+        raise MeshFileRejected(msg("{name} is hidden or not in this view layer: show it, then try again",
+                                   name=hidden[0]))
     folder = folder or exports_dir()
     prune_exports(folder)
     stem = _UNSAFE.sub("_", meshes[0].name).strip("._") or "mesh"
@@ -127,12 +129,12 @@ def export_meshes(objects: list[bpy.types.Object], context: bpy.types.Context,
         with _object_mode(context), _only_selected(meshes, view_layer):
             result = run_exporter(exporter_options(path))
         if "FINISHED" not in result:
-            raise MeshExportFailed("Blender's glTF exporter did not finish: nothing was sent")
+            raise MeshExportFailed(msg("Blender's glTF exporter did not finish: nothing was sent"))
         size = check_mesh_file(str(path))
     except RuntimeError as exc:
         _remove(path)
         log.warning("glTF export of %d object(s) failed: %s", len(meshes), exc)
-        raise MeshExportFailed("Blender could not export the selection as GLB: see the Hitem3D log") from None
+        raise MeshExportFailed(msg("Blender could not export the selection as GLB: see the Hitem3D log")) from None
     except MeshFileRejected:
         _remove(path)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import bpy
@@ -10,6 +11,7 @@ from bpy.props import EnumProperty, FloatProperty, StringProperty
 from . import connection, preferences, translations, ui_sync
 from .core.errors import Hitem3DError
 from .core.import_options import ImportOptions
+from .core.messages import NONE, Message, msg, verbatim
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.task_ids import parse_task_ids, short_id
 from .engine import batch, control, history, state
@@ -29,7 +31,7 @@ CALL_TIMEOUT_S = 60.0
 def refuse(op: bpy.types.Operator, error: Hitem3DError) -> Result:
     """Report ``error`` (translated for display) and cancel: how every operator
     turns a request down."""
-    op.report({"ERROR"}, translations.message(str(error)))
+    op.report({"ERROR"}, translations.text(error.message))
     return {"CANCELLED"}
 
 
@@ -40,7 +42,7 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
     started: list[str] = []
     for task_id in task_ids:
         if state.is_running(task_id):
-            op.report({"INFO"}, translations.message(f"Task {short_id(task_id)} is already running"))
+            op.report({"INFO"}, translations.text(msg("Task {short} is already running", short=short_id(task_id))))
             continue
         try:
             settings = preferences.usable_settings(context)
@@ -54,17 +56,18 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
         return {"CANCELLED"}
     if not state.runs_to_end():
         names = ", ".join(short_id(task_id) for task_id in started)
-        op.report({"INFO"}, translations.message(f"Waiting for Hitem3D task {names}"))
+        op.report({"INFO"}, translations.text(msg("Waiting for Hitem3D task {names}", names=names)))
         return {"FINISHED"}
     records = batch.wait_for(started, timeout_s + 30.0)
     failed = [rec for rec in records if rec.state.value != "done"]
     imported = sum(len(rec.imported_objects) for rec in records if rec.state.value == "done")
     if not failed:
-        op.report({"INFO"}, translations.message(f"Imported {imported} object(s) from {len(records)} task(s)"))
+        op.report({"INFO"}, translations.text(msg("Imported {count} object(s) from {tasks} task(s)",
+                                                                 count=imported, tasks=len(records))))
         return {"FINISHED"}
     for rec in failed:
-        op.report({"ERROR"}, translations.message(
-            rec.message if len(task_ids) == 1 else f"Task {rec.short_id}: {rec.message}"))
+        op.report({"ERROR"}, translations.text(
+            rec.message if len(task_ids) == 1 else msg("Task {short}: {reason}", short=rec.short_id, reason=rec.message)))
     return {"CANCELLED"}
 
 
@@ -100,9 +103,9 @@ class HITEM3D_OT_import_task(ImportOptionProps, bpy.types.Operator):
         try:
             task_ids = parse_task_ids(text)
         except Hitem3DError as exc:
-            ui_sync.set_notice(str(exc))
+            ui_sync.set_notice(exc.message)
             return refuse(self, exc)
-        ui_sync.set_notice("")
+        ui_sync.set_notice(NONE)
         return _start_or_wait(self, context, task_ids, self.timeout, options_from(self))
 
 
@@ -138,10 +141,10 @@ class HITEM3D_OT_import_again(_TaskOperator):
             control.request_import(self.task_id)
             return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
         if rec.state.value != "done":
-            self.report({"ERROR"}, translations.message(rec.message))
+            self.report({"ERROR"}, translations.text(rec.message))
             return {"CANCELLED"}
-        self.report({"INFO"}, translations.message(
-            f"Imported {len(rec.imported_objects)} object(s) from task {rec.short_id}"))
+        self.report({"INFO"}, translations.text(msg("Imported {count} object(s) from task {short}",
+                                                    count=len(rec.imported_objects), short=rec.short_id)))
         return {"FINISHED"}
 
 
@@ -177,7 +180,7 @@ class HITEM3D_OT_copy_task_id(_TaskOperator):
         wm = context.window_manager
         assert wm is not None
         wm.clipboard = self.task_id
-        self.report({"INFO"}, translations.message("Task ID copied"))
+        self.report({"INFO"}, translations.text(msg("Task ID copied")))
         return {"FINISHED"}
 
 
@@ -202,7 +205,7 @@ class HITEM3D_OT_clear_cache(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         freed = control.clear_cache()
-        self.report({"INFO"}, translations.message(f"Freed {freed / 1e6:.1f} MB"))
+        self.report({"INFO"}, translations.text(msg("Freed {size} MB", size=f"{freed / 1e6:.1f}")))
         return {"FINISHED"}
 
 
@@ -219,7 +222,7 @@ class HITEM3D_OT_copy_diagnostics(bpy.types.Operator):
         wm = context.window_manager
         assert wm is not None
         wm.clipboard = diagnostics.report(context)
-        self.report({"INFO"}, translations.message("Diagnostics copied: paste them into your support request"))
+        self.report({"INFO"}, translations.text(msg("Diagnostics copied: paste them into your support request")))
         return {"FINISHED"}
 
 
@@ -234,7 +237,7 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
         try:
             settings = preferences.usable_settings(context)
         except Hitem3DError as exc:
-            connection.set_connection_status(False, str(exc))
+            connection.set_connection_status(False, exc.message)
             return refuse(self, exc)
         connection.test_connection(settings)
         if not state.runs_to_end():
@@ -242,10 +245,19 @@ class HITEM3D_OT_test_connection(bpy.types.Operator):
         batch.wait_for_call(CALL_TIMEOUT_S)
         status = connection.connection_status()
         if status is not None and status.ok:
-            self.report({"INFO"}, translations.message(status.text))
+            self.report({"INFO"}, translations.text(status.text))
             return {"FINISHED"}
-        self.report({"ERROR"}, translations.message(status.text if status else "No answer from Hitem3D"))
+        self.report({"ERROR"}, translations.text(status.text if status else msg("No answer from Hitem3D")))
         return {"CANCELLED"}
+
+
+def _posted(text: str) -> Message:
+    """The message ``ui_sync.post_report`` sent (its JSON form); text from
+    anywhere else as it is."""
+    try:
+        return Message.from_dict(json.loads(text))
+    except ValueError:
+        return verbatim(text)
 
 
 class HITEM3D_OT_report(bpy.types.Operator):
@@ -263,7 +275,7 @@ class HITEM3D_OT_report(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         # Translated here, where it is shown: the engine and the log keep English.
-        self.report({self.level}, translations.message(self.message))
+        self.report({self.level}, translations.text(_posted(self.message)))
         return {"FINISHED"}
 
 

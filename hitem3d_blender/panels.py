@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from . import translations, ui_sync
+from .core.errors import OnlineAccessDisabled
+from .core.messages import msg
 from .core.submission import texture_offered
 from .core.task_kinds import IMAGE_TO_3D, kind_of
 from .core.tasks import TaskRecord, TaskState
@@ -36,12 +38,12 @@ STATE_ICONS: dict[TaskState, IconItems] = {
 def format_elapsed(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
-        return translations.iface("{seconds}s").format(seconds=seconds)
+        return translations.text(msg("{seconds}s", seconds=seconds))
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
-        return translations.iface("{minutes}m {seconds}s").format(minutes=minutes, seconds=f"{seconds:02d}")
+        return translations.text(msg("{minutes}m {seconds}s", minutes=minutes, seconds=f"{seconds:02d}"))
     hours, minutes = divmod(minutes, 60)
-    return translations.iface("{hours}h {minutes}m").format(hours=hours, minutes=f"{minutes:02d}")
+    return translations.text(msg("{hours}h {minutes}m", hours=hours, minutes=f"{minutes:02d}"))
 
 
 def format_size(size: int) -> str:
@@ -54,7 +56,7 @@ def _wrapped(layout: bpy.types.UILayout, text: str, width_px: float, icon: IconI
     if any(ord(ch) >= 0x2E80 for ch in text):
         chars = max(10, chars // 2)  # CJK characters are about twice as wide
     for index, line in enumerate(textwrap.wrap(text, chars) or [""]):
-        layout.label(text=line, icon=icon if index == 0 else "BLANK1")
+        layout.label(text=line, icon=icon if index == 0 else "BLANK1", translate=False)
 
 
 def progress_text(rec: TaskRecord) -> str:
@@ -63,8 +65,8 @@ def progress_text(rec: TaskRecord) -> str:
             return f"{format_size(rec.bytes_done)} / {format_size(rec.bytes_total)}"
         return format_size(rec.bytes_done)
     if rec.progress is not None:
-        return f"{translations.message(rec.state.label)} {rec.progress * 100:.0f}%"
-    return translations.message(rec.state.label)
+        return f"{translations.text(rec.state.label)} {rec.progress * 100:.0f}%"
+    return translations.text(rec.state.label)
 
 
 def _task_button(layout: bpy.types.UILayout, operator: str, task_id: str, **kwargs: Any) -> None:
@@ -75,20 +77,21 @@ def _task_button(layout: bpy.types.UILayout, operator: str, task_id: str, **kwar
 class HITEM3D_UL_tasks(bpy.types.UIList):
     """One row per task: state icon, short ID, state or progress, elapsed time."""
 
-    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any, item: Any,
+    # Context | None: the newest stubs declare it optional, and an override may not narrow it.
+    def draw_item(self, context: bpy.types.Context | None, layout: bpy.types.UILayout, data: Any, item: Any,
                   icon: int | None, active_data: Any, active_property: str | None,
                   index: int | None = 0, flt_flag: int | None = 0) -> None:
         rec = history.record(item.task_id)
         if rec is None:
-            layout.label(text=item.task_id[:8])
+            layout.label(text=item.task_id[:8], translate=False)
             return
         row = layout.row(align=True)
-        row.label(text=rec.short_id, icon=STATE_ICONS[rec.state])
+        row.label(text=rec.short_id, icon=STATE_ICONS[rec.state], translate=False)
         if rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING):
-            row.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec))
+            row.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec), translate=False)
         else:
-            row.label(text=rec.state.label)
-        row.label(text=format_elapsed(rec.elapsed_s()))
+            row.label(text=translations.text(rec.state.label), translate=False)
+        row.label(text=format_elapsed(rec.elapsed_s()), translate=False)
 
 
 class SidebarPanel:
@@ -113,10 +116,9 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
         col.prop(state, "task_id", text="")
         col.operator("hitem3d.import_task", icon="IMPORT")
         if ui_sync.notice():
-            _wrapped(layout, translations.message(ui_sync.notice()), width, icon="ERROR")
+            _wrapped(layout, translations.text(ui_sync.notice()), width, icon="ERROR")
         if not bpy.app.online_access:
-            _wrapped(layout.box(), translations.message("Online access is off: enable Preferences > System > Network > "
-                                                        "Allow Online Access"), width, icon="INFO")
+            _wrapped(layout.box(), translations.text(OnlineAccessDisabled().message), width, icon="INFO")
         if not len(history.book()):
             return
         row = layout.row()
@@ -132,31 +134,34 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
 def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None:
     """The selected task: ID, cover, state, error, file, and what can be done."""
     row = box.row(align=True)
-    row.label(text=rec.task_id)
+    row.label(text=rec.task_id, translate=False)
     _task_button(row, "hitem3d.copy_task_id", rec.task_id, text="", icon="COPYDOWN")
     icon = ui_sync.cover_icon(rec)
     if icon:
         box.template_icon(icon_value=icon, scale=6.0)
     row = box.row()
-    row.label(text=rec.state.label, icon=STATE_ICONS[rec.state])
-    row.label(text=format_elapsed(rec.elapsed_s()))
+    row.label(text=translations.text(rec.state.label), icon=STATE_ICONS[rec.state], translate=False)
+    row.label(text=format_elapsed(rec.elapsed_s()), translate=False)
     if rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING):
-        box.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec))
+        box.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec), translate=False)
     if rec.message:
-        _wrapped(box, translations.message(rec.message), width,
+        _wrapped(box, translations.text(rec.message), width,
                  icon="ERROR" if rec.state is TaskState.FAILED else "INFO")
     kind = kind_of(rec.task_id)
     if kind is not IMAGE_TO_3D:
-        box.label(text=translations.message(f"Kind: {kind.label}"))
+        box.label(text=translations.text(msg("Kind: {kind}", kind=kind.title)), translate=False)
     if rec.model and rec.model != kind.id:
-        box.label(text=translations.message(f"Model: {rec.model}"))
+        box.label(text=translations.text(msg("Model: {model}", model=rec.model)), translate=False)
     if rec.result_path and Path(rec.result_path).is_file():
-        box.label(text=translations.message(f"File: {format_size(Path(rec.result_path).stat().st_size)}"))
+        box.label(text=translations.text(msg("File: {size}", size=format_size(Path(rec.result_path).stat().st_size))),
+                  translate=False)
     if rec.finished_at is not None:
-        box.label(text=translations.message(
-            "Finished " + time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.finished_at))))
+        box.label(text=translations.text(msg("Finished {when}", when=time.strftime("%Y-%m-%d %H:%M",
+                                                                                  time.localtime(rec.finished_at)))),
+                  translate=False)
     if rec.imported_objects and rec.state is TaskState.DONE:
-        box.label(text=translations.message(f"Imported {len(rec.imported_objects)} object(s)"))
+        box.label(text=translations.text(msg("Imported {count} object(s)", count=len(rec.imported_objects))),
+                  translate=False)
     row = box.row(align=True)
     if rec.state is TaskState.DOWNLOADED:
         _task_button(row, "hitem3d.import_again", rec.task_id, text="Import", icon="IMPORT")

@@ -21,6 +21,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from .bpy_compat import image_size, translation
 from .core.import_options import ImportOptions
 
 log = logging.getLogger(__package__)
@@ -140,8 +141,8 @@ def set_origins_to_bottom_center(objects: list[bpy.types.Object]) -> None:
 def _shift_origin(mesh: bpy.types.Mesh, users: list[bpy.types.Object], offset: Vector) -> None:
     """Put the origin at ``offset`` (mesh coordinates): the vertices move by
     -offset, every user moves by +offset in its own frame."""
-    shift = Matrix.Translation(offset)
-    back = Matrix.Translation(-offset)
+    shift = translation(offset)
+    back = translation(-offset)
     mesh.transform(back)
     mesh.update()
     for obj in users:
@@ -165,7 +166,7 @@ def scale_to_size(objects: list[bpy.types.Object], size: float) -> None:
         return
     pivot = box.bottom_center
     factor = size / box.longest_side
-    scale = Matrix.Translation(pivot) @ Matrix.Scale(factor, 4) @ Matrix.Translation(-pivot)
+    scale = translation(pivot) @ Matrix.Scale(factor, 4) @ translation(-pivot)
     for root in roots(objects):
         _transform_in_world(root, scale)
 
@@ -175,7 +176,7 @@ def move_to(objects: list[bpy.types.Object], location: Vector) -> None:
     box = world_box(objects)
     if box is None:
         return
-    shift = Matrix.Translation(location - box.bottom_center)
+    shift = translation(location - box.bottom_center)
     for root in roots(objects):
         _transform_in_world(root, shift)
 
@@ -299,7 +300,7 @@ def _read_previews(path: Path) -> tuple[_Pixels, _Pixels] | None:
         return None
     try:
         # The first access to size loads the file; 0 x 0 means it could not.
-        if not image.size[0] or not image.size[1]:
+        if not all(image_size(image)):
             log.warning("Asset preview not set: %s is not an image Blender can read", path.name)
             return None
         large = _pixels_within(image, PREVIEW_SIZE)
@@ -314,11 +315,11 @@ def _read_previews(path: Path) -> tuple[_Pixels, _Pixels] | None:
 
 def _pixels_within(image: bpy.types.Image, limit: int) -> _Pixels | None:
     """Scale ``image`` down (never up) to fit ``limit`` and read its RGBA floats."""
-    width, height = image.size[0], image.size[1]
+    width, height = image_size(image)
     factor = min(1.0, limit / max(width, height))
     if factor < 1.0:
         image.scale(max(1, round(width * factor)), max(1, round(height * factor)))
-        width, height = image.size[0], image.size[1]
+        width, height = image_size(image)
     # NOTE: the stubs type Image.pixels as one float; it is an RNA array.
     pixels: Any = image.pixels
     if len(pixels) != width * height * 4:

@@ -12,6 +12,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 from . import connection, translations
 from .core import settings as core_settings
 from .core.errors import OnlineAccessDisabled
+from .core.messages import OWN_CONTEXT, msg
 from .core.settings import ApiSettings
 from .engine import files
 
@@ -77,6 +78,8 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
     )
     proxy_mode: EnumProperty(  # type: ignore[valid-type]
         name="Proxy",
+        # NOTE: our context: Blender's catalogue has "Environment" and "None" as 环境 and 无.
+        translation_context=OWN_CONTEXT,
         description="How connections find their proxy",
         items=PROXY_MODE_ITEMS,
         default="SYSTEM",
@@ -119,12 +122,14 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         row.operator("hitem3d.test_connection", icon="LINKED")
         status = connection.connection_status()
         if status:
-            layout.label(text=translations.message(status.text), icon="CHECKMARK" if status.ok else "ERROR")
+            layout.label(text=translations.text(status.text), icon="CHECKMARK" if status.ok else "ERROR",
+                         translate=False)
         layout.separator()
         col = layout.column()
         col.prop(self, "auto_import")
         row = col.row()
-        row.label(text=translations.message(f"Downloaded models: {files.cache_size() / 1e6:.1f} MB"))
+        row.label(text=translations.text(msg("Downloaded models: {size} MB", size=f"{files.cache_size() / 1e6:.1f}")),
+                  translate=False)
         row.operator("hitem3d.clear_cache", icon="TRASH")
         col.prop(self, "max_download_gb")
         layout.operator("hitem3d.copy_diagnostics", icon="COPYDOWN")

@@ -10,10 +10,10 @@ from bpy.props import (
     CollectionProperty,
     FloatProperty,
     IntProperty,
-    PointerProperty,
     StringProperty,
 )
 
+from .bpy_compat import pointer_property
 from .core.import_options import DEFAULT_COLLECTION, ImportOptions
 
 _DEFAULTS = ImportOptions()
@@ -110,9 +110,9 @@ def scene_options(context: bpy.types.Context) -> HITEM3D_ImportOptions:
 
 def register() -> None:
     # On the window manager: its properties are not saved in .blend files.
-    state = PointerProperty(type=HITEM3D_WindowState)  # type: ignore[func-returns-value]
+    state = pointer_property(HITEM3D_WindowState)
     setattr(bpy.types.WindowManager, "hitem3d", state)
-    options = PointerProperty(type=HITEM3D_ImportOptions)  # type: ignore[func-returns-value]
+    options = pointer_property(HITEM3D_ImportOptions)
     setattr(bpy.types.Scene, "hitem3d_import", options)
 
 

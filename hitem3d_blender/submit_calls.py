@@ -17,6 +17,7 @@ from .core.import_options import ImportOptions
 from .core.api import Hitem3DClient
 from .core.jobs import CallResult
 from .core.kind_requests import KindRequest
+from .core.messages import NONE, Message, msg
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.settings import ApiSettings
 from .core.submission import Submission
@@ -45,13 +46,13 @@ class PendingSubmission:
 @dataclass(frozen=True)
 class SubmissionOutcome:
     task_id: str = ""
-    error: str = ""
+    error: Message = NONE
 
 
 @dataclass(frozen=True)
 class BalanceStatus:
     credits: float | None = None  # the last known balance
-    error: str = ""
+    error: Message = NONE
     checking: bool = False
 
 
@@ -62,7 +63,7 @@ class _State:
         self.submissions: dict[str, PendingSubmission] = {}  # by call key, oldest first
         self.outcomes: dict[str, SubmissionOutcome] = {}
         self.submit_count = 0
-        self.notice = ""
+        self.notice = NONE
         self.balance: BalanceStatus | None = None
         self.balance_seq = 0  # the latest balance check started
         self.balance_applied = 0  # the latest balance check applied
@@ -94,7 +95,7 @@ def start_submission(submission: Request, settings: ApiSettings, options: Import
     _state.submit_count += 1
     key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
     _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
-    _state.notice = ""
+    _state.notice = NONE
     control.start_call(key, settings, sender(submission))
     ui_sync.redraw()
     return key
@@ -104,12 +105,12 @@ def pending_submissions() -> list[PendingSubmission]:
     return list(_state.submissions.values())
 
 
-def generate_notice() -> str:
+def generate_notice() -> Message:
     """The last problem with a generation, shown in the New Generation panel."""
     return _state.notice
 
 
-def set_generate_notice(text: str) -> None:
+def set_generate_notice(text: Message) -> None:
     _state.notice = text
     ui_sync.redraw()
 
@@ -121,7 +122,7 @@ def wait_for_submission(key: str, timeout_s: float) -> SubmissionOutcome:
         timer.tick()
         time.sleep(0.02)
     return _state.outcomes.pop(key, SubmissionOutcome(
-        error="No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again"))
+        error=msg("No answer from Hitem3D in time: check your tasks on the Hitem3D platform before sending again")))
 
 
 # -- the balance -------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def balance_status() -> BalanceStatus | None:
     return _state.balance
 
 
-def set_balance_error(text: str) -> None:
+def set_balance_error(text: Message) -> None:
     """Show why the balance could not be asked for (no credentials, offline)."""
     previous = _state.balance or BalanceStatus()
     _state.balance = BalanceStatus(previous.credits, text, previous.checking)
@@ -145,7 +146,7 @@ def refresh_balance(settings: ApiSettings, *, force: bool = False) -> None:
     if previous.checking and not force:
         return
     _state.balance_seq += 1
-    _state.balance = BalanceStatus(previous.credits, "", checking=True)
+    _state.balance = BalanceStatus(previous.credits, NONE, checking=True)
     control.start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
     ui_sync.redraw()
 
@@ -166,7 +167,7 @@ def apply_call(result: CallResult) -> bool:
         previous = _state.balance or BalanceStatus()
         checking = seq < _state.balance_seq
         if result.ok:
-            _state.balance = BalanceStatus(float(result.value), "", checking)
+            _state.balance = BalanceStatus(float(result.value), NONE, checking)
         else:
             _state.balance = BalanceStatus(previous.credits, result.error, checking)
         return True
@@ -193,7 +194,7 @@ def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
     history.changed()
     ui_sync.select(task_id)
     _remember_outcome(pending.key, SubmissionOutcome(task_id=task_id))
-    ui_sync.post_report(f"Sent to Hitem3D: task {rec.short_id}", "INFO")
+    ui_sync.post_report(msg("Sent to Hitem3D: task {short}", short=rec.short_id), "INFO")
     refresh_balance(pending.settings, force=True)
 
 

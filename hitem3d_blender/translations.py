@@ -1,11 +1,11 @@
-"""The Chinese (zh_HANS) interface: the catalogue, and translating finished messages.
+"""The Chinese (zh_HANS) interface: the catalogue, and showing messages.
 
 Blender translates registered RNA strings by itself when it draws them:
 property names and tooltips, enum items, operator and panel labels, and the
-literal text of ``layout.label(text="...")``. It cannot translate text we
-build (f-strings), operator reports, or the errors the core raises: those reach
-the UI as finished English sentences. ``message`` turns such a sentence back
-into its template, translates the template and fills the values in again.
+literal text of ``layout.label(text="...")``. Everything else the add-on says
+is a ``core.messages.Message`` (a template and its values), translated by
+``text`` where it is shown, the way Blender's own scripts call
+``iface_(template).format(...)``.
 
 NOTE: the core, the log file, the journal and the command line stay English
 (pipelines parse the output, support reads the log); text is translated only
@@ -14,22 +14,24 @@ where it is shown, on the main thread (Blender translates nowhere else).
 
 from __future__ import annotations
 
-import functools
-import re
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import bpy
 
+from . import translations_kinds
 from .core import models
+from .core.messages import DEFAULT_CONTEXT, OWN_CONTEXT, Message
 
 ADDON_ID = __package__ or "hitem3d_blender"
 LOCALE = "zh_HANS"
 # Blender's translation contexts (``bpy.app.translations.contexts``): the
 # default one for properties, enum items, panels, labels and every tooltip;
 # "Operator" for operator labels and the text of operator buttons.
-DEFAULT = "*"
+DEFAULT = DEFAULT_CONTEXT
 OPERATOR = "Operator"
+# Ours, for words Blender's own catalogue translates another way (see SHADOWED).
+OWN = OWN_CONTEXT
 
 # -- the catalogue ---------------------------------------------------------------------------------
 # NOTE: Blender's own catalogue answers first, so for a word it already knows
@@ -127,17 +129,12 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Seconds to wait for an answer from Hitem3D or the file host before giving up on a request"):
         "等待 Hitem3D 或文件服务器应答的秒数，超过后放弃该请求",
     (DEFAULT, "Network"): "网络",
-    (DEFAULT, "Proxy"): "代理",
     (DEFAULT, "How connections find their proxy"): "连接如何确定所用的代理",
-    (DEFAULT, "System"): "系统",
     (DEFAULT, "The operating system's proxy settings and the usual *_PROXY variables"):
         "操作系统的代理设置，以及常用的 *_PROXY 环境变量",
-    (DEFAULT, "Environment"): "环境变量",
     (DEFAULT, "Only the HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment variables"):
         "仅使用 HTTPS_PROXY、HTTP_PROXY 和 NO_PROXY 环境变量",
-    (DEFAULT, "None"): "不使用",
     (DEFAULT, "Always connect directly"): "始终直接连接",
-    (DEFAULT, "Custom"): "自定义",
     (DEFAULT, "Every connection through the proxy URL below"): "所有连接都通过下方的代理 URL",
     (DEFAULT, "Proxy URL"): "代理 URL",
     (DEFAULT, "http://host:port of the proxy (http://user:password@host:port if it asks for a password)"):
@@ -147,22 +144,12 @@ UI: dict[tuple[str, str], str] = {
               "(empty: $HITEM3D_CA_BUNDLE, or only the public authorities)"):
         "额外信任的证书颁发机构（PEM 文件），用于会检查 HTTPS 的网络（留空：使用 $HITEM3D_CA_BUNDLE，或只信任公共颁发机构）",
     # New Generation.
-    (DEFAULT, "Input"): "输入",
-    (DEFAULT, "One Image"): "单张图像",
     (DEFAULT, "Generate from one picture"): "从一张图片生成",
-    (DEFAULT, "Views"): "多视图",
     (DEFAULT, "Generate from up to four views: front (required), back, left, right"):
         "从最多四个视图生成：正面（必填）、背面、左侧、右侧",
-    (DEFAULT, "Source"): "来源",
-    (DEFAULT, "File"): "文件",
     (DEFAULT, "Image files on disk"): "磁盘上的图像文件",
-    (DEFAULT, "Blender Image"): "Blender 图像",
     (DEFAULT, "Images in this file, such as a reference image or the Render Result"): "此文件中的图像，例如参考图或渲染结果",
     (DEFAULT, "Image"): "图像",
-    (DEFAULT, "Front"): "正面",
-    (DEFAULT, "Back"): "背面",
-    (DEFAULT, "Left"): "左侧",
-    (DEFAULT, "Right"): "右侧",
     (DEFAULT, "The picture to generate from: a PNG, JPEG or WebP file of at most 20 MB"):
         "用于生成的图片：不超过 20 MB 的 PNG、JPEG 或 WebP 文件",
     (DEFAULT, "The picture to generate from: an image in this file, such as a reference image or the Render Result"):
@@ -188,7 +175,6 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "People and busts"): "人物与半身像",
     (DEFAULT, "Resolution"): "分辨率",
     (DEFAULT, "Generation resolution (the choices depend on the model)"): "生成分辨率（可选项取决于模型）",
-    (DEFAULT, "Faces"): "面数",
     (DEFAULT, "Target face count (each model has its own range, checked before sending)"):
         "目标面数（每个模型有各自的范围，发送前会检查）",
     (DEFAULT, "Result"): "结果",
@@ -201,11 +187,33 @@ UI: dict[tuple[str, str], str] = {
         "基于物理的材质（金属度、糙度），在模型支持时使用",
 }
 
-# Finished messages, exactly as the code produces them, and message templates:
-# each {name} stands for a value (a host, a count, a nested message). Only
-# entries with a placeholder are templates.
-MESSAGES: dict[str, str] = {
-    # Task states (``core.tasks``).
+# Entries in our own context (``OWN``): names of properties and enum items
+# that set ``translation_context=OWN``, and messages made with ``msg_own``.
+# NOTE: Blender's own catalogue answers before ours in the default context, so
+# a word it already translates differently would never show our entry. These
+# were found by comparing our catalogue with Blender's zh_HANS catalogue
+# (``blender.mo``): SHADOWED lists them, and a test keeps them out of DEFAULT.
+SHADOWED = frozenset({"Environment", "None", "Views", "Source", "Front", "Back", "Left", "Right", "Faces",
+                      "Starting", "left", "right"})
+OWN_ENTRIES: dict[str, str] = {
+    # The properties in our context: their names and every item of theirs.
+    "Input": "输入",
+    "One Image": "单张图像",
+    "File": "文件",
+    "Blender Image": "Blender 图像",
+    "Proxy": "代理",
+    "System": "系统",
+    "Custom": "自定义",
+    "Environment": "环境变量",
+    "None": "不使用",
+    "Views": "多视图",
+    "Source": "来源",
+    "Front": "正面",
+    "Back": "背面",
+    "Left": "左侧",
+    "Right": "右侧",
+    "Faces": "面数",
+    # Task states (``core.tasks``), one family in one context.
     "Starting": "启动中",
     "Created": "已创建",
     "Queueing": "排队中",
@@ -216,6 +224,17 @@ MESSAGES: dict[str, str] = {
     "Done": "完成",
     "Failed": "失败",
     "Cancelled": "已取消",
+    # Views in sentences ("Generate from views front, left").
+    "front": "正面",
+    "back": "背面",
+    "left": "左侧",
+    "right": "右侧",
+}
+
+# Finished messages, exactly as the code produces them, and message templates:
+# each {name} stands for a value (a host, a count, a nested message). Only
+# entries with a placeholder are templates.
+MESSAGES: dict[str, str] = {
     # Credentials, settings and task IDs.
     "Online access is off: enable Preferences > System > Network > Allow Online Access":
         "联网访问已关闭：请在 偏好设置 > 系统 > 网络 中勾选“允许联网访问”",
@@ -315,6 +334,9 @@ MESSAGES: dict[str, str] = {
     "Waiting for Hitem3D task {names}": "正在等待 Hitem3D 任务 {names}",
     "Retrying ({attempt} of {limit}): {reason}": "正在重试（第 {attempt} 次，共 {limit} 次）：{reason}",
     "Task not finished after {duration}: retry to keep waiting": "任务在 {duration} 后仍未完成：重试可继续等待",
+    "{seconds} s": "{seconds} 秒",
+    "{minutes} min": "{minutes} 分钟",
+    "{hours} h {minutes} min": "{hours} 小时 {minutes} 分钟",
     "Unexpected error: see the Hitem3D log": "意外错误：请查看 Hitem3D 日志",
     "Unexpected error: see the Hitem3D log, then retry": "意外错误：请查看 Hitem3D 日志，然后重试",
     "Hitem3D reported success but sent no model link: retry in a few minutes": "Hitem3D 报告成功，但未返回模型链接：请几分钟后重试",
@@ -349,6 +371,10 @@ MESSAGES: dict[str, str] = {
     "Model: {model}": "模型：{model}",
     "File: {size}": "文件：{size}",
     "Finished {when}": "结束于 {when}",
+    # Elapsed time in the task list, compact.
+    "{seconds}s": "{seconds}秒",
+    "{minutes}m {seconds}s": "{minutes}分{seconds}秒",
+    "{hours}h {minutes}m": "{hours}小时{minutes}分",
     "Imported {count} object(s)": "已导入 {count} 个物体",
     "Task ID copied": "任务 ID 已复制",
     "Freed {size} MB": "已释放 {size} MB",
@@ -361,6 +387,7 @@ MESSAGES: dict[str, str] = {
     "Left view": "左侧视图",
     "Right view": "右侧视图",
     "{view} (required)": "{view}（必填）",
+    "{view} view": "{view}视图",
     "{label}: {name} is not a PNG, JPEG or WebP file": "{label}：{name} 不是 PNG、JPEG 或 WebP 文件",
     "{label}: file not found: {path}": "{label}：找不到文件：{path}",
     "{label}: {name} is not a file": "{label}：{name} 不是文件",
@@ -368,46 +395,58 @@ MESSAGES: dict[str, str] = {
     "{label}: {name} is {size}; Hitem3D accepts at most 20 MB per image":
         "{label}：{name} 大小为 {size}；Hitem3D 每张图像最多接受 20 MB",
     "{label}: cannot read {name}: {reason}": "{label}：无法读取 {name}：{reason}",
+    "Texture {mesh} from {source} ({model})": "用 {source} 为 {mesh} 生成纹理（{model}）",
+    "{model} does not offer light removal: switch it off or choose another model":
+        "{model} 不提供去除光照：请关闭此选项，或选择其他模型",
+    "Light removal must be 0 to 1, not {value}": "去除光照必须在 0 到 1 之间，而不是 {value}",
+    "Mesh": "网格",
+    "Mesh: {name} is not a {kinds} file": "网格：{name} 不是 {kinds} 文件",
+    "Mesh: file not found: {path}": "网格：找不到文件：{path}",
+    "Mesh: {name} is not a file": "网格：{name} 不是文件",
+    "Mesh: {name} is empty": "网格：{name} 为空",
+    "Mesh: {name} is {size}; Hitem3D accepts at most 200 MB: simplify it (Decimate modifier) or send fewer objects":
+        "网格：{name} 大小为 {size}；Hitem3D 最多接受 200 MB：请简化它（精简修改器）或少发送一些物体",
+    "Mesh: cannot read {name}: {reason}": "网格：无法读取 {name}：{reason}",
+    "Mesh: {name} is not a GLB file (no glTF header)": "网格：{name} 不是 GLB 文件（没有 glTF 文件头）",
+    "Select one or more mesh objects first": "请先选择一个或多个网格物体",
+    "No view layer to export from": "没有可导出的视图层",
+    "{name} is hidden or not in this view layer: show it, then try again": "{name} 已隐藏或不在此视图层中：请显示它，然后重试",
+    "Blender's glTF exporter did not finish: nothing was sent": "Blender 的 glTF 导出器未能完成：未发送任何内容",
+    "Blender could not export the selection as GLB: see the Hitem3D log": "Blender 无法将所选内容导出为 GLB：请查看 Hitem3D 日志",
+    # Prices (``core.prices``).
+    "Estimated cost: unknown (not in the price list)": "预计费用：未知（不在价格表中）",
+    "Estimated cost: unknown (not in the price list); balance {balance} credits": "预计费用：未知（不在价格表中）；余额 {balance} 积分",
+    "Estimated cost: {credits} credits": "预计费用：{credits} 积分",
+    "Estimated cost: {credits} credits; balance after: {after} credits": "预计费用：{credits} 积分；之后余额：{after} 积分",
+    "Not enough credits: about {needed} needed, {left} left ({short} missing): top up on the Hitem3D platform, then refresh the balance":
+        "积分不足：约需 {needed}，剩余 {left}（缺少 {short}）：请在 Hitem3D 平台充值，然后刷新余额",
     "Unknown model version {model}: choose one from the list": "未知的模型版本 {model}：请从列表中选择",
     "Request type {type} is unknown: use 1 (geometry), 2 (texture a model) or 3 (geometry and texture)":
         "未知的请求类型 {type}：请使用 1（几何体）、2（为模型生成纹理）或 3（几何体和纹理）",
     "Unknown view {view}: use front, back, left and right": "未知的视图 {view}：请使用 front、back、left 和 right",
     "Views need a front view: add an image in the Front slot": "多视图需要正面视图：请在“正面”槽中添加图像",
-    "{view} view: no file given": "{view}视图：未指定文件",
+    "{view}: no file given": "{view}：未指定文件",
     "Texturing needs a reference image: add one under New Generation": "生成纹理需要参考图像：请在“新建生成”中添加",
     "Choose a resolution for {model}": "请为 {model} 选择分辨率",
-    # NOTE: lists joined with " or " come in one template per length, so that
-    # no English "or" is left between the items.
-    "Resolution {resolution} is not available for {model}: choose {a}": "{model} 不提供分辨率 {resolution}：请选择 {a}",
-    "Resolution {resolution} is not available for {model}: choose {a} or {b}":
-        "{model} 不提供分辨率 {resolution}：请选择 {a} 或 {b}",
-    "Resolution {resolution} is not available for {model}: choose {a} or {b} or {c}":
-        "{model} 不提供分辨率 {resolution}：请选择 {a}、{b} 或 {c}",
-    "Resolution {resolution} is not available for {model}: choose {a} or {b} or {c} or {d}":
-        "{model} 不提供分辨率 {resolution}：请选择 {a}、{b}、{c} 或 {d}",
-    "{model} cannot texture an existing model: use {a}": "{model} 无法为现有模型生成纹理：请使用 {a}",
-    "{model} cannot texture an existing model: use {a} or {b}": "{model} 无法为现有模型生成纹理：请使用 {a} 或 {b}",
-    "{model} cannot texture an existing model: use {a} or {b} or {c}": "{model} 无法为现有模型生成纹理：请使用 {a}、{b} 或 {c}",
-    "Only a finished geometry-only task made here with {a} can be textured":
-        "只有在此处用 {a} 生成且已完成的仅几何体任务才能生成纹理",
-    "Only a finished geometry-only task made here with {a} or {b} can be textured":
-        "只有在此处用 {a} 或 {b} 生成且已完成的仅几何体任务才能生成纹理",
-    "Only a finished geometry-only task made here with {a} or {b} or {c} can be textured":
-        "只有在此处用 {a}、{b} 或 {c} 生成且已完成的仅几何体任务才能生成纹理",
+    "Resolution {resolution} is not available for {model}: choose {choices}":
+        "{model} 不提供分辨率 {resolution}：请选择 {choices}",
+    "{model} cannot texture an existing model: use {models}": "{model} 无法为现有模型生成纹理：请使用 {models}",
+    "Only a finished geometry-only task made here with {models} can be textured":
+        "只有在此处用 {models} 生成且已完成的仅几何体任务才能生成纹理",
+    # Lists (``core.messages.one_of`` and ``listing``): one template per length.
+    "{a} or {b}": "{a} 或 {b}",
+    "{a}, {b} or {c}": "{a}、{b} 或 {c}",
+    "{a}, {b}, {c} or {d}": "{a}、{b}、{c} 或 {d}",
+    "{a}, {b}": "{a}、{b}",
+    "{a}, {b}, {c}": "{a}、{b}、{c}",
+    "{a}, {b}, {c}, {d}": "{a}、{b}、{c}、{d}",
     "Face count {face} is out of range for {model}: {low} to {high}": "面数 {face} 超出 {model} 的范围：{low} 至 {high}",
     "{model}: {low} to {high} faces": "{model}：{low} 至 {high} 个面",
     "Image '{name}' is empty: render first, or choose another image": "图像“{name}”为空：请先渲染，或选择其他图像",
     "Image '{name}' could not be saved for sending: {reason}": "无法保存图像“{name}”以供发送：{reason}",
     "Generate from {source} ({model})": "从 {source} 生成（{model}）",
     "Texture from {source} ({model})": "从 {source} 生成纹理（{model}）",
-    "views {a}": "{a}视图",
-    "views {a}, {b}": "{a}、{b}视图",
-    "views {a}, {b}, {c}": "{a}、{b}、{c}视图",
-    "views {a}, {b}, {c}, {d}": "{a}、{b}、{c}、{d}视图",
-    "front": "正面",
-    "back": "背面",
-    "left": "左侧",
-    "right": "右侧",
+    "views {views}": "{views}视图",
     "Submitting… {what}": "正在提交… {what}",
     "Sending to Hitem3D: {what}": "正在发送到 Hitem3D：{what}",
     "Sent to Hitem3D: task {short}": "已发送到 Hitem3D：任务 {short}",
@@ -417,16 +456,6 @@ MESSAGES: dict[str, str] = {
     "Balance: not checked yet": "余额：尚未查询",
     "Hitem3D balance: {credits} credits": "Hitem3D 余额：{credits} 积分",
 }
-
-# Format strings that code translates itself (``iface(...).format(...)``).
-# NOTE: never matched against finished text: shapes this loose ("{seconds}s")
-# would claim sentences that merely end the same way.
-FORMATS: dict[str, str] = {
-    "{seconds}s": "{seconds}秒",
-    "{minutes}m {seconds}s": "{minutes}分{seconds}秒",
-    "{hours}h {minutes}m": "{hours}小时{minutes}分",
-}
-
 
 def _model_entries() -> dict[tuple[str, str], str]:
     """Model names (kept as they are) and the resolution tooltips that
@@ -443,102 +472,16 @@ def catalogue() -> dict[tuple[str, str], str]:
     entries = dict(UI)
     entries.update(_model_entries())
     entries.update({(DEFAULT, english): chinese for english, chinese in MESSAGES.items()})
-    entries.update({(DEFAULT, english): chinese for english, chinese in FORMATS.items()})
+    entries.update({(OWN, english): chinese for english, chinese in OWN_ENTRIES.items()})
+    entries.update(translations_kinds.UI)
+    entries.update({(OWN, english): chinese for english, chinese in translations_kinds.OWN.items()})
+    entries.update({(DEFAULT, english): chinese for english, chinese in translations_kinds.MESSAGES.items()})
     return entries
 
 
 def translations_dict() -> dict[str, dict[tuple[str, str], str]]:
     """The dictionary ``bpy.app.translations.register`` takes."""
     return {LOCALE: catalogue()}
-
-
-# -- translating finished messages: plain Python, tested with any lookup ---------------------------
-
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-class Template(NamedTuple):
-    text: str  # the English template, the msgid of its translation
-    pattern: re.Pattern[str]  # matches a finished message made from it
-    prefix_length: int  # literal characters before the first placeholder
-    literal_length: int  # characters outside placeholders: how specific it is
-
-
-def placeholders(text: str) -> list[str]:
-    """The ``{name}`` placeholders of a template, in order."""
-    return _PLACEHOLDER.findall(text)
-
-
-def compile_template(text: str) -> Template:
-    """A template's matcher: its literal parts escaped, each placeholder a
-    non-greedy group. Raises ``ValueError`` for a template no finished message
-    can be told apart by (no literal text, or a repeated placeholder)."""
-    parts = _PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
-    literals, names = parts[0::2], parts[1::2]
-    if len(set(names)) != len(names):
-        raise ValueError(f"repeated placeholder in template {text!r}")
-    literal_length = sum(len(literal) for literal in literals)
-    if not names or not literal_length:
-        raise ValueError(f"not a template: {text!r}")
-    regex = "".join(re.escape(literal) if index % 2 == 0 else f"(?P<{literal}>.+?)"
-                    for index, literal in enumerate(parts))
-    return Template(text, re.compile(regex, re.DOTALL), len(literals[0]), literal_length)
-
-
-def compile_templates(texts: Iterable[str]) -> tuple[Template, ...]:
-    """The templates among ``texts`` in the order they are tried: those that
-    start with the longest literal text first, then the most specific (most
-    literal text).
-
-    NOTE: "Task abc: api.hitem3d.ai did not answer in time: …" must be claimed
-    by "Task {short}: {reason}", whose reason is then translated, rather than by
-    "{host} did not answer in time: …" with a host that swallowed "Task abc: ".
-    """
-    templates = [compile_template(text) for text in texts if _PLACEHOLDER.search(text)]
-    return tuple(sorted(templates, key=lambda template: (-template.prefix_length, -template.literal_length)))
-
-
-class Translator:
-    """Translates finished English messages through ``lookup`` (msgid to
-    translation; the msgid itself when there is none).
-
-    A message with an entry of its own is looked up as it is. Otherwise the
-    first template that matches the whole message is translated and filled
-    with the values it captured, each value translated the same way ("Task
-    {short}: {reason}" translates the reason too). Anything else comes back
-    unchanged.
-    """
-
-    def __init__(self, templates: Iterable[Template], lookup: Callable[[str], str]) -> None:
-        self.templates = tuple(templates)
-        self.lookup = lookup
-
-    def __call__(self, text: str) -> str:
-        if not text:
-            return text
-        found = self.lookup(text)
-        if found != text:
-            return found
-        for template in self.templates:
-            match = template.pattern.fullmatch(text)
-            if match is None:
-                continue
-            # Each value is shorter than the message (a template has literal text): this ends.
-            values = {name: self(value) for name, value in match.groupdict().items()}
-            translated = self.lookup(template.text)
-            return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), translated)
-        return text
-
-
-@functools.cache
-def templates() -> tuple[Template, ...]:
-    """The message templates, compiled once."""
-    return compile_templates(MESSAGES)
-
-
-def translator(lookup: Callable[[str], str]) -> Translator:
-    """The translator ``message`` uses, over any msgid lookup (tests pass a dictionary's)."""
-    return Translator(templates(), lookup)
 
 
 # -- Blender ---------------------------------------------------------------------------------------
@@ -574,21 +517,8 @@ def iface(msgid: str, context: str = DEFAULT) -> str:
     return pgettext_iface(msgid, context)
 
 
-@functools.cache
-def _translator() -> Translator:
-    return translator(iface)
-
-
-# A msgid only this catalogue has: when it comes back unchanged, the interface
-# is not in a language we translate (or translation is off): nothing to match.
-_PROBE = "Hitem3D connection OK"
-assert _PROBE in MESSAGES
-
-
-def message(text: str) -> str:
-    """A finished English message (an error, a report, a notice) in the
-    interface language; unchanged when the interface is not Chinese or the
-    message is not in the catalogue. Main thread only."""
-    if iface(_PROBE) == _PROBE:
-        return text
-    return _translator()(text)
+def text(message: Message) -> str:
+    """``message`` in the interface language: its template looked up in its
+    context, each value that is a message too; English when the interface is
+    not Chinese or an entry is missing. Main thread only."""
+    return message.render(iface)

@@ -4,6 +4,7 @@ ID field, redraws and reports to Blender's Info log."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import bpy
 import bpy.utils.previews
 
+from .core.messages import NONE, Message
 from .core.tasks import TaskRecord
 from .engine import history
 
@@ -21,7 +23,7 @@ class _State:
     """Module state in one object so ``reset`` can drop it in one line."""
 
     def __init__(self) -> None:
-        self.notice: str = ""  # last input problem, shown under the ID field
+        self.notice: Message = NONE  # last input problem, shown under the ID field
         self.previews: Any = None  # bpy.utils.previews collection, made on first use
         self.preview_paths: dict[str, str] = {}
 
@@ -29,11 +31,11 @@ class _State:
 _state = _State()
 
 
-def notice() -> str:
+def notice() -> Message:
     return _state.notice
 
 
-def set_notice(text: str) -> None:
+def set_notice(text: Message) -> None:
     _state.notice = text
     redraw()
 
@@ -109,18 +111,18 @@ def redraw() -> None:
                 area.tag_redraw()
 
 
-def post_report(message: str, level: str) -> None:
-    """To the log and to Blender's Info log (through a tiny operator, since a
-    timer has no operator of its own to report with)."""
+def post_report(message: Message, level: str) -> None:
+    """To the log (English) and to Blender's Info log, translated there
+    (through a tiny operator, since a timer has no operator of its own to report with)."""
     if bpy.app.background:
         # The waiting operator reports the outcome itself: log it only quietly.
-        log.info(message)
+        log.info("%s", message)
         return
-    log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), message)
+    log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), "%s", message)
     try:
         # NOTE: an ERROR report raises RuntimeError in the caller after the
         # report has gone to the window manager's Info log: that is expected.
-        getattr(bpy.ops, "hitem3d").report(message=message, level=level)
+        getattr(bpy.ops, "hitem3d").report(message=json.dumps(message.to_dict()), level=level)
     except Exception:  # noqa: BLE001 - no window (module, quitting): the log has it
         log.debug("Could not post report to Info log", exc_info=True)
 

@@ -186,7 +186,7 @@ def test_problems_are_found_before_any_request(addon: ModuleType, prefs: Any, si
     assert message in submit_error()
 
     assert sim.requests == []
-    assert message in addon.submit_calls.generate_notice()
+    assert message in str(addon.submit_calls.generate_notice())
     assert len(addon.engine.history.book()) == 0
 
 
@@ -198,7 +198,7 @@ def test_out_of_credits_says_to_top_up_and_adds_no_task(addon: ModuleType, prefs
     message = submit_error()
 
     assert "Not enough Hitem3D credits: top up your account" in message and "30010000" in message
-    assert addon.submit_calls.generate_notice().startswith("Not enough Hitem3D credits: top up your account")
+    assert str(addon.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits: top up your account")
     assert len(addon.engine.history.book()) == 0 and sim.submissions == []
     assert addon.submit_calls.balance_status().credits == 10.0  # the balance shows how many are left
 
@@ -212,7 +212,7 @@ def test_a_failed_submission_shows_in_the_panel_notice(interactive: ModuleType, 
 
     tick_until(interactive, lambda: not interactive.submit_calls.pending_submissions())
 
-    assert interactive.submit_calls.generate_notice().startswith("Not enough Hitem3D credits")
+    assert str(interactive.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits")
 
 
 def test_offline_nothing_is_sent(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any,
@@ -236,8 +236,8 @@ def test_a_pending_submission_is_visible_until_answered(interactive: ModuleType,
     assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
 
     [pending] = interactive.submit_calls.pending_submissions()
-    assert pending.submission.describe() == "Generate from front.png (Hitem3D v2.1)"
-    assert interactive.generate.balance_text(interactive.submit_calls.balance_status()) == "Balance: not checked yet"
+    assert str(pending.submission.describe()) == "Generate from front.png (Hitem3D v2.1)"
+    assert str(interactive.generate.balance_text(interactive.submit_calls.balance_status())) == "Balance: not checked yet"
     tick_until(interactive, lambda: not interactive.submit_calls.pending_submissions())
     assert len(interactive.engine.history.book()) == 1
 
@@ -357,7 +357,7 @@ def test_balance_is_shown_after_refresh(addon: ModuleType, prefs: Any, sim: Hite
 
     status = addon.submit_calls.balance_status()
     assert status.credits == 1234.5 and not status.error
-    assert addon.generate.balance_text(status) == "Balance: 1,234.5 credits"
+    assert str(addon.generate.balance_text(status)) == "Balance: 1,234.5 credits"
 
 
 def test_balance_refresh_without_credentials_says_why(addon: ModuleType, prefs: Any,
@@ -365,7 +365,7 @@ def test_balance_refresh_without_credentials_says_why(addon: ModuleType, prefs: 
     prefs.client_id = ""
     with pytest.raises(RuntimeError):
         bpy.ops.hitem3d.refresh_balance()
-    assert addon.submit_calls.balance_status().error.startswith("No Hitem3D credentials")
+    assert str(addon.submit_calls.balance_status().error).startswith("No Hitem3D credentials")
     assert sim.requests == []
 
 
@@ -504,7 +504,8 @@ def test_the_panel_shows_the_face_range_pending_work_and_problems(interactive: M
     gen.image_path = str(pictures["front"])
     bpy.ops.hitem3d.submit_generation()
     assert "Submitting… Generate from front.png (Hitem3D v2.1)" in labels(interactive)
-    interactive.submit_calls.set_generate_notice("Image: x.gif is not a PNG, JPEG or WebP file")
+    interactive.submit_calls.set_generate_notice(interactive.core.messages.verbatim(
+        "Image: x.gif is not a PNG, JPEG or WebP file"))
     assert "Image: x.gif is not a PNG, JPEG or WebP file" in labels(interactive)
 
 

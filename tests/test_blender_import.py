@@ -149,7 +149,7 @@ def test_online_access_off_sends_nothing_and_says_how_to_allow_it(addon: ModuleT
     assert "Preferences > System > Network > Allow Online Access" in message
     assert sim.requests == []
     record = record_of(addon)
-    assert record.state.value == "failed" and "Allow Online Access" in record.message
+    assert record.state.value == "failed" and "Allow Online Access" in str(record.message)
 
 
 def test_missing_credentials_point_to_the_preferences(addon: ModuleType, prefs: Any,
@@ -195,7 +195,7 @@ def test_test_connection_reports_success_and_failure(addon: ModuleType, prefs: A
 def test_malformed_task_id_is_refused_before_any_request(addon: ModuleType, prefs: Any,
                                                          sim: Hitem3DSimulator) -> None:
     assert "Not a task ID" in import_error("../../etc/passwd")
-    assert "Not a task ID" in addon.ui_sync.notice()
+    assert "Not a task ID" in str(addon.ui_sync.notice())
     assert "Enter a Hitem3D task ID" in import_error("   ")
     assert sim.requests == []
 

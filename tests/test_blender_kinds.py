@@ -295,7 +295,7 @@ def test_a_task_that_is_not_finished_is_not_sent(addon: ModuleType, prefs: Any, 
         bpy.ops.hitem3d.split_parts()
 
     assert sim.submissions == []
-    assert addon.submit_calls.generate_notice() == "Select a finished task in the Hitem3D list first"
+    assert str(addon.submit_calls.generate_notice()) == "Select a finished task in the Hitem3D list first"
 
 
 def test_a_depth_map_is_not_a_mesh_to_split(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
@@ -445,3 +445,19 @@ def test_the_command_line_refuses_bad_kind_requests_before_sending(addon: Module
 
     assert code == 2 and words in err
     assert sim.submissions == []
+
+
+def test_the_kinds_speak_chinese(addon: ModuleType, tmp_path: Path) -> None:
+    from tests.test_translations import chinese
+
+    core = addon.core
+    mesh = tmp_path / "Chair.glb"
+    mesh.write_bytes(b"glTF")
+    request = core.kind_requests.KindRequest("multicolor", {"number_color": "9"}, source_path=str(mesh),
+                                             source_name="Chair")
+    with pytest.raises(core.errors.Hitem3DError) as info:
+        core.kind_requests.validate(request)
+
+    assert chinese(info.value.message) == "颜色数 必须在 0 到 8 之间，而不是 9"
+    assert chinese(request.describe()) == "Chair 的多色"
+    assert chinese(core.messages.msg("Kind: {kind}", kind=core.task_kinds.DEPTH.title)) == "类型：深度图／浮雕"

@@ -108,7 +108,7 @@ def test_start_call_delivers_a_hitem3d_error_as_its_message(runner: JobRunner) -
     runner.start_call("connect", SETTINGS, call)
     result = call_result(drain_until(runner, calls_done("connect")), "connect")
     assert not result.ok
-    assert result.error == str(InvalidCredentials())
+    assert result.error == InvalidCredentials().message
     assert result.value is None
 
 
@@ -118,8 +118,8 @@ def test_start_call_hides_an_unexpected_error_behind_a_generic_message(runner: J
 
     runner.start_call("connect", SETTINGS, call)
     result = call_result(drain_until(runner, calls_done("connect")), "connect")
-    assert result.error.startswith("Unexpected error")
-    assert "internal detail" not in result.error
+    assert str(result.error).startswith("Unexpected error")
+    assert "internal detail" not in str(result.error)
 
 
 def test_same_settings_share_one_client(runner: JobRunner) -> None:

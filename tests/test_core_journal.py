@@ -9,6 +9,7 @@ import pytest
 
 from hitem3d_blender.core import journal
 from hitem3d_blender.core.import_options import ImportOptions
+from hitem3d_blender.core.messages import msg
 from hitem3d_blender.core.tasks import TaskRecord, TaskState
 
 
@@ -21,13 +22,14 @@ def record(task_id: str, state: TaskState = TaskState.DONE, **fields: object) ->
 
 def test_missing_journal_is_empty(tmp_path: Path) -> None:
     loaded = journal.load(tmp_path / "journal.json")
-    assert loaded.records == [] and loaded.warning == ""
+    assert loaded.records == [] and not loaded.warning
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     path = tmp_path / "journal.json"
     options = ImportOptions(collection="Props", at_cursor=False, scale_to_size=True, target_size=2.5)
-    original = record("task-0001", TaskState.FAILED, message="Generation failed", result_path="/r/a.glb",
+    failure = msg("Task {short}: {reason}", short="task-000", reason=msg("The download was cut short: retry"))
+    original = record("task-0001", TaskState.FAILED, message=failure, result_path="/r/a.glb",
                       cover_path="/r/a.cover", bytes_total=1234, started_at=10.0, finished_at=20.0,
                       imported_objects=["A", "B"], model="hitem3dv2.0", options=options)
     journal.save(path, [original])
@@ -36,6 +38,15 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 
     assert restored.to_dict() == original.to_dict()
     assert restored.options == options
+    assert restored.message == failure  # still a template and values: shown translated after a restart
+
+
+def test_a_message_from_a_journal_without_message_ids_is_shown_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "journal.json"
+    path.write_text('{"version": 1, "tasks": [{"task_id": "task-0001", "state": "failed", '
+                    '"message": "Generation failed {code}", "message_id": {"template": 5}}]}', "utf-8")
+    (restored,) = journal.load(path).records
+    assert str(restored.message) == "Generation failed {code}"
 
 
 def test_order_is_kept_oldest_first(tmp_path: Path) -> None:
@@ -74,7 +85,7 @@ def test_corrupt_journal_is_moved_aside_with_a_warning(tmp_path: Path, content: 
     loaded = journal.load(path)
 
     assert loaded.records == []
-    assert "set aside" in loaded.warning
+    assert "set aside" in str(loaded.warning)
     assert not path.exists()
     (aside,) = tmp_path.glob("journal.json.corrupt-*")
     assert aside.read_bytes() == content
@@ -89,7 +100,7 @@ def test_bad_entries_are_skipped_and_good_ones_kept(tmp_path: Path) -> None:
     loaded = journal.load(path)
 
     assert [r.task_id for r in loaded.records] == ["task-0001"]
-    assert loaded.warning == ""
+    assert not loaded.warning
 
 
 def test_wrongly_typed_fields_fall_back_to_defaults(tmp_path: Path) -> None:
@@ -100,7 +111,7 @@ def test_wrongly_typed_fields_fall_back_to_defaults(tmp_path: Path) -> None:
 
     (rec,) = journal.load(path).records
 
-    assert rec.message == "" and rec.bytes_total is None and rec.imported_objects == []
+    assert not rec.message and rec.bytes_total is None and rec.imported_objects == []
     assert rec.options == ImportOptions()
 
 

@@ -49,9 +49,9 @@ def test_every_model_resolution_is_priced_or_knowingly_unknown() -> None:
 
 
 def test_the_line_shows_the_estimate_and_the_balance_after_it() -> None:
-    assert cost_line(Estimate(105), 1000.0) == "Estimated cost: 105 credits; balance after: 895 credits"
-    assert cost_line(Estimate(105), None) == "Estimated cost: 105 credits"
-    assert cost_line(Estimate(None), None).startswith("Estimated cost: unknown")
+    assert str(cost_line(Estimate(105), 1000.0)) == "Estimated cost: 105 credits; balance after: 895 credits"
+    assert str(cost_line(Estimate(105), None)) == "Estimated cost: 105 credits"
+    assert str(cost_line(Estimate(None), None)).startswith("Estimated cost: unknown")
 
 
 def test_a_known_balance_below_the_estimate_says_how_many_credits_are_missing() -> None:

@@ -384,7 +384,7 @@ def test_a_mesh_file_is_sent_after_the_picture(images: dict[str, str], tmp_path:
     assert [name for name, _ in read_files(submission)] == ["images", "mesh"]
     assert read_files(submission)[1][1][2] == "model/gltf-binary"
     assert ("request_type", "2") in form_fields(submission)
-    assert submission.describe() == "Texture Chair from front.png (Hitem3D v1.5)"
+    assert str(submission.describe()) == "Texture Chair from front.png (Hitem3D v1.5)"
 
 
 def test_a_mesh_file_needs_a_model_that_textures_meshes(images: dict[str, str], tmp_path: Path) -> None:

@@ -325,7 +325,7 @@ def test_a_format_the_kind_cannot_import_is_refused(sim: Hitem3DSimulator, clien
     updates = _run(sim, client, IDS["multicolor"], tmp_path / "task-3.glb")
 
     assert updates[-1].state is TaskState.FAILED
-    assert updates[-1].message == "The task's result is 3MF, not GLB: generate it again with GLB output"
+    assert str(updates[-1].message) == "The task's result is 3MF, not GLB: generate it again with GLB output"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from hitem3d_blender.core.messages import NONE, msg
 from hitem3d_blender.core.tasks import (
     TERMINAL_STATES,
     TRANSITIONS,
@@ -112,12 +113,12 @@ def test_elapsed_uses_now_while_running() -> None:
 
 @pytest.mark.parametrize("terminal", [S.FAILED, S.CANCELLED, S.DONE])
 def test_retry_to_pending_resets_progress_and_message(terminal: TaskState) -> None:
-    record = TaskRecord(TASK_ID, state=terminal, progress=0.7, message="Cannot reach api.hitem3d.ai",
+    record = TaskRecord(TASK_ID, state=terminal, progress=0.7, message=msg("Cannot reach api.hitem3d.ai"),
                         bytes_done=500, bytes_total=1000, started_at=1.0, finished_at=2.0)
     record.move_to(S.PENDING)
     assert record.state is S.PENDING
     assert record.progress is None
-    assert record.message == ""
+    assert not record.message
     assert (record.bytes_done, record.bytes_total) == (0, None)
     assert record.finished_at is None
     assert record.started_at > 2.0
@@ -125,8 +126,8 @@ def test_retry_to_pending_resets_progress_and_message(terminal: TaskState) -> No
 
 def test_apply_takes_state_progress_and_message() -> None:
     record = record_in(S.PENDING)
-    record.apply(TaskUpdate(TASK_ID, S.PROCESSING, progress=0.4, message="Retrying"))
-    assert (record.state, record.progress, record.message) == (S.PROCESSING, 0.4, "Retrying")
+    record.apply(TaskUpdate(TASK_ID, S.PROCESSING, progress=0.4, message=msg("Retrying")))
+    assert (record.state, record.progress, record.message) == (S.PROCESSING, 0.4, msg("Retrying"))
 
 
 def test_apply_downloading_takes_byte_counts() -> None:
@@ -143,16 +144,16 @@ def test_apply_downloaded_keeps_the_result_path() -> None:
 
 
 def test_apply_stale_update_raises_and_changes_nothing() -> None:
-    record = TaskRecord(TASK_ID, state=S.DONE, progress=1.0, message="")
+    record = TaskRecord(TASK_ID, state=S.DONE, progress=1.0)
     with pytest.raises(IllegalTransition):
-        record.apply(TaskUpdate(TASK_ID, S.PROCESSING, progress=0.2, message="late"))
-    assert (record.state, record.progress, record.message) == (S.DONE, 1.0, "")
+        record.apply(TaskUpdate(TASK_ID, S.PROCESSING, progress=0.2, message=msg("late")))
+    assert (record.state, record.progress, record.message) == (S.DONE, 1.0, NONE)
 
 
 def test_failed_update_carries_its_message() -> None:
     record = record_in(S.PROCESSING)
-    record.apply(TaskUpdate(TASK_ID, S.FAILED, message="Generation failed"))
-    assert record.message == "Generation failed"
+    record.apply(TaskUpdate(TASK_ID, S.FAILED, message=msg("Generation failed")))
+    assert record.message == msg("Generation failed")
     assert record.finished_at is not None
 
 
@@ -162,7 +163,7 @@ def test_short_id_is_the_first_eight_characters() -> None:
 
 def test_every_state_has_a_label() -> None:
     assert all(state.label for state in TaskState)
-    assert S.DOWNLOADED.label == "Ready to import"
+    assert str(S.DOWNLOADED.label) == "Ready to import"
 
 
 def test_new_record_is_pending() -> None:

@@ -189,7 +189,7 @@ def test_fault_ends_in_a_specific_message_and_a_retryable_task(addon: ModuleType
 
     assert state == "failed"
     assert message in error
-    assert message in record_of(addon).message
+    assert message in str(record_of(addon).message)
     assert not imported_objects()
     assert not list(addon.engine.files.results_dir().glob("*.glb"))
     assert_clean(addon)

@@ -1,29 +1,28 @@
 """The Chinese (zh_HANS) interface: every string the add-on shows has a translation.
 
-The bpy builds we test with ship no locale data, so Blender cannot be switched
-to Chinese here. Two checks stand in for looking at the screen:
+Messages carry their template (the msgid) and values and are translated where
+they are shown (``translations.text``), so the checks are plain lookups:
 
-- In real Blender, every class the add-on registers is walked the way
-  Blender's own message extractor (``bl_i18n_utils``) walks it: labels, tooltips,
-  property names, enum items (the dynamic ones for every model). Each string
-  must have an entry, in the context Blender looks it up in.
-- Every message the code can show is collected from the source with ``ast``
-  (errors, reports, notices, labels, the message tables) and translated with
-  the catalogue by the same translator ``translations.message`` uses. An
-  f-string becomes a sample ("Task X1: X2"); its translation must differ, hold
-  Chinese, and leave no English phrase behind. The same walk checks that text
-  reaches the screen through ``translations.message`` wherever Blender would
-  not translate it (reports, wrapped lines, built strings).
+- Every template in the source is written as ``msg("...")``, ``msg_own("...")``
+  or marked ``N_("...")`` in a table, with a literal: each has an entry in the
+  context it is looked up in, with the same placeholders. The literal ``text=``
+  of layout calls, which Blender translates itself, has one too.
+- Text that reaches the screen some other way is caught where it is shown: a
+  report must go through ``translations.text``, a built ``text=`` must say
+  ``translate=False``.
+- In real Blender, every registered class is walked the way Blender's message
+  extractor walks it: labels, tooltips, property names and enum items.
+
+The bpy builds we test with ship no locale data, so Blender cannot be switched
+to Chinese here; a lookup in the registered catalogue stands in for it.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,17 +30,23 @@ from typing import Any
 import pytest
 
 from hitem3d_blender import translations
-from hitem3d_blender.core import errors, models
+from hitem3d_blender.core import errors, messages, models
 from hitem3d_blender.core.api import TaskStatus
-from hitem3d_blender.core.errors import BadResultFile
-from hitem3d_blender.core.pipeline import ImportJob, _download
+from hitem3d_blender.core.errors import BadResultFile, Hitem3DError
+from hitem3d_blender.core.messages import Message, msg
+from hitem3d_blender.core.pipeline import ImportJob, _download, format_duration
 from hitem3d_blender.core.submission import VIEWS, InvalidSubmission, RequestType, Submission, validate
+from hitem3d_blender.core.tasks import TaskState
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hitem3d_blender"
-DEFAULT, OPERATOR = translations.DEFAULT, translations.OPERATOR
+DEFAULT, OPERATOR, OWN = translations.DEFAULT, translations.OPERATOR, translations.OWN
 CATALOGUE = translations.catalogue()
-DEFAULT_ENTRIES = {english: chinese for (context, english), chinese in CATALOGUE.items() if context == DEFAULT}
-translate = translations.translator(lambda msgid: DEFAULT_ENTRIES.get(msgid, msgid))
+
+
+def chinese(message: Message) -> str:
+    """``message`` as a Chinese interface shows it."""
+    return message.render(lambda msgid, context: CATALOGUE.get((context, msgid), msgid))
+
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # Left in English on purpose: product and model names, formats, protocols,
@@ -54,112 +59,87 @@ KEPT_ENGLISH = re.compile(
 ENGLISH_PHRASE = re.compile(r"[A-Za-z]{2,}(?:[ ,'-]+[A-Za-z]{2,}){1,}")
 
 
-def assert_translated(english: str, chinese: str) -> None:
-    """Changed, in Chinese, with no English words left but the kept ones."""
-    assert chinese != english, f"no translation for {english!r}"
-    assert CJK.search(chinese), f"{english!r} -> {chinese!r} holds no Chinese"
-    rest = KEPT_ENGLISH.sub(" ", re.sub(r"X\d+", " ", chinese))
+def assert_translated(message: Message, values: str = "") -> None:
+    """Changed, in Chinese, with no English words left but the kept ones and ``values``."""
+    english, text = str(message), chinese(message)
+    assert text != english, f"no translation for {english!r}"
+    assert CJK.search(text), f"{english!r} -> {text!r} holds no Chinese"
+    rest = KEPT_ENGLISH.sub(" ", text.replace(values, " ") if values else text)
     left = ENGLISH_PHRASE.search(rest)
-    assert left is None, f"{english!r} -> {chinese!r} leaves English: {left.group(0)!r}"
+    assert left is None, f"{english!r} -> {text!r} leaves English: {left.group(0)!r}"
 
 
-# -- the translator ------------------------------------------------------------------------------
+# -- messages -------------------------------------------------------------------------------------
 
 
-def test_a_message_with_an_entry_of_its_own_is_looked_up_as_it_is() -> None:
-    assert translate("Task ID copied") == "任务 ID 已复制"
-
-
-def test_a_template_fills_the_values_back_in() -> None:
-    assert translate("Cannot reach api.example.com: check your internet connection, then retry") == \
-        "无法连接 api.example.com：请检查网络连接，然后重试"
+def test_a_message_is_english_until_it_is_shown() -> None:
+    message = msg("Cannot reach {host}: check your internet connection, then retry", host="api.example.com")
+    assert str(message) == "Cannot reach api.example.com: check your internet connection, then retry"
+    assert chinese(message) == "无法连接 api.example.com：请检查网络连接，然后重试"
 
 
 def test_values_that_are_messages_are_translated_too() -> None:
-    text = "Task 2c2ad20c: Retrying (2 of 6): Hitem3D is unavailable (HTTP 503): retry in a few minutes"
-    assert translate(text) == "任务 2c2ad20c：正在重试（第 2 次，共 6 次）：Hitem3D 暂时不可用（HTTP 503）：请几分钟后重试"
+    reason = msg("Hitem3D is unavailable (HTTP {status}): retry in a few minutes", status=503)
+    retry = msg("Retrying ({attempt} of {limit}): {reason}", attempt=2, limit=6, reason=reason)
+    message = msg("Task {short}: {reason}", short="2c2ad20c", reason=retry)
+    assert chinese(message) == "任务 2c2ad20c：正在重试（第 2 次，共 6 次）：Hitem3D 暂时不可用（HTTP 503）：请几分钟后重试"
 
 
-def test_a_message_is_claimed_by_the_template_that_starts_with_its_words() -> None:
-    # "{host} did not answer in time: ..." would match too, with "Task 2c2ad20c: api.x" as the host.
-    text = "Task 2c2ad20c: api.x did not answer in time: check your connection, or raise the timeout in Network settings"
-    assert translate(text).startswith("任务 2c2ad20c：api.x 未及时应答")
+def test_values_are_shown_exactly_as_they_are() -> None:
+    message = msg("CA bundle file not found: {path}", path="C:\\Users\\me\\{odd} root.pem")
+    assert chinese(message) == "找不到 CA 证书包文件：C:\\Users\\me\\{odd} root.pem"
+    assert chinese(errors.message_for_code("99", "Bild zu groß")) == "Hitem3D 返回：Bild zu groß（代码 99）"
 
 
-def test_unknown_text_comes_back_unchanged() -> None:
-    assert translate("Hitem3D answered: Bild zu groß (code 99)") == "Hitem3D 返回：Bild zu groß（代码 99）"
-    assert translate("Something Hitem3D never says") == "Something Hitem3D never says"
-    assert translate("") == ""
+def test_text_without_an_entry_is_shown_in_english() -> None:
+    assert chinese(messages.verbatim("Something {Hitem3D} never says")) == "Something {Hitem3D} never says"
+    assert chinese(messages.NONE) == ""
 
 
-def test_placeholder_values_are_kept_exactly() -> None:
-    text = "CA bundle file not found: C:\\Users\\me\\{odd} root.pem"
-    assert translate(text) == "找不到 CA 证书包文件：C:\\Users\\me\\{odd} root.pem"
+def test_a_shadowed_word_is_looked_up_in_our_own_context() -> None:
+    # Blender's catalogue answers "Starting" with 未完善 ("incomplete") in the default context.
+    assert TaskState.PENDING.label.context == OWN
+    assert chinese(TaskState.PENDING.label) == "启动中"
+    assert (DEFAULT, "Starting") not in CATALOGUE
 
 
-def test_an_english_interface_gets_every_message_back_unchanged() -> None:
-    english = translations.translator(lambda msgid: msgid)
-    for found in collected_messages():
-        assert english(found.text) == found.text
+def test_no_entry_blender_shadows_is_in_the_default_context() -> None:
+    assert len(translations.SHADOWED) == 12
+    for word in translations.SHADOWED:
+        assert (DEFAULT, word) not in CATALOGUE, word
+        assert (OWN, word) in CATALOGUE, word
+
+
+def test_a_message_survives_the_journal_and_a_damaged_one_is_refused() -> None:
+    message = msg("Task {short}: {reason}", short="abc", reason=msg("The download was cut short: retry"))
+    assert Message.from_dict(message.to_dict()) == message
+    for bad in ({"template": "{x} {y}", "values": {"x": 1}}, {"template": 3}, {"template": "a", "values": {"x": [1]}},
+                {"template": "{x}", "values": {"x": True}}, "text", None):
+        with pytest.raises(ValueError):
+            Message.from_dict(bad)
 
 
 def test_every_translation_keeps_the_placeholders_of_its_template() -> None:
-    for english, chinese in {**translations.MESSAGES, **translations.FORMATS}.items():
-        assert sorted(translations.placeholders(chinese)) == sorted(translations.placeholders(english)), english
-
-
-def test_a_template_needs_literal_text_and_distinct_placeholders() -> None:
-    for bad in ("{a}{b}", "{a}: {a}"):
-        with pytest.raises(ValueError):
-            translations.compile_template(bad)
+    placeholder = re.compile(r"\{(\w+)\}")
+    for (_, english), text in CATALOGUE.items():
+        assert sorted(placeholder.findall(text)) == sorted(placeholder.findall(english)), english
 
 
 def test_every_entry_is_chinese_but_the_names_that_stay_as_they_are() -> None:
     kept = {"Hitem3D", "Client ID", "Client Secret"} | {spec.label for spec in models.MODELS}
-    for (_, english), chinese in CATALOGUE.items():
+    for (_, english), text in CATALOGUE.items():
         if english in kept:
-            assert chinese == english
-        else:
-            assert CJK.search(chinese), english
+            assert text == english
+        elif re.sub(r"\{\w+\}|[\s,.、()（）]", "", english):
+            assert CJK.search(text), english
 
 
-# -- every message in the source ----------------------------------------------------------------
-# NOTE: left out on purpose, and why:
-# - cli.py: the command line prints English for pipelines that parse it;
-# - log calls (``log.info`` ...), the journal and diagnostics.report: written
-#   for the log file and for support, in English;
-# - exceptions that are not ``Hitem3DError`` (RuntimeError, ValueError,
-#   AssertionError, IllegalTransition): programming errors, never shown as a message.
+# -- every template in the source ----------------------------------------------------------------
+# NOTE: cli.py, diagnostics and log calls stay English on purpose (pipelines
+# parse the command line's output; support reads the log): they use str(message).
 
-EXCLUDED_FILES = {"cli.py", "diagnostics.py", "translations.py"}
-# Calls that hand a finished message on to be shown later: name -> (position, keyword).
-MESSAGE_ARGUMENTS: dict[str, tuple[int | None, str | None]] = {
-    "post_report": (0, "message"),
-    "set_notice": (0, "text"),
-    "set_generate_notice": (0, "text"),
-    "set_balance_error": (0, "text"),
-    "set_connection_status": (1, "text"),
-    "ConnectionStatus": (1, "text"),
-    "TaskUpdate": (None, "message"),
-    "CallResult": (None, "error"),
-    "SubmissionOutcome": (None, "error"),
-    "Loaded": (None, "warning"),
-    "report": (1, "message"),  # Operator.report(type, message)
-    "_wrapped": (1, "text"),
-    "message": (0, "text"),
-}
-# UILayout calls: Blender translates a literal ``text`` itself (an exact lookup).
+MARKERS = {"msg": DEFAULT, "N_": None, "msg_own": OWN}  # None: either context
 LAYOUT_TEXT = {"label": DEFAULT, "prop": DEFAULT, "progress": DEFAULT, "operator": OPERATOR, "_task_button": OPERATOR}
-TABLES = {"CODE_MESSAGES", "MESSAGES", "_LABELS", "VIEW_LABELS"}
-# Functions whose return value is text for the screen.
-DISPLAY_FUNCTIONS = {"balance_text", "progress_text", "message_for_code", "_problem"}
-TRANSLATING_CALLS = {"message", "iface"}
-
-
-@dataclass(frozen=True)
-class Found:
-    text: str  # literal text, each formatted value as X1, X2, ...
-    where: str
 
 
 def _name(func: ast.expr) -> str:
@@ -168,197 +148,84 @@ def _name(func: ast.expr) -> str:
     return func.attr if isinstance(func, ast.Attribute) else ""
 
 
-def _is_translated(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and _name(node.func) in TRANSLATING_CALLS
+def _keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((kw.value for kw in call.keywords if kw.arg == name), None)
 
 
-class _Sampler:
-    """Sample strings for an expression: its literal text with each dynamic
-    part as ``X<n>``. A local variable stands for what was assigned to it."""
-
-    def __init__(self, local: Mapping[str, list[ast.expr]]) -> None:
-        self.local = local
-        self.count = 0
-        self.resolving: set[str] = set()
-
-    def placeholder(self) -> str:
-        self.count += 1
-        return f"X{self.count}"
-
-    def of(self, node: ast.expr) -> list[str]:
-        if isinstance(node, ast.Constant):
-            return [node.value] if isinstance(node.value, str) else []
-        if isinstance(node, ast.JoinedStr):
-            texts = [""]
-            for part in node.values:
-                piece = part.value if isinstance(part, ast.Constant) else self.placeholder()
-                texts = [text + str(piece) for text in texts]
-            return texts
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            left = self.of(node.left) or [self.placeholder()]
-            right = self.of(node.right) or [self.placeholder()]
-            return [a + b for a in left for b in right]
-        if isinstance(node, ast.IfExp):
-            return self.of(node.body) + self.of(node.orelse)
-        if isinstance(node, ast.BoolOp):
-            return [text for value in node.values for text in self.of(value)]
-        if isinstance(node, ast.Call) and _is_translated(node) and node.args:
-            return self.of(node.args[0])
-        if isinstance(node, ast.Name) and node.id in self.local and node.id not in self.resolving:
-            self.resolving.add(node.id)
-            try:
-                return [text for value in self.local[node.id] for text in self.of(value)]
-            finally:
-                self.resolving.discard(node.id)
-        return []  # data (an ID, a path) or a message made elsewhere, collected there
-
-
-def _is_text(sample: str) -> bool:
-    """Words to read, not only values ("X1 / X2")."""
-    return re.search(r"[A-Za-z]{2,}", re.sub(r"X\d+", "", sample)) is not None
-
-
-def _argument(call: ast.Call, position: int | None, keyword: str | None) -> ast.expr | None:
-    if position is not None and len(call.args) > position:
-        return call.args[position]
-    return next((kw.value for kw in call.keywords if kw.arg == keyword), None)
-
-
-def _error_classes(trees: Mapping[Path, ast.Module]) -> set[str]:
-    """``Hitem3DError`` and every class that derives from it, by name."""
-    bases = {node.name: {_name(base) for base in node.bases}
-             for tree in trees.values() for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
-    found = {"Hitem3DError"}
-    while True:
-        more = {name for name, parents in bases.items() if parents & found} - found
-        if not more:
-            return found
-        found |= more
-
-
-@dataclass
-class SourceWalk:
-    messages: list[Found] = field(default_factory=list)  # finished English messages that reach the screen
-    exact: list[tuple[str, str, str]] = field(default_factory=list)  # (context, msgid, where): looked up as is
-    untranslated: list[str] = field(default_factory=list)  # where text reaches the screen untranslated
-
-
-class _Walker:
-    """Collects what one scope (a module's top level, or a function) shows."""
-
-    def __init__(self, walk: SourceWalk, error_names: set[str], error_inits: set[int], file: str) -> None:
-        self.walk = walk
-        self.error_names = error_names
-        self.error_inits = error_inits  # super().__init__(...) calls inside error classes
-        self.file = file
-        self.sampler = _Sampler({})
-
-    def add(self, node: ast.expr, where: str) -> None:
-        for sample in self.sampler.of(node):
-            # A table's "{host}" is a value too; numbered in order, the same text makes the same sample.
-            numbers = iter(range(1, 1000))
-            text = re.sub(r"X\d+|\{\w+\}", lambda _: f"X{next(numbers)}", sample)
-            found = Found(text, where)
-            if _is_text(text) and found not in self.walk.messages:
-                self.walk.messages.append(found)
-
-    def scope(self, scope: ast.AST) -> None:
-        if isinstance(scope, ast.Module):
-            nodes: Iterable[ast.AST] = scope.body
-        else:
-            local: dict[str, list[ast.expr]] = {}
-            for node in ast.walk(scope):
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    local.setdefault(node.targets[0].id, []).append(node.value)
-            self.sampler = _Sampler(local)
-            nodes = ast.walk(scope)
-        for node in nodes:
-            where = f"{self.file}:{getattr(node, 'lineno', 0)}"
+def _source_calls() -> Iterator[tuple[ast.Call, str]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
             if isinstance(node, ast.Call):
-                self.call(node, where)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Dict):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if any(isinstance(target, ast.Name) and target.id in TABLES for target in targets):
-                    for value in node.value.values:
-                        self.add(value, where)
-            elif isinstance(node, ast.FunctionDef) and node.name in DISPLAY_FUNCTIONS:
-                for inner in ast.walk(node):
-                    if isinstance(inner, ast.Return) and inner.value is not None:
-                        self.add(inner.value, f"{self.file}:{inner.lineno}")
-
-    def call(self, node: ast.Call, where: str) -> None:
-        name = _name(node.func)
-        if name in self.error_names or id(node) in self.error_inits:
-            argument = _argument(node, 0, "message")
-            if argument is not None:
-                self.add(argument, where)
-        if name in MESSAGE_ARGUMENTS and not (name == "report" and len(node.args) < 2):
-            argument = _argument(node, *MESSAGE_ARGUMENTS[name])
-            if argument is not None:
-                self.add(argument, where)
-                if name in {"report", "_wrapped"} and not _is_translated(argument):
-                    self.walk.untranslated.append(f"{where}: {name}() shows it untranslated")
-        if name == "iface" and node.args and isinstance(node.args[0], ast.Constant):
-            # A msgid looked up as it is (a format string): it needs an exact entry.
-            context = _argument(node, 1, "context")
-            self.walk.exact.append((context.value if isinstance(context, ast.Constant) else DEFAULT,
-                                    node.args[0].value, where))
-        if name in LAYOUT_TEXT:
-            text = _argument(node, None, "text")
-            if isinstance(text, ast.Constant) and isinstance(text.value, str):
-                if text.value:
-                    self.walk.exact.append((LAYOUT_TEXT[name], text.value, where))
-            elif text is not None:
-                if not _is_translated(text) and any(_is_text(sample) for sample in self.sampler.of(text)):
-                    self.walk.untranslated.append(f"{where}: {name}(text=...) is built: Blender cannot translate it")
-                self.add(text, where)
+                yield node, f"{path.relative_to(PACKAGE)}:{node.lineno}"
 
 
-@functools.cache
-def source_walk() -> SourceWalk:
-    """Every message the add-on's source can show, and where it is shown."""
-    trees = {path: ast.parse(path.read_text("utf-8")) for path in sorted(PACKAGE.rglob("*.py"))
-             if path.name not in EXCLUDED_FILES}
-    error_names = _error_classes(trees)
-    walk = SourceWalk()
-    for path, tree in trees.items():
-        error_inits = {id(call) for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name in error_names
-                       for call in ast.walk(node) if isinstance(call, ast.Call) and _name(call.func) == "__init__"}
-        walker = _Walker(walk, error_names, error_inits, path.name)
-        for scope in [tree, *(node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef))]:
-            walker.scope(scope)
-    return walk
+def source_templates() -> tuple[list[tuple[str | None, str, str]], list[str]]:
+    """(context, template, where) of every marked literal, and the places a
+    template is built instead (an f-string, a concatenation, a call)."""
+    found: list[tuple[str | None, str, str]] = []
+    built: list[str] = []
+    for call, where in _source_calls():
+        name = _name(call.func)
+        if name not in MARKERS or not call.args:
+            continue
+        first = call.args[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            found.append((MARKERS[name], first.value, where))
+        elif not isinstance(first, (ast.Name, ast.Subscript)):  # a table entry (marked N_) or a parameter
+            built.append(f"{where}: {name}() needs a literal template")
+    return found, built
 
 
-def collected_messages() -> list[Found]:
-    return source_walk().messages
-
-
-def test_the_source_walk_finds_the_messages_it_is_meant_to() -> None:
-    texts = {found.text for found in collected_messages()}
-    # One of each kind: an error's own text, a core error, a report, a notice,
-    # a label built in the panel, a table entry, a state label.
+def test_the_source_check_finds_the_messages_it_is_meant_to() -> None:
+    found = {template for _, template, _ in source_templates()[0]}
     for expected in ("No Hitem3D credentials: set Client ID and Client Secret in the add-on preferences",
-                     "Hitem3D is unavailable (HTTP X1): retry in a few minutes",
-                     "Task ID copied", "Connecting…", "Imported X1 object(s)",
-                     "Hitem3D server error: retry in a few minutes", "Ready to import", "X1 (required)"):
-        assert any(re.fullmatch(re.sub(r"X\d+", "X\\\\d+", re.escape(expected)), text) for text in texts), expected
-    assert len(texts) > 100
+                     "Hitem3D is unavailable (HTTP {status}): retry in a few minutes", "Task ID copied",
+                     "Connecting…", "Imported {count} object(s)", "Hitem3D server error: retry in a few minutes",
+                     "Ready to import", "{view} (required)", "Cannot reach {host}: check your internet connection, "
+                     "then retry"):
+        assert expected in found, expected
+    assert len(found) > 150
 
 
-@pytest.mark.parametrize("found", collected_messages(), ids=lambda found: f"{found.where} {found.text[:40]}")
-def test_every_message_the_code_shows_has_a_translation(found: Found) -> None:
-    assert_translated(found.text, translate(found.text))
-
-
-def test_every_literal_label_has_an_entry_in_the_context_blender_looks_in() -> None:
-    missing = [f"{where}: ({context!r}, {text!r})" for context, text, where in source_walk().exact
-               if (context, text) not in CATALOGUE]
+def test_every_template_in_the_source_has_a_translation() -> None:
+    found, _ = source_templates()
+    missing = [f"{where}: {template!r}" for context, template, where in found
+               if not any((ctx, template) in CATALOGUE for ctx in ([context] if context else [DEFAULT, OWN]))]
     assert not missing
 
 
-def test_text_blender_cannot_translate_goes_through_translations_message() -> None:
-    assert not source_walk().untranslated
+def test_every_template_is_a_literal() -> None:
+    assert not source_templates()[1]
+
+
+def test_every_literal_label_has_an_entry_in_the_context_blender_looks_in() -> None:
+    missing = []
+    for call, where in _source_calls():
+        text, context = _keyword(call, "text"), _keyword(call, "text_ctxt")
+        if _name(call.func) in LAYOUT_TEXT and isinstance(text, ast.Constant) and text.value:
+            ctx = context.value if isinstance(context, ast.Constant) else LAYOUT_TEXT[_name(call.func)]
+            if (ctx, text.value) not in CATALOGUE:
+                missing.append(f"{where}: ({ctx!r}, {text.value!r})")
+    assert not missing
+
+
+def test_text_blender_would_look_up_again_is_marked_as_translated() -> None:
+    """A ``text=`` built at run time is either a translated message or data (an
+    ID, a name): Blender must not look it up again (``translate=False``)."""
+    unmarked = []
+    for call, where in _source_calls():
+        text, translate = _keyword(call, "text"), _keyword(call, "translate")
+        if _name(call.func) in LAYOUT_TEXT and text is not None and not isinstance(text, ast.Constant):
+            if not (isinstance(translate, ast.Constant) and translate.value is False):
+                unmarked.append(where)
+    assert not unmarked
+
+
+def test_every_report_is_translated_where_it_is_shown() -> None:
+    untranslated = [where for call, where in _source_calls()
+                    if _name(call.func) == "report" and len(call.args) == 2
+                    and not (isinstance(call.args[1], ast.Call) and _name(call.args[1].func) == "text")]
+    assert not untranslated
 
 
 # -- messages built from tables: checked with the real functions --------------------------------
@@ -368,49 +235,54 @@ def test_every_submission_description_is_translated() -> None:
     for model in models.MODELS:
         for request_type in (RequestType.GEOMETRY_AND_TEXTURE, RequestType.TEXTURE_MESH):
             single = Submission(model.id, model.default_resolution, request_type, image="/tmp/photo.png")
-            assert_translated(single.describe(), translate(single.describe()))
+            assert_translated(single.describe(), "photo.png")
             for count in range(1, len(VIEWS) + 1):
                 views = Submission(model.id, model.default_resolution, request_type,
                                    views={view: f"/tmp/{view}.png" for view in VIEWS[:count]})
-                assert_translated(views.describe(), translate(views.describe()))
+                assert_translated(views.describe())
+                assert " or " not in chinese(views.describe()) and ", " not in chinese(views.describe())
 
 
 def test_every_image_label_is_translated() -> None:
     views = Submission("hi3dv3.0", "2048quality", views={view: f"/tmp/{view}.png" for view in VIEWS})
     for label, _ in [*views.inputs(), *Submission("hi3dv3.0", "2048quality", image="/x.png").inputs()]:
-        assert_translated(label, translate(label))
-        assert_translated(f"{label}: a.png is empty", translate(f"{label}: a.png is empty"))
+        assert_translated(label)
+        assert_translated(msg("{label}: {name} is empty", label=label, name="a.png"), "a.png")
 
 
-def _validation_message(submission: Submission) -> str:
+def _validation_error(submission: Submission) -> Hitem3DError:
     with pytest.raises(InvalidSubmission) as info:
         validate(submission)
-    return str(info.value)
+    return info.value
 
 
 def test_every_list_of_choices_is_translated_without_an_english_or(tmp_path: Path) -> None:
     image = tmp_path / "a.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     for spec in models.MODELS:
-        for text in (_validation_message(Submission(spec.id, "999", image=str(image))),
-                     _validation_message(Submission(spec.id, spec.default_resolution, RequestType.TEXTURE_MESH,
-                                                    image=str(image))) if not spec.can_texture_mesh else ""):
-            if text:
-                chinese = translate(text)
-                assert_translated(text, chinese)
-                assert " or " not in chinese, chinese
+        errors_ = [_validation_error(Submission(spec.id, "999", image=str(image)))]
+        if not spec.can_texture_mesh:
+            errors_.append(_validation_error(Submission(spec.id, spec.default_resolution, RequestType.TEXTURE_MESH,
+                                                        image=str(image))))
+        for error in errors_:
+            assert_translated(error.message)
+            assert " or " not in chinese(error.message), chinese(error.message)
+
+
+def test_every_waiting_time_is_translated() -> None:
+    for seconds in (45, 600, 7500):
+        assert_translated(format_duration(seconds))
 
 
 def test_server_answers_without_words_are_translated() -> None:
-    text = errors.message_for_code("12345", "  ")
-    assert translate(text) == "Hitem3D 返回：无消息（代码 12345）"
+    assert chinese(errors.message_for_code("12345", "  ")) == "Hitem3D 返回：无消息（代码 12345）"
 
 
 def test_a_result_of_unknown_format_is_translated(tmp_path: Path) -> None:
     status = TaskStatus("t", "success", model_url="https://files.example.com/result")
     with pytest.raises(BadResultFile) as info:
         _download(ImportJob("t", tmp_path / "r.glb"), status, None, None, None)  # type: ignore[arg-type]
-    assert_translated(str(info.value), translate(str(info.value)))
+    assert_translated(info.value.message)
 
 
 # -- in real Blender --------------------------------------------------------------------------------
@@ -553,8 +425,11 @@ def test_an_interface_not_in_chinese_shows_every_message_as_it_is(addon: ModuleT
     import bpy
 
     assert bpy.app.translations.locale in ("", "en_US", "DEFAULT") or not bpy.app.build_options.international
-    for text in ("Task 2c2ad20c: Cancelled", "Connecting…", "Something else", ""):
-        assert addon.translations.message(text) == text
+    messages_ = addon.core.messages
+    cancelled = messages_.msg("Task {short}: {reason}", short="2c2ad20c", reason=addon.core.tasks.TaskState.CANCELLED.label)
+    for message, english in ((cancelled, "Task 2c2ad20c: Cancelled"), (messages_.msg("Connecting…"), "Connecting…"),
+                             (messages_.verbatim("Something else"), "Something else"), (messages_.NONE, "")):
+        assert addon.translations.text(message) == english
     assert addon.translations.iface("Import", OPERATOR) == "Import"
     assert addon.panels.format_elapsed(65) == "1m 05s"
     assert addon.panels.format_elapsed(3 * 3600 + 120) == "3h 02m"
@@ -572,29 +447,26 @@ def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: Mo
     table = addon.translations.translations_dict()[translations.LOCALE]
     monkeypatch.setattr(addon.translations, "iface",
                         lambda msgid, context=DEFAULT: table.get((context, msgid), msgid))
-    addon.translations._translator.cache_clear()
-    try:
-        with pytest.raises(RuntimeError) as info:
-            bpy.ops.hitem3d.import_task(task_id="not-an-id!")
-        assert "不是任务 ID：not-an-id!（不允许使用“!”" in str(info.value)
+    with pytest.raises(RuntimeError) as info:
+        bpy.ops.hitem3d.import_task(task_id="not-an-id!")
+    assert "不是任务 ID：not-an-id!（不允许使用“!”" in str(info.value)
 
-        error = addon.core.errors.ServerError("Hitem3D server error: retry in a few minutes (code 10000000)")
-        rec = addon.engine.control.fail_without_start(TASK_ID, error)
-        rec.model = "hitem3dv2.1"
-        drawn: list[tuple[str, str]] = []
-        addon.panels.draw_details(FakeLayout(drawn), rec, 1000)
-        shown = " ".join(text for kind, text in drawn if kind == "label")
-        assert "Hitem3D 服务器错误：请几分钟后重试（代码 10000000）" in shown
-        # (The state label, "Failed", is a catalogue entry Blender translates as it draws it.)
-        assert "模型：hitem3dv2.1" in shown and "结束于 " in shown and "0秒" in shown
+    errors_ = addon.core.errors
+    error = errors_.ServerError(errors_.message_for_code(errors_.CODE_SYSTEM_ERROR, ""))
+    rec = addon.engine.control.fail_without_start(TASK_ID, error)
+    rec.model = "hitem3dv2.1"
+    drawn: list[tuple[str, str]] = []
+    addon.panels.draw_details(FakeLayout(drawn), rec, 1000)
+    shown = " ".join(text for kind, text in drawn if kind == "label")
+    assert "Hitem3D 服务器错误：请几分钟后重试（代码 10000000）" in shown
+    assert "失败" in shown  # the state, in our own context
+    assert "模型：hitem3dv2.1" in shown and "结束于 " in shown and "0秒" in shown
 
-        drawn = []
-        bpy.types.HITEM3D_PT_main.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
-        assert "不是任务 ID：not-an-id!" in " ".join(text for kind, text in drawn if kind == "label")
+    drawn = []
+    bpy.types.HITEM3D_PT_main.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
+    assert "不是任务 ID：not-an-id!" in " ".join(text for kind, text in drawn if kind == "label")
 
-        drawn = []
-        bpy.types.HITEM3D_PT_generate.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
-        assert ("label", "余额：尚未查询") in drawn
-        assert addon.panels.format_elapsed(65) == "1分05秒"
-    finally:
-        addon.translations._translator.cache_clear()
+    drawn = []
+    bpy.types.HITEM3D_PT_generate.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
+    assert ("label", "余额：尚未查询") in drawn
+    assert addon.panels.format_elapsed(65) == "1分05秒"

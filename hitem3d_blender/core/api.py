@@ -20,6 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import errors
+from .messages import Message, msg
 from .errors import (
     ApiError,
     Cancelled,
@@ -103,6 +104,10 @@ def network_error(exc: requests.RequestException, host: str) -> NetworkError:
     return failure_error(exc, host)
 
 
+def _generation_failed() -> Message:  # noqa: N802
+    return msg("Generation failed on Hitem3D (credits are refunded): retry, or try another image")
+
+
 def error_for_code(code: str, message: str) -> Hitem3DError:
     """The exception for a non-success ``code`` in an answer's body."""
     if code == errors.CODE_INVALID_CREDENTIALS:
@@ -110,15 +115,12 @@ def error_for_code(code: str, message: str) -> Hitem3DError:
     if code == errors.CODE_SYSTEM_ERROR:
         return ServerError(errors.message_for_code(code, message), code=code)
     if code in errors.GENERATE_FAILED_CODES:
-        return GenerationFailed(
-            "Generation failed on Hitem3D (credits are refunded): retry, or try another image"
-            f" (code {code})",
-            code=code,
-        )
+        return GenerationFailed(msg("{message} (code {code})", message=_generation_failed(), code=code), code=code)
     if code in errors.CODE_MESSAGES:  # our wording beats a guess from the server's text
         return ApiError(errors.message_for_code(code, message), code=code)
     if any(hint in message.lower() for hint in _NOT_FOUND_HINTS):
-        return TaskNotFound(f"Hitem3D has no task with this ID: check the ID (code {code})", code=code)
+        return TaskNotFound(msg("{message} (code {code})", code=code,
+                                message=msg("Hitem3D has no task with this ID: check the ID")), code=code)
     return ApiError(errors.message_for_code(code, message), code=code)
 
 
@@ -192,7 +194,7 @@ class Hitem3DClient:
             raise InvalidCredentials() from None
         token = body.get("accessToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise ServerError("Hitem3D sent no access token: retry in a few minutes")
+            raise ServerError(msg("Hitem3D sent no access token: retry in a few minutes"))
         with self._lock:
             self._token = token
             self._token_expires = self._clock() + TOKEN_LIFETIME_S - TOKEN_RENEW_MARGIN_S
@@ -223,14 +225,12 @@ class Hitem3DClient:
         kind = task_kinds.kind_of(task_id)
         data = self._call("GET", kind.query_path, params={"task_id": task_id})
         if not isinstance(data, dict):
-            raise ServerError("Hitem3D sent an unreadable task status: retry in a few minutes")
+            raise ServerError(msg("Hitem3D sent an unreadable task status: retry in a few minutes"))
         state = str(data.get("state", "")).strip().lower()
         if state not in TASK_STATES:
-            raise ApiError(f"Hitem3D reported an unknown task state: {state or 'none'!r}")
+            raise ApiError(msg("Hitem3D reported an unknown task state: {state}", state=repr(state or "none")))
         if state == "failed":
-            raise GenerationFailed(
-                "Generation failed on Hitem3D (credits are refunded): retry, or try another image"
-            )
+            raise GenerationFailed(_generation_failed())
         url = data.get("url")
         cover = data.get("cover_url")
         return TaskStatus(
@@ -246,7 +246,7 @@ class Hitem3DClient:
         try:
             return float(data["totalBalance"])
         except (KeyError, TypeError, ValueError):
-            raise ServerError("Hitem3D sent an unreadable balance: retry in a moment") from None
+            raise ServerError(msg("Hitem3D sent an unreadable balance: retry in a moment")) from None
 
     def submit_task(self, submission: Submission) -> str:
         """Start a generation; returns the new task's ID.
@@ -260,14 +260,14 @@ class Hitem3DClient:
         if submission.request_type == RequestType.TEXTURE_MESH and not submission.mesh_url and not submission.mesh:
             status = self.query_task(submission.mesh_task_id)
             if status.state != "success" or not status.model_url:
-                raise InvalidSubmission("The task to texture has no finished model on Hitem3D yet")
+                raise InvalidSubmission(msg("The task to texture has no finished model on Hitem3D yet"))
             submission = submission.with_mesh_url(status.model_url)
         # Bytes, not open files: the 401 repeat in _call sends the same parts again.
         files = read_files(submission)
         data = self._call("POST", "/submit-task", data=form_fields(submission), files=files)
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id.strip():
-            raise ApiError("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again")
+            raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again"))
         return task_id.strip()
 
     def submit_kind(self, request: KindRequest) -> str:
@@ -283,7 +283,7 @@ class Hitem3DClient:
         if request.source_task_id:
             status = self.query_task(request.source_task_id)
             if status.state != "success" or not status.model_url:
-                raise InvalidSubmission("The source task has no finished model on Hitem3D yet")
+                raise InvalidSubmission(msg("The source task has no finished model on Hitem3D yet"))
             request = replace(request, source_task_id="", source_url=status.model_url)
         # Text fields as file-less parts: the body is multipart even when only
         # a link is sent (``requests`` would otherwise send a urlencoded form).
@@ -292,7 +292,7 @@ class Hitem3DClient:
         data = self._call("POST", spec.create_path, files=parts)
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id.strip():
-            raise ApiError("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again")
+            raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again"))
         return task_id.strip()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -304,7 +304,7 @@ class Hitem3DClient:
             except _Unauthorized:
                 self._forget_token(token)
                 if attempt == 2:
-                    raise ApiError("Hitem3D did not accept a fresh access token: check your credentials")
+                    raise ApiError(msg("Hitem3D did not accept a fresh access token: check your credentials"))
         raise AssertionError("unreachable")
 
     def _send(self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any) -> Any:
@@ -332,14 +332,15 @@ class Hitem3DClient:
                     raise proxy_auth_error(self.host)
                 if status == 429 or status >= 500:
                     raise ServerError(
-                        f"Hitem3D is unavailable (HTTP {status}): retry in a few minutes",
+                        msg("Hitem3D is unavailable (HTTP {status}): retry in a few minutes", status=status),
                         retry_after=_retry_after(response),
                     )
                 body = _json_body(response, token, self.host)
                 if not isinstance(body, dict):
                     if status == 404:
-                        raise ApiError(f"{self.host} has no Hitem3D API here (HTTP 404): check the API base URL")
-                    raise ServerError(f"Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes")
+                        raise ApiError(msg("{host} has no Hitem3D API here (HTTP 404): check the API base URL", host=self.host))
+                    raise ServerError(msg("Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes",
+                                         status=status))
         finally:
             if token is not None:
                 token.untrack(response)

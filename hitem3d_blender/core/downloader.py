@@ -20,6 +20,7 @@ from .api import USER_AGENT, network_error
 from .network import proxy_auth_error
 from .cancel import CancelToken
 from .errors import BadResultFile, Cancelled, ExpiredUrl, NetworkError
+from .messages import msg
 
 CHUNK_SIZE = 256 * 1024
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -49,7 +50,7 @@ def url_extension(url: str) -> str:
 def check_result_url(url: str) -> None:
     """Refuse anything but http(s): a URL from a server is still input."""
     if urlsplit(url).scheme not in ("http", "https"):
-        raise BadResultFile("Hitem3D sent a result link that is not http(s): not downloaded")
+        raise BadResultFile(msg("Hitem3D sent a result link that is not http(s): not downloaded"))
 
 
 def check_glb(path: Path) -> None:
@@ -58,12 +59,12 @@ def check_glb(path: Path) -> None:
     with path.open("rb") as file:
         header = file.read(_GLB_HEADER.size)
     if len(header) < _GLB_HEADER.size or header[:4] != b"glTF":
-        raise BadResultFile("The downloaded result is not a GLB file: retry, or check the task on Hitem3D")
+        raise BadResultFile(msg("The downloaded result is not a GLB file: retry, or check the task on Hitem3D"))
     _, version, length = _GLB_HEADER.unpack(header)
     if version != 2:
-        raise BadResultFile(f"The result is glTF version {version}; Blender imports version 2")
+        raise BadResultFile(msg("The result is glTF version {version}; Blender imports version 2", version=version))
     if length != size:
-        raise BadResultFile("The downloaded GLB is incomplete: retry")
+        raise BadResultFile(msg("The downloaded GLB is incomplete: retry"))
 
 
 _IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
@@ -77,7 +78,7 @@ def check_image(path: Path) -> None:
         return
     if any(head.startswith(signature) for signature in _IMAGE_SIGNATURES):
         return
-    raise BadResultFile("The cover image is not a WebP, PNG or JPEG file")
+    raise BadResultFile(msg("The cover image is not a WebP, PNG or JPEG file"))
 
 
 def remove_quietly(path: Path) -> None:
@@ -116,17 +117,18 @@ def stream_to_file(
     try:
         with response:
             if response.status_code in _EXPIRED_STATUSES:
-                raise ExpiredUrl(f"The result link expired (HTTP {response.status_code}): asking for a new one")
+                raise ExpiredUrl(msg("The result link expired (HTTP {status}): asking for a new one",
+                                     status=response.status_code))
             if response.status_code == 407:
                 raise proxy_auth_error(host)
             if response.status_code != 200:
-                raise NetworkError(f"The file host answered HTTP {response.status_code}: retry in a moment")
+                raise NetworkError(msg("The file host answered HTTP {status}: retry in a moment",
+                                         status=response.status_code))
             total = _content_length(response)
             if total is not None and total > max_bytes:
-                raise BadResultFile(
-                    f"The result is {_size(total)}, over the {_size(max_bytes)} download limit in the "
-                    "add-on preferences: not downloaded"
-                )
+                raise BadResultFile(msg(
+                    "The result is {size}, over the {limit} download limit in the add-on preferences: not downloaded",
+                    size=_size(total), limit=_size(max_bytes)))
             written = 0
             with partial.open("wb") as file:
                 try:
@@ -135,17 +137,17 @@ def stream_to_file(
                         file.write(chunk)
                         written += len(chunk)
                         if written > max_bytes:
-                            raise BadResultFile(f"The result is larger than {_size(max_bytes)}, the download "
-                                                "limit in the add-on preferences: not downloaded")
+                            raise BadResultFile(msg("The result is larger than {limit}, the download limit in the "
+                                                    "add-on preferences: not downloaded", limit=_size(max_bytes)))
                         if on_progress is not None:
                             on_progress(written, total)
                 except requests.RequestException:
                     # No byte within the read timeout, or the connection broke.
                     cancel.raise_if_cancelled()
-                    raise NetworkError(f"The download from {host} stalled or was cut off: retry") from None
+                    raise NetworkError(msg("The download from {host} stalled or was cut off: retry", host=host)) from None
             cancel.raise_if_cancelled()
             if total is not None and written != total:
-                raise NetworkError("The download was cut short: retry")
+                raise NetworkError(msg("The download was cut short: retry"))
         if validate is not None:
             validate(partial)
         os.replace(partial, dest)

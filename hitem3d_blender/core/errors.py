@@ -1,10 +1,14 @@
 """Everything that can go wrong, as exceptions that carry a user-facing message.
 
-Each error's ``str()`` is the short sentence the panel and the Info log show:
-it says what happened and what to do next, and never contains a secret.
+Each error carries a ``Message`` (``error.message``), the short sentence the
+panel and the Info log show, translated where it is shown; ``str(error)`` is
+its English text. It says what happened and what to do next, and never
+contains a secret.
 """
 
 from __future__ import annotations
+
+from .messages import N_, Message, msg, msg_own
 
 # Server codes whose meaning the API documents. Unknown codes are shown verbatim.
 CODE_UNAUTHORIZED = "401"
@@ -18,26 +22,26 @@ GENERATE_FAILED_CODES = frozenset({CODE_GENERATE_FAILED, "5001001"})
 # Messages for documented codes, keyed by the code as a string (the API documents
 # codes as strings and sends numbers: we always compare strings).
 CODE_MESSAGES: dict[str, str] = {
-    CODE_SYSTEM_ERROR: "Hitem3D server error: retry in a few minutes",
-    CODE_BALANCE_NOT_ENOUGH: "Not enough Hitem3D credits: top up your account on the Hitem3D platform, "
-                             "then generate again",
-    "10031001": "An image is larger than 20 MB: use a smaller image",
-    "10031002": "Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)",
-    "10031003": "Resolution is not available for this model: choose one from the list",
-    "10031004": "Hitem3D does not support this output format",
-    "10031005": "Images must be PNG, JPEG or WebP files",
-    "10031006": "Hitem3D does not know this model version: choose another model, or update the extension",
-    "10031007": "Send one image or views, not both",
-    "10031008": "Add an image to generate from",
-    "10031009": "Too many views: at most 4 (front, back, left, right), one image each",
-    "10031010": "An image file is empty: choose another file",
-    "10031011": "Texturing needs the model to texture: choose a finished geometry-only task",
-    "10031012": "The mesh URL must start with http",
+    CODE_SYSTEM_ERROR: N_("Hitem3D server error: retry in a few minutes"),
+    CODE_BALANCE_NOT_ENOUGH: N_("Not enough Hitem3D credits: top up your account on the Hitem3D platform, "
+                                "then generate again"),
+    "10031001": N_("An image is larger than 20 MB: use a smaller image"),
+    "10031002": N_("Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)"),
+    "10031003": N_("Resolution is not available for this model: choose one from the list"),
+    "10031004": N_("Hitem3D does not support this output format"),
+    "10031005": N_("Images must be PNG, JPEG or WebP files"),
+    "10031006": N_("Hitem3D does not know this model version: choose another model, or update the extension"),
+    "10031007": N_("Send one image or views, not both"),
+    "10031008": N_("Add an image to generate from"),
+    "10031009": N_("Too many views: at most 4 (front, back, left, right), one image each"),
+    "10031010": N_("An image file is empty: choose another file"),
+    "10031011": N_("Texturing needs the model to texture: choose a finished geometry-only task"),
+    "10031012": N_("The mesh URL must start with http"),
 }
 
 
 class Hitem3DError(Exception):
-    """Base class: ``str(error)`` is the user-facing message.
+    """Base class: ``message`` is the user-facing message, ``str(error)`` its English.
 
     ``retryable`` says whether trying the same thing again may succeed; every
     failed task can be retried, this only decides whether workers retry on
@@ -46,8 +50,8 @@ class Hitem3DError(Exception):
 
     retryable: bool = False
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: Message, *, code: str | None = None) -> None:
+        super().__init__(str(message))
         self.message = message
         self.code = code
 
@@ -55,21 +59,21 @@ class Hitem3DError(Exception):
 class OnlineAccessDisabled(Hitem3DError):
     def __init__(self) -> None:
         super().__init__(
-            "Online access is off: enable Preferences > System > Network > Allow Online Access"
+            msg("Online access is off: enable Preferences > System > Network > Allow Online Access")
         )
 
 
 class CredentialsMissing(Hitem3DError):
     def __init__(self) -> None:
         super().__init__(
-            "No Hitem3D credentials: set Client ID and Client Secret in the add-on preferences"
+            msg("No Hitem3D credentials: set Client ID and Client Secret in the add-on preferences")
         )
 
 
 class InvalidCredentials(Hitem3DError):
     def __init__(self) -> None:
         super().__init__(
-            "Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences",
+            msg("Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences"),
             code=CODE_INVALID_CREDENTIALS,
         )
 
@@ -91,7 +95,7 @@ class ServerError(Hitem3DError):
 
     retryable = True
 
-    def __init__(self, message: str, *, code: str | None = None,
+    def __init__(self, message: Message, *, code: str | None = None,
                  retry_after: float | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
@@ -123,18 +127,18 @@ class ExpiredUrl(Hitem3DError):
 
 class Cancelled(Hitem3DError):
     def __init__(self) -> None:
-        super().__init__("Cancelled")
+        super().__init__(msg_own("Cancelled"))  # the state's own word
 
 
 class ImportFailed(Hitem3DError):
     pass
 
 
-def message_for_code(code: str, server_message: str) -> str:
+def message_for_code(code: str, server_message: str) -> Message:
     """The user message for a server ``code``: our wording for documented codes,
     the server's own words with the code for anything else."""
     known = CODE_MESSAGES.get(code)
     if known is not None:
-        return f"{known} (code {code})"
-    text = server_message.strip() or "no message"
-    return f"Hitem3D answered: {text} (code {code})"
+        return msg("{message} (code {code})", message=msg(known), code=code)
+    text: str | Message = server_message.strip() or msg("no message")
+    return msg("Hitem3D answered: {text} (code {code})", text=text, code=code)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Union
 from .api import Hitem3DClient
 from .cancel import CancelToken, WorkerGate, cancel_scope
 from .errors import Hitem3DError
+from .messages import NONE, Message, msg
 from .pipeline import ImportJob, run_import_job
 from .settings import ApiSettings
 from .tasks import TaskUpdate
@@ -41,7 +42,7 @@ class CallResult:
 
     key: str
     value: Any = None
-    error: str = ""
+    error: Message = NONE
 
     @property
     def ok(self) -> bool:
@@ -164,10 +165,10 @@ class JobRunner:
                 cancel.raise_if_cancelled()
                 value = call(client)
             except Hitem3DError as exc:
-                self._results.put(CallResult(key, error=str(exc)))
+                self._results.put(CallResult(key, error=exc.message))
             except Exception:  # noqa: BLE001
                 log.exception("Call %s failed", key)
-                self._results.put(CallResult(key, error="Unexpected error: see the Hitem3D log"))
+                self._results.put(CallResult(key, error=msg("Unexpected error: see the Hitem3D log")))
             else:
                 self._results.put(CallResult(key, value=value))
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .messages import NONE, Message, msg
 from .tasks import TaskRecord
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ MAX_ENTRIES = 500
 @dataclass
 class Loaded:
     records: list[TaskRecord] = field(default_factory=list)
-    warning: str = ""  # for the user when the file had to be moved aside
+    warning: Message = NONE  # for the user when the file had to be moved aside
 
 
 def load(path: Path) -> Loaded:
@@ -41,7 +42,7 @@ def load(path: Path) -> Loaded:
         return Loaded()
     except OSError as exc:
         log.warning("Could not read the task journal %s: %s", path, exc)
-        return Loaded(warning="Could not read the Hitem3D task history: starting with an empty list")
+        return Loaded(warning=msg("Could not read the Hitem3D task history: starting with an empty list"))
     try:
         data = json.loads(raw.decode("utf-8"))
         entries = data["tasks"] if isinstance(data, dict) else None
@@ -54,7 +55,8 @@ def load(path: Path) -> Loaded:
         except OSError:
             aside = path
         log.warning("Task journal %s is damaged (%s); moved to %s", path, exc, aside.name)
-        return Loaded(warning=f"The Hitem3D task history was damaged and was set aside as {aside.name}")
+        return Loaded(warning=msg("The Hitem3D task history was damaged and was set aside as {name}",
+                                  name=aside.name))
     records: list[TaskRecord] = []
     for entry in entries:
         try:

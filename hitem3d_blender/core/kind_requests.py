@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import task_kinds
+from .messages import Message, msg
 from .mesh_files import check_mesh_file, mesh_content_type
 from .submission import IMAGE_TYPES, InvalidSubmission, _check_file
 from .submission import content_type as image_type
@@ -70,14 +71,14 @@ class KindRequest:
     def with_source_url(self, url: str) -> KindRequest:
         return replace(self, source_url=url)
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         """A short line for the panel: what is done to what."""
         spec = self.spec
-        label = spec.label if spec is not None else self.kind
-        source = self.source_name or (Path(self.source_path).name if self.source_path
-                                      else short_id(self.source_task_id) if self.source_task_id
-                                      else "a linked model")
-        return f"{label}: {source}"
+        label = spec.title if spec is not None else self.kind
+        source: Message | str = self.source_name or (
+            Path(self.source_path).name if self.source_path
+            else short_id(self.source_task_id) if self.source_task_id else msg("a linked model"))
+        return msg("{kind} for {source}", kind=label, source=source)
 
     # -- the journal's view --------------------------------------------------------
 
@@ -124,32 +125,34 @@ def validate(request: KindRequest) -> None:
     reject (or that would waste credits); nothing is sent then."""
     spec = request.spec
     if spec is None or not spec.source_field:
-        raise InvalidSubmission(f"Unknown task kind {request.kind!r}")
+        raise InvalidSubmission(msg("Unknown task kind {kind}", kind=repr(request.kind)))
     merged = {**spec.defaults(), **request.values}
     for name, value in request.values.items():
         field_spec = spec.field(name)
         if field_spec is None:
-            raise InvalidSubmission(f"{spec.label} has no setting {name!r}")
+            raise InvalidSubmission(msg("{kind} has no setting {name}", kind=spec.title, name=repr(name)))
     for field_spec in spec.fields:
         if field_spec.applies(merged):
             problem = field_spec.problem(merged[field_spec.name])
-            if problem:
+            if problem is not None:
                 raise InvalidSubmission(problem)
     given = [bool(request.source_path), bool(request.source_task_id), bool(request.source_url)]
-    what = "a picture" if spec.source_field == "image" else "a mesh"
     if sum(given) == 0:
-        raise InvalidSubmission(f"{spec.label} needs {what}: choose a file, a finished task or selected objects")
+        if spec.source_field == "image":
+            raise InvalidSubmission(msg("{kind} needs a picture: choose a file", kind=spec.title))
+        raise InvalidSubmission(msg("{kind} needs a mesh: choose a finished task, selected objects or a file",
+                                    kind=spec.title))
     if sum(given) > 1:
-        raise InvalidSubmission(f"{spec.label} takes one input: a file, a task or a link")
+        raise InvalidSubmission(msg("{kind} takes one input: a file, a task or a link", kind=spec.title))
     if request.source_url and not request.source_url.startswith("http"):
-        raise InvalidSubmission("The model link must start with http")
+        raise InvalidSubmission(msg("The model link must start with http"))
     if request.source_path:
         _check_source(spec, request.source_path)
 
 
 def _check_source(spec: TaskKind, path: str) -> None:
     if spec.source_field == "image":
-        _check_file("Picture", path)
+        _check_file(msg("Picture"), path)
     else:
         check_mesh_file(path, allowed=spec.source_extensions)
 
@@ -177,6 +180,7 @@ def read_files(request: KindRequest) -> list[tuple[str, tuple[str, bytes, str]]]
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InvalidSubmission(f"Cannot read {path.name}: {exc.strerror or exc}") from None
+        raise InvalidSubmission(msg("Cannot read {name}: {reason}", name=path.name,
+                                    reason=str(exc.strerror or exc))) from None
     content_type = image_type(str(path)) if spec.source_field == "image" else mesh_content_type(str(path))
     return [(spec.source_field, (path.name, data, content_type))]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import Hitem3DError
+from .messages import msg
 
 MAX_MESH_BYTES = 200 * 1024 * 1024
 MESH_TYPES: dict[str, str] = {
@@ -40,28 +41,28 @@ def check_mesh_file(path_text: str, *, allowed: tuple[str, ...] = ("glb",)) -> i
     extension = path.suffix.lower().lstrip(".")
     if extension not in allowed:
         kinds = ", ".join(kind.upper() for kind in allowed)
-        raise MeshFileRejected(f"Mesh: {name} is not a {kinds} file")
+        raise MeshFileRejected(msg("Mesh: {name} is not a {kinds} file", name=name, kinds=kinds))
     try:
         size = path.stat().st_size
     except OSError:
-        raise MeshFileRejected(f"Mesh: file not found: {path_text}") from None
+        raise MeshFileRejected(msg("Mesh: file not found: {path}", path=path_text)) from None
     if not path.is_file():
-        raise MeshFileRejected(f"Mesh: {name} is not a file")
+        raise MeshFileRejected(msg("Mesh: {name} is not a file", name=name))
     if size == 0:
-        raise MeshFileRejected(f"Mesh: {name} is empty")
+        raise MeshFileRejected(msg("Mesh: {name} is empty", name=name))
     if size > MAX_MESH_BYTES:
-        raise MeshFileRejected(
-            f"Mesh: {name} is {megabytes(size)}; Hitem3D accepts at most 200 MB: "
-            "simplify it (Decimate modifier) or send fewer objects"
-        )
+        raise MeshFileRejected(msg(
+            "Mesh: {name} is {size}; Hitem3D accepts at most 200 MB: simplify it (Decimate modifier) or send fewer objects",
+            name=name, size=megabytes(size)))
     if extension == "glb":
         try:
             with path.open("rb") as stream:
                 head = stream.read(4)
         except OSError as exc:
-            raise MeshFileRejected(f"Mesh: cannot read {name}: {exc.strerror or exc}") from None
+            raise MeshFileRejected(msg("Mesh: cannot read {name}: {reason}", name=name,
+                                       reason=exc.strerror or str(exc))) from None
         if head != GLB_MAGIC:
-            raise MeshFileRejected(f"Mesh: {name} is not a GLB file (no glTF header)")
+            raise MeshFileRejected(msg("Mesh: {name} is not a GLB file (no glTF header)", name=name))
     return size
 
 

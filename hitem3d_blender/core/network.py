@@ -28,6 +28,7 @@ import requests.certs
 
 from .cancel import new_session as _cancellable_session
 from .errors import NetworkError
+from .messages import N_, msg
 from .logs import register_secret
 from .settings import PROXY_CUSTOM, PROXY_ENVIRONMENT, PROXY_NONE, PROXY_SYSTEM, NetworkConfig
 
@@ -61,23 +62,23 @@ class Cause(str, Enum):
 # One message per cause ({host} is the host that was asked for). Short, says
 # what to do; never the exception's text, which can carry a signed URL.
 MESSAGES: dict[Cause, str] = {
-    Cause.DNS: "Cannot reach {host}: the name does not resolve (DNS); check the API base URL and your "
-               "internet connection",
-    Cause.REFUSED: "Cannot reach {host}: connection refused; check the API base URL and port",
-    Cause.TIMEOUT: "{host} did not answer in time: check your connection, or raise the timeout in Network settings",
-    Cause.TLS_UNTRUSTED: "TLS certificate of {host} is not trusted: if your network inspects HTTPS, "
-                         "set its CA bundle in Network settings",
-    Cause.TLS_EXPIRED: "TLS certificate of {host} has expired: check this computer's date and time",
-    Cause.TLS_HOSTNAME: "TLS certificate does not match {host}: check the API base URL",
-    Cause.TLS: "Secure connection to {host} failed (TLS): check the API base URL and the proxy settings",
-    Cause.PROXY_DNS: "Cannot resolve the proxy's host name: check the proxy in Network settings",
-    Cause.PROXY_REFUSED: "The proxy refused the connection: check the proxy in Network settings",
-    Cause.PROXY_TIMEOUT: "The proxy did not answer in time: check the proxy in Network settings",
-    Cause.PROXY_AUTH: "The proxy asks for a password: use http://user:password@host:port as proxy URL",
-    Cause.PROXY_UNSUPPORTED: "SOCKS proxies are not supported: set an HTTP proxy in Network settings",
-    Cause.PROXY: "The proxy could not connect to {host}: check the proxy in Network settings",
-    Cause.UNREACHABLE: "Cannot reach {host}: check your internet connection, then retry",
-    Cause.OTHER: "Connection to {host} failed: retry in a moment",
+    Cause.DNS: N_("Cannot reach {host}: the name does not resolve (DNS); check the API base URL and your "
+                  "internet connection"),
+    Cause.REFUSED: N_("Cannot reach {host}: connection refused; check the API base URL and port"),
+    Cause.TIMEOUT: N_("{host} did not answer in time: check your connection, or raise the timeout in Network settings"),
+    Cause.TLS_UNTRUSTED: N_("TLS certificate of {host} is not trusted: if your network inspects HTTPS, "
+                            "set its CA bundle in Network settings"),
+    Cause.TLS_EXPIRED: N_("TLS certificate of {host} has expired: check this computer's date and time"),
+    Cause.TLS_HOSTNAME: N_("TLS certificate does not match {host}: check the API base URL"),
+    Cause.TLS: N_("Secure connection to {host} failed (TLS): check the API base URL and the proxy settings"),
+    Cause.PROXY_DNS: N_("Cannot resolve the proxy's host name: check the proxy in Network settings"),
+    Cause.PROXY_REFUSED: N_("The proxy refused the connection: check the proxy in Network settings"),
+    Cause.PROXY_TIMEOUT: N_("The proxy did not answer in time: check the proxy in Network settings"),
+    Cause.PROXY_AUTH: N_("The proxy asks for a password: use http://user:password@host:port as proxy URL"),
+    Cause.PROXY_UNSUPPORTED: N_("SOCKS proxies are not supported: set an HTTP proxy in Network settings"),
+    Cause.PROXY: N_("The proxy could not connect to {host}: check the proxy in Network settings"),
+    Cause.UNREACHABLE: N_("Cannot reach {host}: check your internet connection, then retry"),
+    Cause.OTHER: N_("Connection to {host} failed: retry in a moment"),
 }
 
 
@@ -87,7 +88,7 @@ class NetworkFailure(NetworkError):
     proxy restart), and the worker shows the message while it retries."""
 
     def __init__(self, cause: Cause, host: str) -> None:
-        super().__init__(MESSAGES[cause].format(host=host))
+        super().__init__(msg(MESSAGES[cause], host=host))
         self.cause = cause
 
 

@@ -25,6 +25,7 @@ from .downloader import (
     url_extension,
 )
 from .errors import BadResultFile, Cancelled, ExpiredUrl, Hitem3DError, ServerError, TaskTimeout
+from .messages import Message, msg, one_of
 from .result_files import VALIDATORS, cached_result, path_for
 from .task_kinds import kind_of
 from .tasks import TaskState, TaskUpdate
@@ -75,14 +76,14 @@ def backoff_delay(attempt: int, base_s: float, retry_after: float | None = None,
     return max(delay, retry_after or 0.0)
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds: float) -> Message:
     """``45 s``, ``12 min``, ``2 h 05 min``: as people say waiting times."""
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return msg("{seconds} s", seconds=f"{seconds:.0f}")
     minutes = round(seconds / 60)
     if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+        return msg("{minutes} min", minutes=minutes)
+    return msg("{hours} h {minutes} min", hours=minutes // 60, minutes=f"{minutes % 60:02d}")
 
 
 def run_import_job(
@@ -101,7 +102,7 @@ def run_import_job(
         emit(TaskUpdate(job.task_id, TaskState.CANCELLED))
     except Hitem3DError as exc:
         log.info("Task %s failed: %s", job.task_id, exc)
-        emit(TaskUpdate(job.task_id, TaskState.FAILED, message=str(exc)))
+        emit(TaskUpdate(job.task_id, TaskState.FAILED, message=exc.message))
     except Exception:  # noqa: BLE001 - a bug must still end the task, not the thread silently
         if cancel.cancelled:
             # Sockets torn down under a read can fail in any way: it is the
@@ -110,7 +111,7 @@ def run_import_job(
             return
         log.exception("Task %s: unexpected error", job.task_id)
         emit(TaskUpdate(job.task_id, TaskState.FAILED,
-                        message="Unexpected error: see the Hitem3D log, then retry"))
+                        message=msg("Unexpected error: see the Hitem3D log, then retry")))
 
 
 def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
@@ -151,7 +152,8 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
             delay = backoff_delay(failures, job.poll_interval_s, retry_after)
             log.info("Task %s: %s; retry %d in %.1f s", job.task_id, exc, failures, delay)
             emit(TaskUpdate(job.task_id, state,
-                            message=f"Retrying ({failures + 1} of {MAX_RETRIES_IN_A_ROW}): {exc}"))
+                            message=msg("Retrying ({attempt} of {limit}): {reason}", attempt=failures + 1,
+                                        limit=MAX_RETRIES_IN_A_ROW, reason=exc.message)))
             if cancel.wait(min(delay, max(0.0, deadline - clock()))):
                 raise Cancelled() from None
             continue
@@ -160,7 +162,8 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
         progress = None if status.progress is None else status.progress / 100.0
         emit(TaskUpdate(job.task_id, state, progress=progress))
         if clock() >= deadline:
-            raise TaskTimeout(f"Task not finished after {format_duration(job.timeout_s)}: retry to keep waiting")
+            raise TaskTimeout(msg("Task not finished after {duration}: retry to keep waiting",
+                                  duration=format_duration(job.timeout_s)))
         if cancel.wait(min(job.poll_interval_s, max(0.0, deadline - clock()))):
             raise Cancelled()
 
@@ -188,15 +191,14 @@ def _fetch_cover(job: ImportJob, status: TaskStatus, downloads: requests.Session
 def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
               cancel: CancelToken, emit: Emit) -> None:
     if not status.model_url:
-        raise ServerError("Hitem3D reported success but sent no model link: retry in a few minutes")
+        raise ServerError(msg("Hitem3D reported success but sent no model link: retry in a few minutes"))
     extension = url_extension(status.model_url)
     accepted = kind_of(job.task_id).result_extensions
     if extension not in accepted:
-        found = extension.upper() or "an unknown format"
-        wanted = " or ".join(ext.upper() for ext in accepted)
-        raise BadResultFile(
-            f"The task's result is {found}, not {wanted}: generate it again with {accepted[0].upper()} output"
-        )
+        raise BadResultFile(msg(
+            "The task's result is {kind}, not {wanted}: generate it again with {first} output",
+            kind=extension.upper() or msg("an unknown format"),
+            wanted=one_of([ext.upper() for ext in accepted]), first=accepted[0].upper()))
     emit(TaskUpdate(job.task_id, TaskState.DOWNLOADING, progress=0.0,
                     cover_path=_fetch_cover(job, status, downloads, cancel)))
     last_emit = 0.0

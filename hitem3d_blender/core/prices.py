@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import CODE_BALANCE_NOT_ENOUGH, Hitem3DError
+from .messages import Message, msg
 from .submission import format_credits
 
 # Public pricing as published; 1 credit = 0.02 USD.
@@ -87,29 +88,30 @@ def missing(estimate: Estimate, balance: float | None) -> int:
     return max(0, math.ceil(short)) if short > 0 else 0
 
 
-def cost_line(estimate: Estimate, balance: float | None) -> str:
+def cost_line(estimate: Estimate, balance: float | None) -> Message:
     """One line for a spending button: the estimate and the balance after it."""
     if estimate.credits is None:
         if balance is None:
-            return "Estimated cost: unknown (not in the price list)"
-        return f"Estimated cost: unknown (not in the price list); balance {format_credits(balance)} credits"
+            return msg("Estimated cost: unknown (not in the price list)")
+        return msg("Estimated cost: unknown (not in the price list); balance {balance} credits",
+                   balance=format_credits(balance))
     if balance is None:
-        return f"Estimated cost: {estimate.credits} credits"
-    return (f"Estimated cost: {estimate.credits} credits; "
-            f"balance after: {format_credits(balance - estimate.credits)} credits")
+        return msg("Estimated cost: {credits} credits", credits=estimate.credits)
+    return msg("Estimated cost: {credits} credits; balance after: {after} credits", credits=estimate.credits,
+               after=format_credits(balance - estimate.credits))
 
 
-def shortage_message(estimate: Estimate, balance: float) -> str:
+def shortage_message(estimate: Estimate, balance: float) -> Message:
     """Why a request was not sent: the known balance is below the estimate."""
-    short = missing(estimate, balance)
-    return (f"Not enough credits: about {estimate.credits} needed, {format_credits(balance)} left "
-            f"({short} missing): top up on the Hitem3D platform, then refresh the balance")
+    return msg("Not enough credits: about {needed} needed, {left} left ({short} missing): top up on the Hitem3D "
+               "platform, then refresh the balance", needed=estimate.credits or 0, left=format_credits(balance),
+               short=missing(estimate, balance))
 
 
 class NotEnoughCredits(Hitem3DError):
     """The known balance is below the estimate: the request was not sent."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: Message) -> None:
         super().__init__(message, code=CODE_BALANCE_NOT_ENOUGH)
 
 

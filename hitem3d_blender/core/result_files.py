@@ -14,6 +14,7 @@ from typing import Callable
 
 from .downloader import check_glb
 from .errors import BadResultFile
+from .messages import msg
 from .task_kinds import TaskKind
 
 _STL_HEADER = 80
@@ -30,22 +31,22 @@ def check_stl(path: Path) -> None:
     if head.startswith(b"solid") and b"\0" not in head:
         return  # ASCII STL (binary ones may also start with "solid": those carry NULs or a count)
     if len(head) < _STL_HEADER + 4:
-        raise BadResultFile("The downloaded result is not an STL file: retry, or check the task on Hitem3D")
+        raise BadResultFile(msg("The downloaded result is not an STL file: retry, or check the task on Hitem3D"))
     (count,) = struct.unpack("<I", head[_STL_HEADER:])
     if size != _STL_HEADER + 4 + count * _STL_TRIANGLE:
-        raise BadResultFile("The downloaded STL is incomplete: retry")
+        raise BadResultFile(msg("The downloaded STL is incomplete: retry"))
 
 
 def check_png(path: Path) -> None:
     with path.open("rb") as file:
         if file.read(len(_PNG)) != _PNG:
-            raise BadResultFile("The downloaded depth map is not a PNG file: retry, or check the task on Hitem3D")
+            raise BadResultFile(msg("The downloaded depth map is not a PNG file: retry, or check the task on Hitem3D"))
 
 
 def check_exr(path: Path) -> None:
     with path.open("rb") as file:
         if file.read(len(_EXR)) != _EXR:
-            raise BadResultFile("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D")
+            raise BadResultFile(msg("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D"))
 
 
 VALIDATORS: dict[str, Callable[[Path], None]] = {

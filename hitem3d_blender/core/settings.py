@@ -14,6 +14,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .errors import CredentialsMissing, Hitem3DError
+from .messages import msg
 
 DEFAULT_BASE_URL = "https://api.hitem3d.ai"
 DEFAULT_POLL_INTERVAL_S = 3.0
@@ -101,9 +102,9 @@ def normalize_base_url(text: str) -> str:
         url = url[: -len("/open-api/v1")]
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidBaseUrl(f"API base URL must look like {DEFAULT_BASE_URL}")
+        raise InvalidBaseUrl(msg("API base URL must look like {example}", example=DEFAULT_BASE_URL))
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise InvalidBaseUrl("API base URL must use https:// (http:// only for this computer)")
+        raise InvalidBaseUrl(msg("API base URL must use https:// (http:// only for this computer)"))
     return url
 
 
@@ -114,13 +115,13 @@ def normalize_proxy_url(text: str) -> str:
         url = "http://" + url
     parts = urlsplit(url)
     if parts.scheme.startswith("socks"):
-        raise InvalidNetworkSetting("SOCKS proxies are not supported: use an HTTP proxy URL such as http://proxy:3128")
+        raise InvalidNetworkSetting(msg("SOCKS proxies are not supported: use an HTTP proxy URL such as http://proxy:3128"))
     try:
         _ = parts.port  # raises ValueError for a port that is not a number
     except ValueError:
         parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidNetworkSetting("Proxy URL must look like http://proxy.example.com:3128")
+        raise InvalidNetworkSetting(msg("Proxy URL must look like http://proxy.example.com:3128"))
     return url
 
 
@@ -129,13 +130,13 @@ def check_ca_bundle(text: str) -> str:
     path = os.path.abspath(os.path.expanduser(text.strip()))
     name = os.path.basename(path) or path
     if not os.path.isfile(path):
-        raise InvalidNetworkSetting(f"CA bundle file not found: {path}")
+        raise InvalidNetworkSetting(msg("CA bundle file not found: {path}", path=path))
     try:
         ssl.create_default_context(cafile=path)
     except (ssl.SSLError, OSError, ValueError):
-        raise InvalidNetworkSetting(
-            f"CA bundle {name} holds no PEM certificate: export the CA certificate as PEM (Base64)"
-        ) from None
+        raise InvalidNetworkSetting(msg(
+            "CA bundle {name} holds no PEM certificate: export the CA certificate as PEM (Base64)", name=name
+        )) from None
     return path
 
 
@@ -151,10 +152,11 @@ def resolve_network(
     env = os.environ if environ is None else environ
     mode = proxy_mode.strip().lower() or PROXY_SYSTEM
     if mode not in PROXY_MODES:
-        raise InvalidNetworkSetting(f"Unknown proxy mode {proxy_mode!r}: use one of {', '.join(PROXY_MODES)}")
+        raise InvalidNetworkSetting(msg("Unknown proxy mode {mode}: use one of {modes}", mode=repr(proxy_mode),
+                                           modes=", ".join(PROXY_MODES)))
     if mode == PROXY_CUSTOM:
         if not proxy_url.strip():
-            raise InvalidNetworkSetting("Proxy is set to Custom but the proxy URL is empty")
+            raise InvalidNetworkSetting(msg("Proxy is set to Custom but the proxy URL is empty"))
         url = normalize_proxy_url(proxy_url)
     else:
         url = ""

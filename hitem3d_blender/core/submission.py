@@ -17,10 +17,16 @@ from typing import Any, Mapping
 from . import models
 from .errors import Hitem3DError
 from .mesh_files import MeshFileRejected, check_mesh_file, mesh_content_type
+from .messages import N_, Message, Value, listing, msg, msg_own, one_of
 from .tasks import TaskRecord, TaskState
 
 VIEWS: tuple[str, ...] = ("front", "back", "left", "right")  # the order of multi_images
-VIEW_LABELS: dict[str, str] = {"front": "Front", "back": "Back", "left": "Left", "right": "Right"}
+# NOTE: in our own translation context: Blender's catalogue has these words for
+# directions in the viewport (前, 左), not for the views of a picture.
+VIEW_LABELS: dict[str, str] = {"front": N_("Front"), "back": N_("Back"), "left": N_("Left"), "right": N_("Right")}
+_VIEW_NAMES: dict[str, str] = {"front": N_("Front view"), "back": N_("Back view"), "left": N_("Left view"),
+                               "right": N_("Right view")}
+_VIEWS_IN_TEXT: dict[str, str] = {"front": N_("front"), "back": N_("back"), "left": N_("left"), "right": N_("right")}
 IMAGE_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 FORMAT_GLB = "2"  # the server's default is 1 (OBJ); this extension imports GLB
@@ -72,11 +78,11 @@ class Submission:
     def spec(self) -> models.ModelSpec | None:
         return models.get(self.model)
 
-    def inputs(self) -> list[tuple[str, str]]:
+    def inputs(self) -> list[tuple[Message, str]]:
         """(label, path) of each image in sending order."""
         if self.views:
-            return [(f"{VIEW_LABELS.get(view, view)} view", self.views[view]) for view in VIEWS if view in self.views]
-        return [("Image", self.image)] if self.image else []
+            return [(view_name(view), self.views[view]) for view in VIEWS if view in self.views]
+        return [(msg("Image"), self.image)] if self.image else []
 
     @property
     def thumbnail(self) -> str:
@@ -91,13 +97,18 @@ class Submission:
     def with_mesh_url(self, url: str) -> Submission:
         return replace(self, mesh_url=url)
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         """A short line for the panel: what is being sent with which model."""
-        kind = "views " + ", ".join(view for view in VIEWS if view in self.views) if self.views else Path(self.image).name
+        source: Value = Path(self.image).name
+        if self.views:
+            source = msg("views {views}", views=listing([msg_own(_VIEWS_IN_TEXT[view]) for view in VIEWS
+                                                         if view in self.views]))
         if self.mesh:
-            return f"Texture {self.mesh_name or Path(self.mesh).name} from {kind} ({models.label(self.model)})"
-        action = "Texture" if self.request_type == RequestType.TEXTURE_MESH else "Generate"
-        return f"{action} from {kind} ({models.label(self.model)})"
+            return msg("Texture {mesh} from {source} ({model})", mesh=self.mesh_name or Path(self.mesh).name,
+                       source=source, model=models.label(self.model))
+        if self.request_type == RequestType.TEXTURE_MESH:
+            return msg("Texture from {source} ({model})", source=source, model=models.label(self.model))
+        return msg("Generate from {source} ({model})", source=source, model=models.label(self.model))
 
     # -- the journal's view --------------------------------------------------------
 
@@ -167,6 +178,11 @@ def _box(value: object) -> tuple[float, ...]:
     return numbers if all(abs(v) < 1e12 for v in numbers) else ()
 
 
+def view_name(view: str) -> Message:
+    """"Front view", ...: how messages name the picture of a view."""
+    return msg(_VIEW_NAMES[view]) if view in _VIEW_NAMES else msg("{view} view", view=view)
+
+
 # -- checks before sending ---------------------------------------------------------
 
 
@@ -174,24 +190,23 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def _check_file(label: str, path_text: str) -> None:
+def _check_file(label: Message, path_text: str) -> None:
     path = Path(path_text)
     name = path.name or path_text
     extension = path.suffix.lower().lstrip(".")
     if extension not in IMAGE_TYPES:
-        raise InvalidSubmission(f"{label}: {name} is not a PNG, JPEG or WebP file")
+        raise InvalidSubmission(msg("{label}: {name} is not a PNG, JPEG or WebP file", label=label, name=name))
     try:
         info = path.stat()
     except OSError:
-        raise InvalidSubmission(f"{label}: file not found: {path_text}") from None
+        raise InvalidSubmission(msg("{label}: file not found: {path}", label=label, path=path_text)) from None
     if not path.is_file():
-        raise InvalidSubmission(f"{label}: {name} is not a file")
+        raise InvalidSubmission(msg("{label}: {name} is not a file", label=label, name=name))
     if info.st_size == 0:
-        raise InvalidSubmission(f"{label}: {name} is empty")
+        raise InvalidSubmission(msg("{label}: {name} is empty", label=label, name=name))
     if info.st_size > MAX_IMAGE_BYTES:
-        raise InvalidSubmission(
-            f"{label}: {name} is {_megabytes(info.st_size)}; Hitem3D accepts at most 20 MB per image"
-        )
+        raise InvalidSubmission(msg("{label}: {name} is {size}; Hitem3D accepts at most 20 MB per image",
+                                    label=label, name=name, size=_megabytes(info.st_size)))
 
 
 def validate(submission: Submission) -> None:
@@ -199,61 +214,60 @@ def validate(submission: Submission) -> None:
     the server would reject (or that would waste credits); return if none."""
     spec = submission.spec
     if spec is None:
-        raise InvalidSubmission(f"Unknown model version {submission.model!r}: choose one from the list")
+        raise InvalidSubmission(msg("Unknown model version {model}: choose one from the list",
+                                    model=repr(submission.model)))
     try:
         request_type = RequestType(submission.request_type)
     except ValueError:
-        raise InvalidSubmission(
-            f"Request type {submission.request_type} is unknown: use 1 (geometry), 2 (texture a model) "
-            "or 3 (geometry and texture)"
-        ) from None
+        raise InvalidSubmission(msg("Request type {type} is unknown: use 1 (geometry), 2 (texture a model) "
+                                    "or 3 (geometry and texture)", type=submission.request_type)) from None
     if submission.image and submission.views:
-        raise InvalidSubmission("Send one image or views, not both")
+        raise InvalidSubmission(msg("Send one image or views, not both"))
     if submission.views:
         unknown = sorted(set(submission.views) - set(VIEWS))
         if unknown:
-            raise InvalidSubmission(f"Unknown view {unknown[0]!r}: use front, back, left and right")
+            raise InvalidSubmission(msg("Unknown view {view}: use front, back, left and right", view=repr(unknown[0])))
         if not submission.views.get("front"):
-            raise InvalidSubmission("Views need a front view: add an image in the Front slot")
+            raise InvalidSubmission(msg("Views need a front view: add an image in the Front slot"))
         empty = [view for view in VIEWS if view in submission.views and not submission.views[view]]
         if empty:
-            raise InvalidSubmission(f"{VIEW_LABELS[empty[0]]} view: no file given")
+            raise InvalidSubmission(msg("{view}: no file given", view=view_name(empty[0])))
     elif not submission.image:
         if request_type is RequestType.TEXTURE_MESH:
-            raise InvalidSubmission("Texturing needs a reference image: add one under New Generation")
-        raise InvalidSubmission("Add an image to generate from")
+            raise InvalidSubmission(msg("Texturing needs a reference image: add one under New Generation"))
+        raise InvalidSubmission(msg("Add an image to generate from"))
     for label, path in submission.inputs():
         _check_file(label, path)
     if not submission.resolution:
-        raise InvalidSubmission(f"Choose a resolution for {spec.label}")
+        raise InvalidSubmission(msg("Choose a resolution for {model}", model=spec.label))
     if submission.resolution not in spec.resolutions:
-        raise InvalidSubmission(
-            f"Resolution {submission.resolution} is not available for {spec.label}: "
-            f"choose {' or '.join(spec.resolutions)}"
-        )
+        raise InvalidSubmission(msg("Resolution {resolution} is not available for {model}: choose {choices}",
+                                    resolution=submission.resolution, model=spec.label,
+                                    choices=one_of(list(spec.resolutions))))
     if request_type is RequestType.TEXTURE_MESH:
         if not spec.can_texture_mesh:
-            able = " or ".join(other.label for other in models.MODELS if other.can_texture_mesh)
-            raise InvalidSubmission(f"{spec.label} cannot texture an existing model: use {able}")
+            able = one_of([other.label for other in models.MODELS if other.can_texture_mesh])
+            raise InvalidSubmission(msg("{model} cannot texture an existing model: use {models}",
+                                        model=spec.label, models=able))
         if not submission.mesh_url and not submission.mesh_task_id and not submission.mesh:
-            raise InvalidSubmission("Texturing needs the model to texture: choose a finished geometry-only task")
+            raise InvalidSubmission(msg("Texturing needs the model to texture: choose a finished geometry-only task"))
         if submission.mesh_url and not submission.mesh_url.startswith("http"):
-            raise InvalidSubmission("The mesh URL must start with http")
+            raise InvalidSubmission(msg("The mesh URL must start with http"))
         if submission.mesh:
             try:
                 check_mesh_file(submission.mesh)
             except MeshFileRejected as exc:
-                raise InvalidSubmission(str(exc)) from None
+                raise InvalidSubmission(exc.message) from None
     elif submission.face is not None and not spec.allows_face(submission.face):
-        raise InvalidSubmission(
-            f"Face count {submission.face:,} is out of range for {spec.label}: "
-            f"{spec.face_min:,} to {spec.face_max:,}"
-        )
+        raise InvalidSubmission(msg("Face count {face} is out of range for {model}: {low} to {high}",
+                                    face=f"{submission.face:,}", model=spec.label,
+                                    low=f"{spec.face_min:,}", high=f"{spec.face_max:,}"))
     if submission.shading is not None:
         if not spec.shading:
-            raise InvalidSubmission(f"{spec.label} does not offer light removal: switch it off or choose another model")
+            raise InvalidSubmission(msg("{model} does not offer light removal: switch it off or choose another model",
+                                        model=spec.label))
         if not 0.0 <= submission.shading <= 1.0:
-            raise InvalidSubmission(f"Light removal must be 0 to 1, not {submission.shading:g}")
+            raise InvalidSubmission(msg("Light removal must be 0 to 1, not {value}", value=f"{submission.shading:g}"))
 
 
 # -- the multipart parts ---------------------------------------------------------------
@@ -306,13 +320,14 @@ def read_files(submission: Submission) -> list[tuple[str, tuple[str, bytes, str]
     """
     parts: list[tuple[str, tuple[str, bytes, str]]] = []
     labels = dict((path, label) for label, path in submission.inputs())
-    labels[submission.mesh] = "Mesh"
+    labels[submission.mesh] = msg("Mesh")
     for name, path in form_files(submission):
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            label = labels.get(path, "Image")
-            raise InvalidSubmission(f"{label}: cannot read {Path(path).name}: {exc.strerror or exc}") from None
+            label = labels.get(path, msg("Image"))
+            raise InvalidSubmission(msg("{label}: cannot read {name}: {reason}", label=label, name=Path(path).name,
+                                        reason=exc.strerror or str(exc))) from None
         parts.append((name, (Path(path).name, data, content_type(path))))
     return parts
 

@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from .errors import InvalidTaskId
+from .messages import Message, msg
 from .task_kinds import kind_of
 
 MAX_TASK_ID_LENGTH = 200
@@ -31,33 +32,34 @@ def parse_task_id(text: str) -> str:
     """
     candidate = text.strip()
     if not candidate:
-        raise InvalidTaskId("Enter a Hitem3D task ID")
+        raise InvalidTaskId(msg("Enter a Hitem3D task ID"))
     if "task_id=" in candidate:
         query = urlsplit(candidate).query or candidate.split("?", 1)[-1]
         values = parse_qs(query).get("task_id")
         if values:
             candidate = values[0].strip()
     if not _TASK_ID.fullmatch(candidate):
-        raise InvalidTaskId(f"Not a task ID: {_shorten(candidate)} ({_problem(candidate)})")
+        raise InvalidTaskId(msg("Not a task ID: {text} ({problem})", text=_shorten(candidate),
+                                problem=_problem(candidate)))
     return candidate
 
 
-def _problem(text: str) -> str:
+def _problem(text: str) -> Message:
     """What is wrong with ``text`` as a task ID, in a few words."""
     if len(text) > MAX_TASK_ID_LENGTH:
-        return f"too long: {len(text):,} characters, at most {MAX_TASK_ID_LENGTH}"
+        return msg("too long: {length} characters, at most {limit}", length=f"{len(text):,}", limit=MAX_TASK_ID_LENGTH)
     if any(ch.isspace() for ch in text):
-        return "it contains a space"
+        return msg("it contains a space")
     if any(not ch.isprintable() for ch in text):
-        return "it contains a control character"
+        return msg("it contains a control character")
     if not text.isascii():
-        return "it contains a non-ASCII character"
+        return msg("it contains a non-ASCII character")
     bad = next((ch for ch in text if not (ch.isalnum() or ch in "._-")), None)
     if bad is not None:
-        return f"'{bad}' is not allowed: use letters, digits, '.', '-', '_'"
+        return msg("'{char}' is not allowed: use letters, digits, '.', '-', '_'", char=bad)
     if len(text) < 8:
-        return "too short"
-    return "it must start with a letter or digit"
+        return msg("too short")
+    return msg("it must start with a letter or digit")
 
 
 def parse_task_ids(text: str) -> list[str]:
@@ -71,7 +73,7 @@ def parse_task_ids(text: str) -> list[str]:
         if task_id not in ids:
             ids.append(task_id)
     if not ids:
-        raise InvalidTaskId("Enter a Hitem3D task ID")
+        raise InvalidTaskId(msg("Enter a Hitem3D task ID"))
     return ids
 
 

@@ -14,6 +14,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .messages import N_, Message, msg
+
 class ResultStyle(str, enum.Enum):
     """How a kind's result enters the scene (``kind_import`` acts on it)."""
 
@@ -43,20 +45,26 @@ class FieldSpec:
     def applies(self, values: Mapping[str, str]) -> bool:
         return self.when is None or values.get(self.when[0]) == self.when[1]
 
-    def problem(self, value: str) -> str:
-        """What is wrong with ``value`` ('' when nothing)."""
+    def problem(self, value: str) -> Message | None:
+        """What is wrong with ``value`` (None when nothing)."""
+        name = self.label  # an N_ entry of this table
+        label = msg(name)
         if self.choices:
             allowed = [choice for choice, _ in self.choices]
-            return "" if value in allowed else f"{self.label} must be one of {', '.join(allowed)}, not {value!r}"
+            if value in allowed:
+                return None
+            return msg("{setting} must be one of {choices}, not {value}", setting=label,
+                       choices=", ".join(allowed), value=repr(value))
         try:
             number = float(value)
         except ValueError:
-            return f"{self.label} must be a number, not {value!r}"
+            return msg("{setting} must be a number, not {value}", setting=label, value=repr(value))
         if self.integer and not number.is_integer():
-            return f"{self.label} must be a whole number, not {value}"
+            return msg("{setting} must be a whole number, not {value}", setting=label, value=value)
         if (self.minimum is not None and number < self.minimum) or (self.maximum is not None and number > self.maximum):
-            return f"{self.label} must be from {_number(self.minimum)} to {_number(self.maximum)}, not {value}"
-        return ""
+            return msg("{setting} must be from {low} to {high}, not {value}", setting=label,
+                       low=_number(self.minimum), high=_number(self.maximum), value=value)
+        return None
 
 
 def _number(value: float | None) -> str:
@@ -85,6 +93,12 @@ class TaskKind:
     fields: tuple[FieldSpec, ...] = ()
     has_cover: bool = True
 
+    @property
+    def title(self) -> Message:
+        """The kind's name, for messages and panels."""
+        name = self.label  # an N_ entry of this table
+        return msg(name)
+
     def field(self, name: str) -> FieldSpec | None:
         return next((spec for spec in self.fields if spec.name == name), None)
 
@@ -97,43 +111,43 @@ _MESH_FORMATS = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz"}
 _MESH_SOURCES = ("glb", "stl", "obj")
 
 IMAGE_TO_3D = TaskKind(
-    id="image3d", label="Image to 3D", id_prefix="",
+    id="image3d", label=N_("Image to 3D"), id_prefix="",
     create_path="/submit-task", query_path="/query-task",
     result_style=ResultStyle.MODEL, result_extensions=("glb",),
     formats={"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz", "6": "3mf"}, request_format="2",
 )
 
 SPLIT = TaskKind(
-    id="split", label="Split into parts", id_prefix="split_",
+    id="split", label=N_("Split into parts"), id_prefix="split_",
     create_path="/split/create-task", query_path="/split/query-task",
     result_style=ResultStyle.PARTS, result_extensions=("glb", "stl"),
     source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
     formats=_MESH_FORMATS, request_format="2",  # character split outputs GLB only
     fields=(
-        FieldSpec("model", "Split", "character", (("character", "Character"), ("general", "General"))),
-        FieldSpec("part", "Template", "a", (
+        FieldSpec("model", N_("Split"), "character", (("character", "Character"), ("general", "General"))),
+        FieldSpec("part", N_("Template"), "a", (
             ("a", "A: 6 parts"), ("b", "B: 5 parts"), ("c", "C: 4 parts, no head"),
             ("d", "D: 4 parts with head"), ("e", "E: 3 parts"), ("f", "F: 2 parts"),
         ), when=("model", "character")),
-        FieldSpec("joint", "Joint", "none", (("none", "None"), ("ball", "Ball"), ("dovetail", "Dovetail")),
+        FieldSpec("joint", N_("Joint"), "none", (("none", "None"), ("ball", "Ball"), ("dovetail", "Dovetail")),
                   when=("model", "character")),
-        FieldSpec("level", "Level", "medium", _LEVELS, when=("model", "general")),
+        FieldSpec("level", N_("Level"), "medium", _LEVELS, when=("model", "general")),
     ),
 )
 
 SEGMENTATION = TaskKind(
-    id="segmentation", label="Segmentation", id_prefix="segmentation_",
+    id="segmentation", label=N_("Segmentation"), id_prefix="segmentation_",
     create_path="/segmentation/create-task",
     # NOTE: undocumented; by analogy with split. The only place to fix it.
     query_path="/segmentation/query-task", query_path_documented=False,
     result_style=ResultStyle.PARTS, result_extensions=("glb", "stl"),
     source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
     formats=_MESH_FORMATS, request_format="2",
-    fields=(FieldSpec("seg_level", "Level", "medium", _LEVELS),),
+    fields=(FieldSpec("seg_level", N_("Level"), "medium", _LEVELS),),
 )
 
 DEPTH = TaskKind(
-    id="depth", label="Depth map / relief", id_prefix="depth_",
+    id="depth", label=N_("Depth map / relief"), id_prefix="depth_",
     create_path="/depth/create-task", query_path="/depth/query-task",
     # NOTE: the codes of the mesh formats (stl, glb) clients offer are not
     # documented, so we ask for PNG; a task made elsewhere may bring a mesh.
@@ -142,23 +156,23 @@ DEPTH = TaskKind(
     source_extensions=("png", "jpeg", "jpg", "webp"),
     formats={"1": "exr", "2": "png"}, request_format="2",
     fields=(
-        FieldSpec("model_type", "Quality", "pro", (("pro", "Pro (2K)"), ("base", "Base"))),
-        FieldSpec("rmbg", "Remove background", "1", (("1", "Yes"), ("0", "No"))),
-        FieldSpec("height_relief", "Relief height", "1.3", minimum=0.1, maximum=50.0),
+        FieldSpec("model_type", N_("Quality"), "pro", (("pro", "Pro (2K)"), ("base", "Base"))),
+        FieldSpec("rmbg", N_("Remove background"), "1", (("1", "Yes"), ("0", "No"))),
+        FieldSpec("height_relief", N_("Relief height"), "1.3", minimum=0.1, maximum=50.0),
     ),
     has_cover=False,
 )
 
 MULTICOLOUR = TaskKind(
-    id="multicolor", label="Multicolour", id_prefix="multicolor_",
+    id="multicolor", label=N_("Multicolour"), id_prefix="multicolor_",
     # The service itself spells the path "muilticolor".
     create_path="/muilticolor/create-task", query_path="/muilticolor/query-task",
     result_style=ResultStyle.COLOURS, result_extensions=("glb",),
     source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
     formats={"1": "obj", "2": "glb", "4": "fbx", "6": "3mf"}, request_format="2",
     fields=(
-        FieldSpec("model", "Model", "multicolor", (("multicolor", "Multicolour"),)),
-        FieldSpec("number_color", "Colours", "0", minimum=0, maximum=8, integer=True),
+        FieldSpec("model", N_("Model"), "multicolor", (("multicolor", "Multicolour"),)),
+        FieldSpec("number_color", N_("Colours"), "0", minimum=0, maximum=8, integer=True),
     ),
 )
 

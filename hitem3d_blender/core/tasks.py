@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from .import_options import ImportOptions
+from .messages import NONE, N_, Message, msg, msg_own, verbatim
 
 from .task_ids import short_id
 
@@ -30,8 +31,8 @@ class TaskState(str, enum.Enum):
     CANCELLED = "cancelled"
 
     @property
-    def label(self) -> str:
-        return _LABELS[self]
+    def label(self) -> Message:
+        return msg_own(_LABELS[self])
 
     @property
     def is_terminal(self) -> bool:
@@ -42,17 +43,19 @@ class TaskState(str, enum.Enum):
         return not self.is_terminal
 
 
+# NOTE: in our own translation context, as one family: Blender's catalogue
+# reads "Starting" as 未完善 ("incomplete").
 _LABELS: dict[TaskState, str] = {
-    TaskState.PENDING: "Starting",
-    TaskState.CREATED: "Created",
-    TaskState.QUEUEING: "Queueing",
-    TaskState.PROCESSING: "Processing",
-    TaskState.DOWNLOADING: "Downloading",
-    TaskState.DOWNLOADED: "Ready to import",
-    TaskState.IMPORTING: "Importing",
-    TaskState.DONE: "Done",
-    TaskState.FAILED: "Failed",
-    TaskState.CANCELLED: "Cancelled",
+    TaskState.PENDING: N_("Starting"),
+    TaskState.CREATED: N_("Created"),
+    TaskState.QUEUEING: N_("Queueing"),
+    TaskState.PROCESSING: N_("Processing"),
+    TaskState.DOWNLOADING: N_("Downloading"),
+    TaskState.DOWNLOADED: N_("Ready to import"),
+    TaskState.IMPORTING: N_("Importing"),
+    TaskState.DONE: N_("Done"),
+    TaskState.FAILED: N_("Failed"),
+    TaskState.CANCELLED: N_("Cancelled"),
 }
 
 TERMINAL_STATES = frozenset({TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED})
@@ -90,7 +93,7 @@ class TaskUpdate:
     task_id: str
     state: TaskState
     progress: float | None = None  # 0..1 when known
-    message: str = ""  # the error for FAILED; otherwise a detail such as a retry notice
+    message: Message = NONE  # the error for FAILED; otherwise a detail such as a retry notice
     result_path: str = ""
     bytes_done: int = 0
     bytes_total: int | None = None
@@ -104,7 +107,7 @@ class TaskRecord:
     task_id: str
     state: TaskState = TaskState.PENDING
     progress: float | None = None
-    message: str = ""
+    message: Message = NONE
     result_path: str = ""
     bytes_done: int = 0
     bytes_total: int | None = None
@@ -137,7 +140,7 @@ class TaskRecord:
 
     def restart(self) -> None:
         self.progress = None
-        self.message = ""
+        self.message = NONE
         self.bytes_done = 0
         self.bytes_total = None
         self.started_at = time.time()
@@ -164,7 +167,9 @@ class TaskRecord:
         return {
             "task_id": self.task_id,
             "state": self.state.value,
-            "message": self.message,
+            # English for people who read the file, the template and values to show it translated.
+            "message": str(self.message),
+            "message_id": self.message.to_dict(),
             "result_path": self.result_path,
             "cover_path": self.cover_path,
             "bytes_total": self.bytes_total,
@@ -188,7 +193,7 @@ class TaskRecord:
         except ValueError:
             raise ValueError(f"unknown state {data.get('state')!r}") from None
         record = cls(task_id, state=state)
-        record.message = _text(data.get("message"))
+        record.message = _message(data)
         record.result_path = _text(data.get("result_path"))
         record.cover_path = _text(data.get("cover_path"))
         record.model = _text(data.get("model"))
@@ -209,6 +214,15 @@ class TaskRecord:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _message(data: Mapping[str, Any]) -> Message:
+    """A saved message: translatable when its template and values are sound,
+    else its English text as it is (a journal from before messages had IDs)."""
+    try:
+        return Message.from_dict(data.get("message_id"))
+    except ValueError:
+        return verbatim(_text(data.get("message")))
 
 
 class TaskBook:

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from ..core.api import Hitem3DClient
 from ..core.jobs import CallResult
 from ..core.logs import register_secret
+from ..core.messages import msg
 from ..core.settings import ApiSettings
 from ..core.tasks import TaskRecord
 from . import control, history, state, timer
@@ -56,7 +57,7 @@ def run_calls(settings: ApiSettings, calls: dict[str, Callable[[Hitem3DClient], 
             result = awaited.get(key)
             if result is None:
                 runner.cancel(key)
-                result = CallResult(key, error="No answer from Hitem3D in time: retry")
+                result = CallResult(key, error=msg("No answer from Hitem3D in time: retry"))
             results[key] = result
         return results
     finally:

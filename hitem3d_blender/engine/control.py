@@ -66,7 +66,7 @@ def fail_without_start(task_id: str, error: Hitem3DError) -> TaskRecord:
     if rec.state.is_terminal:
         rec.move_to(TaskState.PENDING)
     rec.move_to(TaskState.FAILED)
-    rec.message = str(error)
+    rec.message = error.message
     state.current.list_dirty = True
     state.current.journal_dirty = True
     history.save()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .. import importer, kind_import
 from ..core.errors import ImportFailed
+from ..core.messages import NONE, msg
 from ..core.tasks import TaskRecord, TaskState
 from . import state
 
@@ -49,12 +50,13 @@ def run(rec: TaskRecord) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         if not isinstance(exc, ImportFailed):
             log.exception("Import of task %s failed", rec.task_id)
-            exc = ImportFailed("Unexpected error while importing: see the Hitem3D log, then retry")
+            exc = ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry"))
         rec.move_to(TaskState.FAILED)
-        rec.message = str(exc)
-        state.hooks.post_report(f"Task {rec.short_id}: {exc}", "ERROR")
+        rec.message = exc.message
+        state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=exc.message), "ERROR")
         return
     rec.imported_objects = names
     rec.move_to(TaskState.DONE)
-    rec.message = ""
-    state.hooks.post_report(f"Imported {len(names)} object(s) from Hitem3D task {rec.short_id}", "INFO")
+    rec.message = NONE
+    state.hooks.post_report(msg("Imported {count} object(s) from Hitem3D task {short}", count=len(names),
+                                short=rec.short_id), "INFO")

@@ -15,6 +15,7 @@ import bpy
 from ..core.downloader import DEFAULT_MAX_BYTES
 from ..core.errors import CredentialsMissing
 from ..core.jobs import CallResult, JobRunner
+from ..core.messages import Message
 from ..core.settings import ApiSettings
 from ..core.tasks import TaskBook
 
@@ -25,8 +26,8 @@ def _nothing() -> None:
     pass
 
 
-def _log_report(message: str, level: str) -> None:
-    log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), message)
+def _log_report(message: Message, level: str) -> None:
+    log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), "%s", message)
 
 
 def _ignore_call(result: CallResult) -> None:
@@ -49,7 +50,7 @@ class Hooks:
     # Tasks were added, removed or reordered: the UI list mirrors the book.
     list_changed: Callable[[], None] = _nothing
     # A message for the user: (text, "INFO" | "WARNING" | "ERROR").
-    post_report: Callable[[str, str], None] = _log_report
+    post_report: Callable[[Message, str], None] = _log_report
     # A one-off call (not awaited by ``batch.run_calls``) has its result.
     call_done: Callable[[CallResult], None] = _ignore_call
     # Policy.

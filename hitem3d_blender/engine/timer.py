@@ -15,6 +15,7 @@ import logging
 import bpy
 
 from ..core.jobs import CallResult
+from ..core.messages import msg
 from ..core.tasks import IllegalTransition, TaskRecord, TaskState, TaskUpdate
 from . import history, import_step, state
 
@@ -98,7 +99,7 @@ def apply_update(update: TaskUpdate) -> None:
     if (rec.state is not previous and rec.state.is_terminal) or update.cover_path:
         state.current.journal_dirty = True
     if update.state is TaskState.FAILED:
-        state.hooks.post_report(f"Task {rec.short_id}: {update.message}", "ERROR")
+        state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=update.message), "ERROR")
 
 
 def apply_call(result: CallResult) -> None:
