@@ -29,6 +29,7 @@ from typing import IO, Any, Mapping
 
 from .errors import Hitem3DError
 from .import_options import ImportOptions
+from .messages import N_, NONE, Message, msg
 
 log = logging.getLogger(__package__)
 
@@ -53,14 +54,13 @@ class ConversionFailed(Hitem3DError):
 
 # What the child reports (by kind, never by free text: its output is input).
 CHILD_ERRORS: dict[str, str] = {
-    "import_failed": "Blender could not import the GLB: retry, or report it with the log",
-    "no_objects": "The GLB holds no objects",
-    "save_failed": "Could not save the converted model to the Hitem3D asset library: check the folder "
-                   "in the add-on preferences, then retry",
-    "bad_spec": "The model converter was started wrongly: report it with the log",
+    "import_failed": N_("Blender could not import the GLB: retry, or report it with the log"),
+    "no_objects": N_("The GLB holds no objects"),
+    "save_failed": N_("Could not save the converted model to the Hitem3D asset library: check the folder "
+                      "in the add-on preferences, then retry"),
 }
-CRASHED = "Blender crashed while converting the model: retry, or report it with the log"
-NO_RESULT = "The model converter ended without a result: retry, or report it with the log"
+CRASHED = msg("Blender crashed while converting the model: retry, or report it with the log")
+NO_RESULT = msg("The model converter ended without a result: retry, or report it with the log")
 
 
 def default_memory_limit() -> int:
@@ -126,13 +126,14 @@ class ConversionOutcome:
     """How a child ended. ``error`` is empty on success."""
 
     objects: tuple[str, ...] = ()
-    error: str = ""
+    error: Message = NONE
+    cancelled: bool = False
     seconds: float = 0.0  # the child's whole life, start-up included
     import_s: float = 0.0  # the glTF importer inside it
 
     @property
     def ok(self) -> bool:
-        return not self.error
+        return not self.error and not self.cancelled
 
 
 def child_command(*, script: Path, spec_path: Path, blender_binary: str, python: str) -> list[str]:
@@ -168,15 +169,15 @@ def _mb(size: int) -> str:
     return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.0f} MB"
 
 
-def out_of_memory_message(limit: int) -> str:
-    return (f"Converting the model needed more than {_mb(limit)} of memory, the converter's limit: "
-            "not imported; retry, or report the task")
+def out_of_memory_message(limit: int) -> Message:
+    return msg("Converting the model needed more than {limit} of memory, the converter's limit: "
+               "not imported; retry, or report the task", limit=_mb(limit))
 
 
-def timeout_message(timeout_s: float) -> str:
+def timeout_message(timeout_s: float) -> Message:
     minutes = timeout_s / 60
     span = f"{minutes:.0f} min" if minutes >= 1 else f"{timeout_s:g} s"
-    return f"Converting the model took longer than {span}: not imported; retry"
+    return msg("Converting the model took longer than {span}: not imported; retry", span=span)
 
 
 class ConversionProcess:
@@ -193,7 +194,8 @@ class ConversionProcess:
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
-        self._ending: str = ""  # the message once we decided to kill it
+        self._ending: Message | None = None  # why we decided to kill it
+        self._cancelled = False
         self._outcome: ConversionOutcome | None = None
 
     @property
@@ -218,8 +220,8 @@ class ConversionProcess:
         except OSError as exc:
             self._cleanup(keep_entry=False)
             reason = exc.strerror or type(exc).__name__
-            raise ConversionFailed(f"Could not start Blender to convert the model ({reason}): retry, "
-                                   "or check that Blender is installed completely") from None
+            raise ConversionFailed(msg("Could not start Blender to convert the model ({reason}): retry, "
+                                       "or check that Blender is installed completely", reason=reason)) from None
         finally:
             output.close()
         self._started = time.monotonic()
@@ -240,7 +242,7 @@ class ConversionProcess:
         return self._outcome
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
-        if self._ending:
+        if self._ending is not None:
             return
         if time.monotonic() - self._started > self.limits.timeout_s:
             self._kill(timeout_message(self.limits.timeout_s))
@@ -251,7 +253,9 @@ class ConversionProcess:
 
     def cancel(self) -> None:
         """Kill the child now; the next ``poll`` reaps it."""
-        self._kill("Cancelled")
+        if self._ending is None:
+            self._cancelled = True
+        self._kill(NONE)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Kill the child and reap it (quitting, disabling): no process is left."""
@@ -265,9 +269,9 @@ class ConversionProcess:
                 return
             self._outcome = self._conclude(process.returncode)
 
-    def _kill(self, message: str) -> None:
+    def _kill(self, message: Message) -> None:
         process = self._process
-        if process is None or process.returncode is not None or self._ending:
+        if process is None or process.returncode is not None or self._ending is not None:
             return
         self._ending = message
         try:
@@ -282,7 +286,7 @@ class ConversionProcess:
         seconds = time.monotonic() - self._started
         outcome = self._judge(code, seconds)
         self._cleanup(keep_entry=outcome.ok)
-        if not outcome.ok and self._ending != "Cancelled":
+        if not outcome.ok and not outcome.cancelled:
             log.warning("Converting task %s failed (exit code %s): %s\nLast lines of the converter:\n%s",
                         self.spec.task_id[:8], code, outcome.error, self._output_tail())
         return outcome
@@ -298,18 +302,22 @@ class ConversionProcess:
         return "\n".join(text.splitlines()[-lines:]) or "(no output)"
 
     def _judge(self, code: int, seconds: float) -> ConversionOutcome:
-        if self._ending:
+        if self._cancelled:
+            return ConversionOutcome(cancelled=True, seconds=seconds)
+        if self._ending is not None:
             return ConversionOutcome(error=self._ending, seconds=seconds)
         if code == EXIT_OUT_OF_MEMORY:
             return ConversionOutcome(error=out_of_memory_message(self.limits.memory_bytes), seconds=seconds)
         result = read_result(Path(self.spec.result))
         if code != 0 or result is None:
             if result is not None and result.get("error") in CHILD_ERRORS:
-                return ConversionOutcome(error=CHILD_ERRORS[str(result["error"])], seconds=seconds)
+                return ConversionOutcome(error=msg(CHILD_ERRORS[str(result["error"])]), seconds=seconds)
             return ConversionOutcome(error=CRASHED if code != 0 else NO_RESULT, seconds=seconds)
         error = result.get("error")
         if error:
-            return ConversionOutcome(error=CHILD_ERRORS.get(str(error), NO_RESULT), seconds=seconds)
+            kind = str(error)
+            return ConversionOutcome(error=msg(CHILD_ERRORS[kind]) if kind in CHILD_ERRORS else NO_RESULT,
+                                     seconds=seconds)
         objects = result.get("objects")
         if (not isinstance(objects, list) or not objects or not all(isinstance(name, str) for name in objects)
                 or not Path(self.spec.entry).is_file()):
