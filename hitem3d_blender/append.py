@@ -61,10 +61,11 @@ def _load_objects(entry: Path) -> list[bpy.types.Object]:
 
 
 def _drop_library_ids(before: Mapping[str, set[Any]]) -> None:
-    """Appending leaves a Library data-block behind with nothing linked from
-    it: remove it, so the file looks as after a direct import."""
+    """Appending leaves a Library data-block behind, with nothing linked from
+    it (everything appended is local): remove it, so the file looks as after
+    a direct import."""
     for library in list(bpy.data.libraries):
-        if library.as_pointer() not in before["libraries"] and not library.users_id:
+        if library.as_pointer() not in before["libraries"]:
             bpy.data.libraries.remove(library)
 
 

@@ -21,8 +21,8 @@ import bpy
 
 from . import append, asset_library, importer
 from .core import asset_library as core_library
-from .core.conversion import ConversionOutcome, ConversionProcess, ConversionSpec, Limits, child_command, \
-    child_environment
+from .core.conversion import CHILD_ERRORS, ConversionOutcome, ConversionProcess, ConversionSpec, Limits, \
+    child_command, child_environment
 from .core.errors import ImportFailed
 from .core.import_options import ImportOptions
 from .core.task_ids import short_id
@@ -55,9 +55,17 @@ def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions
               cover: Path | None, model: str, source_image: str, workdir: Path) -> ConversionSpec:
     """The conversion of one task, with its library entry registered and its
     date's catalog in the library's catalog file."""
-    library = asset_library.ensure_registered()
+    try:
+        library = asset_library.ensure_registered()
+    except OSError as exc:
+        log.warning("Cannot use the asset library folder: %s", exc)
+        raise ImportFailed(CHILD_ERRORS["save_failed"]) from None
     now = datetime.now(timezone.utc)
-    core_library.ensure_catalog(library, now)
+    try:
+        core_library.ensure_catalog(library, now)
+    except (OSError, ValueError) as exc:
+        # The asset still names its catalog; Blender lists it as unassigned until the file is fixed.
+        log.warning("Could not add today's catalog to %s: %s", core_library.CATALOG_FILE, exc)
     return ConversionSpec(
         task_id=task_id,
         glb=str(glb),
@@ -140,13 +148,20 @@ def cancel(task_id: str) -> bool:
 
 
 def forget(task_id: str) -> None:
-    _running.pop(task_id, None)
+    """Drop a conversion whose end was seen, or stop one nobody wants any more
+    (its task was removed): killed and reaped, its files gone."""
+    running = _running.pop(task_id, None)
+    if running is not None:
+        running.process.stop(timeout_s=1.0)
 
 
 def stop_all() -> None:
-    """Disable and quit: kill every child and reap it (within a second)."""
-    while _running:
-        _, running = _running.popitem()
+    """Disable and quit: kill every child, then reap them (within a second)."""
+    stopping = list(_running.values())
+    _running.clear()
+    for running in stopping:
+        running.process.cancel()
+    for running in stopping:
         running.process.stop(timeout_s=1.0)
 
 
@@ -155,8 +170,10 @@ def push_undo(task_id: str) -> None:
     whole import back (the step stores the file as it is after the import)."""
     message = f"Import Hitem3D task {short_id(task_id)}"
     try:
-        undo: Any = bpy.ops.ed.undo_push
-        if undo.poll():
-            undo(message=message)
+        # NOTE: a timer runs without a window in its context; the undo stack needs one.
+        with bpy.context.temp_override(**importer.window_override()):
+            undo: Any = bpy.ops.ed.undo_push
+            if undo.poll():
+                undo(message=message)
     except RuntimeError:
         log.debug("No undo step for %s", message, exc_info=True)

@@ -37,7 +37,7 @@ def importer_options(path: Path) -> dict[str, Any]:
     return options
 
 
-def _context_override() -> dict[str, Any]:
+def window_override() -> dict[str, Any]:
     """A window and 3D view for the operator when we have them (a timer runs
     without one); nothing in background mode, where the importer needs none."""
     wm = bpy.context.window_manager
@@ -54,7 +54,7 @@ def run_gltf(path: Path) -> list[bpy.types.Object]:
     Raises ``ImportFailed``."""
     before = set(bpy.data.objects)
     try:
-        with bpy.context.temp_override(**_context_override()):
+        with bpy.context.temp_override(**window_override()):
             if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():  # type: ignore[call-arg]
                 bpy.ops.object.mode_set(mode="OBJECT")
             # The stubs type operator calls as returning None; they return a set.

@@ -54,14 +54,16 @@ def entry_of(addon: ModuleType, task_id: str = TASK_ID) -> Path:
 
 
 def converter_pids() -> list[int]:
-    """Processes running our converter script, from the process table."""
+    """Processes running this test session's converter script (its spec lives
+    in this session's user folder), from the process table: orphans included."""
+    ours = os.environ["BLENDER_USER_RESOURCES"].encode()
     found = []
     for status in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             command = status.read_bytes()
         except OSError:
             continue
-        if b"convert_child.py" in command and b"pytest" not in command:
+        if b"convert_child.py" in command and ours in command:
             found.append(int(status.parent.name))
     return found
 
@@ -399,6 +401,21 @@ def test_cancel_stops_the_converter_within_a_second(interactive: ModuleType, pre
     assert time.monotonic() - started < 1.0
     assert rec.state.value == "cancelled"
     assert not Path(f"/proc/{pid}").exists()  # reaped, not even a zombie
+    assert_nothing_left(interactive)
+
+
+@child_process
+def test_removing_a_converting_task_stops_its_converter(interactive: ModuleType, prefs: Any,
+                                                       sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
+    pid = interactive.conversions._running[TASK_ID].process.pid
+
+    bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
+
+    assert not Path(f"/proc/{pid}").exists()  # killed and reaped at once
+    assert TASK_ID not in interactive.bridge.book()
     assert_nothing_left(interactive)
 
 
