@@ -117,7 +117,7 @@ def test_import_brings_the_model_saves_the_file_and_exits_0(cli: Any, prefs: Any
     assert objects_in_blend(output) == ["Hitem3D_Sample", "Hitem3D_Sample_2"]
     # The same entry in the Hitem3D asset library as an import from the window.
     addon = sys.modules[ADDON_MODULE]
-    assert addon.asset_library.entry_path(addon.bridge._file_stem(TASK_ID)).is_file()
+    assert addon.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID)).is_file()
     assert bpy.data.filepath != str(output)  # saved as a copy
 
 

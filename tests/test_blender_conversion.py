@@ -218,7 +218,7 @@ def test_import_again_appends_from_the_library_without_download_or_gltf(addon: M
 
     assert len(imported_objects()) == 4
     assert len(sim.requests) == requests_before and glb_downloads(sim) == 1
-    assert glb_imports == [addon.bridge.result_path(TASK_ID).name]  # the first import only
+    assert glb_imports == [addon.engine.files.result_path(TASK_ID).name]  # the first import only
     assert record_of(addon).state.value == "done"
 
 
@@ -250,7 +250,7 @@ def test_remove_deletes_the_library_entry_and_says_so(addon: ModuleType, prefs: 
 
     bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
 
-    assert not entry_of(addon).exists() and TASK_ID not in addon.bridge.book()
+    assert not entry_of(addon).exists() and TASK_ID not in addon.engine.history.book()
     assert "Removed task 2c2ad20c and its model in the Hitem3D asset library" in capfd.readouterr().out
 
 
@@ -415,7 +415,7 @@ def test_removing_a_converting_task_stops_its_converter(interactive: ModuleType,
     bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
 
     assert not Path(f"/proc/{pid}").exists()  # killed and reaped at once
-    assert TASK_ID not in interactive.bridge.book()
+    assert TASK_ID not in interactive.engine.history.book()
     assert_nothing_left(interactive)
 
 
@@ -446,9 +446,9 @@ def test_the_glb_checks_apply_before_any_conversion(interactive: ModuleType, pre
     try:
         bpy.ops.hitem3d.import_task(task_id=TASK_ID)
         run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "downloaded")
-        path = interactive.bridge.result_path(TASK_ID)
+        path = interactive.engine.files.result_path(TASK_ID)
         path.write_bytes(path.read_bytes()[:-10])  # truncated after the download
-        interactive.bridge.request_import(TASK_ID)
+        interactive.engine.control.request_import(TASK_ID)
         rec = run_ticks(interactive, TASK_ID)
     finally:
         prefs.auto_import = True
