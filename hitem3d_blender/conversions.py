@@ -24,6 +24,7 @@ from .core import asset_library as core_library
 from .core.conversion import CHILD_ERRORS, ConversionOutcome, ConversionProcess, ConversionSpec, Limits, \
     child_command, child_environment
 from .core.errors import ImportFailed
+from .core.messages import msg
 from .core.import_options import ImportOptions
 from .core.task_ids import short_id
 
@@ -59,7 +60,7 @@ def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions
         library = asset_library.ensure_registered()
     except OSError as exc:
         log.warning("Cannot use the asset library folder: %s", exc)
-        raise ImportFailed(CHILD_ERRORS["save_failed"]) from None
+        raise ImportFailed(msg(CHILD_ERRORS["save_failed"])) from None
     now = datetime.now(timezone.utc)
     try:
         core_library.ensure_catalog(library, now)

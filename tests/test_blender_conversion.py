@@ -109,7 +109,7 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
     pid = interactive.conversions._running[TASK_ID].process.pid
     rec = run_ticks(interactive, TASK_ID)
 
-    assert rec.state.value == "done", rec.message
+    assert rec.state.value == "done", str(rec.message)
     assert glb_imports == []  # Blender's importer never ran on the main process
     objects = imported_objects()
     assert sorted(obj.name for obj in objects) == ["Hitem3D_Sample", "Hitem3D_Sample_2"]
@@ -333,8 +333,8 @@ def test_a_converter_over_its_memory_limit_fails_cleanly_and_can_be_retried(
     rec = run_ticks(interactive, TASK_ID)
 
     assert rec.state.value == "failed"
-    assert rec.message == ("Converting the model needed more than 40 MB of memory, the converter's limit: "
-                           "not imported; retry, or report the task")
+    assert str(rec.message) == ("Converting the model needed more than 40 MB of memory, the converter's limit: "
+                                "not imported; retry, or report the task")
     assert_nothing_left(interactive)
     monkeypatch.setattr(interactive.conversions, "USE_CHILD_PROCESS", False)
     bpy.ops.hitem3d.retry_task(task_id=TASK_ID)
@@ -351,8 +351,8 @@ def test_a_converter_over_its_time_limit_fails_cleanly(interactive: ModuleType, 
 
     rec = run_ticks(interactive, TASK_ID)
 
-    assert (rec.state.value, rec.message) == ("failed", "Converting the model took longer than 0.2 s: "
-                                                        "not imported; retry")
+    assert (rec.state.value, str(rec.message)) == ("failed", "Converting the model took longer than 0.2 s: "
+                                                             "not imported; retry")
     assert_nothing_left(interactive)
 
 
@@ -367,7 +367,7 @@ def test_a_converter_that_cannot_start_says_so(interactive: ModuleType, prefs: A
     rec = run_ticks(interactive, TASK_ID)
 
     assert rec.state.value == "failed"
-    assert rec.message.startswith("Could not start Blender to convert the model")
+    assert str(rec.message).startswith("Could not start Blender to convert the model")
     assert_nothing_left(interactive)
 
 
@@ -452,5 +452,5 @@ def test_the_glb_checks_apply_before_any_conversion(interactive: ModuleType, pre
         rec = run_ticks(interactive, TASK_ID)
     finally:
         prefs.auto_import = True
-    assert (rec.state.value, rec.message) == ("failed", "The downloaded GLB is incomplete: retry")
+    assert (rec.state.value, str(rec.message)) == ("failed", "The downloaded GLB is incomplete: retry")
     assert_nothing_left(interactive)
