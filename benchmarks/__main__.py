@@ -26,8 +26,8 @@ from benchmarks import assets
 from benchmarks.common import REPO_ROOT, log
 
 ORDER = ("main_thread", "main_thread_all_polling", "main_thread_long_history", "download", "time_to_scene",
-         "request_economy")
-BLENDER_BENCHMARKS = set(ORDER) - {"download"}
+         "request_economy", "conversion")
+BLENDER_BENCHMARKS = set(ORDER) - {"download", "conversion"}
 
 
 def _first_line(command: list[str]) -> str:
@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                 if name in BLENDER_BENCHMARKS:
                     assert zip_path is not None
                     results[name] = run_blender_benchmark(name, zip_path, args.quick)
+                elif name == "conversion":
+                    # Its own processes: each side's peak memory is its own.
+                    from benchmarks.conversion_bench import bench_conversion
+
+                    results[name] = bench_conversion(args.quick)
                 else:
                     from benchmarks.download_bench import bench_download
 

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 import bpy
 
-from .placement import apply_options
+from . import library_entry, placement
+from .core.conversion import CHILD_ERRORS, ConversionSpec
 from .core.errors import ImportFailed
 from .core.messages import msg
 from .core.import_options import ImportOptions
@@ -36,7 +37,7 @@ def importer_options(path: Path) -> dict[str, Any]:
     return options
 
 
-def _context_override() -> dict[str, Any]:
+def window_override() -> dict[str, Any]:
     """A window and 3D view for the operator when we have them (a timer runs
     without one); nothing in background mode, where the importer needs none."""
     wm = bpy.context.window_manager
@@ -48,14 +49,12 @@ def _context_override() -> dict[str, Any]:
     return {}
 
 
-def import_glb(path: Path, options: ImportOptions, *, cover: Path | None = None,
-               provenance: Mapping[str, str] | None = None) -> list[str]:
-    """Import ``path``, place the new objects as ``options`` say, tag each with
-    ``provenance``, select them and make one active. Returns the new objects'
-    names. Raises ``ImportFailed``."""
+def run_gltf(path: Path) -> list[bpy.types.Object]:
+    """Blender's glTF importer on ``path``; returns the objects it made.
+    Raises ``ImportFailed``."""
     before = set(bpy.data.objects)
     try:
-        with bpy.context.temp_override(**_context_override()):
+        with bpy.context.temp_override(**window_override()):
             if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():  # type: ignore[call-arg]
                 bpy.ops.object.mode_set(mode="OBJECT")
             # The stubs type operator calls as returning None; they return a set.
@@ -68,21 +67,48 @@ def import_glb(path: Path, options: ImportOptions, *, cover: Path | None = None,
     new_objects = [obj for obj in bpy.data.objects if obj not in before]
     if not new_objects:
         raise ImportFailed(msg("The GLB holds no objects"))
-    view_layer = bpy.context.view_layer
-    if view_layer is None:
+    return new_objects
+
+
+def import_glb(path: Path, spec: ConversionSpec) -> list[str]:
+    """Import ``path`` in this Blender (background mode, the command line):
+    the same steps as the converter and the append, in one process. Writes
+    the task's library entry, places the new objects as ``spec.options`` say,
+    selects them and makes one active. Returns the new objects' names.
+    Raises ``ImportFailed``."""
+    if bpy.context.view_layer is None:
         raise ImportFailed(msg("No view layer to import into"))
-    apply_options(new_objects, options, context=bpy.context, cover_path=cover,
-                            provenance=provenance)
-    for obj in view_layer.objects:
-        obj.select_set(False)
-    for obj in new_objects:
-        if obj.name in view_layer.objects:
-            obj.select_set(True)
-    view_layer.objects.active = _pick_active(new_objects)
+    before = snapshot_ids()
+    try:
+        new_objects = run_gltf(path)
+        library_entry.finish_objects(new_objects, spec)
+        library_entry.write_entry(new_objects, spec)
+    except (OSError, RuntimeError) as exc:
+        log.warning("Could not write the library entry of %s: %s", spec.task_id, exc)
+        remove_new_ids(before)
+        raise ImportFailed(msg(CHILD_ERRORS["save_failed"])) from None
+    except BaseException:
+        remove_new_ids(before)
+        raise
+    placement.place_in_scene(new_objects, spec.options, context=bpy.context)
     return [obj.name for obj in new_objects]
 
 
-def _pick_active(objects: list[bpy.types.Object]) -> bpy.types.Object:
-    """The first mesh (what the artist wants to grab), else the first object."""
-    meshes = [obj for obj in objects if obj.type == "MESH"]
-    return (meshes or objects)[0]
+# The kinds of data a glTF import or an append makes.
+_ID_COLLECTIONS = ("objects", "meshes", "materials", "images", "textures", "node_groups", "armatures",
+                   "actions", "cameras", "lights", "collections", "shape_keys", "libraries")
+
+
+def snapshot_ids() -> dict[str, set[Any]]:
+    """Every data-block that exists now, per kind (pointers, not names: names change)."""
+    return {kind: {block.as_pointer() for block in getattr(bpy.data, kind)} for kind in _ID_COLLECTIONS}
+
+
+def remove_new_ids(before: dict[str, set[Any]]) -> None:
+    """Remove every data-block made since ``before``: an import that failed
+    half-way leaves nothing in the file."""
+    for kind in _ID_COLLECTIONS:
+        blocks = getattr(bpy.data, kind)
+        new = [block for block in blocks if block.as_pointer() not in before[kind]]
+        if new:
+            bpy.data.batch_remove(new)

@@ -16,7 +16,6 @@ from typing import Any, Callable, Mapping
 
 import bpy
 
-from . import importer
 from .core.errors import ImportFailed
 from .core.import_options import ImportOptions
 from .core.messages import msg
@@ -36,33 +35,49 @@ MAX_VIEWPORT_LEVELS = 7
 COLOUR_MATERIAL = "Hitem3D colours"
 
 
-def import_result(task_id: str, path: Path, options: ImportOptions, *, cover: Path | None = None,
+def _name_for(task_id: str, request: Mapping[str, Any] | None) -> str:
+    made = KindRequest.from_dict(request or {})
+    return (made.source_name if made is not None else "") or short_id(task_id)
+
+
+def imports_itself(task_id: str, path: Path) -> bool:
+    """Whether this result is imported here rather than as a GLB (converted
+    in a child Blender like any model): a depth map or an STL."""
+    return path.suffix.lower().lstrip(".") in ("png", "exr", "stl")
+
+
+def import_result(task_id: str, path: Path, options: ImportOptions, *,
                   provenance: Mapping[str, str] | None = None,
                   request: Mapping[str, Any] | None = None) -> list[str]:
-    """Import ``path``, the result of ``task_id``, the way its kind wants.
-    Returns the new objects' names. Raises ``ImportFailed``."""
-    kind = kind_of(task_id)
-    made = KindRequest.from_dict(request or {})
-    name = (made.source_name if made is not None else "") or short_id(task_id)
+    """Import a result that ``imports_itself``: a depth map becomes a relief,
+    an STL a mesh. Returns the new objects' names. Raises ``ImportFailed``;
+    nothing it made is left then."""
     extension = path.suffix.lower().lstrip(".")
-    if kind.result_style is ResultStyle.RELIEF and extension in ("png", "exr"):
-        height = made.relief_height if made is not None else DEFAULT_RELIEF_HEIGHT
-        return _all_or_nothing(lambda: _relief(path, options, provenance, name, height))
     if extension == "stl":
-        names = _all_or_nothing(lambda: _import_stl(path, options, provenance))
-    else:
-        names = importer.import_glb(path, options, cover=cover, provenance=provenance)
-    finish = _FINISHERS.get(kind.result_style)
-    if finish is not None:
-        try:
-            finish(names, name)
-        except Exception as exc:  # noqa: BLE001 - leave no half-arranged import behind
-            _remove_objects(names)
-            if isinstance(exc, ImportFailed):
-                raise
-            log.exception("Arranging the result of %s failed", short_id(task_id))
-            raise ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry")) from None
-    return names
+        return _all_or_nothing(lambda: _import_stl(path, options, provenance))
+    made = KindRequest.from_dict(request or {})
+    height = made.relief_height if made is not None else DEFAULT_RELIEF_HEIGHT
+    name = _name_for(task_id, request)
+    return _all_or_nothing(lambda: _relief(path, options, provenance, name, height))
+
+
+def arrange(task_id: str, names: list[str], request: Mapping[str, Any] | None = None) -> list[str]:
+    """What the task's kind asks of its imported objects: parts into their own
+    collection, named in order; colours shown. Returns the objects' names now.
+    On failure the objects are removed and ``ImportFailed`` raised."""
+    finish = _FINISHERS.get(kind_of(task_id).result_style)
+    if finish is None:
+        return names
+    arranged = list(names)
+    try:
+        finish(arranged, _name_for(task_id, request))
+    except Exception as exc:  # noqa: BLE001 - leave no half-arranged import behind
+        _remove_objects(arranged)
+        if isinstance(exc, ImportFailed):
+            raise
+        log.exception("Arranging the result of %s failed", short_id(task_id))
+        raise ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry")) from None
+    return arranged
 
 
 def _all_or_nothing(build: Callable[[], list[str]]) -> list[str]:

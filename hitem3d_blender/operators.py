@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
-from . import connection, preferences, translations, ui_sync
+from . import asset_library, connection, preferences, translations, ui_sync
 from .core.errors import Hitem3DError
 from .core.import_options import ImportOptions
 from .core.messages import NONE, Message, msg, verbatim
@@ -128,7 +128,7 @@ class HITEM3D_OT_retry_task(_TaskOperator):
 
 
 class HITEM3D_OT_import_again(_TaskOperator):
-    """Import this task's model into the scene again (from the download cache)"""
+    """Import this task's model into the scene again, from the Hitem3D asset library (no download)"""
 
     bl_idname = "hitem3d.import_again"
     bl_label = "Import Again"
@@ -140,6 +140,10 @@ class HITEM3D_OT_import_again(_TaskOperator):
             # No usable file in the cache: fetch it again.
             control.request_import(self.task_id)
             return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
+        if rec.state.value == "importing":
+            self.report({"INFO"}, translations.text(msg("Converting task {short}: it appears when ready",
+                                                        short=rec.short_id)))
+            return {"FINISHED"}
         if rec.state.value != "done":
             self.report({"ERROR"}, translations.text(rec.message))
             return {"CANCELLED"}
@@ -160,13 +164,17 @@ class HITEM3D_OT_cancel_task(_TaskOperator):
 
 
 class HITEM3D_OT_remove_task(_TaskOperator):
-    """Remove this task from the list (a running task is cancelled)"""
+    """Remove this task from the list and its model from the Hitem3D asset library (a running task is cancelled)"""
 
     bl_idname = "hitem3d.remove_task"
     bl_label = "Remove"
 
     def execute(self, context: bpy.types.Context) -> Result:
-        control.remove(self.task_id)
+        if control.remove(self.task_id):
+            self.report({"INFO"}, translations.text(msg(
+                "Removed task {short} and its model in the Hitem3D asset library", short=short_id(self.task_id))))
+        else:
+            self.report({"INFO"}, translations.text(msg("Removed task {short}", short=short_id(self.task_id))))
         return {"FINISHED"}
 
 
@@ -197,7 +205,7 @@ class HITEM3D_OT_clear_finished(bpy.types.Operator):
 
 
 class HITEM3D_OT_clear_cache(bpy.types.Operator):
-    """Delete downloaded models (tasks stay in the list; Import Again downloads anew)"""
+    """Delete downloaded GLB files. Tasks stay in the list and models in the Hitem3D asset library, so Import Again still works"""
 
     bl_idname = "hitem3d.clear_cache"
     bl_label = "Clear Cache"
@@ -205,7 +213,10 @@ class HITEM3D_OT_clear_cache(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         freed = control.clear_cache()
-        self.report({"INFO"}, translations.text(msg("Freed {size} MB", size=f"{freed / 1e6:.1f}")))
+        kept = len(asset_library.entries())
+        self.report({"INFO"}, translations.text(msg(
+            "Deleted downloaded GLB files ({size} MB); the Hitem3D asset library keeps {count} model(s)",
+            size=f"{freed / 1e6:.1f}", count=kept)))
         return {"FINISHED"}
 
 

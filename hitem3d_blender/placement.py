@@ -272,11 +272,11 @@ def mark_as_asset(objects: list[bpy.types.Object], cover_path: Path | None) -> N
         obj.asset_mark()
     if cover_path is None:
         return
-    previews = _read_previews(cover_path)
+    previews = read_previews(cover_path)
     if previews is None:
         return
     for obj in targets:
-        _set_preview(obj, previews)
+        set_preview(obj, previews)
 
 
 def asset_targets(objects: list[bpy.types.Object]) -> list[bpy.types.Object]:
@@ -291,7 +291,7 @@ class _Pixels(NamedTuple):
     rgba: np.ndarray[Any, np.dtype[np.float32]]
 
 
-def _read_previews(path: Path) -> tuple[_Pixels, _Pixels] | None:
+def read_previews(path: Path) -> tuple[_Pixels, _Pixels] | None:
     """The cover as preview-sized and icon-sized RGBA pixels, or None (logged)."""
     try:
         image = bpy.data.images.load(str(path), check_existing=False)
@@ -329,7 +329,8 @@ def _pixels_within(image: bpy.types.Image, limit: int) -> _Pixels | None:
     return _Pixels((width, height), rgba)
 
 
-def _set_preview(obj: bpy.types.Object, previews: tuple[_Pixels, _Pixels]) -> None:
+def set_preview(obj: bpy.types.ID, previews: tuple[_Pixels, _Pixels]) -> None:
+    """Make ``previews`` the custom preview of ``obj`` (an object or a collection asset)."""
     large, small = previews
     # NOTE: the stubs type the sizes as read-only and the pixels as one float;
     # both are writable RNA arrays, and writing them marks the preview custom,
@@ -346,3 +347,39 @@ def tag(objects: list[bpy.types.Object], provenance: Mapping[str, str | float | 
     for obj in objects:
         for key, value in provenance.items():
             obj[key] = value
+
+
+# -- in the scene ----------------------------------------------------------------------
+
+
+def place_in_scene(objects: list[bpy.types.Object], options: ImportOptions, *,
+                   context: bpy.types.Context) -> None:
+    """What depends on the open scene: the collection, the position at the
+    cursor, the selection and the active object."""
+    scene = context.scene
+    view_layer = context.view_layer
+    assert scene is not None and view_layer is not None, "placement needs a scene"
+    if options.collection:
+        move_to_collection(objects, options.collection, scene)
+    else:
+        layer_collection = view_layer.active_layer_collection
+        active = layer_collection.collection if layer_collection is not None else scene.collection
+        for obj in objects:
+            if not obj.users_collection:
+                active.objects.link(obj)
+    if options.at_cursor:
+        move_to(objects, scene.cursor.location.copy())
+    # Selection and redraw see current matrices and bounds.
+    view_layer.update()
+    for obj in view_layer.objects:
+        obj.select_set(False)
+    for obj in objects:
+        if obj.name in view_layer.objects:
+            obj.select_set(True)
+    view_layer.objects.active = pick_active(objects)
+
+
+def pick_active(objects: list[bpy.types.Object]) -> bpy.types.Object:
+    """The first mesh (what the artist wants to grab), else the first object."""
+    meshes = [obj for obj in objects if obj.type == "MESH"]
+    return (meshes or objects)[0]

@@ -6,10 +6,12 @@ secret field is masked; empty fields fall back to environment variables.
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from . import connection, translations
+from . import connection, translations, ui_sync
 from .core import settings as core_settings
 from .core.errors import OnlineAccessDisabled
 from .core.messages import OWN_CONTEXT, msg
@@ -26,6 +28,21 @@ PROXY_MODE_ITEMS = (
     ("NONE", "None", "Always connect directly"),
     ("CUSTOM", "Custom", "Every connection through the proxy URL below"),
 )
+
+
+# NOTE: defined before the class: Blender evaluates the property annotations
+# while the module is still being executed.
+def _library_folder_changed(_prefs: Any, _context: Any) -> None:
+    """Point the "Hitem3D" entry of Preferences > File Paths > Asset Libraries
+    at the new folder, if it is registered already."""
+    from . import asset_library  # noqa: PLC0415
+
+    if asset_library.is_registered():
+        try:
+            asset_library.ensure_registered()
+        except OSError as exc:
+            ui_sync.post_report(msg("Cannot use the asset library folder: {reason}",
+                                    reason=exc.strerror or type(exc).__name__), "ERROR")
 
 
 class HITEM3D_Preferences(bpy.types.AddonPreferences):
@@ -66,6 +83,14 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         name="Import when ready",
         description="Import each model as soon as it is downloaded (off: wait for a click on Import)",
         default=True,
+    )
+
+    asset_library_folder: StringProperty(  # type: ignore[valid-type]
+        name="Asset library folder",
+        description="Where the Hitem3D asset library keeps one .blend per imported task (a studio share, say); "
+                    "empty: the extension's user folder",
+        subtype="DIR_PATH",
+        update=_library_folder_changed,
     )
 
     request_timeout: FloatProperty(  # type: ignore[valid-type]
@@ -132,6 +157,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
                   translate=False)
         row.operator("hitem3d.clear_cache", icon="TRASH")
         col.prop(self, "max_download_gb")
+        col.prop(self, "asset_library_folder")
         layout.operator("hitem3d.copy_diagnostics", icon="COPYDOWN")
 
     def draw_network(self, box: bpy.types.UILayout) -> None:

@@ -46,19 +46,22 @@ UI: dict[tuple[str, str], str] = {
     (OPERATOR, "Retry"): "重试",
     (DEFAULT, "Try this task again from the start"): "从头重试此任务",
     (OPERATOR, "Import Again"): "再次导入",
-    (DEFAULT, "Import this task's model into the scene again (from the download cache)"):
-        "再次将此任务的模型导入场景（从下载缓存）",
+    (DEFAULT, "Import this task's model into the scene again, from the Hitem3D asset library (no download)"):
+        "从 Hitem3D 资产库再次将此任务的模型导入场景（无需下载）",
     (OPERATOR, "Cancel"): "取消",
     (DEFAULT, "Stop waiting for this task and delete its partial download"): "停止等待此任务，并删除未下载完的文件",
     (OPERATOR, "Remove"): "移除",
-    (DEFAULT, "Remove this task from the list (a running task is cancelled)"): "从列表中移除此任务（运行中的任务会被取消）",
+    (DEFAULT, "Remove this task from the list and its model from the Hitem3D asset library "
+              "(a running task is cancelled)"):
+        "从列表中移除此任务，并从 Hitem3D 资产库中删除其模型（运行中的任务会被取消）",
     (OPERATOR, "Copy Task ID"): "复制任务 ID",
     (DEFAULT, "Copy the full task ID to the clipboard"): "将完整的任务 ID 复制到剪贴板",
     (OPERATOR, "Clear Finished"): "清除已结束",
     (DEFAULT, "Remove every finished, failed or cancelled task from the list"): "从列表中移除所有已完成、失败或已取消的任务",
     (OPERATOR, "Clear Cache"): "清除缓存",
-    (DEFAULT, "Delete downloaded models (tasks stay in the list; Import Again downloads anew)"):
-        "删除已下载的模型（任务保留在列表中；“再次导入”会重新下载）",
+    (DEFAULT, "Delete downloaded GLB files. Tasks stay in the list and models in the Hitem3D asset library, "
+              "so Import Again still works"):
+        "删除已下载的 GLB 文件。任务保留在列表中，模型保留在 Hitem3D 资产库中，因此“再次导入”仍然可用",
     (OPERATOR, "Copy Diagnostics"): "复制诊断信息",
     (DEFAULT, "Copy versions, settings (without secrets) and recent problems, for a support request"):
         "复制版本、设置（不含密钥）和最近的问题，用于技术支持请求",
@@ -122,6 +125,10 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Largest download"): "最大下载大小",
     (DEFAULT, "Refuse result files larger than this many gigabytes (checked before anything is written)"):
         "拒绝大于此大小（GB）的结果文件（在写入任何内容之前检查）",
+    (DEFAULT, "Asset library folder"): "资产库文件夹",
+    (DEFAULT, "Where the Hitem3D asset library keeps one .blend per imported task (a studio share, say); "
+              "empty: the extension's user folder"):
+        "Hitem3D 资产库为每个导入的任务保存一个 .blend 文件的位置（例如工作室共享文件夹）；留空：扩展的用户文件夹",
     (DEFAULT, "Import when ready"): "就绪后导入",
     (DEFAULT, "Import each model as soon as it is downloaded (off: wait for a click on Import)"):
         "每个模型下载完成后立即导入（关闭：等待点击“导入”）",
@@ -365,6 +372,27 @@ MESSAGES: dict[str, str] = {
     "Imported {count} object(s) from task {short}": "已从任务 {short} 导入 {count} 个物体",
     "Imported {count} object(s) from new task {short}": "已从新任务 {short} 导入 {count} 个物体",
     "Imported {count} object(s) from {tasks} task(s)": "已从 {tasks} 个任务导入 {count} 个物体",
+    "Could not read the model from the Hitem3D asset library: retry": "无法从 Hitem3D 资产库读取模型：请重试",
+    "The model in the Hitem3D asset library holds no objects: import it again":
+        "Hitem3D 资产库中的模型不包含任何物体：请重新导入",
+    "The downloaded model is gone from the cache: retry": "已下载的模型已不在缓存中：请重试",
+    "Could not start Blender to convert the model ({reason}): retry, or check that Blender is installed completely":
+        "无法启动 Blender 来转换模型（{reason}）：请重试，或检查 Blender 是否完整安装",
+    "Blender crashed while converting the model: retry, or report it with the log":
+        "Blender 在转换模型时崩溃：请重试，或附上日志报告问题",
+    "The model converter ended without a result: retry, or report it with the log":
+        "模型转换程序结束但没有结果：请重试，或附上日志报告问题",
+    "Could not save the converted model to the Hitem3D asset library: check the folder in the add-on "
+    "preferences, then retry": "无法将转换后的模型保存到 Hitem3D 资产库：请检查插件偏好设置中的文件夹，然后重试",
+    "Converting the model needed more than {limit} of memory, the converter's limit: not imported; retry, "
+    "or report the task": "转换模型所需内存超过了转换程序的上限 {limit}：未导入；请重试，或报告此任务",
+    "Converting the model took longer than {span}: not imported; retry": "转换模型的时间超过了 {span}：未导入；请重试",
+    "Converting task {short}: it appears when ready": "正在转换任务 {short}：完成后会出现在场景中",
+    "Removed task {short} and its model in the Hitem3D asset library": "已移除任务 {short} 及其在 Hitem3D 资产库中的模型",
+    "Removed task {short}": "已移除任务 {short}",
+    "Deleted downloaded GLB files ({size} MB); the Hitem3D asset library keeps {count} model(s)":
+        "已删除下载的 GLB 文件（{size} MB）；Hitem3D 资产库保留 {count} 个模型",
+    "Cannot use the asset library folder: {reason}": "无法使用该资产库文件夹：{reason}",
     "Could not read the Hitem3D task history: starting with an empty list": "无法读取 Hitem3D 任务历史：将以空列表开始",
     "The Hitem3D task history was damaged and was set aside as {name}": "Hitem3D 任务历史已损坏，已另存为 {name}",
     # The panel and the preferences.

@@ -69,14 +69,18 @@ def enable_addon() -> ModuleType:
 
 
 @pytest.fixture
-def addon(blender_session: ModuleType) -> Iterator[ModuleType]:
-    """The enabled add-on module; after each test no worker, timer or object
-    is left and online access is back on."""
+def addon(blender_session: ModuleType, request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """The enabled add-on module; after each test no worker, timer, converter
+    process or object is left and online access is back on.
+
+    Interactive imports run in-process unless the test is marked
+    ``child_process``: each converter start costs Blender's start-up."""
     import bpy
 
     module = sys.modules.get(ADDON_MODULE) or enable_addon()
     if ADDON_MODULE not in bpy.context.preferences.addons:
         module = enable_addon()
+    module.conversions.USE_CHILD_PROCESS = request.node.get_closest_marker("child_process") is not None
     bpy.context.preferences.system.use_online_access = True
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
@@ -95,6 +99,7 @@ def addon(blender_session: ModuleType) -> Iterator[ModuleType]:
         preferences.base_url = preferences.bl_rna.properties["base_url"].default
         module.session.shutdown()
         assert not bpy.app.timers.is_registered(module.engine.timer.tick)
+    assert not module.conversions.busy()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("hitem3d-") and t.name != "hitem3d-simulator"]
 
 

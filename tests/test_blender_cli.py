@@ -9,6 +9,7 @@ registration separately.
 from __future__ import annotations
 
 import io
+import sys
 import json
 import struct
 import zlib
@@ -21,6 +22,7 @@ import bpy
 import pytest
 
 from tests.blender_helpers import OTHER_ID, TASK_ID, imported_objects
+from tests.conftest import ADDON_MODULE
 from tests.network_helpers import closed_port
 from tests.simulator import Hitem3DSimulator
 
@@ -113,6 +115,9 @@ def test_import_brings_the_model_saves_the_file_and_exits_0(cli: Any, prefs: Any
     assert sorted(obj.name for obj in imported_objects()) == ["Hitem3D_Sample", "Hitem3D_Sample_2"]
     assert all(obj.users_collection[0].name == "Props" for obj in imported_objects())
     assert objects_in_blend(output) == ["Hitem3D_Sample", "Hitem3D_Sample_2"]
+    # The same entry in the Hitem3D asset library as an import from the window.
+    addon = sys.modules[ADDON_MODULE]
+    assert addon.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID)).is_file()
     assert bpy.data.filepath != str(output)  # saved as a copy
 
 

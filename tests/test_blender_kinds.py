@@ -93,6 +93,21 @@ def test_a_segmentation_task_arrives_as_parts_too(addon: ModuleType, prefs: Any,
     assert sim.count(f"{API}/segmentation/query-task") == 2
 
 
+@pytest.mark.child_process
+def test_parts_converted_in_a_child_blender_are_arranged_after_the_append(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, clean: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    sim.add_task(SPLIT_ID, ["success"], glb=parts_glb_bytes(3))
+
+    bpy.ops.hitem3d.import_task(task_id=SPLIT_ID)
+    rec = run_ticks(addon, SPLIT_ID, limit=6000)
+
+    assert rec.state.value == "done", str(rec.message)
+    assert sorted(rec.imported_objects) == [f"split_8f1c2d3e part {n:02d}" for n in range(1, 4)]
+    parts = bpy.data.collections["split_8f1c2d3e parts"]
+    assert sorted(obj.name for obj in parts.objects) == sorted(rec.imported_objects)
+
+
 def test_a_depth_task_becomes_a_relief_sized_from_the_pictures_aspect(prefs: Any, sim: Hitem3DSimulator,
                                                                       clean: None) -> None:
     sim.add_task(DEPTH_ID, ["success"], glb=depth_png_bytes(32, 16), extension="png")

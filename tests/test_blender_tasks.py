@@ -205,6 +205,11 @@ def test_cache_size_and_clear_cache(addon: ModuleType, prefs: Any, sim: Hitem3DS
 
     assert addon.engine.files.cache_size() == 0
     assert record_of(addon).result_path == ""
+    # The model is still in the Hitem3D asset library: no download.
+    assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+    assert glb_downloads(sim) == 1
+    # Neither in the library nor in the cache: downloaded again.
+    addon.asset_library.remove_entry(addon.engine.files.file_stem(TASK_ID))
     assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
     assert glb_downloads(sim) == 2
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import asset_library, conversions
 from ..core.api import Hitem3DClient
 from ..core.errors import Hitem3DError
 from ..core.import_options import ImportOptions
@@ -90,20 +91,26 @@ def resume_unfinished() -> None:
 
 
 def cancel(task_id: str) -> None:
+    if conversions.cancel(task_id):
+        timer.ensure_timer()  # the next tick reaps the child and marks the task cancelled
     if state.current.runner is not None:
         state.current.runner.cancel(task_id)
 
 
-def remove(task_id: str) -> None:
-    """Forget a task (cancelling it first). Its downloaded file stays in the
-    cache until the cache is cleared."""
+def remove(task_id: str) -> bool:
+    """Forget a task (cancelling it first, a conversion too) and delete its
+    entry in the asset library; True when there was an entry. Its downloaded
+    file stays in the cache until the cache is cleared."""
     cancel(task_id)
+    conversions.forget(task_id)
+    removed_entry = asset_library.remove_entry(files.file_stem(task_id))
     history.book().remove(task_id)
     state.current.import_requests.discard(task_id)
     state.current.list_dirty = True
     state.current.journal_dirty = True
     _show_list()
     history.save()
+    return removed_entry
 
 
 def clear_finished() -> int:
@@ -135,8 +142,16 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
     task waiting for a click, "Import again" for a finished one. Returns None
     when there is no usable file (the caller downloads it again)."""
     rec = history.book().get(task_id)
-    if rec is None or rec.state not in (TaskState.DOWNLOADED, TaskState.DONE):
+    if rec is None or rec.state not in (TaskState.DOWNLOADED, TaskState.DONE) or conversions.is_converting(task_id):
         return None
+    entry = asset_library.entry_path(files.file_stem(task_id))
+    if rec.state is TaskState.DONE and entry.is_file():
+        if options is not None:
+            rec.options = options
+        import_step.append_from_library(rec, entry)
+        _show_list()
+        history.save()
+        return rec
     path = cached_result(files.result_path(task_id), kind_of(task_id))
     if path is None:
         return None
@@ -174,6 +189,7 @@ def shutdown() -> None:
     The journal is not rewritten: tasks that were running stay unfinished in
     it and resume next time."""
     old = state.reset()
+    conversions.stop_all()
     timer.stop_timer()
     if old.runner is not None:
         old.runner.shutdown(timeout_s=1.0)

@@ -28,7 +28,7 @@ def results_dir() -> Path:
     return Path(bpy.utils.extension_path_user(ADDON_ID, path="results", create=True))
 
 
-def _file_stem(task_id: str) -> str:
+def file_stem(task_id: str) -> str:
     """A cache file name from a hash of the ID: never a path from the server
     or the user, and safe on every file system (no case clashes, no reserved
     Windows names such as CON.*)."""
@@ -36,13 +36,20 @@ def _file_stem(task_id: str) -> str:
 
 
 def result_path(task_id: str) -> Path:
-    return results_dir() / f"{_file_stem(task_id)}.glb"
+    return results_dir() / f"{file_stem(task_id)}.glb"
 
 
 def cover_path(task_id: str) -> Path:
     # Named .webp whatever it holds: Blender reads images by content, but its
     # previews only consider files with an image extension.
-    return results_dir() / f"{_file_stem(task_id)}.cover.webp"
+    return results_dir() / f"{file_stem(task_id)}.cover.webp"
+
+
+def work_dir() -> Path:
+    """Specs, results and output of running conversions."""
+    folder = user_dir() / "converting"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def journal_path() -> Path:

@@ -4,9 +4,13 @@
 DONE with the new objects' names, or FAILED with a message saying what to do;
 never half-done. It runs on the main thread, from the timer or an operator.
 
-NOTE: this is the one place to extend how results land in the scene (another
-importer per task kind, an import in a child process, a rollback): the timer
-and ``control.import_now`` both come through here.
+In a window, the glTF import runs in a child Blender (``conversions``): ``run``
+starts it and leaves the record IMPORTING; ``timer.tick`` polls it and hands
+its outcome to ``finish_conversion``, which appends the result. In background
+mode (nobody waits on a window) the import runs here, with the same result.
+
+NOTE: this is the one place to extend how results land in the scene: the
+timer and ``control.import_now`` both come through here.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import importer, kind_import
-from ..core.errors import ImportFailed
+from .. import conversions, importer, kind_import
+from ..core.conversion import ConversionOutcome
+from ..core.downloader import check_glb
+from ..core.errors import Hitem3DError, ImportFailed
 from ..core.messages import NONE, msg
 from ..core.tasks import TaskRecord, TaskState
-from . import state
+from . import files, state
 
 log = logging.getLogger(__package__)
 
@@ -35,28 +41,107 @@ def provenance(rec: TaskRecord) -> dict[str, str]:
     return tags
 
 
+def _source_image(rec: TaskRecord) -> str:
+    image = rec.generation.get("image") or (rec.generation.get("views") or {}).get("front", "")
+    return image if isinstance(image, str) else ""
+
+
 def run(rec: TaskRecord) -> None:
-    """Import ``rec``'s downloaded file into the open scene."""
+    """Import ``rec``'s downloaded file: in a child Blender (the timer appends
+    its result later) or, in background mode, right here."""
     rec.move_to(TaskState.IMPORTING)
     state.current.import_requests.discard(rec.task_id)
     state.current.journal_dirty = True
     cover = Path(rec.cover_path) if rec.cover_path else None
+    path = Path(rec.result_path)
+    if kind_import.imports_itself(rec.task_id, path):
+        # A depth map or an STL: no glTF to convert, imported here.
+        try:
+            with state.runner().gate.held():
+                names = kind_import.import_result(rec.task_id, path, rec.options, provenance=provenance(rec),
+                                                  request=rec.generation)
+        except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
+            _failed(rec, exc)
+            return
+        _done(rec, names)
+        return
     try:
+        try:
+            # The checks on a GLB apply whoever imports it.
+            check_glb(path)
+        except OSError:
+            raise ImportFailed(msg("The downloaded model is gone from the cache: retry")) from None
+        spec = conversions.make_spec(
+            task_id=rec.task_id, glb=path, file_stem=files.file_stem(rec.task_id), options=rec.options,
+            provenance=provenance(rec), cover=cover, model=rec.model, source_image=_source_image(rec),
+            workdir=files.work_dir())
+        if conversions.in_child(state.runs_to_end()):
+            conversions.start(spec, files.work_dir(), cover)
+            return  # the timer polls it; see finish_conversion
         # Workers wait at their next checkpoint while Blender's importer runs
         # (see core.cancel.WorkerGate): downloads pause for the import.
         with state.runner().gate.held():
-            names = kind_import.import_result(rec.task_id, Path(rec.result_path), rec.options, cover=cover,
-                                              provenance=provenance(rec), request=rec.generation)
+            names = conversions.import_here(spec)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
-        if not isinstance(exc, ImportFailed):
-            log.exception("Import of task %s failed", rec.task_id)
-            exc = ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry"))
-        rec.move_to(TaskState.FAILED)
-        rec.message = exc.message
-        state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=exc.message), "ERROR")
+        _failed(rec, exc)
+        return
+    _done(rec, names)
+
+
+def finish_conversion(task_id: str, outcome: ConversionOutcome) -> None:
+    """A child ended: append its result, or record why not."""
+    rec = state.current.book.get(task_id)
+    if rec is None or rec.state is not TaskState.IMPORTING:
+        conversions.forget(task_id)  # removed meanwhile: its entry went with it
+        return
+    if outcome.cancelled:
+        conversions.forget(task_id)
+        rec.move_to(TaskState.CANCELLED)
+        rec.message = NONE
+        state.current.journal_dirty = True
+        return
+    try:
+        names = conversions.append_result(task_id, outcome)
+    except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
+        _failed(rec, exc)
+        return
+    _done(rec, names)
+
+
+def append_from_library(rec: TaskRecord, entry: Path) -> None:
+    """Import Again: append the task's library entry (no download, no glTF import)."""
+    rec.move_to(TaskState.IMPORTING)
+    cover = Path(rec.cover_path) if rec.cover_path else None
+    try:
+        names = conversions.append_from_library(entry, rec.options, provenance(rec), cover)
+    except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
+        _failed(rec, exc)
+        return
+    _done(rec, names)
+
+
+def _failed(rec: TaskRecord, exc: Exception) -> None:
+    if not isinstance(exc, Hitem3DError):
+        log.exception("Import of task %s failed", rec.task_id)
+        exc = ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry"))
+    rec.move_to(TaskState.FAILED)
+    rec.message = exc.message
+    state.current.journal_dirty = True
+    state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=exc.message), "ERROR")
+
+
+def _done(rec: TaskRecord, names: list[str]) -> None:
+    try:
+        # Parts into their collection, colours shown: what the task's kind asks of its objects.
+        names = kind_import.arrange(rec.task_id, names, rec.generation)
+    except Exception as exc:  # noqa: BLE001 - arrange took its objects back out
+        _failed(rec, exc)
         return
     rec.imported_objects = names
     rec.move_to(TaskState.DONE)
     rec.message = NONE
+    state.current.journal_dirty = True
+    if not state.runs_to_end():
+        conversions.push_undo(rec.task_id)
     state.hooks.post_report(msg("Imported {count} object(s) from Hitem3D task {short}", count=len(names),
                                 short=rec.short_id), "INFO")

@@ -17,6 +17,7 @@ import bpy
 from ..core.jobs import CallResult
 from ..core.messages import msg
 from ..core.tasks import IllegalTransition, TaskRecord, TaskState, TaskUpdate
+from .. import conversions
 from . import history, import_step, state
 
 log = logging.getLogger(__package__)
@@ -56,11 +57,14 @@ def _tick() -> float | None:
             apply_update(result)
         else:
             apply_call(result)
+    converted = conversions.finished()
     ready = [rec for rec in session.book if rec.state is TaskState.DOWNLOADED and _should_import(rec)]
     # NOTE: after an import the workers stay held until this call is over:
     # released at once, sixteen of them would wake together and keep the rest
     # of this call waiting for the GIL (16 ms instead of 1 in the benchmark).
-    with state.runner().gate.held() if ready else contextlib.nullcontext():
+    with state.runner().gate.held() if ready or converted else contextlib.nullcontext():
+        for task_id, outcome in converted:
+            import_step.finish_conversion(task_id, outcome)
         for rec in ready:
             import_step.run(rec)
         if session.list_dirty:
@@ -68,8 +72,10 @@ def _tick() -> float | None:
             state.hooks.list_changed()
         if session.journal_dirty:
             history.save()
-        if results:
+        if results or converted:
             state.hooks.shown_changed()
+    if conversions.busy():
+        return BUSY_INTERVAL_S  # a child is converting: poll it (never wait on it)
     if runner is not None and runner.busy:
         return BUSY_INTERVAL_S if results else WAITING_INTERVAL_S
     if runner is not None and results:

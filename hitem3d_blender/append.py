@@ -1,0 +1,103 @@
+"""Bringing a task's library entry into the open file: the main thread's
+whole share of an import once the converter has done the heavy part.
+
+``bpy.data.libraries.load`` appends the entry's objects (their meshes,
+materials and packed textures follow); then they are placed, selected and
+made active exactly as a direct import would be.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import bpy
+
+from . import importer, library_entry, placement
+from .core.errors import ImportFailed
+from .core.import_options import ImportOptions
+from .core.messages import msg
+
+log = logging.getLogger(__package__)
+
+
+def append_entry(entry: Path, options: ImportOptions, *, provenance: Mapping[str, str],
+                 cover: Path | None = None) -> list[str]:
+    """Append the entry's objects, apply what its conversion did not (the
+    options may have changed since: Import Again), place them and select
+    them. Returns their names; raises ``ImportFailed`` and then leaves nothing."""
+    if bpy.context.view_layer is None:
+        raise ImportFailed(msg("No view layer to import into"))
+    before = importer.snapshot_ids()
+    try:
+        objects = _load_objects(entry)
+        baked = _take_baked_options(objects)
+        _catch_up(objects, baked, options, cover)
+        placement.tag(objects, provenance)
+        placement.place_in_scene(objects, options, context=bpy.context)
+    except ImportFailed:
+        importer.remove_new_ids(before)
+        raise
+    except (OSError, RuntimeError, ReferenceError) as exc:
+        log.warning("Appending %s failed: %s", entry.name, exc)
+        importer.remove_new_ids(before)
+        raise ImportFailed(msg("Could not read the model from the Hitem3D asset library: retry")) from None
+    _drop_library_ids(before)
+    return [obj.name for obj in objects]
+
+
+def _load_objects(entry: Path) -> list[bpy.types.Object]:
+    # NOTE: the stubs type load() as returning None; it is a context manager.
+    load: Any = bpy.data.libraries.load
+    with load(str(entry), link=False) as (source, target):
+        names = list(source.objects)
+        target.objects = names
+    objects: list[Any] = [obj for obj in target.objects if obj is not None]
+    if not objects:
+        raise ImportFailed(msg("The model in the Hitem3D asset library holds no objects: import it again"))
+    return objects
+
+
+def _drop_library_ids(before: Mapping[str, set[Any]]) -> None:
+    """Appending leaves a Library data-block behind, with nothing linked from
+    it (everything appended is local): remove it, so the file looks as after
+    a direct import."""
+    for library in list(bpy.data.libraries):
+        if library.as_pointer() not in before["libraries"]:
+            bpy.data.libraries.remove(library)
+
+
+def _take_baked_options(objects: list[bpy.types.Object]) -> ImportOptions | None:
+    text = None
+    for obj in objects:
+        # NOTE: the stubs do not know that ID properties support ``in``.
+        properties: Any = obj
+        if library_entry.BAKED_PROPERTY in properties:
+            text = properties[library_entry.BAKED_PROPERTY]
+            del properties[library_entry.BAKED_PROPERTY]
+    try:
+        return ImportOptions.from_dict(json.loads(text)) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _catch_up(objects: list[bpy.types.Object], baked: ImportOptions | None, wanted: ImportOptions,
+              cover: Path | None) -> None:
+    """Apply the scene-independent options asked for now but not when the
+    entry was made. What cannot be taken back (an origin already moved) is kept."""
+    if baked is None:
+        return
+    if wanted.origin_bottom_center and not baked.origin_bottom_center:
+        placement.set_origins_to_bottom_center(objects)
+    if wanted.scale_to_size and (not baked.scale_to_size or baked.target_size != wanted.target_size):
+        placement.scale_to_size(objects, wanted.target_size)
+    if wanted.shade_smooth and not baked.shade_smooth:
+        placement.shade_smooth(objects)
+    if wanted.mark_asset and not baked.mark_asset:
+        placement.mark_as_asset(objects, cover)
+    elif baked.mark_asset and not wanted.mark_asset:
+        for obj in objects:
+            if obj.asset_data is not None:
+                obj.asset_clear()

@@ -1,0 +1,180 @@
+"""Imports on Blender's side: convert in a child Blender, append on the main thread.
+
+The timer (``bridge.tick``) starts a conversion when a download is ready and
+polls it on every tick; this module never waits on a child. In background
+mode (``blender -b``, the command line, the ``bpy`` module) nobody waits on a
+window, so the import runs in this process and gives the same scene and the
+same library entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from . import append, asset_library, importer
+from .core import asset_library as core_library
+from .core.conversion import CHILD_ERRORS, ConversionOutcome, ConversionProcess, ConversionSpec, Limits, \
+    child_command, child_environment
+from .core.errors import ImportFailed
+from .core.messages import msg
+from .core.import_options import ImportOptions
+from .core.task_ids import short_id
+
+log = logging.getLogger(__package__)
+
+# Users get the child process. Tests that are not about conversion switch it
+# off to import in-process (each child start costs Blender's start-up).
+USE_CHILD_PROCESS = True
+LIMITS = Limits()
+CHILD_SCRIPT = Path(__file__).resolve().with_name("convert_child.py")
+
+
+@dataclass
+class _Running:
+    process: ConversionProcess
+    options: ImportOptions
+    provenance: dict[str, str]
+    cover: Path | None
+
+
+_running: dict[str, _Running] = {}
+
+
+def in_child(runs_to_end: bool) -> bool:
+    return USE_CHILD_PROCESS and not runs_to_end
+
+
+def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions, provenance: dict[str, str],
+              cover: Path | None, model: str, source_image: str, workdir: Path) -> ConversionSpec:
+    """The conversion of one task, with its library entry registered and its
+    date's catalog in the library's catalog file."""
+    try:
+        library = asset_library.ensure_registered()
+    except OSError as exc:
+        log.warning("Cannot use the asset library folder: %s", exc)
+        raise ImportFailed(msg(CHILD_ERRORS["save_failed"])) from None
+    now = datetime.now(timezone.utc)
+    try:
+        core_library.ensure_catalog(library, now)
+    except (OSError, ValueError) as exc:
+        # The asset still names its catalog; Blender lists it as unassigned until the file is fixed.
+        log.warning("Could not add today's catalog to %s: %s", core_library.CATALOG_FILE, exc)
+    return ConversionSpec(
+        task_id=task_id,
+        glb=str(glb),
+        entry=str(library / core_library.entry_name(file_stem)),
+        result=str(workdir / f"{file_stem}.result.json"),
+        collection_name=core_library.collection_name(task_id),
+        options=options,
+        provenance=provenance,
+        cover=str(cover) if cover is not None else "",
+        asset=core_library.asset_info(task_id=task_id, model=model, when=now, source_image=source_image),
+        memory_limit_bytes=LIMITS.memory_bytes,
+        parent_pid=os.getpid(),
+    )
+
+
+def import_here(spec: ConversionSpec) -> list[str]:
+    """Background mode: everything in this process. Raises ``ImportFailed``."""
+    return importer.import_glb(Path(spec.glb), spec)
+
+
+def start(spec: ConversionSpec, workdir: Path, cover: Path | None) -> None:
+    """Start the child for ``spec``; raises ``ConversionFailed`` if it cannot start."""
+    binary = bpy.app.binary_path
+    command = child_command(script=CHILD_SCRIPT, spec_path=workdir / f"{Path(spec.entry).stem}.spec.json",
+                            blender_binary=binary, python=sys.executable)
+    process = ConversionProcess(spec, workdir / f"{Path(spec.entry).stem}.spec.json", command,
+                                child_environment(os.environ, real_blender=bool(binary)), LIMITS,
+                                workdir / f"{Path(spec.entry).stem}.converter.log")
+    process.start()
+    log.info("Converting task %s in process %s", short_id(spec.task_id), process.pid)
+    _running[spec.task_id] = _Running(process, spec.options, dict(spec.provenance), cover)
+
+
+def is_converting(task_id: str) -> bool:
+    return task_id in _running
+
+
+def busy() -> bool:
+    return bool(_running)
+
+
+def finished() -> list[tuple[str, ConversionOutcome]]:
+    """The conversions that ended since the last call. Never waits."""
+    done: list[tuple[str, ConversionOutcome]] = []
+    for task_id, running in list(_running.items()):
+        outcome = running.process.poll()
+        if outcome is not None:
+            done.append((task_id, outcome))
+    return done
+
+
+def append_result(task_id: str, outcome: ConversionOutcome) -> list[str]:
+    """The main thread's share: append the entry the child wrote. Raises
+    ``ImportFailed`` (and then removes the entry: the library holds only what
+    was imported)."""
+    running = _running.pop(task_id)
+    if not outcome.ok:
+        raise ImportFailed(outcome.error)
+    entry = Path(running.process.spec.entry)
+    try:
+        return append.append_entry(entry, running.options, provenance=running.provenance, cover=running.cover)
+    except ImportFailed:
+        entry.unlink(missing_ok=True)
+        raise
+
+
+def append_from_library(entry: Path, options: ImportOptions, provenance: dict[str, str],
+                        cover: Path | None) -> list[str]:
+    """Import Again: no download, no glTF import."""
+    return append.append_entry(entry, options, provenance=provenance, cover=cover)
+
+
+def cancel(task_id: str) -> bool:
+    """Kill the task's child; True when there was one. Its end comes through ``finished``."""
+    running = _running.get(task_id)
+    if running is None:
+        return False
+    running.process.cancel()
+    return True
+
+
+def forget(task_id: str) -> None:
+    """Drop a conversion whose end was seen, or stop one nobody wants any more
+    (its task was removed): killed and reaped, its files gone."""
+    running = _running.pop(task_id, None)
+    if running is not None:
+        running.process.stop(timeout_s=1.0)
+
+
+def stop_all() -> None:
+    """Disable and quit: kill every child, then reap them (within a second)."""
+    stopping = list(_running.values())
+    _running.clear()
+    for running in stopping:
+        running.process.cancel()
+    for running in stopping:
+        running.process.stop(timeout_s=1.0)
+
+
+def push_undo(task_id: str) -> None:
+    """One undo step per import, named after the task, so Ctrl+Z takes the
+    whole import back (the step stores the file as it is after the import)."""
+    message = f"Import Hitem3D task {short_id(task_id)}"
+    try:
+        # NOTE: a timer runs without a window in its context; the undo stack needs one.
+        with bpy.context.temp_override(**importer.window_override()):
+            undo: Any = bpy.ops.ed.undo_push
+            if undo.poll():
+                undo(message=message)
+    except RuntimeError:
+        log.debug("No undo step for %s", message, exc_info=True)

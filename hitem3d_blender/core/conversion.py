@@ -1,0 +1,394 @@
+"""Converting a GLB to a ``.blend`` in a separate, headless Blender process.
+
+No ``bpy`` here. Blender's glTF importer runs on the thread that calls it; in a
+window that freezes the interface for seconds on a typical result. A child
+Blender does the import (and everything that does not depend on the open
+scene) and saves one ``.blend``; the main thread only appends it.
+
+This module owns the child process: its command line and environment, its
+limits (time, memory), cancelling it, and reading its result. ``poll`` never
+blocks, so the timer on Blender's main thread can call it every tick.
+
+NOTE: the child runs in its own process group (session on POSIX), so a kill
+reaches it and anything it started, and a Ctrl+C in Blender's terminal does
+not reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Mapping
+
+from .errors import Hitem3DError
+from .import_options import ImportOptions
+from .messages import N_, NONE, Message, msg
+
+log = logging.getLogger(__package__)
+
+# The child exits with this code when its own watchdog sees it over the memory cap.
+EXIT_OUT_OF_MEMORY = 86
+# ... and with this one when Blender, its parent, is gone.
+EXIT_ORPHANED = 87
+DEFAULT_TIMEOUT_S = 600.0
+# A result file larger than this is not a result of ours.
+MAX_RESULT_BYTES = 256 * 1024
+# Variables a child never needs: our credentials, and Python start-up hooks
+# that would run code in it that nobody asked for.
+_DROPPED_ENV_PREFIXES = ("HITEM3D_",)
+_DROPPED_ENV = ("PYTHONSTARTUP", "PYTHONINSPECT")
+# Blender's bundled Python must not see another Python's paths.
+_DROPPED_ENV_FOR_BLENDER = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE")
+
+
+class ConversionFailed(Hitem3DError):
+    """The child could not turn the GLB into a ``.blend``: nothing was imported."""
+
+
+# What the child reports (by kind, never by free text: its output is input).
+CHILD_ERRORS: dict[str, str] = {
+    "import_failed": N_("Blender could not import the GLB: retry, or report it with the log"),
+    "no_objects": N_("The GLB holds no objects"),
+    "save_failed": N_("Could not save the converted model to the Hitem3D asset library: check the folder "
+                      "in the add-on preferences, then retry"),
+}
+CRASHED = msg("Blender crashed while converting the model: retry, or report it with the log")
+NO_RESULT = msg("The model converter ended without a result: retry, or report it with the log")
+
+
+def default_memory_limit() -> int:
+    """Bytes the child may use: half of this computer's memory, between 2 and
+    16 GB. A bad file must never take Blender's own memory away."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = 8 * 1024**3
+    return int(min(16 * 1024**3, max(2 * 1024**3, total // 2)))
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_bytes: int = field(default_factory=default_memory_limit)
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """What the Asset Browser shows about one task."""
+
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    properties: Mapping[str, str] = field(default_factory=dict)
+    catalog_id: str = ""
+    catalog_name: str = ""
+
+
+@dataclass(frozen=True)
+class ConversionSpec:
+    """Everything the child needs, as plain values (written as JSON)."""
+
+    task_id: str
+    glb: str
+    entry: str  # the .blend to write: the task's asset library entry
+    result: str  # the JSON file the child writes last
+    collection_name: str
+    options: ImportOptions
+    provenance: Mapping[str, str]
+    cover: str = ""
+    cover_pixel_limit: int = 4096 * 4096
+    asset: AssetInfo = AssetInfo()
+    memory_limit_bytes: int = 0
+    parent_pid: int = 0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["options"] = self.options.to_dict()
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ConversionSpec:
+        data = json.loads(text)
+        asset = data.pop("asset", {}) or {}
+        asset["tags"] = tuple(asset.get("tags", ()))
+        return cls(**{**data, "options": ImportOptions.from_dict(data.get("options")),
+                      "asset": AssetInfo(**asset)})
+
+
+@dataclass(frozen=True)
+class ConversionOutcome:
+    """How a child ended. ``error`` is empty on success."""
+
+    objects: tuple[str, ...] = ()
+    error: Message = NONE
+    cancelled: bool = False
+    seconds: float = 0.0  # the child's whole life, start-up included
+    import_s: float = 0.0  # the glTF importer inside it
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.cancelled
+
+
+def child_command(*, script: Path, spec_path: Path, blender_binary: str, python: str) -> list[str]:
+    """A headless Blender running ``script``: the Blender executable with
+    factory settings (no user add-ons, no startup file) when there is one,
+    else this Python importing the ``bpy`` module."""
+    if blender_binary:
+        return [blender_binary, "-b", "--factory-startup", "--python-exit-code", "1",
+                "--python", str(script), "--", str(spec_path)]
+    return [python, "-E", str(script), str(spec_path)]
+
+
+def child_environment(base: Mapping[str, str], *, real_blender: bool) -> dict[str, str]:
+    """``base`` without our secrets and without what would change the child's Python."""
+    dropped = set(_DROPPED_ENV) | (set(_DROPPED_ENV_FOR_BLENDER) if real_blender else set())
+    return {key: value for key, value in base.items()
+            if key not in dropped and not key.startswith(_DROPPED_ENV_PREFIXES)}
+
+
+def read_rss(pid: int) -> int | None:
+    """Resident memory of ``pid`` in bytes where the system tells (Linux), else None."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as file:
+            for line in file:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.0f} MB"
+
+
+def out_of_memory_message(limit: int) -> Message:
+    return msg("Converting the model needed more than {limit} of memory, the converter's limit: "
+               "not imported; retry, or report the task", limit=_mb(limit))
+
+
+def timeout_message(timeout_s: float) -> Message:
+    minutes = timeout_s / 60
+    span = f"{minutes:.0f} min" if minutes >= 1 else f"{timeout_s:g} s"
+    return msg("Converting the model took longer than {span}: not imported; retry", span=span)
+
+
+class ConversionProcess:
+    """One child converting one GLB. Start it, ``poll`` it from a timer,
+    ``cancel`` or ``stop`` it; it cleans its own files."""
+
+    def __init__(self, spec: ConversionSpec, spec_path: Path, command: list[str], env: Mapping[str, str],
+                 limits: Limits, log_path: Path) -> None:
+        self.spec = spec
+        self.spec_path = spec_path
+        self.command = command
+        self.env = dict(env)
+        self.limits = limits
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self._ending: Message | None = None  # why we decided to kill it
+        self._cancelled = False
+        self._outcome: ConversionOutcome | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Write the spec and start the child; ``ConversionFailed`` if it cannot start."""
+        self.spec_path.parent.mkdir(parents=True, exist_ok=True)
+        Path(self.spec.result).unlink(missing_ok=True)
+        self.spec_path.write_text(self.spec.to_json(), encoding="utf-8")
+        options: dict[str, Any] = {}
+        if os.name == "posix":
+            options["start_new_session"] = True
+        else:
+            options["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        output: IO[bytes] = self.log_path.open("wb")
+        try:
+            self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=output,
+                                             stderr=subprocess.STDOUT, env=self.env, close_fds=True,
+                                             **options)
+        except OSError as exc:
+            self._cleanup(keep_entry=False)
+            reason = exc.strerror or type(exc).__name__
+            raise ConversionFailed(msg("Could not start Blender to convert the model ({reason}): retry, "
+                                       "or check that Blender is installed completely", reason=reason)) from None
+        finally:
+            output.close()
+        self._started = time.monotonic()
+
+    def poll(self) -> ConversionOutcome | None:
+        """None while the child runs; its outcome once it has ended (then the
+        process is reaped and the spec and result files are gone). Never waits."""
+        if self._outcome is not None:
+            return self._outcome
+        process = self._process
+        if process is None:
+            return None
+        code = process.poll()
+        if code is None:
+            self._watch(process)
+            return None
+        self._outcome = self._conclude(code)
+        return self._outcome
+
+    def _watch(self, process: subprocess.Popen[bytes]) -> None:
+        if self._ending is not None:
+            return
+        if time.monotonic() - self._started > self.limits.timeout_s:
+            self._kill(timeout_message(self.limits.timeout_s))
+            return
+        rss = read_rss(process.pid)
+        if rss is not None and rss > self.limits.memory_bytes:
+            self._kill(out_of_memory_message(self.limits.memory_bytes))
+
+    def cancel(self) -> None:
+        """Kill the child now; the next ``poll`` reaps it."""
+        if self._ending is None:
+            self._cancelled = True
+        self._kill(NONE)
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Kill the child and reap it (quitting, disabling): no process is left."""
+        self.cancel()
+        process = self._process
+        if process is not None and self._outcome is None:
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("Converter process %s did not end within %s s", process.pid, timeout_s)
+                return
+            self._outcome = self._conclude(process.returncode)
+
+    def _kill(self, message: Message) -> None:
+        process = self._process
+        if process is None or process.returncode is not None or self._ending is not None:
+            return
+        self._ending = message
+        try:
+            if os.name == "posix":
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        except (ProcessLookupError, PermissionError):
+            pass  # it ended by itself meanwhile; poll reaps it
+
+    def _conclude(self, code: int) -> ConversionOutcome:
+        seconds = time.monotonic() - self._started
+        outcome = self._judge(code, seconds)
+        self._cleanup(keep_entry=outcome.ok)
+        if not outcome.ok and not outcome.cancelled:
+            log.warning("Converting task %s failed (exit code %s): %s\nLast lines of the converter:\n%s",
+                        self.spec.task_id[:8], code, outcome.error, self._output_tail())
+        return outcome
+
+    def _output_tail(self, lines: int = 15) -> str:
+        """The end of the child's output, for the log (support needs it)."""
+        try:
+            with self.log_path.open("rb") as file:
+                file.seek(max(0, self.log_path.stat().st_size - 4096))
+                text = file.read().decode("utf-8", "replace")
+        except OSError:
+            return "(no output)"
+        return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+    def _judge(self, code: int, seconds: float) -> ConversionOutcome:
+        if self._cancelled:
+            return ConversionOutcome(cancelled=True, seconds=seconds)
+        if self._ending is not None:
+            return ConversionOutcome(error=self._ending, seconds=seconds)
+        if code == EXIT_OUT_OF_MEMORY:
+            return ConversionOutcome(error=out_of_memory_message(self.limits.memory_bytes), seconds=seconds)
+        result = read_result(Path(self.spec.result))
+        if code != 0 or result is None:
+            if result is not None and result.get("error") in CHILD_ERRORS:
+                return ConversionOutcome(error=msg(CHILD_ERRORS[str(result["error"])]), seconds=seconds)
+            return ConversionOutcome(error=CRASHED if code != 0 else NO_RESULT, seconds=seconds)
+        error = result.get("error")
+        if error:
+            kind = str(error)
+            return ConversionOutcome(error=msg(CHILD_ERRORS[kind]) if kind in CHILD_ERRORS else NO_RESULT,
+                                     seconds=seconds)
+        objects = result.get("objects")
+        if (not isinstance(objects, list) or not objects or not all(isinstance(name, str) for name in objects)
+                or not Path(self.spec.entry).is_file()):
+            return ConversionOutcome(error=NO_RESULT, seconds=seconds)
+        import_s = result.get("import_s")
+        return ConversionOutcome(objects=tuple(objects), seconds=seconds,
+                                 import_s=float(import_s) if isinstance(import_s, (int, float)) else 0.0)
+
+    def _cleanup(self, *, keep_entry: bool) -> None:
+        for path in (self.spec_path, Path(self.spec.result), partial_entry(Path(self.spec.entry))):
+            path.unlink(missing_ok=True)
+        if not keep_entry:
+            # A child killed between its rename and its result leaves an entry
+            # nobody asked for: the library holds only what was imported.
+            Path(self.spec.entry).unlink(missing_ok=True)
+
+
+def partial_entry(entry: Path) -> Path:
+    """Where the child writes the entry before renaming it into place. It ends
+    in ``.blend`` (Blender writes nothing else) but is hidden from the Asset
+    Browser, which skips dot files."""
+    return entry.with_name(f".{entry.stem}.partial.blend")
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """The child's result, or None when it is missing, too big or not a JSON object."""
+    try:
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_result(path: Path, data: Mapping[str, Any]) -> None:
+    """Atomically: the parent never reads half a result."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(dict(data)), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def this_python() -> str:
+    return sys.executable
+
+
+def start_watchdog(memory_limit: int, parent_pid: int, interval_s: float = 0.05) -> None:
+    """In the child: end this process when it grows over ``memory_limit``
+    bytes or when its parent (Blender) is gone, so neither a bad file nor a
+    crashed Blender leaves a converter running."""
+    import threading  # noqa: PLC0415 - only the child needs it
+
+    def watch() -> None:
+        while True:
+            if parent_pid and os.getppid() != parent_pid:
+                os._exit(EXIT_ORPHANED)
+            if memory_limit and _peak_rss() > memory_limit:
+                os._exit(EXIT_OUT_OF_MEMORY)
+            time.sleep(interval_s)
+
+    threading.Thread(target=watch, name="hitem3d-converter-watchdog", daemon=True).start()
+
+
+def _peak_rss() -> int:
+    current = read_rss(os.getpid())
+    if current is not None:
+        return current
+    try:
+        import resource  # noqa: PLC0415 - not on Windows
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Kilobytes on Linux, bytes on macOS.
+    return int(peak if sys.platform == "darwin" else peak * 1024)

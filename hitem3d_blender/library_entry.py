@@ -1,0 +1,113 @@
+"""Making a task's asset library entry: the part of an import that does not
+depend on the open scene.
+
+The same functions run in the headless converter (``convert_child.py``) and,
+in background mode, in Blender itself, so both give the same objects and the
+same ``.blend``: the glTF import, origin, size, shading, asset marks and
+provenance, then one collection asset holding the result, written with
+``bpy.data.libraries.write``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from . import placement
+from .core.conversion import ConversionSpec, partial_entry
+
+log = logging.getLogger(__package__)
+
+# Written on each object of an entry: the options already applied, so Import
+# Again knows what is left to do. Removed when the entry is appended.
+BAKED_PROPERTY = "hitem3d_baked_options"
+
+
+def finish_objects(objects: list[bpy.types.Object], spec: ConversionSpec) -> None:
+    """Apply the options that do not depend on the scene, and the provenance."""
+    options = spec.options
+    view_layer = bpy.context.view_layer
+    if view_layer is not None:
+        # Bone and vertex parents are read from the depsgraph: make it current.
+        view_layer.update()
+    if options.origin_bottom_center:
+        placement.set_origins_to_bottom_center(objects)
+    if options.scale_to_size:
+        placement.scale_to_size(objects, options.target_size)
+    if options.shade_smooth:
+        placement.shade_smooth(objects)
+    if options.mark_asset:
+        placement.mark_as_asset(objects, usable_cover(spec))
+    placement.tag(objects, spec.provenance)
+
+
+def usable_cover(spec: ConversionSpec) -> Path | None:
+    """The cover, unless it is missing or too large to read as a preview."""
+    if not spec.cover:
+        return None
+    from .core.images import image_size  # noqa: PLC0415
+
+    path = Path(spec.cover)
+    size = image_size(path)
+    if size is None:
+        log.warning("Asset preview not set: %s is not an image we can measure", path.name)
+        return None
+    if size[0] * size[1] > spec.cover_pixel_limit:
+        log.warning("Asset preview not set: the cover is %d x %d pixels, over the limit", *size)
+        return None
+    return path
+
+
+def write_entry(objects: list[bpy.types.Object], spec: ConversionSpec) -> None:
+    """Write the library entry: one collection asset holding ``objects``, with
+    the cover as preview and the task's metadata. Atomic: the entry appears
+    complete or not at all. The collection itself is not kept here."""
+    collection = bpy.data.collections.new(spec.collection_name)
+    baked = json.dumps(spec.options.to_dict())
+    try:
+        for obj in objects:
+            collection.objects.link(obj)
+            obj[BAKED_PROPERTY] = baked
+        collection.asset_mark()
+        _describe(collection, spec)
+        cover = usable_cover(spec)
+        previews = placement.read_previews(cover) if cover is not None else None
+        if previews is not None:
+            placement.set_preview(collection, previews)
+        entry = Path(spec.entry)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_entry(entry)
+        try:
+            # NOTE: uncompressed: appending it is then mostly a memory copy on
+            # the main thread (compressed, it takes several times longer).
+            bpy.data.libraries.write(str(partial), {collection}, fake_user=True, compress=False)
+            os.replace(partial, entry)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    finally:
+        for obj in objects:
+            # NOTE: the stubs do not know that ID properties support ``in``.
+            properties: Any = obj
+            if BAKED_PROPERTY in properties:
+                del properties[BAKED_PROPERTY]
+        bpy.data.collections.remove(collection)
+
+
+def _describe(collection: bpy.types.Collection, spec: ConversionSpec) -> None:
+    data: Any = collection.asset_data
+    info = spec.asset
+    data.description = info.description
+    data.author = "Hitem3D"
+    for tag in info.tags:
+        data.tags.new(tag, skip_if_exists=True)
+    for key, value in info.properties.items():
+        data[key] = value
+    if info.catalog_id:
+        # NOTE: the simple name is read-only: Blender takes it from the catalog file.
+        data.catalog_id = info.catalog_id
