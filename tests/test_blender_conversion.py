@@ -123,6 +123,24 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
 
 
 @child_process
+def test_import_again_without_a_library_entry_converts_the_cached_glb(interactive: ModuleType, prefs: Any,
+                                                                     sim: Hitem3DSimulator, sample_glb: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    entry_of(interactive).unlink()
+    registered: list[bool] = []
+    monkeypatch.setattr(interactive.engine.timer, "ensure_timer", lambda: registered.append(True))
+
+    assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+
+    assert record_of(interactive).state.value == "importing" and registered  # the timer will poll it
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    assert len(imported_objects()) == 4 and entry_of(interactive).is_file()
+
+
+@child_process
 def test_the_child_gives_the_same_scene_as_an_import_in_blender(interactive: ModuleType, prefs: Any,
                                                                   sim: Hitem3DSimulator, sample_glb: Path) -> None:
     options = dict(scale_to_size=True, target_size=2.0, shade_smooth=True, collection="Props")
@@ -435,6 +453,22 @@ def test_disabling_the_addon_stops_the_converter(interactive: ModuleType, prefs:
     assert time.monotonic() - started < 1.5
     assert not converter_pids()
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)  # reaped, not even a zombie
+    assert not os.path.exists(entry_of(interactive))
+
+
+@child_process
+def test_quitting_blender_stops_the_converter_within_a_second(interactive: ModuleType, prefs: Any,
+                                                            sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
+    pid = interactive.conversions._running[TASK_ID].process.pid
+
+    started = time.monotonic()
+    interactive._at_exit()  # what Blender's interpreter runs when it quits
+
+    assert time.monotonic() - started < 1.0
+    assert not Path(f"/proc/{pid}").exists() and not converter_pids()
     assert not os.path.exists(entry_of(interactive))
 
 

@@ -159,6 +159,8 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
         rec.options = options
     rec.result_path = str(path)
     import_step.run(rec)
+    if conversions.is_converting(task_id):
+        timer.ensure_timer()  # the timer polls the converter and appends its result
     _show_list()
     history.save()
     return rec
