@@ -387,6 +387,7 @@ MESSAGES: dict[str, str] = {
     "Converting the model needed more than {limit} of memory, the converter's limit: not imported; retry, "
     "or report the task": "转换模型所需内存超过了转换程序的上限 {limit}：未导入；请重试，或报告此任务",
     "Converting the model took longer than {span}: not imported; retry": "转换模型的时间超过了 {span}：未导入；请重试",
+    "Converting in a separate Blender: keep working": "正在另一个 Blender 中转换：可以继续工作",
     "Converting task {short}: it appears when ready": "正在转换任务 {short}：完成后会出现在场景中",
     "Removed task {short} and its model in the Hitem3D asset library": "已移除任务 {short} 及其在 Hitem3D 资产库中的模型",
     "Removed task {short}": "已移除任务 {short}",

@@ -107,6 +107,7 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
 
     rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
     pid = interactive.conversions._running[TASK_ID].process.pid
+    assert str(rec.message) == "Converting in a separate Blender: keep working"  # under the task's state
     rec = run_ticks(interactive, TASK_ID)
 
     assert rec.state.value == "done", str(rec.message)
@@ -119,6 +120,7 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
     assert entry_of(interactive).is_file()
     assert not list(bpy.data.libraries)  # appended, not linked
     assert not converter_pids() and not Path(f"/proc/{pid}").exists()  # reaped
+    assert not rec.message
     assert not any(interactive.engine.files.work_dir().glob("*.json"))
 
 

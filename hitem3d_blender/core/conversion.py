@@ -329,7 +329,10 @@ class ConversionProcess:
     def _cleanup(self, *, keep_entry: bool) -> None:
         for path in (self.spec_path, Path(self.spec.result), partial_entry(Path(self.spec.entry))):
             path.unlink(missing_ok=True)
-        if not keep_entry:
+        if keep_entry:
+            # The output only matters when something went wrong.
+            self.log_path.unlink(missing_ok=True)
+        else:
             # A child killed between its rename and its result leaves an entry
             # nobody asked for: the library holds only what was imported.
             Path(self.spec.entry).unlink(missing_ok=True)

@@ -77,6 +77,8 @@ def run(rec: TaskRecord) -> None:
             workdir=files.work_dir())
         if conversions.in_child(state.runs_to_end()):
             conversions.start(spec, files.work_dir(), cover)
+            rec.message = msg("Converting in a separate Blender: keep working")
+            state.hooks.shown_changed()
             return  # the timer polls it; see finish_conversion
         # Workers wait at their next checkpoint while Blender's importer runs
         # (see core.cancel.WorkerGate): downloads pause for the import.
