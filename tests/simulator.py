@@ -658,6 +658,20 @@ class Hitem3DSimulator:
         return _json_reply({"code": 200, "msg": "success", "data": {"task_id": task_id}})
 
 
+def _check_uploads(uploads: list[tuple[str, str, str, bytes]], extensions: frozenset[str], max_bytes: int,
+                   wrong_type: tuple[int, str]) -> tuple[int, str] | None:
+    """The checks every uploaded file gets: its type (by extension), empty, too large."""
+    for _, filename, _, data in uploads:
+        extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+        if extension not in extensions:
+            return wrong_type
+        if not data:
+            return 10031010, "empty file not allowed"
+        if len(data) > max_bytes:
+            return 10031001, "Upload file size exceeds limit"
+    return None
+
+
 def _route_of(task_id: str) -> KindRoute | None:
     return next((route for route in KIND_ROUTES.values() if task_id.startswith(route.prefix)), None)
 
@@ -676,16 +690,11 @@ def _validate_kind(route: KindRoute, fields: dict[str, str], files: list[tuple[s
         return 10000000, f"system error: both {route.source_field} and {route.url_field} provided"
     if link and not link.startswith("http"):
         return 10031012, f"{route.url_field} must start with http"
-    for _, filename, _, data in sources:
-        extension = filename.rpartition(".")[2].lower() if "." in filename else ""
-        if extension not in route.source_extensions:
-            if route.source_field == "image":
-                return 10031005, "images only allow png jpeg jpg webp"
-            return 10031004, "format not support"
-        if not data:
-            return 10031010, "empty file not allowed"
-        if len(data) > max_bytes:
-            return 10031001, "Upload file size exceeds limit"
+    wrong_type = ((10031005, "images only allow png jpeg jpg webp") if route.source_field == "image"
+                  else (10031004, "format not support"))
+    error = _check_uploads(sources, route.source_extensions, max_bytes, wrong_type)
+    if error is not None:
+        return error
     for name, allowed in route.choices.items():
         if name in fields and fields[name] not in allowed:
             return 10000000, f"system error: {name} not valid"
@@ -758,14 +767,10 @@ def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str
         return 10000000, "system error: images accepts a single file"
     if len(multi) > 4:
         return 10031009, "multi images count exceeds limit"
-    for _, filename, _, data in images + multi:
-        extension = filename.rpartition(".")[2].lower() if "." in filename else ""
-        if extension not in IMAGE_EXTENSIONS:
-            return 10031005, "images only allow png jpeg jpg webp"
-        if not data:
-            return 10031010, "empty file not allowed"
-        if len(data) > MAX_IMAGE_BYTES:
-            return 10031001, "Upload file size exceeds limit"
+    error = _check_uploads(images + multi, IMAGE_EXTENSIONS, MAX_IMAGE_BYTES,
+                           (10031005, "images only allow png jpeg jpg webp"))
+    if error is not None:
+        return error
     if multi:
         bits = fields.get("multi_images_bit", "")
         # ASSUMPTION: the codes for a malformed bit mask are undocumented.
@@ -801,15 +806,10 @@ def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str
         if model not in TEXTURE_MESH_MODELS:
             # ASSUMPTION: the code for a model that cannot texture a mesh is undocumented.
             return 10000000, f"system error: {model} does not support request type 2"
-        for _, filename, _, data in meshes:
-            extension = filename.rpartition(".")[2].lower() if "." in filename else ""
-            # ASSUMPTION: the mesh file's own codes are undocumented; these mirror the image ones.
-            if extension not in MESH_EXTENSIONS:
-                return 10031004, "mesh only allow glb"
-            if not data:
-                return 10031010, "empty file not allowed"
-            if len(data) > MAX_MESH_BYTES:
-                return 10031001, "Upload file size exceeds limit"
+        # ASSUMPTION: the mesh file's own codes are undocumented; these mirror the image ones.
+        error = _check_uploads(meshes, MESH_EXTENSIONS, MAX_MESH_BYTES, (10031004, "mesh only allow glb"))
+        if error is not None:
+            return error
     return None
 
 
