@@ -1,7 +1,8 @@
 """Imports on Blender's side: convert in a child Blender, append on the main thread.
 
-The timer (``bridge.tick``) starts a conversion when a download is ready and
-polls it on every tick; this module never waits on a child. In background
+The import step (``engine.import_step``) starts a conversion when a download
+is ready; the timer (``engine.timer.tick``) polls it on every tick and hands
+its end back. Nothing here ever waits on a child. In background
 mode (``blender -b``, the command line, the ``bpy`` module) nobody waits on a
 window, so the import runs in this process and gives the same scene and the
 same library entry.
@@ -89,12 +90,15 @@ def import_here(spec: ConversionSpec) -> list[str]:
 
 def start(spec: ConversionSpec, workdir: Path, cover: Path | None) -> None:
     """Start the child for ``spec``; raises ``ConversionFailed`` if it cannot start."""
+    # NOTE: in Blender, sys.executable is its bundled Python, which cannot
+    # import bpy: the child is Blender itself. As the bpy module, binary_path
+    # is empty and this Python importing bpy is the child.
     binary = bpy.app.binary_path
-    command = child_command(script=CHILD_SCRIPT, spec_path=workdir / f"{Path(spec.entry).stem}.spec.json",
-                            blender_binary=binary, python=sys.executable)
-    process = ConversionProcess(spec, workdir / f"{Path(spec.entry).stem}.spec.json", command,
-                                child_environment(os.environ, real_blender=bool(binary)), LIMITS,
-                                workdir / f"{Path(spec.entry).stem}.converter.log")
+    stem = Path(spec.entry).stem
+    spec_path = workdir / f"{stem}.spec.json"
+    command = child_command(script=CHILD_SCRIPT, spec_path=spec_path, blender_binary=binary, python=sys.executable)
+    process = ConversionProcess(spec, spec_path, command, child_environment(os.environ, real_blender=bool(binary)),
+                                LIMITS, workdir / f"{stem}.converter.log")
     process.start()
     log.info("Converting task %s in process %s", short_id(spec.task_id), process.pid)
     _running[spec.task_id] = _Running(process, spec.options, dict(spec.provenance), cover)

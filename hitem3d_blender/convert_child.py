@@ -57,9 +57,9 @@ def main(argv: list[str]) -> int:
 
     import bpy
 
-    if bpy.app.binary_path == "" or len(bpy.data.objects):
-        # The bpy module starts with the default scene: begin from an empty file.
-        bpy.ops.wm.read_factory_settings(use_empty=True)
+    # Both Blender (--factory-startup) and the bpy module start with the
+    # default scene: begin from an empty file, so only the model is written.
+    bpy.ops.wm.read_factory_settings(use_empty=True)
     importer = importlib.import_module(f"{PACKAGE}.importer")
     library_entry = importlib.import_module(f"{PACKAGE}.library_entry")
     errors = importlib.import_module(f"{PACKAGE}.core.errors")

@@ -81,7 +81,7 @@ def write_entry(objects: list[bpy.types.Object], spec: ConversionSpec) -> None:
             placement.set_preview(collection, previews)
         entry = Path(spec.entry)
         entry.parent.mkdir(parents=True, exist_ok=True)
-        partial = partial_entry(entry)
+        partial = partial_entry(spec)
         try:
             # NOTE: uncompressed: appending it is then mostly a memory copy on
             # the main thread (compressed, it takes several times longer).

@@ -260,3 +260,13 @@ def test_an_oversized_result_is_not_read(tmp_path: Path) -> None:
 
 def test_memory_limit_is_half_the_computer_within_bounds() -> None:
     assert 2 * 1024**3 <= conversion.default_memory_limit() <= 16 * 1024**3
+
+
+def test_the_partial_entry_is_hidden_and_belongs_to_one_blender(tmp_path: Path) -> None:
+    first, second = spec_in(tmp_path, parent_pid=100), spec_in(tmp_path, parent_pid=200)
+    partial = conversion.partial_entry(first)
+    # Hidden from the Asset Browser (a dot file), still a .blend for Blender's writer.
+    assert partial.parent == Path(first.entry).parent
+    assert partial.name.startswith(".") and partial.suffix == ".blend"
+    # Two Blenders sharing a library never write the same partial file.
+    assert partial != conversion.partial_entry(second)

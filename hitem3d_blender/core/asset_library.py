@@ -101,7 +101,8 @@ def ensure_catalog(library: Path, when: datetime) -> str:
             text += "\n"
         text += "".join(line + "\n" for line in missing)
         library.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
+        # NOTE: per process: two Blenders may share the library (a studio share).
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, target)
     return catalog_id(path)

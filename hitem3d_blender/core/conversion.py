@@ -327,7 +327,7 @@ class ConversionProcess:
                                  import_s=float(import_s) if isinstance(import_s, (int, float)) else 0.0)
 
     def _cleanup(self, *, keep_entry: bool) -> None:
-        for path in (self.spec_path, Path(self.spec.result), partial_entry(Path(self.spec.entry))):
+        for path in (self.spec_path, Path(self.spec.result), partial_entry(self.spec)):
             path.unlink(missing_ok=True)
         if keep_entry:
             # The output only matters when something went wrong.
@@ -338,11 +338,13 @@ class ConversionProcess:
             Path(self.spec.entry).unlink(missing_ok=True)
 
 
-def partial_entry(entry: Path) -> Path:
+def partial_entry(spec: ConversionSpec) -> Path:
     """Where the child writes the entry before renaming it into place. It ends
     in ``.blend`` (Blender writes nothing else) but is hidden from the Asset
-    Browser, which skips dot files."""
-    return entry.with_name(f".{entry.stem}.partial.blend")
+    Browser, which skips dot files; the parent's process ID keeps two Blenders
+    sharing a library (a studio share) out of each other's way."""
+    entry = Path(spec.entry)
+    return entry.with_name(f".{entry.stem}.{spec.parent_pid}.partial.blend")
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
