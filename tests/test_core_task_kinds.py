@@ -344,3 +344,31 @@ def test_a_truncated_stl_is_not_a_result(tmp_path: Path) -> None:
     path.write_bytes(stl_bytes(4)[:-10])
     with pytest.raises(Exception, match="incomplete"):
         check_stl(path)
+
+
+# -- the journal's view ------------------------------------------------------------------------
+
+
+def test_a_request_survives_the_journal_without_its_link() -> None:
+    request = KindRequest("depth", {"height_relief": "2"}, source_path="/p/coin.png", source_name="coin",
+                          relief_height=0.4).with_source_url("https://cdn/x.png?auth_key=secret")
+
+    saved = request.to_dict()
+
+    assert "secret" not in repr(saved) and "secret" not in repr(request)
+    assert KindRequest.from_dict(saved) == KindRequest("depth", {"height_relief": "2"}, source_path="/p/coin.png",
+                                                       source_name="coin", relief_height=0.4)
+
+
+@pytest.mark.parametrize("saved", [
+    {}, {"kind": "teleport"}, {"kind": 3}, {"model": "hitem3dv2.1", "request_type": 3},
+])
+def test_what_is_not_a_kind_request_reads_as_none(saved: dict[str, object]) -> None:
+    assert KindRequest.from_dict(saved) is None
+
+
+def test_a_damaged_request_keeps_what_is_usable() -> None:
+    request = KindRequest.from_dict({"kind": "split", "values": {"part": "b", "joint": ["x"]}, "source_path": 5,
+                                     "relief_height": 1e9})
+
+    assert request == KindRequest("split", {"part": "b"})
