@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 import bpy
 
+from .bpy_compat import image_size
 from .core.errors import ImportFailed
 from .core.import_options import ImportOptions
 from .core.messages import msg
@@ -246,7 +247,7 @@ def _relief(path: Path, options: ImportOptions, provenance: Mapping[str, str] | 
     except RuntimeError:
         raise ImportFailed(msg("Blender could not read the depth map: retry, or report it with the log")) from None
     image.name = f"{name} depth"
-    width, length = image.size[0], image.size[1]
+    width, length = image_size(image)
     if not width or not length:
         raise ImportFailed(msg("The depth map is empty"))
     # Depth is data, not a colour: no view transform on it.
@@ -258,6 +259,8 @@ def _relief(path: Path, options: ImportOptions, provenance: Mapping[str, str] | 
     mesh.from_pydata([(-half_x, -half_y, 0.0), (half_x, -half_y, 0.0), (half_x, half_y, 0.0), (-half_x, half_y, 0.0)],
                      [], [(0, 1, 2, 3)])
     uv = mesh.uv_layers.new(name="UVMap")
+    if uv is None:
+        raise ImportFailed(msg("Blender could not read the depth map: retry, or report it with the log"))
     for loop, corner in zip(uv.data, ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))):
         loop.uv = corner
     obj = bpy.data.objects.new(f"{name} relief", mesh)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import generate, mesh_export, submit_calls, translations
+from .bpy_compat import pointer_property
 from .core import task_kinds
 from .core.errors import Hitem3DError
 from .core.messages import OWN_CONTEXT, msg
@@ -313,8 +314,7 @@ classes = (
 
 
 def register() -> None:
-    settings = PointerProperty(type=HITEM3D_KindSettings)  # type: ignore[func-returns-value]
-    setattr(bpy.types.Scene, "hitem3d_kinds", settings)
+    setattr(bpy.types.Scene, "hitem3d_kinds", pointer_property(HITEM3D_KindSettings))
 
 
 def unregister() -> None:
