@@ -25,9 +25,9 @@ from typing import Any
 from benchmarks import assets
 from benchmarks.common import REPO_ROOT, log
 
-ORDER = ("main_thread", "main_thread_all_polling", "main_thread_long_history", "download", "time_to_scene",
-         "request_economy", "conversion")
-BLENDER_BENCHMARKS = set(ORDER) - {"download", "conversion"}
+ORDER = ("main_thread", "main_thread_long_history", "download", "time_to_scene", "request_economy", "conversion",
+         "scale", "fairness", "offload")
+BLENDER_BENCHMARKS = set(ORDER) - {"download", "conversion", "offload"}
 
 
 def _first_line(command: list[str]) -> str:
@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                     from benchmarks.conversion_bench import bench_conversion
 
                     results[name] = bench_conversion(args.quick)
+                elif name == "offload":
+                    from benchmarks.offload_bench import bench_offload
+
+                    results[name] = bench_offload(args.quick)
                 else:
                     from benchmarks.download_bench import bench_download
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from benchmarks import assets
+from benchmarks import assets, scale_bench
 from benchmarks.common import REPO_ROOT, JsonStdout, log, summary_ms, target
 from benchmarks.simproc import SimulatorProcess
 
@@ -212,14 +212,12 @@ def _fill_history(addon: ModuleType, count: int) -> None:
         raise RuntimeError(f"the add-on read {len(addon.engine.history.book())} tasks from the journal, not {count}")
 
 
-def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = False,
-                      history: int = 0) -> dict[str, Any]:
+def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0) -> dict[str, Any]:
     """20 tasks polling and one big download (then its import), every tick timed.
 
-    As shipped, the runner gives DEFAULT_MAX_WORKERS jobs a worker at once, so
-    only some of the 20 tasks poll while the download runs; ``all_polling``
-    gives every task a worker. ``history`` puts that many finished tasks in
-    the list first. Only the runs with an empty list are held to the target.
+    Every task is polled at its interval (waiting tasks hold no worker).
+    ``history`` puts that many finished tasks in the list first. Only the run
+    with an empty list is held to the target.
     """
     import bpy
 
@@ -230,11 +228,7 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = Fal
     model = assets.padded_glb(assets.realistic_glb(quick=quick), size)
     if history:
         _fill_history(addon, history)
-    jobs = addon.core.jobs
-    slots = pollers + 1 if all_polling else jobs.DEFAULT_MAX_WORKERS
-    if all_polling:
-        # engine.state makes its runner with JobRunner(): give that runner a slot per task.
-        addon.engine.state.JobRunner = functools.partial(jobs.JobRunner, max_workers=slots)
+    slots = addon.core.jobs.DEFAULT_MAX_WORKERS
     clock = ImportClock(addon)
     driver = TickDriver(addon, clock)
     download = task_id(1)
@@ -250,7 +244,7 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = Fal
         bpy.ops.hitem3d.import_task(task_id=" ".join(polling))
         started = time.monotonic()
         log(f"main thread: {pollers} tasks polling every {poll_interval_s:g} s "
-            f"({slots} worker slots), {size / 1e6:.0f} MB downloading at {rate / 1e6:.0f} MB/s, then its import; "
+            f"({slots} API workers), {size / 1e6:.0f} MB downloading at {rate / 1e6:.0f} MB/s, then its import; "
             f"{history} finished tasks in the list")
         if not driver.run(lambda: _all_terminal(addon, [download]), timeout_s=600):
             raise RuntimeError("the download task did not finish in 10 minutes")
@@ -273,7 +267,7 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, all_polling: bool = Fal
     return {
         "scenario": {
             "tasks_polling": pollers,
-            "worker_slots": slots,
+            "api_workers": slots,
             "tasks_polling_at_once": len(recent - {download}),
             "finished_tasks_in_list": history,
             "poll_interval_s": poll_interval_s,
@@ -487,7 +481,8 @@ def bench_request_economy(addon: ModuleType, quick: bool) -> dict[str, Any]:
         "file_requests": len(files),
         "file_connections": len({r["connection_id"] for r in files}),
         "per_task": per_task,
-        "target_api_connections": target(len(api_connections), 1),
+        # One keep-alive connection per API worker at most: a slow answer never holds the others.
+        "target_api_connections": target(len(api_connections), addon.core.jobs.DEFAULT_MAX_WORKERS),
         "target_queries_per_interval": target(round(worst_rate, 3), 1.0),
         "gaps_shorter_than_interval": too_close,
         "target_queries_after_terminal": target(after_terminal, 0),
@@ -496,10 +491,11 @@ def bench_request_economy(addon: ModuleType, quick: bool) -> dict[str, Any]:
 
 BENCHMARKS: dict[str, Callable[[ModuleType, bool], dict[str, Any]]] = {
     "main_thread": bench_main_thread,
-    "main_thread_all_polling": functools.partial(bench_main_thread, all_polling=True),
-    "main_thread_long_history": functools.partial(bench_main_thread, all_polling=True, history=500),
+    "main_thread_long_history": functools.partial(bench_main_thread, history=500),
     "time_to_scene": bench_time_to_scene,
     "request_economy": bench_request_economy,
+    "scale": lambda addon, quick: scale_bench.bench_scale(addon, quick),
+    "fairness": lambda addon, quick: scale_bench.bench_fairness(addon, quick),
 }
 
 

@@ -8,6 +8,7 @@ line on stdin, answering one JSON line on stdout:
     {"op": "add_task", "task_id": "...", "states": [...], "glb": "/path"}
     {"op": "requests"}        -> every recorded request (method, path, query, connection_id, time)
     {"op": "rate", "bytes_per_s": 2e7}   file bodies are throttled (null: full speed)
+    {"op": "delay", "path": "/open-api/v1/query-task", "seconds": 8}   the next such answer waits
     {"op": "stop"}
 """
 
@@ -29,7 +30,7 @@ API = "/open-api/v1"
 def _serve() -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from tests import simulator
-    from tests.simulator import Hitem3DSimulator
+    from tests.simulator import Fault, Hitem3DSimulator
 
     # NOTE: http.server leaves Nagle's algorithm on and writes headers and body
     # separately: a small body on a reused keep-alive connection then waits
@@ -54,6 +55,8 @@ def _serve() -> int:
                 ]
             elif op == "rate":
                 sim.file_rate_limit = command["bytes_per_s"]
+            elif op == "delay":
+                sim.inject(command["path"], Fault.delay(command["seconds"]))
             elif op == "stop":
                 print(json.dumps({"ok": True}), flush=True)
                 break
@@ -127,6 +130,10 @@ class SimulatorProcess:
 
     def set_file_rate(self, bytes_per_s: float | None) -> None:
         self._call("rate", bytes_per_s=bytes_per_s)
+
+    def delay_next(self, path: str, seconds: float) -> None:
+        """The next request under ``path`` gets its answer ``seconds`` late."""
+        self._call("delay", path=path, seconds=seconds)
 
     def model_url(self, task_id: str) -> str:
         """The signed GLB link of a task whose next answer is success, asked

@@ -39,24 +39,29 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
                    timeout_s: float, options: ImportOptions | None) -> Result:
     """Shared by Import and Retry: start the jobs, and in background mode run
     them to their end before returning."""
-    started: list[str] = []
-    for task_id in task_ids:
-        if state.is_running(task_id):
-            op.report({"INFO"}, translations.text(msg("Task {short} is already running", short=short_id(task_id))))
-            continue
-        try:
-            settings = preferences.usable_settings(context)
-        except Hitem3DError as exc:
-            for failed_id in task_ids:
-                control.fail_without_start(failed_id, exc)
-            return refuse(op, exc)
-        control.start_import(task_id, settings, timeout_s=timeout_s, options=options)
-        started.append(task_id)
-    if not started:
+    running = {task_id for task_id in task_ids if state.is_running(task_id)}
+    for task_id in running:
+        op.report({"INFO"}, translations.text(msg("Task {short} is already running", short=short_id(task_id))))
+    idle = [task_id for task_id in task_ids if task_id not in running]
+    if not idle:
         return {"CANCELLED"}
+    try:
+        settings = preferences.usable_settings(context)
+    except Hitem3DError as exc:
+        # Only the tasks this click would have started: running ones go on.
+        for failed_id in idle:
+            control.fail_without_start(failed_id, exc)
+        return refuse(op, exc)
+    with control.starting_many():
+        for task_id in idle:
+            control.start_import(task_id, settings, timeout_s=timeout_s, options=options)
+    started = idle
     if not state.runs_to_end():
-        names = ", ".join(short_id(task_id) for task_id in started)
-        op.report({"INFO"}, translations.text(msg("Waiting for Hitem3D task {names}", names=names)))
+        if len(started) > 3:  # a pasted list: a count says more than a wall of IDs
+            op.report({"INFO"}, translations.text(msg("Waiting for {count} Hitem3D tasks", count=len(started))))
+        else:
+            names = ", ".join(short_id(task_id) for task_id in started)
+            op.report({"INFO"}, translations.text(msg("Waiting for Hitem3D task {names}", names=names)))
         return {"FINISHED"}
     records = batch.wait_for(started, timeout_s + 30.0)
     failed = [rec for rec in records if rec.state.value != "done"]

@@ -18,10 +18,14 @@ def _call_done(result: CallResult) -> None:
             return
 
 
+def _shown_changed() -> None:
+    ui_sync.redraw()
+
+
 def connect() -> None:
     """Install the hooks, then read the journal (history shows, unfinished tasks resume)."""
     state.hooks = state.Hooks(
-        shown_changed=ui_sync.redraw,
+        shown_changed=_shown_changed,
         list_changed=ui_sync.sync_list,
         post_report=ui_sync.post_report,
         call_done=_call_done,

@@ -339,6 +339,7 @@ MESSAGES: dict[str, str] = {
     "Task {short}: {reason}": "任务 {short}：{reason}",
     "Task {short} is already running": "任务 {short} 已在运行",
     "Waiting for Hitem3D task {names}": "正在等待 Hitem3D 任务 {names}",
+    "Waiting for {count} Hitem3D tasks": "正在等待 {count} 个 Hitem3D 任务",
     "Retrying ({attempt} of {limit}): {reason}": "正在重试（第 {attempt} 次，共 {limit} 次）：{reason}",
     "Task not finished after {duration}: retry to keep waiting": "任务在 {duration} 后仍未完成：重试可继续等待",
     "{seconds} s": "{seconds} 秒",

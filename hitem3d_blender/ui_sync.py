@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import bpy
 import bpy.utils.previews
@@ -18,6 +19,13 @@ from .engine import history
 
 log = logging.getLogger(__package__)
 
+CATEGORY = "Hitem3D"  # the sidebar tab of every Hitem3D panel (panels.SidebarPanel)
+# At most this many redraws a second; one asked for sooner waits for the rest.
+REDRAWS_PER_S = 4.0
+# Categories of a region that has not drawn yet (or cannot say): it may show ours.
+_UNKNOWN_CATEGORIES = {"", "UNSUPPORTED"}
+_PREFERENCE_SECTIONS = {"ADDONS", "EXTENSIONS"}
+
 
 class _State:
     """Module state in one object so ``reset`` can drop it in one line."""
@@ -26,6 +34,7 @@ class _State:
         self.notice: Message = NONE  # last input problem, shown under the ID field
         self.previews: Any = None  # bpy.utils.previews collection, made on first use
         self.preview_paths: dict[str, str] = {}
+        self.last_redraw = 0.0  # time.monotonic() of the last regions tagged
 
 
 _state = _State()
@@ -101,14 +110,53 @@ def cover_preview(rec: TaskRecord) -> Any:
     return previews[rec.task_id]
 
 
-def redraw() -> None:
+def regions_showing_hitem3d(windows: Iterable[Any], preferences_section: str) -> list[Any]:
+    """The regions that show Hitem3D state: the sidebar of each 3D view that
+    is open on the Hitem3D tab, and the preferences where add-ons are listed.
+
+    NOTE: never a 3D view's main region: redrawing the viewport for a progress
+    bar costs a whole frame. ``active_panel_category`` is empty or UNSUPPORTED
+    until the sidebar has drawn once: such a sidebar may show ours.
+    """
+    found: list[Any] = []
+    for window in windows:
+        screen = getattr(window, "screen", None)
+        for area in getattr(screen, "areas", ()):
+            if area.type == "VIEW_3D":
+                if not getattr(area.spaces.active, "show_region_ui", False):
+                    continue
+                for region in area.regions:
+                    category = getattr(region, "active_panel_category", "")
+                    if region.type == "UI" and (category == CATEGORY or category in _UNKNOWN_CATEGORIES):
+                        found.append(region)
+            elif area.type == "PREFERENCES" and preferences_section in _PREFERENCE_SECTIONS:
+                found.extend(region for region in area.regions if region.type == "WINDOW")
+    return found
+
+
+def redraw(*, now: float | None = None) -> list[Any]:
+    """Something the panels show changed: tag the regions that show it, at
+    most REDRAWS_PER_S times a second (a request sooner waits for the rest of
+    the interval on a one-shot timer). Returns the regions tagged now."""
+    clock = time.monotonic() if now is None else now
+    wait = _state.last_redraw + 1.0 / REDRAWS_PER_S - clock
+    if wait > 0:
+        if not bpy.app.timers.is_registered(_deferred_redraw):
+            bpy.app.timers.register(_deferred_redraw, first_interval=wait)
+        return []
+    _state.last_redraw = clock
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
-        return
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "PREFERENCES"}:
-                area.tag_redraw()
+        return []
+    preferences = getattr(bpy.context, "preferences", None)
+    regions = regions_showing_hitem3d(wm.windows, getattr(preferences, "active_section", ""))
+    for region in regions:
+        region.tag_redraw()
+    return regions
+
+
+def _deferred_redraw() -> None:
+    redraw()
 
 
 def post_report(message: Message, level: str) -> None:
@@ -131,5 +179,7 @@ def reset() -> None:
     """Forget everything shown; free the cover previews."""
     global _state
     old, _state = _state, _State()
+    if bpy.app.timers.is_registered(_deferred_redraw):
+        bpy.app.timers.unregister(_deferred_redraw)
     if old.previews is not None:
         bpy.utils.previews.remove(old.previews)

@@ -48,6 +48,10 @@ TOKEN_LIFETIME_S = 24 * 3600.0
 TOKEN_RENEW_MARGIN_S = 15 * 60.0
 
 MAX_ANSWER_BYTES = 1024 * 1024
+# Keep-alive connections to the API host (``jobs`` passes its worker count).
+DEFAULT_POOL_SIZE = 6
+# How often a caller waiting for another's token request looks at its cancel token.
+_TOKEN_WAIT_POLL_S = 0.05
 TASK_STATES = ("created", "queueing", "processing", "success", "failed")
 _NOT_FOUND_HINTS = ("not exist", "not found", "no such task", "invalid task")
 
@@ -124,16 +128,16 @@ def error_for_code(code: str, message: str) -> Hitem3DError:
     return ApiError(errors.message_for_code(code, message), code=code)
 
 
-def _share_one_connection(session: requests.Session) -> None:
-    """Make every worker's API calls share one keep-alive connection per host.
+def _pool_connections(session: requests.Session, size: int) -> None:
+    """Keep up to ``size`` keep-alive connections per host for the API calls.
 
-    NOTE: each worker would otherwise open a connection of its own. A call
-    takes a fraction of a second and a task asks once per interval, so a call
-    that finds the connection busy waits its turn instead.
+    NOTE: one per API worker (``jobs.JobRunner``), so a call never waits for a
+    connection while a slow answer holds another; ``pool_block`` stays off so
+    an extra caller opens a short-lived connection rather than waiting.
     """
     for prefix, adapter in list(session.adapters.items()):
         if isinstance(adapter, HTTPAdapter):
-            session.mount(prefix, type(adapter)(pool_connections=1, pool_maxsize=1, pool_block=True))
+            session.mount(prefix, type(adapter)(pool_connections=4, pool_maxsize=size, pool_block=False))
 
 
 class Hitem3DClient:
@@ -149,12 +153,13 @@ class Hitem3DClient:
         *,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self.settings = settings
         self.host = urlsplit(settings.base_url).netloc
         self._session = session or new_session(settings.network)
         if session is None:
-            _share_one_connection(self._session)
+            _pool_connections(self._session, pool_size)
         self._session.headers["User-Agent"] = USER_AGENT
         self._clock = clock
         self._lock = threading.Lock()
@@ -205,12 +210,18 @@ class Hitem3DClient:
             if self._token and self._clock() < self._token_expires:
                 return self._token
         # NOTE: workers starting together would each fetch a token; the first
-        # fetches, the others wait and use its token.
-        with self._token_fetch:
+        # fetches, the others wait (cancellably) and use its token.
+        cancel = current_token()
+        while not self._token_fetch.acquire(timeout=_TOKEN_WAIT_POLL_S):
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+        try:
             with self._lock:
                 if self._token and self._clock() < self._token_expires:
                     return self._token
             return self.fetch_token()
+        finally:
+            self._token_fetch.release()
 
     def _forget_token(self, token: str) -> None:
         with self._lock:

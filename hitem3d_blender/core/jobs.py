@@ -1,39 +1,62 @@
 """The one owner of worker threads.
 
-Workers get plain values in and put plain results on one queue; the main
-thread drains it (``drain``). Nothing else in the add-on starts threads.
+Jobs are step generators (see ``steps``). A job that waits for its next poll
+is an entry in a queue ordered by due time, not a sleeping thread: a small
+pool of API workers runs the steps that are due (status checks, one-off
+calls), and a separate pool of transfer workers runs downloads, so a large
+body never keeps another task's status check waiting. Workers put plain
+results on one queue; the main thread drains it (``drain``). Nothing else in
+the add-on starts threads.
 
-NOTE: threads are daemons and every wait they do is a ``CancelToken`` wait, so
-``shutdown`` can stop them all within about a second: Blender must be able to
-disable the add-on or quit while a download runs.
+NOTE: every wait here is cancellable within a fraction of a second: a queued
+job that is cancelled ends at once (its CANCELLED result is queued by
+``cancel`` itself), a running one has its sockets shut (``cancel``), and API
+calls never wait for a connection (the pool has one per API worker). So
+Blender can cancel, remove, disable the add-on or quit at any moment.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import heapq
+import itertools
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterator, Union
 
 from .api import Hitem3DClient
 from .cancel import CancelToken, WorkerGate, cancel_scope
-from .errors import Hitem3DError
+from .errors import Cancelled, Hitem3DError
 from .messages import NONE, Message, msg
-from .pipeline import ImportJob, run_import_job
+from .pipeline import ImportJob, import_steps
 from .settings import ApiSettings
-from .tasks import TaskUpdate
+from .steps import Steps, Transfer, Wait
+from .tasks import TaskState, TaskUpdate
 
 log = logging.getLogger(__name__)
 
-# Hitem3D runs 10 tasks per account at once by default: every one of them
-# should be polled, not wait for a slot. Idle pollers cost a sleeping thread,
-# and API calls share one keep-alive connection (see api.py) whatever the count.
-DEFAULT_MAX_WORKERS = 16
+# Workers for API steps (status checks and calls) and the keep-alive
+# connections to the API host: one each, so no call waits for a connection.
+DEFAULT_MAX_WORKERS = 6
+# Downloads at once; more wait their turn in the transfer queue (holding nothing).
+DEFAULT_TRANSFER_WORKERS = 3
+# The request budget: status checks per second in all, across every task.
+# NOTE: Hitem3D documents no rate limit; this keeps one Blender polite. Tasks
+# are checked in the order their checks fall due, so when more tasks run than
+# the budget serves at their interval, every task is checked equally less
+# often (interval = tasks / budget), none starves. Calls (balance, submit,
+# connection test) come first and are not counted.
+STATUS_CHECKS_PER_S = 20.0
 # Longest a shutdown waits for pending journal writes (normally milliseconds).
 WRITER_CLOSE_TIMEOUT_S = 5.0
-_SLOT_POLL_S = 0.2
+# An idle worker thread ends after this long; the next job starts one again.
+IDLE_THREAD_S = 30.0
+
+_CALL, _CHECK = 0, 1  # priorities in a queue: calls before status checks
 
 
 @dataclass(frozen=True)
@@ -52,10 +75,130 @@ class CallResult:
 Result = Union[TaskUpdate, CallResult]
 
 
-@dataclass
-class _Running:
-    thread: threading.Thread
-    cancel: CancelToken
+class _Job:
+    """One run of a job: its steps, its cancel token, where it is."""
+
+    def __init__(self, key: str, run: int, steps: Steps, cancel: CancelToken, priority: int,
+                 on_dropped: Callable[[], None]) -> None:
+        self.key = key
+        self.run = run
+        self.steps = steps
+        self.cancel = cancel
+        self.priority = priority
+        self.on_dropped = on_dropped  # the final result of a job cancelled before its first step
+        self.queued = False  # in a pool's queue (not on a worker)
+        self.done = False
+
+
+class RequestBudget:
+    """A token bucket: at most ``rate`` takes per second, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self._tokens = self.burst
+        self._clock = clock
+        self._stamp = clock()
+
+    def take(self) -> float:
+        """0 if a request may go now (and counts it), else seconds until one may."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
+
+
+class _Pool:
+    """Worker threads that run the due steps of queued jobs, at most ``size`` at once."""
+
+    def __init__(self, runner: JobRunner, name: str, size: int, budget: RequestBudget | None) -> None:
+        self._runner = runner
+        self._name = name
+        self._size = size
+        self._budget = budget
+        # Shares the runner's lock; a pool wakes only its own workers.
+        self._cond = threading.Condition(runner._lock)
+        self._heap: list[tuple[int, float, int, _Job]] = []
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0
+        self._seq = itertools.count()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    def put(self, job: _Job, due: float) -> None:
+        """Queue ``job`` for a step at ``due``; caller holds the runner's lock."""
+        job.queued = True
+        heapq.heappush(self._heap, (job.priority, due, next(self._seq), job))
+        if not self._runner._deferred:
+            self.wake()
+
+    def wake(self) -> None:
+        """Get a worker looking at the queue; caller holds the runner's lock."""
+        if not self._heap:
+            return
+        if self._idle == 0 and len(self._threads) < self._size:
+            thread = threading.Thread(target=self._work, name=f"hitem3d-{self._name}-{len(self._threads)}",
+                                      daemon=True)
+            self._threads.add(thread)
+            thread.start()
+        elif self._idle:
+            self._cond.notify()
+
+    def wake_all(self) -> None:
+        """Caller holds the runner's lock."""
+        self._cond.notify_all()
+
+    def _next(self) -> _Job | None:
+        """The next due job (None: the runner closed or this thread may end).
+        Caller holds the runner's lock."""
+        runner = self._runner
+        idle_since = time.monotonic()
+        while not runner._closed:
+            while self._heap and self._heap[0][3].done:
+                heapq.heappop(self._heap)  # dropped while queued
+            timeout: float | None = None
+            if self._heap:
+                priority, due, _, job = self._heap[0]
+                wait = due - time.monotonic()
+                if wait <= 0 and priority == _CHECK and self._budget is not None:
+                    wait = self._budget.take()
+                if wait <= 0:
+                    heapq.heappop(self._heap)
+                    job.queued = False
+                    if self._heap and self._idle:
+                        self._cond.notify()  # more may be due: the next idle worker looks
+                    return job
+                timeout = wait
+            else:
+                left = IDLE_THREAD_S - (time.monotonic() - idle_since)
+                if left <= 0:
+                    return None
+                timeout = left
+            self._idle += 1
+            try:
+                self._cond.wait(timeout)
+            finally:
+                self._idle -= 1
+        return None
+
+    def _work(self) -> None:
+        runner = self._runner
+        try:
+            while True:
+                with runner._changed:
+                    job = self._next()
+                    if job is None:
+                        return
+                runner._step(job)
+        finally:
+            with runner._changed:
+                self._threads.discard(threading.current_thread())
 
 
 class _Writer:
@@ -63,14 +206,20 @@ class _Writer:
 
     NOTE: a write that ends in fsync takes milliseconds, tens while a download
     fills the disk cache: too long for Blender's main thread. Only the newest
-    write per key is kept, so a burst of state changes costs one write.
+    write per key is kept, so a burst of state changes costs one write. The
+    writer passes the gate before each write and ``wait_parked`` lets the main
+    thread know none is under way: no Python of ours runs beside Blender's
+    importer (see ``WorkerGate``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gate: WorkerGate) -> None:
+        self._gate = gate
+        self._token = CancelToken()  # cancelled on close: a held writer then goes on
         self._changed = threading.Condition()
         self._pending: dict[str, Callable[[], None]] = {}
         self._idle = threading.Event()
         self._idle.set()
+        self._writing = False
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -83,7 +232,7 @@ class _Writer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="hitem3d-writer", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            self._changed.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -94,12 +243,33 @@ class _Writer:
                 if not self._pending:
                     self._idle.set()
                     return
+            # A checkpoint: no write starts while Blender's importer runs.
+            self._gate.pass_through(self._token)
+            with self._changed:
                 pending, self._pending = self._pending, {}
-            for key, write in pending.items():
-                try:
-                    write()
-                except Exception:  # noqa: BLE001 - a failed write must not end the writer
-                    log.exception("Background write %s failed", key)
+                self._writing = True
+            try:
+                for key, write in pending.items():
+                    try:
+                        write()
+                    except Exception:  # noqa: BLE001 - a failed write must not end the writer
+                        log.exception("Background write %s failed", key)
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+
+    def wait_parked(self, timeout_s: float) -> bool:
+        """Wait until no write is under way (the gate, held by the caller,
+        keeps new ones from starting); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self._writing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until every write handed over is done; False on timeout."""
@@ -110,7 +280,8 @@ class _Writer:
         with self._changed:
             self._closed = True
             thread = self._thread
-            self._changed.notify()
+            self._changed.notify_all()
+        self._token.cancel()
         if thread is not None:
             thread.join(timeout_s)
             if thread.is_alive():
@@ -118,61 +289,105 @@ class _Writer:
 
 
 class JobRunner:
-    """Runs import jobs and calls on daemon threads, at most ``max_workers`` busy."""
+    """Runs import jobs and calls: ``max_workers`` API workers (and as many
+    keep-alive API connections), ``transfer_workers`` download workers, and
+    the request budget for status checks."""
 
-    def __init__(self, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
+    def __init__(self, max_workers: int = DEFAULT_MAX_WORKERS, *,
+                 transfer_workers: int = DEFAULT_TRANSFER_WORKERS,
+                 checks_per_s: float | None = STATUS_CHECKS_PER_S) -> None:
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._running: dict[str, _Running] = {}
+        self._changed = threading.Condition(self._lock)
+        self._current: dict[str, _Job] = {}  # the latest run of each key
+        self._live: set[_Job] = set()  # every run not yet ended (cancelled ones included)
         self._clients: dict[ApiSettings, Hitem3DClient] = {}
-        self._slots = threading.BoundedSemaphore(max_workers)
+        self._runs = itertools.count(1)
         self._closed = False
-        self._writer = _Writer()
+        self._deferred = 0  # inside ``starting_many``: workers are woken at its end
+        self.max_workers = max_workers
+        budget = RequestBudget(checks_per_s) if checks_per_s else None
+        self._api = _Pool(self, "api", max_workers, budget)
+        self._transfer = _Pool(self, "transfer", transfer_workers, None)
         # Held by the main thread around Blender operators (see WorkerGate).
         self.gate = WorkerGate()
+        self._writer = _Writer(self.gate)
 
     # -- starting work ---------------------------------------------------------
 
     def client_for(self, settings: ApiSettings) -> Hitem3DClient:
         """One client per settings: one cached token, and keep-alive sessions that
         follow the settings' network configuration (for the API and for downloads)."""
-        with self._lock:
+        with self._changed:
             client = self._clients.get(settings)
             if client is None:
-                client = self._clients[settings] = Hitem3DClient(settings)
+                client = self._clients[settings] = Hitem3DClient(settings, pool_size=self.max_workers)
             return client
 
     def is_running(self, key: str) -> bool:
-        with self._lock:
-            running = self._running.get(key)
-            return running is not None and running.thread.is_alive()
+        """A run of ``key`` is under way and not cancelled."""
+        with self._changed:
+            job = self._current.get(key)
+            return job is not None and not job.done and not job.cancel.cancelled
 
-    def start_import(self, job: ImportJob, settings: ApiSettings) -> None:
+    def start_import(self, job: ImportJob, settings: ApiSettings) -> int:
+        """Start polling and downloading ``job``; returns the run's number,
+        which every ``TaskUpdate`` of this run carries."""
         client = self.client_for(settings)
+        run = next(self._runs)
+        cancel = CancelToken(self.gate)
 
-        def work(cancel: CancelToken) -> None:
-            run_import_job(job, client, client.downloads, cancel, self._results.put)
+        def emit(update: TaskUpdate) -> None:
+            self._results.put(dataclasses.replace(update, run=run))
 
-        self._start(job.task_id, work)
+        steps = import_steps(job, client, client.downloads, cancel, emit)
+        self._start(_Job(job.task_id, run, steps, cancel, _CHECK,
+                         lambda: emit(TaskUpdate(job.task_id, TaskState.CANCELLED))))
+        return run
 
     def start_call(self, key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], Any]) -> None:
-        """Run ``call(client)`` on a worker; its value or error message arrives
-        as a ``CallResult`` named ``key``."""
+        """Run ``call(client)`` on an API worker; its value or error message
+        arrives as a ``CallResult`` named ``key``."""
         client = self.client_for(settings)
+        cancel = CancelToken(self.gate)
 
-        def work(cancel: CancelToken) -> None:
+        def steps() -> Steps:
             try:
                 cancel.raise_if_cancelled()
                 value = call(client)
             except Hitem3DError as exc:
                 self._results.put(CallResult(key, error=exc.message))
             except Exception:  # noqa: BLE001
-                log.exception("Call %s failed", key)
-                self._results.put(CallResult(key, error=msg("Unexpected error: see the Hitem3D log")))
+                if cancel.cancelled:
+                    self._results.put(CallResult(key, error=Cancelled().message))
+                else:
+                    log.exception("Call %s failed", key)
+                    self._results.put(CallResult(key, error=msg("Unexpected error: see the Hitem3D log")))
             else:
                 self._results.put(CallResult(key, value=value))
+            return
+            yield  # a generator of one step
 
-        self._start(key, work)
+        self._start(_Job(key, next(self._runs), steps(), cancel, _CALL,
+                         lambda: self._results.put(CallResult(key, error=Cancelled().message))))
+
+    @contextlib.contextmanager
+    def starting_many(self) -> Iterator[None]:
+        """Start many jobs in the block, waking the workers once at its end.
+
+        NOTE: woken per job, workers would start their first checks while the
+        main thread is still adding jobs, and take the GIL from it at every
+        lock and system call: a paste of 1,000 IDs took three times as long."""
+        with self._changed:
+            self._deferred += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._deferred -= 1
+                if not self._deferred:
+                    self._api.wake()
+                    self._transfer.wake()
 
     def write_later(self, key: str, write: Callable[[], None]) -> None:
         """Run ``write()`` on the writer thread, off the main thread; a newer
@@ -183,39 +398,60 @@ class JobRunner:
         """Wait for the writes handed to ``write_later``; False on timeout."""
         return self._writer.flush(timeout_s)
 
-    def _start(self, key: str, work: Callable[[CancelToken], None]) -> None:
-        with self._lock:
+    def park_writer(self, timeout_s: float = 1.0) -> bool:
+        """With the gate held: wait until the writer is not writing."""
+        return self._writer.wait_parked(timeout_s)
+
+    def _start(self, job: _Job) -> None:
+        with self._changed:
             if self._closed:
                 raise RuntimeError("JobRunner is shut down")
-            running = self._running.get(key)
-            if running is not None and running.thread.is_alive():
-                raise RuntimeError(f"{key} is already running")
-            cancel = CancelToken(self.gate)
-            thread = threading.Thread(target=self._worker, args=(key, work, cancel),
-                                      name=f"hitem3d-{key[:8]}", daemon=True)
-            self._running[key] = _Running(thread, cancel)
-        thread.start()
+            previous = self._current.get(job.key)
+            if previous is not None and not previous.done and not previous.cancel.cancelled:
+                raise RuntimeError(f"{job.key} is already running")
+            self._current[job.key] = job
+            self._live.add(job)
+            self._api.put(job, time.monotonic())
 
-    def _worker(self, key: str, work: Callable[[CancelToken], None], cancel: CancelToken) -> None:
-        # Wait for a free slot, but stay cancellable while waiting.
-        while not self._slots.acquire(timeout=_SLOT_POLL_S):
-            if cancel.cancelled:
-                # Let the job report its own cancellation (it checks first thing).
-                work(cancel)
-                self._forget(key)
-                return
+    # -- running steps -----------------------------------------------------------
+
+    def _step(self, job: _Job) -> None:
+        """Run one step of ``job`` on this worker, then queue it again or end it."""
+        step: Wait | Transfer | None = None
         try:
-            with cancel_scope(cancel):
-                work(cancel)
-        finally:
-            self._slots.release()
-            self._forget(key)
+            # A checkpoint: no step starts while Blender's importer runs.
+            self.gate.pass_through(job.cancel)
+            with cancel_scope(job.cancel):
+                if job.cancel.cancelled:
+                    step = job.steps.throw(Cancelled())
+                else:
+                    step = next(job.steps)
+        except StopIteration:
+            step = None
+        except Cancelled:
+            job.on_dropped()  # cancelled before its first step ran
+        except Exception:  # noqa: BLE001 - jobs report their own errors; this is a bug
+            log.exception("Job %s ended unexpectedly", job.key)
+            job.on_dropped()
+        with self._changed:
+            if step is not None and not self._closed and not job.cancel.cancelled:
+                if isinstance(step, Wait):
+                    self._api.put(job, time.monotonic() + max(0.0, step.seconds))
+                else:
+                    self._transfer.put(job, time.monotonic())
+                return
+            self._end(job)
+        if step is not None:
+            # Cancelled (or shut down) after its step was over: it ends now,
+            # not when its next poll falls due.
+            self._drop(job)
 
-    def _forget(self, key: str) -> None:
-        with self._lock:
-            running = self._running.get(key)
-            if running is not None and running.thread is threading.current_thread():
-                del self._running[key]
+    def _end(self, job: _Job) -> None:
+        """Caller holds the lock."""
+        job.done = True
+        self._live.discard(job)
+        if self._current.get(job.key) is job:
+            del self._current[job.key]
 
     # -- results and stopping ------------------------------------------------------
 
@@ -230,36 +466,73 @@ class JobRunner:
         return items
 
     def cancel(self, key: str) -> None:
-        with self._lock:
-            running = self._running.get(key)
-        if running is not None:
-            running.cancel.cancel()
+        """Cancel the current run of ``key``. Queued, it ends here and now (its
+        CANCELLED result is queued); on a worker, its sockets are shut and it
+        ends within a moment."""
+        with self._changed:
+            job = self._current.get(key)
+            if job is None or job.done:
+                return
+            job.cancel.cancel()
+            if not job.queued:
+                return
+            self._end(job)  # its queue entry is skipped from now on
+        self._drop(job)
+
+    @staticmethod
+    def _drop(job: _Job) -> None:
+        """End a queued job on this thread: the job reports its own cancel."""
+        try:
+            job.steps.throw(Cancelled())
+        except StopIteration:
+            return
+        except Cancelled:
+            job.on_dropped()
+            return
+        except Exception:  # noqa: BLE001
+            log.exception("Job %s failed while cancelled", job.key)
+            job.on_dropped()
+            return
+        job.steps.close()  # it wanted to go on: it may not
 
     @property
     def busy(self) -> bool:
-        with self._lock:
-            return any(running.thread.is_alive() for running in self._running.values())
+        """Some run has not ended: more results may come."""
+        with self._changed:
+            return bool(self._live)
+
+    def threads(self) -> list[threading.Thread]:
+        """The worker threads alive now (for tests and benchmarks)."""
+        with self._changed:
+            return self._api.threads + self._transfer.threads
 
     def shutdown(self, timeout_s: float = 1.0) -> list[str]:
         """Cancel everything, wait up to ``timeout_s`` in all, close connections.
 
-        Returns the keys of threads still alive (should be none)."""
-        with self._lock:
+        Returns the keys of runs still going (should be none)."""
+        with self._changed:
             self._closed = True
-            running = dict(self._running)
-        for item in running.values():
-            item.cancel.cancel()
+            live = list(self._live)
+            threads = self._api.threads + self._transfer.threads
+            queued = [job for job in live if job.queued]
+            for job in queued:
+                self._end(job)
+            self._api.wake_all()
+            self._transfer.wake_all()
+        for job in live:
+            job.cancel.cancel()
+        for job in queued:
+            self._drop(job)  # each reports its cancel, like a running one
         deadline = time.monotonic() + timeout_s
-        for item in running.values():
-            item.thread.join(max(0.0, deadline - time.monotonic()))
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         # Writes already handed over (the journal) still land. They have
         # their own budget: one journal write takes milliseconds, but an fsync
         # on a busy disk can take far longer than what the workers left over.
         self._writer.close(WRITER_CLOSE_TIMEOUT_S)
         for client in list(self._clients.values()):
             client.close()
-        alive = [key for key, item in running.items() if item.thread.is_alive()]
+        alive = sorted({thread.name for thread in threads if thread.is_alive()})
         if alive:
             log.warning("Workers still running after shutdown: %s", ", ".join(alive))
         return alive
-

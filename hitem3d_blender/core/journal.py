@@ -72,9 +72,10 @@ def save(path: Path, records: list[TaskRecord]) -> None:
     write(path, snapshot(records))
 
 
-def snapshot(records: list[TaskRecord]) -> list[dict[str, Any]]:
+def snapshot(records: list[TaskRecord], snapshots: Snapshots | None = None) -> list[dict[str, Any]]:
     """What ``save`` writes, as fresh plain values: taken on the main thread
-    (records are touched there only), written by ``write`` on any thread."""
+    (records are touched there only), written by ``write`` on any thread.
+    With ``snapshots``, records unchanged since its last call cost nothing."""
     kept = records
     if len(records) > MAX_ENTRIES:
         excess = len(records) - MAX_ENTRIES
@@ -84,7 +85,47 @@ def snapshot(records: list[TaskRecord]) -> list[dict[str, Any]]:
                 excess -= 1
                 continue
             kept.append(record)
+    if snapshots is not None:
+        return snapshots.take(kept)
     return [record.to_dict() for record in kept]
+
+
+class Snapshots:
+    """The saved form of each record as of its last change.
+
+    NOTE: a paste of 1,000 IDs, or a long history, would otherwise convert
+    every record at every save on the main thread; the dicts handed out are
+    never changed afterwards, so the writer thread may read them."""
+
+    def __init__(self, max_fresh: int | None = None) -> None:
+        self._taken: dict[str, tuple[int, dict[str, Any]]] = {}
+        # At most this many records converted per ``take`` (None: all): a
+        # paste of 1,000 IDs is saved over a few timer calls, each short.
+        self.max_fresh = max_fresh
+        self.complete = True  # the last ``take`` had every record's current form
+
+    def take(self, records: list[TaskRecord]) -> list[dict[str, Any]]:
+        taken: dict[str, tuple[int, dict[str, Any]]] = {}
+        entries: list[dict[str, Any]] = []
+        previous = self._taken
+        fresh = 0
+        self.complete = True
+        for record in records:
+            changes = record.changes
+            cached = previous.get(record.task_id)
+            if cached is None or cached[0] != changes:
+                if self.max_fresh is not None and fresh >= self.max_fresh:
+                    self.complete = False
+                    if cached is None:
+                        continue  # a new record: in the next save
+                    cached = (-1, cached[1])  # the older form for now; converted next time
+                else:
+                    fresh += 1
+                    cached = (changes, record.to_dict())
+            taken[record.task_id] = cached
+            entries.append(cached[1])
+        self._taken = taken
+        return entries
 
 
 def write(path: Path, entries: list[dict[str, Any]]) -> None:

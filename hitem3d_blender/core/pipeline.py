@@ -1,8 +1,10 @@
 """The worker's whole job for one task: poll, download, hand the file over.
 
-``run_import_job`` runs on a worker thread. It never touches ``bpy`` and never
-raises: everything it learns leaves as ``TaskUpdate`` values through ``emit``,
-and its last update is DOWNLOADED, FAILED or CANCELLED.
+``import_steps`` is that job as steps (see ``steps``): each runs on a worker
+thread, and between two polls the job waits in the runner's queue, holding no
+thread. It never touches ``bpy`` and never raises: everything it learns leaves
+as ``TaskUpdate`` values through ``emit``, and its last update is DOWNLOADED,
+FAILED or CANCELLED. ``run_import_job`` runs it to its end on one thread.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .downloader import (
 from .errors import BadResultFile, Cancelled, ExpiredUrl, Hitem3DError, ServerError, TaskTimeout
 from .messages import Message, msg, one_of
 from .result_files import VALIDATORS, cached_result, path_for
+from .steps import TRANSFER, Steps, Wait, drive
 from .task_kinds import kind_of
 from .tasks import TaskState, TaskUpdate
 
@@ -95,9 +98,25 @@ def run_import_job(
     *,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Poll ``job.task_id`` until it succeeds, download its GLB to ``job.dest``."""
+    """Poll ``job.task_id`` until it succeeds, download its GLB to ``job.dest``,
+    all on this thread (waits are ``cancel.wait``)."""
+    drive(import_steps(job, client, downloads, cancel, emit, clock=clock), cancel)
+
+
+def import_steps(
+    job: ImportJob,
+    client: Hitem3DClient,
+    downloads: requests.Session,
+    cancel: CancelToken,
+    emit: Emit,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Steps:
+    """The job as steps: yields ``Wait`` between polls and ``TRANSFER``
+    before the download. A ``Cancelled`` thrown in at a yield ends it as
+    CANCELLED, like a cancel seen inside a step."""
     try:
-        _run(job, client, downloads, cancel, emit, clock)
+        yield from _steps(job, client, downloads, cancel, emit, clock)
     except Cancelled:
         emit(TaskUpdate(job.task_id, TaskState.CANCELLED))
     except Hitem3DError as exc:
@@ -114,8 +133,8 @@ def run_import_job(
                         message=msg("Unexpected error: see the Hitem3D log, then retry")))
 
 
-def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
-         cancel: CancelToken, emit: Emit, clock: Callable[[], float]) -> None:
+def _steps(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
+           cancel: CancelToken, emit: Emit, clock: Callable[[], float]) -> Steps:
     cancel.raise_if_cancelled()
     cached = cached_result(job.dest, kind_of(job.task_id))
     if cached is not None:
@@ -134,6 +153,8 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
             if status.state == "success":
                 # Retry notices after a download attempt stay in DOWNLOADING.
                 state = TaskState.DOWNLOADING
+                yield TRANSFER
+                cancel.raise_if_cancelled()
                 _download(job, status, downloads, cancel, emit)
                 return
         except ExpiredUrl as exc:
@@ -154,8 +175,7 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
             emit(TaskUpdate(job.task_id, state,
                             message=msg("Retrying ({attempt} of {limit}): {reason}", attempt=failures + 1,
                                         limit=MAX_RETRIES_IN_A_ROW, reason=exc.message)))
-            if cancel.wait(min(delay, max(0.0, deadline - clock()))):
-                raise Cancelled() from None
+            yield Wait(min(delay, max(0.0, deadline - clock())))
             continue
         failures = 0
         state = _REMOTE_STATES[status.state]
@@ -164,8 +184,7 @@ def _run(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
         if clock() >= deadline:
             raise TaskTimeout(msg("Task not finished after {duration}: retry to keep waiting",
                                   duration=format_duration(job.timeout_s)))
-        if cancel.wait(min(job.poll_interval_s, max(0.0, deadline - clock()))):
-            raise Cancelled()
+        yield Wait(min(job.poll_interval_s, max(0.0, deadline - clock())))
 
 
 def _fetch_cover(job: ImportJob, status: TaskStatus, downloads: requests.Session,

@@ -71,7 +71,8 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _S.PROCESSING: frozenset({_S.PROCESSING, _S.DOWNLOADING}),
     # An expired link sends a download back to asking for the task again.
     _S.DOWNLOADING: frozenset({_S.DOWNLOADING, _S.DOWNLOADED, _S.PROCESSING}),
-    _S.DOWNLOADED: frozenset({_S.IMPORTING}),
+    # Back to PENDING: its file was deleted (Clear Cache) before the import.
+    _S.DOWNLOADED: frozenset({_S.IMPORTING, _S.PENDING}),
     _S.IMPORTING: frozenset({_S.DONE}),
     _S.DONE: frozenset({_S.IMPORTING, _S.PENDING}),
     _S.FAILED: frozenset({_S.PENDING}),
@@ -98,6 +99,9 @@ class TaskUpdate:
     bytes_done: int = 0
     bytes_total: int | None = None
     cover_path: str = ""
+    # Which run of the task this came from (``jobs.JobRunner.start_import``);
+    # 0: any. Updates of an earlier run (cancelled, then started again) are stale.
+    run: int = 0
 
 
 @dataclass
@@ -120,6 +124,19 @@ class TaskRecord:
     # empty for a task imported by ID.
     generation: dict[str, Any] = field(default_factory=dict)
     options: ImportOptions = field(default_factory=ImportOptions)
+    run: int = 0  # the run whose updates count (not saved: runs end with the session)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every assignment counts as a change: the journal snapshot takes a
+        # fresh copy of changed records only (``journal.Snapshots``).
+        # NOTE: fields are replaced, never changed in place, so this sees all.
+        super().__setattr__(name, value)
+        super().__setattr__("_changes", self.__dict__.get("_changes", 0) + 1)
+
+    @property
+    def changes(self) -> int:
+        """A number that differs after any assignment to the record."""
+        return int(self.__dict__.get("_changes", 0))
 
     @property
     def short_id(self) -> str:
@@ -132,10 +149,12 @@ class TaskRecord:
     def move_to(self, state: TaskState) -> None:
         if state not in TRANSITIONS[self.state]:
             raise IllegalTransition(f"{self.short_id}: {self.state.value} -> {state.value}")
-        self.state = state
+        previous, self.state = self.state, state
         if state.is_terminal:
             self.finished_at = time.time()
-        elif state is TaskState.PENDING:
+        elif state is TaskState.PENDING and previous is not TaskState.PENDING:
+            # A retry notice before the first answer repeats PENDING: the
+            # attempt goes on, and so does its elapsed time.
             self.restart()
 
     def restart(self) -> None:

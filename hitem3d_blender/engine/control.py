@@ -7,7 +7,7 @@ network and file work and hand plain results to ``timer.tick``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from .. import asset_library, conversions
 from ..core.api import Hitem3DClient
@@ -42,35 +42,46 @@ def start_import(task_id: str, settings: ApiSettings, *, timeout_s: float = DEFA
         rec.move_to(TaskState.PENDING)
     else:
         rec.restart()
+    folder = files.results_dir()
     job = ImportJob(
         task_id=task_id,
-        dest=files.result_path(task_id),
+        dest=files.result_path(task_id, folder),
         timeout_s=timeout_s,
         poll_interval_s=settings.poll_interval_s,
         max_bytes=state.hooks.max_download_bytes(),
         download_timeout_s=DOWNLOAD_STALL_S,
-        cover_dest=files.cover_path(task_id),
+        cover_dest=files.cover_path(task_id, folder),
     )
-    runner.start_import(job, settings)
-    state.current.journal_dirty = True
-    history.save()
-    timer.ensure_timer()
+    # Updates of an earlier run (removed, or cancelled, and started again
+    # before it ended) carry its number and are ignored.
+    rec.run = runner.start_import(job, settings)
+    _save_soon()
     # The UI list follows at the next tick: pasting many IDs rebuilds it once.
     state.hooks.shown_changed()
     return rec
 
 
+def starting_many() -> ContextManager[None]:
+    """Wrap a loop of ``start_import`` calls (a paste of many IDs): the
+    workers start once the loop is over."""
+    return state.runner().starting_many()
+
+
 def fail_without_start(task_id: str, error: Hitem3DError) -> TaskRecord:
     """Record a task that could not even start (online access off, no
-    credentials), so the panel shows why and offers Retry."""
+    credentials), so the panel shows why and offers Retry. A task that is
+    running keeps running: its settings were fine when it started."""
+    if state.is_running(task_id):
+        rec = history.book().get(task_id)
+        if rec is not None:
+            return rec
     rec = history.book().add(task_id)
     if rec.state.is_terminal:
         rec.move_to(TaskState.PENDING)
     rec.move_to(TaskState.FAILED)
     rec.message = error.message
     state.current.list_dirty = True
-    state.current.journal_dirty = True
-    history.save()
+    _save_soon()
     state.hooks.post_report(rec.message, "ERROR")
     state.hooks.shown_changed()
     return rec
@@ -106,10 +117,10 @@ def remove(task_id: str) -> bool:
     removed_entry = asset_library.remove_entry(files.file_stem(task_id))
     history.book().remove(task_id)
     state.current.import_requests.discard(task_id)
+    state.current.downloaded.discard(task_id)
     state.current.list_dirty = True
-    state.current.journal_dirty = True
     _show_list()
-    history.save()
+    _save_soon()
     return removed_entry
 
 
@@ -118,9 +129,8 @@ def clear_finished() -> int:
     for task_id in finished:
         history.book().remove(task_id)
     state.current.list_dirty = True
-    state.current.journal_dirty = True
     _show_list()
-    history.save()
+    _save_soon()
     return len(finished)
 
 
@@ -131,9 +141,10 @@ def clear_cache() -> int:
     freed = files.delete_results(keep=running)
     for rec in book:
         if rec.result_path and not Path(rec.result_path).is_file():
+            # A task waiting for a click on Import downloads again when clicked.
             rec.result_path = ""
-            state.current.journal_dirty = True
-    history.save()
+    _save_soon()
+    state.hooks.shown_changed()
     return freed
 
 
@@ -162,7 +173,7 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
     if conversions.is_converting(task_id):
         timer.ensure_timer()  # the timer polls the converter and appends its result
     _show_list()
-    history.save()
+    _save_soon()
     return rec
 
 
@@ -176,6 +187,17 @@ def start_call(key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], 
     register_secret(settings.client_secret)
     state.runner().start_call(key, settings, call)
     timer.ensure_timer()
+
+
+def _save_soon() -> None:
+    """Save the journal: now in background mode (the process may end next),
+    else at the next tick, so a burst of changes (a paste of many IDs) costs
+    one snapshot."""
+    if state.runs_to_end():
+        history.save()
+    else:
+        state.current.journal_dirty = True
+        timer.ensure_timer()
 
 
 def _show_list() -> None:

@@ -7,6 +7,7 @@ the task ID, never from the server or the user.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Collection
 
@@ -25,7 +26,20 @@ def user_dir() -> Path:
 
 def results_dir() -> Path:
     """Where downloaded results live: the extension's own user folder."""
-    return Path(bpy.utils.extension_path_user(ADDON_ID, path="results", create=True))
+    now = time.monotonic()
+    known = _results_dir.get(ADDON_ID)
+    if known is not None and now - known[1] < _RECHECK_S:
+        return known[0]
+    # NOTE: Blender's answer costs stats and a folder check (tens of µs, far
+    # more while workers hold the GIL): a paste of 1,000 IDs asks once. The
+    # downloader makes the folder again if it went away meanwhile.
+    folder = Path(bpy.utils.extension_path_user(ADDON_ID, path="results", create=True))
+    _results_dir[ADDON_ID] = (folder, now)
+    return folder
+
+
+_results_dir: dict[str, tuple[Path, float]] = {}
+_RECHECK_S = 1.0
 
 
 def file_stem(task_id: str) -> str:
@@ -35,14 +49,14 @@ def file_stem(task_id: str) -> str:
     return "task-" + hashlib.sha256(task_id.encode("utf-8")).hexdigest()[:24]
 
 
-def result_path(task_id: str) -> Path:
-    return results_dir() / f"{file_stem(task_id)}.glb"
+def result_path(task_id: str, folder: Path | None = None) -> Path:
+    return (folder or results_dir()) / f"{file_stem(task_id)}.glb"
 
 
-def cover_path(task_id: str) -> Path:
+def cover_path(task_id: str, folder: Path | None = None) -> Path:
     # Named .webp whatever it holds: Blender reads images by content, but its
     # previews only consider files with an image extension.
-    return results_dir() / f"{file_stem(task_id)}.cover.webp"
+    return (folder or results_dir()) / f"{file_stem(task_id)}.cover.webp"
 
 
 def work_dir() -> Path:

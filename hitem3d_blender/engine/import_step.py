@@ -15,9 +15,11 @@ timer and ``control.import_now`` both come through here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from .. import conversions, importer, kind_import
 from ..core.conversion import ConversionOutcome
@@ -41,6 +43,19 @@ def provenance(rec: TaskRecord) -> dict[str, str]:
     return tags
 
 
+@contextlib.contextmanager
+def blender_only() -> Iterator[None]:
+    """While Blender runs an operator here (the glTF import, an append), no
+    Python of ours runs on another thread: workers wait at their next
+    checkpoint (see ``core.cancel.WorkerGate``) and a journal write under way
+    ends first (milliseconds); no new one starts."""
+    runner = state.runner()
+    with runner.gate.held():
+        if not runner.park_writer():
+            log.warning("The journal writer is still writing during an import")
+        yield
+
+
 def _source_image(rec: TaskRecord) -> str:
     image = rec.generation.get("image") or (rec.generation.get("views") or {}).get("front", "")
     return image if isinstance(image, str) else ""
@@ -51,13 +66,14 @@ def run(rec: TaskRecord) -> None:
     its result later) or, in background mode, right here."""
     rec.move_to(TaskState.IMPORTING)
     state.current.import_requests.discard(rec.task_id)
+    state.current.downloaded.discard(rec.task_id)
     state.current.journal_dirty = True
     cover = Path(rec.cover_path) if rec.cover_path else None
     path = Path(rec.result_path)
     if kind_import.imports_itself(rec.task_id, path):
         # A depth map or an STL: no glTF to convert, imported here.
         try:
-            with state.runner().gate.held():
+            with blender_only():
                 names = kind_import.import_result(rec.task_id, path, rec.options, provenance=provenance(rec),
                                                   request=rec.generation)
         except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
@@ -82,7 +98,7 @@ def run(rec: TaskRecord) -> None:
             return  # the timer polls it; see finish_conversion
         # Workers wait at their next checkpoint while Blender's importer runs
         # (see core.cancel.WorkerGate): downloads pause for the import.
-        with state.runner().gate.held():
+        with blender_only():
             names = conversions.import_here(spec)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
@@ -115,7 +131,8 @@ def append_from_library(rec: TaskRecord, entry: Path) -> None:
     rec.move_to(TaskState.IMPORTING)
     cover = Path(rec.cover_path) if rec.cover_path else None
     try:
-        names = conversions.append_from_library(entry, rec.options, provenance(rec), cover)
+        with blender_only():
+            names = conversions.append_from_library(entry, rec.options, provenance(rec), cover)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return

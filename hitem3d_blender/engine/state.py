@@ -12,6 +12,7 @@ from typing import Callable
 
 import bpy
 
+from ..core import journal
 from ..core.downloader import DEFAULT_MAX_BYTES
 from ..core.errors import CredentialsMissing
 from ..core.jobs import CallResult, JobRunner
@@ -69,8 +70,11 @@ class Session:
         self.loaded = False  # the journal has been read into the book
         self.resume_pending = False
         self.journal_dirty = False
+        self.snapshots = journal.Snapshots()  # the journal's copy of unchanged records
         self.list_dirty = True
         self.import_requests: set[str] = set()
+        self.last_shown = 0.0  # time.monotonic() the UI was last told something changed
+        self.downloaded: set[str] = set()  # tasks that reached DOWNLOADED: the timer imports from here
         self.awaited_calls: dict[str, CallResult | None] = {}  # batch.run_calls: key -> result once in
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 import bpy
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__package__)
 
 BUSY_INTERVAL_S = 0.1
 WAITING_INTERVAL_S = 0.5
+# While tasks run, the elapsed times shown move: a redraw at least this often.
+ELAPSED_REFRESH_S = 1.0
 
 
 def tick() -> float | None:
@@ -51,18 +54,24 @@ def _tick() -> float | None:
 
         control.resume_unfinished()
     runner = session.runner
+    # NOTE: asked before draining: a worker queues its last result before its
+    # job ends, so a runner idle here has nothing left to send after the drain.
+    busy = runner is not None and runner.busy
     results = runner.drain() if runner is not None else []
+    shown = False
     for result in results:
         if isinstance(result, TaskUpdate):
-            apply_update(result)
+            shown = apply_update(result) or shown
         else:
             apply_call(result)
+            shown = True
     converted = conversions.finished()
-    ready = [rec for rec in session.book if rec.state is TaskState.DOWNLOADED and _should_import(rec)]
+    ready = [rec for rec in (session.book.get(task_id) for task_id in list(session.downloaded))
+             if rec is not None and rec.state is TaskState.DOWNLOADED and _should_import(rec)]
     # NOTE: after an import the workers stay held until this call is over:
     # released at once, sixteen of them would wake together and keep the rest
     # of this call waiting for the GIL (16 ms instead of 1 in the benchmark).
-    with state.runner().gate.held() if ready or converted else contextlib.nullcontext():
+    with import_step.blender_only() if ready or converted else contextlib.nullcontext():
         for task_id, outcome in converted:
             import_step.finish_conversion(task_id, outcome)
         for rec in ready:
@@ -72,14 +81,16 @@ def _tick() -> float | None:
             state.hooks.list_changed()
         if session.journal_dirty:
             history.save()
-        if results or converted:
+        now = time.monotonic()
+        if shown or ready or converted or (busy and now - session.last_shown >= ELAPSED_REFRESH_S):
+            session.last_shown = now
             state.hooks.shown_changed()
     if conversions.busy():
         return BUSY_INTERVAL_S  # a child is converting: poll it (never wait on it)
-    if runner is not None and runner.busy:
+    if busy:
         return BUSY_INTERVAL_S if results else WAITING_INTERVAL_S
-    if runner is not None and results:
-        return BUSY_INTERVAL_S  # one more pass for results that raced the busy check
+    if results:
+        return BUSY_INTERVAL_S
     return None
 
 
@@ -89,16 +100,23 @@ def _should_import(rec: TaskRecord) -> bool:
     return state.hooks.auto_import()
 
 
-def apply_update(update: TaskUpdate) -> None:
+def apply_update(update: TaskUpdate) -> bool:
+    """Take a worker's update; True when the panels show something new."""
     rec = state.current.book.get(update.task_id)
     if rec is None:  # removed while its worker was finishing
-        return
+        return False
+    if update.run and update.run != rec.run:
+        log.debug("Ignored an update of an earlier run of %s", rec.short_id)
+        return False
     previous = rec.state
+    seen = (rec.state, rec.progress, rec.message, rec.bytes_done)
     try:
         rec.apply(update)
     except IllegalTransition as exc:
         log.debug("Ignored stale update: %s", exc)
-        return
+        return False
+    if rec.state is TaskState.DOWNLOADED:
+        state.current.downloaded.add(rec.task_id)
     # NOTE: loading the journal sends every unfinished task back to the start,
     # so moves between running states need no save (each is a snapshot of the
     # whole list on the main thread); an ending and a cover do.
@@ -106,6 +124,7 @@ def apply_update(update: TaskUpdate) -> None:
         state.current.journal_dirty = True
     if update.state is TaskState.FAILED:
         state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=update.message), "ERROR")
+    return (rec.state, rec.progress, rec.message, rec.bytes_done) != seen or bool(update.cover_path)
 
 
 def apply_call(result: CallResult) -> None:
