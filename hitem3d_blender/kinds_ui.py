@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import generate, mesh_export, submit_calls, translations
 from .bpy_compat import pointer_property
@@ -92,8 +92,22 @@ class HITEM3D_KindSettings(bpy.types.PropertyGroup):
         name="Colours", description="How many colours to print with (0: as many as needed)",
         default=int(_default(_COLOUR, "number_color")), min=0, max=8,
     )
+    picture_source: EnumProperty(  # type: ignore[valid-type]
+        name="Source",
+        # NOTE: our context, like New Generation's source: Blender's catalogue has "Source" another way.
+        translation_context=OWN_CONTEXT,
+        items=(
+            ("FILE", "File", "A picture file on disk"),
+            ("IMAGE", "Blender Image", "An image in this file, such as a reference image or the Render Result"),
+        ),
+        default="FILE",
+    )
     image_path: StringProperty(  # type: ignore[valid-type]
         name="Picture", description="A PNG, JPEG or WebP picture of at most 20 MB", subtype="FILE_PATH",
+    )
+    image: PointerProperty(  # type: ignore[valid-type]
+        type=bpy.types.Image, name="Picture",
+        description="An image in this file (sent as PNG unless it is a PNG, JPEG or WebP file already)",
     )
     quality: EnumProperty(  # type: ignore[valid-type]
         name="Quality", items=_items(_DEPTH, "model_type"), default=_default(_DEPTH, "model_type"),
@@ -151,15 +165,27 @@ def source_of(context: bpy.types.Context, props: HITEM3D_KindSettings) -> dict[s
     return mesh_source(selected_task(context))
 
 
+def _picture(props: HITEM3D_KindSettings) -> str:
+    """The relief's picture as a file: the chosen file, or an image of this
+    file written for upload (``generate.image_file``)."""
+    if props.picture_source == "IMAGE":
+        if props.image is None:
+            raise InvalidSubmission(msg("Choose a picture first"))
+        folder = generate.uploads_dir()
+        generate.prune_uploads(folder)
+        return generate.image_file(props.image, folder)
+    text = props.image_path.strip()
+    if not text:
+        raise InvalidSubmission(msg("Choose a picture first"))
+    return bpy.path.abspath(text)
+
+
 def request_of(kind: str, context: bpy.types.Context) -> KindRequest:
     """The panel's settings as a request of ``kind``."""
     props = settings_of(context)
     values: dict[str, str]
     if kind == "depth":
-        text = props.image_path.strip()
-        if not text:
-            raise InvalidSubmission(msg("Choose a picture first"))
-        path = bpy.path.abspath(text)
+        path = _picture(props)
         values = {"model_type": props.quality, "rmbg": "1" if props.remove_background else "0"}
         return KindRequest(kind, values, source_path=path, source_name=Path(path).stem,
                            relief_height=props.relief_height)
@@ -291,7 +317,8 @@ class HITEM3D_PT_relief(SidebarPanel, bpy.types.Panel):
         layout = self.layout
         assert layout is not None
         props = settings_of(context)
-        layout.prop(props, "image_path", text="")
+        layout.row().prop(props, "picture_source", expand=True)
+        layout.prop(props, "image_path" if props.picture_source == "FILE" else "image", text="")
         col = layout.column()
         col.use_property_split = True
         col.use_property_decorate = False

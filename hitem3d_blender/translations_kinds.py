@@ -59,6 +59,11 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "How finely the model is segmented"): "模型分割的精细程度",
     (DEFAULT, "How many colours to print with (0: as many as needed)"): "打印使用的颜色数（0：按需使用）",
     (DEFAULT, "A PNG, JPEG or WebP picture of at most 20 MB"): "不超过 20 MB 的 PNG、JPEG 或 WebP 图片",
+    (DEFAULT, "A picture file on disk"): "磁盘上的图片文件",
+    (DEFAULT, "An image in this file, such as a reference image or the Render Result"):
+        "此文件中的图像，例如参考图像或渲染结果",
+    (DEFAULT, "An image in this file (sent as PNG unless it is a PNG, JPEG or WebP file already)"):
+        "此文件中的图像（若不是 PNG、JPEG 或 WebP 文件，则以 PNG 发送）",
     (DEFAULT, "Pro (2K)"): "专业（2K）",
     (DEFAULT, "Base"): "基础",
     (DEFAULT, "Hitem3D removes the picture's background first"): "Hitem3D 先去除图片背景",

@@ -374,7 +374,10 @@ def test_the_parts_panel_offers_each_kind_with_its_own_settings(addon: ModuleTyp
 def test_the_relief_panel_offers_the_picture_and_the_height(addon: ModuleType, kinds: Any) -> None:
     drawn = _draw(bpy.types.HITEM3D_PT_relief)
     assert [name for kind, name in drawn if kind == "prop"] == [
-        "image_path", "quality", "remove_background", "relief_height"]
+        "picture_source", "image_path", "quality", "remove_background", "relief_height"]
+    kinds.picture_source = "IMAGE"
+    assert [name for kind, name in _draw(bpy.types.HITEM3D_PT_relief) if kind == "prop"][:2] == [
+        "picture_source", "image"]
     assert ("operator", "hitem3d.make_relief") in drawn
 
 
@@ -499,3 +502,18 @@ def test_colours_get_a_material_that_reads_them_when_the_model_has_none(addon: M
         addon.kind_import.show_colours([bare.name])
     bpy.data.objects.remove(obj)
     bpy.data.objects.remove(bare)
+
+
+def test_a_relief_from_an_image_in_blender_sends_it_as_png(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                          kinds: Any) -> None:
+    image = bpy.data.images.new("Sketch", 16, 8)
+    kinds.picture_source, kinds.image = "IMAGE", image
+
+    assert bpy.ops.hitem3d.make_relief() == {"FINISHED"}
+
+    [sent] = sim.submissions
+    [(field, filename, _, data)] = sent.files
+    assert field == "image" and filename.startswith("Sketch") and filename.endswith(".png")
+    assert data.startswith(b"\x89PNG")
+    [relief] = by_task(sent.task_id)
+    assert relief.name.startswith("Sketch") and relief.name.endswith("relief")
