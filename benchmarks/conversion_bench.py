@@ -122,7 +122,10 @@ def side_child(model: Path, workdir: Path) -> dict[str, Any]:
 
 def _run_side(side: str, model: Path, extra: Path) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.conversion_bench", "--side", side, str(model), str(extra)]
-    result = subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=False)
+    with tempfile.TemporaryDirectory(prefix="hitem3d-bench-user-") as user:
+        # Each side (and its converter) gets a throwaway Blender user folder.
+        env = {**os.environ, "BLENDER_USER_RESOURCES": user, "XDG_CACHE_HOME": str(Path(user) / "cache")}
+        result = subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=False, env=env)
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
         raise RuntimeError(f"the {side} side failed (exit code {result.returncode})")

@@ -185,6 +185,11 @@ def test_each_task_is_one_asset_in_the_hitem3d_library(addon: ModuleType, prefs:
     assert TASK_ID in data.description
     assert "Hitem3D" in [tag.name for tag in data.tags]
     assert tuple(asset.preview.image_size) == (64, 64)
+    # Self-contained, so it works from a studio share with no GLB beside it.
+    images = {image for obj in asset.objects for slot in obj.material_slots if slot.material
+              for node in slot.material.node_tree.nodes if node.type == "TEX_IMAGE" and node.image
+              for image in [node.image]}
+    assert images and all(image.packed_file is not None for image in images)
     catalogs = (entry.parent / "blender_assets.cats.txt").read_text()
     assert f"{data.catalog_id}:{data['hitem3d_date'][:7]}/{data['hitem3d_date'][:10]}:" in catalogs
     for library_id in list(bpy.data.libraries):

@@ -308,12 +308,13 @@ def test_shutdown_cancels_running_jobs_within_a_second(sim: Hitem3DSimulator, tm
     sim.inject("/files/", Fault.stall(after_bytes=16 * 1024, seconds=5))
     runner.start_import(import_job(TASK_A, tmp_path, poll_interval_s=30), sim_settings(sim))
     runner.start_import(import_job(TASK_B, tmp_path), sim_settings(sim))
-    runner.start_import(import_job(TASK_C, tmp_path), sim_settings(sim))
     results = drain_until(
         runner,
         lambda r: any(u.state is S.DOWNLOADING for u in updates_for(r, TASK_B)) and bool(updates_for(r, TASK_A)),
     )
-    time.sleep(0.2)  # B is now blocked reading the socket
+    # C only now, so B (not C) holds the one transfer worker.
+    runner.start_import(import_job(TASK_C, tmp_path), sim_settings(sim))
+    time.sleep(0.2)  # B is now blocked reading the socket; C is queued behind it
     begun = time.monotonic()
     alive = runner.shutdown(timeout_s=1.0)
     elapsed = time.monotonic() - begun
