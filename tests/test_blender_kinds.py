@@ -106,6 +106,7 @@ def test_parts_converted_in_a_child_blender_are_arranged_after_the_append(
     assert sorted(rec.imported_objects) == [f"split_8f1c2d3e part {n:02d}" for n in range(1, 4)]
     parts = bpy.data.collections["split_8f1c2d3e parts"]
     assert sorted(obj.name for obj in parts.objects) == sorted(rec.imported_objects)
+    assert parts.name in bpy.data.collections["Hitem3D"].children
 
 
 def test_a_depth_task_becomes_a_relief_sized_from_the_pictures_aspect(prefs: Any, sim: Hitem3DSimulator,
@@ -517,3 +518,16 @@ def test_a_relief_from_an_image_in_blender_sends_it_as_png(addon: ModuleType, pr
     assert data.startswith(b"\x89PNG")
     [relief] = by_task(sent.task_id)
     assert relief.name.startswith("Sketch") and relief.name.endswith("relief")
+
+
+def test_import_again_of_parts_makes_a_second_set_in_its_own_collection(addon: ModuleType, prefs: Any,
+                                                                        sim: Hitem3DSimulator,
+                                                                        clean: None) -> None:
+    sim.add_task(SPLIT_ID, ["success"], glb=parts_glb_bytes(2))
+    bpy.ops.hitem3d.import_task(task_id=SPLIT_ID)
+
+    assert bpy.ops.hitem3d.import_again(task_id=SPLIT_ID) == {"FINISHED"}
+
+    sets = [c for c in bpy.data.collections if c.name.startswith("split_8f1c2d3e parts")]
+    assert len(sets) == 2 and all(len(c.objects) == 2 for c in sets)
+    assert sorted(record_of(addon, SPLIT_ID).imported_objects) == sorted(obj.name for obj in sets[1].objects)
