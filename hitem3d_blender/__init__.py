@@ -48,7 +48,10 @@ def register() -> None:
     from .engine import files
     from .core.logs import install_console_handler, install_file_handler
 
+    from . import ui_sync
+
     _handlers.append(install_console_handler(log))
+    _handlers[-1].addFilter(ui_sync.not_in_info_log)
     try:
         _handlers.append(install_file_handler(log, diagnostics.log_path()))
     except OSError:

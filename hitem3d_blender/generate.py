@@ -158,8 +158,9 @@ class HITEM3D_GenerateSettings(bpy.types.PropertyGroup):
     request_type: EnumProperty(  # type: ignore[valid-type]
         name="Result",
         items=(
-            ("GEOMETRY_AND_TEXTURE", "Geometry and Texture", "A textured model"),
-            ("GEOMETRY", "Geometry Only", "An untextured model (it can be textured later)"),
+            # NOTE: one short word each: "Geometry and Texture" was cut at the default sidebar width.
+            ("GEOMETRY_AND_TEXTURE", "Textured", "A model with geometry and texture"),
+            ("GEOMETRY", "Untextured", "Geometry only, without texture (it can be textured later)"),
         ),
         default="GEOMETRY_AND_TEXTURE",
     )

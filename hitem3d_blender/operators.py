@@ -36,9 +36,10 @@ def refuse(op: bpy.types.Operator, error: Hitem3DError) -> Result:
 
 
 def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids: list[str],
-                   timeout_s: float, options: ImportOptions | None) -> Result:
+                   timeout_s: float, options: ImportOptions | None, *, from_field: bool = False) -> Result:
     """Shared by Import and Retry: start the jobs, and in background mode run
-    them to their end before returning."""
+    them to their end before returning. ``from_field``: the IDs were typed in
+    the panel, whose field is cleared once they have started."""
     running = {task_id for task_id in task_ids if state.is_running(task_id)}
     for task_id in running:
         op.report({"INFO"}, translations.text(msg("Task {short} is already running", short=short_id(task_id))))
@@ -56,6 +57,11 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
         for task_id in idle:
             control.start_import(task_id, settings, timeout_s=timeout_s, options=options)
     started = idle
+    # The list shows the newest first; IDs pasted together keep their order.
+    history.book().bring_to_top(started)
+    state.current.list_dirty = True
+    if from_field:
+        window_state(context).task_id = ""
     if not state.runs_to_end():
         if len(started) > 3:  # a pasted list: a count says more than a wall of IDs
             op.report({"INFO"}, translations.text(msg("Waiting for {count} Hitem3D tasks", count=len(started))))
@@ -111,7 +117,7 @@ class HITEM3D_OT_import_task(ImportOptionProps, bpy.types.Operator):
             ui_sync.set_notice(exc.message)
             return refuse(self, exc)
         ui_sync.set_notice(NONE)
-        return _start_or_wait(self, context, task_ids, self.timeout, options_from(self))
+        return _start_or_wait(self, context, task_ids, self.timeout, options_from(self), from_field=not self.task_id)
 
 
 class _TaskOperator(bpy.types.Operator):

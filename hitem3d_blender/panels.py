@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import textwrap
+import functools
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import translations, ui_sync
+from . import text_fit, translations, ui_sync
+from .core import display
 from .core.errors import OnlineAccessDisabled
 from .core.messages import msg
 from .core.submission import texture_offered
 from .core.task_kinds import IMAGE_TO_3D, kind_of
+from .core.task_ids import short_id
 from .core.tasks import TaskRecord, TaskState
 from .engine import history
 from .properties import scene_options, window_state
@@ -50,16 +52,19 @@ def format_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _wrapped(layout: bpy.types.UILayout, text: str, width_px: float, icon: IconItems = "NONE") -> None:
-    # Labels do not wrap: split by the panel's width (about 7 px a character).
-    chars = max(20, int(width_px / 7))
-    if any(ord(ch) >= 0x2E80 for ch in text):
-        chars = max(10, chars // 2)  # CJK characters are about twice as wide
-    for index, line in enumerate(textwrap.wrap(text, chars) or [""]):
-        layout.label(text=line, icon=icon if index == 0 else "BLANK1", translate=False)
+def _wrapped(layout: bpy.types.UILayout, text: str, region_width: float, icon: IconItems = "NONE",
+             boxes: int = 0) -> None:
+    """``text`` (translated) wrapped to the panel's usable width, measured
+    with Blender's font: labels do not wrap by themselves."""
+    text_fit.wrapped_label(layout, text, text_fit.content_width(region_width, boxes), icon)
+
+
+def has_bar(rec: TaskRecord) -> bool:
+    return rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING)
 
 
 def progress_text(rec: TaskRecord) -> str:
+    """The details' bar: the state, and the size or percentage."""
     if rec.state is TaskState.DOWNLOADING and rec.bytes_done:
         if rec.bytes_total:
             return f"{format_size(rec.bytes_done)} / {format_size(rec.bytes_total)}"
@@ -69,13 +74,46 @@ def progress_text(rec: TaskRecord) -> str:
     return translations.text(rec.state.label)
 
 
+def row_progress_text(rec: TaskRecord) -> str:
+    """A row's bar: only the number, the state is the row's icon. A download
+    of known size shows its share, one of unknown size the megabytes so far."""
+    if rec.state is TaskState.DOWNLOADING and rec.bytes_done and not rec.bytes_total:
+        return format_size(rec.bytes_done)
+    if rec.state is TaskState.DOWNLOADING and rec.bytes_done and rec.bytes_total:
+        return f"{min(1.0, rec.bytes_done / rec.bytes_total) * 100:.0f}%"
+    return f"{(rec.progress or 0.0) * 100:.0f}%"
+
+
+@functools.lru_cache(maxsize=64)
+def _cover_size(path: str, mtime_ns: int) -> tuple[int, int] | None:
+    try:
+        with open(path, "rb") as file:
+            return display.image_size(file.read(65536))
+    except OSError:
+        return None
+
+
+def cover_size(rec: TaskRecord) -> tuple[int, int] | None:
+    """The cover's pixel size from its header (read once per file version)."""
+    try:
+        mtime = Path(rec.cover_path).stat().st_mtime_ns if rec.cover_path else 0
+    except OSError:
+        return None
+    return _cover_size(rec.cover_path, mtime) if mtime else None
+
+
 def _task_button(layout: bpy.types.UILayout, operator: str, task_id: str, **kwargs: Any) -> None:
     op = layout.operator(operator, **kwargs)
     setattr(op, "task_id", task_id)
 
 
 class HITEM3D_UL_tasks(bpy.types.UIList):
-    """One row per task: state icon, short ID, state or progress, elapsed time."""
+    """One row per task: state icon and name, a bar with its percentage or
+    size (or the state's word), and the time since it started.
+
+    NOTE: rows cannot be taller than one line, so each part gets the width its
+    text needs (measured with Blender's font) and the name what is left,
+    shortened in the middle rather than cut at the end."""
 
     # Context | None: the newest stubs declare it optional, and an override may not narrow it.
     def draw_item(self, context: bpy.types.Context | None, layout: bpy.types.UILayout, data: Any, item: Any,
@@ -83,15 +121,27 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
                   index: int | None = 0, flt_flag: int | None = 0) -> None:
         rec = history.record(item.task_id)
         if rec is None:
-            layout.label(text=item.task_id[:8], translate=False)
+            layout.label(text=short_id(item.task_id), translate=False)
             return
-        row = layout.row(align=True)
-        row.label(text=rec.short_id, icon=STATE_ICONS[rec.state], translate=False)
-        if rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING):
-            row.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec), translate=False)
+        region = context.region if context is not None else None
+        width = text_fit.list_row_width(region.width if region is not None else text_fit.default_region_width())
+        bar = has_bar(rec)
+        middle = row_progress_text(rec) if bar else translations.text(rec.state.label)
+        elapsed = translations.text(display.compact_elapsed(rec.elapsed_s()))
+        scale = text_fit.ui_scale()
+        fitted = display.fit_row(width, display.task_name(rec), middle, elapsed, text_fit.measure,
+                                 icon=text_fit.ICON_WIDTH * scale, padding=text_fit.CELL_PADDING * scale)
+        split = layout.split(factor=fitted.name_factor, align=True)
+        split.label(text=fitted.name, icon=STATE_ICONS[rec.state], translate=False)
+        rest = split.split(factor=fitted.middle_factor, align=True)
+        if bar:
+            rest.progress(factor=rec.progress or 0.0, type="BAR", text=middle, translate=False)
         else:
-            row.label(text=translations.text(rec.state.label), translate=False)
-        row.label(text=format_elapsed(rec.elapsed_s()), translate=False)
+            rest.label(text=middle, translate=False)
+        if fitted.show_time:
+            time_cell = rest.row()
+            time_cell.alignment = "RIGHT"
+            time_cell.label(text=elapsed, translate=False)
 
 
 class SidebarPanel:
@@ -109,7 +159,7 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         assert layout is not None
-        width = context.region.width if context.region else 300
+        width = context.region.width if context.region else text_fit.default_region_width()
         state = window_state(context)
         col = layout.column(align=True)
         col.label(text="Task ID")
@@ -121,59 +171,68 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
             _wrapped(layout.box(), translations.text(OnlineAccessDisabled().message), width, icon="INFO")
         if not len(history.book()):
             return
-        row = layout.row()
-        row.template_list("HITEM3D_UL_tasks", "", state, "tasks", state, "active_index", rows=4)
-        side = row.column(align=True)
-        side.operator("hitem3d.clear_finished", text="", icon="BRUSH_DATA")
+        # NOTE: no column of buttons beside the list, as Blender's lists often
+        # have: the rows need that width for the name and the progress.
+        layout.template_list("HITEM3D_UL_tasks", "", state, "tasks", state, "active_index", rows=4)
         if 0 <= state.active_index < len(state.tasks):
             rec = history.record(state.tasks[state.active_index].task_id)
             if rec is not None:
                 draw_details(layout.box(), rec, width)
+        row = layout.row()
+        row.alignment = "RIGHT"
+        row.operator("hitem3d.clear_finished", icon="BRUSH_DATA")
 
 
 def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None:
-    """The selected task: ID, cover, state, error, file, and what can be done."""
+    """The selected task: name, full ID, cover, state, error, file, and what
+    can be done. ``width`` is the sidebar's; everything is laid out to fit it."""
     row = box.row(align=True)
-    row.label(text=rec.task_id, translate=False)
+    row.label(text=display.task_name(rec), icon=STATE_ICONS[rec.state], translate=False)
     _task_button(row, "hitem3d.copy_task_id", rec.task_id, text="", icon="COPYDOWN")
-    icon = ui_sync.cover_icon(rec)
-    if icon:
-        box.template_icon(icon_value=icon, scale=6.0)
+    _task_button(row, "hitem3d.remove_task", rec.task_id, text="", icon="TRASH")
+    col = box.column(align=True)
+    col.scale_y = 0.8  # the full ID is for reading and copying, not for the eye first
+    _wrapped(col, rec.task_id, width, boxes=1)
+    if display.cover_worth_showing(cover_size(rec)):
+        icon = ui_sync.cover_icon(rec)
+        if icon:
+            box.template_icon(icon_value=icon, scale=6.0)
     row = box.row()
-    row.label(text=translations.text(rec.state.label), icon=STATE_ICONS[rec.state], translate=False)
-    row.label(text=format_elapsed(rec.elapsed_s()), translate=False)
-    if rec.state.is_active and (rec.progress is not None or rec.state is TaskState.DOWNLOADING):
+    row.label(text=translations.text(rec.state.label), translate=False)
+    elapsed = row.row()
+    elapsed.alignment = "RIGHT"
+    elapsed.label(text=format_elapsed(rec.elapsed_s()), translate=False)
+    if has_bar(rec):
         box.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec), translate=False)
     if rec.message:
-        _wrapped(box, translations.text(rec.message), width,
-                 icon="ERROR" if rec.state is TaskState.FAILED else "INFO")
+        _wrapped(box, translations.text(rec.message), width, icon="ERROR" if rec.state is TaskState.FAILED else "INFO",
+                 boxes=1)
+    facts = []
     kind = kind_of(rec.task_id)
     if kind is not IMAGE_TO_3D:
-        box.label(text=translations.text(msg("Kind: {kind}", kind=kind.title)), translate=False)
+        facts.append(msg("Kind: {kind}", kind=kind.title))
     if rec.model and rec.model != kind.id:
-        box.label(text=translations.text(msg("Model: {model}", model=rec.model)), translate=False)
+        facts.append(msg("Model: {model}", model=rec.model))
     if rec.result_path and Path(rec.result_path).is_file():
-        box.label(text=translations.text(msg("File: {size}", size=format_size(Path(rec.result_path).stat().st_size))),
-                  translate=False)
+        facts.append(msg("File: {size}", size=format_size(Path(rec.result_path).stat().st_size)))
     if rec.finished_at is not None:
-        box.label(text=translations.text(msg("Finished {when}", when=time.strftime("%Y-%m-%d %H:%M",
-                                                                                  time.localtime(rec.finished_at)))),
-                  translate=False)
+        facts.append(msg("Finished {when}", when=time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.finished_at))))
     if rec.imported_objects and rec.state is TaskState.DONE:
-        box.label(text=translations.text(msg("Imported {count} object(s)", count=len(rec.imported_objects))),
-                  translate=False)
-    row = box.row(align=True)
+        facts.append(msg("Imported {count} object(s)", count=len(rec.imported_objects)))
+    for fact in facts:
+        _wrapped(box, translations.text(fact), width, boxes=1)
+    # One button a line: at the default width two side by side would be cut.
+    col = box.column(align=True)
     if rec.state is TaskState.DOWNLOADED:
-        _task_button(row, "hitem3d.import_again", rec.task_id, text="Import", icon="IMPORT")
+        _task_button(col, "hitem3d.import_again", rec.task_id, text="Import", icon="IMPORT")
     if rec.state is TaskState.DONE:
-        _task_button(row, "hitem3d.import_again", rec.task_id, icon="IMPORT")
+        _task_button(col, "hitem3d.import_again", rec.task_id, icon="IMPORT")
     if rec.state in (TaskState.FAILED, TaskState.CANCELLED):
-        _task_button(row, "hitem3d.retry_task", rec.task_id, icon="FILE_REFRESH")
+        _task_button(col, "hitem3d.retry_task", rec.task_id, icon="FILE_REFRESH")
     if texture_offered(rec):
-        _task_button(row, "hitem3d.texture_task", rec.task_id, icon="TEXTURE")
+        _task_button(col, "hitem3d.texture_task", rec.task_id, icon="TEXTURE")
     if rec.state.is_active and rec.state is not TaskState.DOWNLOADED:
-        _task_button(row, "hitem3d.cancel_task", rec.task_id, icon="CANCEL")
-    _task_button(row, "hitem3d.remove_task", rec.task_id, text="", icon="TRASH")
+        _task_button(col, "hitem3d.cancel_task", rec.task_id, icon="CANCEL")
 
 
 class HITEM3D_PT_import_options(SidebarPanel, bpy.types.Panel):

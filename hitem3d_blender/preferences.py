@@ -72,9 +72,11 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         unit="TIME_ABSOLUTE",
     )
     max_download_gb: FloatProperty(  # type: ignore[valid-type]
-        name="Largest download",
+        # NOTE: the unit in the name: Blender has no gigabyte unit for a float.
+        name="Largest download (GB)",
         description="Refuse result files larger than this many gigabytes (checked before anything is written)",
         default=2.0,
+        precision=1,
         min=0.0001,
         soft_min=0.1,
         soft_max=10.0,

@@ -122,7 +122,7 @@ UI: dict[tuple[str, str], str] = {
         "Hitem3D 平台上访问密钥的 Secret（留空：使用 $HITEM3D_CLIENT_SECRET）",
     (DEFAULT, "Check every"): "检查间隔",
     (DEFAULT, "Seconds between two status checks of a running task"): "两次检查运行中任务状态之间的秒数",
-    (DEFAULT, "Largest download"): "最大下载大小",
+    (DEFAULT, "Largest download (GB)"): "最大下载大小（GB）",
     (DEFAULT, "Refuse result files larger than this many gigabytes (checked before anything is written)"):
         "拒绝大于此大小（GB）的结果文件（在写入任何内容之前检查）",
     (DEFAULT, "Asset library folder"): "资产库文件夹",
@@ -185,10 +185,10 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Target face count (each model has its own range, checked before sending)"):
         "目标面数（每个模型有各自的范围，发送前会检查）",
     (DEFAULT, "Result"): "结果",
-    (DEFAULT, "Geometry and Texture"): "几何体和纹理",
-    (DEFAULT, "A textured model"): "带纹理的模型",
-    (DEFAULT, "Geometry Only"): "仅几何体",
-    (DEFAULT, "An untextured model (it can be textured later)"): "不带纹理的模型（之后可以再生成纹理）",
+    (DEFAULT, "Textured"): "带纹理",
+    (DEFAULT, "A model with geometry and texture"): "带几何体和纹理的模型",
+    (DEFAULT, "Untextured"): "无纹理",
+    (DEFAULT, "Geometry only, without texture (it can be textured later)"): "仅几何体，不带纹理（之后可以再生成纹理）",
     (DEFAULT, "PBR materials"): "PBR 材质",
     (DEFAULT, "Physically based materials (metallic, roughness) where the model supports them"):
         "基于物理的材质（金属度、糙度），在模型支持时使用",
@@ -404,6 +404,8 @@ MESSAGES: dict[str, str] = {
     # Elapsed time in the task list, compact.
     "{seconds}s": "{seconds}秒",
     "{minutes}m {seconds}s": "{minutes}分{seconds}秒",
+    "{minutes}m": "{minutes}分",
+    "{hours}h": "{hours}小时",
     "{hours}h {minutes}m": "{hours}小时{minutes}分",
     "Imported {count} object(s)": "已导入 {count} 个物体",
     "Task ID copied": "任务 ID 已复制",

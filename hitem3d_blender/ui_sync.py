@@ -159,20 +159,41 @@ def _deferred_redraw() -> None:
     redraw()
 
 
+# Set on log records whose message Blender has already printed to the console
+# (it prints every report of an operator called from Python): the console
+# handler leaves them out, so each failure reaches the console once.
+IN_INFO_LOG = "hitem3d_in_info_log"
+
+
+def not_in_info_log(record: logging.LogRecord) -> bool:
+    """A console handler's filter: False for what Blender printed already."""
+    return not getattr(record, IN_INFO_LOG, False)
+
+
+def _report_to_info_log(message: Message, level: str) -> bool:
+    """Hand ``message`` to Blender's Info log; whether it got there."""
+    try:
+        getattr(bpy.ops, "hitem3d").report(message=json.dumps(message.to_dict()), level=level)
+    except RuntimeError:
+        # NOTE: an ERROR report raises RuntimeError in the caller after the
+        # report has gone to the Info log (and the console): that is expected.
+        return True
+    except Exception:  # noqa: BLE001 - no window (module, quitting): the log has it
+        log.debug("Could not post report to Info log", exc_info=True)
+        return False
+    return True
+
+
 def post_report(message: Message, level: str) -> None:
-    """To the log (English) and to Blender's Info log, translated there
-    (through a tiny operator, since a timer has no operator of its own to report with)."""
+    """To Blender's Info log, translated there (through a tiny operator, since a
+    timer has no operator of its own to report with), and to the log in English."""
     if bpy.app.background:
         # The waiting operator reports the outcome itself: log it only quietly.
         log.info("%s", message)
         return
-    log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), "%s", message)
-    try:
-        # NOTE: an ERROR report raises RuntimeError in the caller after the
-        # report has gone to the window manager's Info log: that is expected.
-        getattr(bpy.ops, "hitem3d").report(message=json.dumps(message.to_dict()), level=level)
-    except Exception:  # noqa: BLE001 - no window (module, quitting): the log has it
-        log.debug("Could not post report to Info log", exc_info=True)
+    shown = _report_to_info_log(message, level)
+    log.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), "%s", message,
+            extra={IN_INFO_LOG: shown})
 
 
 def reset() -> None:

@@ -69,7 +69,7 @@ def test_pasting_several_ids_adds_each_once_and_imports_all(addon: ModuleType, p
     assert len(addon.engine.history.book()) == 3
     for task_id in (TASK_ID, OTHER_ID, THIRD_ID):
         assert len(imported_objects(task_id)) == 2
-    assert [item.task_id for item in bpy.context.window_manager.hitem3d.tasks] == [THIRD_ID, OTHER_ID, TASK_ID]
+    assert [item.task_id for item in bpy.context.window_manager.hitem3d.tasks] == [TASK_ID, OTHER_ID, THIRD_ID]  # in the order pasted
 
 
 def test_tasks_finishing_in_another_order_each_import(interactive: ModuleType, prefs: Any,

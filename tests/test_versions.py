@@ -239,3 +239,18 @@ def test_asset_apis_are_found_in_this_blender(addon: ModuleType) -> None:
         bpy.data.meshes.remove(mesh)
         for image in [image for image in bpy.data.images if image.name.startswith("hitem3d-probe")]:
             bpy.data.images.remove(image)
+
+
+@pytest.mark.slow
+def test_a_suite_that_exported_a_glb_exits_with_pytests_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # The export test in a pytest process of its own, as the whole suite runs.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/exit_probe.py",
+         "--basetemp", str(tmp_path / "basetemp")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert "1 passed" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0, f"exit code {result.returncode}: {result.stderr[-2000:]}"

@@ -273,6 +273,14 @@ class TaskBook:
         self._records.pop(record.task_id, None)
         self._records[record.task_id] = record
 
+    def bring_to_top(self, task_ids: list[str]) -> None:
+        """List ``task_ids`` first, in the order given (the book lists the
+        newest first: what was pasted together stays in its pasted order)."""
+        for task_id in reversed(task_ids):
+            record = self._records.pop(task_id, None)
+            if record is not None:
+                self._records[task_id] = record
+
     def oldest_first(self) -> list[TaskRecord]:
         return list(self._records.values())
 

@@ -1,0 +1,195 @@
+"""How the sidebar names, times and lays out text, as plain functions.
+
+The panels measure text with Blender's font (``blf``) and hand the measure in;
+everything here is plain Python, tested without Blender.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import NamedTuple
+
+from .messages import Message, msg
+from .submission import Submission
+from .tasks import TaskRecord
+
+# Characters of a name in a task row before it is shortened in the middle: the
+# row gives the name about half of a default-width sidebar.
+NAME_CHARS = 24
+# Images smaller than this (a 1 x 1 placeholder) are not worth a 130 px box.
+MIN_COVER_PX = 16
+
+# A line may break after a space, before or after a CJK character (Chinese has
+# no spaces), and inside a long ID or path after ".", "-", "_" or "/".
+# Punctuation stays with the character it opens or closes.
+_CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_OPENING = "\uff08\u300c\u300e\u201c("
+_CLOSING = "\u3001\u3002\uff0c\uff1a\uff1b\uff09\u300d\u300f\u201d\uff01\uff1f\u2026,.:;!?)"
+_BREAKS = "./_\\-"
+_TOKEN = re.compile(rf"[{_OPENING}]*[{_CJK}][{_CLOSING}]*\s*"
+                    rf"|[^\s{_CJK}{_BREAKS}]*[{_BREAKS}]+(?=[^\s{_BREAKS}])"
+                    rf"|[^\s{_CJK}]+?(?=[{_OPENING}]*[{_CJK}]|\s|$)\s*"
+                    rf"|\s+")
+
+
+def middle_ellipsis(text: str, limit: int = NAME_CHARS) -> str:
+    """``text`` at most ``limit`` characters, its middle replaced by "…"."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def task_name(record: TaskRecord) -> str:
+    """What a task row is called: the picture a generation was made from
+    (without its extension), else the short form of the task ID."""
+    made = Submission.from_dict(record.generation) if record.generation else None
+    if made is not None:
+        picture = made.views.get("front", "") if made.views else made.image
+        name = PurePath(picture).stem if picture else made.mesh_name
+        if name.strip():
+            return middle_ellipsis(name.strip())
+    return record.short_id
+
+
+def compact_elapsed(seconds: float) -> Message:
+    """``45s``, ``12m``, ``3h``: a task row's time in its largest unit (the
+    details show it to the second)."""
+    total = max(0, int(seconds))
+    if total < 60:
+        return msg("{seconds}s", seconds=total)
+    if total < 3600:
+        return msg("{minutes}m", minutes=total // 60)
+    return msg("{hours}h", hours=total // 3600)
+
+
+def wrap(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """``text`` in lines no wider than ``width`` as ``measure`` sees them.
+
+    Breaks between words (and between CJK characters); a single word wider
+    than a line is split between characters. Nothing is dropped: the lines
+    joined give the text back, but for the spaces at the line breaks.
+    """
+    lines: list[str] = []
+    line = ""
+    for token in _tokens(" ".join(text.split()), width, measure):
+        candidate = line + token
+        if not line or measure(candidate.rstrip()) <= width:
+            line = candidate
+            continue
+        lines.append(line.rstrip())
+        line = token.lstrip()
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
+
+
+def _tokens(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """The pieces a line may break between; a piece wider than ``width`` (a
+    long ID) is split between characters, its trailing "." or "-" kept with it."""
+    tokens: list[str] = []
+    for token in _TOKEN.findall(text):
+        if measure(token.rstrip()) <= width:
+            tokens.append(token)
+            continue
+        core = token.rstrip().rstrip(_BREAKS.replace("\\", ""))
+        tail = token[len(core):]
+        chunks = _split_long(core, width - measure(tail.rstrip()), measure) if core else [""]
+        tokens.extend([*chunks[:-1], chunks[-1] + tail])
+    return tokens
+
+
+def _split_long(line: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """A word too wide for ``width``, split between characters."""
+    pieces: list[str] = []
+    piece = ""
+    for char in line:
+        if piece and measure(piece + char) > width:
+            pieces.append(piece)
+            piece = char.lstrip()
+        else:
+            piece += char
+    if piece:
+        pieces.append(piece)
+    return pieces
+
+
+def fit(text: str, width: float, measure: Callable[[str], float]) -> str:
+    """``text`` if it fits ``width``, else its start and end around "…" (the
+    most that fits): an ID or a file name stays recognisable by both ends."""
+    if measure(text) <= width:
+        return text
+    low, high = 0, len(text) - 1  # characters kept, around the ellipsis
+    while low < high:
+        keep = (low + high + 1) // 2
+        if measure(middle_ellipsis(text, keep + 1)) <= width:
+            low = keep
+        else:
+            high = keep - 1
+    return middle_ellipsis(text, low + 1) if low else "…"
+
+
+class RowLayout(NamedTuple):
+    """How a task row splits: the name as shown, the name's share of the row,
+    the share of the rest that the bar (or state) takes, and whether the time
+    fits after it."""
+
+    name: str
+    name_factor: float
+    middle_factor: float
+    show_time: bool = True
+
+
+def fit_row(width: float, name: str, middle: str, elapsed: str, measure: Callable[[str], float], *,
+            icon: float, padding: float) -> RowLayout:
+    """Widths for a row of ``width`` pixels: the bar (or state) and the time
+    get what their text needs, the name the rest. When all three do not fit,
+    the time goes first (the details show it), then the name is shortened in
+    the middle."""
+    middle_width = measure(middle) + padding
+    time_width = measure(elapsed) + padding
+    show_time = icon + measure(name) + padding + middle_width + time_width <= width
+    if not show_time:
+        time_width = 0.0
+    name_width = max(icon + padding, width - time_width - middle_width)
+    shown = fit(name, name_width - icon - padding, measure)
+    rest = max(1.0, width - name_width)
+    middle_factor = (rest - time_width) / rest if show_time else 0.95
+    return RowLayout(shown, _share(name_width / width), _share(middle_factor), show_time)
+
+
+def _share(value: float) -> float:
+    return min(0.95, max(0.05, value))
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG or WebP from its first bytes (64 KB is
+    plenty for a JPEG's header), None when they do not say."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        chunk = head[12:16]
+        if chunk == b"VP8 ":
+            return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+        if chunk == b"VP8L":
+            bits = int.from_bytes(head[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":
+            return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+        return None
+    if head[:2] == b"\xff\xd8":
+        index = 2
+        while index + 9 <= len(head) and head[index] == 0xFF:
+            marker, length = head[index + 1], int.from_bytes(head[index + 2:index + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return int.from_bytes(head[index + 7:index + 9], "big"), int.from_bytes(head[index + 5:index + 7], "big")
+            index += 2 + length
+    return None
+
+
+def cover_worth_showing(size: tuple[int, int] | None) -> bool:
+    """A cover gets its 130 px box only when it is a picture, not a placeholder."""
+    return size is not None and min(size) >= MIN_COVER_PX

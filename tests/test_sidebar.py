@@ -1,0 +1,379 @@
+"""The sidebar reads well at its default width.
+
+Wrapping, names and times are plain functions, tested with any measure. What
+the panels draw is checked in real Blender (the ``bpy`` module) with a layout
+that stands in for ``UILayout`` and knows how wide each part is: every text is
+measured with Blender's own font and must fit where it is drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import struct
+import zlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator
+
+import bpy
+import pytest
+
+from hitem3d_blender.core import display
+from hitem3d_blender.core.tasks import TaskRecord, TaskState
+from tests.blender_helpers import TASK_ID
+
+S = TaskState
+BOX = 10.0  # what a box takes of its layout's width, both sides
+
+
+def by_chars(text: str) -> float:
+    return 6.0 * len(text)
+
+
+def no_space(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+# -- wrapping --------------------------------------------------------------------------------------
+
+TEXTS = [
+    "Generation failed on Hitem3D (credits are refunded): retry, or try another image (code 50010001)",
+    "Hitem3D 生成失败（积分已退还）：请重试，或换一张图像（代码 50010001）",
+    "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU",
+    "TLS certificate of api.hitem3d.ai is not trusted: if your network inspects HTTPS, set its CA bundle",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("width", [60.0, 130.0, 236.0])
+def test_wrapped_lines_keep_every_word_and_fit_the_width(text: str, width: float) -> None:
+    lines = display.wrap(text, width, by_chars)
+    assert no_space("".join(lines)) == no_space(text)
+    assert all(by_chars(line) <= width for line in lines), lines
+
+
+def test_lines_break_between_words_not_inside_them() -> None:
+    lines = display.wrap("Generation failed on Hitem3D (credits are refunded): retry", 100, by_chars)
+    assert lines == ["Generation", "failed on", "Hitem3D (credits", "are refunded):", "retry"]
+
+
+def test_chinese_breaks_between_characters_and_keeps_punctuation_with_its_word() -> None:
+    lines = display.wrap("请重试，或换一张图像", 44, lambda text: 11.0 * len(text))
+    assert lines == ["请重试，", "或换一张", "图像"]
+    assert display.wrap("请重试，或换一张图像", 33, lambda text: 11.0 * len(text))[:2] == ["请重", "试，或"]
+
+
+def test_a_long_id_breaks_after_its_dots_and_dashes_where_it_can() -> None:
+    lines = display.wrap("2c2ad20c.jjewelry-aigc-api.1NraEb5ohU", 120, by_chars)
+    assert lines == ["2c2ad20c.jjewelry-", "aigc-api.1NraEb5ohU"]
+
+
+def test_empty_text_is_one_empty_line() -> None:
+    assert display.wrap("", 100, by_chars) == [""]
+
+
+# -- names, times, fitting -----------------------------------------------------------------------------
+
+
+def generation(**fields: Any) -> dict[str, Any]:
+    return {"model": "hitem3dv2.1", "request_type": 3, "resolution": "1536", **fields}
+
+
+def test_a_generation_is_named_after_its_picture() -> None:
+    rec = TaskRecord(TASK_ID, generation=generation(image="/renders/Chair front.png"))
+    assert display.task_name(rec) == "Chair front"
+    views = TaskRecord(TASK_ID, generation=generation(views={"back": "/x/b.png", "front": "/x/robot_f.webp"}))
+    assert display.task_name(views) == "robot_f"
+
+
+def test_an_imported_task_is_named_by_the_short_form_of_its_id() -> None:
+    assert display.task_name(TaskRecord(TASK_ID)) == TASK_ID[:8]
+
+
+def test_a_long_picture_name_keeps_both_ends() -> None:
+    rec = TaskRecord(TASK_ID, generation=generation(image="/p/IMG_20261130_104512_final_v3_approved.jpg"))
+    name = display.task_name(rec)
+    assert len(name) == display.NAME_CHARS and name.startswith("IMG_2026") and name.endswith("approved")
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (65, "1m"), (3599, "59m"),
+                                               (3 * 3600 + 125, "3h")])
+def test_a_row_s_time_is_compact_and_has_its_unit(seconds: float, text: str) -> None:
+    assert str(display.compact_elapsed(seconds)) == text
+
+
+def test_fitting_shortens_in_the_middle_and_never_overflows() -> None:
+    assert display.fit("2c2ad20c", 60, by_chars) == "2c2ad20c"
+    fitted = display.fit("2c2ad20cb3204697ba7f", 60, by_chars)
+    assert by_chars(fitted) <= 60 and "…" in fitted
+    assert fitted.startswith("2c2a") and fitted.endswith("a7f")
+
+
+def test_a_row_too_narrow_for_everything_drops_the_time_before_cutting_the_name() -> None:
+    row = display.fit_row(185, "2c2ad20c", "Ready to import", "59m", by_chars, icon=20, padding=8)
+    assert not row.show_time and row.name == "2c2ad20c"
+    assert by_chars(row.name) + 28 <= 185 * row.name_factor + 0.01
+    narrower = display.fit_row(160, "2c2ad20c", "Ready to import", "59m", by_chars, icon=20, padding=8)
+    assert "…" in narrower.name and by_chars(narrower.name) + 28 <= 160 * narrower.name_factor + 0.01
+
+
+def test_a_row_gives_the_bar_and_the_time_what_they_need_and_the_name_the_rest() -> None:
+    row = display.fit_row(220, "Chair front", "100%", "59m", by_chars, icon=20, padding=8)
+    name_width = 220 * row.name_factor
+    rest = 220 - name_width
+    assert by_chars(row.name) + 28 <= name_width + 0.01 and row.name == "Chair front"
+    assert by_chars("100%") + 8 <= rest * row.middle_factor + 0.01
+    assert by_chars("59m") + 8 <= rest * (1 - row.middle_factor) + 0.01
+
+
+# -- covers ------------------------------------------------------------------------------------------
+
+
+def png(width: int, height: int) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def test_a_placeholder_cover_gets_no_box() -> None:
+    assert not display.cover_worth_showing(display.image_size(png(1, 1)))
+    assert display.cover_worth_showing(display.image_size(png(512, 512)))
+    assert not display.cover_worth_showing(display.image_size(b"not an image"))
+
+
+# -- in real Blender: what the panels draw fits ------------------------------------------------------
+
+
+class SizedLayout:
+    """Stands in for ``UILayout`` and knows each part's width: a split gives
+    its first item ``factor`` of the width and the next one the rest; rows
+    and columns pass their width on. Records (kind, text, icon, width)."""
+
+    def __init__(self, width: float, drawn: list[tuple[str, str, str, float]], factor: float | None = None) -> None:
+        self.width = width
+        self.drawn = drawn
+        self.factor = factor  # set on a split
+        self.items = 0
+        self.alignment = "EXPAND"
+        self.scale_y = 1.0
+        self.alert = False
+        self.active = True
+        self.use_property_split = False
+        self.use_property_decorate = True
+
+    def _next_width(self) -> float:
+        if self.factor is None:
+            return self.width
+        self.items += 1
+        return self.width * self.factor if self.items == 1 else self.width * (1 - self.factor)
+
+    def row(self, **_: Any) -> SizedLayout:
+        return SizedLayout(self._next_width(), self.drawn)
+
+    column = row
+
+    def box(self, **_: Any) -> SizedLayout:
+        return SizedLayout(self._next_width() - BOX, self.drawn)
+
+    def split(self, factor: float = 0.5, **_: Any) -> SizedLayout:
+        return SizedLayout(self._next_width(), self.drawn, factor)
+
+    def label(self, text: str = "", icon: str = "NONE", **_: Any) -> None:
+        self.drawn.append(("label", text, icon, self._next_width()))
+
+    def progress(self, text: str = "", **_: Any) -> None:
+        self.drawn.append(("progress", text, "NONE", self._next_width()))
+
+    def operator(self, idname: str, text: str | None = None, icon: str = "NONE", **_: Any) -> Any:
+        module, name = idname.split(".")
+        rna = getattr(getattr(bpy.ops, module), name).get_rna_type()
+        label = rna.name if text is None else text
+        self.drawn.append(("operator", label, icon, self._next_width()))
+        return type("Props", (), {})()
+
+    def prop(self, data: Any, name: str, text: str | None = None, **_: Any) -> None:
+        self.drawn.append(("prop", name if text is None else text, "NONE", self._next_width()))
+
+    def template_icon(self, **_: Any) -> None:
+        self.drawn.append(("icon", "", "NONE", self._next_width()))
+
+    def template_list(self, *_: Any, **__: Any) -> None:
+        self.drawn.append(("list", "", "NONE", self._next_width()))
+
+
+def cut_labels(drawn: list[tuple[str, str, str, float]], measure: Any) -> list[str]:
+    """Texts that would not fit where they are drawn (icon and padding included)."""
+    cut = []
+    for kind, text, icon, width in drawn:
+        if kind in ("label", "progress", "operator") and text:
+            needed = measure(text) + 8 + (20 if icon != "NONE" else 0)
+            if needed > width + 0.5:
+                cut.append(f"{kind} {text!r}: {needed:.0f} px in {width:.0f}")
+    return cut
+
+
+@pytest.fixture
+def row_width(addon: ModuleType) -> float:
+    return addon.text_fit.list_row_width(addon.text_fit.default_region_width())
+
+
+def draw_row(addon: ModuleType, rec: TaskRecord, width: float) -> list[tuple[str, str, str, float]]:
+    drawn: list[tuple[str, str, str, float]] = []
+    item = type("Item", (), {"task_id": rec.task_id})()
+    addon.engine.history.book().put(rec)
+    addon.panels.HITEM3D_UL_tasks.draw_item(None, None, SizedLayout(width, drawn), None, item, 0, None, None)  # type: ignore[arg-type]
+    return drawn
+
+
+def records(addon: ModuleType) -> Iterator[Any]:
+    tasks = addon.core.tasks
+    for state, extra in ((S.PENDING, {}), (S.QUEUEING, {}), (S.PROCESSING, {"progress": 0.42}),
+                         (S.DOWNLOADING, {"progress": 0.3, "bytes_done": 12_800_000, "bytes_total": 40_000_000}),
+                         (S.DOWNLOADING, {"progress": 0.0, "bytes_done": 123_400_000}),
+                         (S.DOWNLOADED, {}), (S.DONE, {}), (S.FAILED, {}), (S.CANCELLED, {})):
+        rec = tasks.TaskRecord(TASK_ID, state=tasks.TaskState(state.value), **extra)
+        rec.started_at -= 3 * 3600 + 125  # the widest time a row shows
+        yield rec
+
+
+def test_every_row_shows_its_name_bar_and_time_uncut_at_the_default_width(addon: ModuleType, row_width: float) -> None:
+    for rec in records(addon):
+        drawn = draw_row(addon, rec, row_width)
+        texts = [text for _, text, _, _ in drawn]
+        assert texts[0] == TASK_ID[:8] and texts[-1] == "3h", texts
+        assert not cut_labels(drawn, addon.text_fit.measure), (rec.state, drawn)
+
+
+def test_a_row_s_bar_shows_the_percentage_or_the_size(addon: ModuleType, row_width: float) -> None:
+    shown = {rec.bytes_total: [(kind, text) for kind, text, _, _ in draw_row(addon, rec, row_width)][1]
+             for rec in records(addon) if rec.state.value == "downloading"}
+    assert shown == {40_000_000: ("progress", "32%"), None: ("progress", "123.4 MB")}
+
+
+def test_a_row_names_a_generation_after_its_picture(addon: ModuleType, row_width: float) -> None:
+    rec = addon.core.tasks.TaskRecord(TASK_ID, generation=generation(image="/p/Chair front.png"))
+    assert draw_row(addon, rec, row_width)[0][1] == "Chair front"
+
+
+def test_the_details_fit_the_default_width_and_lose_no_word(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks, messages = addon.core.tasks, addon.core.messages
+    rec = tasks.TaskRecord(TASK_ID, state=tasks.TaskState.FAILED, model="hitem3dv2.1")
+    rec.message = messages.msg("{message} (code {code})", code="50010001", message=messages.msg(
+        "Generation failed on Hitem3D (credits are refunded): retry, or try another image"))
+    rec.finished_at = rec.started_at + 65
+    addon.engine.history.book().put(rec)
+    drawn: list[tuple[str, str, str, float]] = []
+    width = addon.text_fit.default_region_width()
+    addon.panels.draw_details(SizedLayout(addon.text_fit.content_width(width), drawn).box(), rec, width)
+    assert not cut_labels(drawn, addon.text_fit.measure)
+    shown = " ".join(text for kind, text, _, _ in drawn if kind == "label")
+    assert no_space(str(rec.message)) in no_space(shown)
+    assert no_space(TASK_ID) in no_space(shown)
+
+
+def test_chinese_details_fit_too(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = addon.translations.translations_dict()["zh_HANS"]
+    monkeypatch.setattr(addon.translations, "iface", lambda msgid, context="*": table.get((context, msgid), msgid))
+    tasks, messages = addon.core.tasks, addon.core.messages
+    rec = tasks.TaskRecord(TASK_ID, state=tasks.TaskState.FAILED)
+    rec.message = messages.msg("TLS certificate of {host} is not trusted: if your network inspects HTTPS, "
+                               "set its CA bundle in Network settings", host="api.hitem3d.ai")
+    addon.engine.history.book().put(rec)
+    drawn: list[tuple[str, str, str, float]] = []
+    width = addon.text_fit.default_region_width()
+    addon.panels.draw_details(SizedLayout(addon.text_fit.content_width(width), drawn).box(), rec, width)
+    assert not cut_labels(drawn, addon.text_fit.measure)
+    shown = "".join(text for kind, text, _, _ in drawn if kind == "label")
+    assert no_space(addon.translations.text(rec.message)) in no_space(shown)
+
+
+def test_a_placeholder_cover_leaves_no_empty_box(addon: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.setattr(addon.ui_sync, "cover_icon", lambda rec: 7)  # background Blender makes no icons
+    rec = addon.core.tasks.TaskRecord(TASK_ID, state=addon.core.tasks.TaskState.DONE)
+    for size, boxes in ((1, 0), (256, 1)):
+        cover = tmp_path / f"cover-{size}.png"
+        cover.write_bytes(png(size, size))
+        rec.cover_path = str(cover)
+        drawn: list[tuple[str, str, str, float]] = []
+        addon.panels.draw_details(SizedLayout(300, drawn), rec, 400)
+        assert sum(kind == "icon" for kind, *_ in drawn) == boxes
+
+
+def test_every_choice_of_new_generation_fits_at_the_default_width(addon: ModuleType) -> None:
+    text_fit = addon.text_fit
+    content = text_fit.content_width(text_fit.default_region_width())
+    value = content * text_fit.SPLIT_VALUE_SHARE - text_fit.DROPDOWN_CHROME
+    settings = addon.generate.HITEM3D_GenerateSettings.bl_rna.properties
+    too_wide = [item.name for name in ("model", "request_type") for item in settings[name].enum_items
+                if text_fit.measure(item.name) > value]
+    # Expanded into a row of two buttons.
+    too_wide += [item.name for name in ("mode", "source") for item in settings[name].enum_items
+                 if text_fit.measure(item.name) + 8 > content / 2]
+    assert not too_wide
+
+
+def test_every_number_in_the_preferences_has_its_unit(addon: ModuleType) -> None:
+    props = addon.preferences.HITEM3D_Preferences.bl_rna.properties
+    numbers = [prop for prop in props if prop.type in ("FLOAT", "INT")]
+    assert numbers
+    unitless = [prop.identifier for prop in numbers if prop.unit == "NONE" and not re.search(r"\(\w+\)$", prop.name)]
+    assert not unitless
+
+
+# -- the ID field, the order, the console ------------------------------------------------------------
+
+
+def test_the_id_field_is_cleared_once_its_tasks_have_started(addon: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                             prefs: Any, sim: Any) -> None:
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    wm = bpy.context.window_manager.hitem3d
+    wm.task_id = "not-an-id!"
+    with pytest.raises(RuntimeError):
+        bpy.ops.hitem3d.import_task()
+    assert wm.task_id == "not-an-id!"  # kept to be corrected
+    wm.task_id = f"{sim.add_task('first-task-0001')}, {sim.add_task('second-task-0002')}"
+    assert bpy.ops.hitem3d.import_task() == {"FINISHED"}
+    assert wm.task_id == ""
+
+
+def test_the_list_shows_the_newest_first_and_a_paste_in_its_order(addon: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                                   prefs: Any, sim: Any) -> None:
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    first, second, third = (sim.add_task(f"task-{n}-0000000") for n in ("one", "two", "three"))
+    bpy.ops.hitem3d.import_task(task_id=first)
+    bpy.ops.hitem3d.import_task(task_id=f"{second} {third}")
+    assert [rec.task_id for rec in addon.engine.history.book()] == [second, third, first]
+
+
+def test_a_failure_reaches_the_console_once(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blender prints every report of an operator called from Python: what it
+    printed is not printed again by our console handler."""
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    ui_sync = addon.ui_sync
+    monkeypatch.setattr(ui_sync, "bpy", type("B", (), {"app": type("A", (), {"background": False})}))
+    message = addon.core.messages.msg("Task {short}: {reason}", short="2c2ad20c", reason="x")
+    monkeypatch.setattr(ui_sync, "_report_to_info_log", lambda message, level: True)
+    ui_sync.post_report(message, "ERROR")
+    assert "Task 2c2ad20c" not in stream.getvalue()
+    monkeypatch.setattr(ui_sync, "_report_to_info_log", lambda message, level: False)  # no window to report in
+    ui_sync.post_report(message, "ERROR")
+    assert stream.getvalue().count("Task 2c2ad20c") == 1
+
+
+def test_the_log_file_keeps_every_failure(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(addon.__name__)
+    logger.addHandler(handler)
+    try:
+        monkeypatch.setattr(addon.ui_sync, "bpy", type("B", (), {"app": type("A", (), {"background": False})}))
+        monkeypatch.setattr(addon.ui_sync, "_report_to_info_log", lambda message, level: True)
+        addon.ui_sync.post_report(addon.core.messages.msg("The download was cut short: retry"), "ERROR")
+    finally:
+        logger.removeHandler(handler)
+    assert [record.getMessage() for record in records] == ["The download was cut short: retry"]
