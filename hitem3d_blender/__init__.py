@@ -18,9 +18,9 @@ log = logging.getLogger(__package__)
 
 
 def _modules() -> tuple[ModuleType, ...]:
-    from . import generate, kinds_ui, operators, panels, preferences, properties
+    from . import generate, kinds_ui, operators, panels, picture_input, preferences, properties, texture_selection
 
-    return (properties, preferences, operators, panels, generate, kinds_ui)
+    return (properties, preferences, operators, panels, generate, kinds_ui, texture_selection, picture_input)
 
 
 def _on_load_post(*_args: Any) -> None:

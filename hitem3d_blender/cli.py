@@ -5,7 +5,8 @@ through ``engine.control``, waits for them by driving ``engine.timer.tick`` (a
 command runs in the background, with no event loop) and returns the exit code. It writes
 progress lines to ``out`` and problems to ``err``, so tests call it directly.
 
-Exit codes: 0 success, 1 a task (or the connection) failed, 2 bad usage.
+Exit codes: 0 success, 1 a task (or the connection) failed, 2 bad usage,
+3 not enough credits for the estimate (nothing was sent).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Callable, TextIO
 import bpy
 
 from . import preferences, submit_calls
-from .core import models
+from .core import models, prices
 from .core.api import Hitem3DClient, TaskStatus
 from .core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
 from .core.import_options import DEFAULT_COLLECTION, ImportOptions
@@ -39,6 +40,7 @@ PROG = f"blender --command {COMMAND}"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CREDITS = 3
 DEFAULT_STATUS_TIMEOUT_S = 120.0
 # Sending one request is quick; this bounds a hung connection.
 SUBMIT_TIMEOUT_S = 600.0
@@ -54,13 +56,15 @@ Import Hitem3D results, send images to generate, split, colour or turn into
 reliefs, and check tasks, without the user interface. Credentials come from the add-on preferences or from the
 HITEM3D_CLIENT_ID and HITEM3D_CLIENT_SECRET environment variables.
 
-exit codes: 0 success, 1 a task or the connection failed, 2 bad usage
+exit codes: 0 success, 1 a task or the connection failed, 2 bad usage,
+3 not enough credits for the estimated cost (nothing was sent)
 """
 
 _EPILOG = f"""\
 examples:
   blender --online-mode --command {COMMAND} import 2c2ad20c...1NraEb5ohU --output chair.blend
   blender --online-mode --command {COMMAND} submit chair.png --model hi3dv3.0 --wait --output chair.blend
+  blender --online-mode --command {COMMAND} submit --texture-mesh chair.glb chair.png --wait --output chair.blend
   blender --online-mode --command {COMMAND} status 2c2ad20c...1NraEb5ohU
   blender --online-mode --command {COMMAND} split knight.glb --template c --joint ball --wait
   blender --online-mode --command {COMMAND} relief coin.png --height 0.05 --wait --output coin.blend
@@ -83,6 +87,16 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be 0 to 1: {text}")
     return value
 
 
@@ -126,8 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     submit = commands.add_parser(
         "submit", help="send images to generate 3D models",
         description="Send each IMAGE as its own generation (or --front/--back/--left/--right as one "
-                    "multi-view generation) and print the new task IDs, one per line. With --wait, "
-                    "wait for them and import the models. Generations spend Hitem3D credits.",
+                    "multi-view generation) and print the new task IDs, one per line. With --texture-mesh, "
+                    "texture that GLB from the picture instead. With --wait, wait for them and import the "
+                    "models. Generations spend Hitem3D credits: the estimated cost (from the price list of "
+                    f"{prices.PRICES_DATE}) and the balance are printed to standard error first, and nothing "
+                    "is sent when the balance is known to be too low (exit code 3).",
         epilog=f"example:\n  blender --online-mode --command {COMMAND} submit a.png b.png --model hitem3dv2.1 "
                "--resolution 1536pro --wait --output ab.blend",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,6 +160,12 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--face", type=int, metavar="N", help="target face count (default: the model's)")
     submit.add_argument("--geometry-only", action="store_true", help="no texture (request type 1)")
     submit.add_argument("--no-pbr", action="store_true", help="no PBR material maps (models that offer them)")
+    submit.add_argument("--texture-mesh", metavar="MESH.glb",
+                        help="texture this GLB (at most 200 MB) from the one IMAGE or the views, instead of "
+                             "generating a model (request type 2; " + ", ".join(
+                                 spec.id for spec in models.texturing_models()) + ")")
+    submit.add_argument("--remove-lighting", type=_fraction, metavar="STRENGTH",
+                        help="remove the picture's lighting from the texture, 0 to 1 (models that offer it)")
     submit.add_argument("--wait", action="store_true", help="wait for the tasks and import their models")
     submit.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help="with --wait: give up waiting after this long (default %(default).0f)")
@@ -368,7 +391,15 @@ def _submissions(args: argparse.Namespace) -> list[Submission]:
         "request_type": RequestType.GEOMETRY if args.geometry_only else RequestType.GEOMETRY_AND_TEXTURE,
         "face": args.face if args.face is not None else spec.face_default,
         "pbr": not args.no_pbr,
+        "shading": args.remove_lighting,
     }
+    if args.texture_mesh:
+        if args.geometry_only:
+            raise UsageError("--texture-mesh makes a texture: it cannot be --geometry-only")
+        if len(args.images) > 1:
+            raise UsageError("--texture-mesh takes one IMAGE (or views) as the reference picture")
+        mesh = Path(args.texture_mesh).expanduser().absolute()
+        common.update(request_type=RequestType.TEXTURE_MESH, face=None, mesh=str(mesh), mesh_name=mesh.stem)
     absolute = {view: str(Path(path).expanduser().absolute()) for view, path in views.items()}
     wanted = [Submission(views=absolute, **common)] if views else [
         Submission(image=str(Path(image).expanduser().absolute()), **common) for image in args.images]
@@ -418,6 +449,8 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
     settings = _settings(err)
     if settings is None:
         return EXIT_FAILED
+    if not _affordable(wanted, settings, err):
+        return EXIT_CREDITS
     options = _options(args)
     keys = [submit_calls.start_submission(submission, settings, options, timeout_s=args.timeout)
             for submission in wanted]
@@ -442,6 +475,25 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
         return EXIT_FAILED
     code = _wait_and_report(task_ids, args.timeout, output, out, err)
     return EXIT_FAILED if failures else code
+
+
+def _affordable(wanted: list[Submission], settings: ApiSettings, err: TextIO) -> bool:
+    """Print the estimated cost and the balance; False (after saying how many
+    credits are missing) when the balance is known to be below the estimate."""
+    estimate = prices.total([prices.for_submission(submission) for submission in wanted])
+    answer = batch.run_calls(settings, {"cli-balance": lambda client: client.balance()},
+                              DEFAULT_STATUS_TIMEOUT_S)["cli-balance"]
+    balance = float(answer.value) if answer.ok else None
+    print(f"{prices.cost_line(estimate, balance)} (an estimate from the price list of {prices.PRICES_DATE})",
+          file=err, flush=True)
+    if balance is None:
+        print(f"Balance unknown ({answer.error}): Hitem3D decides", file=err, flush=True)
+    try:
+        prices.check_balance(estimate, balance)
+    except prices.NotEnoughCredits as exc:
+        print(f"{exc} (nothing was sent)", file=err, flush=True)
+        return False
+    return True
 
 
 def _query(task_id: str) -> Callable[[Hitem3DClient], Any]:

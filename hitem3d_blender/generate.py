@@ -17,11 +17,12 @@ from typing import Any, Iterator
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import preferences, submit_calls, translations
+from . import mesh_export, preferences, spending, submit_calls, translations
 from .bpy_compat import pointer_property
-from .core import kind_requests, models
+from .core import kind_requests, models, prices
 from .core.kind_requests import KindRequest
 from .core.errors import Hitem3DError
+from .core.import_options import ImportOptions
 from .core.messages import OWN_CONTEXT, Message, msg, msg_own, one_of
 from .core.pipeline import DEFAULT_TIMEOUT_S
 from .core.submission import (
@@ -29,6 +30,7 @@ from .core.submission import (
     VIEW_LABELS,
     VIEWS,
     InvalidSubmission,
+    cannot_texture,
     RequestType,
     Submission,
     format_credits,
@@ -169,6 +171,19 @@ class HITEM3D_GenerateSettings(bpy.types.PropertyGroup):
         description="Physically based materials (metallic, roughness) where the model supports them",
         default=True,
     )
+    remove_lighting: BoolProperty(  # type: ignore[valid-type]
+        name="Remove lighting",
+        description="Remove the picture's lights and shadows from the texture (where the model offers it)",
+        default=False,
+    )
+    shading: FloatProperty(  # type: ignore[valid-type]
+        name="Strength",
+        description="How much of the picture's lighting to remove (sent as Hitem3D's shading field)",
+        default=1.0,
+        min=0.0,
+        max=1.0,
+        subtype="FACTOR",
+    )
 
 
 def settings_of(context: bpy.types.Context) -> HITEM3D_GenerateSettings:
@@ -301,6 +316,12 @@ def inputs_of(props: HITEM3D_GenerateSettings) -> tuple[str, dict[str, str]]:
     return "", views
 
 
+def shading_of(props: HITEM3D_GenerateSettings, model: str) -> float | None:
+    """The ``shading`` field: sent only when asked for and the model offers it."""
+    spec = models.get(model)
+    return float(props.shading) if props.remove_lighting and spec is not None and spec.shading else None
+
+
 def submission_of(props: HITEM3D_GenerateSettings) -> Submission:
     image, views = inputs_of(props)
     request_type = RequestType[props.request_type]
@@ -312,6 +333,7 @@ def submission_of(props: HITEM3D_GenerateSettings) -> Submission:
         pbr=props.pbr,
         image=image,
         views=views,
+        shading=shading_of(props, props.model) if request_type != RequestType.GEOMETRY else None,
     )
 
 
@@ -319,18 +341,22 @@ def submission_of(props: HITEM3D_GenerateSettings) -> Submission:
 
 
 def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: submit_calls.Request,
-          timeout_s: float) -> Result:
-    """Check, then send from a worker; in background mode wait for the model."""
+          timeout_s: float, options: ImportOptions | None = None) -> Result:
+    """Check (the request, then the known balance against the estimate), then
+    send from a worker; in background mode wait for the model."""
     try:
         settings = preferences.usable_settings(context)
         if isinstance(submission, KindRequest):
             kind_requests.validate(submission)
         else:
             validate(submission)
+        spending.refuse_if_short(spending.estimate_for(submission))
     except Hitem3DError as exc:
         submit_calls.set_generate_notice(exc.message)
+        submit_calls.discard_mesh(submission)
         return refuse(op, exc)
-    options = options_from(scene_options(context))
+    if options is None:
+        options = options_from(scene_options(context))
     key = submit_calls.start_submission(submission, settings, options, submission.thumbnail, timeout_s=timeout_s)
     if not state.runs_to_end():
         op.report({"INFO"}, translations.text(msg("Sending to Hitem3D: {what}", what=submission.describe())))
@@ -412,6 +438,7 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
             image=image,
             views=views,
             mesh_task_id=rec.task_id,
+            shading=shading_of(props, made.model),
         )
         return _send(self, context, submission, self.timeout)
 
@@ -484,6 +511,10 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
                 name = msg("{view} (required)", view=name)
             col.prop(props, path_prop if props.source == "FILE" else image_prop, text=translations.text(name),
                      translate=False)
+        if props.mode == "SINGLE":
+            row = col.row(align=True)  # picture_input's Use Current View
+            row.operator("hitem3d.use_current_view", icon="VIEW3D").view = "VIEWPORT"
+            row.operator("hitem3d.use_current_view", text="Camera", icon="CAMERA_DATA").view = "CAMERA"
 
         col = layout.column()
         col.use_property_split = True
@@ -493,6 +524,12 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
         col.prop(props, "request_type")
         if props.request_type != "GEOMETRY" and spec.pbr:
             col.prop(props, "pbr")
+        if props.request_type != "GEOMETRY" and spec.shading:
+            row = col.row(heading=translations.iface("Lighting"), align=True)
+            row.prop(props, "remove_lighting", text="")
+            sub = row.row(align=True)
+            sub.active = props.remove_lighting
+            sub.prop(props, "shading")
         row = col.row()
         row.alert = not spec.allows_face(props.face)
         row.prop(props, "face")
@@ -502,6 +539,14 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
                       icon="ERROR", translate=False)
 
         layout.operator("hitem3d.submit_generation", icon="PLAY")
+        spending.draw_cost(layout, prices.for_generation(props.model, props.resolution), width)
+        # Texture Selection (``texture_selection``): the same picture and model, the selected meshes.
+        layout.separator()
+        layout.operator("hitem3d.texture_selection", icon="TEXTURE")
+        if not spec.can_texture_mesh:
+            _wrapped(layout, translations.text(cannot_texture(spec)), width, icon="INFO")
+        elif mesh_export.selected_meshes(context):
+            spending.draw_cost(layout, prices.for_generation(props.model, props.resolution), width)
         for pending in submit_calls.pending_submissions():
             _wrapped(layout, translations.text(msg("Submitting… {what}", what=pending.submission.describe())), width,
                      icon="TIME")

@@ -103,6 +103,12 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         max=600.0,
         unit="TIME_ABSOLUTE",
     )
+    show_cost_estimate: BoolProperty(  # type: ignore[valid-type]
+        name="Show cost estimates",
+        description="Show the estimated credits (from Hitem3D's dated price list) and the balance after them "
+                    "next to every button that spends credits",
+        default=True,
+    )
     proxy_mode: EnumProperty(  # type: ignore[valid-type]
         name="Proxy",
         # NOTE: our context: Blender's catalogue has "Environment" and "None" as 环境 and 无.
@@ -154,6 +160,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         layout.separator()
         col = layout.column()
         col.prop(self, "auto_import")
+        col.prop(self, "show_cost_estimate")
         row = col.row()
         row.label(text=translations.text(msg("Downloaded models: {size} MB", size=f"{files.cache_size() / 1e6:.1f}")),
                   translate=False)
@@ -183,6 +190,10 @@ def usable_settings(context: bpy.types.Context | None = None) -> ApiSettings:
 
 def auto_import() -> bool:
     return bool(get().auto_import)
+
+
+def show_cost_estimate() -> bool:
+    return bool(get().show_cost_estimate)
 
 
 def max_download_bytes() -> int:

@@ -7,7 +7,7 @@ policy the preferences decide. ``shutdown`` stops everything the session holds.
 
 from __future__ import annotations
 
-from . import connection, preferences, submit_calls, ui_sync
+from . import connection, preferences, submit_calls, texture_selection, ui_sync
 from .core.jobs import CallResult
 from .engine import control, history, state, timer
 
@@ -32,6 +32,7 @@ def connect() -> None:
         auto_import=preferences.auto_import,
         max_download_bytes=preferences.max_download_bytes,
         settings=preferences.usable_settings,
+        after_import=texture_selection.place_beside,
     )
     history.book()
     if state.current.resume_pending:

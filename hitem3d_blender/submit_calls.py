@@ -174,10 +174,19 @@ def apply_call(result: CallResult) -> bool:
     return False
 
 
+def discard_mesh(submission: Request) -> None:
+    """Remove the selection exported for ``submission`` (Texture Selection, a
+    kind's mesh) once it is no longer needed: sent, or refused. Only ever a
+    file of our own (``mesh_export.discard`` checks)."""
+    path = submission.source_path if isinstance(submission, KindRequest) else submission.mesh
+    if path:
+        mesh_export.discard(path)
+
+
 def _apply_submission(pending: PendingSubmission, result: CallResult) -> None:
-    if isinstance(pending.submission, KindRequest):
-        # A selection exported for this request has been sent (or refused): not kept.
-        mesh_export.discard(pending.submission.source_path)
+    # A selection exported for this request has been sent (or refused): not
+    # kept; a retry exports it again.
+    discard_mesh(pending.submission)
     if not result.ok:
         _state.notice = result.error
         _remember_outcome(pending.key, SubmissionOutcome(error=result.error))

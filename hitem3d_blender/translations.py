@@ -192,6 +192,35 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "PBR materials"): "PBR 材质",
     (DEFAULT, "Physically based materials (metallic, roughness) where the model supports them"):
         "基于物理的材质（金属度、糙度），在模型支持时使用",
+    # Texture Selection, prices, pictures in, light removal.
+    (OPERATOR, "Texture Selection"): "为所选物体生成纹理",
+    (DEFAULT, "Texture the selected meshes on Hitem3D from the New Generation picture; the result is placed "
+              "beside them"): "用“新建生成”中的图片在 Hitem3D 上为所选网格生成纹理；结果放在原物体旁边",
+    (OPERATOR, "Generate from Picture"): "从图片生成",
+    (DEFAULT, "Start a New Generation from a picture file: check the settings and the estimated cost, then "
+              "generate"): "用图片文件开始新建生成：先检查设置和预计费用，再生成",
+    (DEFAULT, "Generate with Hitem3D"): "用 Hitem3D 生成",
+    (OPERATOR, "Generate with Hitem3D"): "用 Hitem3D 生成",
+    (OPERATOR, "Use Current View"): "使用当前视图",
+    (DEFAULT, "Draw the 3D Viewport (or the scene camera) into a picture and use it as the picture to generate "
+              "from"): "将 3D 视图（或场景摄像机）绘制成图片，并用作生成所用的图片",
+    (DEFAULT, "View"): "视图",
+    (DEFAULT, "Viewport"): "视口",
+    (DEFAULT, "The 3D Viewport as you see it (without overlays)"): "你所看到的 3D 视图（不含叠加层）",
+    (DEFAULT, "Camera"): "摄像机",
+    (OPERATOR, "Camera"): "摄像机",
+    (DEFAULT, "The scene's active camera, at the render resolution"): "场景的活动摄像机，使用渲染分辨率",
+    (DEFAULT, "Lighting"): "光照",
+    (DEFAULT, "Remove lighting"): "去除光照",
+    (DEFAULT, "Remove the picture's lights and shadows from the texture (where the model offers it)"):
+        "从纹理中去除图片里的光照和阴影（在模型提供时）",
+    (DEFAULT, "Strength"): "强度",
+    (DEFAULT, "How much of the picture's lighting to remove (sent as Hitem3D's shading field)"):
+        "去除图片光照的程度（作为 Hitem3D 的 shading 字段发送）",
+    (DEFAULT, "Show cost estimates"): "显示预计费用",
+    (DEFAULT, "Show the estimated credits (from Hitem3D's dated price list) and the balance after them next to "
+              "every button that spends credits"):
+        "在每个会消耗积分的按钮旁显示预计积分（来自 Hitem3D 注明日期的价目表）及之后的余额",
 }
 
 # Entries in our own context (``OWN``): names of properties and enum items
@@ -487,6 +516,44 @@ MESSAGES: dict[str, str] = {
     "Balance: checking…": "余额：正在查询…",
     "Balance: not checked yet": "余额：尚未查询",
     "Hitem3D balance: {credits} credits": "Hitem3D 余额：{credits} 积分",
+    # Texture Selection and mesh files (``mesh_export``, ``core.mesh_files``).
+    "Mesh": "网格",
+    "{label}: {name} is not a {kinds} file": "{label}：{name} 不是 {kinds} 文件",
+    "{label}: {name} is not a GLB file (no glTF header)": "{label}：{name} 不是 GLB 文件（没有 glTF 文件头）",
+    "{label}: {name} is {size}; Hitem3D accepts at most 200 MB: simplify it (Decimate modifier) or send fewer "
+    "objects": "{label}：{name} 大小为 {size}；Hitem3D 最多接受 200 MB：请简化模型（“精简”修改器）或少发送几个物体",
+    "Select one or more mesh objects first": "请先选择一个或多个网格物体",
+    "Select one or more mesh objects": "请选择一个或多个网格物体",
+    "No view layer to export from": "没有可导出的视图层",
+    "{name} is hidden or not in this view layer: show it, then try again": "{name} 已隐藏或不在此视图层中：请显示它，然后重试",
+    "Blender's glTF exporter did not finish: nothing was sent": "Blender 的 glTF 导出器未能完成：未发送任何内容",
+    "Blender could not export the selection as GLB: see the Hitem3D log":
+        "Blender 无法将所选物体导出为 GLB：请查看 Hitem3D 日志",
+    "Texture {name} from {source} ({model})": "用 {source} 为 {name} 生成纹理（{model}）",
+    # Light removal.
+    "{model} does not offer light removal: switch it off or choose another model":
+        "{model} 不提供去除光照：请关闭该选项或选择其他模型",
+    "Light removal must be 0 to 1, not {value}": "去除光照的强度必须在 0 到 1 之间，而不是 {value}",
+    # Prices (``core.prices``).
+    "Estimated cost: unknown (not in the price list)": "预计费用：未知（价目表中没有）",
+    "Estimated cost: unknown (not in the price list); balance {balance} credits":
+        "预计费用：未知（价目表中没有）；余额 {balance} 积分",
+    "Estimated cost: {credits} credits": "预计费用：{credits} 积分",
+    "Estimated cost: {credits} credits; balance after: {after} credits": "预计费用：{credits} 积分；之后余额：{after} 积分",
+    "Not enough credits: about {needed} needed, {balance} left ({missing} missing): top up on the Hitem3D "
+    "platform, then refresh the balance": "积分不足：约需 {needed}，剩余 {balance}（缺 {missing}）：请在 Hitem3D 平台充值，然后刷新余额",
+    # Pictures in (``picture_input``).
+    "Only the first picture is used ({name}): for views, use Views in New Generation":
+        "只使用第一张图片（{name}）：如需多视图，请在“新建生成”中使用“多视图”",
+    "The viewport is the picture to generate from: press Generate": "视口已设为生成所用的图片：请点击“生成”",
+    "The camera view is the picture to generate from: press Generate": "摄像机视图已设为生成所用的图片：请点击“生成”",
+    "The scene has no active camera: add one, or use the viewport": "场景没有活动摄像机：请添加一个，或使用视口",
+    "No 3D Viewport to draw: use the camera, or run this from a 3D Viewport": "没有可绘制的 3D 视图：请使用摄像机，或在 3D 视图中运行",
+    "Blender could not draw the view: {reason}": "Blender 无法绘制该视图：{reason}",
+    "Blender could not draw the view: try again from the 3D Viewport": "Blender 无法绘制该视图：请在 3D 视图中重试",
+    "Use Current View needs Blender's window (the view is drawn by the GPU): in background mode, render the "
+    "camera and choose the Render Result as a Blender Image":
+        "“使用当前视图”需要 Blender 窗口（视图由 GPU 绘制）：在后台模式下，请渲染摄像机视图，并将渲染结果选为 Blender 图像",
 }
 
 def _model_entries() -> dict[tuple[str, str], str]:

@@ -267,6 +267,74 @@ def test_submit_checks_before_sending(cli: Any, prefs: Any, sim: Hitem3DSimulato
     assert sim.requests == []
 
 
+def test_submit_prints_the_estimated_cost_and_the_balance_to_stderr(cli: Any, prefs: Any,
+                                                                     sim: Hitem3DSimulator, tmp_path: Path) -> None:
+    images = [str(png_file(tmp_path / f"{name}.png")) for name in ("a", "b")]
+
+    run = cli("submit", *images, "--model", "hitem3dv2.1", "--resolution", "1536pro")
+
+    assert run.code == 0, run.err
+    assert "Estimated cost: 90 credits; balance after: 910 credits (an estimate from the price list of" in run.err
+    assert len(run.out.splitlines()) == 2  # stdout stays task IDs only, for pipelines
+
+
+def test_submit_refuses_with_exit_code_3_when_the_balance_is_too_low(cli: Any, addon: ModuleType, prefs: Any,
+                                                                    sim: Hitem3DSimulator, tmp_path: Path) -> None:
+    sim.balance = 100.0
+    image = png_file(tmp_path / "chair.png")
+
+    run = cli("submit", str(image), "--model", "hi3dv3.0", "--resolution", "2048quality")
+
+    assert run.code == addon.cli.EXIT_CREDITS == 3
+    assert "Not enough credits: about 105 needed, 100 left (5 missing)" in run.err and "nothing was sent" in run.err
+    assert sim.count("/open-api/v1/submit-task") == 0 and run.out == ""
+
+
+def test_submit_goes_on_when_the_balance_cannot_be_asked_for(cli: Any, prefs: Any, sim: Hitem3DSimulator,
+                                                             tmp_path: Path) -> None:
+    from tests.simulator import Fault
+
+    sim.inject("/open-api/v1/balance", Fault.status(404, b"{}"), times=10)
+    run = cli("submit", str(png_file(tmp_path / "chair.png")))
+    assert run.code == 0, run.err
+    assert "Balance unknown" in run.err and len(sim.submissions) == 1
+
+
+def test_submit_texture_mesh_textures_a_glb_and_imports_it_named_after_the_file(
+        cli: Any, addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path, tmp_path: Path) -> None:
+    mesh = tmp_path / "armchair.glb"
+    mesh.write_bytes(sample_glb.read_bytes())
+    image = png_file(tmp_path / "chair.png")
+
+    run = cli("submit", "--texture-mesh", str(mesh), str(image), "--remove-lighting", "0.5", "--wait")
+
+    assert run.code == 0, run.err
+    [sent] = sim.submissions
+    assert sent.fields["request_type"] == "2" and sent.fields["model"] == "hi3dv3.0"
+    assert sent.fields["shading"] == "0.5"
+    assert [(name, filename) for name, filename, _, _ in sent.files] == [("images", "chair.png"),
+                                                                       ("mesh", "armchair.glb")]
+    assert sorted(obj.name for obj in imported_objects(sent.task_id)) == ["armchair textured",
+                                                                          "armchair textured 2"]
+    assert mesh.exists()  # the artist's own file is never removed
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--model", "hitem3dv2.1"], "cannot texture an existing model"),
+    (["--geometry-only"], "cannot be --geometry-only"),
+    (["b.png"], "one IMAGE"),
+    (["--model", "hitem3dv1.5", "--remove-lighting", "1"], "does not offer light removal"),
+])
+def test_submit_texture_mesh_checks_before_sending(cli: Any, prefs: Any, sim: Hitem3DSimulator, tmp_path: Path,
+                                                   sample_glb: Path, extra: list[str], words: str) -> None:
+    image = png_file(tmp_path / "chair.png")
+    png_file(tmp_path / "b.png")
+    run = cli("submit", "--texture-mesh", str(sample_glb), str(image),
+              *[str(tmp_path / arg) if arg.endswith(".png") else arg for arg in extra])
+    assert run.code == 2 and words in run.err
+    assert sim.requests == []
+
+
 # -- usage, help, access ------------------------------------------------------------------
 
 

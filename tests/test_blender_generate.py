@@ -481,7 +481,8 @@ def labels(addon: ModuleType) -> str:
 def test_the_panel_offers_one_image_and_the_options(addon: ModuleType, gen: Any) -> None:
     drawn = draw_panel(addon)
     props = [name for kind, name in drawn if kind == "prop"]
-    assert props == ["mode", "source", "image_path", "model", "resolution", "request_type", "pbr", "face"]
+    assert props == ["mode", "source", "image_path", "model", "resolution", "request_type", "pbr",
+                     "remove_lighting", "shading", "face"]
     assert ("label", "Balance: not checked yet") in drawn
     assert ("operator", "hitem3d.refresh_balance") in drawn and ("operator", "hitem3d.submit_generation") in drawn
 

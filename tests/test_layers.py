@@ -9,7 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "hitem3d_blender"
 # The interface: what the user sees and what decides policy.
 UI_MODULES = {"bridge", "cli", "connection", "diagnostics", "generate", "operators", "panels", "preferences",
-              "properties", "session", "submit_calls", "translations", "ui_sync"}
+              "properties", "session", "submit_calls", "translations", "ui_sync", "texture_selection",
+              "picture_input", "spending"}
 
 
 def _node(path: Path) -> str:

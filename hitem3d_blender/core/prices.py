@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import CODE_BALANCE_NOT_ENOUGH, Hitem3DError
 from .messages import Message, msg
-from .submission import format_credits
+from .submission import Submission, format_credits
 
 # Public pricing as published; 1 credit = 0.02 USD.
 PRICES_DATE = "2026-11"
@@ -64,6 +64,11 @@ def for_generation(model: str, resolution: str, count: int = 1) -> Estimate:
     """``count`` image-to-3D tasks (or texturing tasks) with this model and resolution."""
     price = GENERATION.get((model, resolution))
     return Estimate(None if price is None else price * count, f"{model} {resolution}")
+
+
+def for_submission(submission: Submission) -> Estimate:
+    """One ``submit-task`` request (any request_type: the list has one price per model and resolution)."""
+    return for_generation(submission.model, submission.resolution)
 
 
 def for_kind(kind: str, count: int = 1) -> Estimate:

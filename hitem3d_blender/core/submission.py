@@ -209,6 +209,12 @@ def _check_file(label: Message, path_text: str) -> None:
                                     label=label, name=name, size=_megabytes(info.st_size)))
 
 
+def cannot_texture(spec: models.ModelSpec) -> Message:
+    """Why ``spec`` cannot texture an existing mesh, and which models can."""
+    able = one_of([other.label for other in models.texturing_models()])
+    return msg("{model} cannot texture an existing model: use {models}", model=spec.label, models=able)
+
+
 def validate(submission: Submission) -> None:
     """Raise ``InvalidSubmission`` with a precise message for the first problem
     the server would reject (or that would waste credits); return if none."""
@@ -246,9 +252,7 @@ def validate(submission: Submission) -> None:
                                     choices=one_of(list(spec.resolutions))))
     if request_type is RequestType.TEXTURE_MESH:
         if not spec.can_texture_mesh:
-            able = one_of([other.label for other in models.MODELS if other.can_texture_mesh])
-            raise InvalidSubmission(msg("{model} cannot texture an existing model: use {models}",
-                                        model=spec.label, models=able))
+            raise InvalidSubmission(cannot_texture(spec))
         if not submission.mesh_url and not submission.mesh_task_id and not submission.mesh:
             raise InvalidSubmission(msg("Texturing needs the model to texture: choose a finished geometry-only task"))
         if submission.mesh_url and not submission.mesh_url.startswith("http"):

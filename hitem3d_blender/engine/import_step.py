@@ -156,6 +156,10 @@ def _done(rec: TaskRecord, names: list[str]) -> None:
     except Exception as exc:  # noqa: BLE001 - arrange took its objects back out
         _failed(rec, exc)
         return
+    try:
+        names = state.hooks.after_import(rec, names)
+    except Exception:  # noqa: BLE001 - naming and placing are extras: the import stands
+        log.exception("After-import step of task %s failed", rec.task_id)
     rec.imported_objects = names
     rec.move_to(TaskState.DONE)
     rec.message = NONE

@@ -18,7 +18,7 @@ from ..core.errors import CredentialsMissing
 from ..core.jobs import CallResult, JobRunner
 from ..core.messages import Message
 from ..core.settings import ApiSettings
-from ..core.tasks import TaskBook
+from ..core.tasks import TaskBook, TaskRecord
 
 log = logging.getLogger(__package__)
 
@@ -33,6 +33,10 @@ def _log_report(message: Message, level: str) -> None:
 
 def _ignore_call(result: CallResult) -> None:
     log.debug("No one waits for call %s", result.key)
+
+
+def _names_as_they_are(rec: TaskRecord, names: list[str]) -> list[str]:
+    return names
 
 
 def _no_settings() -> ApiSettings:
@@ -59,6 +63,10 @@ class Hooks:
     max_download_bytes: Callable[[], int] = lambda: DEFAULT_MAX_BYTES
     # Settings for restarting unfinished tasks; raises ``Hitem3DError`` when unusable.
     settings: Callable[[], ApiSettings] = _no_settings
+    # Right after a task's objects are imported (main thread): may rename or
+    # move them (Texture Selection places its result beside the original);
+    # returns the objects' names.
+    after_import: Callable[[TaskRecord, list[str]], list[str]] = _names_as_they_are
 
 
 class Session:

@@ -1,0 +1,140 @@
+"""Texture Selection: Hitem3D textures the artist's own meshes.
+
+The selected meshes are exported to one GLB (``mesh_export``), sent with the
+New Generation picture as a texturing task (``request_type`` 2, the ``mesh``
+file) to a model that can texture a mesh, and the result is imported beside
+the original (offset by its bounding box, at its size), named after it:
+"<name> textured".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import bpy
+from bpy.props import FloatProperty
+from mathutils import Vector
+
+from . import generate, mesh_export, preferences, spending, submit_calls
+from .core import models, prices
+from .core.errors import Hitem3DError
+from .core.import_options import ImportOptions
+from .core.submission import InvalidSubmission, RequestType, Submission, cannot_texture
+from .core.tasks import TaskRecord
+from .operators import Result, refuse
+from .placement import Box, move_to
+from .properties import options_from, scene_options
+
+log = logging.getLogger(__package__)
+
+SUFFIX = "textured"
+# The gap between the original and its textured copy, as a share of its width.
+GAP = 0.25
+
+
+def placement_options(context: bpy.types.Context, exported: mesh_export.ExportedMesh) -> ImportOptions:
+    """The scene's import options, but at the original's size and standing on
+    the ground of its box; ``place_beside`` then moves it next to it."""
+    chosen = options_from(scene_options(context))
+    size = max(high - low for low, high in zip(exported.low, exported.high))
+    return ImportOptions(
+        collection=chosen.collection,
+        at_cursor=False,
+        scale_to_size=size > 0,
+        target_size=size if size > 0 else 1.0,
+        origin_bottom_center=True,
+        shade_smooth=chosen.shade_smooth,
+        mark_asset=chosen.mark_asset,
+    )
+
+
+def submission_for(props: Any, exported: mesh_export.ExportedMesh, image: str,
+                   views: dict[str, str]) -> Submission:
+    return Submission(
+        model=props.model,
+        resolution=props.resolution,
+        request_type=RequestType.TEXTURE_MESH,
+        pbr=props.pbr,
+        image=image,
+        views=views,
+        mesh=str(exported.path),
+        mesh_name=exported.title,
+        mesh_box=exported.low + exported.high,
+        shading=generate.shading_of(props, props.model),
+    )
+
+
+class HITEM3D_OT_texture_selection(bpy.types.Operator):
+    """Texture the selected meshes on Hitem3D from the New Generation picture; the result is placed beside them"""
+
+    bl_idname = "hitem3d.texture_selection"
+    bl_label = "Texture Selection"
+    bl_options = {"REGISTER"}
+
+    timeout: FloatProperty(  # type: ignore[valid-type]
+        name="Timeout",
+        description="Give up waiting for the model after this many seconds",
+        default=generate.DEFAULT_TIMEOUT_S,
+        min=1.0,
+        unit="TIME_ABSOLUTE",
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not mesh_export.selected_meshes(context):
+            cls.poll_message_set("Select one or more mesh objects")
+            return False
+        spec = models.get(generate.settings_of(context).model)
+        if spec is not None and not spec.can_texture_mesh:
+            cls.poll_message_set(cannot_texture(spec))
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        props = generate.settings_of(context)
+        spec = models.get(props.model) or models.default()
+        try:
+            preferences.usable_settings(context)
+            if not spec.can_texture_mesh:
+                raise InvalidSubmission(cannot_texture(spec))
+            # Before the export, which can take seconds for a big model.
+            spending.refuse_if_short(prices.for_generation(props.model, props.resolution))
+            image, views = generate.inputs_of(props)
+            if not image and not views:
+                raise InvalidSubmission("Texturing needs a reference image: add one under New Generation")
+            exported = mesh_export.export_meshes(mesh_export.selected_meshes(context), context)
+        except Hitem3DError as exc:
+            submit_calls.set_generate_notice(str(exc))
+            return refuse(self, exc)
+        submission = submission_for(props, exported, image, views)
+        return generate._send(self, context, submission, self.timeout, placement_options(context, exported))
+
+
+def place_beside(rec: TaskRecord, names: list[str]) -> list[str]:
+    """After a Texture Selection result is imported: name it after the original
+    and move it beside it. Returns the objects' names (they changed)."""
+    made = Submission.from_dict(rec.generation) if rec.generation else None
+    if made is None or not made.mesh_name or made.request_type != RequestType.TEXTURE_MESH:
+        return names
+    objects = [bpy.data.objects[name] for name in names if name in bpy.data.objects]
+    if not objects:
+        return names
+    if len(made.mesh_box) == 6:
+        low, high = Vector(made.mesh_box[:3]), Vector(made.mesh_box[3:])
+        original = Box(low, high)
+        width = high.x - low.x
+        move_to(objects, original.bottom_center + Vector((width * (1.0 + GAP) or 1.0, 0.0, 0.0)))
+    base = f"{made.mesh_name} {SUFFIX}"
+    # The main mesh takes the name; any other object is numbered after it.
+    ordered = sorted(objects, key=lambda obj: obj.type != "MESH")
+    for index, obj in enumerate(ordered):
+        obj.name = base if index == 0 else f"{base} {index + 1}"
+        data = obj.data
+        if isinstance(data, bpy.types.Mesh) and data.users == 1:
+            data.name = obj.name
+    return [obj.name for obj in objects]
+
+
+classes = (HITEM3D_OT_texture_selection,)
+
