@@ -377,6 +377,17 @@ def _send(op: bpy.types.Operator, context: bpy.types.Context, submission: submit
     return {"CANCELLED"}
 
 
+def timeout_property() -> Any:
+    """The ``timeout`` of the operators that send a request and wait for its model."""
+    return FloatProperty(
+        name="Timeout",
+        description="Give up waiting for the model after this many seconds",
+        default=DEFAULT_TIMEOUT_S,
+        min=1.0,
+        unit="TIME_ABSOLUTE",
+    )
+
+
 class HITEM3D_OT_submit_generation(bpy.types.Operator):
     """Send the image(s) to Hitem3D to generate a model; it is imported when ready"""
 
@@ -384,13 +395,7 @@ class HITEM3D_OT_submit_generation(bpy.types.Operator):
     bl_label = "Generate"
     bl_options = {"REGISTER"}
 
-    timeout: FloatProperty(  # type: ignore[valid-type]
-        name="Timeout",
-        description="Give up waiting for the model after this many seconds",
-        default=DEFAULT_TIMEOUT_S,
-        min=1.0,
-        unit="TIME_ABSOLUTE",
-    )
+    timeout: timeout_property()  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> Result:
         try:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import bpy
 
-from . import library_entry, placement
+from . import library_entry, operator_options, placement
 from .core.conversion import CHILD_ERRORS, ConversionSpec
 from .core.errors import ImportFailed
 from .core.messages import msg
@@ -30,11 +30,7 @@ _PREFERRED_OPTIONS: dict[str, Any] = {
 }
 
 def importer_options(path: Path) -> dict[str, Any]:
-    rna = bpy.ops.import_scene.gltf.get_rna_type()  # type: ignore[call-arg]
-    available = {prop.identifier for prop in rna.properties}
-    options: dict[str, Any] = {"filepath": str(path)}
-    options.update({key: value for key, value in _PREFERRED_OPTIONS.items() if key in available})
-    return options
+    return operator_options.supported(bpy.ops.import_scene.gltf, path, _PREFERRED_OPTIONS)
 
 
 def window_override() -> dict[str, Any]:

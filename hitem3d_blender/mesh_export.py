@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import bpy
 
+from . import operator_options
 from .core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file
 from .core.messages import msg
 from .placement import world_box
@@ -79,11 +80,7 @@ def exports_dir() -> Path:
 
 
 def exporter_options(path: Path) -> dict[str, Any]:
-    rna = bpy.ops.export_scene.gltf.get_rna_type()  # type: ignore[call-arg]
-    available = {prop.identifier for prop in rna.properties}
-    options: dict[str, Any] = {"filepath": str(path)}
-    options.update({key: value for key, value in _PREFERRED_OPTIONS.items() if key in available})
-    return options
+    return operator_options.supported(bpy.ops.export_scene.gltf, path, _PREFERRED_OPTIONS)
 
 
 def run_exporter(options: dict[str, Any]) -> set[str]:

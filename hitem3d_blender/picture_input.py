@@ -5,6 +5,10 @@ picture ("Use Current View").
 Dropping uses Blender's file handler API (``bpy.types.FileHandler``, Blender
 4.1 and newer); where it is missing, nothing is registered for it and the
 panel's file field is the way in.
+NOTE: file handlers are Blender's window-level drop target, asked after the
+region's own: over the 3D view itself Blender's image drop (an image empty)
+takes a picture first, so the drop reaches us on the viewport's sidebar,
+header and toolbar.
 NOTE: "Use Current View" draws the view with the GPU (``render.opengl``). In
 background mode (``blender -b``, Blender as a Python module) there is no window
 and Blender refuses that drawing altogether: the operator says so and what to

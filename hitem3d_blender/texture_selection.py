@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 import bpy
-from bpy.props import FloatProperty
 from mathutils import Vector
 
 from . import generate, mesh_export, preferences, spending, submit_calls
@@ -72,13 +71,7 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
     bl_label = "Texture Selection"
     bl_options = {"REGISTER"}
 
-    timeout: FloatProperty(  # type: ignore[valid-type]
-        name="Timeout",
-        description="Give up waiting for the model after this many seconds",
-        default=generate.DEFAULT_TIMEOUT_S,
-        min=1.0,
-        unit="TIME_ABSOLUTE",
-    )
+    timeout: generate.timeout_property()  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
