@@ -65,7 +65,7 @@ def test_texture_selection_sends_the_mesh_and_imports_the_result_beside_it(
     result = [obj for obj in bpy.data.objects if obj.get("hitem3d_task_id") == sent.task_id]
     assert sorted(obj.name for obj in result) == ["Chair textured", "Chair textured 2"]
     assert bpy.data.objects["Chair textured"].type == "MESH"
-    [rec] = list(addon.bridge.book())
+    [rec] = list(addon.engine.history.book())
     assert sorted(rec.imported_objects) == ["Chair textured", "Chair textured 2"]  # the list knows the new names
     # Beside the original: the same size, on the same ground, one width and a gap further along x.
     placement = module(addon, "placement")
@@ -115,7 +115,7 @@ def test_a_refused_texturing_leaves_no_export_and_a_retryable_notice(
     sim.balance = 5.0  # Hitem3D says no; the panel did not know the balance
     gen.model, gen.image_path = "hi3dv3.0", str(pictures["front"])
     assert "top up" in error_of(bpy.ops.hitem3d.texture_selection)
-    assert exports(addon) == [] and list(addon.bridge.book()) == []
+    assert exports(addon) == [] and list(addon.engine.history.book()) == []
 
 
 # -- the price before you pay --------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_a_known_balance_below_the_estimate_sends_nothing_and_says_what_is_missi
     gen.image_path = str(pictures["front"])
     message = error_of(bpy.ops.hitem3d.submit_generation)
     assert "Not enough credits: about 45 needed, 30 left (15 missing)" in message
-    assert sim.count(SUBMIT) == 0 and list(addon.bridge.book()) == []
+    assert sim.count(SUBMIT) == 0 and list(addon.engine.history.book()) == []
     assert "(15 missing)" in labels(addon)  # the panel says it too, in place of the estimate
     gen.resolution = "1536fast"  # 25 credits: within the balance
     assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
@@ -166,7 +166,7 @@ def test_texture_a_result_checks_the_balance_too(addon: ModuleType, prefs: Any, 
     gen.model, gen.request_type = "hitem3dv1.5", "GEOMETRY"
     gen.image_path = str(pictures["front"])
     bpy.ops.hitem3d.submit_generation()
-    [rec] = list(addon.bridge.book())
+    [rec] = list(addon.engine.history.book())
     sim.balance = 10.0
     bpy.ops.hitem3d.refresh_balance()
     message = error_of(bpy.ops.hitem3d.texture_task, task_id=rec.task_id)
@@ -227,7 +227,7 @@ def test_a_dropped_picture_starts_a_new_generation_with_it(addon: ModuleType, pr
     [sent] = sim.submissions
     assert [filename for _, filename, _, _ in sent.files] == ["left.png"]
     assert gen.image_path == str(folder / "left.png") and gen.mode == "SINGLE" and gen.source == "FILE"
-    assert list(addon.bridge.book())[0].state.value == "done"
+    assert list(addon.engine.history.book())[0].state.value == "done"
 
 
 def test_a_dropped_file_that_is_not_a_picture_is_refused(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
