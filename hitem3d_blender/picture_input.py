@@ -27,6 +27,7 @@ from bpy.props import CollectionProperty, EnumProperty, StringProperty
 from . import generate, preferences, spending, submit_calls, translations
 from .core import prices
 from .core.errors import Hitem3DError
+from .core.messages import NONE, N_, msg
 from .core.submission import IMAGE_TYPES, InvalidSubmission
 from .operators import Result, refuse
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__package__)
 
 # NOTE: Blender refuses render.opengl whenever it runs in background mode
 # ("no opengl context"), whatever the GPU: said before trying.
-BACKGROUND_MESSAGE = ("Use Current View needs Blender's window (the view is drawn by the GPU): in background "
+NO_VIEWPORT = N_("No 3D Viewport to draw: use the camera, or run this from a 3D Viewport")
+BACKGROUND_MESSAGE = N_("Use Current View needs Blender's window (the view is drawn by the GPU): in background "
                       "mode, render the camera and choose the Render Result as a Blender Image")
 
 # What the file handler offers to take: the picture types Hitem3D accepts.
@@ -83,14 +85,15 @@ class HITEM3D_OT_generate_from_picture(bpy.types.Operator):
         props.image_path = paths[0]
         self.filepath = paths[0]
         if len(paths) > 1:
-            self.report({"WARNING"}, translations.message(
-                f"Only the first picture is used ({Path(paths[0]).name}): for views, use Views in New Generation"))
+            self.report({"WARNING"}, translations.text(msg(
+                "Only the first picture is used ({name}): for views, use Views in New Generation",
+                name=Path(paths[0]).name)))
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         assert layout is not None
         props = generate.settings_of(context)
-        layout.label(text=Path(self.filepath).name, icon="IMAGE_DATA")
+        layout.label(text=Path(self.filepath).name, icon="IMAGE_DATA", translate=False)
         col = layout.column()
         col.use_property_split = True
         col.prop(props, "model")
@@ -106,10 +109,10 @@ class HITEM3D_OT_generate_from_picture(bpy.types.Operator):
             if paths:
                 self._take(context, paths)
             elif not props.image_path:
-                raise InvalidSubmission("Add an image to generate from")
+                raise InvalidSubmission(msg("Add an image to generate from"))
             submission = generate.submission_of(props)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         return generate._send(self, context, submission, generate.DEFAULT_TIMEOUT_S)
 
@@ -163,25 +166,24 @@ class HITEM3D_OT_use_current_view(bpy.types.Operator):
         assert scene is not None
         try:
             if not can_draw():
-                raise InvalidSubmission(BACKGROUND_MESSAGE)
+                raise InvalidSubmission(msg(BACKGROUND_MESSAGE))
             if self.view == "CAMERA" and scene.camera is None:
-                raise InvalidSubmission("The scene has no active camera: add one, or use the viewport")
+                raise InvalidSubmission(msg("The scene has no active camera: add one, or use the viewport"))
             if self.view == "VIEWPORT" and _viewport(context) is None:
-                raise InvalidSubmission(
-                    "No 3D Viewport to draw: use the camera, or run this from a 3D Viewport")
+                raise InvalidSubmission(msg(NO_VIEWPORT))
             image = draw_view(context, viewport=self.view == "VIEWPORT")
             path = generate.image_file(image, generate.uploads_dir())
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         props = generate.settings_of(context)
         props.mode = "SINGLE"
         props.source = "FILE"
         props.image_path = path
-        submit_calls.set_generate_notice("")
-        done = ("The viewport is the picture to generate from: press Generate" if self.view == "VIEWPORT"
-                else "The camera view is the picture to generate from: press Generate")
-        self.report({"INFO"}, translations.message(done))
+        submit_calls.set_generate_notice(NONE)
+        done = (msg("The viewport is the picture to generate from: press Generate") if self.view == "VIEWPORT"
+                else msg("The camera view is the picture to generate from: press Generate"))
+        self.report({"INFO"}, translations.text(done))
         return {"FINISHED"}
 
 
@@ -211,7 +213,7 @@ def draw_view(context: bpy.types.Context, *, viewport: bool) -> bpy.types.Image:
     if viewport:
         found = _viewport(context)
         if found is None:
-            raise InvalidSubmission("No 3D Viewport to draw: use the camera, or run this from a 3D Viewport")
+            raise InvalidSubmission(msg(NO_VIEWPORT))
         window, area = found
         region = next((r for r in area.regions if r.type == "WINDOW"), None)
         override = {"window": window, "area": area, "region": region}
@@ -220,10 +222,10 @@ def draw_view(context: bpy.types.Context, *, viewport: bool) -> bpy.types.Image:
             result: Any = bpy.ops.render.opengl(view_context=viewport)
     except RuntimeError as exc:
         log.info("render.opengl failed: %s", exc)
-        raise InvalidSubmission(f"Blender could not draw the view: {str(exc).strip()}") from None
+        raise InvalidSubmission(msg("Blender could not draw the view: {reason}", reason=str(exc).strip())) from None
     image = bpy.data.images.get("Render Result")
     if "FINISHED" not in result or image is None:
-        raise InvalidSubmission("Blender could not draw the view: try again from the 3D Viewport")
+        raise InvalidSubmission(msg("Blender could not draw the view: try again from the 3D Viewport"))
     return image
 
 

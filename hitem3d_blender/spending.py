@@ -47,8 +47,8 @@ def draw_cost(layout: bpy.types.UILayout, estimate: Estimate, width: int) -> Non
     if short and balance is not None:
         col = layout.column()
         col.alert = True
-        _wrapped(col, translations.message(prices.shortage_message(estimate, balance)), width, icon="ERROR")
+        _wrapped(col, translations.text(prices.shortage_message(estimate, balance)), width, icon="ERROR")
         return
     if not preferences.show_cost_estimate():
         return
-    _wrapped(layout, translations.message(prices.cost_line(estimate, balance)), width, icon="FUND")
+    _wrapped(layout, translations.text(prices.cost_line(estimate, balance)), width, icon="FUND")

@@ -15,10 +15,11 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
-from . import generate, mesh_export, preferences, spending, submit_calls
+from . import generate, mesh_export, preferences, spending, submit_calls, translations
 from .core import models, prices
 from .core.errors import Hitem3DError
 from .core.import_options import ImportOptions
+from .core.messages import msg
 from .core.submission import InvalidSubmission, RequestType, Submission, cannot_texture
 from .core.tasks import TaskRecord
 from .operators import Result, refuse
@@ -76,11 +77,11 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         if not mesh_export.selected_meshes(context):
-            cls.poll_message_set("Select one or more mesh objects")
+            cls.poll_message_set(translations.text(msg("Select one or more mesh objects")))
             return False
         spec = models.get(generate.settings_of(context).model)
         if spec is not None and not spec.can_texture_mesh:
-            cls.poll_message_set(cannot_texture(spec))
+            cls.poll_message_set(translations.text(cannot_texture(spec)))
             return False
         return True
 
@@ -95,10 +96,10 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
             spending.refuse_if_short(prices.for_generation(props.model, props.resolution))
             image, views = generate.inputs_of(props)
             if not image and not views:
-                raise InvalidSubmission("Texturing needs a reference image: add one under New Generation")
+                raise InvalidSubmission(msg("Texturing needs a reference image: add one under New Generation"))
             exported = mesh_export.export_meshes(mesh_export.selected_meshes(context), context)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(str(exc))
+            submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         submission = submission_for(props, exported, image, views)
         return generate._send(self, context, submission, self.timeout, placement_options(context, exported))

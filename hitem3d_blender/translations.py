@@ -516,32 +516,7 @@ MESSAGES: dict[str, str] = {
     "Balance: checking…": "余额：正在查询…",
     "Balance: not checked yet": "余额：尚未查询",
     "Hitem3D balance: {credits} credits": "Hitem3D 余额：{credits} 积分",
-    # Texture Selection and mesh files (``mesh_export``, ``core.mesh_files``).
-    "Mesh": "网格",
-    "{label}: {name} is not a {kinds} file": "{label}：{name} 不是 {kinds} 文件",
-    "{label}: {name} is not a GLB file (no glTF header)": "{label}：{name} 不是 GLB 文件（没有 glTF 文件头）",
-    "{label}: {name} is {size}; Hitem3D accepts at most 200 MB: simplify it (Decimate modifier) or send fewer "
-    "objects": "{label}：{name} 大小为 {size}；Hitem3D 最多接受 200 MB：请简化模型（“精简”修改器）或少发送几个物体",
-    "Select one or more mesh objects first": "请先选择一个或多个网格物体",
     "Select one or more mesh objects": "请选择一个或多个网格物体",
-    "No view layer to export from": "没有可导出的视图层",
-    "{name} is hidden or not in this view layer: show it, then try again": "{name} 已隐藏或不在此视图层中：请显示它，然后重试",
-    "Blender's glTF exporter did not finish: nothing was sent": "Blender 的 glTF 导出器未能完成：未发送任何内容",
-    "Blender could not export the selection as GLB: see the Hitem3D log":
-        "Blender 无法将所选物体导出为 GLB：请查看 Hitem3D 日志",
-    "Texture {name} from {source} ({model})": "用 {source} 为 {name} 生成纹理（{model}）",
-    # Light removal.
-    "{model} does not offer light removal: switch it off or choose another model":
-        "{model} 不提供去除光照：请关闭该选项或选择其他模型",
-    "Light removal must be 0 to 1, not {value}": "去除光照的强度必须在 0 到 1 之间，而不是 {value}",
-    # Prices (``core.prices``).
-    "Estimated cost: unknown (not in the price list)": "预计费用：未知（价目表中没有）",
-    "Estimated cost: unknown (not in the price list); balance {balance} credits":
-        "预计费用：未知（价目表中没有）；余额 {balance} 积分",
-    "Estimated cost: {credits} credits": "预计费用：{credits} 积分",
-    "Estimated cost: {credits} credits; balance after: {after} credits": "预计费用：{credits} 积分；之后余额：{after} 积分",
-    "Not enough credits: about {needed} needed, {balance} left ({missing} missing): top up on the Hitem3D "
-    "platform, then refresh the balance": "积分不足：约需 {needed}，剩余 {balance}（缺 {missing}）：请在 Hitem3D 平台充值，然后刷新余额",
     # Pictures in (``picture_input``).
     "Only the first picture is used ({name}): for views, use Views in New Generation":
         "只使用第一张图片（{name}）：如需多视图，请在“新建生成”中使用“多视图”",
@@ -555,6 +530,7 @@ MESSAGES: dict[str, str] = {
     "camera and choose the Render Result as a Blender Image":
         "“使用当前视图”需要 Blender 窗口（视图由 GPU 绘制）：在后台模式下，请渲染摄像机视图，并将渲染结果选为 Blender 图像",
 }
+
 
 def _model_entries() -> dict[tuple[str, str], str]:
     """Model names (kept as they are) and the resolution tooltips that
