@@ -518,8 +518,8 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
                      translate=False)
         if props.mode == "SINGLE":
             row = col.row(align=True)  # picture_input's Use Current View
-            row.operator("hitem3d.use_current_view", icon="VIEW3D").view = "VIEWPORT"
-            row.operator("hitem3d.use_current_view", text="Camera", icon="CAMERA_DATA").view = "CAMERA"
+            setattr(row.operator("hitem3d.use_current_view", icon="VIEW3D"), "view", "VIEWPORT")
+            setattr(row.operator("hitem3d.use_current_view", text="Camera", icon="CAMERA_DATA"), "view", "CAMERA")
 
         col = layout.column()
         col.use_property_split = True
