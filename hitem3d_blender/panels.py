@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import text_fit, translations, ui_sync
+from . import spending, text_fit, translations, ui_sync
 from .core import display
 from .core.errors import OnlineAccessDisabled
 from .core.messages import msg
@@ -231,6 +231,7 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
         _task_button(col, "hitem3d.retry_task", rec.task_id, icon="FILE_REFRESH")
     if texture_offered(rec):
         _task_button(col, "hitem3d.texture_task", rec.task_id, icon="TEXTURE")
+        spending.draw_cost(col, spending.texture_estimate(rec), width, boxes=1)
     if rec.state.is_active and rec.state is not TaskState.DOWNLOADED:
         _task_button(col, "hitem3d.cancel_task", rec.task_id, icon="CANCEL")
 

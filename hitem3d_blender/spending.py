@@ -16,7 +16,8 @@ from .core import prices
 from .core.kind_requests import KindRequest
 from .core.prices import Estimate
 from .core.submission import Submission
-from .panels import _wrapped
+from .core.tasks import TaskRecord
+from .text_fit import content_width, wrapped_label
 
 
 def known_balance() -> float | None:
@@ -33,12 +34,18 @@ def estimate_for(request: Submission | KindRequest) -> Estimate:
     return prices.for_submission(request)
 
 
+def texture_estimate(rec: TaskRecord) -> Estimate:
+    """Texturing a geometry-only result: the price of the model and resolution it was made with."""
+    made = Submission.from_dict(rec.generation) if rec.generation else None
+    return prices.for_generation(made.model, made.resolution) if made is not None else Estimate(None)
+
+
 def refuse_if_short(estimate: Estimate) -> None:
     """Raise ``prices.NotEnoughCredits`` when the known balance is below ``estimate``."""
     prices.check_balance(estimate, known_balance())
 
 
-def draw_cost(layout: bpy.types.UILayout, estimate: Estimate, width: int) -> None:
+def draw_cost(layout: bpy.types.UILayout, estimate: Estimate, width: float, boxes: int = 0) -> None:
     """The estimate and the balance after it, under a spending button; in red
     with the credits missing when the known balance is too low. Nothing when
     the artist hid estimates in the preferences (the check still applies)."""
@@ -47,8 +54,9 @@ def draw_cost(layout: bpy.types.UILayout, estimate: Estimate, width: int) -> Non
     if short and balance is not None:
         col = layout.column()
         col.alert = True
-        _wrapped(col, translations.text(prices.shortage_message(estimate, balance)), width, icon="ERROR")
+        wrapped_label(col, translations.text(prices.shortage_message(estimate, balance)),
+                      content_width(width, boxes), "ERROR")
         return
     if not preferences.show_cost_estimate():
         return
-    _wrapped(layout, translations.text(prices.cost_line(estimate, balance)), width, icon="FUND")
+    wrapped_label(layout, translations.text(prices.cost_line(estimate, balance)), content_width(width, boxes), "FUND")

@@ -174,6 +174,22 @@ def test_texture_a_result_checks_the_balance_too(addon: ModuleType, prefs: Any, 
     assert len(sim.submissions) == 1
 
 
+def test_texture_on_a_result_shows_its_estimate_in_the_task_details(addon: ModuleType, prefs: Any,
+                                                                    sim: Hitem3DSimulator, gen: Any,
+                                                                    pictures: dict[str, Path]) -> None:
+    from tests.test_blender_generate import FakeLayout
+
+    gen.model, gen.resolution, gen.request_type = "hitem3dv1.5", "512", "GEOMETRY"
+    gen.image_path = str(pictures["front"])
+    bpy.ops.hitem3d.submit_generation()
+    [rec] = list(addon.engine.history.book())
+    drawn: list[tuple[str, str]] = []
+    module(addon, "panels").draw_details(FakeLayout(drawn), rec, 300)
+    assert ("operator", "hitem3d.texture_task") in drawn
+    shown = " ".join(text for kind, text in drawn if kind == "label")
+    assert "Estimated cost: 15 credits; balance after: 965 credits" in shown  # after one 20-credit task
+
+
 # -- light removal -------------------------------------------------------------------------------
 
 
