@@ -477,10 +477,10 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
     return EXIT_FAILED if failures else code
 
 
-def _affordable(wanted: list[Submission], settings: ApiSettings, err: TextIO) -> bool:
+def _affordable(wanted: list[submit_calls.Request], settings: ApiSettings, err: TextIO) -> bool:
     """Print the estimated cost and the balance; False (after saying how many
     credits are missing) when the balance is known to be below the estimate."""
-    estimate = prices.total([prices.for_submission(submission) for submission in wanted])
+    estimate = prices.total([prices.for_request(request) for request in wanted])
     answer = batch.run_calls(settings, {"cli-balance": lambda client: client.balance()},
                               DEFAULT_STATUS_TIMEOUT_S)["cli-balance"]
     balance = float(answer.value) if answer.ok else None

@@ -16,9 +16,9 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import generate, mesh_export, submit_calls, translations
+from . import generate, mesh_export, spending, submit_calls, translations
 from .bpy_compat import pointer_property
-from .core import task_kinds
+from .core import prices, task_kinds
 from .core.errors import Hitem3DError
 from .core.messages import OWN_CONTEXT, msg
 from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, MAX_RELIEF_HEIGHT, KindRequest
@@ -274,6 +274,7 @@ class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
         layout = self.layout
         assert layout is not None
         props = settings_of(context)
+        width = context.region.width if context.region else 300
         layout.row().prop(props, "source", expand=True)
         if props.source == "FILE":
             layout.prop(props, "mesh_path", text="")
@@ -298,12 +299,15 @@ class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
         else:
             box.prop(props, "level")
         box.operator(HITEM3D_OT_split_parts.bl_idname, icon="MOD_EXPLODE")
+        spending.draw_cost(box, prices.for_kind(task_kinds.SPLIT.id), width, boxes=1)
         box = col.box()
         box.prop(props, "seg_level", text="Level")
         box.operator(HITEM3D_OT_segment_parts.bl_idname, icon="MOD_BUILD")
+        spending.draw_cost(box, prices.for_kind(task_kinds.SEGMENTATION.id), width, boxes=1)
         box = col.box()
         box.prop(props, "number_color")
         box.operator(HITEM3D_OT_multicolour.bl_idname, icon="COLOR")
+        spending.draw_cost(box, prices.for_kind(task_kinds.MULTICOLOUR.id), width, boxes=1)
         _notice(layout, context)
 
 
@@ -326,6 +330,7 @@ class HITEM3D_PT_relief(SidebarPanel, bpy.types.Panel):
         col.prop(props, "remove_background")
         col.prop(props, "relief_height")
         layout.operator(HITEM3D_OT_make_relief.bl_idname, icon="MOD_DISPLACE")
+        spending.draw_cost(layout, prices.for_kind(task_kinds.DEPTH.id), context.region.width if context.region else 300)
         _notice(layout, context)
 
 

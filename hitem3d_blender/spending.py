@@ -27,11 +27,7 @@ def known_balance() -> float | None:
 
 
 def estimate_for(request: Submission | KindRequest) -> Estimate:
-    """What ``request`` is expected to cost: per model and resolution for a
-    generation or a texturing, per task for the other kinds."""
-    if isinstance(request, KindRequest):
-        return prices.for_kind(request.kind)
-    return prices.for_submission(request)
+    return prices.for_request(request)
 
 
 def texture_estimate(rec: TaskRecord) -> Estimate:

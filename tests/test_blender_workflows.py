@@ -298,3 +298,55 @@ def test_use_current_view_makes_the_drawn_view_the_picture(addon: ModuleType, ge
 
 def test_the_panel_offers_use_current_view(addon: ModuleType, gen: Any) -> None:
     assert ("operator", "hitem3d.use_current_view") in draw_panel(addon)
+
+
+# -- the new kinds' buttons spend credits too ----------------------------------------------------
+
+
+@pytest.fixture
+def kind_settings(addon: ModuleType) -> Iterator[Any]:
+    props = bpy.context.scene.hitem3d_kinds
+    for name in props.bl_rna.properties.keys():
+        if name not in ("rna_type", "name"):
+            props.property_unset(name)
+    yield props
+
+
+def drawn_labels(panel: Any) -> str:
+    from tests.test_blender_generate import FakeLayout
+
+    drawn: list[tuple[str, str]] = []
+    panel.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
+    return " ".join(text for kind, text in drawn if kind == "label")
+
+
+def test_the_parts_and_relief_buttons_show_their_estimates(addon: ModuleType, kind_settings: Any) -> None:
+    parts = drawn_labels(bpy.types.HITEM3D_PT_parts)
+    assert parts.count("Estimated cost: 20 credits") == 2  # split, multicolour
+    assert "Estimated cost: unknown" in parts  # segmentation is not on the price list
+    assert "Estimated cost: 10 credits" in drawn_labels(bpy.types.HITEM3D_PT_relief)
+
+
+def test_a_relief_is_not_sent_when_the_known_balance_is_too_low(addon: ModuleType, prefs: Any,
+                                                                 sim: Hitem3DSimulator, kind_settings: Any,
+                                                                 tmp_path: Path) -> None:
+    picture = tmp_path / "coin.png"
+    picture.write_bytes(png_bytes())
+    kind_settings.image_path = str(picture)
+    sim.balance = 4.0
+    bpy.ops.hitem3d.refresh_balance()
+    assert "about 10 needed, 4 left (6 missing)" in error_of(bpy.ops.hitem3d.make_relief)
+    assert sim.submissions == []
+
+
+def test_the_command_line_estimates_a_split_and_refuses_it_without_credits(addon: ModuleType, prefs: Any,
+                                                                          sim: Hitem3DSimulator,
+                                                                          sample_glb: Path) -> None:
+    import io
+
+    sim.balance = 12.0
+    out, err = io.StringIO(), io.StringIO()
+    code = addon.cli.main(["split", str(sample_glb)], out=out, err=err)
+    assert code == addon.cli.EXIT_CREDITS
+    assert "Estimated cost: 20 credits" in err.getvalue() and "(8 missing)" in err.getvalue()
+    assert sim.submissions == []

@@ -66,3 +66,12 @@ def test_a_known_balance_below_the_estimate_says_how_many_credits_are_missing() 
                                                    (Estimate(None), 3.0)])
 def test_enough_or_unknown_lets_the_request_go(estimate: Estimate, balance: float | None) -> None:
     check_balance(estimate, balance)
+
+
+def test_any_request_is_priced_by_what_it_is() -> None:
+    from hitem3d_blender.core.kind_requests import KindRequest
+    from hitem3d_blender.core.submission import Submission
+
+    assert prices.for_request(Submission("hi3dv3.0", "2048master")).credits == 455
+    assert prices.for_request(KindRequest("depth")).credits == 10
+    assert prices.for_request(KindRequest("segmentation")).credits is None

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import CODE_BALANCE_NOT_ENOUGH, Hitem3DError
+from .kind_requests import KindRequest
 from .messages import Message, msg
 from .submission import Submission, format_credits
 
@@ -69,6 +70,14 @@ def for_generation(model: str, resolution: str, count: int = 1) -> Estimate:
 def for_submission(submission: Submission) -> Estimate:
     """One ``submit-task`` request (any request_type: the list has one price per model and resolution)."""
     return for_generation(submission.model, submission.resolution)
+
+
+def for_request(request: Submission | KindRequest) -> Estimate:
+    """What any create request is expected to cost: per model and resolution
+    for a generation or a texturing, per task for the other kinds."""
+    if isinstance(request, KindRequest):
+        return for_kind(request.kind)
+    return for_submission(request)
 
 
 def for_kind(kind: str, count: int = 1) -> Estimate:
