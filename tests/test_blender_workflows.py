@@ -350,3 +350,20 @@ def test_the_command_line_estimates_a_split_and_refuses_it_without_credits(addon
     assert code == addon.cli.EXIT_CREDITS
     assert "Estimated cost: 20 credits" in err.getvalue() and "(8 missing)" in err.getvalue()
     assert sim.submissions == []
+
+
+def test_texture_selection_in_a_window_places_the_result_after_the_timer_imports_it(
+        interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path],
+        chair: bpy.types.Object) -> None:
+    from tests.test_blender_generate import tick_until
+
+    gen.model, gen.image_path = "hitem3dv1.5", str(pictures["front"])
+    assert bpy.ops.hitem3d.texture_selection() == {"FINISHED"}  # returns at once, as in the UI
+    tick_until(interactive, lambda: any(rec.state.is_terminal for rec in interactive.engine.history.book()),
+               limit=6000)
+    [rec] = list(interactive.engine.history.book())
+    assert rec.state.value == "done", rec.message
+    assert sorted(rec.imported_objects) == ["Chair textured", "Chair textured 2"]
+    box = module(interactive, "placement").world_box([bpy.data.objects[name] for name in rec.imported_objects])
+    assert box.bottom_center.x == pytest.approx(1.0 + 2.0 * 1.25, abs=1e-4)
+    assert exports(interactive) == []
