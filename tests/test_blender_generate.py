@@ -45,13 +45,18 @@ def pictures(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture
-def gen(addon: ModuleType) -> Iterator[Any]:
-    """The scene's New Generation settings, back to their defaults."""
-    props = bpy.context.scene.hitem3d_generate
+def reset_settings(props: Any) -> Any:
+    """A property group back to its defaults."""
     for name in props.bl_rna.properties.keys():
         if name not in ("rna_type", "name"):
             props.property_unset(name)
+    return props
+
+
+@pytest.fixture
+def gen(addon: ModuleType) -> Iterator[Any]:
+    """The scene's New Generation settings, back to their defaults."""
+    props = reset_settings(bpy.context.scene.hitem3d_generate)
     props.model = "hitem3dv2.1"  # sets the model's default resolution
     yield props
 

@@ -305,11 +305,9 @@ def test_the_panel_offers_use_current_view(addon: ModuleType, gen: Any) -> None:
 
 @pytest.fixture
 def kind_settings(addon: ModuleType) -> Iterator[Any]:
-    props = bpy.context.scene.hitem3d_kinds
-    for name in props.bl_rna.properties.keys():
-        if name not in ("rna_type", "name"):
-            props.property_unset(name)
-    yield props
+    from tests.test_blender_generate import reset_settings
+
+    yield reset_settings(bpy.context.scene.hitem3d_kinds)
 
 
 def drawn_labels(panel: Any) -> str:
