@@ -115,6 +115,7 @@ MESSAGES: dict[str, str] = {
     "{kind} takes one input: a file, a task or a link": "{kind}只接受一个输入：文件、任务或链接",
     "The model link must start with http": "模型链接必须以 http 开头",
     "Cannot read {name}: {reason}": "无法读取 {name}：{reason}",
+    "{name} is {size}; Hitem3D accepts at most {limit} for {kind}": "{name} 为 {size}；Hitem3D 的{kind}最多接受 {limit}",
     "The source task has no finished model on Hitem3D yet": "源任务在 Hitem3D 上还没有完成的模型",
     "The task's result is {kind}, not {wanted}: generate it again with {first} output":
         "任务结果是 {kind}，而不是 {wanted}：请以 {first} 输出重新生成",

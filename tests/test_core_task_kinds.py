@@ -229,13 +229,23 @@ def test_a_colour_count_outside_0_to_8_is_refused(mesh: Path, count: str) -> Non
         validate(KindRequest("multicolor", {"number_color": count}, source_path=str(mesh)))
 
 
-def test_a_mesh_over_200_mb_is_refused_before_reading_it(tmp_path: Path) -> None:
-    big = tmp_path / "huge.glb"
-    with big.open("wb") as file:  # sparse: nothing is written but the size
-        file.truncate(200 * 1024 * 1024 + 1)
+def test_the_upload_limits_are_the_documented_ones() -> None:
+    assert {kind.id: kind.max_source_bytes // (1024 * 1024) for kind in task_kinds.KINDS if kind.source_field} == {
+        "split": 200, "segmentation": 200, "depth": 20, "multicolor": 200}
 
-    with pytest.raises(Hitem3DError, match="at most 200 MB"):
-        validate(KindRequest("split", source_path=str(big)))
+
+@pytest.mark.parametrize("kind, name, size, message", [
+    ("split", "huge.glb", 200 * 1024 * 1024 + 1, "huge.glb is 200.0 MB; Hitem3D accepts at most 200 MB for Split"),
+    ("depth", "poster.png", 20 * 1024 * 1024 + 1, "poster.png is 20.0 MB; Hitem3D accepts at most 20 MB for Depth"),
+])
+def test_an_upload_over_its_kinds_limit_is_refused_before_reading_it(tmp_path: Path, kind: str, name: str,
+                                                                    size: int, message: str) -> None:
+    big = tmp_path / name
+    with big.open("wb") as file:  # sparse: nothing is written but the size
+        file.truncate(size)
+
+    with pytest.raises(Hitem3DError, match=message):
+        validate(KindRequest(kind, source_path=str(big)))
 
 
 def test_a_mesh_in_another_format_is_refused(tmp_path: Path) -> None:
