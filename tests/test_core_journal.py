@@ -125,3 +125,31 @@ def test_history_is_bounded_but_unfinished_tasks_are_never_dropped(tmp_path: Pat
 
     kept = [r.task_id for r in journal.load(path).records]
     assert kept == ["task-run1", "task-0003", "task-0004"]
+
+
+def test_snapshots_convert_only_records_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [TaskRecord(f"t{n}") for n in range(5)]
+    snapshots = journal.Snapshots()
+    first = journal.snapshot(records, snapshots)
+    converted: list[str] = []
+    original = TaskRecord.to_dict
+
+    def counting(self: TaskRecord) -> dict[str, object]:
+        converted.append(self.task_id)
+        return original(self)
+
+    monkeypatch.setattr(TaskRecord, "to_dict", counting)
+    records[2].move_to(TaskState.FAILED)
+    second = journal.snapshot(records, snapshots)
+    assert converted == ["t2"]
+    assert second[2]["state"] == "failed" and second[0] is first[0]
+    assert second == [record.to_dict() for record in records]
+
+
+def test_a_big_snapshot_is_spread_over_saves_that_each_stay_short() -> None:
+    records = [TaskRecord(f"t{n}") for n in range(10)]
+    snapshots = journal.Snapshots(max_fresh=4)
+    assert len(journal.snapshot(records, snapshots)) == 4 and not snapshots.complete
+    assert len(journal.snapshot(records, snapshots)) == 8 and not snapshots.complete
+    entries = journal.snapshot(records, snapshots)
+    assert snapshots.complete and [entry["task_id"] for entry in entries] == [f"t{n}" for n in range(10)]
