@@ -487,6 +487,13 @@ MESSAGES: dict[str, str] = {
     "Balance: checking…": "余额：正在查询…",
     "Balance: not checked yet": "余额：尚未查询",
     "Hitem3D balance: {credits} credits": "Hitem3D 余额：{credits} 积分",
+    # Hostile result files (core.glb_check).
+    "The result file is refused: {what}. Retry, or report the task to Hitem3D":
+        "结果文件被拒绝：{what}。请重试，或向 Hitem3D 报告此任务",
+    "The downloaded result cannot be read: retry": "无法读取下载的结果：请重试",
+    "The cover image cannot be read": "无法读取封面图像",
+    "The cover image is {width} x {height} pixels, too large for a preview: skipped":
+        "封面图像为 {width} x {height} 像素，作为预览太大：已跳过",
 }
 
 def _model_entries() -> dict[tuple[str, str], str]:

@@ -8,7 +8,6 @@ and format are checked, and only then is it renamed into place (an atomic
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -16,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from . import glb_check
 from .api import USER_AGENT, network_error
 from .network import proxy_auth_error
 from .cancel import CancelToken
@@ -25,7 +25,6 @@ from .messages import msg
 CHUNK_SIZE = 256 * 1024
 DEFAULT_MAX_BYTES = 2 * 1024**3
 PARTIAL_SUFFIX = ".part"
-_GLB_HEADER = struct.Struct("<4sII")
 # File hosts answer these for a signed URL past its hour (or a wrong one).
 _EXPIRED_STATUSES = (403, 404, 410)
 
@@ -54,31 +53,15 @@ def check_result_url(url: str) -> None:
 
 
 def check_glb(path: Path) -> None:
-    """Raise ``BadResultFile`` unless ``path`` is a complete binary glTF 2.0."""
-    size = path.stat().st_size
-    with path.open("rb") as file:
-        header = file.read(_GLB_HEADER.size)
-    if len(header) < _GLB_HEADER.size or header[:4] != b"glTF":
-        raise BadResultFile(msg("The downloaded result is not a GLB file: retry, or check the task on Hitem3D"))
-    _, version, length = _GLB_HEADER.unpack(header)
-    if version != 2:
-        raise BadResultFile(msg("The result is glTF version {version}; Blender imports version 2", version=version))
-    if length != size:
-        raise BadResultFile(msg("The downloaded GLB is incomplete: retry"))
-
-
-_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+    """Raise ``BadResultFile`` unless ``path`` is a complete, self-contained
+    binary glTF 2.0 within ``glb_check.DEFAULT_LIMITS``."""
+    glb_check.check_glb(path)
 
 
 def check_image(path: Path) -> None:
-    """Raise ``BadResultFile`` unless ``path`` starts like a WebP, PNG or JPEG."""
-    with path.open("rb") as file:
-        head = file.read(12)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return
-    if any(head.startswith(signature) for signature in _IMAGE_SIGNATURES):
-        return
-    raise BadResultFile(msg("The cover image is not a WebP, PNG or JPEG file"))
+    """Raise ``BadResultFile`` unless ``path`` is a WebP, PNG or JPEG small
+    enough for a preview (``glb_check.MAX_COVER_PIXELS``)."""
+    glb_check.check_cover(path)
 
 
 def remove_quietly(path: Path) -> None:

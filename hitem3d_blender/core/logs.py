@@ -7,6 +7,8 @@ signed URL's key are masked before a record is written anywhere.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import logging.handlers
 import re
@@ -14,7 +16,7 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 MASK = "***"
 _PATTERNS = (
@@ -126,3 +128,40 @@ class RecentProblems(logging.Handler):
 
     def lines(self) -> list[str]:
         return list(self._lines)
+
+
+class _ThreadStderr:
+    """Stands in for ``sys.stderr``: the capturing thread's writes go to a
+    buffer, every other thread's to the real stream."""
+
+    def __init__(self, real: Any, owner: int) -> None:
+        self.real = real
+        self.owner = owner
+        self.buffer = io.StringIO()
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() == self.owner:
+            return self.buffer.write(text)
+        return int(self.real.write(text) or 0)
+
+    def flush(self) -> None:
+        if threading.get_ident() != self.owner:
+            self.real.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[io.StringIO]:
+    """What this thread writes to ``sys.stderr`` in the block, kept out of the
+    console. NOTE: Blender prints an operator's Python traceback there itself
+    (38 lines for a failed glTF import): that detail belongs in the log file."""
+    real = sys.stderr
+    proxy = _ThreadStderr(real, threading.get_ident())
+    sys.stderr = proxy
+    try:
+        yield proxy.buffer
+    finally:
+        if sys.stderr is proxy:
+            sys.stderr = real
