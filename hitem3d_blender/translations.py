@@ -494,6 +494,9 @@ MESSAGES: dict[str, str] = {
     "The cover image cannot be read": "无法读取封面图像",
     "The cover image is {width} x {height} pixels, too large for a preview: skipped":
         "封面图像为 {width} x {height} 像素，作为预览太大：已跳过",
+    # Server text and settings (core.logs, core.settings).
+    "API base URL must not contain a user name or password: remove the part before @ and set the Client ID "
+    "and Secret instead": "API 基础 URL 不能包含用户名或密码：请删除 @ 之前的部分，改为设置 Client ID 和 Client Secret",
 }
 
 def _model_entries() -> dict[tuple[str, str], str]:

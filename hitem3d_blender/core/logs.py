@@ -23,6 +23,15 @@ _PATTERNS = (
     re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)((?:auth_key|access_?token|client_secret|token)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"),
 )
+# user:password@ in any URL (an API base URL, a proxy, a link in a message).
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+# Terminal escape sequences (colours, cursor moves, window titles), then any
+# other control or direction-changing character.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+")
+# Longest piece of server text we show, log, store or raise: a real message
+# is one sentence; 100 KB of it is not a message.
+MAX_SERVER_TEXT = 300
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
@@ -35,12 +44,26 @@ def register_secret(value: str) -> None:
 
 
 def redact(text: str) -> str:
+    """``text`` with every registered secret, Authorization value, token
+    parameter and URL password masked."""
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, MASK)
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _PATTERNS[1].sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
+def clean_text(text: str, limit: int = MAX_SERVER_TEXT) -> str:
+    """Text from outside made fit to show, log, store or raise: one line, no
+    escape or control characters, at most ``limit`` characters, redacted.
+    Redaction runs before shortening so no secret is cut into a visible part."""
+    text = _CONTROLS.sub(" ", _ESCAPES.sub("", text))
+    text = redact(" ".join(text.split()))
+    if len(text) > limit:
+        text = text[:limit - 1].rstrip() + "…"
+    return text
 
 
 class RedactingFilter(logging.Filter):

@@ -103,6 +103,10 @@ def normalize_base_url(text: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidBaseUrl(msg("API base URL must look like {example}", example=DEFAULT_BASE_URL))
+    if parts.username is not None or parts.password is not None:
+        # NOTE: the message never quotes the URL: it holds a password.
+        raise InvalidBaseUrl(msg("API base URL must not contain a user name or password: remove the part "
+                                 "before @ and set the Client ID and Secret instead"))
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise InvalidBaseUrl(msg("API base URL must use https:// (http:// only for this computer)"))
     return url
