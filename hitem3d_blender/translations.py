@@ -497,6 +497,11 @@ MESSAGES: dict[str, str] = {
     # Server text and settings (core.logs, core.settings).
     "API base URL must not contain a user name or password: remove the part before @ and set the Client ID "
     "and Secret instead": "API 基础 URL 不能包含用户名或密码：请删除 @ 之前的部分，改为设置 Client ID 和 Client Secret",
+    # Files and redirects (core.safe_files, core.api).
+    "Not enough disk space in {folder}: free some space and retry": "{folder} 磁盘空间不足：请释放一些空间后重试",
+    "The server sent the request round in a redirect loop: retry later, or check the API base URL and proxy":
+        "服务器的重定向形成了循环：请稍后重试，或检查 API 基础 URL 和代理",
+    "The server redirected to a link that is not http(s): refused": "服务器重定向到非 http(s) 链接：已拒绝",
 }
 
 def _model_entries() -> dict[tuple[str, str], str]:

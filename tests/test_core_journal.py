@@ -29,8 +29,10 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     path = tmp_path / "journal.json"
     options = ImportOptions(collection="Props", at_cursor=False, scale_to_size=True, target_size=2.5)
     failure = msg("Task {short}: {reason}", short="task-000", reason=msg("The download was cut short: retry"))
-    original = record("task-0001", TaskState.FAILED, message=failure, result_path="/r/a.glb",
-                      cover_path="/r/a.cover", bytes_total=1234, started_at=10.0, finished_at=20.0,
+    # File paths inside the journal's folder: any other is dropped on load.
+    original = record("task-0001", TaskState.FAILED, message=failure,
+                      result_path=str(tmp_path / "results" / "a.glb"),
+                      cover_path=str(tmp_path / "results" / "a.cover"), bytes_total=1234, started_at=10.0, finished_at=20.0,
                       imported_objects=["A", "B"], model="hitem3dv2.0", options=options)
     journal.save(path, [original])
 

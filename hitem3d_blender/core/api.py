@@ -23,6 +23,7 @@ from . import errors
 from .messages import Message, msg
 from .errors import (
     ApiError,
+    BadResultFile,
     Cancelled,
     GenerationFailed,
     Hitem3DError,
@@ -125,6 +126,21 @@ def network_error(exc: requests.RequestException, host: str) -> NetworkError:
 
 def _generation_failed() -> Message:  # noqa: N802
     return msg("Generation failed on Hitem3D (credits are refunded): retry, or try another image")
+
+
+def redirect_error(exc: requests.RequestException) -> Hitem3DError | None:
+    """A specific message when a host's redirects went wrong, else None.
+
+    NOTE: requests refuses a redirect to ``file://`` (no adapter) and stops a
+    loop after 30 hops; both used to end in a vague "connection failed"."""
+    if isinstance(exc, requests.TooManyRedirects):
+        # Not retried on its own: the next try would loop the same way.
+        return Hitem3DError(msg("The server sent the request round in a redirect loop: retry later, or "
+                                "check the API base URL and proxy"))
+    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidURL)):
+        return BadResultFile(msg("The server redirected to a link that is not http(s): refused"))
+    return None
 
 
 def error_for_code(code: str, message: str) -> Hitem3DError:
@@ -350,7 +366,7 @@ class Hitem3DClient:
         except requests.RequestException as exc:
             if token is not None and token.cancelled:
                 raise Cancelled() from None
-            raise network_error(exc, self.host) from None
+            raise redirect_error(exc) or network_error(exc, self.host) from None
         if token is not None:
             token.track(response)
         try:

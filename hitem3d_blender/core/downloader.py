@@ -15,8 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from . import glb_check
-from .api import USER_AGENT, network_error
+from . import glb_check, safe_files
+from .api import USER_AGENT, network_error, redirect_error
 from .network import proxy_auth_error
 from .cancel import CancelToken
 from .errors import BadResultFile, Cancelled, ExpiredUrl, NetworkError
@@ -65,10 +65,7 @@ def check_image(path: Path) -> None:
 
 
 def remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    safe_files.remove(path)
 
 
 def stream_to_file(
@@ -95,7 +92,7 @@ def stream_to_file(
     try:
         response = session.get(url, stream=True, timeout=timeout_s, headers={"User-Agent": USER_AGENT})
     except requests.RequestException as exc:
-        raise network_error(exc, host) from None
+        raise redirect_error(exc) or network_error(exc, host) from None
     cancel.track(response)
     try:
         with response:
@@ -113,15 +110,18 @@ def stream_to_file(
                     "The result is {size}, over the {limit} download limit in the add-on preferences: not downloaded",
                     size=_size(total), limit=_size(max_bytes)))
             written = 0
-            with partial.open("wb") as file:
+            # Never through a symlink planted at the partial file's name.
+            with safe_files.create_new(partial) as file:
                 try:
                     for chunk in response.iter_content(CHUNK_SIZE):
                         cancel.raise_if_cancelled()
-                        file.write(chunk)
-                        written += len(chunk)
-                        if written > max_bytes:
+                        # Checked before the write: a compressed body has no
+                        # usable length, and not a byte past the limit is written.
+                        if written + len(chunk) > max_bytes:
                             raise BadResultFile(msg("The result is larger than {limit}, the download limit in the "
                                                     "add-on preferences: not downloaded", limit=_size(max_bytes)))
+                        file.write(chunk)
+                        written += len(chunk)
                         if on_progress is not None:
                             on_progress(written, total)
                 except requests.RequestException:
@@ -141,6 +141,8 @@ def stream_to_file(
         # the user asked for it.
         if cancel.cancelled and not isinstance(exc, Cancelled):
             raise Cancelled() from None
+        if safe_files.is_disk_full(exc) and not isinstance(exc, safe_files.DiskFull):
+            raise safe_files.DiskFull(dest.parent) from None
         if isinstance(exc, requests.RequestException):
             raise network_error(exc, host) from None
         raise

@@ -23,8 +23,9 @@ _PATTERNS = (
     re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)((?:auth_key|access_?token|client_secret|token)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"),
 )
-# user:password@ in any URL (an API base URL, a proxy, a link in a message).
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+# user:password@ in any URL (an API base URL, a proxy, a link in a message),
+# except the literal placeholder our own help text shows.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!user:password@)[^/\s@]*@")
 # Terminal escape sequences (colours, cursor moves, window titles), then any
 # other control or direction-changing character.
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
@@ -89,7 +90,22 @@ class _OneLineFormatter(logging.Formatter):
         return self.formatMessage(record)
 
 
-class _StderrHandler(logging.StreamHandler):
+class _QuietFailures:
+    """A handler that cannot write (a full disk, a closed console) drops the
+    record: logging's default prints "--- Logging error ---" and a traceback
+    to stderr, which is worse than the lost line."""
+
+    failures = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        type(self).failures += 1
+
+
+class _QuietRotatingFileHandler(_QuietFailures, logging.handlers.RotatingFileHandler):
+    pass
+
+
+class _StderrHandler(_QuietFailures, logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of the record.
 
     NOTE: ``logging.StreamHandler()`` keeps the stream it was created with; a
@@ -127,8 +143,8 @@ def install_file_handler(logger: logging.Logger, path: Path, *, max_bytes: int =
     """A rotating, redacted log file (INFO and up, tracebacks included) for
     support requests. Returns the handler for ``removeHandler``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
-                                                   encoding="utf-8", delay=True)
+    handler = _QuietRotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                        encoding="utf-8", delay=True)
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
