@@ -502,6 +502,11 @@ MESSAGES: dict[str, str] = {
     "The server sent the request round in a redirect loop: retry later, or check the API base URL and proxy":
         "服务器的重定向形成了循环：请稍后重试，或检查 API 基础 URL 和代理",
     "The server redirected to a link that is not http(s): refused": "服务器重定向到非 http(s) 链接：已拒绝",
+    # Two Blender instances, background waits (engine.ownership, engine.batch).
+    "Another Blender is following the Hitem3D tasks: here they are imported, but not kept after you quit":
+        "另一个 Blender 正在跟踪 Hitem3D 任务：在这里任务照常导入，但退出后不会保留",
+    "No result within {duration}: the task goes on at Hitem3D; Retry waits for it again":
+        "{duration} 内没有结果：任务仍在 Hitem3D 上进行；“重试”会再次等待",
 }
 
 def _model_entries() -> dict[tuple[str, str], str]:

@@ -16,7 +16,7 @@ import requests
 import responses
 
 from hitem3d_blender.core import journal, safe_files
-from hitem3d_blender.core.downloader import CancelToken, stream_to_file
+from hitem3d_blender.core.downloader import CancelToken, partial_path, stream_to_file
 from hitem3d_blender.core.errors import BadResultFile, Hitem3DError
 from hitem3d_blender.core.logs import install_file_handler
 from hitem3d_blender.core.safe_files import DiskFull
@@ -53,7 +53,7 @@ def test_a_symlink_planted_at_the_partial_file_is_not_written_through(rsps: resp
     victim.write_text("precious")
     results = tmp_path / "results"
     results.mkdir()
-    (results / "task.glb.part").symlink_to(victim)
+    partial_path(results / "task.glb").symlink_to(victim)
 
     download(results / "task.glb")
 

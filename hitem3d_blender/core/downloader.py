@@ -52,6 +52,13 @@ def check_result_url(url: str) -> None:
         raise BadResultFile(msg("Hitem3D sent a result link that is not http(s): not downloaded"))
 
 
+def partial_path(dest: Path) -> Path:
+    """Where ``dest`` is written until complete: ``<name>.<pid>.part``. The PID
+    keeps two Blender instances from writing one file, and tells the folder's
+    owner which leftovers belong to a process that is gone."""
+    return dest.with_name(f"{dest.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+
+
 def check_glb(path: Path) -> None:
     """Raise ``BadResultFile`` unless ``path`` is a complete, self-contained
     binary glTF 2.0 within ``glb_check.DEFAULT_LIMITS``."""
@@ -88,7 +95,7 @@ def stream_to_file(
     host = urlsplit(url).netloc
     cancel.raise_if_cancelled()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
+    partial = partial_path(dest)
     try:
         response = session.get(url, stream=True, timeout=timeout_s, headers={"User-Agent": USER_AGENT})
     except requests.RequestException as exc:
