@@ -102,36 +102,36 @@ def test_import_after_a_failure_brings_one_copy(addon: ModuleType, prefs: Any, s
 
 def test_a_second_blender_is_a_guest_that_still_imports(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                         sample_glb: Path) -> None:
-    addon.bridge.shutdown()
-    folder = addon.bridge.user_dir()
+    addon.session.shutdown()
+    folder = addon.engine.files.user_dir()
     owner_pid = os.getppid()  # a live process that is not us: the owning Blender
     (folder / "instance.lock").write_text(json.dumps({"pid": owner_pid, "host": socket.gethostname(),
                                                       "cookie": "owner"}))
     running = addon.core.tasks.TaskRecord(OTHER_ID)
     running.state = addon.core.tasks.TaskState.PROCESSING
-    addon.core.journal.save(addon.bridge.journal_path(), [running])
-    journal_before = addon.bridge.journal_path().read_bytes()
-    owners_partial = addon.bridge.results_dir() / f"task-x.glb.{owner_pid}.part"
+    addon.core.journal.save(addon.engine.files.journal_path(), [running])
+    journal_before = addon.engine.files.journal_path().read_bytes()
+    owners_partial = addon.engine.files.results_dir() / f"task-x.glb.{owner_pid}.part"
     owners_partial.write_bytes(b"half")
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
 
     addon.engine.files.remove_partial_files()
-    assert addon.bridge.book().get(OTHER_ID) is None  # the owner runs it; not resumed here
+    assert addon.engine.history.book().get(OTHER_ID) is None  # the owner runs it; not resumed here
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
 
     assert [obj for obj in bpy.data.objects if obj.get("hitem3d_task_id") == TASK_ID]
     assert owners_partial.read_bytes() == b"half"
-    assert addon.bridge.journal_path().read_bytes() == journal_before
+    assert addon.engine.files.journal_path().read_bytes() == journal_before
 
 
 def test_the_owner_takes_over_a_dead_instances_lock_and_cleans_its_partials(addon: ModuleType) -> None:
-    addon.bridge.shutdown()
-    folder = addon.bridge.user_dir()
+    addon.session.shutdown()
+    folder = addon.engine.files.user_dir()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     (folder / "instance.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(),
                                                       "cookie": "crashed"}))
-    leftover = addon.bridge.results_dir() / f"task-x.glb.{gone.pid}.part"
+    leftover = addon.engine.files.results_dir() / f"task-x.glb.{gone.pid}.part"
     leftover.write_bytes(b"half")
 
     addon.engine.files.remove_partial_files()
@@ -158,14 +158,14 @@ def test_settings_survive_disable_and_enable(addon: ModuleType) -> None:
 
     addon_utils.disable(ADDON_MODULE, default_set=True)
     assert ADDON_MODULE not in bpy.context.preferences.addons
-    assert not (addon.bridge.user_dir() / "instance.lock").exists()  # released on disable
+    assert not (addon.engine.files.user_dir() / "instance.lock").exists()  # released on disable
     addon_utils.enable(ADDON_MODULE, default_set=True)
 
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     try:
         assert (prefs.client_id, prefs.client_secret) == ("kept-client-id", "kept-secret-value")
         assert (prefs.poll_interval, prefs.auto_import, prefs.proxy_mode) == (7.0, False, "NONE")
-        stored = (addon.bridge.user_dir() / "settings.json")
+        stored = (addon.engine.files.user_dir() / "settings.json")
         assert stored.is_file() and (os.stat(stored).st_mode & 0o077) == 0
     finally:
         for name in ("client_id", "client_secret", "poll_interval", "auto_import", "proxy_mode"):
@@ -180,31 +180,31 @@ def test_import_again_never_reads_a_symlinked_result(addon: ModuleType, prefs: A
                                                      sample_glb: Path, tmp_path: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
-    result = addon.bridge.result_path(TASK_ID)
+    result = addon.engine.files.result_path(TASK_ID)
     planted = tmp_path / "planted.glb"
     planted.write_bytes(sample_glb.read_bytes())
     result.unlink()
     result.symlink_to(planted)
     objects_before = len(bpy.data.objects)
 
-    assert addon.bridge.import_now(TASK_ID) is None  # no usable file: the caller downloads anew
+    assert addon.engine.control.import_now(TASK_ID) is None  # no usable file: the caller downloads anew
     assert len(bpy.data.objects) == objects_before
     assert planted.read_bytes() == sample_glb.read_bytes()
 
 
 def test_a_journal_cover_outside_the_folder_is_never_read(addon: ModuleType, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    addon.bridge.shutdown()
+    addon.session.shutdown()
     outside = tmp_path / "photo.webp"
     outside.write_bytes(webp_vp8x_header(64, 64))
     rec = addon.core.tasks.TaskRecord(TASK_ID)
     rec.state = addon.core.tasks.TaskState.DONE
     rec.cover_path = str(outside)
-    addon.core.journal.save(addon.bridge.journal_path(), [rec])
+    addon.core.journal.save(addon.engine.files.journal_path(), [rec])
     loaded: list[str] = []
     monkeypatch.setattr(addon.ui_sync, "_usable_cover", lambda path: loaded.append(str(path)) or False)
 
-    restored = addon.bridge.book().get(TASK_ID)
+    restored = addon.engine.history.book().get(TASK_ID)
     assert restored is not None and restored.cover_path == ""
     assert addon.ui_sync.cover_preview(restored) is None and loaded == []
 
@@ -213,9 +213,9 @@ def test_a_background_wait_that_runs_out_says_why(addon: ModuleType, prefs: Any,
                                                   sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     sim.file_rate_limit = 20_000  # the download is still running when the wait ends
-    addon.bridge.start_import(TASK_ID, addon.preferences.usable_settings())
+    addon.engine.control.start_import(TASK_ID, addon.preferences.usable_settings())
 
-    (rec,) = addon.bridge.wait_for([TASK_ID], 0.5)
+    (rec,) = addon.engine.batch.wait_for([TASK_ID], 0.5)
 
     assert rec.state.name == "CANCELLED"
     assert str(rec.message).startswith("No result within ") and "Retry waits for it again" in str(rec.message)
