@@ -181,6 +181,8 @@ def test_import_again_never_reads_a_symlinked_result(addon: ModuleType, prefs: A
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
     result = addon.engine.files.result_path(TASK_ID)
+    # Without its library entry, Import Again reads the downloaded GLB.
+    addon.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID)).unlink(missing_ok=True)
     planted = tmp_path / "planted.glb"
     planted.write_bytes(sample_glb.read_bytes())
     result.unlink()
