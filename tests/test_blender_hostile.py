@@ -111,7 +111,9 @@ def test_a_second_blender_is_a_guest_that_still_imports(addon: ModuleType, prefs
     running.state = addon.core.tasks.TaskState.PROCESSING
     addon.core.journal.save(addon.engine.files.journal_path(), [running])
     journal_before = addon.engine.files.journal_path().read_bytes()
-    owners_partial = addon.engine.files.results_dir() / f"task-x.glb.{owner_pid}.part"
+    results = addon.engine.files.results_dir()
+    results.mkdir(parents=True, exist_ok=True)  # the path is cached; the fixture emptied the folder
+    owners_partial = results / f"task-x.glb.{owner_pid}.part"
     owners_partial.write_bytes(b"half")
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
 
@@ -131,7 +133,9 @@ def test_the_owner_takes_over_a_dead_instances_lock_and_cleans_its_partials(addo
     gone.wait()
     (folder / "instance.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(),
                                                       "cookie": "crashed"}))
-    leftover = addon.engine.files.results_dir() / f"task-x.glb.{gone.pid}.part"
+    results = addon.engine.files.results_dir()
+    results.mkdir(parents=True, exist_ok=True)  # the path is cached; the fixture emptied the folder
+    leftover = results / f"task-x.glb.{gone.pid}.part"
     leftover.write_bytes(b"half")
 
     addon.engine.files.remove_partial_files()
