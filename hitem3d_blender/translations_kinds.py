@@ -132,6 +132,8 @@ MESSAGES: dict[str, str] = {
     "The multicolour result has no vertex colours": "多色结果没有顶点颜色",
     "Blender could not read the depth map: retry, or report it with the log": "Blender 无法读取深度图：请重试，或附上日志报告问题",
     "The depth map is empty": "深度图为空",
+    "The depth map is {width} x {height} pixels; at most {limit} a side can be used":
+        "深度图为 {width} x {height} 像素；每边最多只能使用 {limit} 像素",
     "Select a finished task in the Hitem3D list first": "请先在 Hitem3D 列表中选择一个已完成的任务",
     "A depth map is not a mesh: select a task with a model": "深度图不是网格：请选择带模型的任务",
     "Choose a mesh file first": "请先选择网格文件",
