@@ -225,3 +225,37 @@ def test_a_background_wait_that_runs_out_says_why(addon: ModuleType, prefs: Any,
 
     assert rec.state.name == "CANCELLED"
     assert str(rec.message).startswith("No result within ") and "Retry waits for it again" in str(rec.message)
+
+
+def test_a_full_disk_fails_the_task_with_the_folder_named(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                          sample_glb: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    real_create = addon.core.safe_files.create_new
+
+    class FullFile:
+        """Takes nothing: every write fails as on a full disk."""
+
+        def __enter__(self) -> "FullFile":
+            return self
+
+        def __exit__(self, *args: Any) -> None:
+            pass
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk(path: Path, mode: int = 0o644) -> Any:
+        real_create(path, mode).close()
+        return FullFile()
+
+    monkeypatch.setattr(addon.core.safe_files, "create_new", full_disk)
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    results = addon.engine.files.results_dir()
+
+    with pytest.raises(RuntimeError, match=f"Not enough disk space in {results}: free some space and retry"):
+        bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert record_of(addon).state.name == "FAILED"
+    assert not [path for path in results.glob("*") if path.suffix in (".glb", ".part")]
+    assert "Logging error" not in capfd.readouterr().err
