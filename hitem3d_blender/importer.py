@@ -11,9 +11,11 @@ from typing import Any, Mapping
 
 import bpy
 
-from . import library_entry, operator_options, placement
+from . import datablocks, library_entry, operator_options, placement
 from .core.conversion import CHILD_ERRORS, ConversionSpec
-from .core.errors import ImportFailed
+from .core.errors import BadResultFile, ImportFailed
+from .core.glb_check import check_glb
+from .core.logs import captured_stderr
 from .core.messages import msg
 from .core.import_options import ImportOptions
 
@@ -46,18 +48,28 @@ def window_override() -> dict[str, Any]:
 
 
 def run_gltf(path: Path) -> list[bpy.types.Object]:
-    """Blender's glTF importer on ``path``; returns the objects it made.
-    Raises ``ImportFailed``."""
-    before = set(bpy.data.objects)
+    """Blender's glTF importer on ``path``, checked first (``core.glb_check``:
+    nothing outside the file is read, nothing it does not hold is allocated);
+    returns the objects it made. Raises ``ImportFailed``. Every import path
+    (in this process, in the child converter) comes through here."""
     try:
-        with bpy.context.temp_override(**window_override()):
-            if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():  # type: ignore[call-arg]
-                bpy.ops.object.mode_set(mode="OBJECT")
-            # The stubs type operator calls as returning None; they return a set.
-            result: Any = bpy.ops.import_scene.gltf(**importer_options(path))
-    except (RuntimeError, OSError) as exc:
-        log.warning("glTF import of %s failed: %s", path.name, exc)
-        raise ImportFailed(msg("Blender could not import the GLB: retry, or report it with the log")) from None
+        check_glb(path)
+    except BadResultFile as exc:
+        raise ImportFailed(exc.message) from None
+    before = set(bpy.data.objects)
+    with captured_stderr() as printed:
+        try:
+            with bpy.context.temp_override(**window_override()):
+                if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():  # type: ignore[call-arg]
+                    bpy.ops.object.mode_set(mode="OBJECT")
+                # The stubs type operator calls as returning None; they return a set.
+                result: Any = bpy.ops.import_scene.gltf(**importer_options(path))
+        except (RuntimeError, OSError) as exc:
+            # Blender printed its traceback (38 lines) to stderr: it goes to the
+            # log file only; the user gets the one line the caller reports.
+            log.info("glTF import of %s failed: %s\n%s", path.name,
+                     (str(exc).strip().splitlines() or [""])[-1], printed.getvalue())
+            raise ImportFailed(msg("Blender could not import the GLB: retry, or report it with the log")) from None
     if "FINISHED" not in result:
         raise ImportFailed(msg("Blender's glTF importer did not finish: retry"))
     new_objects = [obj for obj in bpy.data.objects if obj not in before]
@@ -74,37 +86,25 @@ def import_glb(path: Path, spec: ConversionSpec) -> list[str]:
     Raises ``ImportFailed``."""
     if bpy.context.view_layer is None:
         raise ImportFailed(msg("No view layer to import into"))
-    before = snapshot_ids()
-    try:
+    # All or nothing, placing included: a failure anywhere removes what the import made.
+    with datablocks.all_or_nothing(f"import of {path.name}"):
         new_objects = run_gltf(path)
-        library_entry.finish_objects(new_objects, spec)
-        library_entry.write_entry(new_objects, spec)
-    except (OSError, RuntimeError) as exc:
-        log.warning("Could not write the library entry of %s: %s", spec.task_id, exc)
-        remove_new_ids(before)
-        raise ImportFailed(msg(CHILD_ERRORS["save_failed"])) from None
-    except BaseException:
-        remove_new_ids(before)
-        raise
-    placement.place_in_scene(new_objects, spec.options, context=bpy.context)
+        try:
+            library_entry.finish_objects(new_objects, spec)
+            library_entry.write_entry(new_objects, spec)
+        except (OSError, RuntimeError) as exc:
+            log.warning("Could not write the library entry of %s: %s", spec.task_id, exc)
+            raise ImportFailed(msg(CHILD_ERRORS["save_failed"])) from None
+        placement.place_in_scene(new_objects, spec.options, context=bpy.context)
     return [obj.name for obj in new_objects]
 
 
-# The kinds of data a glTF import or an append makes.
-_ID_COLLECTIONS = ("objects", "meshes", "materials", "images", "textures", "node_groups", "armatures",
-                   "actions", "cameras", "lights", "collections", "shape_keys", "libraries")
+def snapshot_ids() -> datablocks.Snapshot:
+    """Every data-block that exists now (``datablocks.snapshot``)."""
+    return datablocks.snapshot()
 
 
-def snapshot_ids() -> dict[str, set[Any]]:
-    """Every data-block that exists now, per kind (pointers, not names: names change)."""
-    return {kind: {block.as_pointer() for block in getattr(bpy.data, kind)} for kind in _ID_COLLECTIONS}
-
-
-def remove_new_ids(before: dict[str, set[Any]]) -> None:
+def remove_new_ids(before: datablocks.Snapshot) -> None:
     """Remove every data-block made since ``before``: an import that failed
     half-way leaves nothing in the file."""
-    for kind in _ID_COLLECTIONS:
-        blocks = getattr(bpy.data, kind)
-        new = [block for block in blocks if block.as_pointer() not in before[kind]]
-        if new:
-            bpy.data.batch_remove(new)
+    datablocks.remove_created(before)

@@ -1,11 +1,17 @@
 """Add-on preferences: where the API is and the credentials.
 
-Preferences live in Blender's user preferences, never in a .blend file. The
-secret field is masked; empty fields fall back to environment variables.
+Preferences live in Blender's user preferences, never in a .blend file, and
+every change is also kept in the extension's user folder (``settings.json``,
+see ``core.settings_store``) so a disable and enable, or installing the same
+version again, loses nothing. The secret field is masked. Which value wins:
+a value set here, then the environment variable, then the default (an API
+base URL left at its default counts as not set).
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -13,12 +19,14 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import connection, translations, ui_sync
 from .core import settings as core_settings
+from .core import settings_store
 from .core.errors import OnlineAccessDisabled
 from .core.messages import OWN_CONTEXT, msg
 from .core.settings import ApiSettings
 from .engine import files
 
 ADDON_ID = __package__ or "hitem3d_blender"
+log = logging.getLogger(__package__)
 
 # (identifier, name, description) for the proxy enum; identifiers are the
 # core's proxy modes in upper case.
@@ -30,13 +38,26 @@ PROXY_MODE_ITEMS = (
 )
 
 
+# Set while values are read back from settings.json, so reading them back
+# does not write the file again for each one.
+_restoring = False
+
+
+def _changed(prefs: bpy.types.AddonPreferences, _context: bpy.types.Context) -> None:
+    """Every change goes to settings.json at once: Blender drops add-on
+    preferences on disable, and a crash can come before userpref.blend is saved."""
+    if not _restoring:
+        save_settings(prefs)
+
+
 # NOTE: defined before the class: Blender evaluates the property annotations
 # while the module is still being executed.
-def _library_folder_changed(_prefs: Any, _context: Any) -> None:
+def _library_folder_changed(prefs: Any, context: Any) -> None:
     """Point the "Hitem3D" entry of Preferences > File Paths > Asset Libraries
     at the new folder, if it is registered already."""
     from . import asset_library  # noqa: PLC0415
 
+    _changed(prefs, context)
     if asset_library.is_registered():
         try:
             asset_library.ensure_registered()
@@ -49,20 +70,24 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
     base_url: StringProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="API base URL",
         description="Address of the Hitem3D open API (empty: $HITEM3D_API_BASE or the default)",
         default=core_settings.DEFAULT_BASE_URL,
     )
     client_id: StringProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="Client ID",
         description="Access key ID from the Hitem3D platform (empty: $HITEM3D_CLIENT_ID)",
     )
     client_secret: StringProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="Client Secret",
         description="Access key secret from the Hitem3D platform (empty: $HITEM3D_CLIENT_SECRET)",
         subtype="PASSWORD",
     )
     poll_interval: FloatProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="Check every",
         description="Seconds between two status checks of a running task",
         default=core_settings.DEFAULT_POLL_INTERVAL_S,
@@ -72,6 +97,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         unit="TIME_ABSOLUTE",
     )
     max_download_gb: FloatProperty(  # type: ignore[valid-type]
+        update=_changed,
         # NOTE: the unit in the name: Blender has no gigabyte unit for a float.
         name="Largest download (GB)",
         description="Refuse result files larger than this many gigabytes (checked before anything is written)",
@@ -82,6 +108,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         soft_max=10.0,
     )
     auto_import: BoolProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="Import when ready",
         description="Import each model as soon as it is downloaded (off: wait for a click on Import)",
         default=True,
@@ -96,6 +123,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
     )
 
     request_timeout: FloatProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="Timeout",
         description="Seconds to wait for an answer from Hitem3D or the file host before giving up on a request",
         default=core_settings.DEFAULT_REQUEST_TIMEOUT_S,
@@ -110,6 +138,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         default=True,
     )
     proxy_mode: EnumProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="Proxy",
         # NOTE: our context: Blender's catalogue has "Environment" and "None" as 环境 and 无.
         translation_context=OWN_CONTEXT,
@@ -118,10 +147,12 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         default="SYSTEM",
     )
     proxy_url: StringProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="Proxy URL",
         description="http://host:port of the proxy (http://user:password@host:port if it asks for a password)",
     )
     ca_bundle: StringProperty(  # type: ignore[valid-type]
+        update=_changed,
         name="CA bundle",
         description="A PEM file of extra certificate authorities to trust, for networks that inspect HTTPS "
                     "(empty: $HITEM3D_CA_BUNDLE, or only the public authorities)",
@@ -177,6 +208,62 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
             col.prop(self, "proxy_url")
         col.prop(self, "ca_bundle")
         col.prop(self, "request_timeout")
+
+
+def _settings_path() -> Path:
+    return Path(bpy.utils.extension_path_user(ADDON_ID, create=True)) / settings_store.SETTINGS_NAME
+
+
+def _values(prefs: bpy.types.AddonPreferences) -> dict[str, Any]:
+    """Every preference as a plain value, by name (new preferences included)."""
+    names = [prop.identifier for prop in prefs.bl_rna.properties if prop.identifier not in ("rna_type", "bl_idname")]
+    return {name: getattr(prefs, name) for name in names}
+
+
+def save_settings(prefs: bpy.types.AddonPreferences) -> None:
+    try:
+        settings_store.save(_settings_path(), _values(prefs))
+    except OSError as exc:
+        log.warning("Could not save the Hitem3D settings: %s", exc)
+
+
+def restore_settings(prefs: bpy.types.AddonPreferences) -> None:
+    """Put the values of settings.json back into freshly made preferences; with
+    no file yet, write one from the preferences as they are."""
+    global _restoring
+    saved = settings_store.load(_settings_path(), _values(prefs))
+    if not saved:
+        save_settings(prefs)
+        return
+    _restoring = True
+    try:
+        for name, value in saved.items():
+            try:
+                setattr(prefs, name, value)
+            except (TypeError, ValueError, AttributeError):  # an enum item that is gone
+                log.info("Setting %s not restored", name)
+    finally:
+        _restoring = False
+
+
+def _entry_preferences() -> bpy.types.AddonPreferences | None:
+    preferences = bpy.context.preferences
+    entry = preferences.addons.get(ADDON_ID) if preferences is not None else None
+    return entry.preferences if entry is not None else None
+
+
+def register() -> None:
+    # NOTE: enabling adds the add-on's entry before calling register(), with
+    # fresh default preferences: this is where the saved values come back.
+    prefs = _entry_preferences()
+    if prefs is not None:
+        restore_settings(prefs)
+
+
+def unregister() -> None:
+    prefs = _entry_preferences()
+    if prefs is not None:
+        save_settings(prefs)
 
 
 def usable_settings(context: bpy.types.Context | None = None) -> ApiSettings:

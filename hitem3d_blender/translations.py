@@ -529,6 +529,26 @@ MESSAGES: dict[str, str] = {
     "Use Current View needs Blender's window (the view is drawn by the GPU): in background mode, render the "
     "camera and choose the Render Result as a Blender Image":
         "“使用当前视图”需要 Blender 窗口（视图由 GPU 绘制）：在后台模式下，请渲染摄像机视图，并将渲染结果选为 Blender 图像",
+    # Hostile result files (core.glb_check).
+    "The result file is refused: {what}. Retry, or report the task to Hitem3D":
+        "结果文件被拒绝：{what}。请重试，或向 Hitem3D 报告此任务",
+    "The downloaded result cannot be read: retry": "无法读取下载的结果：请重试",
+    "The cover image cannot be read": "无法读取封面图像",
+    "The cover image is {width} x {height} pixels, too large for a preview: skipped":
+        "封面图像为 {width} x {height} 像素，作为预览太大：已跳过",
+    # Server text and settings (core.logs, core.settings).
+    "API base URL must not contain a user name or password: remove the part before @ and set the Client ID "
+    "and Secret instead": "API 基础 URL 不能包含用户名或密码：请删除 @ 之前的部分，改为设置 Client ID 和 Client Secret",
+    # Files and redirects (core.safe_files, core.api).
+    "Not enough disk space in {folder}: free some space and retry": "{folder} 磁盘空间不足：请释放一些空间后重试",
+    "The server sent the request round in a redirect loop: retry later, or check the API base URL and proxy":
+        "服务器的重定向形成了循环：请稍后重试，或检查 API 基础 URL 和代理",
+    "The server redirected to a link that is not http(s): refused": "服务器重定向到非 http(s) 链接：已拒绝",
+    # Two Blender instances, background waits (engine.ownership, engine.batch).
+    "Another Blender is following the Hitem3D tasks: here they are imported, but not kept after you quit":
+        "另一个 Blender 正在跟踪 Hitem3D 任务：在这里任务照常导入，但退出后不会保留",
+    "No result within {duration}: the task goes on at Hitem3D; Retry waits for it again":
+        "{duration} 内没有结果：任务仍在 Hitem3D 上进行；“重试”会再次等待",
 }
 
 

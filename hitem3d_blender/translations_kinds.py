@@ -115,6 +115,7 @@ MESSAGES: dict[str, str] = {
     "{kind} takes one input: a file, a task or a link": "{kind}只接受一个输入：文件、任务或链接",
     "The model link must start with http": "模型链接必须以 http 开头",
     "Cannot read {name}: {reason}": "无法读取 {name}：{reason}",
+    "{name} is {size}; Hitem3D accepts at most {limit} for {kind}": "{name} 为 {size}；Hitem3D 的{kind}最多接受 {limit}",
     "The source task has no finished model on Hitem3D yet": "源任务在 Hitem3D 上还没有完成的模型",
     "The task's result is {kind}, not {wanted}: generate it again with {first} output":
         "任务结果是 {kind}，而不是 {wanted}：请以 {first} 输出重新生成",
@@ -131,6 +132,8 @@ MESSAGES: dict[str, str] = {
     "The multicolour result has no vertex colours": "多色结果没有顶点颜色",
     "Blender could not read the depth map: retry, or report it with the log": "Blender 无法读取深度图：请重试，或附上日志报告问题",
     "The depth map is empty": "深度图为空",
+    "The depth map is {width} x {height} pixels; at most {limit} a side can be used":
+        "深度图为 {width} x {height} 像素；每边最多只能使用 {limit} 像素",
     "Select a finished task in the Hitem3D list first": "请先在 Hitem3D 列表中选择一个已完成的任务",
     "A depth map is not a mesh: select a task with a model": "深度图不是网格：请选择带模型的任务",
     "Choose a mesh file first": "请先选择网格文件",

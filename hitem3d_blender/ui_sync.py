@@ -13,9 +13,12 @@ from typing import Any, Iterable
 import bpy
 import bpy.utils.previews
 
+from .core import safe_files
+from .core.errors import BadResultFile
+from .core.glb_check import check_cover
 from .core.messages import NONE, Message
 from .core.tasks import TaskRecord
-from .engine import history
+from .engine import files, history
 
 log = logging.getLogger(__package__)
 
@@ -105,9 +108,25 @@ def cover_preview(rec: TaskRecord) -> Any:
     if _state.preview_paths.get(rec.task_id) != rec.cover_path:
         if rec.task_id in previews:
             del previews[rec.task_id]
-        previews.load(rec.task_id, rec.cover_path, "IMAGE")
+        # Checked once per path, not per redraw: a refused cover stays unloaded.
         _state.preview_paths[rec.task_id] = rec.cover_path
-    return previews[rec.task_id]
+        if _usable_cover(Path(rec.cover_path)):
+            previews.load(rec.task_id, rec.cover_path, "IMAGE")
+    return previews.get(rec.task_id)
+
+
+def _usable_cover(path: Path) -> bool:
+    """A cover Blender may decode, within the preview pixel limit: in our
+    folder a plain file (never a symlink). Outside it only the picture the
+    user chose for a generation (journal paths outside are dropped on load)."""
+    if safe_files.inside(files.user_dir(), path) and not safe_files.is_regular_file(path):
+        return False
+    try:
+        check_cover(path)
+    except BadResultFile as exc:
+        log.info("Cover %s not shown: %s", path.name, exc)
+        return False
+    return True
 
 
 def regions_showing_hitem3d(windows: Iterable[Any], preferences_section: str) -> list[Any]:

@@ -164,10 +164,12 @@ def test_a_failed_kind_with_the_refund_code_is_retryable(addon: ModuleType, pref
 
 def test_a_depth_map_blender_cannot_read_leaves_nothing_behind(addon: ModuleType, prefs: Any,
                                                               sim: Hitem3DSimulator, clean: None) -> None:
-    sim.add_task(DEPTH_ID, ["success"], glb=b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, extension="png")
+    # A PNG header, then no picture: it passes the download's check, Blender cannot read it.
+    broken = depth_png_bytes()[:33] + b"garbage" * 10
+    sim.add_task(DEPTH_ID, ["success"], glb=broken, extension="png")
     images = set(bpy.data.images.keys())
 
-    assert "depth map" in import_error(DEPTH_ID)
+    assert "The depth map is empty" in import_error(DEPTH_ID)
 
     assert by_task(DEPTH_ID) == [] and set(bpy.data.images.keys()) == images
     assert record_of(addon, DEPTH_ID).state.value == "failed"

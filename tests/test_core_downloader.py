@@ -17,10 +17,10 @@ import responses
 from hitem3d_blender.core import downloader
 from hitem3d_blender.core.api import Hitem3DClient
 from hitem3d_blender.core.downloader import (
-    PARTIAL_SUFFIX,
     CancelToken,
     check_glb,
     check_result_url,
+    partial_path,
     stream_to_file,
     url_extension,
 )
@@ -381,7 +381,7 @@ def _assert_cancel_is_prompt(sim: Hitem3DSimulator, tmp_path: Path) -> None:
         thread, raised = _download_in_thread(session, url, dest, cancel, started)
         assert started.wait(3), "the download never started"
         time.sleep(0.1)  # let the reader block on the socket
-        assert dest.with_name(dest.name + PARTIAL_SUFFIX).exists()
+        assert partial_path(dest).exists()
         begun = time.monotonic()
         cancel.cancel()
         thread.join(3)

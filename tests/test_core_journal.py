@@ -29,8 +29,10 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     path = tmp_path / "journal.json"
     options = ImportOptions(collection="Props", at_cursor=False, scale_to_size=True, target_size=2.5)
     failure = msg("Task {short}: {reason}", short="task-000", reason=msg("The download was cut short: retry"))
-    original = record("task-0001", TaskState.FAILED, message=failure, result_path="/r/a.glb",
-                      cover_path="/r/a.cover", bytes_total=1234, started_at=10.0, finished_at=20.0,
+    # File paths inside the journal's folder: any other is dropped on load.
+    original = record("task-0001", TaskState.FAILED, message=failure,
+                      result_path=str(tmp_path / "results" / "a.glb"),
+                      cover_path=str(tmp_path / "results" / "a.cover"), bytes_total=1234, started_at=10.0, finished_at=20.0,
                       imported_objects=["A", "B"], model="hitem3dv2.0", options=options)
     journal.save(path, [original])
 
@@ -125,3 +127,31 @@ def test_history_is_bounded_but_unfinished_tasks_are_never_dropped(tmp_path: Pat
 
     kept = [r.task_id for r in journal.load(path).records]
     assert kept == ["task-run1", "task-0003", "task-0004"]
+
+
+def test_snapshots_convert_only_records_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [TaskRecord(f"t{n}") for n in range(5)]
+    snapshots = journal.Snapshots()
+    first = journal.snapshot(records, snapshots)
+    converted: list[str] = []
+    original = TaskRecord.to_dict
+
+    def counting(self: TaskRecord) -> dict[str, object]:
+        converted.append(self.task_id)
+        return original(self)
+
+    monkeypatch.setattr(TaskRecord, "to_dict", counting)
+    records[2].move_to(TaskState.FAILED)
+    second = journal.snapshot(records, snapshots)
+    assert converted == ["t2"]
+    assert second[2]["state"] == "failed" and second[0] is first[0]
+    assert second == [record.to_dict() for record in records]
+
+
+def test_a_big_snapshot_is_spread_over_saves_that_each_stay_short() -> None:
+    records = [TaskRecord(f"t{n}") for n in range(10)]
+    snapshots = journal.Snapshots(max_fresh=4)
+    assert len(journal.snapshot(records, snapshots)) == 4 and not snapshots.complete
+    assert len(journal.snapshot(records, snapshots)) == 8 and not snapshots.complete
+    entries = journal.snapshot(records, snapshots)
+    assert snapshots.complete and [entry["task_id"] for entry in entries] == [f"t{n}" for n in range(10)]

@@ -4,6 +4,7 @@ against the simulator (no Blender)."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +14,10 @@ import requests
 from hitem3d_blender.core import task_kinds
 from hitem3d_blender.core.api import Hitem3DClient
 from hitem3d_blender.core.cancel import CancelToken
-from hitem3d_blender.core.errors import ApiError, GenerationFailed, Hitem3DError, TaskNotFound
+from hitem3d_blender.core.errors import ApiError, BadResultFile, GenerationFailed, Hitem3DError, TaskNotFound
 from hitem3d_blender.core.kind_requests import KindRequest, form_fields, validate
 from hitem3d_blender.core.pipeline import ImportJob, run_import_job
-from hitem3d_blender.core.result_files import cached_result, check_stl
+from hitem3d_blender.core.result_files import cached_result, check_exr, check_png, check_stl
 from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import InvalidSubmission
 from hitem3d_blender.core.task_ids import parse_task_id
@@ -229,13 +230,23 @@ def test_a_colour_count_outside_0_to_8_is_refused(mesh: Path, count: str) -> Non
         validate(KindRequest("multicolor", {"number_color": count}, source_path=str(mesh)))
 
 
-def test_a_mesh_over_200_mb_is_refused_before_reading_it(tmp_path: Path) -> None:
-    big = tmp_path / "huge.glb"
-    with big.open("wb") as file:  # sparse: nothing is written but the size
-        file.truncate(200 * 1024 * 1024 + 1)
+def test_the_upload_limits_are_the_documented_ones() -> None:
+    assert {kind.id: kind.max_source_bytes // (1024 * 1024) for kind in task_kinds.KINDS if kind.source_field} == {
+        "split": 200, "segmentation": 200, "depth": 20, "multicolor": 200}
 
-    with pytest.raises(Hitem3DError, match="at most 200 MB"):
-        validate(KindRequest("split", source_path=str(big)))
+
+@pytest.mark.parametrize("kind, name, size, message", [
+    ("split", "huge.glb", 200 * 1024 * 1024 + 1, "huge.glb is 200.0 MB; Hitem3D accepts at most 200 MB for Split"),
+    ("depth", "poster.png", 20 * 1024 * 1024 + 1, "poster.png is 20.0 MB; Hitem3D accepts at most 20 MB for Depth"),
+])
+def test_an_upload_over_its_kinds_limit_is_refused_before_reading_it(tmp_path: Path, kind: str, name: str,
+                                                                    size: int, message: str) -> None:
+    big = tmp_path / name
+    with big.open("wb") as file:  # sparse: nothing is written but the size
+        file.truncate(size)
+
+    with pytest.raises(Hitem3DError, match=message):
+        validate(KindRequest(kind, source_path=str(big)))
 
 
 def test_a_mesh_in_another_format_is_refused(tmp_path: Path) -> None:
@@ -372,3 +383,37 @@ def test_a_damaged_request_keeps_what_is_usable() -> None:
                                      "relief_height": 1e9})
 
     assert request == KindRequest("split", {"part": "b"})
+
+
+def _exr(width: int, height: int) -> bytes:
+    """An OpenEXR header (no pixels): a channel list, then the data window."""
+    def attribute(name: bytes, kind: bytes, value: bytes) -> bytes:
+        return name + b"\0" + kind + b"\0" + struct.pack("<i", len(value)) + value
+    return (b"\x76\x2f\x31\x01" + struct.pack("<I", 2) + attribute(b"channels", b"chlist", b"Y\0" + b"\0" * 17)
+            + attribute(b"dataWindow", b"box2i", struct.pack("<4i", 0, 0, width - 1, height - 1)) + b"\0")
+
+
+def test_depth_maps_of_a_usable_size_pass(tmp_path: Path) -> None:
+    (tmp_path / "d.png").write_bytes(depth_png_bytes(40, 20))
+    (tmp_path / "d.exr").write_bytes(_exr(2048, 1024))
+    check_png(tmp_path / "d.png")
+    check_exr(tmp_path / "d.exr")
+
+
+@pytest.mark.parametrize("name, data", [
+    ("big.png", b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 60000, 100)),
+    ("big.exr", _exr(100, 70000)),
+    ("empty.png", b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 0, 10)),
+])
+def test_a_depth_map_too_large_to_displace_with_is_refused(tmp_path: Path, name: str, data: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(BadResultFile, match="pixels; at most 16384 a side"):
+        (check_png if name.endswith(".png") else check_exr)(path)
+
+
+def test_an_exr_without_a_data_window_is_not_a_depth_map(tmp_path: Path) -> None:
+    path = tmp_path / "odd.exr"
+    path.write_bytes(b"\x76\x2f\x31\x01" + b"\0" * 40)
+    with pytest.raises(BadResultFile, match="not an EXR file"):
+        check_exr(path)

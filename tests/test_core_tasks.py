@@ -215,3 +215,33 @@ def test_book_active_lists_only_running_tasks_newest_first() -> None:
 
 def test_empty_book_has_no_latest() -> None:
     assert TaskBook().latest() is None
+
+
+def test_a_retry_notice_before_the_first_answer_keeps_the_elapsed_time() -> None:
+    record = TaskRecord("a")
+    record.started_at -= 30.0  # the task has been waiting for 30 s
+    record.apply(TaskUpdate("a", S.PENDING, message=msg("Retrying ({attempt} of {limit}): {reason}",
+                                                          attempt=2, limit=6, reason=msg("Hitem3D is busy"))))
+    assert record.elapsed_s() >= 30.0
+    assert "Retrying" in str(record.message)
+
+
+def test_a_retry_by_the_user_starts_the_clock_again() -> None:
+    record = TaskRecord("a")
+    record.move_to(S.FAILED)
+    record.started_at -= 30.0
+    record.move_to(S.PENDING)
+    assert record.elapsed_s() < 5.0
+
+
+def test_a_downloaded_task_whose_file_went_away_can_start_again() -> None:
+    record = TaskRecord("a", state=S.DOWNLOADED)
+    record.move_to(S.PENDING)  # Clear Cache, then Import: it downloads again
+    assert record.state is S.PENDING
+
+
+def test_every_assignment_changes_the_change_count() -> None:
+    record = TaskRecord("a")
+    seen = record.changes
+    record.message = msg("Hitem3D is busy")
+    assert record.changes != seen

@@ -23,6 +23,7 @@ from . import errors
 from .messages import Message, msg
 from .errors import (
     ApiError,
+    BadResultFile,
     Cancelled,
     GenerationFailed,
     Hitem3DError,
@@ -32,6 +33,7 @@ from .errors import (
     TaskNotFound,
 )
 from .cancel import CancelToken, current_token
+from .logs import clean_text, register_secret
 from .network import failure_error, new_session, proxy_auth_error
 from .settings import ApiSettings
 from . import kind_requests, task_kinds
@@ -52,6 +54,8 @@ MAX_ANSWER_BYTES = 1024 * 1024
 DEFAULT_POOL_SIZE = 6
 # How often a caller waiting for another's token request looks at its cancel token.
 _TOKEN_WAIT_POLL_S = 0.05
+# The README promises pauses of at most a minute, whatever a server asks for.
+MAX_RETRY_AFTER_S = 60.0
 TASK_STATES = ("created", "queueing", "processing", "success", "failed")
 _NOT_FOUND_HINTS = ("not exist", "not found", "no such task", "invalid task")
 
@@ -72,8 +76,15 @@ class _Unauthorized(Exception):
 
 
 def _code_of(body: Mapping[str, Any]) -> str:
-    # Documented as a string, sent as a number: always compare strings.
-    return str(body.get("code", "")).strip()
+    # Documented as a string, sent as a number (200, or 200.0 from some JSON
+    # encoders): always compare the integer's digits as a string.
+    value = body.get("code", "")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = clean_text(str(value), 40)
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    return text
 
 
 def _message_of(body: Mapping[str, Any]) -> str:
@@ -81,16 +92,21 @@ def _message_of(body: Mapping[str, Any]) -> str:
     for key in ("msg", "message"):
         value = body.get(key)
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return clean_text(value)
     return ""
 
 
 def _retry_after(response: requests.Response) -> float | None:
+    """The server's ``Retry-After`` in seconds, at most ``MAX_RETRY_AFTER_S``:
+    an hour's wait would look like a hang, and a task can always be retried."""
     value = response.headers.get("Retry-After", "")
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
 
 
 def _progress_of(data: Mapping[str, Any]) -> float | None:
@@ -110,6 +126,21 @@ def network_error(exc: requests.RequestException, host: str) -> NetworkError:
 
 def _generation_failed() -> Message:  # noqa: N802
     return msg("Generation failed on Hitem3D (credits are refunded): retry, or try another image")
+
+
+def redirect_error(exc: requests.RequestException) -> Hitem3DError | None:
+    """A specific message when a host's redirects went wrong, else None.
+
+    NOTE: requests refuses a redirect to ``file://`` (no adapter) and stops a
+    loop after 30 hops; both used to end in a vague "connection failed"."""
+    if isinstance(exc, requests.TooManyRedirects):
+        # Not retried on its own: the next try would loop the same way.
+        return Hitem3DError(msg("The server sent the request round in a redirect loop: retry later, or "
+                                "check the API base URL and proxy"))
+    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidURL)):
+        return BadResultFile(msg("The server redirected to a link that is not http(s): refused"))
+    return None
 
 
 def error_for_code(code: str, message: str) -> Hitem3DError:
@@ -200,6 +231,9 @@ class Hitem3DClient:
         token = body.get("accessToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise ServerError(msg("Hitem3D sent no access token: retry in a few minutes"))
+        # An issued token is a secret like the credentials: a server message
+        # that echoes it is masked wherever it goes.
+        register_secret(token)
         with self._lock:
             self._token = token
             self._token_expires = self._clock() + TOKEN_LIFETIME_S - TOKEN_RENEW_MARGIN_S
@@ -239,7 +273,8 @@ class Hitem3DClient:
             raise ServerError(msg("Hitem3D sent an unreadable task status: retry in a few minutes"))
         state = str(data.get("state", "")).strip().lower()
         if state not in TASK_STATES:
-            raise ApiError(msg("Hitem3D reported an unknown task state: {state}", state=repr(state or "none")))
+            raise ApiError(msg("Hitem3D reported an unknown task state: {state}",
+                               state=repr(clean_text(state, 40) or "none")))
         if state == "failed":
             raise GenerationFailed(_generation_failed())
         url = data.get("url")
@@ -331,7 +366,7 @@ class Hitem3DClient:
         except requests.RequestException as exc:
             if token is not None and token.cancelled:
                 raise Cancelled() from None
-            raise network_error(exc, self.host) from None
+            raise redirect_error(exc) or network_error(exc, self.host) from None
         if token is not None:
             token.track(response)
         try:

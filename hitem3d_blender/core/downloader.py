@@ -8,7 +8,6 @@ and format are checked, and only then is it renamed into place (an atomic
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -16,7 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from .api import USER_AGENT, network_error
+from . import glb_check, safe_files
+from .api import USER_AGENT, network_error, redirect_error
 from .network import proxy_auth_error
 from .cancel import CancelToken
 from .errors import BadResultFile, Cancelled, ExpiredUrl, NetworkError
@@ -25,7 +25,6 @@ from .messages import msg
 CHUNK_SIZE = 256 * 1024
 DEFAULT_MAX_BYTES = 2 * 1024**3
 PARTIAL_SUFFIX = ".part"
-_GLB_HEADER = struct.Struct("<4sII")
 # File hosts answer these for a signed URL past its hour (or a wrong one).
 _EXPIRED_STATUSES = (403, 404, 410)
 
@@ -53,39 +52,27 @@ def check_result_url(url: str) -> None:
         raise BadResultFile(msg("Hitem3D sent a result link that is not http(s): not downloaded"))
 
 
+def partial_path(dest: Path) -> Path:
+    """Where ``dest`` is written until complete: ``<name>.<pid>.part``. The PID
+    keeps two Blender instances from writing one file, and tells the folder's
+    owner which leftovers belong to a process that is gone."""
+    return dest.with_name(f"{dest.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+
+
 def check_glb(path: Path) -> None:
-    """Raise ``BadResultFile`` unless ``path`` is a complete binary glTF 2.0."""
-    size = path.stat().st_size
-    with path.open("rb") as file:
-        header = file.read(_GLB_HEADER.size)
-    if len(header) < _GLB_HEADER.size or header[:4] != b"glTF":
-        raise BadResultFile(msg("The downloaded result is not a GLB file: retry, or check the task on Hitem3D"))
-    _, version, length = _GLB_HEADER.unpack(header)
-    if version != 2:
-        raise BadResultFile(msg("The result is glTF version {version}; Blender imports version 2", version=version))
-    if length != size:
-        raise BadResultFile(msg("The downloaded GLB is incomplete: retry"))
-
-
-_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+    """Raise ``BadResultFile`` unless ``path`` is a complete, self-contained
+    binary glTF 2.0 within ``glb_check.DEFAULT_LIMITS``."""
+    glb_check.check_glb(path)
 
 
 def check_image(path: Path) -> None:
-    """Raise ``BadResultFile`` unless ``path`` starts like a WebP, PNG or JPEG."""
-    with path.open("rb") as file:
-        head = file.read(12)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return
-    if any(head.startswith(signature) for signature in _IMAGE_SIGNATURES):
-        return
-    raise BadResultFile(msg("The cover image is not a WebP, PNG or JPEG file"))
+    """Raise ``BadResultFile`` unless ``path`` is a WebP, PNG or JPEG small
+    enough for a preview (``glb_check.MAX_COVER_PIXELS``)."""
+    glb_check.check_cover(path)
 
 
 def remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    safe_files.remove(path)
 
 
 def stream_to_file(
@@ -108,11 +95,11 @@ def stream_to_file(
     host = urlsplit(url).netloc
     cancel.raise_if_cancelled()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
+    partial = partial_path(dest)
     try:
         response = session.get(url, stream=True, timeout=timeout_s, headers={"User-Agent": USER_AGENT})
     except requests.RequestException as exc:
-        raise network_error(exc, host) from None
+        raise redirect_error(exc) or network_error(exc, host) from None
     cancel.track(response)
     try:
         with response:
@@ -130,15 +117,18 @@ def stream_to_file(
                     "The result is {size}, over the {limit} download limit in the add-on preferences: not downloaded",
                     size=_size(total), limit=_size(max_bytes)))
             written = 0
-            with partial.open("wb") as file:
+            # Never through a symlink planted at the partial file's name.
+            with safe_files.create_new(partial) as file:
                 try:
                     for chunk in response.iter_content(CHUNK_SIZE):
                         cancel.raise_if_cancelled()
-                        file.write(chunk)
-                        written += len(chunk)
-                        if written > max_bytes:
+                        # Checked before the write: a compressed body has no
+                        # usable length, and not a byte past the limit is written.
+                        if written + len(chunk) > max_bytes:
                             raise BadResultFile(msg("The result is larger than {limit}, the download limit in the "
                                                     "add-on preferences: not downloaded", limit=_size(max_bytes)))
+                        file.write(chunk)
+                        written += len(chunk)
                         if on_progress is not None:
                             on_progress(written, total)
                 except requests.RequestException:
@@ -158,6 +148,8 @@ def stream_to_file(
         # the user asked for it.
         if cancel.cancelled and not isinstance(exc, Cancelled):
             raise Cancelled() from None
+        if safe_files.is_disk_full(exc) and not isinstance(exc, safe_files.DiskFull):
+            raise safe_files.DiskFull(dest.parent) from None
         if isinstance(exc, requests.RequestException):
             raise network_error(exc, host) from None
         raise

@@ -8,7 +8,11 @@ contains a secret.
 
 from __future__ import annotations
 
-from .messages import N_, Message, msg, msg_own
+from .logs import clean_text
+from .messages import N_, Message, msg, msg_own, verbatim
+
+# Our own messages are one sentence; this only bounds what a server sent.
+MAX_MESSAGE_CHARS = 500
 
 # Server codes whose meaning the API documents. Unknown codes are shown verbatim.
 CODE_UNAUTHORIZED = "401"
@@ -51,6 +55,9 @@ class Hitem3DError(Exception):
     retryable: bool = False
 
     def __init__(self, message: Message, *, code: str | None = None) -> None:
+        # Every message may quote a server: its text values are one clean,
+        # redacted line, always (see ``clean_message``).
+        message = clean_message(message)
         super().__init__(str(message))
         self.message = message
         self.code = code
@@ -134,11 +141,24 @@ class ImportFailed(Hitem3DError):
     pass
 
 
+def clean_message(message: Message | str) -> Message:
+    """``message`` with every text value (and the text of a message without
+    values, such as a server's own words) shortened, stripped of control
+    characters and redacted. Our templates pass unchanged."""
+    if isinstance(message, str):
+        message = verbatim(message)
+    values = {name: clean_text(value, MAX_MESSAGE_CHARS) if isinstance(value, str)
+              else clean_message(value) if isinstance(value, Message) else value
+              for name, value in message.values}
+    template = message.template if message.values else clean_text(message.template, MAX_MESSAGE_CHARS)
+    return Message(template, values, message.context)
+
+
 def message_for_code(code: str, server_message: str) -> Message:
     """The user message for a server ``code``: our wording for documented codes,
     the server's own words with the code for anything else."""
     known = CODE_MESSAGES.get(code)
     if known is not None:
         return msg("{message} (code {code})", message=msg(known), code=code)
-    text: str | Message = server_message.strip() or msg("no message")
+    text: str | Message = clean_text(server_message) or msg("no message")
     return msg("Hitem3D answered: {text} (code {code})", text=text, code=code)

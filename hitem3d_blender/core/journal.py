@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .messages import NONE, Message, msg
+from . import safe_files
+from .errors import clean_message
 from .tasks import TaskRecord
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def load(path: Path) -> Loaded:
     """The saved tasks, oldest first. A missing file is an empty journal; a
     corrupt one is renamed ``<name>.corrupt-<time>`` and reported in ``warning``."""
     try:
-        raw = path.read_bytes()
+        raw = safe_files.read_bytes(path)  # a symlinked journal is not followed
     except FileNotFoundError:
         return Loaded()
     except OSError as exc:
@@ -60,10 +61,25 @@ def load(path: Path) -> Loaded:
     records: list[TaskRecord] = []
     for entry in entries:
         try:
-            records.append(TaskRecord.from_dict(entry if isinstance(entry, dict) else {}))
+            record = TaskRecord.from_dict(entry if isinstance(entry, dict) else {})
         except ValueError as exc:
             log.warning("Skipped a journal entry: %s", exc)
+            continue
+        _forget_outside_paths(record, path.parent)
+        records.append(record)
     return Loaded(records)
+
+
+def _forget_outside_paths(record: TaskRecord, folder: Path) -> None:
+    """A journal is input: a file path outside its folder (an edited or
+    planted journal) is dropped, never read or imported, and the saved
+    message is cleaned like any text from outside."""
+    record.message = clean_message(record.message)
+    for name in ("result_path", "cover_path"):
+        value = getattr(record, name)
+        if value and not safe_files.inside(folder, value):
+            log.warning("Journal entry %s: ignored a file outside the Hitem3D folder", record.short_id)
+            setattr(record, name, "")
 
 
 def save(path: Path, records: list[TaskRecord]) -> None:
@@ -130,18 +146,8 @@ class Snapshots:
 
 def write(path: Path, entries: list[dict[str, Any]]) -> None:
     """Write a ``snapshot`` atomically (a temporary file, fsync, rename)."""
-    text = _encode(path, entries)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # A full disk raises DiskFull and leaves the previous journal whole.
+    safe_files.write_atomic(path, _encode(path, entries).encode("utf-8"))
 
 
 # The entries of the last write to each journal with their JSON text.

@@ -150,7 +150,19 @@ def validate(request: KindRequest) -> None:
         _check_source(spec, request.source_path)
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB" if size % (1024 * 1024) == 0 else f"{size / (1024 * 1024):.1f} MB"
+
+
 def _check_source(spec: TaskKind, path: str) -> None:
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0  # the checks below say what is wrong
+    if size > spec.max_source_bytes:
+        raise InvalidSubmission(msg("{name} is {size}; Hitem3D accepts at most {limit} for {kind}",
+                                    name=Path(path).name, size=_megabytes(size),
+                                    limit=_megabytes(spec.max_source_bytes), kind=spec.title))
     if spec.source_field == "image":
         _check_file(msg("Picture"), path)
     else:

@@ -7,6 +7,8 @@ signed URL's key are masked before a record is written anywhere.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import logging.handlers
 import re
@@ -14,13 +16,23 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 MASK = "***"
 _PATTERNS = (
     re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)((?:auth_key|access_?token|client_secret|token)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"),
 )
+# user:password@ in any URL (an API base URL, a proxy, a link in a message),
+# except the literal placeholder our own help text shows.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!user:password@)[^/\s@]*@")
+# Terminal escape sequences (colours, cursor moves, window titles), then any
+# other control or direction-changing character.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+")
+# Longest piece of server text we show, log, store or raise: a real message
+# is one sentence; 100 KB of it is not a message.
+MAX_SERVER_TEXT = 300
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
@@ -33,12 +45,26 @@ def register_secret(value: str) -> None:
 
 
 def redact(text: str) -> str:
+    """``text`` with every registered secret, Authorization value, token
+    parameter and URL password masked."""
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, MASK)
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _PATTERNS[1].sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
+def clean_text(text: str, limit: int = MAX_SERVER_TEXT) -> str:
+    """Text from outside made fit to show, log, store or raise: one line, no
+    escape or control characters, at most ``limit`` characters, redacted.
+    Redaction runs before shortening so no secret is cut into a visible part."""
+    text = _CONTROLS.sub(" ", _ESCAPES.sub("", text))
+    text = redact(" ".join(text.split()))
+    if len(text) > limit:
+        text = text[:limit - 1].rstrip() + "…"
+    return text
 
 
 class RedactingFilter(logging.Filter):
@@ -64,7 +90,22 @@ class _OneLineFormatter(logging.Formatter):
         return self.formatMessage(record)
 
 
-class _StderrHandler(logging.StreamHandler):
+class _QuietFailures:
+    """A handler that cannot write (a full disk, a closed console) drops the
+    record: logging's default prints "--- Logging error ---" and a traceback
+    to stderr, which is worse than the lost line."""
+
+    failures = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        type(self).failures += 1
+
+
+class _QuietRotatingFileHandler(_QuietFailures, logging.handlers.RotatingFileHandler):
+    pass
+
+
+class _StderrHandler(_QuietFailures, logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of the record.
 
     NOTE: ``logging.StreamHandler()`` keeps the stream it was created with; a
@@ -102,8 +143,8 @@ def install_file_handler(logger: logging.Logger, path: Path, *, max_bytes: int =
     """A rotating, redacted log file (INFO and up, tracebacks included) for
     support requests. Returns the handler for ``removeHandler``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
-                                                   encoding="utf-8", delay=True)
+    handler = _QuietRotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                        encoding="utf-8", delay=True)
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
@@ -126,3 +167,40 @@ class RecentProblems(logging.Handler):
 
     def lines(self) -> list[str]:
         return list(self._lines)
+
+
+class _ThreadStderr:
+    """Stands in for ``sys.stderr``: the capturing thread's writes go to a
+    buffer, every other thread's to the real stream."""
+
+    def __init__(self, real: Any, owner: int) -> None:
+        self.real = real
+        self.owner = owner
+        self.buffer = io.StringIO()
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() == self.owner:
+            return self.buffer.write(text)
+        return int(self.real.write(text) or 0)
+
+    def flush(self) -> None:
+        if threading.get_ident() != self.owner:
+            self.real.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[io.StringIO]:
+    """What this thread writes to ``sys.stderr`` in the block, kept out of the
+    console. NOTE: Blender prints an operator's Python traceback there itself
+    (38 lines for a failed glTF import): that detail belongs in the log file."""
+    real = sys.stderr
+    proxy = _ThreadStderr(real, threading.get_ident())
+    sys.stderr = proxy
+    try:
+        yield proxy.buffer
+    finally:
+        if sys.stderr is proxy:
+            sys.stderr = real

@@ -21,6 +21,9 @@ _STL_HEADER = 80
 _STL_TRIANGLE = 50
 _PNG = b"\x89PNG\r\n\x1a\n"
 _EXR = b"\x76\x2f\x31\x01"
+_EXR_HEADER_LIMIT = 64 * 1024  # where the data window must have been said
+# Hitem3D's depth maps are 2K ("pro"); far larger is not a depth map to displace with.
+MAX_DEPTH_MAP_SIDE = 16384
 
 
 def check_stl(path: Path) -> None:
@@ -38,15 +41,57 @@ def check_stl(path: Path) -> None:
 
 
 def check_png(path: Path) -> None:
+    """Raise ``BadResultFile`` unless ``path`` starts like a PNG of a size Blender can displace with."""
     with path.open("rb") as file:
-        if file.read(len(_PNG)) != _PNG:
-            raise BadResultFile(msg("The downloaded depth map is not a PNG file: retry, or check the task on Hitem3D"))
+        head = file.read(len(_PNG) + 16)
+    # The signature, then the IHDR chunk: length, type, width, height.
+    if head[: len(_PNG)] != _PNG or head[len(_PNG) + 4: len(_PNG) + 8] != b"IHDR":
+        raise BadResultFile(msg("The downloaded depth map is not a PNG file: retry, or check the task on Hitem3D"))
+    width, height = struct.unpack(">II", head[len(_PNG) + 8:])
+    _check_size(width, height)
 
 
 def check_exr(path: Path) -> None:
+    """Raise ``BadResultFile`` unless ``path`` is an OpenEXR file whose data window has a usable size."""
     with path.open("rb") as file:
-        if file.read(len(_EXR)) != _EXR:
-            raise BadResultFile(msg("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D"))
+        head = file.read(_EXR_HEADER_LIMIT)
+    if head[:4] != _EXR:
+        raise BadResultFile(msg("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D"))
+    window = _exr_data_window(head)
+    if window is None:
+        raise BadResultFile(msg("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D"))
+    x_min, y_min, x_max, y_max = window
+    _check_size(x_max - x_min + 1, y_max - y_min + 1)
+
+
+def _exr_data_window(head: bytes) -> tuple[int, int, int, int] | None:
+    """The ``dataWindow`` attribute of an EXR header (after magic and version):
+    name, type (NUL-terminated), a 4-byte size, the value; an empty name ends it."""
+    offset = 8
+    while offset < len(head):
+        name_end = head.find(b"\0", offset)
+        if name_end < 0 or name_end == offset:
+            return None
+        type_end = head.find(b"\0", name_end + 1)
+        if type_end < 0 or type_end + 5 > len(head):
+            return None
+        (size,) = struct.unpack("<i", head[type_end + 1: type_end + 5])
+        value = head[type_end + 5: type_end + 5 + size]
+        if head[offset:name_end] == b"dataWindow" and head[name_end + 1: type_end] == b"box2i" and len(value) == 16:
+            x_min, y_min, x_max, y_max = struct.unpack("<4i", value)
+            return x_min, y_min, x_max, y_max
+        if size < 0:
+            return None
+        offset = type_end + 5 + size
+    return None
+
+
+def _check_size(width: int, height: int) -> None:
+    # NOTE: Blender decodes a displacement image whole: a map of 60,000 pixels a
+    # side would take tens of GB before anything shows.
+    if not 0 < width <= MAX_DEPTH_MAP_SIDE or not 0 < height <= MAX_DEPTH_MAP_SIDE:
+        raise BadResultFile(msg("The depth map is {width} x {height} pixels; at most {limit} a side can be used",
+                                width=width, height=height, limit=MAX_DEPTH_MAP_SIDE))
 
 
 VALIDATORS: dict[str, Callable[[Path], None]] = {

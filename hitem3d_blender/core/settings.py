@@ -91,6 +91,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _explicit(value: str, default: str) -> str:
+    """``value`` unless it is empty or the untouched default."""
+    value = value.strip()
+    return "" if value.rstrip("/") == default else value
+
+
 def normalize_base_url(text: str) -> str:
     """The base URL without trailing slash or a pasted ``/open-api/v1`` suffix.
 
@@ -103,6 +109,10 @@ def normalize_base_url(text: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidBaseUrl(msg("API base URL must look like {example}", example=DEFAULT_BASE_URL))
+    if parts.username is not None or parts.password is not None:
+        # NOTE: the message never quotes the URL: it holds a password.
+        raise InvalidBaseUrl(msg("API base URL must not contain a user name or password: remove the part "
+                                 "before @ and set the Client ID and Secret instead"))
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise InvalidBaseUrl(msg("API base URL must use https:// (http:// only for this computer)"))
     return url
@@ -180,10 +190,14 @@ def resolve(
     ca_bundle: str = "",
     environ: Mapping[str, str] | None = None,
 ) -> ApiSettings:
-    """Settings from preference values, each empty one taken from the environment."""
+    """Settings from preference values. Which value wins: one set in the
+    preferences, then the environment variable, then the default. An API base
+    URL equal to the default counts as not set: the preferences field shows
+    the default, and a pipeline's ``$HITEM3D_API_BASE`` must still apply."""
     env = os.environ if environ is None else environ
     return ApiSettings(
-        base_url=normalize_base_url(base_url.strip() or env.get(ENV_BASE_URL, "") or DEFAULT_BASE_URL),
+        base_url=normalize_base_url(_explicit(base_url, DEFAULT_BASE_URL) or env.get(ENV_BASE_URL, "").strip()
+                                    or DEFAULT_BASE_URL),
         client_id=client_id.strip() or env.get(ENV_CLIENT_ID, "").strip(),
         client_secret=client_secret.strip() or env.get(ENV_CLIENT_SECRET, "").strip(),
         poll_interval_s=max(0.05, poll_interval_s),

@@ -88,6 +88,7 @@ class TaskKind:
     source_field: str = ""  # the file part uploaded ('' for image to 3D: see submission.py)
     source_url_field: str = ""  # the same as a link (a Hitem3D result URL)
     source_extensions: tuple[str, ...] = ()
+    max_source_bytes: int = 0  # the largest upload the service takes
     formats: Mapping[str, str] = field(default_factory=dict)  # ``format`` code -> file extension
     request_format: str = ""  # the ``format`` we ask for
     fields: tuple[FieldSpec, ...] = ()
@@ -106,6 +107,7 @@ class TaskKind:
         return {spec.name: spec.default for spec in self.fields}
 
 
+MB = 1024 * 1024
 _LEVELS = (("low", "Low"), ("medium", "Medium"), ("high", "High"))
 _MESH_FORMATS = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz"}
 _MESH_SOURCES = ("glb", "stl", "obj")
@@ -121,7 +123,7 @@ SPLIT = TaskKind(
     id="split", label=N_("Split into parts"), id_prefix="split_",
     create_path="/split/create-task", query_path="/split/query-task",
     result_style=ResultStyle.PARTS, result_extensions=("glb", "stl"),
-    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
+    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES, max_source_bytes=200 * MB,
     formats=_MESH_FORMATS, request_format="2",  # character split outputs GLB only
     fields=(
         FieldSpec("model", N_("Split"), "character", (("character", "Character"), ("general", "General"))),
@@ -141,7 +143,7 @@ SEGMENTATION = TaskKind(
     # NOTE: undocumented; by analogy with split. The only place to fix it.
     query_path="/segmentation/query-task", query_path_documented=False,
     result_style=ResultStyle.PARTS, result_extensions=("glb", "stl"),
-    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
+    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES, max_source_bytes=200 * MB,
     formats=_MESH_FORMATS, request_format="2",
     fields=(FieldSpec("seg_level", N_("Level"), "medium", _LEVELS),),
 )
@@ -153,7 +155,7 @@ DEPTH = TaskKind(
     # documented, so we ask for PNG; a task made elsewhere may bring a mesh.
     result_style=ResultStyle.RELIEF, result_extensions=("png", "exr", "glb", "stl"),
     source_field="image", source_url_field="image_url",
-    source_extensions=("png", "jpeg", "jpg", "webp"),
+    source_extensions=("png", "jpeg", "jpg", "webp"), max_source_bytes=20 * MB,
     formats={"1": "exr", "2": "png"}, request_format="2",
     fields=(
         FieldSpec("model_type", N_("Quality"), "pro", (("pro", "Pro (2K)"), ("base", "Base"))),
@@ -168,7 +170,7 @@ MULTICOLOUR = TaskKind(
     # The service itself spells the path "muilticolor".
     create_path="/muilticolor/create-task", query_path="/muilticolor/query-task",
     result_style=ResultStyle.COLOURS, result_extensions=("glb",),
-    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES,
+    source_field="mesh", source_url_field="mesh_url", source_extensions=_MESH_SOURCES, max_source_bytes=200 * MB,
     formats={"1": "obj", "2": "glb", "4": "fbx", "6": "3mf"}, request_format="2",
     fields=(
         FieldSpec("model", N_("Model"), "multicolor", (("multicolor", "Multicolour"),)),

@@ -12,7 +12,8 @@ from ..core.jobs import CallResult
 from ..core.logs import register_secret
 from ..core.messages import msg
 from ..core.settings import ApiSettings
-from ..core.tasks import TaskRecord
+from ..core.pipeline import format_duration
+from ..core.tasks import TaskRecord, TaskState
 from . import control, history, state, timer
 
 POLL_S = 0.02
@@ -23,16 +24,24 @@ def wait_for(task_ids: list[str], timeout_s: float,
     """Drive ``tick`` until the tasks end or time runs out.
     ``on_tick`` sees the records after every tick (the command line's progress)."""
     deadline = time.monotonic() + timeout_s
+    timed_out: set[str] = set()
     while True:
         timer.tick()
         records = [rec for rec in (history.book().get(task_id) for task_id in task_ids) if rec is not None]
+        for rec in records:
+            if rec.task_id in timed_out and rec.state is TaskState.CANCELLED and not rec.message:
+                # A cancel of our own making: say why, or the caller shows "Error: ".
+                rec.message = msg("No result within {duration}: the task goes on at Hitem3D; Retry waits for it again",
+                                  duration=format_duration(timeout_s))
         if on_tick is not None:
             on_tick(records)
         if all(rec.state.is_terminal for rec in records):
             return records
-        if time.monotonic() >= deadline:
-            for task_id in task_ids:
-                control.cancel(task_id)
+        if time.monotonic() >= deadline and not timed_out:
+            for rec in records:
+                if not rec.state.is_terminal:
+                    timed_out.add(rec.task_id)
+                    control.cancel(rec.task_id)
         time.sleep(POLL_S)
 
 

@@ -19,7 +19,7 @@ from ..core.result_files import cached_result
 from ..core.settings import ApiSettings
 from ..core.task_kinds import kind_of
 from ..core.tasks import TaskRecord, TaskState
-from . import files, history, import_step, state, timer
+from . import files, history, import_step, ownership, state, timer
 
 # A download with no byte for this long is dropped and tried again.
 DOWNLOAD_STALL_S = 30.0
@@ -217,3 +217,4 @@ def shutdown() -> None:
     timer.stop_timer()
     if old.runner is not None:
         old.runner.shutdown(timeout_s=1.0)
+    ownership.release(old)

@@ -14,6 +14,7 @@ from typing import Collection
 import bpy
 
 from ..core.downloader import PARTIAL_SUFFIX
+from ..core.instance_lock import leftover_partials
 from ..core.result_files import all_extensions
 
 ADDON_ID = (__package__ or "hitem3d_blender.engine").rpartition(".")[0]
@@ -72,8 +73,13 @@ def journal_path() -> Path:
 
 def remove_partial_files() -> None:
     """Leftovers of a Blender that was killed mid-download: never imported,
-    never shown, just removed."""
-    for partial in results_dir().glob("*" + PARTIAL_SUFFIX):
+    never shown, just removed, by the folder's owner only (a live instance's
+    partial files carry its PID and are left alone)."""
+    from . import ownership  # noqa: PLC0415 - ownership needs this module
+
+    if not ownership.owns_folder():
+        return
+    for partial in leftover_partials(results_dir(), PARTIAL_SUFFIX):
         partial.unlink(missing_ok=True)
 
 
@@ -84,8 +90,8 @@ def _results() -> list[Path]:
 
 
 def cache_size() -> int:
-    """Bytes used by downloaded results."""
-    return sum(path.stat().st_size for path in _results())
+    """Bytes used by downloaded results (a symlink counts as itself, never its target)."""
+    return sum(path.lstat().st_size for path in _results())
 
 
 def delete_results(keep: Collection[Path]) -> int:
@@ -97,6 +103,6 @@ def delete_results(keep: Collection[Path]) -> int:
     for path in _results():
         if path.stem in kept:
             continue
-        freed += path.stat().st_size
+        freed += path.lstat().st_size  # a symlink is removed, its target never measured or touched
         path.unlink(missing_ok=True)
     return freed

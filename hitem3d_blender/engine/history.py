@@ -9,7 +9,7 @@ from typing import Any
 
 from ..core import journal
 from ..core.tasks import TaskBook, TaskRecord, TaskState
-from . import files, state
+from . import files, ownership, state
 
 log = logging.getLogger(__package__)
 
@@ -41,7 +41,10 @@ def ensure_loaded() -> None:
     except OSError:
         log.warning("Could not open the task journal", exc_info=True)
         return
+    owner = ownership.owns_folder()
     for rec in loaded.records:
+        if rec.state.is_active and not owner:
+            continue  # the owning Blender runs it
         if rec.state.is_active:
             # Interrupted by a quit or a disable: it starts again from the top.
             rec.state = TaskState.PENDING
@@ -60,7 +63,7 @@ def changed() -> None:
 
 def save() -> None:
     session = state.current
-    if not session.loaded:
+    if not session.loaded or not ownership.owns_folder():
         return
     session.journal_dirty = False
     try:
@@ -84,5 +87,6 @@ def save() -> None:
 def _write(path: Path, entries: list[dict[str, Any]]) -> None:
     try:
         journal.write(path, entries)
-    except OSError:
-        log.warning("Could not save the task journal", exc_info=True)
+    except OSError as exc:
+        # A full disk says so in one line (DiskFull names the folder).
+        log.warning("Could not save the task journal: %s", exc, exc_info=True)

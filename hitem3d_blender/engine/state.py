@@ -15,6 +15,7 @@ import bpy
 from ..core import journal
 from ..core.downloader import DEFAULT_MAX_BYTES
 from ..core.errors import CredentialsMissing
+from ..core.instance_lock import InstanceLock
 from ..core.jobs import CallResult, JobRunner
 from ..core.messages import Message
 from ..core.settings import ApiSettings
@@ -84,6 +85,7 @@ class Session:
         self.last_shown = 0.0  # time.monotonic() the UI was last told something changed
         self.downloaded: set[str] = set()  # tasks that reached DOWNLOADED: the timer imports from here
         self.awaited_calls: dict[str, CallResult | None] = {}  # batch.run_calls: key -> result once in
+        self.lock: InstanceLock | None = None  # ownership of the folder, taken on first use
 
 
 current = Session()

@@ -1,0 +1,29 @@
+"""Whether this Blender owns the extension's folder (``core.instance_lock``).
+
+Only the owner resumes unfinished tasks, removes leftover partial files and
+writes the journal; a second Blender on the same folder is a guest that still
+imports, keeping its own tasks for the session.
+"""
+
+from __future__ import annotations
+
+from ..core.instance_lock import InstanceLock
+from ..core.messages import msg
+from . import files, state
+
+
+
+def owns_folder() -> bool:
+    """Take the folder's lock on first use in a session; whether it is ours."""
+    session = state.current
+    if session.lock is None:
+        session.lock = InstanceLock(files.user_dir())
+        if not session.lock.acquire():
+            state.hooks.post_report(msg("Another Blender is following the Hitem3D tasks: here they are "
+                                        "imported, but not kept after you quit"), "WARNING")
+    return session.lock.owned
+
+
+def release(session: state.Session) -> None:
+    if session.lock is not None:
+        session.lock.release()
