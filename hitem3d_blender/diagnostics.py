@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -13,9 +14,13 @@ import urllib3
 
 from .core.logs import RecentProblems, redact
 from .core.settings import ENV_CLIENT_ID, ENV_CLIENT_SECRET
+from .core.tasks import TaskRecord, TaskState
 from .engine import files, history
 
 LOG_NAME = "hitem3d.log"
+# How many failed tasks the report lists, newest first: enough for a bad
+# afternoon, short enough to paste.
+FAILED_TASKS_SHOWN = 10
 recent_problems = RecentProblems()
 
 
@@ -39,9 +44,18 @@ def _is_set(value: str, env_name: str) -> str:
     return f"from ${env_name}" if os.environ.get(env_name) else "not set"
 
 
+def failed_task_lines(records: list[TaskRecord], limit: int = FAILED_TASKS_SHOWN) -> list[str]:
+    """``<short ID>  <when>  <message>`` for the newest failed tasks, in
+    English (support reads it), newest first."""
+    failed = [rec for rec in records if rec.state is TaskState.FAILED]
+    failed.sort(key=lambda rec: rec.finished_at or rec.started_at, reverse=True)
+    return [f"{rec.short_id}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(rec.finished_at or rec.started_at))}"
+            f"  {rec.message}" for rec in failed[:limit]]
+
+
 def report(context: bpy.types.Context) -> str:
     """A plain-text report: versions, settings (secrets only as set/not set),
-    task counts and the last problems."""
+    task counts, the recent failed tasks and the last problems."""
     from . import preferences
 
     prefs = preferences.get(context)
@@ -57,6 +71,8 @@ def report(context: bpy.types.Context) -> str:
         f"Check every: {prefs.poll_interval:g} s; import when ready: {'on' if prefs.auto_import else 'off'}",
         "Tasks: " + (", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items())) or "none"),
         f"Log file: {log_path()}",
+        "Recent failed tasks:",
+        *(f"  {line}" for line in failed_task_lines(list(history.book())) or ["none"]),
         "Recent problems:",
         *(f"  {line}" for line in recent_problems.lines() or ["none"]),
     ]

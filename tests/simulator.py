@@ -1,4 +1,4 @@
-"""A local stand-in for the Hitem3D open API (facts in /work/shared/hitem3d-api.md).
+"""A local stand-in for the Hitem3D open API (the facts it follows: docs/hitem3d-api.md).
 
 The real service cannot be reached from tests, so this simulator answers the
 same routes on 127.0.0.1 with the documented bodies and error codes, records

@@ -259,3 +259,21 @@ def test_a_full_disk_fails_the_task_with_the_folder_named(addon: ModuleType, pre
     assert record_of(addon).state.name == "FAILED"
     assert not [path for path in results.glob("*") if path.suffix in (".glb", ".part")]
     assert "Logging error" not in capfd.readouterr().err
+
+
+def test_import_again_never_appends_from_a_symlinked_library_entry(addon: ModuleType, prefs: Any,
+                                                                   sim: Hitem3DSimulator, sample_glb: Path,
+                                                                   tmp_path: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
+    entry = addon.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID))
+    planted = tmp_path / "planted.blend"
+    planted.write_bytes(entry.read_bytes())
+    entry.unlink()
+    entry.symlink_to(planted)
+    libraries_before = len(bpy.data.libraries)
+
+    addon.engine.control.import_now(TASK_ID)  # falls back to the downloaded GLB
+
+    assert len(bpy.data.libraries) == libraries_before
+    assert not [lib for lib in bpy.data.libraries if Path(bpy.path.abspath(lib.filepath)).name == "planted.blend"]

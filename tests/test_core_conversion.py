@@ -270,3 +270,9 @@ def test_the_partial_entry_is_hidden_and_belongs_to_one_blender(tmp_path: Path) 
     assert partial.name.startswith(".") and partial.suffix == ".blend"
     # Two Blenders sharing a library never write the same partial file.
     assert partial != conversion.partial_entry(second)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the fallback for systems without the Windows API")
+def test_a_missing_memory_api_costs_the_check_never_the_import() -> None:
+    assert conversion._windows_working_set(os.getpid()) is None
+    assert conversion.read_rss(2**22 + 12345) is None  # no such process

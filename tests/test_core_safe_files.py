@@ -195,3 +195,19 @@ def test_a_compressed_body_writes_nothing_past_the_limit(rsps: responses.Request
         download(tmp_path / "task.glb", max_bytes=1_000_000)
     assert sum(sizes) <= 1_000_000
     assert os.listdir(tmp_path) == []
+
+
+def test_a_symlinked_cached_result_is_never_used(tmp_path: Path) -> None:
+    from hitem3d_blender.core.result_files import cached_result, path_for
+    from hitem3d_blender.core.task_kinds import SPLIT
+
+    elsewhere = tmp_path / "elsewhere.stl"
+    elsewhere.write_bytes(b"solid planted\nendsolid planted\n")
+    dest = tmp_path / "results" / "task-x.glb"
+    dest.parent.mkdir()
+    stl = path_for(dest, "stl")
+    stl.symlink_to(elsewhere)
+    assert cached_result(dest, SPLIT) is None
+    stl.unlink()
+    stl.write_bytes(elsewhere.read_bytes())
+    assert cached_result(dest, SPLIT) == stl

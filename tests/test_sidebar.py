@@ -257,16 +257,22 @@ def test_a_row_names_a_generation_after_its_picture(addon: ModuleType, row_width
     assert draw_row(addon, rec, row_width)[0][1] == "Chair front"
 
 
+def draw_details_at_default_width(addon: ModuleType, rec: Any) -> list[tuple[str, str, str, float]]:
+    """What the details box of ``rec`` draws in a sidebar of the default width."""
+    addon.engine.history.book().put(rec)
+    drawn: list[tuple[str, str, str, float]] = []
+    width = addon.text_fit.default_region_width()
+    addon.panels.draw_details(SizedLayout(addon.text_fit.content_width(width), drawn).box(), rec, width)
+    return drawn
+
+
 def test_the_details_fit_the_default_width_and_lose_no_word(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     tasks, messages = addon.core.tasks, addon.core.messages
     rec = tasks.TaskRecord(TASK_ID, state=tasks.TaskState.FAILED, model="hitem3dv2.1")
     rec.message = messages.msg("{message} (code {code})", code="50010001", message=messages.msg(
         "Generation failed on Hitem3D (credits are refunded): retry, or try another image"))
     rec.finished_at = rec.started_at + 65
-    addon.engine.history.book().put(rec)
-    drawn: list[tuple[str, str, str, float]] = []
-    width = addon.text_fit.default_region_width()
-    addon.panels.draw_details(SizedLayout(addon.text_fit.content_width(width), drawn).box(), rec, width)
+    drawn = draw_details_at_default_width(addon, rec)
     assert not cut_labels(drawn, addon.text_fit.measure)
     shown = " ".join(text for kind, text, _, _ in drawn if kind == "label")
     assert no_space(str(rec.message)) in no_space(shown)
@@ -280,10 +286,7 @@ def test_chinese_details_fit_too(addon: ModuleType, monkeypatch: pytest.MonkeyPa
     rec = tasks.TaskRecord(TASK_ID, state=tasks.TaskState.FAILED)
     rec.message = messages.msg("TLS certificate of {host} is not trusted: if your network inspects HTTPS, "
                                "set its CA bundle in Network settings", host="api.hitem3d.ai")
-    addon.engine.history.book().put(rec)
-    drawn: list[tuple[str, str, str, float]] = []
-    width = addon.text_fit.default_region_width()
-    addon.panels.draw_details(SizedLayout(addon.text_fit.content_width(width), drawn).box(), rec, width)
+    drawn = draw_details_at_default_width(addon, rec)
     assert not cut_labels(drawn, addon.text_fit.measure)
     shown = "".join(text for kind, text, _, _ in drawn if kind == "label")
     assert no_space(addon.translations.text(rec.message)) in no_space(shown)

@@ -154,7 +154,10 @@ def child_environment(base: Mapping[str, str], *, real_blender: bool) -> dict[st
 
 
 def read_rss(pid: int) -> int | None:
-    """Resident memory of ``pid`` in bytes where the system tells (Linux), else None."""
+    """Resident memory of ``pid`` in bytes where the system tells (Linux,
+    Windows), else None."""
+    if os.name == "nt":
+        return _windows_working_set(pid)
     try:
         with open(f"/proc/{pid}/status", "rb") as file:
             for line in file:
@@ -163,6 +166,35 @@ def read_rss(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _windows_working_set(pid: int) -> int | None:
+    """The working set of ``pid`` (Windows' resident memory); None if it cannot be read."""
+    try:
+        import ctypes  # noqa: PLC0415 - Windows only
+        from ctypes import wintypes  # noqa: PLC0415
+
+        class Counters(ctypes.Structure):
+            _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                        ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
+                        ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                        ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                        ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t)]
+
+        windll: Any = getattr(ctypes, "windll")
+        handle = windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return None
+        try:
+            counters = Counters()
+            counters.cb = ctypes.sizeof(Counters)
+            if not windll.psapi.GetProcessMemoryInfo(handle, ctypes.byref(counters), counters.cb):
+                return None
+            return int(counters.WorkingSetSize)
+        finally:
+            windll.kernel32.CloseHandle(handle)
+    except Exception:  # noqa: BLE001 - a missing API costs the check, never the import
+        return None
 
 
 def _mb(size: int) -> str:

@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 from typing import Callable
 
+from . import safe_files
 from .downloader import check_glb
 from .errors import BadResultFile
 from .messages import msg
@@ -112,8 +113,8 @@ def cached_result(dest: Path, kind: TaskKind) -> Path | None:
     imports; None when there is none."""
     for extension in kind.result_extensions:
         candidate = path_for(dest, extension)
-        if not candidate.is_file():
-            continue
+        if not safe_files.is_regular_file(candidate):
+            continue  # missing, or a symlink planted in our folder: never followed
         try:
             VALIDATORS[extension](candidate)
         except (BadResultFile, OSError):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from .. import asset_library, conversions
+from ..core import safe_files
 from ..core.api import Hitem3DClient
 from ..core.errors import Hitem3DError
 from ..core.import_options import ImportOptions
@@ -156,7 +157,8 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
     if rec is None or rec.state not in (TaskState.DOWNLOADED, TaskState.DONE) or conversions.is_converting(task_id):
         return None
     entry = asset_library.entry_path(files.file_stem(task_id))
-    if rec.state is TaskState.DONE and entry.is_file():
+    # A symlink planted at the entry's name is never appended from.
+    if rec.state is TaskState.DONE and safe_files.is_regular_file(entry):
         if options is not None:
             rec.options = options
         import_step.append_from_library(rec, entry)
