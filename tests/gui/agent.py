@@ -42,7 +42,12 @@ def addon() -> Any:
 
 
 def submodule(name: str) -> Any:
-    return sys.modules.get(f"{ADDON}.{name}")
+    """A module of the enabled extension (imported if no one has yet), or None when disabled."""
+    if ADDON not in sys.modules:
+        return None
+    import importlib
+
+    return importlib.import_module(f"{ADDON}.{name}")
 
 
 def window() -> Any:
@@ -112,14 +117,14 @@ def wm_state() -> Any:
 
 def tasks() -> list[dict[str, Any]]:
     """What the task list holds, as the bridge knows it."""
-    bridge = submodule("bridge")
+    history = submodule("engine.history")
     out = []
     for item in wm_state().tasks:
-        rec = bridge.record(item.task_id) if bridge else None
+        rec = history.record(item.task_id) if history else None
         out.append({
             "task_id": item.task_id,
             "state": rec.state.value if rec else None,
-            "message": rec.message if rec else "",
+            "message": str(rec.message) if rec else "",
             "progress": rec.progress if rec else None,
             "objects": list(rec.imported_objects) if rec else [],
         })
