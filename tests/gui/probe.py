@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -32,7 +33,8 @@ from typing import Any
 
 from tests.simulator import Hitem3DSimulator
 
-from .runner import guarded, say
+from .chroot import unavailable_reason
+from .runner import REPO_ROOT, guarded, say
 from .scenarios import ADDON, Run, configure, new_task_id, watch_states
 from .session import Blender, Chroot
 
@@ -190,6 +192,20 @@ def table(report: dict[str, Any]) -> str:
                     f"{figures['max_gap_ms']} ms | {figures['redraws_per_s'].get(VIEWPORT_MAIN, 0)} | "
                     f"{figures['redraws_per_s'].get(SIDEBAR, 0)}")
     return "\n".join(rows)
+
+
+def run_probe(zip_path: Path, seconds: float = 8.0) -> dict[str, Any]:
+    """The probe in its own process (it needs root, mounts and signal handlers): its JSON report."""
+    reason = unavailable_reason()
+    if reason is not None:
+        return {"skipped": f"the real-window tier {reason}"}
+    command = [sys.executable, "-m", "tests.gui.probe", "--zip", str(zip_path), "--seconds", str(seconds)]
+    done = subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return {"error": f"tests.gui.probe printed nothing (exit {done.returncode})"}
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
