@@ -106,3 +106,5 @@ def test_frame_figures_are_median_p99_and_max_of_the_gaps() -> None:
     assert figures["p99_gap_ms"] == 50.0
     assert figures["max_gap_ms"] == 400.0
     assert figures["redraws_per_s"] == {"SpaceView3D.UI": 2.0}
+    assert figures["gaps_over_50ms"] == 1
+    assert figures["share_of_time_in_gaps_over_50ms"] == 0.2
