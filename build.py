@@ -8,6 +8,9 @@
                                           Blender 4.2 stubs and against the newest stubs
     python build.py demo                  build the zip, then run `python -m tests.demo`
     python build.py bench [--quick]       build the zip, then run `python -m benchmarks`
+    python build.py gui-test [...]        build the zip, then run it in a real Blender window
+                                          (`python -m tests.gui`; a Debian 13 chroot, needs root)
+    python build.py screenshots           regenerate docs/images/*.png from that window
     python build.py repo                  release: check CHANGELOG.md, build the zip into
                                           dist/repo/ and generate Blender's repository listing
 
@@ -753,11 +756,28 @@ def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
     return run([python, "-m", "benchmarks", "--zip", zip_path, *extra])
 
 
+def cmd_gui_test(args: argparse.Namespace, extra: list[str]) -> int:
+    # NOTE: the tier runs on the system's tools (chroot, Xvfb, Debian's Blender);
+    # only the zip needs the venv, so a machine that cannot run it skips early.
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.gui import chroot
+
+    reason = chroot.unavailable_reason()
+    if reason is not None:
+        log(f"gui-test skipped: the real-window tier {reason}")
+        return 0
+    python = python_for(DEFAULT_BPY, args.no_venv)
+    zip_path = build_zip(DIST_DIR, python)
+    log(f"built {zip_path} ({zip_path.stat().st_size:,} bytes)")
+    module = "tests.gui" if args.command == "gui-test" else "tests.gui.pictures"
+    return run([python, "-m", module, "--zip", zip_path, *extra])
+
+
 if TYPE_CHECKING:  # only for mypy: `list[str]` at runtime would break Python < 3.9 before the version check
     Command = Callable[[argparse.Namespace, list[str]], int]
 
 # Subcommands that pass unknown arguments through to the tool they run.
-PASSTHROUGH = {"test", "typecheck", "demo", "bench"}
+PASSTHROUGH = {"test", "typecheck", "demo", "bench", "gui-test", "screenshots"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -832,6 +852,28 @@ def build_parser() -> argparse.ArgumentParser:
         "JSON object last; see BENCHMARKS.md. Other arguments go to the benchmarks.",
     )
     bench.set_defaults(command="bench", func=cmd_bench)
+
+    gui_test = sub.add_parser(
+        "gui-test",
+        usage="build.py gui-test [-h] [--only SCENARIO ...] [--keep-logs DIR]",
+        allow_abbrev=False,
+        help="run the extension in a real Blender window (Debian 13 chroot, Xvfb); needs root",
+        description="Build the zip, then run `python -m tests.gui`: a cached Debian 13 chroot with "
+        "Debian's Blender 4.3, Xvfb and xdotool; the zip installed the way a user does; scenarios "
+        "with real keyboard and mouse input against the simulator. Skips (exit 0, with a line "
+        "saying why) where it cannot run: not root, or no debootstrap.",
+    )
+    gui_test.set_defaults(command="gui-test", func=cmd_gui_test)
+
+    screenshots = sub.add_parser(
+        "screenshots",
+        usage="build.py screenshots [-h] [--output DIR]",
+        allow_abbrev=False,
+        help="regenerate docs/images/*.png from the real Blender window (needs root)",
+        description="Build the zip, then run `python -m tests.gui.pictures` in the same chroot "
+        "as gui-test and save cropped pictures of the sidebar and preferences to docs/images/.",
+    )
+    screenshots.set_defaults(command="screenshots", func=cmd_gui_test)
 
     repo = sub.add_parser(
         "repo",

@@ -26,8 +26,8 @@ from benchmarks import assets
 from benchmarks.common import REPO_ROOT, log
 
 ORDER = ("main_thread", "main_thread_long_history", "download", "time_to_scene", "request_economy", "conversion",
-         "scale", "fairness", "offload")
-BLENDER_BENCHMARKS = set(ORDER) - {"download", "conversion", "offload"}
+         "scale", "fairness", "offload", "gui_frames")
+BLENDER_BENCHMARKS = set(ORDER) - {"download", "conversion", "offload", "gui_frames"}
 
 
 def _first_line(command: list[str]) -> str:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="hitem3d-bench-zip-") as tmp:
         zip_path = args.zip
-        if zip_path is None and BLENDER_BENCHMARKS & set(chosen):
+        if zip_path is None and (BLENDER_BENCHMARKS | {"gui_frames"}) & set(chosen):
             zip_path = build_zip(Path(tmp))
             log(f"built {zip_path.name}")
         for name in chosen:
@@ -136,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
                     from benchmarks.conversion_bench import bench_conversion
 
                     results[name] = bench_conversion(args.quick)
+                elif name == "gui_frames":
+                    # The real window (tests/gui/probe.py); "skipped" where that tier cannot run.
+                    from tests.gui.probe import run_probe
+
+                    assert zip_path is not None
+                    results[name] = run_probe(zip_path)
                 elif name == "offload":
                     from benchmarks.offload_bench import bench_offload
 

@@ -159,6 +159,8 @@ class HITEM3D_GenerateSettings(bpy.types.PropertyGroup):
     )
     request_type: EnumProperty(  # type: ignore[valid-type]
         name="Result",
+        # NOTE: our context: Blender's catalogue has "Textured" as 纹理 ("texture").
+        translation_context=OWN_CONTEXT,
         items=(
             # NOTE: one short word each: "Geometry and Texture" was cut at the default sidebar width.
             ("GEOMETRY_AND_TEXTURE", "Textured", "A model with geometry and texture"),

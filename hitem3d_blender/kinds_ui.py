@@ -111,6 +111,8 @@ class HITEM3D_KindSettings(bpy.types.PropertyGroup):
     )
     quality: EnumProperty(  # type: ignore[valid-type]
         name="Quality", items=_items(_DEPTH, "model_type"), default=_default(_DEPTH, "model_type"),
+        # NOTE: our context: Blender's catalogue has "Base" as 基础(基数).
+        translation_context=OWN_CONTEXT,
     )
     remove_background: BoolProperty(  # type: ignore[valid-type]
         name="Remove background", description="Hitem3D removes the picture's background first", default=True,

@@ -184,10 +184,9 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Generation resolution (the choices depend on the model)"): "生成分辨率（可选项取决于模型）",
     (DEFAULT, "Target face count (each model has its own range, checked before sending)"):
         "目标面数（每个模型有各自的范围，发送前会检查）",
-    (DEFAULT, "Result"): "结果",
-    (DEFAULT, "Textured"): "带纹理",
+
     (DEFAULT, "A model with geometry and texture"): "带几何体和纹理的模型",
-    (DEFAULT, "Untextured"): "无纹理",
+
     (DEFAULT, "Geometry only, without texture (it can be textured later)"): "仅几何体，不带纹理（之后可以再生成纹理）",
     (DEFAULT, "PBR materials"): "PBR 材质",
     (DEFAULT, "Physically based materials (metallic, roughness) where the model supports them"):
@@ -228,10 +227,15 @@ UI: dict[tuple[str, str], str] = {
 # NOTE: Blender's own catalogue answers before ours in the default context, so
 # a word it already translates differently would never show our entry. These
 # were found by comparing our catalogue with Blender's zh_HANS catalogue
-# (``blender.mo``): SHADOWED lists them, and a test keeps them out of DEFAULT.
+# (``blender.mo``): SHADOWED lists them, and a test keeps them out of DEFAULT
+# (another compares the whole catalogue with a blender.mo when one is at hand).
+# Where Blender's own word reads well ("Selected Objects"), ours is Blender's.
 SHADOWED = frozenset({"Environment", "None", "Views", "Source", "Front", "Back", "Left", "Right", "Faces",
-                      "Starting", "left", "right"})
+                      "Starting", "left", "right", "Textured", "Base"})
 OWN_ENTRIES: dict[str, str] = {
+    "Result": "结果",
+    "Textured": "带纹理",
+    "Untextured": "无纹理",
     # The properties in our context: their names and every item of theirs.
     "Input": "输入",
     "One Image": "单张图像",

@@ -33,16 +33,18 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "The mesh to send"): "要发送的网格",
     (DEFAULT, "Selected Task"): "所选任务",
     (DEFAULT, "The finished task selected in the Hitem3D task list"): "Hitem3D 任务列表中选中的已完成任务",
-    (DEFAULT, "Selected Objects"): "所选物体",
+    # NOTE: words Blender's own catalogue already translates (it answers first
+    # in the default context) use Blender's words, so both read the same.
+    (DEFAULT, "Selected Objects"): "选定的物体",
     (DEFAULT, "The selected mesh objects, exported to one GLB (at most 200 MB)"):
         "所选的网格物体，导出为一个 GLB（最大 200 MB）",
     (DEFAULT, "File"): "文件",
     (DEFAULT, "A GLB, STL or OBJ file of at most 200 MB"): "不超过 200 MB 的 GLB、STL 或 OBJ 文件",
     (DEFAULT, "Mesh File"): "网格文件",
     (DEFAULT, "Character: body parts from a template; General: parts by level of detail"):
-        "角色：按模板拆分身体部件；通用：按细节级别拆分",
+        "角色：按模板拆分身体部件；常规：按细节级别拆分",
     (DEFAULT, "Character"): "角色",
-    (DEFAULT, "General"): "通用",
+    (DEFAULT, "General"): "常规",
     (DEFAULT, "How a character is cut into parts"): "角色如何被拆分为部件",
     (DEFAULT, "A: 6 parts"): "A：6 个部件",
     (DEFAULT, "B: 5 parts"): "B：5 个部件",
@@ -53,7 +55,7 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "The joint between printed parts"): "打印部件之间的连接方式",
     (DEFAULT, "How many parts a general split makes"): "通用拆分生成的部件数量",
     (DEFAULT, "Low"): "低",
-    (DEFAULT, "Medium"): "中",
+    (DEFAULT, "Medium"): "中等",
     (DEFAULT, "High"): "高",
     (DEFAULT, "Segmentation Level"): "分割级别",
     (DEFAULT, "How finely the model is segmented"): "模型分割的精细程度",
@@ -64,16 +66,19 @@ UI: dict[tuple[str, str], str] = {
         "此文件中的图像，例如参考图像或渲染结果",
     (DEFAULT, "An image in this file (sent as PNG unless it is a PNG, JPEG or WebP file already)"):
         "此文件中的图像（若不是 PNG、JPEG 或 WebP 文件，则以 PNG 发送）",
-    (DEFAULT, "Pro (2K)"): "专业（2K）",
-    (DEFAULT, "Base"): "基础",
+
     (DEFAULT, "Hitem3D removes the picture's background first"): "Hitem3D 先去除图片背景",
     (DEFAULT, "Height"): "高度",
     (DEFAULT, "How deep the relief is (the Displace modifier's strength)"): "浮雕的深度（置换修改器的强度）",
     (DEFAULT, "Multicolour"): "多色",
 }
 
-# The joint setting is in our own context: Blender's catalogue has "None" as 无.
+# The joint and quality settings are in our own context: Blender's catalogue has
+# "None" as 无 and "Base" as 基础(基数).
 OWN: dict[str, str] = {
+    "Quality": "品质",
+    "Pro (2K)": "专业（2K）",
+    "Base": "基础",
     "Joint": "连接",
     "None": "不使用",
     "Ball": "球形",
@@ -88,11 +93,11 @@ MESSAGES: dict[str, str] = {
     "Segmentation": "分割",
     "Depth map / relief": "深度图／浮雕",
     "Multicolour": "多色",
-    "Split": "拆分方式",
+    "Split": "拆分",
     "Template": "模板",
     "Joint": "连接",
     "Level": "级别",
-    "Quality": "质量",
+    "Quality": "品质",
     "Remove background": "去除背景",
     "Relief height": "浮雕高度",
     "Colours": "颜色数",

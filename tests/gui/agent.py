@@ -1,0 +1,240 @@
+"""Runs inside the real Blender window (``blender --python agent.py``).
+
+The test runner on the host drives the window with real X input (xdotool) and
+asks this agent what Blender shows. Requests are files: the host writes
+``<channel>/in/<n>.json`` holding Python source; a Blender timer (Blender's own
+event loop, the thing the ``bpy`` module lacks) runs it on the main thread with
+the helpers below in scope and writes ``<channel>/out/<n>.json`` with the value
+of ``result`` or the error. Nothing here waits: a check that needs time is the
+host polling again.
+
+The probe (``probe_start``/``probe_stop``) measures responsiveness where it
+happens: a 10 ms timer records the gaps between its calls (how long the main
+loop was busy) and draw handlers count the redraws of each region type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+CHANNEL = Path(os.environ["HITEM3D_GUI_CHANNEL"])
+ADDON = "bl_ext.user_default.hitem3d_blender"
+POLL_S = 0.02
+
+# ---------------------------------------------------------------- helpers for requests
+
+
+def ctx() -> Any:
+    """bpy.context, untyped: the stubs know less than Blender 4.3 has."""
+    return bpy.context
+
+
+def addon() -> Any:
+    return sys.modules.get(ADDON)
+
+
+def submodule(name: str) -> Any:
+    """A module of the enabled extension (imported if no one has yet), or None when disabled."""
+    if ADDON not in sys.modules:
+        return None
+    import importlib
+
+    return importlib.import_module(f"{ADDON}.{name}")
+
+
+def window() -> Any:
+    return ctx().window_manager.windows[0]
+
+
+def view3d() -> tuple[Any, Any]:
+    """The first 3D viewport of the main window and its sidebar region."""
+    for area in window().screen.areas:
+        if area.type == "VIEW_3D":
+            for region in area.regions:
+                if region.type == "UI":
+                    return area, region
+    raise LookupError("no 3D viewport")
+
+
+def screen_rect(region: Any) -> dict[str, int]:
+    """A region in X screen pixels (top-left origin); Blender counts from the bottom left."""
+    win = window()
+    return {"x": region.x, "y": win.height - region.y - region.height, "w": region.width, "h": region.height}
+
+
+def open_sidebar() -> dict[str, Any]:
+    area, _ = view3d()
+    area.spaces.active.show_region_ui = True
+    area.tag_redraw()
+    _, region = view3d()
+    return {"rect": screen_rect(region), "category": region.active_panel_category}
+
+
+def sidebar() -> dict[str, Any]:
+    _, region = view3d()
+    return {"rect": screen_rect(region), "category": region.active_panel_category,
+            "window": [window().width, window().height]}
+
+
+def show_preferences() -> dict[str, int]:
+    """Turn the 3D viewport into Preferences > Add-ons with Hitem3D expanded; return its rect."""
+    import addon_utils
+
+    area, _ = view3d()
+    area.type = "PREFERENCES"
+    ctx().preferences.active_section = "ADDONS"
+    ctx().window_manager.addon_search = "Hitem3D"
+    module = sys.modules[ADDON]
+    info: Any = getattr(addon_utils, "module_bl_info")(module)
+    info["show_expanded"] = True
+    area.tag_redraw()
+    region = [r for r in area.regions if r.type == "WINDOW"][0]
+    return screen_rect(region)
+
+
+def show_viewport() -> None:
+    for area in window().screen.areas:
+        if area.type == "PREFERENCES":
+            area.type = "VIEW_3D"
+
+
+def override() -> Any:
+    area, region = view3d()
+    return ctx().temp_override(window=window(), area=area, region=region)
+
+
+def wm_state() -> Any:
+    return ctx().window_manager.hitem3d
+
+
+def tasks() -> list[dict[str, Any]]:
+    """What the task list holds, as the bridge knows it."""
+    history = submodule("engine.history")
+    out = []
+    for item in wm_state().tasks:
+        rec = history.record(item.task_id) if history else None
+        out.append({
+            "task_id": item.task_id,
+            "state": rec.state.value if rec else None,
+            "message": str(rec.message) if rec else "",
+            "progress": rec.progress if rec else None,
+            "objects": list(rec.imported_objects) if rec else [],
+        })
+    return out
+
+
+def objects() -> list[str]:
+    return sorted(obj.name for obj in bpy.data.objects)
+
+
+def redraw_all() -> None:
+    for area in window().screen.areas:
+        area.tag_redraw()
+
+
+def threads() -> list[str]:
+    import threading
+
+    return sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+
+
+# ---------------------------------------------------------------- the probe
+
+_probe: dict[str, Any] = {"on": False}
+_handlers: list[tuple[Any, Any, str]] = []
+
+# The spaces a default window shows, and the regions we count in each.
+PROBED = {
+    "SpaceView3D": ("WINDOW", "UI", "HEADER", "TOOLS"),
+    "SpaceOutliner": ("WINDOW",),
+    "SpaceProperties": ("WINDOW",),
+    "SpaceDopeSheetEditor": ("WINDOW",),
+    "SpacePreferences": ("WINDOW",),
+}
+
+
+def _count(key: str) -> None:
+    if _probe["on"]:
+        _probe["draws"][key] = _probe["draws"].get(key, 0) + 1
+
+
+def _tick() -> float | None:
+    if not _probe["on"]:
+        return None
+    now = time.perf_counter()
+    _probe["gaps"].append(now - _probe["last"])
+    _probe["last"] = now
+    return 0.01
+
+
+def probe_start() -> None:
+    """Count from now: gaps between 10 ms timer calls, and draws per region."""
+    if not _handlers:
+        for space_name, regions in PROBED.items():
+            space = getattr(bpy.types, space_name)
+            for region_type in regions:
+                key = f"{space_name}.{region_type}"
+                handle = space.draw_handler_add(_count, (key,), region_type, "POST_PIXEL")
+                _handlers.append((space, handle, region_type))
+    _probe.update(on=True, gaps=[], draws={}, last=time.perf_counter(), started=time.perf_counter())
+    bpy.app.timers.register(_tick, first_interval=0.01)
+
+
+def probe_stop() -> dict[str, Any]:
+    _probe["on"] = False
+    return {"gaps": _probe.get("gaps", []), "draws": dict(_probe.get("draws", {})),
+            "seconds": time.perf_counter() - _probe.get("started", time.perf_counter())}
+
+
+# ---------------------------------------------------------------- the channel
+
+_namespace: dict[str, Any] = {}
+
+
+def _answer(path: Path) -> None:
+    name = path.name
+    try:
+        request = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # still being written: next tick
+    path.unlink()
+    scope = dict(globals())
+    scope.update(_namespace)
+    scope["result"] = None
+    reply: dict[str, Any]
+    try:
+        exec(compile(request["code"], f"<request {name}>", "exec"), scope)  # noqa: S102 - the test driver
+        reply = {"ok": True, "result": scope.get("result")}
+        for key in request.get("keep", ()):
+            _namespace[key] = scope.get(key)
+    except BaseException:  # noqa: BLE001 - the host shows the traceback
+        reply = {"ok": False, "error": traceback.format_exc()}
+    target = CHANNEL / "out" / name
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(reply, default=repr), encoding="utf-8")
+    tmp.replace(target)
+
+
+def _poll() -> float:
+    inbox = CHANNEL / "in"
+    for path in sorted(inbox.glob("*.json")):
+        _answer(path)
+    return POLL_S
+
+
+def _start() -> None:
+    (CHANNEL / "out").mkdir(parents=True, exist_ok=True)
+    (CHANNEL / "in").mkdir(parents=True, exist_ok=True)
+    bpy.app.timers.register(_poll, first_interval=0.2, persistent=True)
+    (CHANNEL / "agent-loaded").write_text(str(os.getpid()), encoding="utf-8")
+
+
+_start()

@@ -1,0 +1,240 @@
+"""Responsiveness measured in the real window: frame gaps and redraws per region.
+
+    python -m tests.gui.probe --zip dist/hitem3d_blender-X.zip [--seconds 8]
+
+A 10 ms timer inside Blender records the gap between its calls (how long the
+main loop was busy between two turns), and draw handlers count the redraws of
+each region type. Three phases, each the same length, with the Hitem3D sidebar
+open and the mouse still:
+
+- idle: the extension loaded, no task;
+- busy: 5 tasks polling (their progress changes on every answer) and a 200 MB
+  download, throttled so it lasts the whole phase;
+- busy, our redraws off: the same load with the extension's redraw call made a
+  no-op, so whatever the software-OpenGL redraws cost can be told apart from the
+  cost of our work.
+
+Targets: the busy median gap within 10 % of idle, and no more redraws of the 3D
+viewport's main region than with our redraws off. The last stdout line is the
+JSON report (what ``python -m benchmarks`` includes as ``gui_frames``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.simulator import Hitem3DSimulator
+
+from .chroot import unavailable_reason
+from .runner import REPO_ROOT, guarded, say
+from .scenarios import ADDON, Run, configure, new_task_id, watch_states
+from .session import Blender, Chroot
+
+POLLING_TASKS = 5
+DOWNLOAD_BYTES = 200_000_000
+MEDIAN_LIMIT = 1.10  # busy median gap / idle median gap
+VIEWPORT_MAIN = "SpaceView3D.WINDOW"
+SIDEBAR = "SpaceView3D.UI"
+
+# Our redraws switched off: every function of the extension with "redraw" in its
+# name is replaced by a no-op wherever it is referenced (module globals, stored
+# callbacks), whatever the redraw policy's functions are called this week.
+# (Blender's own Area.tag_redraw cannot be replaced from Python.)
+REDRAWS_OFF = """
+def _switch_off():
+    import gc, types
+
+    def _noop(*args, **kwargs):
+        return None
+
+    targets = []
+    for name, mod in list(sys.modules.items()):
+        if name.startswith(ADDON) and mod is not None:
+            for attr, value in vars(mod).items():
+                if (isinstance(value, types.FunctionType) and 'redraw' in attr.lower()
+                        and value.__module__.startswith(ADDON) and value not in targets):
+                    targets.append(value)
+    saved = []
+    for function in targets:
+        for ref in gc.get_referrers(function):
+            if ref is targets or isinstance(ref, (types.FrameType, tuple, types.FunctionType)):
+                continue
+            if isinstance(ref, dict):
+                keys = [key for key, value in ref.items() if value is function]
+                for key in keys:
+                    ref[key] = _noop
+                    saved.append((ref, key, function))
+            elif isinstance(ref, list):
+                for index, value in enumerate(ref):
+                    if value is function:
+                        ref[index] = _noop
+                        saved.append((ref, index, function))
+            else:  # an object holding it as an attribute (a dataclass of hooks, say)
+                names = list(getattr(ref, '__dict__', {})) + list(getattr(type(ref), '__slots__', ()) or ())
+                for key in names:
+                    if getattr(ref, key, None) is function:
+                        object.__setattr__(ref, key, _noop)
+                        saved.append((ref, key, function))
+    return saved, sorted(f'{f.__module__}.{f.__name__} ({sum(1 for s in saved if s[2] is f)} references)'
+                         for f in targets)
+
+saved, result = _switch_off()
+"""
+REDRAWS_ON = """
+for holder, key, function in saved:
+    if isinstance(holder, (dict, list)):
+        holder[key] = function
+    else:
+        object.__setattr__(holder, key, function)
+"""
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+LONG_GAP_MS = 50.0  # five turns of the probe: the window visibly stuck
+
+
+def summary(sample: dict[str, Any]) -> dict[str, Any]:
+    gaps_ms = [gap * 1000 for gap in sample["gaps"]]
+    seconds = max(sample["seconds"], 1e-9)
+    long_gaps = [gap for gap in gaps_ms if gap > LONG_GAP_MS]
+    return {
+        "seconds": round(seconds, 2),
+        "frames": len(gaps_ms),
+        "median_gap_ms": round(statistics.median(gaps_ms), 2) if gaps_ms else None,
+        "p99_gap_ms": round(percentile(gaps_ms, 0.99), 1) if gaps_ms else None,
+        "max_gap_ms": round(max(gaps_ms), 1) if gaps_ms else None,
+        # The median hides a window that is mostly busy drawing: say how much time went in long gaps.
+        "gaps_over_50ms": len(long_gaps),
+        "share_of_time_in_gaps_over_50ms": round(sum(long_gaps) / 1000 / seconds, 3),
+        "redraws": dict(sorted(sample["draws"].items())),
+        "redraws_per_s": {key: round(count / seconds, 2) for key, count in sorted(sample["draws"].items())},
+    }
+
+
+def measure(blender: Blender, seconds: float) -> dict[str, Any]:
+    blender.call("probe_start()")
+    time.sleep(seconds)
+    return summary(blender.call("result = probe_stop()", timeout=30))
+
+
+def load(run: Run, seconds: float) -> list[str]:
+    """Start 5 polling tasks and a 200 MB download that outlast ``seconds``; return their IDs."""
+    from benchmarks.assets import filler_glb
+
+    blender = run.window
+    polls = int(seconds / 0.5) + 20
+    ids = []
+    for index in range(POLLING_TASKS):
+        task_id = new_task_id(f"Poll{index}")
+        states = [{"state": "processing", "progress": min(99, step)} for step in range(polls)]
+        run.sim.add_task(task_id, states)
+        ids.append(task_id)
+    download = new_task_id("Big")
+    run.sim.add_task(download, ["success"], glb=filler_glb(DOWNLOAD_BYTES))
+    run.sim.file_rate_limit = DOWNLOAD_BYTES / (seconds * 1.6)
+    ids.append(download)
+    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={' '.join(ids)!r})")
+    watch_states(blender, download, {"downloading"}, 30)
+    return ids
+
+
+def stop(run: Run, ids: list[str]) -> None:
+    run.sim.file_rate_limit = None
+    for task_id in ids:
+        run.window.call(f"with override():\n    bpy.ops.hitem3d.remove_task(task_id={task_id!r})")
+    run.window.call("probe_stop()")
+
+
+def bench(jail: Chroot, sim: Hitem3DSimulator, seconds: float) -> dict[str, Any]:
+    run = Run(jail, sim)
+    blender = run.open_window("probe")
+    configure(blender, sim, poll_s=0.5)
+    blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.auto_import = False")
+    blender.open_hitem3d_tab()
+    # The mouse rests over the timeline: no hover highlight redraws anything we measure.
+    jail.xdotool("mousemove", 600, 1040)
+    time.sleep(1.0)
+    report: dict[str, Any] = {"blender": "Debian 4.3 in Xvfb, Mesa llvmpipe (software OpenGL)",
+                              "load": f"{POLLING_TASKS} tasks polling every 0.5 s + a {DOWNLOAD_BYTES // 1_000_000} MB "
+                                      "download", "phase_seconds": seconds}
+    report["idle"] = measure(blender, seconds)
+    ids = load(run, seconds)
+    report["busy"] = measure(blender, seconds)
+    stop(run, ids)
+    time.sleep(1.0)
+    ids = load(run, seconds)
+    switched = blender.call(REDRAWS_OFF, keep=["saved"])
+    report["busy_redraws_off"] = measure(blender, seconds)
+    report["redraw_functions_switched_off"] = switched
+    blender.call(REDRAWS_ON)
+    stop(run, ids)
+    blender.quit()
+
+    idle, busy, off = report["idle"], report["busy"], report["busy_redraws_off"]
+    ratio = busy["median_gap_ms"] / idle["median_gap_ms"]
+    report["target_median_gap_ratio"] = {"value": round(ratio, 3), "limit": MEDIAN_LIMIT, "met": ratio <= MEDIAN_LIMIT}
+    ours = busy["redraws"].get(VIEWPORT_MAIN, 0) - off["redraws"].get(VIEWPORT_MAIN, 0)
+    report["target_viewport_main_redraws_by_us"] = {"value": max(0, ours), "limit": 0, "met": ours <= 0}
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = ["phase | frames | median gap | p99 gap | max gap | time in gaps > 50 ms | 3D viewport redraws/s | "
+            "sidebar redraws/s", "--- | --- | --- | --- | --- | --- | --- | ---"]
+    for phase in ("idle", "busy", "busy_redraws_off"):
+        figures = report[phase]
+        rows.append(f"{phase} | {figures['frames']} | {figures['median_gap_ms']} ms | {figures['p99_gap_ms']} ms | "
+                    f"{figures['max_gap_ms']} ms | {figures['share_of_time_in_gaps_over_50ms']:.0%} | "
+                    f"{figures['redraws_per_s'].get(VIEWPORT_MAIN, 0)} | "
+                    f"{figures['redraws_per_s'].get(SIDEBAR, 0)}")
+    return "\n".join(rows)
+
+
+def run_probe(zip_path: Path, seconds: float = 8.0) -> dict[str, Any]:
+    """The probe in its own process (it needs root, mounts and signal handlers): its JSON report."""
+    reason = unavailable_reason()
+    if reason is not None:
+        return {"skipped": f"the real-window tier {reason}"}
+    command = [sys.executable, "-m", "tests.gui.probe", "--zip", str(zip_path), "--seconds", str(seconds)]
+    done = subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return {"error": f"tests.gui.probe printed nothing (exit {done.returncode})"}
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.gui.probe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zip", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase (default 8)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    report: dict[str, Any] = {}
+
+    def work(jail: Chroot, sim: Hitem3DSimulator) -> int:
+        report.update(bench(jail, sim, args.seconds))
+        return 0
+
+    code = guarded(work, args.zip, None)
+    if not report:
+        report = {"skipped": "the real-window tier is not available here"} if code == 0 else {"error": code}
+    else:
+        say("\n" + table(report))
+    print(json.dumps(report), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

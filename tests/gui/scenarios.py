@@ -1,0 +1,387 @@
+"""What the real-window tier checks, one function per behaviour, in the order they run.
+
+Each scenario gets a ``Run`` (the chroot, the simulator on the host's loopback,
+the current Blender window) and raises ``GuiFailure`` saying what it saw. Input
+that a user gives (pasting an ID, pressing a button) is real X input; reading
+what Blender shows goes through the agent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.simulator import Hitem3DSimulator
+
+from .session import INSIDE, Blender, Chroot, GuiFailure
+
+ADDON = "bl_ext.user_default.hitem3d_blender"
+_ids = itertools.count(1)
+
+
+def new_task_id(label: str) -> str:
+    """A well-formed Hitem3D task ID, unique in the run, that says which scenario made it."""
+    n = next(_ids)
+    return f"{n:032x}.jjewelry-aigc-api.{label}{n:03d}"
+
+
+@dataclass
+class Run:
+    chroot: Chroot
+    sim: Hitem3DSimulator
+    blender: Blender | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def window(self) -> Blender:
+        """The open window; one is opened when a scenario runs alone (``--only``)."""
+        if self.blender is None or not self.blender.alive():
+            return self.open_window("tasks")
+        return self.blender
+
+    def open_window(self, name: str) -> Blender:
+        if self.blender is not None and self.blender.alive():
+            self.blender.quit()
+        self.blender = Blender(self.chroot, name)
+        configure(self.blender, self.sim)
+        self.blender.open_hitem3d_tab()
+        return self.blender
+
+    def results_dir(self) -> Path:
+        return self.chroot.run_dir / "user" / "extensions" / ".user" / "user_default" / "hitem3d_blender" / "results"
+
+
+def expect(condition: object, message: str) -> None:
+    if not condition:
+        raise GuiFailure(message)
+
+
+# -------------------------------------------------------------------------- shared steps
+
+
+def configure(blender: Blender, sim: Hitem3DSimulator, poll_s: float = 0.5) -> None:
+    """Credentials and the simulator's address in the add-on preferences, as a user types them."""
+    blender.call(
+        f"p = bpy.context.preferences.addons[{ADDON!r}].preferences\n"
+        f"p.base_url = {sim.base_url!r}\n"
+        f"p.client_id = {sim.client_id!r}\n"
+        f"p.client_secret = {sim.client_secret!r}\n"
+        f"p.poll_interval = {poll_s}\n"
+        "bpy.ops.wm.save_userpref()\n"  # as Blender does on quit: the next start finds them
+        "result = bpy.app.online_access"
+    )
+
+
+def task(blender: Blender, task_id: str) -> dict[str, Any] | None:
+    for entry in blender.call("result = tasks()"):
+        if entry["task_id"] == task_id:
+            return dict(entry)
+    return None
+
+
+def watch_states(blender: Blender, task_id: str, until: set[str], timeout: float) -> list[str]:
+    """Every state the task shows (consecutive repeats dropped) until one in ``until``."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entry = task(blender, task_id)
+        state = entry["state"] if entry else "absent"
+        if state != "absent" and (not seen or seen[-1] != state):
+            seen.append(state)
+        if state in until:
+            return seen
+        time.sleep(0.05)
+    raise GuiFailure(f"task {task_id[-10:]} did not reach {sorted(until)} in {timeout:.0f} s; states seen: {seen}")
+
+
+def select(blender: Blender, task_id: str) -> None:
+    """Make the task the list's active row (what a click on the row does)."""
+    blender.call(
+        "state = wm_state()\n"
+        f"state.active_index = [t.task_id for t in state.tasks].index({task_id!r})\n"
+        "redraw_all()"
+    )
+    time.sleep(0.3)
+
+
+def press(blender: Blender, operator: str, *, after_y: int = 0) -> None:
+    """Find the button by what Ctrl+C over it copies, then click it."""
+    x, y = blender.find_in_sidebar(operator, start=max(30, after_y))
+    blender.click(x, y)
+
+
+def paste_and_import(blender: Blender, task_ids: list[str]) -> None:
+    """Copy IDs (as from a browser), Ctrl+V over the ID field, click Import: all real input."""
+    marker = "gui-probe-field"
+    blender.call(f"wm_state().task_id = {marker!r}\nredraw_all()")
+    x, y = blender.find_in_sidebar(marker)
+    blender.call(f"bpy.context.window_manager.clipboard = {' '.join(task_ids)!r}")
+    blender.chroot.xdotool("mousemove", x, y, "sleep", "0.05", "key", "ctrl+v")
+    blender.until(f"result = wm_state().task_id == {' '.join(task_ids)!r}", 5, "the pasted ID in the field")
+    press(blender, "hitem3d.import_task", after_y=y - blender.call("result = sidebar()")["rect"]["y"])
+
+
+def no_partial_files(run: Run) -> None:
+    partial = sorted(p.name for p in run.results_dir().glob("*.part")) if run.results_dir().is_dir() else []
+    expect(not partial, f"partial downloads left behind: {partial}")
+
+
+# -------------------------------------------------------------------------- the scenarios
+
+
+def cli_exit_codes(run: Run) -> None:
+    """`blender -b --online-mode --command hitem3d ...`: output and the documented exit codes."""
+    good, bad = new_task_id("CliGood"), new_task_id("CliFail")
+    run.sim.add_task(good, ["queueing", "success"])
+    run.sim.add_task(bad, ["queueing", "failed"])
+    # A render farm's way: credentials in the environment, nothing in the preferences.
+    env = {"HITEM3D_CLIENT_ID": run.sim.client_id, "HITEM3D_CLIENT_SECRET": run.sim.client_secret}
+    out_blend = f"{INSIDE}/home/cli/{good[-10:]}.blend"
+
+    def hitem3d(*args: str, online: bool = True) -> tuple[int, str]:
+        cmd = ["blender", "-b", "--online-mode" if online else "--offline-mode", "--command", "hitem3d", *args]
+        done = run.chroot.run(cmd, timeout=180, check=False, **env)
+        return done.returncode, done.stdout + done.stderr
+
+    cases: list[tuple[tuple[str, ...], bool, int, str]] = [
+        (("--help",), True, 0, "import"),
+        (("import", good, "--output", out_blend), True, 0, f"{good}: done"),
+        (("status", good, "--json"), True, 0, '"state"'),
+        (("import", bad), True, 1, bad),
+        (("import",), True, 2, "usage"),
+        (("import", "../etc/passwd"), True, 2, "Not a task ID"),
+        (("status", good), False, 1, "--online-mode"),  # started with --offline-mode
+    ]
+    for args, online, code, text in cases:
+        got, output = hitem3d(*args, online=online)
+        shown = " ".join(("--online-mode" if online else "(offline)", *args))
+        expect(got == code, f"hitem3d {shown}: exit {got}, expected {code}:\n{output[-1500:]}")
+        expect(text in output, f"hitem3d {shown}: {text!r} not in the output:\n{output[-1500:]}")
+    expect(run.chroot.host_path(out_blend).is_file(), "hitem3d import --output saved no .blend")
+
+
+def paste_import_and_states(run: Run) -> None:
+    """Paste an ID and press Import with real input; the list shows each state on Blender's own timers."""
+    blender = run.open_window("tasks")
+    task_id = new_task_id("Paste")
+    run.sim.add_task(task_id, ["queueing", {"state": "processing", "progress": 30},
+                               {"state": "processing", "progress": 70}, "success"], glb=big_glb(run, 20_000_000))
+    run.sim.file_rate_limit = 10_000_000.0  # two seconds of download, to see it
+    before = blender.call("result = objects()")
+    try:
+        paste_and_import(blender, [task_id])
+        states = watch_states(blender, task_id, {"done", "failed"}, 60)
+    finally:
+        run.sim.file_rate_limit = None
+    expect(states[-1] == "done", f"the import ended {states[-1]}: {task(blender, task_id)}")
+    for state in ("queueing", "processing", "downloading"):
+        expect(state in states, f"the list never showed {state!r}; it showed {states}")
+    after = blender.call("result = objects()")
+    expect(len(after) > len(before), "Import finished but no object arrived in the scene")
+    run.notes.append(f"paste and import: states {' > '.join(states)}")
+
+
+def import_again(run: Run) -> None:
+    """Import Again (a click) imports the finished task once more, from the cache."""
+    blender = run.window
+    done = [t["task_id"] for t in blender.call("result = tasks()") if t["state"] == "done"]
+    if not done:  # run alone
+        done.append(run.sim.add_task(new_task_id("Again"), ["success"]))
+        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={done[0]!r})")
+        watch_states(blender, done[0], {"done"}, 30)
+    task_id = done[0]
+    downloads = run.sim.count("/files/")
+    objects = len(blender.call("result = objects()"))
+    select(blender, task_id)
+    press(blender, f'hitem3d.import_again(task_id="{task_id}")')
+    blender.until(f"result = len(objects()) > {objects}", 30, "Import Again's objects")
+    expect(run.sim.count("/files/") == downloads, "Import Again downloaded the model again")
+
+
+def failure_and_retry(run: Run) -> None:
+    """A failed generation shows its message and a Retry button; Retry (a click) finishes the task."""
+    blender = run.window
+    task_id = new_task_id("Fail")
+    run.sim.add_task(task_id, ["queueing", "failed"])
+    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
+    watch_states(blender, task_id, {"failed"}, 30)
+    message = task(blender, task_id)["message"]  # type: ignore[index]
+    expect("Generation failed" in message, f"failure message: {message!r}")
+    run.sim.add_task(task_id, ["processing", "success"])  # the second attempt works
+    select(blender, task_id)
+    press(blender, f'hitem3d.retry_task(task_id="{task_id}")')
+    states = watch_states(blender, task_id, {"done"}, 30)
+    run.notes.append(f"retry: {' > '.join(states)}")
+
+
+def cancel_download(run: Run) -> None:
+    """Cancel (a click) during a download stops it at once and leaves no partial file."""
+    blender = run.window
+    task_id = new_task_id("Cancel")
+    run.sim.add_task(task_id, ["success"], glb=big_glb(run, 40_000_000))
+    run.sim.file_rate_limit = 500_000.0  # 80 s: time enough to find the button
+    try:
+        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
+        watch_states(blender, task_id, {"downloading"}, 30)
+        select(blender, task_id)
+        press(blender, f'hitem3d.cancel_task(task_id="{task_id}")')
+        started = time.monotonic()
+        watch_states(blender, task_id, {"cancelled"}, 10)
+        expect(time.monotonic() - started < 3, "Cancel took more than 3 s")
+    finally:
+        run.sim.file_rate_limit = None
+    time.sleep(1.0)
+    no_partial_files(run)
+
+
+def new_generation(run: Run) -> None:
+    """New Generation: choose a picture, click Generate; the new task is imported like any other."""
+    blender = run.window
+    picture = run.chroot.run_dir / "home" / "chair.png"
+    picture.write_bytes(tiny_png())
+    submitted = len(run.sim.submissions)
+    before = {t["task_id"] for t in blender.call("result = tasks()")}
+    blender.call(f"bpy.context.scene.hitem3d_generate.image_path = {INSIDE + '/home/chair.png'!r}\nredraw_all()")
+    press(blender, "hitem3d.submit_generation")
+    blender.until(f"result = len([t for t in tasks() if t['task_id'] not in {sorted(before)!r}])", 30,
+                  "the generated task in the list")
+    expect(len(run.sim.submissions) == submitted + 1, "Generate sent no submission (or more than one)")
+    new = [t for t in blender.call("result = tasks()") if t["task_id"] not in before][0]
+    states = watch_states(blender, new["task_id"], {"done", "failed"}, 60)
+    expect(states[-1] == "done", f"the generated task ended {states[-1]}")
+
+
+def test_connection(run: Run) -> None:
+    """The preferences' Test Connection says the credentials were accepted, then what is wrong."""
+    blender = run.window
+    code = ("with override():\n    bpy.ops.hitem3d.test_connection()\n"
+            f"result = None")
+    blender.call(code)
+    answered = "s = submodule('connection').connection_status()\nresult = s and not str(s.text).endswith('…') and [s.ok, str(s.text)]"
+    status = blender.until(answered, 20, "the connection status")
+    expect(status[0] and "Connected" in status[1], f"Test Connection said {status}")
+    blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.client_secret = 'wrong'")
+    blender.call(code)
+    status = blender.until(answered.replace("and [s.ok", "and not s.ok and [s.ok"), 20, "the connection status")
+    expect("rejected" in status[1], f"Test Connection with a wrong secret said {status}")
+    configure(blender, run.sim)
+
+
+def chinese_interface(run: Run) -> None:
+    """With the interface in Simplified Chinese, every string of ours shows our words."""
+    blender = run.window
+    wrong = blender.call(
+        "prefs = bpy.context.preferences.view\n"
+        "prefs.language = 'zh_HANS'\n"
+        "prefs.use_translate_interface = True\n"
+        "prefs.use_translate_tooltips = True\n"
+        "prefs.use_translate_reports = True\n"
+        "tr = submodule('translations')\n"
+        "from bpy.app import translations as bt\n"
+        "result = []\n"
+        "for (ctxt, msgid), ours in sorted(tr.catalogue().items()):\n"
+        "    shown = bt.pgettext(msgid, ctxt)\n"
+        "    if shown != ours:\n"
+        "        result.append([ctxt, msgid, shown, ours])\n"
+    )
+    count = blender.call("result = len(submodule('translations').catalogue())")
+    try:
+        expect(not wrong, f"{len(wrong)} of our {count} Chinese strings do not show: "
+               + "; ".join(f"{msgid!r} ({ctxt}) shows {shown!r}, not {ours!r}" for ctxt, msgid, shown, ours in wrong))
+    finally:
+        blender.call("bpy.context.preferences.view.language = 'en_US'")
+    run.notes.append(f"Chinese: all {count} strings show ours")
+
+
+def disable_mid_download(run: Run) -> None:
+    """Disabling the add-on during a download stops its workers and timers within a second."""
+    blender = run.open_window("disable")
+    baseline = blender.call("result = threads()")
+    task_id = new_task_id("Disable")
+    run.sim.add_task(task_id, ["success"], glb=big_glb(run, 40_000_000))
+    run.sim.file_rate_limit = 2_000_000.0
+    try:
+        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
+        watch_states(blender, task_id, {"downloading"}, 30)
+        expect(blender.call("result = threads()") != baseline, "no worker thread during the download")
+        blender.call(f"import addon_utils\naddon_utils.disable({ADDON!r}, default_set=True)")
+        started = time.monotonic()
+        blender.until(f"result = threads() == {baseline!r}", 5, "the workers to stop")
+        expect(time.monotonic() - started < 1.5, "workers outlived the disable by more than a second")
+    finally:
+        run.sim.file_rate_limit = None
+    no_partial_files(run)
+    blender.call(f"import addon_utils\naddon_utils.enable({ADDON!r}, default_set=True)")
+    configure(blender, run.sim)
+    states = watch_states(blender, task_id, {"done", "failed"}, 60)
+    expect(states[-1] == "done", f"after enabling again the task ended {states[-1]}")
+
+
+def quit_mid_download(run: Run) -> None:
+    """Quitting during a download: Blender exits at once, cleanly; the task resumes next start."""
+    blender = run.open_window("quit")
+    task_id = new_task_id("Quit")
+    run.sim.add_task(task_id, ["success"], glb=big_glb(run, 40_000_000))
+    run.sim.file_rate_limit = 2_000_000.0
+    try:
+        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
+        watch_states(blender, task_id, {"downloading"}, 30)
+        started = time.monotonic()
+        code = blender.quit(timeout=15)
+        took = time.monotonic() - started
+    finally:
+        run.sim.file_rate_limit = None
+    expect(code == 0, f"Blender exited with {code} after quitting mid-download:\n{blender.log_text()[-2000:]}")
+    expect(took < 10, f"quitting took {took:.1f} s")
+    expect("Traceback" not in blender.log_text(), f"a traceback on quit:\n{blender.log_text()[-3000:]}")
+    no_partial_files(run)
+    blender = run.open_window("resume")
+    states = watch_states(blender, task_id, {"done", "failed"}, 90)
+    expect(states[-1] == "done", f"the task did not resume to done: {states}")
+    run.notes.append(f"quit mid-download: exit 0 in {took:.1f} s; resumed: {' > '.join(states)}")
+
+
+SCENARIOS: tuple[Callable[[Run], None], ...] = (
+    cli_exit_codes,
+    paste_import_and_states,
+    import_again,
+    failure_and_retry,
+    cancel_download,
+    new_generation,
+    test_connection,
+    chinese_interface,
+    disable_mid_download,
+    quit_mid_download,
+)
+
+
+# -------------------------------------------------------------------------- assets
+
+
+def big_glb(run: Run, size: int) -> Path:
+    """A real model padded to ``size`` bytes: slow to download, quick to import."""
+    from benchmarks.assets import padded_glb
+    from tests.glb_factory import cached_glb
+
+    return padded_glb(cached_glb(), size)
+
+
+def tiny_png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\0" + bytes([200, 120, 40]) * 64 for _ in range(64))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=1)

@@ -1,0 +1,255 @@
+"""A virtual X display and a real Blender window inside the chroot, driven from the host.
+
+Every process started here gets its own process group and is recorded, so
+``Processes.end_all`` (run from ``finally`` and from signal handlers) ends them
+whatever happened. Input is real X input through ``xdotool``; what Blender
+shows is read through the agent (``agent.py``) and screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+INSIDE = "/tmp/hitem3d-gui"  # the run's folder as the chroot sees it
+WIDTH, HEIGHT = 1920, 1080
+
+
+class GuiFailure(AssertionError):
+    """A scenario's check failed; the message says what was seen."""
+
+
+@dataclass
+class Processes:
+    """Every child we started, each in its own process group."""
+
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, cmd: Sequence[str], log_path: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+        out = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+        child = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        out.close()
+        self.children.append(child)
+        return child
+
+    def end(self, child: subprocess.Popen[bytes], grace_s: float = 5.0) -> int | None:
+        if child.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(child.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    child.wait(timeout=grace_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if child in self.children:
+            self.children.remove(child)
+        return child.returncode
+
+    def end_all(self) -> None:
+        for child in reversed(list(self.children)):
+            self.end(child, grace_s=3.0)
+
+
+class Chroot:
+    """Run commands in the chroot with the run's folder at ``INSIDE``."""
+
+    def __init__(self, root: Path, processes: Processes) -> None:
+        self.root = root
+        self.processes = processes
+        self.run_dir = root / INSIDE.lstrip("/")
+        self.display = ""
+
+    def host_path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+    def env(self, **extra: str) -> list[str]:
+        base = {
+            "HOME": f"{INSIDE}/home", "LANG": "C.UTF-8", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "BLENDER_USER_RESOURCES": f"{INSIDE}/user", "XDG_CACHE_HOME": f"{INSIDE}/user/cache",
+            "LIBGL_ALWAYS_SOFTWARE": "1", "HITEM3D_GUI_CHANNEL": f"{INSIDE}/channel",
+        }
+        if self.display:
+            base["DISPLAY"] = self.display
+        base.update(extra)
+        return ["env", "-i", *(f"{key}={value}" for key, value in base.items())]
+
+    def command(self, args: Sequence[str], **env: str) -> list[str]:
+        return ["chroot", str(self.root), *self.env(**env), *args]
+
+    def run(self, args: Sequence[str], *, timeout: float = 120, check: bool = True,
+            **env: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(self.command(args, **env), capture_output=True, text=True, timeout=timeout,
+                              start_new_session=True)
+        if check and done.returncode != 0:
+            raise GuiFailure(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return done
+
+    def fresh_run_dir(self) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        for sub in ("home", "user", "channel", "logs", "shots"):
+            (self.run_dir / sub).mkdir(parents=True)
+
+    def start_display(self) -> None:
+        """Xvfb on a free display number (another run may hold :99)."""
+        read_fd, write_fd = os.pipe()
+        log_path = self.run_dir / "logs" / "xvfb.log"
+        self.processes.start(
+            self.command(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{WIDTH}x{HEIGHT}x24",
+                          "+extension", "GLX", "-nolisten", "tcp"]),
+            log_path, pass_fds=(write_fd,))
+        os.close(write_fd)
+        number = b""
+        deadline = time.monotonic() + 20
+        while not number.endswith(b"\n") and time.monotonic() < deadline:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                break
+            number += chunk
+        os.close(read_fd)
+        if not number.strip().isdigit():
+            raise GuiFailure(f"Xvfb did not start: {log_path.read_text(errors='replace')[-1000:]}")
+        self.display = f":{number.decode().strip()}"
+        log.info("Xvfb on display %s", self.display)
+
+    # ---- real input ----
+
+    def xdotool(self, *args: str | int) -> None:
+        self.run(["xdotool", *(str(arg) for arg in args)], timeout=20)
+
+    def screenshot(self, name: str, crop: dict[str, int] | None = None) -> Path:
+        target = f"{INSIDE}/shots/{name}.png"
+        args = ["import", "-silent", "-window", "root"]
+        if crop is not None:
+            args += ["-crop", f"{crop['w']}x{crop['h']}+{crop['x']}+{crop['y']}", "+repage"]
+        self.run([*args, target], timeout=60)
+        return self.host_path(target)
+
+
+class Blender:
+    """One Blender process with a window (or a headless one for the command line)."""
+
+    def __init__(self, chroot: Chroot, name: str, extra_args: Sequence[str] = ()) -> None:
+        self.chroot = chroot
+        self.name = name
+        self.channel = chroot.run_dir / "channel"
+        shutil.rmtree(self.channel, ignore_errors=True)
+        (self.channel / "in").mkdir(parents=True)
+        (self.channel / "out").mkdir(parents=True)
+        self.log_path = chroot.run_dir / "logs" / f"blender-{name}.log"
+        self.process = chroot.processes.start(
+            chroot.command(["blender", "-p", "0", "0", str(WIDTH), str(HEIGHT), "--online-mode",
+                            "--python", f"{INSIDE}/agent.py", *extra_args]),
+            self.log_path)
+        self._seq = 0
+        self.wait_for(lambda: (self.channel / "agent-loaded").is_file(), 60, "Blender's window to open")
+        self.call("result = None", timeout=60)  # the timer runs: the event loop is up
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_for(self, check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if not self.alive():
+                raise GuiFailure(f"Blender exited ({self.process.returncode}) while waiting for {what}:\n"
+                                 f"{self.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise GuiFailure(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(interval)
+
+    def call(self, code: str, *, timeout: float = 30, keep: Sequence[str] = ()) -> Any:
+        """Run Python in Blender's main thread (from its timer); return ``result``."""
+        self._seq += 1
+        name = f"{self._seq:06d}.json"
+        tmp = self.channel / "in" / f"{name}.tmp"
+        tmp.write_text(json.dumps({"code": code, "keep": list(keep)}), encoding="utf-8")
+        tmp.replace(self.channel / "in" / name)
+        reply_path = self.channel / "out" / name
+        self.wait_for(reply_path.is_file, timeout, f"an answer to {code.strip().splitlines()[0]!r}", 0.01)
+        reply = json.loads(reply_path.read_text(encoding="utf-8"))
+        reply_path.unlink()
+        if not reply["ok"]:
+            raise GuiFailure(f"in Blender: {reply['error']}")
+        return reply["result"]
+
+    def until(self, code: str, timeout: float, what: str, interval: float = 0.1) -> Any:
+        """Ask again until ``result`` is truthy."""
+        return self.wait_for(lambda: self.call(code), timeout, what, interval)
+
+    # ---- the sidebar, with real input ----
+
+    def open_hitem3d_tab(self) -> dict[str, int]:
+        """Open the sidebar and click down its tab strip until the Hitem3D tab is active, as a user does."""
+        self.call("result = open_sidebar()")
+        time.sleep(0.3)
+        info = self.call("result = sidebar()")
+        rect = info["rect"]
+        # NOTE: Region.active_panel_category is read-only in 4.3, and the tabs' places are
+        # not exposed: each click says which tab sits there.
+        x = rect["x"] + rect["w"] - 10
+        for y in range(rect["y"] + 20, rect["y"] + min(rect["h"], 600), 12):
+            if info["category"] == "Hitem3D":
+                return dict(rect)
+            self.click(x, y)
+            time.sleep(0.1)
+            info = self.call("result = sidebar()")
+        if info["category"] == "Hitem3D":
+            return dict(rect)
+        raise GuiFailure(f"no Hitem3D tab in the sidebar (last: {info['category']!r})")
+
+    def probe_point(self, x: int, y: int) -> str:
+        """What Ctrl+C copies with the mouse at (x, y): a field's text or an operator's Python."""
+        self.chroot.xdotool("mousemove", x, y, "sleep", "0.03", "key", "ctrl+c", "sleep", "0.03")
+        return str(self.call("wm = bpy.context.window_manager\nresult, wm.clipboard = wm.clipboard, '<none>'"))
+
+    def find_in_sidebar(self, wanted: str, *, x_fraction: float = 0.5, step: int = 16,
+                        start: int = 30) -> tuple[int, int]:
+        """Scan the sidebar top-down for the button whose Ctrl+C text contains ``wanted``.
+
+        NOTE: Blender exposes no button rectangles to Python, and each probe costs
+        about half a second in software OpenGL; buttons are 20 px tall at the default
+        scale, so a 16 px step hits every one."""
+        rect = self.call("result = sidebar()")["rect"]
+        x = rect["x"] + int(rect["w"] * x_fraction)
+        self.call("bpy.context.window_manager.clipboard = '<none>'")
+        for dy in range(start, rect["h"] - 10, step):
+            y = rect["y"] + dy
+            if wanted in self.probe_point(x, y):
+                return x, y
+        raise GuiFailure(f"no button for {wanted!r} in the sidebar")
+
+    def click(self, x: int, y: int) -> None:
+        self.chroot.xdotool("mousemove", x, y, "sleep", "0.05", "click", "1")
+
+    def quit(self, timeout: float = 30) -> int | None:
+        """Quit the way File > Quit does; return Blender's exit code."""
+        try:
+            self.call("with bpy.context.temp_override(window=window()):\n"
+                      "    bpy.ops.wm.quit_blender()", timeout=5)
+        except GuiFailure:
+            pass  # it may be gone before it answers
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return self.chroot.processes.end(self.process)

@@ -1,0 +1,110 @@
+"""The real-window tier's own promises that hold without root: skipping out loud,
+a chroot cache marked complete only after a whole build, and its figures."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import build
+from tests.gui import chroot, probe
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HITEM3D_GUI_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_gui_test_skips_with_a_visible_line_when_not_root(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(chroot.os, "geteuid", lambda: 1000)
+    assert build.main(["--no-venv", "gui-test"]) == 0
+    assert "gui-test skipped: the real-window tier needs root" in capsys.readouterr().out
+
+
+def test_the_probe_benchmark_says_skipped_when_the_tier_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chroot.os, "geteuid", lambda: 1000)
+    assert probe.run_probe(Path("unused.zip")) == {"skipped": "the real-window tier needs root (chroot, mounts)"}
+
+
+def _fake_build(monkeypatch: pytest.MonkeyPatch, fail_at: str | None) -> list[str]:
+    """Debootstrap and apt-get replaced by steps that make folders (or fail at one)."""
+    steps: list[str] = []
+
+    def run(cmd: Any, what: str, **_: Any) -> None:
+        steps.append(what)
+        if what == fail_at:
+            raise chroot.Unavailable(f"{what} failed")
+        if what == "debootstrap":
+            (Path(cmd[3]) / "etc").mkdir(parents=True)
+
+    @contextlib.contextmanager
+    def mounted(root: Path) -> Iterator[Path]:
+        yield root
+
+    monkeypatch.setattr(chroot, "_run", run)
+    monkeypatch.setattr(chroot, "mounted", mounted)
+    monkeypatch.setattr(chroot, "unmount_all", lambda path: None)
+    monkeypatch.setattr(chroot.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    return steps
+
+
+def test_a_chroot_whose_packages_failed_is_not_marked_complete_and_is_removed(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_build(monkeypatch, fail_at="apt-get install in the chroot")
+    with pytest.raises(chroot.Unavailable):
+        chroot.prepare()
+    assert not chroot.chroot_dir().exists()
+    assert not chroot.is_complete(chroot.chroot_dir())
+
+
+def test_a_whole_build_is_marked_complete_and_then_reused(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = _fake_build(monkeypatch, fail_at=None)
+    root = chroot.prepare()
+    assert chroot.is_complete(root)
+    assert (root / "etc" / "mtab").is_symlink()
+    built = len(steps)
+    assert chroot.prepare() == root
+    assert len(steps) == built, "a complete chroot was built again"
+
+
+def test_leftovers_of_an_interrupted_build_and_older_recipes_are_removed(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chroot, "end_processes_inside", lambda path: None)
+    monkeypatch.setattr(chroot, "unmount_all", lambda path: None)
+    current, half, old = chroot.chroot_dir(), cache / "trixie-half", cache / "trixie-old"
+    for folder in (current, half, old):
+        folder.mkdir(parents=True)
+    (current / chroot.COMPLETE_MARK).write_text(chroot.RECIPE, encoding="utf-8")
+    (old / chroot.COMPLETE_MARK).write_text("an older recipe", encoding="utf-8")
+    chroot.clear_leftovers()
+    assert sorted(path.name for path in cache.iterdir()) == [current.name]
+
+
+def test_mounts_under_the_cache_are_found_deepest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = tmp_path / "mounts"
+    table.write_text(f"proc {tmp_path}/root/proc proc rw 0 0\n"
+                     f"devtmpfs {tmp_path}/root/dev devtmpfs rw 0 0\n"
+                     f"tmpfs {tmp_path}/root/dev/shm tmpfs rw 0 0\n"
+                     "proc /proc proc rw 0 0\n", encoding="utf-8")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(table if path == "/proc/mounts" else path,
+                                                                          *a, **k))
+    assert chroot._mounted_under(tmp_path)[0] == f"{tmp_path}/root/dev/shm"
+    assert "/proc" not in chroot._mounted_under(tmp_path)
+
+
+def test_frame_figures_are_median_p99_and_max_of_the_gaps() -> None:
+    gaps = [0.010] * 98 + [0.050, 0.400]
+    figures = probe.summary({"gaps": gaps, "draws": {"SpaceView3D.UI": 4}, "seconds": 2.0})
+    assert figures["median_gap_ms"] == 10.0
+    assert figures["p99_gap_ms"] == 50.0
+    assert figures["max_gap_ms"] == 400.0
+    assert figures["redraws_per_s"] == {"SpaceView3D.UI": 2.0}
+    assert figures["gaps_over_50ms"] == 1
+    assert figures["share_of_time_in_gaps_over_50ms"] == 0.2
