@@ -179,7 +179,7 @@ class HITEM3D_GenerateSettings(bpy.types.PropertyGroup):
         default=False,
     )
     shading: FloatProperty(  # type: ignore[valid-type]
-        name="Strength",
+        name="Removal strength",
         description="How much of the picture's lighting to remove (sent as Hitem3D's shading field)",
         default=1.0,
         min=0.0,

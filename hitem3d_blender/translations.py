@@ -204,7 +204,7 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Draw the 3D Viewport (or the scene camera) into a picture and use it as the picture to generate "
               "from"): "将 3D 视图（或场景摄像机）绘制成图片，并用作生成所用的图片",
     (DEFAULT, "View"): "视图",
-    (DEFAULT, "Viewport"): "视口",
+    (DEFAULT, "Viewport"): "视图",
     (DEFAULT, "The 3D Viewport as you see it (without overlays)"): "你所看到的 3D 视图（不含叠加层）",
     (DEFAULT, "Camera"): "摄像机",
     (OPERATOR, "Camera"): "摄像机",
@@ -213,7 +213,7 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Remove lighting"): "去除光照",
     (DEFAULT, "Remove the picture's lights and shadows from the texture (where the model offers it)"):
         "从纹理中去除图片里的光照和阴影（在模型提供时）",
-    (DEFAULT, "Strength"): "强度",
+    (DEFAULT, "Removal strength"): "去除强度",
     (DEFAULT, "How much of the picture's lighting to remove (sent as Hitem3D's shading field)"):
         "去除图片光照的程度（作为 Hitem3D 的 shading 字段发送）",
     (DEFAULT, "Show cost estimates"): "显示预计费用",
@@ -524,9 +524,9 @@ MESSAGES: dict[str, str] = {
     # Pictures in (``picture_input``).
     "Only the first picture is used ({name}): for views, use Views in New Generation":
         "只使用第一张图片（{name}）：如需多视图，请在“新建生成”中使用“多视图”",
-    "The viewport is the picture to generate from: press Generate": "视口已设为生成所用的图片：请点击“生成”",
+    "The viewport is the picture to generate from: press Generate": "3D 视图已设为生成所用的图片：请点击“生成”",
     "The camera view is the picture to generate from: press Generate": "摄像机视图已设为生成所用的图片：请点击“生成”",
-    "The scene has no active camera: add one, or use the viewport": "场景没有活动摄像机：请添加一个，或使用视口",
+    "The scene has no active camera: add one, or use the viewport": "场景没有活动摄像机：请添加一个，或使用 3D 视图",
     "No 3D Viewport to draw: use the camera, or run this from a 3D Viewport": "没有可绘制的 3D 视图：请使用摄像机，或在 3D 视图中运行",
     "Blender could not draw the view: {reason}": "Blender 无法绘制该视图：{reason}",
     "Blender could not draw the view: try again from the 3D Viewport": "Blender 无法绘制该视图：请在 3D 视图中重试",
