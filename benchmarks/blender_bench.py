@@ -126,17 +126,36 @@ class _Proxy:
         return getattr(self._real, name)
 
 
+class _Sum:
+    """The time of several ``_Timed`` together."""
+
+    def __init__(self, *parts: _Timed) -> None:
+        self.parts = parts
+
+    @property
+    def ns(self) -> int:
+        return sum(part.ns for part in self.parts)
+
+
 class ImportClock:
-    """Times the add-on's import step (``importer.import_glb``: the glTF
-    operator plus placement) and, inside it, the glTF operator alone."""
+    """Times the add-on's import step on the main thread (``importer.import_glb``:
+    the glTF operator plus placement; or, when a converter process imports,
+    starting it, the append with placement, and the undo step) and, inside
+    it, the glTF operator alone."""
 
     def __init__(self, addon: ModuleType) -> None:
         import bpy
 
         importer = addon.importer
-        self.step = _Timed(importer.import_glb)
+        conversions = addon.conversions
+        in_process = _Timed(importer.import_glb)
+        # The child path's share on the main thread: start the converter, append, the undo step.
+        started, appended, undo = (_Timed(conversions.start), _Timed(conversions.append_result),
+                                   _Timed(conversions.push_undo))
+        self.step = _Sum(in_process, started, appended, undo)
         self.gltf = _Timed(bpy.ops.import_scene.gltf)
-        importer.import_glb = self.step
+        importer.import_glb = in_process
+        conversions.start, conversions.append_result, conversions.push_undo = started, appended, undo
         # importer calls bpy.ops.import_scene.gltf through its module global `bpy`.
         importer.bpy = _Proxy(bpy, ops=_Proxy(bpy.ops, import_scene=_Proxy(bpy.ops.import_scene, gltf=self.gltf)))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -19,9 +19,10 @@ from hitem3d_blender.core.jobs import (
     Result,
 )
 from hitem3d_blender.core.pipeline import ImportJob
-from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.tasks import TaskState, TaskUpdate
 from tests.simulator import Fault, Hitem3DSimulator
+from tests.test_core_jobs import import_job, sim  # noqa: F401 - sim is a fixture
+from tests.test_core_jobs import sim_settings as settings_of
 
 S = TaskState
 QUERY = "/open-api/v1/query-task"
@@ -31,19 +32,8 @@ def task(n: int) -> str:
     return f"{n:032x}.jjewelry-aigc-api.Sched{n:05d}"
 
 
-@pytest.fixture
-def sim() -> Iterator[Hitem3DSimulator]:
-    with Hitem3DSimulator() as instance:
-        yield instance
-
-
-def settings_of(sim: Hitem3DSimulator) -> ApiSettings:
-    return ApiSettings(sim.base_url, sim.client_id, sim.client_secret)
-
-
 def job(task_id: str, folder: Path, poll_interval_s: float = 0.1) -> ImportJob:
-    return ImportJob(task_id=task_id, dest=folder / f"{task_id}.glb", poll_interval_s=poll_interval_s,
-                     timeout_s=60.0, download_timeout_s=10.0)
+    return import_job(task_id, folder, poll_interval_s)
 
 
 def drain_until(runner: JobRunner, done: Callable[[list[Result]], bool], timeout_s: float = 5.0,
@@ -78,7 +68,7 @@ def test_tasks_waiting_between_polls_hold_no_thread(sim: Hitem3DSimulator, tmp_p
             sim.add_task(task_id, ["processing"])
             runner.start_import(job(task_id, tmp_path, poll_interval_s=0.2), settings_of(sim))
         drain_until(runner, lambda r: all(len(states(r, t)) >= 2 for t in ids))
-        assert len(our_threads()) <= DEFAULT_MAX_WORKERS + DEFAULT_TRANSFER_WORKERS
+        assert len(our_threads()) <= DEFAULT_MAX_WORKERS + DEFAULT_TRANSFER_WORKERS + 1  # and the writer
     finally:
         assert runner.shutdown() == []
 

@@ -53,8 +53,6 @@ DEFAULT_TRANSFER_WORKERS = 3
 STATUS_CHECKS_PER_S = 20.0
 # Longest a shutdown waits for pending journal writes (normally milliseconds).
 WRITER_CLOSE_TIMEOUT_S = 5.0
-# An idle worker thread ends after this long; the next job starts one again.
-IDLE_THREAD_S = 30.0
 
 _CALL, _CHECK = 0, 1  # priorities in a queue: calls before status checks
 
@@ -138,16 +136,20 @@ class _Pool:
         if not self._runner._deferred:
             self.wake()
 
-    def wake(self) -> None:
-        """Get a worker looking at the queue; caller holds the runner's lock."""
-        if not self._heap:
-            return
-        if self._idle == 0 and len(self._threads) < self._size:
-            thread = threading.Thread(target=self._work, name=f"hitem3d-{self._name}-{len(self._threads)}",
-                                      daemon=True)
+    def start(self) -> None:
+        """Start every worker; they wait for work, holding nothing.
+
+        NOTE: started at once, while nothing else runs: a thread started later,
+        from a timer call while workers run Python, held the main thread for
+        several milliseconds waiting for the new thread to say it is up."""
+        for number in range(self._size):
+            thread = threading.Thread(target=self._work, name=f"hitem3d-{self._name}-{number}", daemon=True)
             self._threads.add(thread)
             thread.start()
-        elif self._idle:
+
+    def wake(self) -> None:
+        """Get an idle worker looking at the queue; caller holds the runner's lock."""
+        if self._heap and self._idle:
             self._cond.notify()
 
     def wake_all(self) -> None:
@@ -155,10 +157,8 @@ class _Pool:
         self._cond.notify_all()
 
     def _next(self) -> _Job | None:
-        """The next due job (None: the runner closed or this thread may end).
-        Caller holds the runner's lock."""
+        """The next due job (None: the runner closed). Caller holds the runner's lock."""
         runner = self._runner
-        idle_since = time.monotonic()
         while not runner._closed:
             while self._heap and self._heap[0][3].done:
                 heapq.heappop(self._heap)  # dropped while queued
@@ -171,18 +171,13 @@ class _Pool:
                 if wait <= 0:
                     heapq.heappop(self._heap)
                     job.queued = False
-                    if self._heap and self._idle:
-                        self._cond.notify()  # more may be due: the next idle worker looks
+                    if self._heap and self._heap[0][1] <= time.monotonic():
+                        self.wake()  # more are due: another worker looks
                     return job
                 timeout = wait
-            else:
-                left = IDLE_THREAD_S - (time.monotonic() - idle_since)
-                if left <= 0:
-                    return None
-                timeout = left
             self._idle += 1
             try:
-                self._cond.wait(timeout)
+                self._cond.wait(timeout)  # None: until work comes
             finally:
                 self._idle -= 1
         return None
@@ -229,10 +224,12 @@ class _Writer:
                 raise RuntimeError("JobRunner is shut down")
             self._pending[key] = write
             self._idle.clear()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="hitem3d-writer", daemon=True)
-                self._thread.start()
             self._changed.notify_all()
+
+    def start(self) -> None:
+        with self._changed:
+            self._thread = threading.Thread(target=self._run, name="hitem3d-writer", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -312,6 +309,10 @@ class JobRunner:
         # Held by the main thread around Blender operators (see WorkerGate).
         self.gate = WorkerGate()
         self._writer = _Writer(self.gate)
+        # Every thread starts here, once (see ``_Pool.start``).
+        self._api.start()
+        self._transfer.start()
+        self._writer.start()
 
     # -- starting work ---------------------------------------------------------
 

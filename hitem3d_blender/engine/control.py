@@ -215,6 +215,7 @@ def shutdown() -> None:
     The journal is not rewritten: tasks that were running stay unfinished in
     it and resume next time."""
     old = state.reset()
+    files.cache_changed()
     conversions.stop_all()
     timer.stop_timer()
     if old.runner is not None:

@@ -90,8 +90,27 @@ def _results() -> list[Path]:
 
 
 def cache_size() -> int:
-    """Bytes used by downloaded results (a symlink counts as itself, never its target)."""
-    return sum(path.lstat().st_size for path in _results())
+    """Bytes used by downloaded results (a symlink counts as itself, never its
+    target), as of at most a few seconds ago.
+
+    NOTE: the preferences show it at every redraw; a stat per result would
+    make drawing them grow with the history."""
+    now = time.monotonic()
+    known = _cache_size.get(ADDON_ID)
+    if known is not None and now - known[1] < _CACHE_SIZE_TTL_S:
+        return known[0]
+    size = sum(path.lstat().st_size for path in _results())
+    _cache_size[ADDON_ID] = (size, now)
+    return size
+
+
+_cache_size: dict[str, tuple[int, float]] = {}
+_CACHE_SIZE_TTL_S = 2.0
+
+
+def cache_changed() -> None:
+    """A result landed or went: the next ``cache_size`` counts again."""
+    _cache_size.clear()
 
 
 def delete_results(keep: Collection[Path]) -> int:
@@ -105,4 +124,5 @@ def delete_results(keep: Collection[Path]) -> int:
             continue
         freed += path.lstat().st_size  # a symlink is removed, its target never measured or touched
         path.unlink(missing_ok=True)
+    cache_changed()
     return freed

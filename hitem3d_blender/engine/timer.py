@@ -19,7 +19,7 @@ from ..core.jobs import CallResult
 from ..core.messages import msg
 from ..core.tasks import IllegalTransition, TaskRecord, TaskState, TaskUpdate
 from .. import conversions
-from . import history, import_step, state
+from . import files, history, import_step, state
 
 log = logging.getLogger(__package__)
 
@@ -117,6 +117,7 @@ def apply_update(update: TaskUpdate) -> bool:
         return False
     if rec.state is TaskState.DOWNLOADED:
         state.current.downloaded.add(rec.task_id)
+        files.cache_changed()
     # NOTE: loading the journal sends every unfinished task back to the start,
     # so moves between running states need no save (each is a snapshot of the
     # whole list on the main thread); an ending and a cover do.
