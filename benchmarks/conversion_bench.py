@@ -86,9 +86,16 @@ def side_child(model: Path, workdir: Path) -> dict[str, Any]:
     command = child_command(script=script, spec_path=spec_path, blender_binary="", python=sys.executable)
     process = ConversionProcess(spec, spec_path, command, child_environment(os.environ, real_blender=False),
                                 Limits(), workdir / "task.log")
+    from hitem3d_blender.core.downloader import check_glb
+
     polls_ns: list[int] = []
     started = time.perf_counter()
+    # On the main thread too: the checks on the GLB, then starting the child.
+    check_glb(model)
+    checked = time.perf_counter()
     process.start()
+    start_s = time.perf_counter() - checked
+    check_s = checked - started
     while True:
         poll_started = time.perf_counter_ns()
         outcome = process.poll()
@@ -111,7 +118,9 @@ def side_child(model: Path, workdir: Path) -> dict[str, Any]:
         "child_gltf_operator_s": outcome.import_s,
         "append_s": append_s,
         "undo_push_s": undo_s,
-        "main_thread_s": append_s + undo_s + sum(polls_ns) / 1e9,
+        "check_glb_s": check_s,
+        "start_child_s": start_s,
+        "main_thread_s": check_s + start_s + append_s + undo_s + sum(polls_ns) / 1e9,
         "polls": len(polls_ns),
         "max_poll_ms": max(polls_ns) / 1e6,
         "entry_mb": Path(spec.entry).stat().st_size / 1e6,
