@@ -233,6 +233,7 @@ UI: dict[tuple[str, str], str] = {
 SHADOWED = frozenset({"Environment", "None", "Views", "Source", "Front", "Back", "Left", "Right", "Faces",
                       "Starting", "left", "right", "Textured", "Base"})
 OWN_ENTRIES: dict[str, str] = {
+    "Strength": "去除强度",  # the light removal's slider, beside its checkbox
     "Result": "结果",
     "Textured": "带纹理",
     "Untextured": "无纹理",
