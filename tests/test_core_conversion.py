@@ -57,8 +57,14 @@ elif mode == "grow_watched":
         time.sleep(0.02)
     time.sleep(60)
 elif mode == "orphan":
-    conversion.start_watchdog(0, os.getppid() + 1)
-    time.sleep(60)
+    # A grandchild that outlives this process: it must notice and end itself.
+    import subprocess
+    grandchild = subprocess.Popen([sys.executable, "-c",
+        "import os, sys, time; sys.path.insert(0, os.environ['REPO_ROOT']); "
+        "from hitem3d_blender.core import conversion; conversion.start_watchdog(0, 0); time.sleep(60)"])
+    open(spec.result + ".pid", "w").write(str(grandchild.pid))
+    time.sleep(0.5)
+    os._exit(0)
 elif mode == "error":
     conversion.write_result(__import__("pathlib").Path(spec.result), {"error": "import_failed", "text": "rm -rf /"})
     sys.exit(1)
@@ -215,12 +221,20 @@ def test_a_child_over_the_memory_cap_stops_itself(tmp_path: Path) -> None:
     assert outcome.error == conversion.out_of_memory_message(10 * 1024**3)
 
 
-def test_a_child_whose_blender_is_gone_ends_itself(tmp_path: Path) -> None:
+def test_a_converter_whose_parent_is_gone_ends_itself(tmp_path: Path) -> None:
     process = start_child(tmp_path, "orphan")
-    outcome = outcome_of(process, timeout_s=5.0)
-    assert outcome.error == conversion.CRASHED
-    log = (tmp_path / "work" / "task-1.log").read_bytes()
-    assert log == b""  # it left quietly, with EXIT_ORPHANED
+    outcome_of(process, timeout_s=5.0)
+    pid_file = Path(process.spec.result + ".pid")
+    orphan = int(pid_file.read_text())
+    deadline = time.monotonic() + 2.0
+    while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
+        # Reparented to init (or a subreaper), which reaps it once it has ended.
+        status = Path(f"/proc/{orphan}/stat").read_text() if Path(f"/proc/{orphan}/stat").exists() else ""
+        if ") Z " in status:
+            break
+        time.sleep(0.05)
+    status = Path(f"/proc/{orphan}/stat").read_text() if Path(f"/proc/{orphan}/stat").exists() else ""
+    assert not status or ") Z " in status, status
 
 
 def test_cancel_kills_the_child_within_a_second(tmp_path: Path) -> None:

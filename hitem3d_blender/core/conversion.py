@@ -501,13 +501,22 @@ def this_python() -> str:
 
 def start_watchdog(memory_limit: int, parent_pid: int, interval_s: float = 0.05) -> None:
     """In the child: end this process when it grows over ``memory_limit``
-    bytes or when its parent (Blender) is gone, so neither a bad file nor a
-    crashed Blender leaves a converter running."""
+    bytes or when its parent is gone, so neither a bad file nor a crashed
+    Blender leaves a converter running.
+
+    NOTE: the parent watched is the one the child has now. It is Blender, or a
+    launcher between them (a wrapper script that starts Blender without
+    ``exec``); ``parent_pid`` is only logged. When it dies, the child is
+    handed to another process and its parent ID changes."""
     import threading  # noqa: PLC0415 - only the child needs it
+
+    parent = os.getppid()
+    if parent_pid and parent != parent_pid:
+        log.info("Converter started by process %s, not Blender (%s): watching %s", parent, parent_pid, parent)
 
     def watch() -> None:
         while True:
-            if parent_pid and os.getppid() != parent_pid:
+            if os.getppid() != parent:
                 os._exit(EXIT_ORPHANED)
             if memory_limit and _peak_rss() > memory_limit:
                 os._exit(EXIT_OUT_OF_MEMORY)
