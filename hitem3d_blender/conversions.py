@@ -16,14 +16,14 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import bpy
 
 from . import append, asset_library, importer
 from .core import asset_library as core_library
-from .core.conversion import CHILD_ERRORS, ConversionOutcome, ConversionProcess, ConversionSpec, Limits, \
-    child_command, child_environment
+from .core.conversion import CHILD_ERRORS, ConversionFailed, ConversionOutcome, ConversionProcess, \
+    ConversionSpec, Limits, WarmChild, child_command, child_environment, spec_args, wait_args
 from .core.errors import ImportFailed
 from .core.messages import msg
 from .core.import_options import ImportOptions
@@ -47,6 +47,7 @@ class _Running:
 
 
 _running: dict[str, _Running] = {}
+_warm: WarmChild | None = None  # at most one, while a model downloads
 
 
 def in_child(runs_to_end: bool) -> bool:
@@ -90,18 +91,53 @@ def import_here(spec: ConversionSpec) -> list[str]:
 
 def start(spec: ConversionSpec, workdir: Path, cover: Path | None) -> None:
     """Start the child for ``spec``; raises ``ConversionFailed`` if it cannot start."""
+    global _warm
+    stem = Path(spec.entry).stem
+    spec_path = workdir / f"{stem}.spec.json"
+    process = ConversionProcess(spec, spec_path, _command(spec_args(spec_path)), _environment(), LIMITS,
+                                workdir / f"{stem}.converter.log")
+    warm, _warm = _warm, None
+    process.start(warm=warm)
+    log.info("Converting task %s in process %s", short_id(spec.task_id), process.pid)
+    _running[spec.task_id] = _Running(process, spec.options, dict(spec.provenance), cover)
+
+
+def _command(args: list[str]) -> list[str]:
     # NOTE: in Blender, sys.executable is its bundled Python, which cannot
     # import bpy: the child is Blender itself. As the bpy module, binary_path
     # is empty and this Python importing bpy is the child.
-    binary = bpy.app.binary_path
-    stem = Path(spec.entry).stem
-    spec_path = workdir / f"{stem}.spec.json"
-    command = child_command(script=CHILD_SCRIPT, spec_path=spec_path, blender_binary=binary, python=sys.executable)
-    process = ConversionProcess(spec, spec_path, command, child_environment(os.environ, real_blender=bool(binary)),
-                                LIMITS, workdir / f"{stem}.converter.log")
-    process.start()
-    log.info("Converting task %s in process %s", short_id(spec.task_id), process.pid)
-    _running[spec.task_id] = _Running(process, spec.options, dict(spec.provenance), cover)
+    return child_command(script=CHILD_SCRIPT, args=args, blender_binary=bpy.app.binary_path, python=sys.executable)
+
+
+def _environment() -> dict[str, str]:
+    return child_environment(os.environ, real_blender=bool(bpy.app.binary_path))
+
+
+def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
+    """While a model downloads, keep one converter started and waiting, so
+    Blender's start-up overlaps the download; none when nothing downloads."""
+    global _warm
+    if not (wanted and USE_CHILD_PROCESS):
+        if _warm is not None:
+            _warm.stop()
+            _warm = None
+        return
+    if _warm is not None and _warm.alive:
+        return
+    if _warm is not None:
+        _warm.stop()  # it died waiting: reap it, start another
+    _warm = WarmChild(_command(wait_args(LIMITS.memory_bytes, os.getpid())), _environment(),
+                      workdir() / "warm.converter.log")
+    try:
+        _warm.start()
+    except ConversionFailed as exc:
+        # The import will say so, with the same reason, when it starts a child itself.
+        log.info("No converter started ahead: %s", exc)
+        _warm = None
+
+
+def warm_pid() -> int | None:
+    return _warm.pid if _warm is not None else None
 
 
 def is_converting(task_id: str) -> bool:
@@ -162,6 +198,10 @@ def forget(task_id: str) -> None:
 
 def stop_all() -> None:
     """Disable and quit: kill every child, then reap them (within a second)."""
+    global _warm
+    if _warm is not None:
+        _warm.stop()
+        _warm = None
     stopping = list(_running.values())
     _running.clear()
     for running in stopping:

@@ -2,6 +2,7 @@
 
     blender -b --factory-startup --python convert_child.py -- SPEC.json
     python -E convert_child.py SPEC.json          (Blender as the bpy module)
+    ... convert_child.py --wait MEMORY_LIMIT PARENT_PID   (then a spec's path on stdin)
 
 Reads the spec (``core.conversion.ConversionSpec``), imports the GLB with
 Blender's glTF importer into an empty file, applies what does not depend on
@@ -35,11 +36,25 @@ def _load_package() -> ModuleType:
     return package
 
 
-def _spec_path(argv: list[str]) -> Path:
-    args = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
-    if len(args) != 1:
-        raise SystemExit(2)
-    return Path(args[0])
+def _args(argv: list[str]) -> list[str]:
+    return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+
+
+def _prepare_blender() -> None:
+    """An empty file (Blender and the bpy module both start with the default
+    scene, and only the model is to be written), and the glTF importer's
+    modules loaded, as its first use would."""
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    for name in ("io_scene_gltf2.blender.imp.blender_gltf", "io_scene_gltf2.blender.imp.gltf2_blender_gltf"):
+        try:
+            importlib.import_module(name)
+            break
+        except ImportError:
+            continue
+    for name in ("importer", "library_entry"):
+        importlib.import_module(f"{PACKAGE}.{name}")
 
 
 def main(argv: list[str]) -> int:
@@ -47,19 +62,30 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     _load_package()
     conversion = importlib.import_module(f"{PACKAGE}.core.conversion")
-    spec_path = _spec_path(argv)
+    args = _args(argv)
+    watched = False
+    if len(args) == 3 and args[0] == "--wait":
+        # Started ahead of need: load Blender now, then wait for the spec.
+        conversion.start_watchdog(int(args[1]), int(args[2]))
+        watched = True
+        _prepare_blender()
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0  # not needed after all
+        started = time.monotonic()
+        spec_path = Path(line)
+    elif len(args) == 1:
+        spec_path = Path(args[0])
+    else:
+        return 2
     try:
         spec = conversion.ConversionSpec.from_json(spec_path.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
         return 3  # no result file: the parent reports a converter that ended without a result
-    conversion.start_watchdog(spec.memory_limit_bytes, spec.parent_pid)
+    if not watched:
+        conversion.start_watchdog(spec.memory_limit_bytes, spec.parent_pid)
+        _prepare_blender()
     result_path = Path(spec.result)
-
-    import bpy
-
-    # Both Blender (--factory-startup) and the bpy module start with the
-    # default scene: begin from an empty file, so only the model is written.
-    bpy.ops.wm.read_factory_settings(use_empty=True)
     importer = importlib.import_module(f"{PACKAGE}.importer")
     library_entry = importlib.import_module(f"{PACKAGE}.library_entry")
     errors = importlib.import_module(f"{PACKAGE}.core.errors")
@@ -72,17 +98,19 @@ def main(argv: list[str]) -> int:
         conversion.write_result(result_path, {"error": kind})
         return 1
     try:
+        finish_started = time.monotonic()
         library_entry.finish_objects(objects, spec)
+        write_started = time.monotonic()
         library_entry.write_entry(objects, spec)
+        written = time.monotonic()
     except (OSError, RuntimeError):
         logging.getLogger(PACKAGE).exception("Could not write the library entry")
         conversion.write_result(result_path, {"error": "save_failed"})
         return 1
-    conversion.write_result(result_path, {
-        "objects": [obj.name for obj in objects],
-        "import_s": import_s,
-        "seconds": time.monotonic() - started,
-    })
+    timings = {"import_s": import_s, "finish_s": write_started - finish_started, "write_s": written - write_started,
+               "seconds": written - started}
+    logging.getLogger(PACKAGE).info("Converted: %s", ", ".join(f"{k} {v:.3f}" for k, v in timings.items()))
+    conversion.write_result(result_path, {"objects": [obj.name for obj in objects], **timings})
     return 0
 
 

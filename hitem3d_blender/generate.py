@@ -536,7 +536,8 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
             row.prop(props, "remove_lighting", text="")
             sub = row.row(align=True)
             sub.active = props.remove_lighting
-            sub.prop(props, "shading")
+            # NOTE: a short name: "Removal strength" beside the checkbox was cut at the default width.
+            sub.prop(props, "shading", text=translations.text(msg_own("Strength")), translate=False)
         row = col.row()
         row.alert = not spec.allows_face(props.face)
         row.prop(props, "face")

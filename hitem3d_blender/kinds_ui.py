@@ -57,8 +57,9 @@ class HITEM3D_KindSettings(bpy.types.PropertyGroup):
         name="Mesh",
         description="The mesh to send",
         items=(
-            ("TASK", "Selected Task", "The finished task selected in the Hitem3D task list"),
-            ("SELECTION", "Selected Objects", "The selected mesh objects, exported to one GLB (at most 200 MB)"),
+            # NOTE: one word each: three side by side must fit the default sidebar width.
+            ("TASK", "Task", "The finished task selected in the Hitem3D task list"),
+            ("SELECTION", "Objects", "The selected mesh objects, exported to one GLB (at most 200 MB)"),
             ("FILE", "File", "A GLB, STL or OBJ file of at most 200 MB"),
         ),
         default="TASK",

@@ -229,10 +229,11 @@ UI: dict[tuple[str, str], str] = {
 # were found by comparing our catalogue with Blender's zh_HANS catalogue
 # (``blender.mo``): SHADOWED lists them, and a test keeps them out of DEFAULT
 # (another compares the whole catalogue with a blender.mo when one is at hand).
-# Where Blender's own word reads well ("Selected Objects"), ours is Blender's.
+# Where Blender's own word reads well ("Medium"), ours is Blender's.
 SHADOWED = frozenset({"Environment", "None", "Views", "Source", "Front", "Back", "Left", "Right", "Faces",
                       "Starting", "left", "right", "Textured", "Base"})
 OWN_ENTRIES: dict[str, str] = {
+    "Strength": "去除强度",  # the light removal's slider, beside its checkbox
     "Result": "结果",
     "Textured": "带纹理",
     "Untextured": "无纹理",

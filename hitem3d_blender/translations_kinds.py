@@ -31,11 +31,10 @@ UI: dict[tuple[str, str], str] = {
     # Settings.
     (DEFAULT, "Mesh"): "网格",
     (DEFAULT, "The mesh to send"): "要发送的网格",
-    (DEFAULT, "Selected Task"): "所选任务",
     (DEFAULT, "The finished task selected in the Hitem3D task list"): "Hitem3D 任务列表中选中的已完成任务",
     # NOTE: words Blender's own catalogue already translates (it answers first
     # in the default context) use Blender's words, so both read the same.
-    (DEFAULT, "Selected Objects"): "选定的物体",
+    (DEFAULT, "Objects"): "物体",
     (DEFAULT, "The selected mesh objects, exported to one GLB (at most 200 MB)"):
         "所选的网格物体，导出为一个 GLB（最大 200 MB）",
     (DEFAULT, "File"): "文件",

@@ -125,6 +125,42 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
 
 
 @child_process
+def test_a_converter_starts_while_the_model_downloads_and_takes_it(interactive: ModuleType, prefs: Any,
+                                                                   sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.file_rate_limit = max(20_000, sample_glb.stat().st_size)  # about a second per file
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    conversions = interactive.conversions
+
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "downloading"
+              and conversions.warm_pid() is not None)
+    warm = conversions.warm_pid()
+    rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value != "downloading")
+
+    assert rec.state.value == "importing"
+    assert conversions._running[TASK_ID].process.pid == warm  # Blender had started during the download
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    assert len(imported_objects()) == 2
+    assert conversions.warm_pid() is None and not converter_pids()
+
+
+@child_process
+def test_no_converter_waits_when_nothing_downloads(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                   sample_glb: Path) -> None:
+    sim.file_rate_limit = max(20_000, sample_glb.stat().st_size)
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: interactive.conversions.warm_pid() is not None)
+    warm = interactive.conversions.warm_pid()
+
+    bpy.ops.hitem3d.cancel_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID)
+
+    assert interactive.conversions.warm_pid() is None
+    assert not Path(f"/proc/{warm}").exists() and not converter_pids()
+
+
+@child_process
 def test_import_again_without_a_library_entry_converts_the_cached_glb(interactive: ModuleType, prefs: Any,
                                                                      sim: Hitem3DSimulator, sample_glb: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:

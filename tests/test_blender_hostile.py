@@ -20,6 +20,7 @@ import pytest
 from tests.blender_helpers import OTHER_ID, TASK_ID, record_of
 from tests.simulator import Hitem3DSimulator
 from tests.test_core_glb_check import POSITIONS, document, glb, webp_vp8x_header
+from tests.test_core_safe_files import FullDisk
 
 DATA_KINDS = ("objects", "meshes", "materials", "images", "collections", "node_groups", "actions", "textures")
 
@@ -230,25 +231,11 @@ def test_a_background_wait_that_runs_out_says_why(addon: ModuleType, prefs: Any,
 def test_a_full_disk_fails_the_task_with_the_folder_named(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                           sample_glb: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capfd: pytest.CaptureFixture[str]) -> None:
-    import errno
-
     real_create = addon.core.safe_files.create_new
-
-    class FullFile:
-        """Takes nothing: every write fails as on a full disk."""
-
-        def __enter__(self) -> "FullFile":
-            return self
-
-        def __exit__(self, *args: Any) -> None:
-            pass
-
-        def write(self, data: bytes) -> int:
-            raise OSError(errno.ENOSPC, "No space left on device")
 
     def full_disk(path: Path, mode: int = 0o644) -> Any:
         real_create(path, mode).close()
-        return FullFile()
+        return FullDisk()
 
     monkeypatch.setattr(addon.core.safe_files, "create_new", full_disk)
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)

@@ -24,8 +24,15 @@ CHILD = r"""
 import json, os, signal, sys, time
 sys.path.insert(0, os.environ["REPO_ROOT"])
 from hitem3d_blender.core import conversion
-spec = conversion.ConversionSpec.from_json(open(sys.argv[1]).read())
+path = sys.argv[1]
 mode = os.environ["MODE"]
+if path == "--wait":  # started ahead, as WarmChild does
+    if mode == "die_waiting":
+        sys.exit(5)
+    path = sys.stdin.readline().strip()
+    if not path:
+        sys.exit(0)
+spec = conversion.ConversionSpec.from_json(open(path).read())
 if mode == "ok":
     open(spec.entry, "wb").write(b"BLENDER")
     conversion.write_result(__import__("pathlib").Path(spec.result), {"objects": ["Hitem3D_Sample"], "import_s": 0.5})
@@ -50,8 +57,14 @@ elif mode == "grow_watched":
         time.sleep(0.02)
     time.sleep(60)
 elif mode == "orphan":
-    conversion.start_watchdog(0, os.getppid() + 1)
-    time.sleep(60)
+    # A grandchild that outlives this process: it must notice and end itself.
+    import subprocess
+    grandchild = subprocess.Popen([sys.executable, "-c",
+        "import os, sys, time; sys.path.insert(0, os.environ['REPO_ROOT']); "
+        "from hitem3d_blender.core import conversion; conversion.start_watchdog(0, 0); time.sleep(60)"])
+    open(spec.result + ".pid", "w").write(str(grandchild.pid))
+    time.sleep(0.5)
+    os._exit(0)
 elif mode == "error":
     conversion.write_result(__import__("pathlib").Path(spec.result), {"error": "import_failed", "text": "rm -rf /"})
     sys.exit(1)
@@ -111,14 +124,16 @@ def gone(pid: int) -> bool:
 
 
 def test_real_blender_runs_headless_with_factory_settings(tmp_path: Path) -> None:
-    command = conversion.child_command(script=tmp_path / "convert_child.py", spec_path=tmp_path / "s.json",
+    command = conversion.child_command(script=tmp_path / "convert_child.py",
+                                       args=conversion.spec_args(tmp_path / "s.json"),
                                        blender_binary="/opt/blender/blender", python="/usr/bin/python3")
     assert command[:3] == ["/opt/blender/blender", "-b", "--factory-startup"]
     assert command[-2:] == ["--", str(tmp_path / "s.json")]
 
 
 def test_the_bpy_module_child_is_this_python_importing_bpy(tmp_path: Path) -> None:
-    command = conversion.child_command(script=tmp_path / "convert_child.py", spec_path=tmp_path / "s.json",
+    command = conversion.child_command(script=tmp_path / "convert_child.py",
+                                       args=conversion.spec_args(tmp_path / "s.json"),
                                        blender_binary="", python="/venv/bin/python")
     assert command == ["/venv/bin/python", "-E", str(tmp_path / "convert_child.py"), str(tmp_path / "s.json")]
 
@@ -206,12 +221,20 @@ def test_a_child_over_the_memory_cap_stops_itself(tmp_path: Path) -> None:
     assert outcome.error == conversion.out_of_memory_message(10 * 1024**3)
 
 
-def test_a_child_whose_blender_is_gone_ends_itself(tmp_path: Path) -> None:
+def test_a_converter_whose_parent_is_gone_ends_itself(tmp_path: Path) -> None:
     process = start_child(tmp_path, "orphan")
-    outcome = outcome_of(process, timeout_s=5.0)
-    assert outcome.error == conversion.CRASHED
-    log = (tmp_path / "work" / "task-1.log").read_bytes()
-    assert log == b""  # it left quietly, with EXIT_ORPHANED
+    outcome_of(process, timeout_s=5.0)
+    pid_file = Path(process.spec.result + ".pid")
+    orphan = int(pid_file.read_text())
+    deadline = time.monotonic() + 2.0
+    while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
+        # Reparented to init (or a subreaper), which reaps it once it has ended.
+        status = Path(f"/proc/{orphan}/stat").read_text() if Path(f"/proc/{orphan}/stat").exists() else ""
+        if ") Z " in status:
+            break
+        time.sleep(0.05)
+    status = Path(f"/proc/{orphan}/stat").read_text() if Path(f"/proc/{orphan}/stat").exists() else ""
+    assert not status or ") Z " in status, status
 
 
 def test_cancel_kills_the_child_within_a_second(tmp_path: Path) -> None:
@@ -276,3 +299,60 @@ def test_the_partial_entry_is_hidden_and_belongs_to_one_blender(tmp_path: Path) 
 def test_a_missing_memory_api_costs_the_check_never_the_import() -> None:
     assert conversion._windows_working_set(os.getpid()) is None
     assert conversion.read_rss(2**22 + 12345) is None  # no such process
+
+
+# -- a converter started ahead ----------------------------------------------------------------
+
+
+def warm_child(tmp_path: Path, mode: str) -> conversion.WarmChild:
+    env = {**os.environ, "MODE": mode, "REPO_ROOT": str(REPO_ROOT)}
+    warm = conversion.WarmChild([sys.executable, "-c", CHILD, "--wait"], env, tmp_path / "work" / "warm.log")
+    warm.start()
+    return warm
+
+
+def cold_process(tmp_path: Path, command: list[str]) -> ConversionProcess:
+    (tmp_path / "library").mkdir(exist_ok=True)
+    spec_path = tmp_path / "work" / "task-1.spec.json"
+    env = {**os.environ, "MODE": "ok", "REPO_ROOT": str(REPO_ROOT)}
+    return ConversionProcess(spec_in(tmp_path), spec_path, [*command, str(spec_path)], env, Limits(timeout_s=30.0),
+                             tmp_path / "work" / "task-1.log")
+
+
+def test_a_converter_started_ahead_takes_the_spec(tmp_path: Path) -> None:
+    warm = warm_child(tmp_path, "ok")
+    pid = warm.pid
+    process = cold_process(tmp_path, [str(tmp_path / "no-such-blender")])  # a cold start would fail
+
+    process.start(warm=warm)
+
+    assert process.pid == pid
+    assert outcome_of(process).ok
+    assert pid is not None and gone(pid)
+    assert not list((tmp_path / "work").iterdir())
+
+
+def test_a_converter_that_died_waiting_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
+    warm = warm_child(tmp_path, "die_waiting")
+    dead = warm.pid
+    deadline = time.monotonic() + 10
+    while warm.alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD])
+
+    process.start(warm=warm)
+
+    assert process.pid != dead and outcome_of(process).ok
+    assert dead is not None and gone(dead)
+
+
+def test_a_converter_not_needed_after_all_is_stopped_and_reaped(tmp_path: Path) -> None:
+    warm = warm_child(tmp_path, "ok")
+    pid = warm.pid
+    started = time.monotonic()
+
+    warm.stop()
+
+    assert time.monotonic() - started < 1.0
+    assert pid is not None and gone(pid)
+    assert not (tmp_path / "work" / "warm.log").exists()

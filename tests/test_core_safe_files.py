@@ -100,10 +100,10 @@ def test_remove_deletes_a_link_never_its_target(tmp_path: Path) -> None:
 # -- a full disk ---------------------------------------------------------------------------
 
 
-class _FullDisk:
+class FullDisk:
     """A file object that takes nothing."""
 
-    def __enter__(self) -> "_FullDisk":
+    def __enter__(self) -> "FullDisk":
         return self
 
     def __exit__(self, *args: Any) -> None:
@@ -121,7 +121,7 @@ def test_a_full_disk_during_a_download_is_named_and_leaves_nothing(rsps: respons
 
     def create_then_fill(path: Path, mode: int = 0o644) -> Any:
         real_create(path, mode).close()
-        return _FullDisk()
+        return FullDisk()
 
     monkeypatch.setattr(safe_files, "create_new", create_then_fill)
     with pytest.raises(DiskFull) as caught:

@@ -169,16 +169,24 @@ class SizedLayout:
         self.items += 1
         return self.width * self.factor if self.items == 1 else self.width * (1 - self.factor)
 
+    def _child(self, width: float, factor: float | None = None) -> SizedLayout:
+        child = type(self)(width, self.drawn, factor)
+        child.use_property_split = self.use_property_split
+        return child
+
     def row(self, **_: Any) -> SizedLayout:
-        return SizedLayout(self._next_width(), self.drawn)
+        return self._child(self._next_width())
 
     column = row
 
     def box(self, **_: Any) -> SizedLayout:
-        return SizedLayout(self._next_width() - BOX, self.drawn)
+        return self._child(self._next_width() - BOX)
 
     def split(self, factor: float = 0.5, **_: Any) -> SizedLayout:
-        return SizedLayout(self._next_width(), self.drawn, factor)
+        return self._child(self._next_width(), factor)
+
+    def separator(self, **_: Any) -> None:
+        pass
 
     def label(self, text: str = "", icon: str = "NONE", **_: Any) -> None:
         self.drawn.append(("label", text, icon, self._next_width()))
@@ -193,8 +201,35 @@ class SizedLayout:
         self.drawn.append(("operator", label, icon, self._next_width()))
         return type("Props", (), {})()
 
-    def prop(self, data: Any, name: str, text: str | None = None, **_: Any) -> None:
-        self.drawn.append(("prop", name if text is None else text, "NONE", self._next_width()))
+    def prop(self, data: Any, name: str, text: str | None = None, expand: bool = False, **_: Any) -> None:
+        """A property as Blender lays it out: expanded choices share the row; in
+        a property split the name takes 42 % and the value the rest, a
+        checkbox's name sits beside it; a drop-down shows the current choice."""
+        width = self._next_width()
+        rna = data.bl_rna.properties[name]
+        label = self.translate(rna.name, rna.translation_context) if text is None else text
+        choice = ""
+        if rna.type == "ENUM" and not rna.is_enum_flag:
+            items = {item.identifier: item.name for item in rna.enum_items}
+            if expand:
+                for item_name in items.values():
+                    self.drawn.append(("button", self.translate(item_name, rna.translation_context), "NONE",
+                                       width / len(items)))
+                return
+            choice = self.translate(items.get(getattr(data, name), ""), rna.translation_context)
+        if rna.type == "BOOLEAN":
+            self.drawn.append(("label", label, "NONE", width * (0.58 if self.use_property_split else 1) - 20))
+            return
+        if self.use_property_split:
+            if label:
+                self.drawn.append(("label", label, "NONE", width * 0.42))
+            width *= 0.58
+        if choice:
+            self.drawn.append(("button", choice, "NONE", width - 18))
+
+    @staticmethod
+    def translate(text: str, context: str) -> str:
+        return text
 
     def template_icon(self, **_: Any) -> None:
         self.drawn.append(("icon", "", "NONE", self._next_width()))
@@ -207,7 +242,7 @@ def cut_labels(drawn: list[tuple[str, str, str, float]], measure: Any) -> list[s
     """Texts that would not fit where they are drawn (icon and padding included)."""
     cut = []
     for kind, text, icon, width in drawn:
-        if kind in ("label", "progress", "operator") and text:
+        if kind in ("label", "progress", "operator", "button") and text:
             needed = measure(text) + 8 + (20 if icon != "NONE" else 0)
             if needed > width + 0.5:
                 cut.append(f"{kind} {text!r}: {needed:.0f} px in {width:.0f}")
@@ -316,6 +351,32 @@ def test_every_choice_of_new_generation_fits_at_the_default_width(addon: ModuleT
     too_wide += [item.name for name in ("mode", "source") for item in settings[name].enum_items
                  if text_fit.measure(item.name) + 8 > content / 2]
     assert not too_wide
+
+
+PANELS = ("HITEM3D_PT_main", "HITEM3D_PT_import_options", "HITEM3D_PT_generate", "HITEM3D_PT_parts",
+          "HITEM3D_PT_relief")
+
+
+def draw_panel(name: str, layout: SizedLayout) -> None:
+    getattr(bpy.types, name).draw(type("Panel", (), {"layout": layout})(), bpy.context)
+
+
+@pytest.mark.parametrize("language", ["en", "zh_HANS"])
+@pytest.mark.parametrize("panel", PANELS)
+def test_no_label_of_a_panel_is_cut_at_the_default_width(addon: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                         panel: str, language: str) -> None:
+    table = addon.translations.translations_dict()["zh_HANS"] if language != "en" else {}
+
+    def lookup(msgid: str, context: str = "*") -> str:
+        return table.get((context or "*", msgid), msgid)
+
+    monkeypatch.setattr(addon.translations, "iface", lookup)
+    monkeypatch.setattr(SizedLayout, "translate", staticmethod(lookup))
+    content = addon.text_fit.content_width(addon.text_fit.default_region_width())
+    drawn: list[tuple[str, str, str, float]] = []
+    draw_panel(panel, SizedLayout(content, drawn))
+    assert drawn
+    assert not cut_labels(drawn, addon.text_fit.measure)
 
 
 def test_every_number_in_the_preferences_has_its_unit(addon: ModuleType) -> None:

@@ -193,12 +193,15 @@ def source_templates() -> tuple[list[tuple[str | None, str, str]], list[str]]:
     built: list[str] = []
     for call, where in _source_calls():
         name = _name(call.func)
-        if name not in MARKERS or not call.args:
+        if (name not in MARKERS and name != "iface") or not call.args:
             continue
         first = call.args[0]
-        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        if name == "iface" and isinstance(first, ast.Constant):
+            context = call.args[1] if len(call.args) > 1 else _keyword(call, "context")
+            found.append((context.value if isinstance(context, ast.Constant) else DEFAULT, first.value, where))
+        elif isinstance(first, ast.Constant) and isinstance(first.value, str):
             found.append((MARKERS[name], first.value, where))
-        elif not isinstance(first, (ast.Name, ast.Subscript)):  # a table entry (marked N_) or a parameter
+        elif name != "iface" and not isinstance(first, (ast.Name, ast.Subscript)):  # a table entry or a parameter
             built.append(f"{where}: {name}() needs a literal template")
     return found, built
 

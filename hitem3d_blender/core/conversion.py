@@ -136,14 +136,24 @@ class ConversionOutcome:
         return not self.error and not self.cancelled
 
 
-def child_command(*, script: Path, spec_path: Path, blender_binary: str, python: str) -> list[str]:
-    """A headless Blender running ``script``: the Blender executable with
-    factory settings (no user add-ons, no startup file) when there is one,
-    else this Python importing the ``bpy`` module."""
+def child_command(*, script: Path, args: list[str], blender_binary: str, python: str) -> list[str]:
+    """A headless Blender running ``script`` with ``args``: the Blender
+    executable with factory settings (no user add-ons, no startup file) when
+    there is one, else this Python importing the ``bpy`` module."""
     if blender_binary:
         return [blender_binary, "-b", "--factory-startup", "--python-exit-code", "1",
-                "--python", str(script), "--", str(spec_path)]
-    return [python, "-E", str(script), str(spec_path)]
+                "--python", str(script), "--", *args]
+    return [python, "-E", str(script), *args]
+
+
+def spec_args(spec_path: Path) -> list[str]:
+    """The child converts the spec it is given."""
+    return [str(spec_path)]
+
+
+def wait_args(memory_limit: int, parent_pid: int) -> list[str]:
+    """The child loads Blender, then waits for a spec's path on its stdin (``WarmChild``)."""
+    return ["--wait", str(memory_limit), str(parent_pid)]
 
 
 def child_environment(base: Mapping[str, str], *, real_blender: bool) -> dict[str, str]:
@@ -212,6 +222,83 @@ def timeout_message(timeout_s: float) -> Message:
     return msg("Converting the model took longer than {span}: not imported; retry", span=span)
 
 
+def _session_options() -> dict[str, Any]:
+    if os.name == "posix":
+        return {"start_new_session": True}
+    return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    except (ProcessLookupError, PermissionError):
+        pass  # it ended by itself meanwhile
+
+
+def _cannot_start(exc: OSError) -> ConversionFailed:
+    reason = exc.strerror or type(exc).__name__
+    return ConversionFailed(msg("Could not start Blender to convert the model ({reason}): retry, "
+                                "or check that Blender is installed completely", reason=reason))
+
+
+class WarmChild:
+    """A converter started before its model is there: Blender starts while the
+    download runs, then waits for a spec's path on its stdin. Blender's
+    start-up (about a second) then never adds to the time to scene."""
+
+    def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.command = command
+        self.env = dict(env)
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Start it; ``ConversionFailed`` if it cannot start."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        output: IO[bytes] = self.log_path.open("wb")
+        try:
+            self._process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=output,
+                                             stderr=subprocess.STDOUT, env=self.env, close_fds=True,
+                                             **_session_options())
+        except OSError as exc:
+            raise _cannot_start(exc) from None
+        finally:
+            output.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def take(self) -> subprocess.Popen[bytes] | None:
+        """Hand the running child over (once); None (and reaped) if it has died."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is None:
+            return process
+        self.log_path.unlink(missing_ok=True)
+        return None
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Kill and reap it; its output goes too. Never waits longer than ``timeout_s``."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        _kill_group(process)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("Converter process %s did not end within %s s", process.pid, timeout_s)
+        if process.stdin is not None:
+            process.stdin.close()
+        self.log_path.unlink(missing_ok=True)
+
+
 class ConversionProcess:
     """One child converting one GLB. Start it, ``poll`` it from a timer,
     ``cancel`` or ``stop`` it; it cleans its own files."""
@@ -234,29 +321,46 @@ class ConversionProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def start(self) -> None:
-        """Write the spec and start the child; ``ConversionFailed`` if it cannot start."""
+    def start(self, warm: WarmChild | None = None) -> None:
+        """Write the spec and hand it to ``warm`` if that child is still
+        waiting, else start a child; ``ConversionFailed`` if it cannot start."""
         self.spec_path.parent.mkdir(parents=True, exist_ok=True)
         Path(self.spec.result).unlink(missing_ok=True)
         self.spec_path.write_text(self.spec.to_json(), encoding="utf-8")
-        options: dict[str, Any] = {}
-        if os.name == "posix":
-            options["start_new_session"] = True
-        else:
-            options["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        if warm is not None and self._adopt(warm):
+            self._started = time.monotonic()
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         output: IO[bytes] = self.log_path.open("wb")
         try:
             self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=output,
                                              stderr=subprocess.STDOUT, env=self.env, close_fds=True,
-                                             **options)
+                                             **_session_options())
         except OSError as exc:
             self._cleanup(keep_entry=False)
-            reason = exc.strerror or type(exc).__name__
-            raise ConversionFailed(msg("Could not start Blender to convert the model ({reason}): retry, "
-                                       "or check that Blender is installed completely", reason=reason)) from None
+            raise _cannot_start(exc) from None
         finally:
             output.close()
         self._started = time.monotonic()
+
+    def _adopt(self, warm: WarmChild) -> bool:
+        """Send the spec's path to a waiting child; False if it is gone."""
+        log_path = warm.log_path
+        process = warm.take()
+        if process is None or process.stdin is None:
+            return False
+        try:
+            # NOTE: one short line into an empty pipe: the write never blocks.
+            process.stdin.write(str(self.spec_path).encode("utf-8") + b"\n")
+            process.stdin.close()
+        except OSError:
+            _kill_group(process)
+            process.wait(timeout=1.0)
+            log_path.unlink(missing_ok=True)
+            return False
+        self._process = process
+        self.log_path = log_path
+        return True
 
     def poll(self) -> ConversionOutcome | None:
         """None while the child runs; its outcome once it has ended (then the
@@ -306,13 +410,7 @@ class ConversionProcess:
         if process is None or process.returncode is not None or self._ending is not None:
             return
         self._ending = message
-        try:
-            if os.name == "posix":
-                os.killpg(process.pid, signal.SIGKILL)
-            else:
-                process.kill()
-        except (ProcessLookupError, PermissionError):
-            pass  # it ended by itself meanwhile; poll reaps it
+        _kill_group(process)  # poll reaps it
 
     def _conclude(self, code: int) -> ConversionOutcome:
         seconds = time.monotonic() - self._started
@@ -403,13 +501,22 @@ def this_python() -> str:
 
 def start_watchdog(memory_limit: int, parent_pid: int, interval_s: float = 0.05) -> None:
     """In the child: end this process when it grows over ``memory_limit``
-    bytes or when its parent (Blender) is gone, so neither a bad file nor a
-    crashed Blender leaves a converter running."""
+    bytes or when its parent is gone, so neither a bad file nor a crashed
+    Blender leaves a converter running.
+
+    NOTE: the parent watched is the one the child has now. It is Blender, or a
+    launcher between them (a wrapper script that starts Blender without
+    ``exec``); ``parent_pid`` is only logged. When it dies, the child is
+    handed to another process and its parent ID changes."""
     import threading  # noqa: PLC0415 - only the child needs it
+
+    parent = os.getppid()
+    if parent_pid and parent != parent_pid:
+        log.info("Converter started by process %s, not Blender (%s): watching %s", parent, parent_pid, parent)
 
     def watch() -> None:
         while True:
-            if parent_pid and os.getppid() != parent_pid:
+            if os.getppid() != parent:
                 os._exit(EXIT_ORPHANED)
             if memory_limit and _peak_rss() > memory_limit:
                 os._exit(EXIT_OUT_OF_MEMORY)

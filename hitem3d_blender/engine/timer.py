@@ -76,6 +76,11 @@ def _tick() -> float | None:
             import_step.finish_conversion(task_id, outcome)
         for rec in ready:
             import_step.run(rec)
+        # A converter starts while a model downloads (it takes the download's
+        # time to start Blender); none is kept when nothing downloads.
+        conversions.keep_warm(
+            not state.runs_to_end() and any(rec.state is TaskState.DOWNLOADING for rec in session.book),
+            files.work_dir)
         if session.list_dirty:
             session.list_dirty = False
             state.hooks.list_changed()
