@@ -346,6 +346,55 @@ def quit_mid_download(run: Run) -> None:
     run.notes.append(f"quit mid-download: exit 0 in {took:.1f} s; resumed: {' > '.join(states)}")
 
 
+def pictures_in_and_texture_selection(run: Run) -> None:
+    """Use Current View draws the viewport into the picture (the GPU path the bpy module cannot
+    take), a picture drop target is registered for the 3D Viewport, and Texture Selection sends
+    the selected cube (as Blender's UI calls the operator: it returns at once, the timer and
+    the converter do the rest) and places the textured result beside it."""
+    blender = run.window
+    drop = blender.call(
+        "h = getattr(bpy.types, 'HITEM3D_FH_picture', None)\n"
+        "area, region = view3d()\n"
+        "with ctx().temp_override(window=window(), area=area, region=region):\n"
+        "    ok = bool(h and h.poll_drop(bpy.context))\n"
+        "result = [h is not None, ok, h.bl_file_extensions if h else '']"
+    )
+    expect(drop[0] and drop[1], f"no picture drop target for the 3D Viewport: {drop}")
+    picture = blender.call(
+        "bpy.context.scene.hitem3d_generate.model = 'hitem3dv1.5'\n"
+        "with override():\n"
+        "    bpy.ops.hitem3d.use_current_view(view='VIEWPORT')\n"
+        "import pathlib\n"
+        "p = pathlib.Path(bpy.context.scene.hitem3d_generate.image_path)\n"
+        "result = [str(p), p.is_file() and p.read_bytes()[:8] == b'\\x89PNG\\r\\n\\x1a\\n',"
+        " p.stat().st_size if p.is_file() else 0]"
+    )
+    expect(picture[1] and picture[2] > 1000, f"Use Current View made no picture of the viewport: {picture}")
+    submitted = len(run.sim.submissions)
+    blender.call(
+        "bpy.ops.object.select_all(action='DESELECT')\n"
+        "with override():\n"
+        "    bpy.ops.mesh.primitive_cube_add(size=2.0, location=(0.0, 0.0, 1.0))\n"
+        "bpy.context.active_object.name = 'Stool'\n"
+        "with override():\n"
+        "    bpy.ops.hitem3d.texture_selection()\n"
+        "redraw_all()"
+    )
+    blender.until("result = bool(tasks()) and tasks()[-1]['state'] in ('done', 'failed')", 90,
+                  "the texturing task to end")
+    expect(len(run.sim.submissions) == submitted + 1, "Texture Selection sent no request (or more than one)")
+    sent = run.sim.submissions[-1]
+    expect(sent.fields.get("request_type") == "2" and any(part[0] == "mesh" for part in sent.files),
+           f"Texture Selection did not send a mesh to texture: {sent.fields}")
+    placed = blender.call(
+        "o = bpy.data.objects.get('Stool textured')\n"
+        "result = o and [round(v, 3) for v in o.matrix_world.translation]"
+    )
+    expect(placed and placed[0] > 2.0, f"the textured result is not beside the original: {placed}")
+    run.notes.append(f"pictures in: drop target for {drop[2]}; viewport picture {picture[2]} bytes; "
+                     f"'Stool textured' at {placed}")
+
+
 SCENARIOS: tuple[Callable[[Run], None], ...] = (
     cli_exit_codes,
     paste_import_and_states,
@@ -353,6 +402,7 @@ SCENARIOS: tuple[Callable[[Run], None], ...] = (
     failure_and_retry,
     cancel_download,
     new_generation,
+    pictures_in_and_texture_selection,
     test_connection,
     chinese_interface,
     disable_mid_download,
