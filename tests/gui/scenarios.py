@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,9 +26,8 @@ _ids = itertools.count(1)
 
 
 def new_task_id(label: str) -> str:
-    """A well-formed Hitem3D task ID, unique in the run, that says which scenario made it."""
-    n = next(_ids)
-    return f"{n:032x}.jjewelry-aigc-api.{label}{n:03d}"
+    """A Hitem3D-shaped task ID, unique in the run, that says which scenario made it."""
+    return f"{secrets.token_hex(16)}.jjewelry-aigc-api.{label}{next(_ids):03d}"
 
 
 @dataclass
