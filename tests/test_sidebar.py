@@ -88,6 +88,13 @@ def test_a_generation_is_named_after_its_picture() -> None:
     assert display.task_name(views) == "robot_f"
 
 
+def test_a_split_or_relief_is_named_after_what_it_was_made_from() -> None:
+    parts = TaskRecord("split_20261130_8f92ab3e", generation={"kind": "split", "source_name": "Chair"})
+    relief = TaskRecord("depth_20261130_8f92ab3e", generation={"kind": "depth", "source_path": "/p/Coin front.png"})
+    odd = TaskRecord("depth_20261130_8f92ab3e", generation={"kind": "depth", "source_path": 5})
+    assert [display.task_name(rec) for rec in (parts, relief, odd)] == ["Chair", "Coin front", odd.short_id]
+
+
 def test_an_imported_task_is_named_by_the_short_form_of_its_id() -> None:
     assert display.task_name(TaskRecord(TASK_ID)) == TASK_ID[:8]
 
