@@ -91,7 +91,7 @@ def show_preferences_window() -> dict[str, int]:
     with ctx().temp_override(window=window()):
         bpy.ops.screen.userpref_show(section="ADDONS")
     ctx().window_manager.addon_search = "Hitem3D"
-    for module in addon_utils.modules(refresh=False):
+    for module in getattr(addon_utils, "modules")(refresh=False):
         if module.__name__ == ADDON:
             info: Any = getattr(addon_utils, "module_bl_info")(module)
             info["show_expanded"] = True

@@ -26,7 +26,7 @@ from pathlib import Path
 from tests.simulator import Hitem3DSimulator
 
 from .runner import REPO_ROOT, guarded, say
-from .scenarios import ADDON, Run, configure, new_task_id, select, watch_states
+from .scenarios import ADDON, Run, configure, new_task_id, select, start_import, watch_states
 from .session import INSIDE, Blender, Chroot
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "images"
@@ -69,15 +69,17 @@ def sidebar_crop(blender: Blender, *, height: int | None = None, left: int = 0) 
     return rect
 
 
-MODEL = {"objects": 1, "subdivisions": 4, "texture_size": 256}
+def model_glb() -> Path:
+    """The model the pictures show: a smooth, textured monkey."""
+    from tests.glb_factory import cached_glb
+
+    return cached_glb(objects=1, subdivisions=4, texture_size=256)
 
 
 def make_cover(run: Run, blender: Blender, output: Path) -> Path:
     """Hitem3D's covers are pictures of the model: import it once, frame it and take one."""
-    from tests.glb_factory import cached_glb
-
-    task_id = run.sim.add_task(new_task_id("Cover"), ["success"], glb=cached_glb(**MODEL))
-    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
+    task_id = run.sim.add_task(new_task_id("Cover"), ["success"], glb=model_glb())
+    start_import(blender, task_id)
     watch_states(blender, task_id, {"done"}, 60)
     blender.call("for name in ('Cube', 'Light', 'Camera'):\n"
                  "    if name in bpy.data.objects: bpy.data.objects.remove(bpy.data.objects[name])\n"
@@ -101,8 +103,6 @@ def make_cover(run: Run, blender: Blender, output: Path) -> Path:
 
 def stage_tasks(run: Run, cover: Path) -> dict[str, str]:
     """Tasks in every state, held there by the simulator."""
-    from tests.glb_factory import cached_glb
-
     sim = run.sim
     ids = {
         "queueing": new_task_id("Chair"),
@@ -111,7 +111,7 @@ def stage_tasks(run: Run, cover: Path) -> dict[str, str]:
         "failed": new_task_id("Vase"),
         "done": new_task_id("Robot"),
     }
-    sim.add_task(ids["done"], ["success"], glb=cached_glb(**MODEL), cover=cover)
+    sim.add_task(ids["done"], ["success"], glb=model_glb(), cover=cover)
     sim.add_task(ids["failed"], ["queueing", "failed"], cover=cover)
     sim.add_task(ids["queueing"], ["queueing"] * 10_000)
     sim.add_task(ids["processing"], [{"state": "processing", "progress": 64}] * 10_000)
@@ -131,11 +131,11 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
     blender.open_hitem3d_tab()
     ids = stage_tasks(run, make_cover(run, blender, output))
     for key in ("done", "failed", "queueing", "processing"):
-        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={ids[key]!r})")
+        start_import(blender, ids[key])
         if key in ("done", "failed"):
             watch_states(blender, ids[key], {key}, 60)
     sim.file_rate_limit = 3_000_000.0
-    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={ids['downloading']!r})")
+    start_import(blender, ids["downloading"])
     watch_states(blender, ids["downloading"], {"downloading"}, 30)
     time.sleep(4)  # a few percent downloaded, so the bar shows
     jail.xdotool("mousemove", 5, 5)

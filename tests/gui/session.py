@@ -15,7 +15,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,14 @@ class Processes:
     def end_all(self) -> None:
         for child in reversed(list(self.children)):
             self.end(child, grace_s=3.0)
+
+    @contextmanager
+    def ended(self) -> Iterator[None]:
+        """Every child ended on the way out, however the block is left."""
+        try:
+            yield
+        finally:
+            self.end_all()
 
 
 class Chroot:
