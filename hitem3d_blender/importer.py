@@ -25,8 +25,10 @@ TASK_ID_PROPERTY = "hitem3d_task_id"
 
 # Importer options we want where the running Blender has them. Options differ
 # between 4.2, 4.5 and 5.0, so each is set only if the operator declares it.
+# NOTE: not import_webp_texture. It only prefers a texture's WebP version over
+# its PNG/JPEG fallback; a WebP-only texture loads without it. And Blender 5.3's
+# importer, given it, drops every texture that has no WebP version.
 _PREFERRED_OPTIONS: dict[str, Any] = {
-    "import_webp_texture": True,  # Hitem3D textures may be WebP
     "import_scene_as_collection": False,  # we place objects ourselves
     "import_select_created_objects": True,
 }

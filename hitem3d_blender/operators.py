@@ -51,7 +51,7 @@ def _start_or_wait(op: bpy.types.Operator, context: bpy.types.Context, task_ids:
     except Hitem3DError as exc:
         # Only the tasks this click would have started: running ones go on.
         for failed_id in idle:
-            control.fail_without_start(failed_id, exc)
+            control.fail_without_start(failed_id, exc, report=False)  # refuse says it, once
         return refuse(op, exc)
     with control.starting_many():
         for task_id in idle:

@@ -74,7 +74,8 @@ def export_glb(out):
     # Exporter options differ between Blender versions: pass the ones this one has.
     available = bpy.ops.export_scene.gltf.get_rna_type().properties.keys()
     wanted = {"export_format": "GLB", "use_selection": False, "export_apply": True,
-              "export_draco_mesh_compression_enable": False, "export_image_format": "AUTO"}
+              "export_draco_mesh_compression_enable": False,
+              "export_image_format": p.get("image_format", "AUTO")}
     options = {k: v for k, v in wanted.items() if k in available}
     result = bpy.ops.export_scene.gltf(filepath=out, **options)
     if "FINISHED" not in result:
@@ -159,9 +160,12 @@ def run_blender_script(script: str, params: dict[str, Any], dest: Path, *, timeo
     return dest
 
 
-def make_glb(dest: Path, *, objects: int = 1, subdivisions: int = 2, texture_size: int = 64) -> Path:
-    """A textured GLB exported by Blender: objects Hitem3D_Sample, Hitem3D_Sample_2, ..."""
-    params = {"kind": "glb", "objects": objects, "subdivisions": subdivisions, "texture_size": texture_size}
+def make_glb(dest: Path, *, objects: int = 1, subdivisions: int = 2, texture_size: int = 64,
+             image_format: str = "AUTO") -> Path:
+    """A textured GLB exported by Blender: objects Hitem3D_Sample, Hitem3D_Sample_2, ...
+    ``image_format`` is the exporter's: "AUTO" (PNG here) or "WEBP" (WebP only, no fallback)."""
+    params = {"kind": "glb", "objects": objects, "subdivisions": subdivisions, "texture_size": texture_size,
+              "image_format": image_format}
     return run_blender_script(_BLENDER_SCRIPT, params, dest)
 
 
@@ -205,8 +209,10 @@ _cached_glb = cached(make_glb, ".glb")
 _cached_webp = cached(make_webp, ".webp")
 
 
-def cached_glb(*, objects: int = 1, subdivisions: int = 2, texture_size: int = 64) -> Path:
-    return _cached_glb(objects=objects, subdivisions=subdivisions, texture_size=texture_size)
+def cached_glb(*, objects: int = 1, subdivisions: int = 2, texture_size: int = 64, image_format: str = "AUTO") -> Path:
+    # The default format stays out of the key, so files cached before it existed still count.
+    extra = {} if image_format == "AUTO" else {"image_format": image_format}
+    return _cached_glb(objects=objects, subdivisions=subdivisions, texture_size=texture_size, **extra)
 
 
 def cached_webp(size: int = 64) -> Path:

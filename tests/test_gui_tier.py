@@ -4,6 +4,8 @@ a chroot cache marked complete only after a whole build, and its figures."""
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,17 @@ def test_leftovers_of_an_interrupted_build_and_older_recipes_are_removed(
     (old / chroot.COMPLETE_MARK).write_text("an older recipe", encoding="utf-8")
     chroot.clear_leftovers()
     assert sorted(path.name for path in cache.iterdir()) == [current.name]
+
+
+def test_a_second_run_waits_for_the_first_and_gives_up_with_a_reason(cache: Path) -> None:
+    with chroot.exclusive():
+        started = time.monotonic()
+        with pytest.raises(chroot.Unavailable, match="another run held"):
+            with chroot.exclusive(timeout_s=1.5):
+                pass
+        assert time.monotonic() - started >= 1.5
+    with chroot.exclusive(timeout_s=1):  # free again once the first is done
+        assert (cache / "lock").read_text(encoding="utf-8") == str(os.getpid())
 
 
 def test_mounts_under_the_cache_are_found_deepest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,6 +88,13 @@ def test_a_generation_is_named_after_its_picture() -> None:
     assert display.task_name(views) == "robot_f"
 
 
+def test_a_split_or_relief_is_named_after_what_it_was_made_from() -> None:
+    parts = TaskRecord("split_20261130_8f92ab3e", generation={"kind": "split", "source_name": "Chair"})
+    relief = TaskRecord("depth_20261130_8f92ab3e", generation={"kind": "depth", "source_path": "/p/Coin front.png"})
+    odd = TaskRecord("depth_20261130_8f92ab3e", generation={"kind": "depth", "source_path": 5})
+    assert [display.task_name(rec) for rec in (parts, relief, odd)] == ["Chair", "Coin front", odd.short_id]
+
+
 def test_an_imported_task_is_named_by_the_short_form_of_its_id() -> None:
     assert display.task_name(TaskRecord(TASK_ID)) == TASK_ID[:8]
 
@@ -441,3 +448,34 @@ def test_the_log_file_keeps_every_failure(addon: ModuleType, monkeypatch: pytest
     finally:
         logger.removeHandler(handler)
     assert [record.getMessage() for record in records] == ["The download was cut short: retry"]
+
+
+def test_a_refusal_for_many_tasks_is_reported_once(addon: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                   prefs: Any) -> None:
+    posted: list[str] = []
+    monkeypatch.setattr(addon.engine.state.hooks, "post_report", lambda message, level: posted.append(str(message)))
+    bpy.context.preferences.system.use_online_access = False
+    try:
+        with pytest.raises(RuntimeError, match="Online access is off") as info:
+            bpy.ops.hitem3d.import_task(task_id="first-task-0001 second-task-0002 third-task-0003")
+    finally:
+        bpy.context.preferences.system.use_online_access = True
+    assert str(info.value).count("Online access is off") == 1  # the operator's own report
+    assert posted == []  # and no second one per task
+    assert [rec.state.value for rec in addon.engine.history.book()] == ["failed"] * 3
+
+
+def test_tasks_that_cannot_resume_are_reported_once(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    posted: list[str] = []
+    hooks = addon.engine.state.hooks
+    monkeypatch.setattr(hooks, "post_report", lambda message, level: posted.append(str(message)))
+
+    def no_credentials() -> Any:
+        raise addon.core.errors.CredentialsMissing()
+
+    monkeypatch.setattr(hooks, "settings", no_credentials)
+    for task_id in ("first-task-0001", "second-task-0002"):
+        addon.engine.history.book().put(addon.core.tasks.TaskRecord(task_id))
+    addon.engine.control.resume_unfinished()
+    assert len(posted) == 1 and posted[0].startswith("No Hitem3D credentials")
+    assert [rec.state.value for rec in addon.engine.history.book()] == ["failed", "failed"]

@@ -189,13 +189,33 @@ def test_glb_importer_options_are_found_in_this_blender(addon: ModuleType, tmp_p
     # Where each option first appears among the tested Blenders; without one, the
     # add-on does that part itself (selects what it made, places objects itself).
     needed_from = {
-        "import_webp_texture": (4, 2, 0),
         "import_select_created_objects": (4, 5, 0),
         "import_scene_as_collection": (4, 5, 0),
     }
     assert set(needed_from) == set(wanted)
     for option, since in needed_from.items():
         assert (option in options) == (bpy.app.version >= since), (option, bpy.app.version_string)
+
+
+@pytest.mark.parametrize("image_format", ["AUTO", "WEBP"], ids=["png-textures", "webp-only-textures"])
+def test_textures_arrive_with_the_importer_options_of_this_blender(addon: ModuleType, image_format: str) -> None:
+    import bpy
+
+    from tests.glb_factory import cached_glb
+
+    glb = cached_glb(objects=1, subdivisions=0, texture_size=16, image_format=image_format)
+    images_before = set(bpy.data.images)
+    objects = addon.importer.run_gltf(glb)
+    try:
+        textures = [node.image for obj in objects for slot in obj.material_slots if slot.material
+                    for node in slot.material.node_tree.nodes if node.type == "TEX_IMAGE"]
+        assert textures and all(image is not None for image in textures), bpy.app.version_string
+        assert all(tuple(image.size) == (16, 16) for image in textures)
+    finally:
+        for obj in objects:
+            bpy.data.objects.remove(obj)
+        for image in set(bpy.data.images) - images_before:
+            bpy.data.images.remove(image)
 
 
 def test_png_output_settings_are_found_in_this_blender(addon: ModuleType) -> None:

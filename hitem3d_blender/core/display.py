@@ -45,7 +45,13 @@ def middle_ellipsis(text: str, limit: int = NAME_CHARS) -> str:
 
 def task_name(record: TaskRecord) -> str:
     """What a task row is called: the picture a generation was made from
-    (without its extension), else the short form of the task ID."""
+    (without its extension), what a split, relief or colouring was made from,
+    else the short form of the task ID."""
+    if record.generation.get("kind"):  # a newer kind (``core.kind_requests``): its source
+        source_name, source_path = record.generation.get("source_name"), record.generation.get("source_path")
+        name = source_name if isinstance(source_name, str) and source_name.strip() else (
+            PurePath(source_path).stem if isinstance(source_path, str) else "")
+        return middle_ellipsis(name.strip()) if name.strip() else record.short_id
     made = Submission.from_dict(record.generation) if record.generation else None
     if made is not None:
         picture = made.views.get("front", "") if made.views else made.image

@@ -327,9 +327,9 @@ class JobRunner:
 
     def is_running(self, key: str) -> bool:
         """A run of ``key`` is under way and not cancelled."""
-        with self._changed:
-            job = self._current.get(key)
-            return job is not None and not job.done and not job.cancel.cancelled
+        # NOTE: no lock (see ``busy``): one dict read, then the job's own flags.
+        job = self._current.get(key)
+        return job is not None and not job.done and not job.cancel.cancelled
 
     def start_import(self, job: ImportJob, settings: ApiSettings) -> int:
         """Start polling and downloading ``job``; returns the run's number,
@@ -499,8 +499,10 @@ class JobRunner:
     @property
     def busy(self) -> bool:
         """Some run has not ended: more results may come."""
-        with self._changed:
-            return bool(self._live)
+        # NOTE: no lock: the timer asks at every call, and a worker preempted
+        # while holding the lock kept it waiting for milliseconds. Reading a
+        # set's size is atomic; a job leaves it only after its last result.
+        return bool(self._live)
 
     def threads(self) -> list[threading.Thread]:
         """The worker threads alive now (for tests and benchmarks)."""

@@ -68,10 +68,12 @@ def starting_many() -> ContextManager[None]:
     return state.runner().starting_many()
 
 
-def fail_without_start(task_id: str, error: Hitem3DError) -> TaskRecord:
+def fail_without_start(task_id: str, error: Hitem3DError, *, report: bool = True) -> TaskRecord:
     """Record a task that could not even start (online access off, no
     credentials), so the panel shows why and offers Retry. A task that is
-    running keeps running: its settings were fine when it started."""
+    running keeps running: its settings were fine when it started.
+    ``report=False`` when the caller says it once for many tasks (an operator
+    refusing, a resume): one reason, one report."""
     if state.is_running(task_id):
         rec = history.book().get(task_id)
         if rec is not None:
@@ -83,7 +85,8 @@ def fail_without_start(task_id: str, error: Hitem3DError) -> TaskRecord:
     rec.message = error.message
     state.current.list_dirty = True
     _save_soon()
-    state.hooks.post_report(rec.message, "ERROR")
+    if report:
+        state.hooks.post_report(rec.message, "ERROR")
     state.hooks.shown_changed()
     return rec
 
@@ -91,15 +94,19 @@ def fail_without_start(task_id: str, error: Hitem3DError) -> TaskRecord:
 def resume_unfinished() -> None:
     """Start every restored task that is waiting to resume."""
     state.current.resume_pending = False
+    refused: Hitem3DError | None = None
     for rec in history.book().active():
         if rec.state is not TaskState.PENDING or state.is_running(rec.task_id):
             continue
         try:
             settings = state.hooks.settings()
         except Hitem3DError as exc:
-            fail_without_start(rec.task_id, exc)
+            fail_without_start(rec.task_id, exc, report=False)
+            refused = exc
             continue
         start_import(rec.task_id, settings, timeout_s=DEFAULT_TIMEOUT_S, options=rec.options)
+    if refused is not None:
+        state.hooks.post_report(refused.message, "ERROR")
 
 
 def cancel(task_id: str) -> None:

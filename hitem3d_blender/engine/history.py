@@ -15,7 +15,7 @@ log = logging.getLogger(__package__)
 
 # Records converted for the journal per timer call (about 6 µs each): keeps
 # the call short after a paste of many IDs; the rest follows a tick later.
-MAX_FRESH_PER_SAVE = 100
+MAX_FRESH_PER_SAVE = 50
 
 
 def book() -> TaskBook:

@@ -84,26 +84,29 @@ def sidebar() -> dict[str, Any]:
             "window": [window().width, window().height]}
 
 
-def show_preferences() -> dict[str, int]:
-    """Turn the 3D viewport into Preferences > Add-ons with Hitem3D expanded; return its rect."""
+def show_preferences_window() -> dict[str, int]:
+    """Edit > Preferences in its own window, at Add-ons with Hitem3D expanded; its rect on screen."""
     import addon_utils
 
-    area, _ = view3d()
-    area.type = "PREFERENCES"
-    ctx().preferences.active_section = "ADDONS"
+    with ctx().temp_override(window=window()):
+        bpy.ops.screen.userpref_show(section="ADDONS")
     ctx().window_manager.addon_search = "Hitem3D"
-    module = sys.modules[ADDON]
-    info: Any = getattr(addon_utils, "module_bl_info")(module)
-    info["show_expanded"] = True
-    area.tag_redraw()
+    for module in getattr(addon_utils, "modules")(refresh=False):
+        if module.__name__ == ADDON:
+            info: Any = getattr(addon_utils, "module_bl_info")(module)
+            info["show_expanded"] = True
+    prefs = ctx().window_manager.windows[-1]
+    for area in prefs.screen.areas:
+        area.tag_redraw()
+    main = window()
+    return {"x": prefs.x, "y": main.height - prefs.y - prefs.height, "w": prefs.width, "h": prefs.height}
+
+
+def viewport_override() -> Any:
+    """The 3D viewport's main region, for view operators."""
+    area, _ = view3d()
     region = [r for r in area.regions if r.type == "WINDOW"][0]
-    return screen_rect(region)
-
-
-def show_viewport() -> None:
-    for area in window().screen.areas:
-        if area.type == "PREFERENCES":
-            area.type = "VIEW_3D"
+    return ctx().temp_override(window=window(), area=area, region=region)
 
 
 def override() -> Any:

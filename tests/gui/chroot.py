@@ -14,6 +14,7 @@ ends processes still running inside it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -77,6 +78,39 @@ def unavailable_reason() -> str | None:
     if shutil.which("debootstrap") is None and shutil.which("apt-get") is None:
         return "debootstrap is missing and there is no apt-get to install it"
     return None
+
+
+@contextmanager
+def exclusive(timeout_s: float = 3600) -> Iterator[None]:
+    """One run at a time on this machine (CI and a developer, say): they share the
+    chroot, and a run's first step ends whatever still runs inside it. The lock is
+    the kernel's, so a killed run leaves none behind."""
+    base = cache_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / "lock", "a+", encoding="utf-8") as handle:
+        deadline = time.monotonic() + timeout_s
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    handle.seek(0)
+                    log.warning("waiting for another run of the real-window tier (pid %s) to finish",
+                                handle.read().strip() or "unknown")
+                    waited = True
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"another run held {base / 'lock'} for {timeout_s:.0f} s") from None
+                time.sleep(1.0)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(cmd: Sequence[str | Path], what: str, *, timeout: float = 1800) -> None:

@@ -5,10 +5,10 @@
 Same chroot, Xvfb and Blender as ``gui-test``; the simulator plays tasks in
 every state. Each picture is cropped to what it shows and saved as PNG:
 
-- ``sidebar-tasks.png``: the 3D Viewport with an imported model and the task
-  list (queueing, processing, downloading, done, failed), a finished task selected;
+- ``sidebar-tasks.png``: the 3D Viewport with an imported model beside the task
+  list (downloading, processing, queueing, failed, done), the finished task selected;
 - ``sidebar-failure.png``: a failed task selected: its message and Retry;
-- ``new-generation.png``: the New Generation panel;
+- ``new-generation.png``: the New Generation panel (balance to Generate);
 - ``preferences.png``: the add-on preferences (credentials, network);
 - ``sidebar-chinese.png``: the sidebar with the interface in Simplified Chinese.
 """
@@ -26,26 +26,38 @@ from pathlib import Path
 from tests.simulator import Hitem3DSimulator
 
 from .runner import REPO_ROOT, guarded, say
-from .scenarios import ADDON, Run, configure, new_task_id, select, watch_states
+from .scenarios import ADDON, Run, configure, new_task_id, select, start_import, watch_states
 from .session import INSIDE, Blender, Chroot
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "images"
 
 
-def shoot(blender: Blender, name: str, crop: dict[str, int], output: Path, *, trim: bool = False) -> Path:
+def shoot(blender: Blender, name: str, crop: dict[str, int] | None, output: Path, *, trim: bool = False,
+          window_title: str = "") -> Path:
+    blender.chroot.xdotool("mousemove", 1, 1)  # no hover highlight, no tooltip
     blender.call("redraw_all()")
     time.sleep(0.8)  # software OpenGL: a redraw of the whole window takes a few hundred ms
-    shot = blender.chroot.screenshot(name, crop)
-    if trim:
-        # Cut the empty sidebar below the panels (the region's background colour).
+    shot = blender.chroot.screenshot(name, crop, window_title=window_title)
+    if trim and crop is not None:
+        # Cut the empty region below the content: the colour of the bottom-left corner,
+        # framed in a border of it so that -trim takes it from every side.
         inside = f"{INSIDE}/shots/{name}.png"
-        blender.chroot.run(["convert", inside, "-gravity", "South", "-background", "none",
-                            "-bordercolor", "none", "-fuzz", "2%", "-trim", "+repage", inside])
+        corner = blender.chroot.run(["convert", inside, "-crop", f"1x1+8+{crop['h'] - 12}", "-format",
+                                     "%[pixel:p]", "info:"]).stdout.strip()
+        # -shave first: the region's 1-2 px edge lines would stop -trim.
+        blender.chroot.run(["convert", inside, "-shave", "4x4", "-bordercolor", corner, "-border", "1", "-fuzz",
+                            "3%", "-trim", "+repage", "-bordercolor", corner, "-border", "6", inside])
     target = output / f"{name}.png"
     shutil.copy2(shot, target)
     blender.chroot.run(["rm", "-f", f"{INSIDE}/shots/{name}.png"])
     say(f"saved {target.relative_to(REPO_ROOT) if target.is_relative_to(REPO_ROOT) else target}")
     return target
+
+
+def below(blender: Blender, operator: str, start: int = 30) -> int:
+    """How far down the sidebar a picture must reach to show this button (found by Ctrl+C)."""
+    y = blender.find_in_sidebar(operator, x_fraction=0.8, start=start)[1]
+    return int(y - blender.call("result = sidebar()")["rect"]["y"] + 18)
 
 
 def sidebar_crop(blender: Blender, *, height: int | None = None, left: int = 0) -> dict[str, int]:
@@ -57,12 +69,41 @@ def sidebar_crop(blender: Blender, *, height: int | None = None, left: int = 0) 
     return rect
 
 
-def stage_tasks(run: Run) -> dict[str, str]:
-    """Tasks in every state, held there by the simulator."""
-    from tests.glb_factory import cached_glb, cached_webp
+def model_glb() -> Path:
+    """The model the pictures show: a smooth, textured monkey."""
+    from tests.glb_factory import cached_glb
 
+    return cached_glb(objects=1, subdivisions=4, texture_size=256)
+
+
+def make_cover(run: Run, blender: Blender, output: Path) -> Path:
+    """Hitem3D's covers are pictures of the model: import it once, frame it and take one."""
+    task_id = run.sim.add_task(new_task_id("Cover"), ["success"], glb=model_glb())
+    start_import(blender, task_id)
+    watch_states(blender, task_id, {"done"}, 60)
+    blender.call("for name in ('Cube', 'Light', 'Camera'):\n"
+                 "    if name in bpy.data.objects: bpy.data.objects.remove(bpy.data.objects[name])\n"
+                 "with viewport_override():\n"
+                 "    bpy.ops.object.select_all(action='SELECT')\n"
+                 "    bpy.ops.view3d.view_selected()\n"
+                 "    bpy.ops.view3d.zoom(delta=-1)\n"
+                 "    bpy.ops.object.select_all(action='DESELECT')\n"
+                 f"with override():\n    bpy.ops.hitem3d.remove_task(task_id={task_id!r})\n")
+    area = blender.call("area, _ = view3d()\nregion = [r for r in area.regions if r.type == 'WINDOW'][0]\n"
+                        "result = screen_rect(region)")
+    side = min(area["w"], area["h"]) - 120
+    crop = {"x": area["x"] + (area["w"] - side) // 2, "y": area["y"] + (area["h"] - side) // 2, "w": side, "h": side}
+    blender.chroot.xdotool("mousemove", 5, 5)
+    shot = shoot(blender, "cover", crop, output)
+    cover = run.chroot.run_dir / "home" / "cover.png"
+    shutil.move(shot, cover)
+    blender.chroot.run(["convert", f"{INSIDE}/home/cover.png", "-resize", "256x256", f"{INSIDE}/home/cover.png"])
+    return cover
+
+
+def stage_tasks(run: Run, cover: Path) -> dict[str, str]:
+    """Tasks in every state, held there by the simulator."""
     sim = run.sim
-    cover = cached_webp(size=128)
     ids = {
         "queueing": new_task_id("Chair"),
         "processing": new_task_id("Lamp"),
@@ -70,7 +111,7 @@ def stage_tasks(run: Run) -> dict[str, str]:
         "failed": new_task_id("Vase"),
         "done": new_task_id("Robot"),
     }
-    sim.add_task(ids["done"], ["success"], glb=cached_glb(objects=1, subdivisions=4, texture_size=256), cover=cover)
+    sim.add_task(ids["done"], ["success"], glb=model_glb(), cover=cover)
     sim.add_task(ids["failed"], ["queueing", "failed"], cover=cover)
     sim.add_task(ids["queueing"], ["queueing"] * 10_000)
     sim.add_task(ids["processing"], [{"state": "processing", "progress": 64}] * 10_000)
@@ -85,41 +126,53 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
     run = Run(jail, sim)
     blender = run.open_window("pictures")
     configure(blender, sim, poll_s=1.0)
+    # A solid sidebar (not drawn over the viewport), so its empty part can be cut away.
+    blender.call("bpy.context.preferences.system.use_region_overlap = False")
     blender.open_hitem3d_tab()
-    ids = stage_tasks(run)
+    ids = stage_tasks(run, make_cover(run, blender, output))
     for key in ("done", "failed", "queueing", "processing"):
-        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={ids[key]!r})")
+        start_import(blender, ids[key])
         if key in ("done", "failed"):
             watch_states(blender, ids[key], {key}, 60)
     sim.file_rate_limit = 3_000_000.0
-    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={ids['downloading']!r})")
+    start_import(blender, ids["downloading"])
     watch_states(blender, ids["downloading"], {"downloading"}, 30)
     time.sleep(4)  # a few percent downloaded, so the bar shows
     jail.xdotool("mousemove", 5, 5)
     try:
-        # The model framed in the viewport, the sidebar beside it.
-        blender.call("with override():\n"
-                     "    bpy.ops.object.select_all(action='DESELECT')\n"
-                     "    for name in ('Cube', 'Light', 'Camera'):\n"
-                     "        if name in bpy.data.objects: bpy.data.objects.remove(bpy.data.objects[name])\n"
-                     "    bpy.ops.view3d.view_all(center=False)\n")
+        # The model framed right of the viewport's centre, beside the sidebar.
+        blender.call("with viewport_override():\n"
+                     "    for _ in range(2): bpy.ops.view3d.zoom(delta=-1)\n"
+                     "from mathutils import Vector\n"
+                     "r3d = view3d()[0].spaces.active.region_3d\n"
+                     "r3d.view_location = r3d.view_location - (r3d.view_rotation @ Vector((1, 0, 0))) * r3d.view_distance * 0.42\n")
         select(blender, ids["done"])
         side = sidebar_crop(blender)
-        shoot(blender, "sidebar-tasks", {"x": side["x"] - 560, "y": side["y"], "w": side["w"] + 560,
-                                         "h": min(side["h"], 720)}, output)
+        list_end = below(blender, "hitem3d.clear_finished")
+        shoot(blender, "sidebar-tasks", {"x": side["x"] - 520, "y": side["y"], "w": side["w"] + 520,
+                                         "h": list_end}, output)
         select(blender, ids["failed"])
-        shoot(blender, "sidebar-failure", sidebar_crop(blender), output, trim=True)
-        select(blender, ids["downloading"])
-        shoot(blender, "sidebar-downloading", sidebar_crop(blender), output, trim=True)
-        shoot(blender, "new-generation", sidebar_crop(blender), output, trim=True)
+        shoot(blender, "sidebar-failure", sidebar_crop(blender, height=below(blender, "hitem3d.clear_finished")),
+              output)
+        top = blender.find_in_sidebar("hitem3d.refresh_balance", x_fraction=0.83)[1] - side["y"] - 40
+        bottom = below(blender, "hitem3d.submit_generation", start=top)
+        shoot(blender, "new-generation", {"x": side["x"], "y": side["y"] + top, "w": side["w"], "h": bottom - top},
+              output)
         blender.call("prefs = bpy.context.preferences.view\nprefs.language = 'zh_HANS'\n"
                      "prefs.use_translate_interface = True\nprefs.use_translate_tooltips = True")
         select(blender, ids["done"])
-        shoot(blender, "sidebar-chinese", sidebar_crop(blender), output, trim=True)
+        shoot(blender, "sidebar-chinese", sidebar_crop(blender, height=below(blender, "hitem3d.clear_finished")),
+              output)
         blender.call("bpy.context.preferences.view.language = 'en_US'")
-        crop = blender.call("result = show_preferences()")
-        shoot(blender, "preferences", crop, output, trim=True)
-        blender.call("show_viewport()")
+        # What a user sees after typing their key (not the simulator's address).
+        blender.call(f"p = bpy.context.preferences.addons[{ADDON!r}].preferences\n"
+                     "p.base_url = 'https://api.hitem3d.ai'\np.client_id = 'your-client-id'\np.poll_interval = 3.0")
+        blender.call("show_preferences_window()")
+        # No window manager places it: put it on screen at a size that shows the add-on whole.
+        time.sleep(1.0)
+        jail.xdotool("search", "--name", "Preferences", "windowmove", "40", "40", "windowsize", "1000", "760")
+        time.sleep(1.0)
+        shoot(blender, "preferences", None, output, window_title="Preferences")
     finally:
         sim.file_rate_limit = None
     blender.quit()

@@ -35,7 +35,7 @@ from tests.simulator import Hitem3DSimulator
 
 from .chroot import unavailable_reason
 from .runner import REPO_ROOT, guarded, say
-from .scenarios import ADDON, Run, configure, new_task_id, watch_states
+from .scenarios import ADDON, Run, configure, new_task_id, start_import, watch_states
 from .session import Blender, Chroot
 
 POLLING_TASKS = 5
@@ -145,7 +145,7 @@ def load(run: Run, seconds: float) -> list[str]:
     run.sim.add_task(download, ["success"], glb=filler_glb(DOWNLOAD_BYTES))
     run.sim.file_rate_limit = DOWNLOAD_BYTES / (seconds * 1.6)
     ids.append(download)
-    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={' '.join(ids)!r})")
+    start_import(blender, *ids)
     watch_states(blender, download, {"downloading"}, 30)
     return ids
 

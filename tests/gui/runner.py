@@ -53,13 +53,13 @@ def environment(zip_path: Path) -> Iterator[tuple[Chroot, Hitem3DSimulator]]:
     """The chroot mounted, the zip installed, Xvfb up and the simulator listening; all undone after."""
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, _on_signal)
-    chroot_mod.clear_leftovers()
-    started = time.monotonic()
-    root = chroot_mod.prepare()
-    say(f"chroot ready: {root} ({time.monotonic() - started:.0f} s)")
     processes = Processes()
-    try:
-        with chroot_mod.mounted(root), Hitem3DSimulator() as sim:
+    with chroot_mod.exclusive():
+        chroot_mod.clear_leftovers()
+        started = time.monotonic()
+        root = chroot_mod.prepare()
+        say(f"chroot ready: {root} ({time.monotonic() - started:.0f} s)")
+        with processes.ended(), chroot_mod.mounted(root), Hitem3DSimulator() as sim:
             jail = Chroot(root, processes)
             jail.fresh_run_dir()
             shutil.copy2(HERE / "agent.py", jail.run_dir / "agent.py")
@@ -67,8 +67,6 @@ def environment(zip_path: Path) -> Iterator[tuple[Chroot, Hitem3DSimulator]]:
             install(jail, zip_path.name, sim.base_url)
             jail.start_display()
             yield jail, sim
-    finally:
-        processes.end_all()
 
 
 def install(jail: Chroot, zip_name: str, base_url: str) -> None:
@@ -135,9 +133,6 @@ def guarded(work: Callable[[Chroot, Hitem3DSimulator], int], zip_path: Path, kee
     finally:
         if keep_logs is not None and jail is not None and (jail.run_dir / "logs").is_dir():
             shutil.copytree(jail.run_dir / "logs", keep_logs, dirs_exist_ok=True)
-        left = chroot_mod.processes_inside(chroot_mod.cache_dir())
-        if left:
-            say(f"warning: processes still inside the chroot: {left}")
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:

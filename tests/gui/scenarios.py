@@ -9,9 +9,10 @@ what Blender shows goes through the agent.
 from __future__ import annotations
 
 import itertools
-import json
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,8 @@ _ids = itertools.count(1)
 
 
 def new_task_id(label: str) -> str:
-    """A well-formed Hitem3D task ID, unique in the run, that says which scenario made it."""
-    n = next(_ids)
-    return f"{n:032x}.jjewelry-aigc-api.{label}{n:03d}"
+    """A Hitem3D-shaped task ID, unique in the run, that says which scenario made it."""
+    return f"{secrets.token_hex(16)}.jjewelry-aigc-api.{label}{next(_ids):03d}"
 
 
 @dataclass
@@ -126,6 +126,24 @@ def paste_and_import(blender: Blender, task_ids: list[str]) -> None:
     press(blender, "hitem3d.import_task", after_y=y - blender.call("result = sidebar()")["rect"]["y"])
 
 
+def start_import(blender: Blender, *task_ids: str) -> None:
+    """What Import does for these IDs: the operator, in the window's sidebar context."""
+    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={' '.join(task_ids)!r})")
+
+
+@contextmanager
+def slow_download(run: Run, label: str, *, size: int = 40_000_000, rate: float = 2_000_000.0) -> Iterator[str]:
+    """A task whose model is downloading (throttled) for the duration; yields its ID."""
+    task_id = run.sim.add_task(new_task_id(label), ["success"], glb=big_glb(run, size))
+    run.sim.file_rate_limit = rate
+    try:
+        start_import(run.window, task_id)
+        watch_states(run.window, task_id, {"downloading"}, 30)
+        yield task_id
+    finally:
+        run.sim.file_rate_limit = None
+
+
 def no_partial_files(run: Run) -> None:
     partial = sorted(p.name for p in run.results_dir().glob("*.part")) if run.results_dir().is_dir() else []
     expect(not partial, f"partial downloads left behind: {partial}")
@@ -192,7 +210,7 @@ def import_again(run: Run) -> None:
     done = [t["task_id"] for t in blender.call("result = tasks()") if t["state"] == "done"]
     if not done:  # run alone
         done.append(run.sim.add_task(new_task_id("Again"), ["success"]))
-        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={done[0]!r})")
+        start_import(blender, done[0])
         watch_states(blender, done[0], {"done"}, 30)
     task_id = done[0]
     downloads = run.sim.count("/files/")
@@ -208,7 +226,7 @@ def failure_and_retry(run: Run) -> None:
     blender = run.window
     task_id = new_task_id("Fail")
     run.sim.add_task(task_id, ["queueing", "failed"])
-    blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
+    start_import(blender, task_id)
     watch_states(blender, task_id, {"failed"}, 30)
     message = task(blender, task_id)["message"]  # type: ignore[index]
     expect("Generation failed" in message, f"failure message: {message!r}")
@@ -222,19 +240,12 @@ def failure_and_retry(run: Run) -> None:
 def cancel_download(run: Run) -> None:
     """Cancel (a click) during a download stops it at once and leaves no partial file."""
     blender = run.window
-    task_id = new_task_id("Cancel")
-    run.sim.add_task(task_id, ["success"], glb=big_glb(run, 40_000_000))
-    run.sim.file_rate_limit = 500_000.0  # 80 s: time enough to find the button
-    try:
-        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
-        watch_states(blender, task_id, {"downloading"}, 30)
+    with slow_download(run, "Cancel", rate=500_000.0) as task_id:  # 80 s: time enough to find the button
         select(blender, task_id)
         press(blender, f'hitem3d.cancel_task(task_id="{task_id}")')
         started = time.monotonic()
         watch_states(blender, task_id, {"cancelled"}, 10)
         expect(time.monotonic() - started < 3, "Cancel took more than 3 s")
-    finally:
-        run.sim.file_rate_limit = None
     time.sleep(1.0)
     no_partial_files(run)
 
@@ -302,19 +313,12 @@ def disable_mid_download(run: Run) -> None:
     """Disabling the add-on during a download stops its workers and timers within a second."""
     blender = run.open_window("disable")
     baseline = blender.call("result = threads()")
-    task_id = new_task_id("Disable")
-    run.sim.add_task(task_id, ["success"], glb=big_glb(run, 40_000_000))
-    run.sim.file_rate_limit = 2_000_000.0
-    try:
-        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
-        watch_states(blender, task_id, {"downloading"}, 30)
+    with slow_download(run, "Disable") as task_id:
         expect(blender.call("result = threads()") != baseline, "no worker thread during the download")
         blender.call(f"import addon_utils\naddon_utils.disable({ADDON!r}, default_set=True)")
         started = time.monotonic()
         blender.until(f"result = threads() == {baseline!r}", 5, "the workers to stop")
         expect(time.monotonic() - started < 1.5, "workers outlived the disable by more than a second")
-    finally:
-        run.sim.file_rate_limit = None
     no_partial_files(run)
     blender.call(f"import addon_utils\naddon_utils.enable({ADDON!r}, default_set=True)")
     configure(blender, run.sim)
@@ -325,17 +329,10 @@ def disable_mid_download(run: Run) -> None:
 def quit_mid_download(run: Run) -> None:
     """Quitting during a download: Blender exits at once, cleanly; the task resumes next start."""
     blender = run.open_window("quit")
-    task_id = new_task_id("Quit")
-    run.sim.add_task(task_id, ["success"], glb=big_glb(run, 40_000_000))
-    run.sim.file_rate_limit = 2_000_000.0
-    try:
-        blender.call(f"with override():\n    bpy.ops.hitem3d.import_task(task_id={task_id!r})")
-        watch_states(blender, task_id, {"downloading"}, 30)
+    with slow_download(run, "Quit") as task_id:
         started = time.monotonic()
         code = blender.quit(timeout=15)
         took = time.monotonic() - started
-    finally:
-        run.sim.file_rate_limit = None
     expect(code == 0, f"Blender exited with {code} after quitting mid-download:\n{blender.log_text()[-2000:]}")
     expect(took < 10, f"quitting took {took:.1f} s")
     expect("Traceback" not in blender.log_text(), f"a traceback on quit:\n{blender.log_text()[-3000:]}")
@@ -432,6 +429,3 @@ def tiny_png() -> bytes:
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=1)

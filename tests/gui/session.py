@@ -15,7 +15,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,14 @@ class Processes:
     def end_all(self) -> None:
         for child in reversed(list(self.children)):
             self.end(child, grace_s=3.0)
+
+    @contextmanager
+    def ended(self) -> Iterator[None]:
+        """Every child ended on the way out, however the block is left."""
+        try:
+            yield
+        finally:
+            self.end_all()
 
 
 class Chroot:
@@ -131,9 +140,14 @@ class Chroot:
     def xdotool(self, *args: str | int) -> None:
         self.run(["xdotool", *(str(arg) for arg in args)], timeout=20)
 
-    def screenshot(self, name: str, crop: dict[str, int] | None = None) -> Path:
+    def screenshot(self, name: str, crop: dict[str, int] | None = None, *, window_title: str = "") -> Path:
+        """The screen (or the X window whose title contains ``window_title``), cropped, as PNG."""
         target = f"{INSIDE}/shots/{name}.png"
-        args = ["import", "-silent", "-window", "root"]
+        window = "root"
+        if window_title:
+            found = self.run(["xdotool", "search", "--name", window_title], timeout=20).stdout.split()
+            window = found[-1]
+        args = ["import", "-silent", "-window", window]
         if crop is not None:
             args += ["-crop", f"{crop['w']}x{crop['h']}+{crop['x']}+{crop['y']}", "+repage"]
         self.run([*args, target], timeout=60)
