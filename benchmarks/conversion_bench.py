@@ -6,9 +6,11 @@ today's in-process import, on the realistic model.
 Each side runs in a fresh process of its own (Blender as the ``bpy`` module),
 so its peak memory is its own: the in-process side runs Blender's glTF
 importer and our placement; the child side starts the converter
-(``convert_child.py``, a second Blender), polls it the way the timer does,
-then appends its ``.blend``, places it and pushes the undo step. The download
-is timed once with curl from the local simulator and added to both sides.
+(``convert_child.py``, a second Blender) while the task is "made", hands it
+the spec after the download, polls it the way the timer does, then appends
+its ``.blend``, places it and pushes the undo step. The download is timed once
+with curl from the local simulator and added to both sides; time to scene
+counts from Hitem3D's success answer, as benchmark 4 does.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from benchmarks.common import REPO_ROOT, JsonStdout, log, target
 MAIN_THREAD_SHARE_LIMIT = 0.1  # of the raw glTF importer's time
 TIME_TO_SCENE_LIMIT = 1.5  # x (download + raw import)
 TASK_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
+# How long the task is "made on Hitem3D" before its success answer, in the
+# child path: real generations take minutes; the converter starts meanwhile.
+PROCESSING_S = 3.0
 
 
 def _peak_rss_mb() -> float:
@@ -65,8 +70,9 @@ def side_today(model: Path, warm: Path) -> dict[str, Any]:
 
 
 def side_child(model: Path, workdir: Path, download_s: float) -> dict[str, Any]:
-    """The new path: a converter started when the download starts (as the
-    timer does), given the spec when the download is over, then the append on
+    """The new path, as the add-on runs it: a converter started while the
+    task is made on Hitem3D (``PROCESSING_S``, far shorter than a real
+    generation), given the spec when the download is over, then the append on
     this thread. ``download_s`` is waited, not downloaded: the download's time
     is measured apart and the same on both sides."""
     bpy = _fresh_blender()
@@ -92,13 +98,16 @@ def side_child(model: Path, workdir: Path, download_s: float) -> dict[str, Any]:
     from hitem3d_blender.core.downloader import check_glb
 
     polls_ns: list[int] = []
-    download_started = time.perf_counter()
+    processing_started = time.perf_counter()
     warm = WarmChild(child_command(script=script, args=wait_args(Limits().memory_bytes, os.getpid()),
                                    blender_binary="", python=sys.executable),
                      child_environment(os.environ, real_blender=False), workdir / "warm.log")
     warm.start()
-    warm_start_s = time.perf_counter() - download_started
-    time.sleep(max(0.0, download_s - warm_start_s))
+    warm_start_s = time.perf_counter() - processing_started
+    time.sleep(max(0.0, PROCESSING_S - warm_start_s))
+    # Hitem3D answers "success": from here on, the time to scene.
+    download_started = time.perf_counter()
+    time.sleep(download_s)
     started = time.perf_counter()
     # On the main thread too: the checks on the GLB, then handing the spec over.
     check_glb(model)

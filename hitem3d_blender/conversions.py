@@ -114,8 +114,9 @@ def _environment() -> dict[str, str]:
 
 
 def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
-    """While a model downloads, keep one converter started and waiting, so
-    Blender's start-up overlaps the download; none when nothing downloads."""
+    """While a task is on its way (made on Hitem3D, downloading), keep one
+    converter started and waiting, so Blender's start-up is over when the
+    model arrives; none otherwise. An idle converter holds about 270 MB."""
     global _warm
     if not (wanted and USE_CHILD_PROCESS):
         if _warm is not None:

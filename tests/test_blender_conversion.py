@@ -125,17 +125,16 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
 
 
 @child_process
-def test_a_converter_starts_while_the_model_downloads_and_takes_it(interactive: ModuleType, prefs: Any,
-                                                                   sim: Hitem3DSimulator, sample_glb: Path) -> None:
-    sim.file_rate_limit = max(20_000, sample_glb.stat().st_size)  # about a second per file
-    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+def test_a_converter_starts_while_the_task_is_made_and_takes_it(interactive: ModuleType, prefs: Any,
+                                                                sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["queueing", "processing", "processing", "processing", "success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
     conversions = interactive.conversions
 
-    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "downloading"
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("queueing", "processing")
               and conversions.warm_pid() is not None)
     warm = conversions.warm_pid()
-    rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value != "downloading")
+    rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("importing", "done"))
 
     assert rec.state.value == "importing"
     assert conversions._running[TASK_ID].process.pid == warm  # Blender had started during the download
@@ -145,10 +144,9 @@ def test_a_converter_starts_while_the_model_downloads_and_takes_it(interactive: 
 
 
 @child_process
-def test_no_converter_waits_when_nothing_downloads(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
-                                                   sample_glb: Path) -> None:
-    sim.file_rate_limit = max(20_000, sample_glb.stat().st_size)
-    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+def test_no_converter_waits_when_no_task_is_on_its_way(interactive: ModuleType, prefs: Any,
+                                                      sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["queueing"] * 50 + ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
     run_ticks(interactive, TASK_ID, until=lambda rec: interactive.conversions.warm_pid() is not None)
     warm = interactive.conversions.warm_pid()
@@ -158,6 +156,21 @@ def test_no_converter_waits_when_nothing_downloads(interactive: ModuleType, pref
 
     assert interactive.conversions.warm_pid() is None
     assert not Path(f"/proc/{warm}").exists() and not converter_pids()
+
+
+@child_process
+def test_no_converter_waits_for_a_task_that_waits_for_a_click(interactive: ModuleType, prefs: Any,
+                                                              sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    prefs.auto_import = False
+    try:
+        sim.add_task(TASK_ID, ["queueing", "processing", "success"], glb=sample_glb)
+        bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+        seen = []
+        run_ticks(interactive, TASK_ID, until=lambda rec: seen.append(interactive.conversions.warm_pid())
+                  or rec.state.value == "downloaded")
+        assert seen and not any(seen)  # never one started
+    finally:
+        prefs.auto_import = True
 
 
 @child_process

@@ -24,6 +24,8 @@ from . import files, history, import_step, state
 log = logging.getLogger(__package__)
 
 BUSY_INTERVAL_S = 0.1
+# States in which a task is on its way to an import.
+_WARM_STATES = frozenset({TaskState.CREATED, TaskState.QUEUEING, TaskState.PROCESSING, TaskState.DOWNLOADING})
 WAITING_INTERVAL_S = 0.5
 # While tasks run, the elapsed times shown move: a redraw at least this often.
 ELAPSED_REFRESH_S = 1.0
@@ -76,10 +78,12 @@ def _tick() -> float | None:
             import_step.finish_conversion(task_id, outcome)
         for rec in ready:
             import_step.run(rec)
-        # A converter starts while a model downloads (it takes the download's
-        # time to start Blender); none is kept when nothing downloads.
+        # A converter starts while a task is made on Hitem3D or downloads, so
+        # Blender's start-up (about a second) is over when the model arrives;
+        # none is kept when no task is on its way to an import.
         conversions.keep_warm(
-            not state.runs_to_end() and any(rec.state is TaskState.DOWNLOADING for rec in session.book),
+            not state.runs_to_end()
+            and any(rec.state in _WARM_STATES and _should_import(rec) for rec in session.book),
             files.work_dir)
         if session.list_dirty:
             session.list_dirty = False
