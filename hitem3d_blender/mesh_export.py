@@ -128,7 +128,8 @@ def export_meshes(objects: list[bpy.types.Object], context: bpy.types.Context,
         if "FINISHED" not in result:
             raise MeshExportFailed(msg("Blender's glTF exporter did not finish: nothing was sent"))
         size = check_mesh_file(str(path))
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:
+        # NOTE: TypeError: an option value this Blender's exporter does not take.
         _remove(path)
         log.warning("glTF export of %d object(s) failed: %s", len(meshes), exc)
         raise MeshExportFailed(msg("Blender could not export the selection as GLB: see the Hitem3D log")) from None

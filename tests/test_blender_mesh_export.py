@@ -115,13 +115,15 @@ def test_a_mesh_over_the_limit_is_refused_and_its_file_removed(export: ModuleTyp
     assert list(export.exports_dir().iterdir()) == []
 
 
+@pytest.mark.parametrize("error", [RuntimeError("Error: exporter crashed"),
+                                   TypeError('enum "NONE" not found in (\'AUTO\', \'JPEG\')')])
 def test_a_failing_exporter_leaves_no_file(export: ModuleType, addon: ModuleType,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                           monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
     select_only(cube("Broken"))
 
     def fail(options: dict[str, Any]) -> set[str]:
         Path(options["filepath"]).write_bytes(b"glTF half")
-        raise RuntimeError("Error: exporter crashed")
+        raise error
 
     monkeypatch.setattr(export, "run_exporter", fail)
     with pytest.raises(export.MeshExportFailed, match="could not export"):
