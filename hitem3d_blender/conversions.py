@@ -47,7 +47,8 @@ class _Running:
 
 
 _running: dict[str, _Running] = {}
-_warm: WarmChild | None = None  # at most one, while a model downloads
+_warm: WarmChild | None = None  # at most one, while a task is on its way
+_warm_failed = False  # the last start failed: no retry until no task is on its way
 
 
 def in_child(runs_to_end: bool) -> bool:
@@ -117,13 +118,14 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
     """While a task is on its way (made on Hitem3D, downloading), keep one
     converter started and waiting, so Blender's start-up is over when the
     model arrives; none otherwise. An idle converter holds about 270 MB."""
-    global _warm
+    global _warm, _warm_failed
     if not (wanted and USE_CHILD_PROCESS):
+        _warm_failed = False
         if _warm is not None:
             _warm.stop()
             _warm = None
         return
-    if _warm is not None and _warm.alive:
+    if (_warm is not None and _warm.alive) or _warm_failed:
         return
     if _warm is not None:
         _warm.stop()  # it died waiting: reap it, start another
@@ -135,6 +137,7 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
         # The import will say so, with the same reason, when it starts a child itself.
         log.info("No converter started ahead: %s", exc)
         _warm = None
+        _warm_failed = True  # not again on every tick; the import tries once more itself
 
 
 def warm_pid() -> int | None:

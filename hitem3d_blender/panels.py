@@ -129,7 +129,7 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
         middle = row_progress_text(rec) if bar else translations.text(rec.state.label)
         elapsed = translations.text(display.compact_elapsed(rec.elapsed_s()))
         scale = text_fit.ui_scale()
-        fitted = display.fit_row(width, display.task_name(rec), middle, elapsed, text_fit.measure,
+        fitted = display.fit_row(width, display.task_name(rec), middle, elapsed, text_fit.measurer(),
                                  icon=text_fit.ICON_WIDTH * scale, padding=text_fit.CELL_PADDING * scale)
         split = layout.split(factor=fitted.name_factor, align=True)
         split.label(text=fitted.name, icon=STATE_ICONS[rec.state], translate=False)

@@ -7,6 +7,7 @@ measure text with ``blf`` at the interface's scale and lay it out themselves
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable
 
 import blf
@@ -43,9 +44,25 @@ def _points() -> float:
     return float(styles[0].widget.points) if len(styles) else 11.0
 
 
+def measurer() -> Callable[[str], float]:
+    """A function giving the width of a text in pixels, as a label draws it
+    now (the preferences are read once: a draw measures many texts)."""
+    font = str(getattr(getattr(bpy.context.preferences, "view", None), "font_path_ui", ""))
+    size = _points() * ui_scale()
+    return functools.partial(_width, size=size, font=font)
+
+
 def measure(text: str) -> float:
     """The width of ``text`` in pixels, as a label draws it."""
-    blf.size(UI_FONT, _points() * ui_scale())
+    return measurer()(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _width(text: str, size: float, font: str) -> float:
+    # NOTE: cached: every redraw of the sidebar measures the same few texts
+    # again (a row's name is fitted by a dozen trials). The size and the UI
+    # font are part of the key, so a new scale or font measures anew.
+    blf.size(UI_FONT, size)
     # NOTE: getattr, as the stubs say dimensions returns None; it returns (width, height).
     dimensions: Callable[[int, str], tuple[float, float]] = getattr(blf, "dimensions")
     return float(dimensions(UI_FONT, text)[0])
@@ -66,7 +83,7 @@ def wrapped_label(layout: bpy.types.UILayout, text: str, width: float, icon: Ico
     pixels of layout, every word kept. Lines after the first are indented
     like the first when it has an icon."""
     text_width = width - (CELL_PADDING + (ICON_WIDTH if icon != "NONE" else 0.0)) * ui_scale()
-    for index, line in enumerate(display.wrap(text, text_width, measure)):
+    for index, line in enumerate(display.wrap(text, text_width, measurer())):
         layout.label(text=line, icon=icon if index == 0 else ("BLANK1" if icon != "NONE" else "NONE"),
                      translate=False)
 

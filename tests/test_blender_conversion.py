@@ -443,6 +443,25 @@ def test_a_converter_that_cannot_start_says_so(interactive: ModuleType, prefs: A
     assert rec.state.value == "failed"
     assert str(rec.message).startswith("Could not start Blender to convert the model")
     assert_nothing_left(interactive)
+    assert interactive.conversions.warm_pid() is None
+
+
+def test_a_converter_that_cannot_start_ahead_is_not_tried_on_every_tick(interactive: ModuleType, prefs: Any,
+                                                                       sim: Hitem3DSimulator, sample_glb: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    conversions = interactive.conversions
+    monkeypatch.setattr(conversions, "USE_CHILD_PROCESS", True)
+    monkeypatch.setattr(conversions.sys, "executable", str(tmp_path / "missing-blender"))
+    starts: list[int] = []
+    original = conversions.WarmChild.start
+    monkeypatch.setattr(conversions.WarmChild, "start", lambda self: (starts.append(1), original(self)))
+    sim.add_task(TASK_ID, ["queueing"] * 20 + ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("downloading", "importing", "failed"))
+
+    assert len(starts) == 1 and conversions.warm_pid() is None
 
 
 @child_process

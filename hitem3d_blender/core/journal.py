@@ -115,32 +115,55 @@ class Snapshots:
 
     def __init__(self, max_fresh: int | None = None) -> None:
         self._taken: dict[str, tuple[int, dict[str, Any]]] = {}
-        # At most this many records converted per ``take`` (None: all): a
-        # paste of 1,000 IDs is saved over a few timer calls, each short.
+        # At most this many records looked at per ``take`` while many have
+        # changed (None: all at once): the saved forms of a paste of 1,000 IDs
+        # are made over several timer calls, each short, and written once.
         self.max_fresh = max_fresh
-        self.complete = True  # the last ``take`` had every record's current form
+        self.complete = True  # the last ``take`` returned every record's current form
+        self._cursor = 0  # where the next partial ``take`` goes on
+
+    def _stale(self, record: TaskRecord) -> bool:
+        cached = self._taken.get(record.task_id)
+        return cached is None or cached[0] != record.changes
+
+    def _convert(self, record: TaskRecord) -> dict[str, Any]:
+        entry = record.to_dict()
+        self._taken[record.task_id] = (record.changes, entry)
+        return entry
 
     def take(self, records: list[TaskRecord]) -> list[dict[str, Any]]:
-        taken: dict[str, tuple[int, dict[str, Any]]] = {}
+        """Every record's saved form, oldest first; or, with ``max_fresh``
+        and more stale records than that, ``[]`` with ``complete`` False: the
+        next calls go on where this one stopped, the last one builds the list."""
+        budget = self.max_fresh
+        if budget is not None and self._cursor:
+            # A pass in progress: convert on from where the last call stopped.
+            while self._cursor < len(records):
+                record = records[self._cursor]
+                if self._stale(record):
+                    if budget <= 0:
+                        self.complete = False
+                        return []
+                    budget -= 1
+                    self._convert(record)
+                self._cursor += 1
+        self._cursor = 0
         entries: list[dict[str, Any]] = []
-        previous = self._taken
-        fresh = 0
+        for index, record in enumerate(records):
+            if self._stale(record):
+                if budget is not None:
+                    if budget <= 0:
+                        self._cursor = index
+                        self.complete = False
+                        return []
+                    budget -= 1
+                entries.append(self._convert(record))
+            else:
+                entries.append(self._taken[record.task_id][1])
         self.complete = True
-        for record in records:
-            changes = record.changes
-            cached = previous.get(record.task_id)
-            if cached is None or cached[0] != changes:
-                if self.max_fresh is not None and fresh >= self.max_fresh:
-                    self.complete = False
-                    if cached is None:
-                        continue  # a new record: in the next save
-                    cached = (-1, cached[1])  # the older form for now; converted next time
-                else:
-                    fresh += 1
-                    cached = (changes, record.to_dict())
-            taken[record.task_id] = cached
-            entries.append(cached[1])
-        self._taken = taken
+        if len(self._taken) > len(entries):  # forget removed tasks
+            kept = {record.task_id for record in records}
+            self._taken = {key: value for key, value in self._taken.items() if key in kept}
         return entries
 
 

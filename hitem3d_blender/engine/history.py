@@ -75,7 +75,8 @@ def save() -> None:
     session.snapshots.max_fresh = None if background else MAX_FRESH_PER_SAVE
     entries = journal.snapshot(session.book.oldest_first(), session.snapshots)
     if not session.snapshots.complete:
-        session.journal_dirty = True  # the rest at the next tick
+        session.journal_dirty = True  # the rest at the next tick, then one write
+        return
     if background:
         _write(path, entries)
     else:

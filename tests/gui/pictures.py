@@ -167,11 +167,7 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
         # What a user sees after typing their key (not the simulator's address).
         blender.call(f"p = bpy.context.preferences.addons[{ADDON!r}].preferences\n"
                      "p.base_url = 'https://api.hitem3d.ai'\np.client_id = 'your-client-id'\np.poll_interval = 3.0")
-        blender.call("show_preferences_window()")
-        # No window manager places it: put it on screen at a size that shows the add-on whole.
-        time.sleep(1.0)
-        jail.xdotool("search", "--name", "Preferences", "windowmove", "40", "40", "windowsize", "1000", "760")
-        time.sleep(1.0)
+        blender.open_preferences()
         shoot(blender, "preferences", None, output, window_title="Preferences")
     finally:
         sim.file_rate_limit = None

@@ -213,6 +213,8 @@ def run_probe(zip_path: Path, seconds: float = 8.0) -> dict[str, Any]:
     if not lines:
         return {"error": f"tests.gui.probe printed nothing (exit {done.returncode})"}
     report: dict[str, Any] = json.loads(lines[-1])
+    if "error" in report:  # what went wrong is in the lines before
+        report["output"] = lines[-8:-1]
     return report
 
 

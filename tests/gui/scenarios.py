@@ -268,19 +268,23 @@ def new_generation(run: Run) -> None:
 
 
 def test_connection(run: Run) -> None:
-    """The preferences' Test Connection says the credentials were accepted, then what is wrong."""
+    """Preferences > Add-ons > Hitem3D > Test Connection (a click) says the key was accepted, then what is wrong."""
     blender = run.window
-    code = ("with override():\n    bpy.ops.hitem3d.test_connection()\n"
-            f"result = None")
-    blender.call(code)
-    answered = "s = submodule('connection').connection_status()\nresult = s and not str(s.text).endswith('…') and [s.ok, str(s.text)]"
-    status = blender.until(answered, 20, "the connection status")
-    expect(status[0] and "Connected" in status[1], f"Test Connection said {status}")
-    blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.client_secret = 'wrong'")
-    blender.call(code)
-    status = blender.until(answered.replace("and [s.ok", "and not s.ok and [s.ok"), 20, "the connection status")
-    expect("rejected" in status[1], f"Test Connection with a wrong secret said {status}")
-    configure(blender, run.sim)
+    rect = blender.open_preferences()
+    try:
+        button = blender.find_button(rect, "hitem3d.test_connection", start=200)
+        answered = ("s = submodule('connection').connection_status()\n"
+                    "result = s and not str(s.text).endswith('…') and [s.ok, str(s.text)]")
+        blender.click(*button)
+        status = blender.until(answered, 20, "the connection status")
+        expect(status[0] and "Connected" in status[1], f"Test Connection said {status}")
+        blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.client_secret = 'wrong'")
+        blender.click(*button)
+        status = blender.until(answered.replace("and [s.ok", "and not s.ok and [s.ok"), 20, "the connection status")
+        expect("rejected" in status[1], f"Test Connection with a wrong secret said {status}")
+    finally:
+        blender.close_preferences()
+        configure(blender, run.sim)
 
 
 def chinese_interface(run: Run) -> None:

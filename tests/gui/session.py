@@ -239,19 +239,40 @@ class Blender:
 
     def find_in_sidebar(self, wanted: str, *, x_fraction: float = 0.5, step: int = 16,
                         start: int = 30) -> tuple[int, int]:
-        """Scan the sidebar top-down for the button whose Ctrl+C text contains ``wanted``.
+        """Scan the sidebar top-down for the button whose Ctrl+C text contains ``wanted``."""
+        return self.find_button(self.call("result = sidebar()")["rect"], wanted, x_fraction=x_fraction, step=step,
+                                start=start)
+
+    def find_button(self, rect: dict[str, int], wanted: str, *, x_fraction: float = 0.5, step: int = 16,
+                    start: int = 30) -> tuple[int, int]:
+        """Scan ``rect`` (screen pixels) top-down for the button whose Ctrl+C text contains ``wanted``.
 
         NOTE: Blender exposes no button rectangles to Python, and each probe costs
         about half a second in software OpenGL; buttons are 20 px tall at the default
         scale, so a 16 px step hits every one."""
-        rect = self.call("result = sidebar()")["rect"]
         x = rect["x"] + int(rect["w"] * x_fraction)
         self.call("bpy.context.window_manager.clipboard = '<none>'")
         for dy in range(start, rect["h"] - 10, step):
             y = rect["y"] + dy
             if wanted in self.probe_point(x, y):
                 return x, y
-        raise GuiFailure(f"no button for {wanted!r} in the sidebar")
+        raise GuiFailure(f"no button for {wanted!r} in {rect}")
+
+    def open_preferences(self) -> dict[str, int]:
+        """Edit > Preferences > Add-ons > Hitem3D in its own window, placed on screen; its rect."""
+        self.call("show_preferences_window()")
+        time.sleep(1.0)
+        # No window manager places it: xdotool does, at a size that shows the add-on whole.
+        rect = {"x": 40, "y": 40, "w": 1000, "h": 760}
+        self.chroot.xdotool("search", "--name", "Preferences", "windowmove", rect["x"], rect["y"],
+                            "windowsize", rect["w"], rect["h"])
+        time.sleep(1.0)
+        return rect
+
+    def close_preferences(self) -> None:
+        self.call("for w in list(ctx().window_manager.windows)[1:]:\n"
+                  "    with ctx().temp_override(window=w):\n"
+                  "        bpy.ops.wm.window_close()")
 
     def click(self, x: int, y: int) -> None:
         self.chroot.xdotool("mousemove", x, y, "sleep", "0.05", "click", "1")
