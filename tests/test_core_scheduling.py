@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -21,7 +20,7 @@ from hitem3d_blender.core.jobs import (
 from hitem3d_blender.core.pipeline import ImportJob
 from hitem3d_blender.core.tasks import TaskState, TaskUpdate
 from tests.simulator import Fault, Hitem3DSimulator
-from tests.test_core_jobs import import_job, sim  # noqa: F401 - sim is a fixture
+from tests.test_core_jobs import drain_until, import_job, sim  # noqa: F401 - sim is a fixture
 from tests.test_core_jobs import sim_settings as settings_of
 
 S = TaskState
@@ -34,18 +33,6 @@ def task(n: int) -> str:
 
 def job(task_id: str, folder: Path, poll_interval_s: float = 0.1) -> ImportJob:
     return import_job(task_id, folder, poll_interval_s)
-
-
-def drain_until(runner: JobRunner, done: Callable[[list[Result]], bool], timeout_s: float = 5.0,
-                results: list[Result] | None = None) -> list[Result]:
-    collected = results if results is not None else []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        collected.extend(runner.drain())
-        if done(collected):
-            return collected
-        time.sleep(0.005)
-    raise AssertionError("timed out")
 
 
 def states(results: list[Result], task_id: str) -> list[TaskState]:
