@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -32,24 +31,18 @@ from .session import INSIDE, Blender, Chroot
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "images"
 
 
-def shoot(blender: Blender, name: str, crop: dict[str, int] | None, output: Path, *, trim: bool = False,
-          window_title: str = "") -> Path:
+def shoot(blender: Blender, name: str, crop: dict[str, int] | None, output: Path, *, window_title: str = "") -> Path:
+    """A picture of the screen (or of one window) cropped to ``crop``, saved as ``output/name.png``."""
     blender.chroot.xdotool("mousemove", 1, 1)  # no hover highlight, no tooltip
     blender.call("redraw_all()")
     time.sleep(0.8)  # software OpenGL: a redraw of the whole window takes a few hundred ms
     shot = blender.chroot.screenshot(name, crop, window_title=window_title)
-    if trim and crop is not None:
-        # Cut the empty region below the content: the colour of the bottom-left corner,
-        # framed in a border of it so that -trim takes it from every side.
-        inside = f"{INSIDE}/shots/{name}.png"
-        corner = blender.chroot.run(["convert", inside, "-crop", f"1x1+8+{crop['h'] - 12}", "-format",
-                                     "%[pixel:p]", "info:"]).stdout.strip()
-        # -shave first: the region's 1-2 px edge lines would stop -trim.
-        blender.chroot.run(["convert", inside, "-shave", "4x4", "-bordercolor", corner, "-border", "1", "-fuzz",
-                            "3%", "-trim", "+repage", "-bordercolor", corner, "-border", "6", inside])
+    # No metadata (a date would change every picture on every run), best zlib level.
+    inside = f"{INSIDE}/shots/{name}.png"
+    blender.chroot.run(["convert", inside, "-strip", "-define", "png:compression-level=9", inside])
     target = output / f"{name}.png"
     shutil.copy2(shot, target)
-    blender.chroot.run(["rm", "-f", f"{INSIDE}/shots/{name}.png"])
+    shot.unlink()
     say(f"saved {target.relative_to(REPO_ROOT) if target.is_relative_to(REPO_ROOT) else target}")
     return target
 
@@ -76,7 +69,7 @@ def model_glb() -> Path:
     return cached_glb(objects=1, subdivisions=4, texture_size=256)
 
 
-def make_cover(run: Run, blender: Blender, output: Path) -> Path:
+def make_cover(run: Run, blender: Blender) -> Path:
     """Hitem3D's covers are pictures of the model: import it once, frame it and take one."""
     task_id = run.sim.add_task(new_task_id("Cover"), ["success"], glb=model_glb())
     start_import(blender, task_id)
@@ -94,9 +87,7 @@ def make_cover(run: Run, blender: Blender, output: Path) -> Path:
     side = min(area["w"], area["h"]) - 120
     crop = {"x": area["x"] + (area["w"] - side) // 2, "y": area["y"] + (area["h"] - side) // 2, "w": side, "h": side}
     blender.chroot.xdotool("mousemove", 5, 5)
-    shot = shoot(blender, "cover", crop, output)
-    cover = run.chroot.run_dir / "home" / "cover.png"
-    shutil.move(shot, cover)
+    cover = shoot(blender, "cover", crop, run.chroot.run_dir / "home")
     blender.chroot.run(["convert", f"{INSIDE}/home/cover.png", "-resize", "256x256", f"{INSIDE}/home/cover.png"])
     return cover
 
@@ -129,7 +120,7 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
     # A solid sidebar (not drawn over the viewport), so its empty part can be cut away.
     blender.call("bpy.context.preferences.system.use_region_overlap = False")
     blender.open_hitem3d_tab()
-    ids = stage_tasks(run, make_cover(run, blender, output))
+    ids = stage_tasks(run, make_cover(run, blender))
     for key in ("done", "failed", "queueing", "processing"):
         start_import(blender, ids[key])
         if key in ("done", "failed"):
@@ -172,15 +163,7 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
     finally:
         sim.file_rate_limit = None
     blender.quit()
-    for path in sorted(output.glob("*.png")):
-        optimise(path)
     return 0
-
-
-def optimise(path: Path) -> None:
-    """Smaller PNGs: 256 colours are plenty for a flat interface (when pngquant-like tools are absent, as is)."""
-    if shutil.which("optipng"):
-        subprocess.run(["optipng", "-quiet", "-o2", str(path)], check=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
