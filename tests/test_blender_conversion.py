@@ -372,6 +372,25 @@ def test_an_import_from_the_timer_is_one_undo_step(undo_ready: ModuleType, prefs
     assert {mesh.name for mesh in bpy.data.meshes} == meshes_before
 
 
+def test_no_worker_runs_while_the_undo_step_is_pushed(interactive: ModuleType, prefs: Any,
+                                                     sim: Hitem3DSimulator, sample_glb: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The undo push writes the whole file to memory with the GIL released: a
+    journal write beside it crashed bpy 4.5 once, so workers and the writer
+    are held through it as through the import."""
+    gate_open: list[bool] = []
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    monkeypatch.setattr(interactive.conversions, "push_undo",
+                        lambda task_id: gate_open.append(interactive.engine.state.runner().gate.is_open))
+
+    # Import Again runs from the button, outside any timer call.
+    assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+
+    assert gate_open == [False]
+
+
 def test_import_again_is_one_undo_step(undo_ready: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                        sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)

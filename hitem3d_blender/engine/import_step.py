@@ -119,7 +119,8 @@ def finish_conversion(task_id: str, outcome: ConversionOutcome) -> None:
         state.current.journal_dirty = True
         return
     try:
-        names = conversions.append_result(task_id, outcome)
+        with blender_only():
+            names = conversions.append_result(task_id, outcome)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
@@ -150,21 +151,26 @@ def _failed(rec: TaskRecord, exc: Exception) -> None:
 
 
 def _done(rec: TaskRecord, names: list[str]) -> None:
-    try:
-        # Parts into their collection, colours shown: what the task's kind asks of its objects.
-        names = kind_import.arrange(rec.task_id, names, rec.generation)
-    except Exception as exc:  # noqa: BLE001 - arrange took its objects back out
-        _failed(rec, exc)
-        return
-    try:
-        names = state.hooks.after_import(rec, names)
-    except Exception:  # noqa: BLE001 - naming and placing are extras: the import stands
-        log.exception("After-import step of task %s failed", rec.task_id)
-    rec.imported_objects = names
-    rec.move_to(TaskState.DONE)
-    rec.message = NONE
-    state.current.journal_dirty = True
-    if not state.runs_to_end():
-        conversions.push_undo(rec.task_id)
+    # NOTE: what follows the import still calls Blender operators (the undo
+    # push among them, which writes the whole file to memory): the gate stays
+    # held through them. A journal write running beside an undo push crashed
+    # bpy 4.5 once in CI.
+    with blender_only():
+        try:
+            # Parts into their collection, colours shown: what the task's kind asks of its objects.
+            names = kind_import.arrange(rec.task_id, names, rec.generation)
+        except Exception as exc:  # noqa: BLE001 - arrange took its objects back out
+            _failed(rec, exc)
+            return
+        try:
+            names = state.hooks.after_import(rec, names)
+        except Exception:  # noqa: BLE001 - naming and placing are extras: the import stands
+            log.exception("After-import step of task %s failed", rec.task_id)
+        rec.imported_objects = names
+        rec.move_to(TaskState.DONE)
+        rec.message = NONE
+        state.current.journal_dirty = True
+        if not state.runs_to_end():
+            conversions.push_undo(rec.task_id)
     state.hooks.post_report(msg("Imported {count} object(s) from Hitem3D task {short}", count=len(names),
                                 short=rec.short_id), "INFO")
