@@ -159,7 +159,8 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
         blender.call(f"p = bpy.context.preferences.addons[{ADDON!r}].preferences\n"
                      "p.base_url = 'https://api.hitem3d.ai'\np.client_id = 'your-client-id'\np.poll_interval = 3.0")
         blender.open_preferences()
-        shoot(blender, "preferences", None, output, window_title="Preferences")
+        # The window's top 690 px hold the add-on whole; below is empty.
+        shoot(blender, "preferences", {"x": 0, "y": 0, "w": 1000, "h": 690}, output, window_title="Preferences")
     finally:
         sim.file_rate_limit = None
     blender.quit()
