@@ -372,6 +372,7 @@ def pictures_in_and_texture_selection(run: Run) -> None:
     )
     expect(picture[1] and picture[2] > 1000, f"Use Current View made no picture of the viewport: {picture}")
     submitted = len(run.sim.submissions)
+    before = {t["task_id"] for t in blender.call("result = tasks()")}
     blender.call(
         "bpy.ops.object.select_all(action='DESELECT')\n"
         "with override():\n"
@@ -381,8 +382,10 @@ def pictures_in_and_texture_selection(run: Run) -> None:
         "    bpy.ops.hitem3d.texture_selection()\n"
         "redraw_all()"
     )
-    blender.until("result = bool(tasks()) and tasks()[-1]['state'] in ('done', 'failed')", 90,
-                  "the texturing task to end")
+    # The list's order is the sidebar's (newest first): find the new task by its ID.
+    new = blender.until(f"result = [t['task_id'] for t in tasks() if t['task_id'] not in {sorted(before)!r}]", 30,
+                        "the texturing task in the list")
+    watch_states(blender, new[0], {"done", "failed"}, 90)
     expect(len(run.sim.submissions) == submitted + 1, "Texture Selection sent no request (or more than one)")
     sent = run.sim.submissions[-1]
     expect(sent.fields.get("request_type") == "2" and any(part[0] == "mesh" for part in sent.files),
