@@ -519,9 +519,12 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
             col.prop(props, path_prop if props.source == "FILE" else image_prop, text=translations.text(name),
                      translate=False)
         if props.mode == "SINGLE":
-            row = col.row(align=True)  # picture_input's Use Current View
-            setattr(row.operator("hitem3d.use_current_view", icon="VIEW3D"), "view", "VIEWPORT")
-            setattr(row.operator("hitem3d.use_current_view", text="Camera", icon="CAMERA_DATA"), "view", "CAMERA")
+            # picture_input's Use Current View: one button a line, as side by side
+            # the first was cut to "Use Current Vi…" at the default width.
+            views = col.column(align=True)
+            setattr(views.operator("hitem3d.use_current_view", icon="VIEW3D"), "view", "VIEWPORT")
+            setattr(views.operator("hitem3d.use_current_view", text="Use Camera View", icon="CAMERA_DATA"),
+                    "view", "CAMERA")
 
         col = layout.column()
         col.use_property_split = True

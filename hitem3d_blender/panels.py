@@ -130,7 +130,8 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
         elapsed = translations.text(display.compact_elapsed(rec.elapsed_s()))
         scale = text_fit.ui_scale()
         fitted = display.fit_row(width, display.task_name(rec), middle, elapsed, text_fit.measurer(),
-                                 icon=text_fit.ICON_WIDTH * scale, padding=text_fit.CELL_PADDING * scale)
+                                 icon=text_fit.ICON_WIDTH * scale, padding=text_fit.CELL_PADDING * scale,
+                                 bar_padding=text_fit.BAR_PADDING * scale if bar else None)
         split = layout.split(factor=fitted.name_factor, align=True)
         split.label(text=fitted.name, icon=STATE_ICONS[rec.state], translate=False)
         rest = split.split(factor=fitted.middle_factor, align=True)

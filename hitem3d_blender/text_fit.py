@@ -27,7 +27,9 @@ DEFAULT_SIDEBAR_WIDTH = 295
 _PANEL_MARGINS = 59
 BOX_MARGINS = 10  # a box's border and padding, both sides
 ICON_WIDTH = 20  # an icon (or BLANK1) before a label's text
-CELL_PADDING = 8  # what a label or bar keeps around its text
+CELL_PADDING = 8  # what a label keeps around its text
+# NOTE: a progress bar keeps more: at 8 px the 4.3 window cut "25%" to "2…".
+BAR_PADDING = 22
 SPLIT_VALUE_SHARE = 0.58
 DROPDOWN_CHROME = 26  # a drop-down's arrow and padding
 

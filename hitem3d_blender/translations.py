@@ -201,6 +201,7 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Generate with Hitem3D"): "用 Hitem3D 生成",
     (OPERATOR, "Generate with Hitem3D"): "用 Hitem3D 生成",
     (OPERATOR, "Use Current View"): "使用当前视图",
+    (OPERATOR, "Use Camera View"): "使用摄像机视图",
     (DEFAULT, "Draw the 3D Viewport (or the scene camera) into a picture and use it as the picture to generate "
               "from"): "将 3D 视图（或场景摄像机）绘制成图片，并用作生成所用的图片",
     (DEFAULT, "View"): "视图",

@@ -135,6 +135,16 @@ def test_a_row_gives_the_bar_and_the_time_what_they_need_and_the_name_the_rest()
     assert by_chars("59m") + 8 <= rest * (1 - row.middle_factor) + 0.01
 
 
+def test_a_row_s_bar_keeps_room_for_its_rounded_ends_and_for_100_percent() -> None:
+    """In the 4.3 window a bar given only its text and a label's padding showed "2…" for "25%"."""
+    row = display.fit_row(220, "Chair front", "5%", "59m", by_chars, icon=20, padding=8, bar_padding=22)
+    rest = 220 * (1 - row.name_factor)
+    assert by_chars("100%") + 22 <= rest * row.middle_factor + 0.01
+    size = display.fit_row(220, "Chair front", "12.8 MB", "59m", by_chars, icon=20, padding=8, bar_padding=22)
+    rest = 220 * (1 - size.name_factor)
+    assert by_chars("12.8 MB") + 22 <= rest * size.middle_factor + 0.01
+
+
 # -- covers ------------------------------------------------------------------------------------------
 
 

@@ -149,13 +149,22 @@ class RowLayout(NamedTuple):
     show_time: bool = True
 
 
+# The widest text a row's bar shows as a percentage.
+WIDEST_PERCENTAGE = "100%"
+
+
 def fit_row(width: float, name: str, middle: str, elapsed: str, measure: Callable[[str], float], *,
-            icon: float, padding: float) -> RowLayout:
+            icon: float, padding: float, bar_padding: float | None = None) -> RowLayout:
     """Widths for a row of ``width`` pixels: the bar (or state) and the time
     get what their text needs, the name the rest. When all three do not fit,
     the time goes first (the details show it), then the name is shortened in
-    the middle."""
-    middle_width = measure(middle) + padding
+    the middle. With ``bar_padding`` the middle is a progress bar: it keeps
+    its text further from its rounded ends than a label does, and it is never
+    narrower than "100%", so it does not jump as the number grows."""
+    if bar_padding is None:
+        middle_width = measure(middle) + padding
+    else:
+        middle_width = max(measure(middle), measure(WIDEST_PERCENTAGE)) + bar_padding
     time_width = measure(elapsed) + padding
     show_time = icon + measure(name) + padding + middle_width + time_width <= width
     if not show_time:
