@@ -264,3 +264,26 @@ def test_import_again_never_appends_from_a_symlinked_library_entry(addon: Module
 
     assert len(bpy.data.libraries) == libraries_before
     assert not [lib for lib in bpy.data.libraries if Path(bpy.path.abspath(lib.filepath)).name == "planted.blend"]
+
+
+def test_settings_survive_installing_the_same_version_again(addon: ModuleType, built_zip: Path) -> None:
+    """Installing over itself disables, replaces and enables the add-on: our
+    unregister and register must leave every setting as the artist set it
+    (settings.json is written on unregister and read on register)."""
+    from tests.conftest import ADDON_MODULE, enable_addon
+
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.client_id = "kept-client-id"
+    prefs.poll_interval = 7.0
+    try:
+        result = bpy.ops.extensions.package_install_files(repo="user_default", filepath=str(built_zip),
+                                                          enable_on_install=True)
+        assert result == {"FINISHED"}
+        if ADDON_MODULE not in bpy.context.preferences.addons:
+            enable_addon()
+        prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+        assert (prefs.client_id, prefs.poll_interval) == ("kept-client-id", 7.0)
+    finally:
+        prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+        for name in ("client_id", "poll_interval"):
+            setattr(prefs, name, prefs.bl_rna.properties[name].default)
