@@ -136,3 +136,37 @@ def test_a_runner_sends_no_request_while_its_gate_is_held(tmp_path: Path) -> Non
             assert updates[-1].state is TaskState.DOWNLOADED
         finally:
             runner.shutdown()
+
+
+def test_a_journal_write_never_runs_while_the_gate_is_held_even_if_it_passed_just_before(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer passed its checkpoint, then the main thread closed the gate
+    and asked whether a write was under way before the writer said so: the
+    write ran beside Blender's undo push and crashed bpy 4.2 and 4.5 in CI."""
+    from hitem3d_blender.core.jobs import _Writer
+
+    gate = WorkerGate()
+    writer = _Writer(gate)
+    passed, proceed, held = threading.Event(), threading.Event(), threading.Event()
+    original = gate.pass_through
+
+    def pass_then_pause(token: CancelToken) -> None:
+        original(token)
+        passed.set()
+        proceed.wait(2.0)
+
+    monkeypatch.setattr(gate, "pass_through", pass_then_pause)
+    writes_while_held: list[bool] = []
+    writer.start()
+    writer.submit("journal", lambda: writes_while_held.append(held.is_set()))
+    assert passed.wait(2.0)
+    with gate.held():
+        held.set()
+        proceed.set()  # the writer goes on from just past its checkpoint
+        assert writer.wait_parked(1.0)
+        time.sleep(0.2)  # a write that slipped through runs now
+        held.clear()
+    assert writer.flush(2.0)
+    writer.close(1.0)
+
+    assert writes_while_held == [False]

@@ -243,6 +243,14 @@ class _Writer:
             # A checkpoint: no write starts while Blender's importer runs.
             self._gate.pass_through(self._token)
             with self._changed:
+                # NOTE: the gate is looked at again under the lock that
+                # ``wait_parked`` takes: a main thread that closed it just after
+                # ``pass_through`` returned then either sees this write under
+                # way and waits for it, or this write waits for the gate. Without
+                # it the write ran beside Blender's undo push and crashed bpy
+                # 4.2 and 4.5 (a journal save comes right before every import).
+                if not self._gate.is_open and not self._token.cancelled:
+                    continue
                 pending, self._pending = self._pending, {}
                 self._writing = True
             try:
