@@ -407,6 +407,13 @@ def test_import_again_is_one_undo_step(undo_ready: ModuleType, prefs: Any, sim: 
 # -- failures ------------------------------------------------------------------------------------
 
 
+def converter_pid(addon: ModuleType) -> int:
+    """Run the timer until the task converts; the converter's process ID."""
+    run_ticks(addon, TASK_ID, until=lambda rec: rec.state.value == "importing")
+    pid: int = addon.conversions._running[TASK_ID].process.pid
+    return pid
+
+
 def assert_nothing_left(addon: ModuleType) -> None:
     assert not imported_objects()
     assert not entry_of(addon).exists()
@@ -503,8 +510,7 @@ def test_cancel_stops_the_converter_within_a_second(interactive: ModuleType, pre
                                                     sim: Hitem3DSimulator, sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pid = interactive.conversions._running[TASK_ID].process.pid
+    pid = converter_pid(interactive)
 
     started = time.monotonic()
     bpy.ops.hitem3d.cancel_task(task_id=TASK_ID)
@@ -521,8 +527,7 @@ def test_removing_a_converting_task_stops_its_converter(interactive: ModuleType,
                                                        sim: Hitem3DSimulator, sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pid = interactive.conversions._running[TASK_ID].process.pid
+    pid = converter_pid(interactive)
 
     bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
 
@@ -555,8 +560,7 @@ def test_quitting_blender_stops_the_converter_within_a_second(interactive: Modul
                                                             sim: Hitem3DSimulator, sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pid = interactive.conversions._running[TASK_ID].process.pid
+    pid = converter_pid(interactive)
 
     started = time.monotonic()
     interactive._at_exit()  # what Blender's interpreter runs when it quits

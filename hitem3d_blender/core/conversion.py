@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import Any, Mapping
 
 from .errors import Hitem3DError
 from .import_options import ImportOptions
@@ -238,6 +238,16 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         pass  # it ended by itself meanwhile
 
 
+def _spawn(command: list[str], env: Mapping[str, str], log_path: Path, stdin: int) -> subprocess.Popen[bytes]:
+    """Start a converter with its output in ``log_path``, in a session (or
+    process group) of its own so it can be stopped whole; ``OSError`` if it
+    cannot start."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as output:
+        return subprocess.Popen(command, stdin=stdin, stdout=output, stderr=subprocess.STDOUT, env=dict(env),
+                                close_fds=True, **_session_options())
+
+
 def _cannot_start(exc: OSError) -> ConversionFailed:
     reason = exc.strerror or type(exc).__name__
     return ConversionFailed(msg("Could not start Blender to convert the model ({reason}): retry, "
@@ -261,16 +271,10 @@ class WarmChild:
 
     def start(self) -> None:
         """Start it; ``ConversionFailed`` if it cannot start."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        output: IO[bytes] = self.log_path.open("wb")
         try:
-            self._process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=output,
-                                             stderr=subprocess.STDOUT, env=self.env, close_fds=True,
-                                             **_session_options())
+            self._process = _spawn(self.command, self.env, self.log_path, subprocess.PIPE)
         except OSError as exc:
             raise _cannot_start(exc) from None
-        finally:
-            output.close()
 
     @property
     def alive(self) -> bool:
@@ -330,17 +334,11 @@ class ConversionProcess:
         if warm is not None and self._adopt(warm):
             self._started = time.monotonic()
             return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        output: IO[bytes] = self.log_path.open("wb")
         try:
-            self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=output,
-                                             stderr=subprocess.STDOUT, env=self.env, close_fds=True,
-                                             **_session_options())
+            self._process = _spawn(self.command, self.env, self.log_path, subprocess.DEVNULL)
         except OSError as exc:
             self._cleanup(keep_entry=False)
             raise _cannot_start(exc) from None
-        finally:
-            output.close()
         self._started = time.monotonic()
 
     def _adopt(self, warm: WarmChild) -> bool:
