@@ -146,8 +146,8 @@ class ImportClock:
     def __init__(self, addon: ModuleType) -> None:
         import bpy
 
-        importer = addon.importer
-        conversions = addon.conversions
+        importer = addon.scene.importer
+        conversions = addon.engine.conversions
         in_process = _Timed(importer.import_glb)
         # The child path's share on the main thread: start the converter, append, the undo step.
         started, appended, undo = (_Timed(conversions.start), _Timed(conversions.append_result),
@@ -225,7 +225,7 @@ def _fill_history(addon: ModuleType, count: int) -> None:
          "finished_at": now - 86300 + n, "imported_objects": ["Hitem3D_Model"], "model": "hitem3dv2.0"}
         for n in range(count)
     ]
-    addon.session.shutdown()
+    addon.ui.session.shutdown()
     addon.engine.files.journal_path().write_text(json.dumps({"version": 1, "tasks": entries}), encoding="utf-8")
     if len(addon.engine.history.book()) != count:
         raise RuntimeError(f"the add-on read {len(addon.engine.history.book())} tasks from the journal, not {count}")
@@ -529,7 +529,7 @@ def main() -> int:
         try:
             addon = install(args.zip)
             result = BENCHMARKS[args.name](addon, args.quick)
-            addon.session.shutdown()
+            addon.ui.session.shutdown()
         finally:
             shutil.rmtree(user, ignore_errors=True)
         out.emit(result)

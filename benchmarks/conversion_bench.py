@@ -53,7 +53,7 @@ def _fresh_blender() -> Any:
 def side_today(model: Path, warm: Path) -> dict[str, Any]:
     """Today's import: the glTF operator and placement, on this thread."""
     bpy = _fresh_blender()
-    from hitem3d_blender import importer, placement
+    from hitem3d_blender.scene import importer, placement
     from hitem3d_blender.core.import_options import ImportOptions
 
     # The glTF add-on's modules load on first use: not part of any import.
@@ -76,14 +76,14 @@ def side_child(model: Path, workdir: Path, download_s: float) -> dict[str, Any]:
     this thread. ``download_s`` is waited, not downloaded: the download's time
     is measured apart and the same on both sides."""
     bpy = _fresh_blender()
-    from hitem3d_blender import append, conversions  # noqa: F401 - conversions: the script's path
+    from hitem3d_blender.scene import append
     from hitem3d_blender.core import asset_library
     from hitem3d_blender.core.conversion import ConversionProcess, ConversionSpec, Limits, WarmChild, \
         child_command, child_environment, spec_args, wait_args
     from hitem3d_blender.core.import_options import ImportOptions
     from datetime import datetime, timezone
 
-    script = REPO_ROOT / "hitem3d_blender" / "convert_child.py"
+    script = REPO_ROOT / "hitem3d_blender" / "scene" / "convert_child.py"
     spec = ConversionSpec(
         task_id=TASK_ID, glb=str(model), entry=str(workdir / "library" / "task.blend"),
         result=str(workdir / "task.result.json"), collection_name=asset_library.collection_name(TASK_ID),

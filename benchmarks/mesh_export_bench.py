@@ -20,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from hitem3d_blender import mesh_export
+from hitem3d_blender.scene import mesh_export
 from hitem3d_blender.core.mesh_files import MAX_MESH_BYTES
 
 DEFAULT_SIZES = (200_000, 1_000_000, 2_000_000)

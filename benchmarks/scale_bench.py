@@ -49,7 +49,7 @@ def _one_scale(addon: ModuleType, count: int, seconds: float, poll_interval_s: f
 
     from benchmarks.blender_bench import SimulatorProcess, point_prefs_at, task_id
 
-    addon.session.shutdown()
+    addon.ui.session.shutdown()
     # A fresh history: the last run's unfinished tasks would resume.
     addon.engine.files.journal_path().unlink(missing_ok=True)
     ids = [task_id(50_000 + count * 10 + n) for n in range(count)]
@@ -81,7 +81,7 @@ def _one_scale(addon: ModuleType, count: int, seconds: float, poll_interval_s: f
         ended = time.time()
         requests = sim.requests()
         shutdown_started = time.perf_counter()
-        addon.session.shutdown()
+        addon.ui.session.shutdown()
         shutdown_ms = (time.perf_counter() - shutdown_started) * 1000.0
     queries = [r for r in requests if r["path"] == QUERY_PATH and began <= r["time"] <= ended]
     gaps = [gap for task_gaps in _gaps_by_task(requests, began, ended).values() for gap in task_gaps]
@@ -169,7 +169,7 @@ def bench_fairness(addon: ModuleType, quick: bool) -> dict[str, Any]:
                     break
         cancel_ms = (time.perf_counter() - cancel_started) * 1000.0
         requests = sim.requests()
-        addon.session.shutdown()
+        addon.ui.session.shutdown()
     gaps = _gaps_by_task(requests, stalled_at, ended)
     others = [gap for task, task_gaps in gaps.items() if task != stalled_task for gap in task_gaps]
     return {

@@ -18,13 +18,22 @@ log = logging.getLogger(__package__)
 
 
 def _modules() -> tuple[ModuleType, ...]:
-    from . import generate, kinds_ui, operators, panels, picture_input, preferences, properties, texture_selection
+    from .ui import (
+        generate,
+        kinds_ui,
+        operators,
+        panels,
+        picture_input,
+        preferences,
+        properties,
+        texture_selection,
+    )
 
     return (properties, preferences, operators, panels, generate, kinds_ui, texture_selection, picture_input)
 
 
 def _on_load_post(*_args: Any) -> None:
-    from . import ui_sync
+    from .ui import ui_sync
 
     ui_sync.on_file_loaded()
 
@@ -32,7 +41,7 @@ def _on_load_post(*_args: Any) -> None:
 def _at_exit() -> None:
     # Quitting Blender does not call unregister(): stop workers and the timer
     # here so nothing runs (or hangs the interpreter) after the scene is gone.
-    from . import session
+    from .ui import session
 
     session.shutdown()
 
@@ -44,11 +53,12 @@ _cli_commands: list[Any] = []  # handles from bpy.utils.register_cli_command
 def register() -> None:
     import bpy
 
-    from . import diagnostics, session, translations
+    from .ui import diagnostics, session
+    from .i18n import translations
     from .engine import files
     from .core.logs import install_console_handler, install_file_handler
 
-    from . import ui_sync
+    from .ui import ui_sync
 
     _handlers.append(install_console_handler(log))
     _handlers[-1].addFilter(ui_sync.not_in_info_log)
@@ -77,7 +87,7 @@ def register() -> None:
     # returns None where Blender returns the handle unregister needs.
     register_cli_command = getattr(bpy.utils, "register_cli_command", None)
     if register_cli_command is not None:
-        from . import cli
+        from .ui import cli
 
         _cli_commands.append(register_cli_command(cli.COMMAND, cli.run_registered))
 
@@ -85,7 +95,8 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import session, translations
+    from .ui import session
+    from .i18n import translations
 
     # Timers and workers first: they call into classes that are about to go.
     atexit.unregister(_at_exit)

@@ -99,7 +99,7 @@ def addon(blender_session: ModuleType, request: pytest.FixtureRequest) -> Iterat
     module = sys.modules.get(ADDON_MODULE) or enable_addon()
     if ADDON_MODULE not in bpy.context.preferences.addons:
         module = enable_addon()
-    module.conversions.USE_CHILD_PROCESS = request.node.get_closest_marker("child_process") is not None
+    module.engine.conversions.USE_CHILD_PROCESS = request.node.get_closest_marker("child_process") is not None
     bpy.context.preferences.system.use_online_access = True
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
@@ -116,9 +116,9 @@ def addon(blender_session: ModuleType, request: pytest.FixtureRequest) -> Iterat
         # Tests that run later expect the default API address.
         preferences = bpy.context.preferences.addons[ADDON_MODULE].preferences
         preferences.base_url = preferences.bl_rna.properties["base_url"].default
-        module.session.shutdown()
+        module.ui.session.shutdown()
         assert not bpy.app.timers.is_registered(module.engine.timer.tick)
-    assert not module.conversions.busy()
+    assert not module.engine.conversions.busy()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("hitem3d-") and t.name != "hitem3d-simulator"]
 
 

@@ -32,7 +32,7 @@ class Run:
 
     def __init__(self, addon: ModuleType, argv: list[str]) -> None:
         out, err = io.StringIO(), io.StringIO()
-        self.code: int = addon.cli.main(argv, out=out, err=err)
+        self.code: int = addon.ui.cli.main(argv, out=out, err=err)
         self.out = out.getvalue()
         self.err = err.getvalue()
 
@@ -96,7 +96,7 @@ def test_disabling_unregisters_the_command(addon: ModuleType, capfd: pytest.Capt
 
 
 def test_registered_callback_runs_main(addon: ModuleType) -> None:
-    assert addon.cli.run_registered(["definitely-not-a-command"]) == 2
+    assert addon.ui.cli.run_registered(["definitely-not-a-command"]) == 2
 
 
 # -- import ----------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_import_brings_the_model_saves_the_file_and_exits_0(cli: Any, prefs: Any
     assert objects_in_blend(output) == ["Hitem3D_Sample", "Hitem3D_Sample_2"]
     # The same entry in the Hitem3D asset library as an import from the window.
     addon = sys.modules[ADDON_MODULE]
-    assert addon.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID)).is_file()
+    assert addon.scene.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID)).is_file()
     assert bpy.data.filepath != str(output)  # saved as a copy
 
 
@@ -285,7 +285,7 @@ def test_submit_refuses_with_exit_code_3_when_the_balance_is_too_low(cli: Any, a
 
     run = cli("submit", str(image), "--model", "hi3dv3.0", "--resolution", "2048quality")
 
-    assert run.code == addon.cli.EXIT_CREDITS == 3
+    assert run.code == addon.ui.cli.EXIT_CREDITS == 3
     assert "Not enough credits: about 105 needed, 100 left (5 missing)" in run.err and "nothing was sent" in run.err
     assert sim.count("/open-api/v1/submit-task") == 0 and run.out == ""
 

@@ -39,18 +39,18 @@ def interactive(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
 def glb_imports(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every run of Blender's glTF importer in this process."""
     calls: list[str] = []
-    original = addon.importer.run_gltf
+    original = addon.scene.importer.run_gltf
 
     def spy(path: Path) -> Any:
         calls.append(path.name)
         return original(path)
 
-    monkeypatch.setattr(addon.importer, "run_gltf", spy)
+    monkeypatch.setattr(addon.scene.importer, "run_gltf", spy)
     return calls
 
 
 def entry_of(addon: ModuleType, task_id: str = TASK_ID) -> Path:
-    return Path(addon.asset_library.entry_path(addon.engine.files.file_stem(task_id)))
+    return Path(addon.scene.asset_library.entry_path(addon.engine.files.file_stem(task_id)))
 
 
 def converter_pids() -> list[int]:
@@ -106,7 +106,7 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
     rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pid = interactive.conversions._running[TASK_ID].process.pid
+    pid = interactive.engine.conversions._running[TASK_ID].process.pid
     assert str(rec.message) == "Converting in a separate Blender: keep working"  # under the task's state
     rec = run_ticks(interactive, TASK_ID)
 
@@ -129,7 +129,7 @@ def test_a_converter_starts_while_the_task_is_made_and_takes_it(interactive: Mod
                                                                 sim: Hitem3DSimulator, sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["queueing", "processing", "processing", "processing", "success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    conversions = interactive.conversions
+    conversions = interactive.engine.conversions
 
     run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("queueing", "processing")
               and conversions.warm_pid() is not None)
@@ -148,13 +148,13 @@ def test_no_converter_waits_when_no_task_is_on_its_way(interactive: ModuleType, 
                                                       sim: Hitem3DSimulator, sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["queueing"] * 50 + ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
-    run_ticks(interactive, TASK_ID, until=lambda rec: interactive.conversions.warm_pid() is not None)
-    warm = interactive.conversions.warm_pid()
+    run_ticks(interactive, TASK_ID, until=lambda rec: interactive.engine.conversions.warm_pid() is not None)
+    warm = interactive.engine.conversions.warm_pid()
 
     bpy.ops.hitem3d.cancel_task(task_id=TASK_ID)
     run_ticks(interactive, TASK_ID)
 
-    assert interactive.conversions.warm_pid() is None
+    assert interactive.engine.conversions.warm_pid() is None
     assert not Path(f"/proc/{warm}").exists() and not converter_pids()
 
 
@@ -166,7 +166,7 @@ def test_no_converter_waits_for_a_task_that_waits_for_a_click(interactive: Modul
         sim.add_task(TASK_ID, ["queueing", "processing", "success"], glb=sample_glb)
         bpy.ops.hitem3d.import_task(task_id=TASK_ID)
         seen = []
-        run_ticks(interactive, TASK_ID, until=lambda rec: seen.append(interactive.conversions.warm_pid())
+        run_ticks(interactive, TASK_ID, until=lambda rec: seen.append(interactive.engine.conversions.warm_pid())
                   or rec.state.value == "downloaded")
         assert seen and not any(seen)  # never one started
     finally:
@@ -203,7 +203,7 @@ def test_the_child_gives_the_same_scene_as_an_import_in_blender(interactive: Mod
     through_child = scene_summary(TASK_ID)
     remove_imports()
 
-    interactive.conversions.USE_CHILD_PROCESS = False
+    interactive.engine.conversions.USE_CHILD_PROCESS = False
     bpy.ops.hitem3d.import_task(task_id=OTHER_ID, **options)
     assert run_ticks(interactive, OTHER_ID).state.value == "done"
 
@@ -222,7 +222,7 @@ def test_each_task_is_one_asset_in_the_hitem3d_library(addon: ModuleType, prefs:
 
     library = bpy.context.preferences.filepaths.asset_libraries["Hitem3D"]
     entry = entry_of(addon)
-    assert Path(library.path) == entry.parent and entry.parent == addon.asset_library.default_folder()
+    assert Path(library.path) == entry.parent and entry.parent == addon.scene.asset_library.default_folder()
     with bpy.data.libraries.load(str(entry), assets_only=True) as (source, _):
         assert list(source.collections) == ["Hitem3D 2c2ad20c"]
     with bpy.data.libraries.load(str(entry), link=True) as (_, target):
@@ -257,20 +257,20 @@ def test_the_library_folder_can_be_moved(addon: ModuleType, prefs: Any, sim: Hit
     finally:
         prefs.asset_library_folder = ""
     assert Path(bpy.context.preferences.filepaths.asset_libraries["Hitem3D"].path) == \
-        addon.asset_library.default_folder()
+        addon.scene.asset_library.default_folder()
 
 
 def test_a_huge_cover_is_not_made_a_preview(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                             sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb, cover=cached_webp(64).read_bytes())
-    original = addon.conversions.make_spec
+    original = addon.engine.conversions.make_spec
 
     def small_limit(**kwargs: Any) -> Any:
         import dataclasses
 
         return dataclasses.replace(original(**kwargs), cover_pixel_limit=63 * 63)
 
-    monkeypatch.setattr(addon.conversions, "make_spec", small_limit)
+    monkeypatch.setattr(addon.engine.conversions, "make_spec", small_limit)
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
     with bpy.data.libraries.load(str(entry_of(addon)), link=True) as (_, target):
         target.collections = ["Hitem3D 2c2ad20c"]
@@ -357,8 +357,8 @@ def undo_ready(interactive: ModuleType) -> ModuleType:
 def test_an_import_from_the_timer_is_one_undo_step(undo_ready: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                    sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pushed: list[str] = []
-    original = undo_ready.conversions.push_undo
-    monkeypatch.setattr(undo_ready.conversions, "push_undo", lambda task_id: (pushed.append(task_id),
+    original = undo_ready.engine.conversions.push_undo
+    monkeypatch.setattr(undo_ready.engine.conversions, "push_undo", lambda task_id: (pushed.append(task_id),
                                                                              original(task_id)))
     meshes_before = {mesh.name for mesh in bpy.data.meshes}
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
@@ -382,7 +382,7 @@ def test_no_worker_runs_while_the_undo_step_is_pushed(interactive: ModuleType, p
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
     assert run_ticks(interactive, TASK_ID).state.value == "done"
-    monkeypatch.setattr(interactive.conversions, "push_undo",
+    monkeypatch.setattr(interactive.engine.conversions, "push_undo",
                         lambda task_id: gate_open.append(interactive.engine.state.runner().gate.is_open))
 
     # Import Again runs from the button, outside any timer call.
@@ -410,7 +410,7 @@ def test_import_again_is_one_undo_step(undo_ready: ModuleType, prefs: Any, sim: 
 def converter_pid(addon: ModuleType) -> int:
     """Run the timer until the task converts; the converter's process ID."""
     run_ticks(addon, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pid: int = addon.conversions._running[TASK_ID].process.pid
+    pid: int = addon.engine.conversions._running[TASK_ID].process.pid
     return pid
 
 
@@ -418,7 +418,7 @@ def assert_nothing_left(addon: ModuleType) -> None:
     assert not imported_objects()
     assert not entry_of(addon).exists()
     assert not converter_pids()
-    assert not addon.conversions.busy()
+    assert not addon.engine.conversions.busy()
 
 
 @child_process
@@ -426,7 +426,7 @@ def test_a_converter_over_its_memory_limit_fails_cleanly_and_can_be_retried(
         interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     limits = interactive.core.conversion.Limits(timeout_s=60.0, memory_bytes=40 * 1024**2)
-    monkeypatch.setattr(interactive.conversions, "LIMITS", limits)
+    monkeypatch.setattr(interactive.engine.conversions, "LIMITS", limits)
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
@@ -436,7 +436,7 @@ def test_a_converter_over_its_memory_limit_fails_cleanly_and_can_be_retried(
     assert str(rec.message) == ("Converting the model needed more than 40 MB of memory, the converter's limit: "
                                 "not imported; retry, or report the task")
     assert_nothing_left(interactive)
-    monkeypatch.setattr(interactive.conversions, "USE_CHILD_PROCESS", False)
+    monkeypatch.setattr(interactive.engine.conversions, "USE_CHILD_PROCESS", False)
     bpy.ops.hitem3d.retry_task(task_id=TASK_ID)
     assert run_ticks(interactive, TASK_ID).state.value == "done"
 
@@ -445,7 +445,7 @@ def test_a_converter_over_its_memory_limit_fails_cleanly_and_can_be_retried(
 def test_a_converter_over_its_time_limit_fails_cleanly(interactive: ModuleType, prefs: Any,
                                                        sim: Hitem3DSimulator, sample_glb: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(interactive.conversions, "LIMITS", interactive.core.conversion.Limits(timeout_s=0.2))
+    monkeypatch.setattr(interactive.engine.conversions, "LIMITS", interactive.core.conversion.Limits(timeout_s=0.2))
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
@@ -460,7 +460,7 @@ def test_a_converter_over_its_time_limit_fails_cleanly(interactive: ModuleType, 
 def test_a_converter_that_cannot_start_says_so(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                sample_glb: Path, monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
-    monkeypatch.setattr(interactive.conversions.sys, "executable", str(tmp_path / "missing-blender"))
+    monkeypatch.setattr(interactive.engine.conversions.sys, "executable", str(tmp_path / "missing-blender"))
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
@@ -469,14 +469,14 @@ def test_a_converter_that_cannot_start_says_so(interactive: ModuleType, prefs: A
     assert rec.state.value == "failed"
     assert str(rec.message).startswith("Could not start Blender to convert the model")
     assert_nothing_left(interactive)
-    assert interactive.conversions.warm_pid() is None
+    assert interactive.engine.conversions.warm_pid() is None
 
 
 def test_a_converter_that_cannot_start_ahead_is_not_tried_on_every_tick(interactive: ModuleType, prefs: Any,
                                                                        sim: Hitem3DSimulator, sample_glb: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        tmp_path: Path) -> None:
-    conversions = interactive.conversions
+    conversions = interactive.engine.conversions
     monkeypatch.setattr(conversions, "USE_CHILD_PROCESS", True)
     monkeypatch.setattr(conversions.sys, "executable", str(tmp_path / "missing-blender"))
     starts: list[int] = []
@@ -495,7 +495,7 @@ def test_a_crashing_converter_says_so(interactive: ModuleType, prefs: Any, sim: 
                                       sample_glb: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     crash = tmp_path / "convert_child.py"
     crash.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
-    monkeypatch.setattr(interactive.conversions, "CHILD_SCRIPT", crash)
+    monkeypatch.setattr(interactive.engine.conversions, "CHILD_SCRIPT", crash)
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
@@ -544,7 +544,7 @@ def test_disabling_the_addon_stops_the_converter(interactive: ModuleType, prefs:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
     run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pids = [interactive.conversions._running[TASK_ID].process.pid]
+    pids = [interactive.engine.conversions._running[TASK_ID].process.pid]
 
     started = time.monotonic()
     addon_utils.disable(interactive.__name__, default_set=True)

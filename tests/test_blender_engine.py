@@ -38,7 +38,7 @@ def test_a_result_queued_as_the_last_job_ends_is_not_stranded(interactive: Modul
     delivered: list[Any] = []
     monkeypatch.setattr(interactive.engine.state.hooks, "call_done", delivered.append)
     release = threading.Event()
-    settings = interactive.preferences.usable_settings()
+    settings = interactive.ui.preferences.usable_settings()
     interactive.engine.control.start_call("late", settings, lambda client: release.wait(5) and "value")
     runner = interactive.engine.state.runner()
     drain = runner.drain
@@ -111,13 +111,13 @@ def test_no_journal_write_runs_while_blender_imports(interactive: ModuleType, cl
         finished.set()
 
     writes_done_at_import: list[bool] = []
-    import_here = interactive.conversions.import_here
+    import_here = interactive.engine.conversions.import_here
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         writes_done_at_import.append(finished.is_set())
         return import_here(*args, **kwargs)
 
-    monkeypatch.setattr(interactive.conversions, "import_here", spy)
+    monkeypatch.setattr(interactive.engine.conversions, "import_here", spy)
     interactive.engine.state.runner().write_later("slow", slow_write)
     assert started.wait(5)
     bpy.ops.hitem3d.import_again(task_id=TASK_ID)
@@ -175,9 +175,9 @@ def view3d() -> Iterator[Any]:
 def test_redraws_reach_the_sidebar_of_a_3d_view_only_when_it_is_open(addon: ModuleType, view3d: Any) -> None:
     windows = bpy.context.window_manager.windows
     view3d.spaces.active.show_region_ui = False
-    assert addon.ui_sync.regions_showing_hitem3d(windows, "INTERFACE") == []
+    assert addon.ui.ui_sync.regions_showing_hitem3d(windows, "INTERFACE") == []
     view3d.spaces.active.show_region_ui = True
-    regions = addon.ui_sync.regions_showing_hitem3d(windows, "INTERFACE")
+    regions = addon.ui.ui_sync.regions_showing_hitem3d(windows, "INTERFACE")
     # The sidebar (UI), never the viewport itself (WINDOW), nor any other editor.
     assert [(region.type, region.as_pointer()) for region in regions] == [
         ("UI", next(r for r in view3d.regions if r.type == "UI").as_pointer())]
@@ -198,13 +198,13 @@ def test_redraws_skip_a_sidebar_open_on_another_tab_and_reach_the_add_on_prefere
     screen = SimpleNamespace(areas=[_area("VIEW_3D", tool, main), _area("VIEW_3D", ours, _region("WINDOW")),
                                     _area("PREFERENCES", prefs_window)])
     windows = [SimpleNamespace(screen=screen)]
-    assert addon.ui_sync.regions_showing_hitem3d(windows, "ADDONS") == [ours, prefs_window]
-    assert addon.ui_sync.regions_showing_hitem3d(windows, "KEYMAP") == [ours]
+    assert addon.ui.ui_sync.regions_showing_hitem3d(windows, "ADDONS") == [ours, prefs_window]
+    assert addon.ui.ui_sync.regions_showing_hitem3d(windows, "KEYMAP") == [ours]
 
 
 def test_redraws_come_at_most_four_times_a_second(addon: ModuleType, view3d: Any) -> None:
     view3d.spaces.active.show_region_ui = True
-    ui_sync = addon.ui_sync
+    ui_sync = addon.ui.ui_sync
     start = time.monotonic() + 1000.0
     assert ui_sync.redraw(now=start)
     assert ui_sync.redraw(now=start + 0.1) == []  # too soon: it waits for the rest of the interval

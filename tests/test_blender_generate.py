@@ -191,7 +191,7 @@ def test_problems_are_found_before_any_request(addon: ModuleType, prefs: Any, si
     assert message in submit_error()
 
     assert sim.requests == []
-    assert message in str(addon.submit_calls.generate_notice())
+    assert message in str(addon.ui.submit_calls.generate_notice())
     assert len(addon.engine.history.book()) == 0
 
 
@@ -203,9 +203,9 @@ def test_out_of_credits_says_to_top_up_and_adds_no_task(addon: ModuleType, prefs
     message = submit_error()
 
     assert "Not enough Hitem3D credits: top up your account" in message and "30010000" in message
-    assert str(addon.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits: top up your account")
+    assert str(addon.ui.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits: top up your account")
     assert len(addon.engine.history.book()) == 0 and sim.submissions == []
-    assert addon.submit_calls.balance_status().credits == 10.0  # the balance shows how many are left
+    assert addon.ui.submit_calls.balance_status().credits == 10.0  # the balance shows how many are left
 
 
 def test_a_failed_submission_shows_in_the_panel_notice(interactive: ModuleType, prefs: Any,
@@ -215,9 +215,9 @@ def test_a_failed_submission_shows_in_the_panel_notice(interactive: ModuleType, 
     gen.image_path = str(pictures["front"])
     bpy.ops.hitem3d.submit_generation()
 
-    tick_until(interactive, lambda: not interactive.submit_calls.pending_submissions())
+    tick_until(interactive, lambda: not interactive.ui.submit_calls.pending_submissions())
 
-    assert str(interactive.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits")
+    assert str(interactive.ui.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits")
 
 
 def test_offline_nothing_is_sent(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any,
@@ -240,10 +240,10 @@ def test_a_pending_submission_is_visible_until_answered(interactive: ModuleType,
 
     assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
 
-    [pending] = interactive.submit_calls.pending_submissions()
+    [pending] = interactive.ui.submit_calls.pending_submissions()
     assert str(pending.submission.describe()) == "Generate from front.png (Hitem3D v2.1)"
-    assert str(interactive.generate.balance_text(interactive.submit_calls.balance_status())) == "Balance: not checked yet"
-    tick_until(interactive, lambda: not interactive.submit_calls.pending_submissions())
+    assert str(interactive.ui.generate.balance_text(interactive.ui.submit_calls.balance_status())) == "Balance: not checked yet"
+    tick_until(interactive, lambda: not interactive.ui.submit_calls.pending_submissions())
     assert len(interactive.engine.history.book()) == 1
 
 
@@ -257,7 +257,7 @@ def test_the_submitted_image_is_the_thumbnail_until_the_cover_arrives(interactiv
     tick_until(interactive, lambda: len(interactive.engine.history.book()) == 1)
     rec = only_task(interactive)
     assert rec.cover_path == str(pictures["front"])
-    preview = interactive.ui_sync.cover_preview(rec)
+    preview = interactive.ui.ui_sync.cover_preview(rec)
     assert tuple(preview.image_size) == (8, 8)  # the submitted picture really loaded
 
     tick_until(interactive, lambda: rec.state.value == "done")
@@ -360,9 +360,9 @@ def test_balance_is_shown_after_refresh(addon: ModuleType, prefs: Any, sim: Hite
 
     assert bpy.ops.hitem3d.refresh_balance() == {"FINISHED"}
 
-    status = addon.submit_calls.balance_status()
+    status = addon.ui.submit_calls.balance_status()
     assert status.credits == 1234.5 and not status.error
-    assert str(addon.generate.balance_text(status)) == "Balance: 1,234.5 credits"
+    assert str(addon.ui.generate.balance_text(status)) == "Balance: 1,234.5 credits"
 
 
 def test_balance_refresh_without_credentials_says_why(addon: ModuleType, prefs: Any,
@@ -370,7 +370,7 @@ def test_balance_refresh_without_credentials_says_why(addon: ModuleType, prefs: 
     prefs.client_id = ""
     with pytest.raises(RuntimeError):
         bpy.ops.hitem3d.refresh_balance()
-    assert str(addon.submit_calls.balance_status().error).startswith("No Hitem3D credentials")
+    assert str(addon.ui.submit_calls.balance_status().error).startswith("No Hitem3D credentials")
     assert sim.requests == []
 
 
@@ -378,11 +378,11 @@ def test_balance_is_refreshed_after_a_submission(interactive: ModuleType, prefs:
                                                  gen: Any, pictures: dict[str, Path]) -> None:
     sim.default_states = ("processing",)
     bpy.ops.hitem3d.refresh_balance()
-    tick_until(interactive, lambda: interactive.submit_calls.balance_status().credits == 1000.0)
+    tick_until(interactive, lambda: interactive.ui.submit_calls.balance_status().credits == 1000.0)
     gen.image_path = str(pictures["front"])
 
     bpy.ops.hitem3d.submit_generation()
-    tick_until(interactive, lambda: interactive.submit_calls.balance_status().credits == 1000.0 - sim.submit_cost)
+    tick_until(interactive, lambda: interactive.ui.submit_calls.balance_status().credits == 1000.0 - sim.submit_cost)
 
     paths = [r.path for r in sim.requests if r.path in (SUBMIT, BALANCE)]
     assert paths == [BALANCE, SUBMIT, BALANCE]
@@ -510,7 +510,7 @@ def test_the_panel_shows_the_face_range_pending_work_and_problems(interactive: M
     gen.image_path = str(pictures["front"])
     bpy.ops.hitem3d.submit_generation()
     assert "Submitting… Generate from front.png (Hitem3D v2.1)" in labels(interactive)
-    interactive.submit_calls.set_generate_notice(interactive.core.messages.verbatim(
+    interactive.ui.submit_calls.set_generate_notice(interactive.core.messages.verbatim(
         "Image: x.gif is not a PNG, JPEG or WebP file"))
     assert "Image: x.gif is not a PNG, JPEG or WebP file" in labels(interactive)
 
@@ -524,6 +524,6 @@ def test_task_details_offer_texture_for_a_geometry_only_result(addon: ModuleType
     rec = only_task(addon)
     drawn: list[tuple[str, str]] = []
 
-    addon.panels.draw_details(FakeLayout(drawn), rec, 300)
+    addon.ui.panels.draw_details(FakeLayout(drawn), rec, 300)
 
     assert ("operator", "hitem3d.texture_task") in drawn

@@ -56,7 +56,7 @@ def test_a_glb_reading_a_local_file_never_reaches_blender(addon: ModuleType, tmp
 
     # The step every import path takes (this process, the child converter).
     with pytest.raises(addon.core.errors.ImportFailed, match="buffer 0 refers to a file outside it"):
-        addon.importer.run_gltf(hostile)
+        addon.scene.importer.run_gltf(hostile)
     assert counts() == before
 
 
@@ -82,7 +82,7 @@ def test_a_failed_import_removes_everything_it_made(addon: ModuleType, prefs: An
 
     assert counts() == before
     assert "Traceback" not in capfd.readouterr().err
-    log_text = addon.diagnostics.log_path().read_text(encoding="utf-8")
+    log_text = addon.ui.diagnostics.log_path().read_text(encoding="utf-8")
     assert "Traceback" in log_text and "glTF import of" in log_text
 
 
@@ -103,7 +103,7 @@ def test_import_after_a_failure_brings_one_copy(addon: ModuleType, prefs: Any, s
 
 def test_a_second_blender_is_a_guest_that_still_imports(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                         sample_glb: Path) -> None:
-    addon.session.shutdown()
+    addon.ui.session.shutdown()
     folder = addon.engine.files.user_dir()
     owner_pid = os.getppid()  # a live process that is not us: the owning Blender
     (folder / "instance.lock").write_text(json.dumps({"pid": owner_pid, "host": socket.gethostname(),
@@ -128,7 +128,7 @@ def test_a_second_blender_is_a_guest_that_still_imports(addon: ModuleType, prefs
 
 
 def test_the_owner_takes_over_a_dead_instances_lock_and_cleans_its_partials(addon: ModuleType) -> None:
-    addon.session.shutdown()
+    addon.ui.session.shutdown()
     folder = addon.engine.files.user_dir()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -187,7 +187,7 @@ def test_import_again_never_reads_a_symlinked_result(addon: ModuleType, prefs: A
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
     result = addon.engine.files.result_path(TASK_ID)
     # Without its library entry, Import Again reads the downloaded GLB.
-    addon.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID)).unlink(missing_ok=True)
+    addon.scene.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID)).unlink(missing_ok=True)
     planted = tmp_path / "planted.glb"
     planted.write_bytes(sample_glb.read_bytes())
     result.unlink()
@@ -201,7 +201,7 @@ def test_import_again_never_reads_a_symlinked_result(addon: ModuleType, prefs: A
 
 def test_a_journal_cover_outside_the_folder_is_never_read(addon: ModuleType, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    addon.session.shutdown()
+    addon.ui.session.shutdown()
     outside = tmp_path / "photo.webp"
     outside.write_bytes(webp_vp8x_header(64, 64))
     rec = addon.core.tasks.TaskRecord(TASK_ID)
@@ -209,18 +209,18 @@ def test_a_journal_cover_outside_the_folder_is_never_read(addon: ModuleType, tmp
     rec.cover_path = str(outside)
     addon.core.journal.save(addon.engine.files.journal_path(), [rec])
     loaded: list[str] = []
-    monkeypatch.setattr(addon.ui_sync, "_usable_cover", lambda path: loaded.append(str(path)) or False)
+    monkeypatch.setattr(addon.ui.ui_sync, "_usable_cover", lambda path: loaded.append(str(path)) or False)
 
     restored = addon.engine.history.book().get(TASK_ID)
     assert restored is not None and restored.cover_path == ""
-    assert addon.ui_sync.cover_preview(restored) is None and loaded == []
+    assert addon.ui.ui_sync.cover_preview(restored) is None and loaded == []
 
 
 def test_a_background_wait_that_runs_out_says_why(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                   sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     sim.file_rate_limit = 20_000  # the download is still running when the wait ends
-    addon.engine.control.start_import(TASK_ID, addon.preferences.usable_settings())
+    addon.engine.control.start_import(TASK_ID, addon.ui.preferences.usable_settings())
 
     (rec,) = addon.engine.batch.wait_for([TASK_ID], 0.5)
 
@@ -253,7 +253,7 @@ def test_import_again_never_appends_from_a_symlinked_library_entry(addon: Module
                                                                    tmp_path: Path) -> None:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
-    entry = addon.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID))
+    entry = addon.scene.asset_library.entry_path(addon.engine.files.file_stem(TASK_ID))
     planted = tmp_path / "planted.blend"
     planted.write_bytes(entry.read_bytes())
     entry.unlink()

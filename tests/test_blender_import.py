@@ -110,13 +110,13 @@ def test_workers_are_held_while_blenders_importer_runs(addon: ModuleType, prefs:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
     gate_open_during_import: list[bool] = []
-    original = addon.importer.import_glb
+    original = addon.scene.importer.import_glb
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         gate_open_during_import.append(addon.engine.state.runner().gate.is_open)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(addon.importer, "import_glb", spy)
+    monkeypatch.setattr(addon.scene.importer, "import_glb", spy)
     assert run_ticks(addon, TASK_ID).state.value == "done"
     assert gate_open_during_import == [False]
     assert addon.engine.state.runner().gate.is_open
@@ -181,12 +181,12 @@ def test_invalid_credentials_are_named(prefs: Any, sim: Hitem3DSimulator) -> Non
 
 def test_test_connection_reports_success_and_failure(addon: ModuleType, prefs: Any) -> None:
     assert bpy.ops.hitem3d.test_connection() == {"FINISHED"}
-    assert addon.connection.connection_status().ok
+    assert addon.ui.connection.connection_status().ok
 
     prefs.client_secret = "wrong-secret"
     with pytest.raises(RuntimeError, match="rejected the Client ID or Client Secret"):
         bpy.ops.hitem3d.test_connection()
-    assert not addon.connection.connection_status().ok
+    assert not addon.ui.connection.connection_status().ok
 
 
 # -- failures end with a message and a retryable task ------------------------------------------------
@@ -195,7 +195,7 @@ def test_test_connection_reports_success_and_failure(addon: ModuleType, prefs: A
 def test_malformed_task_id_is_refused_before_any_request(addon: ModuleType, prefs: Any,
                                                          sim: Hitem3DSimulator) -> None:
     assert "Not a task ID" in import_error("../../etc/passwd")
-    assert "Not a task ID" in str(addon.ui_sync.notice())
+    assert "Not a task ID" in str(addon.ui.ui_sync.notice())
     assert "Enter a Hitem3D task ID" in import_error("   ")
     assert sim.requests == []
 

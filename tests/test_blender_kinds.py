@@ -46,7 +46,7 @@ def kinds(addon: ModuleType, clean: None) -> Iterator[Any]:
     for name in props.bl_rna.properties.keys():
         if name not in ("rna_type", "name"):
             props.property_unset(name)
-    addon.submit_calls.set_generate_notice("")
+    addon.ui.submit_calls.set_generate_notice("")
     yield props
 
 
@@ -208,13 +208,13 @@ def test_the_command_line_imports_and_checks_every_kind(addon: ModuleType, prefs
     sim.add_task(COLOUR_ID, ["success"], glb=colour_glb_bytes())
     out, err = io.StringIO(), io.StringIO()
 
-    code = addon.cli.main(["import", SPLIT_ID, COLOUR_ID], out=out, err=err)
+    code = addon.ui.cli.main(["import", SPLIT_ID, COLOUR_ID], out=out, err=err)
 
     assert code == 0, err.getvalue()
     assert f"{SPLIT_ID}: done, 3 object(s) imported" in out.getvalue()
     assert f"{COLOUR_ID}: done, 1 object(s) imported" in out.getvalue()
     out = io.StringIO()
-    assert addon.cli.main(["status", SPLIT_ID, DEPTH_ID, "--json"], out=out, err=err) == 0
+    assert addon.ui.cli.main(["status", SPLIT_ID, DEPTH_ID, "--json"], out=out, err=err) == 0
     rows = json.loads(out.getvalue())
     assert [(row["kind"], row["state"]) for row in rows] == [("split", "success"), ("depth", "processing")]
 
@@ -226,7 +226,7 @@ def _finished_model(addon: ModuleType, sim: Hitem3DSimulator) -> Any:
     """An image-to-3D task imported and selected in the task list."""
     sim.add_task(TASK_ID, ["success"])
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
-    addon.ui_sync.select(TASK_ID)
+    addon.ui.ui_sync.select(TASK_ID)
     return record_of(addon, TASK_ID)
 
 
@@ -310,20 +310,20 @@ def test_a_bad_mesh_fails_with_credits_refunded_and_nothing_imported(addon: Modu
 
 def test_a_task_that_is_not_finished_is_not_sent(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                  kinds: Any) -> None:
-    addon.ui_sync.select("")
+    addon.ui.ui_sync.select("")
 
     with pytest.raises(RuntimeError, match="Select a finished task"):
         bpy.ops.hitem3d.split_parts()
 
     assert sim.submissions == []
-    assert str(addon.submit_calls.generate_notice()) == "Select a finished task in the Hitem3D list first"
+    assert str(addon.ui.submit_calls.generate_notice()) == "Select a finished task in the Hitem3D list first"
 
 
 def test_a_depth_map_is_not_a_mesh_to_split(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                             kinds: Any) -> None:
     sim.add_task(DEPTH_ID, ["success"], glb=depth_png_bytes(), extension="png")
     bpy.ops.hitem3d.import_task(task_id=DEPTH_ID)
-    addon.ui_sync.select(DEPTH_ID)
+    addon.ui.ui_sync.select(DEPTH_ID)
 
     with pytest.raises(RuntimeError, match="not a mesh"):
         bpy.ops.hitem3d.multicolour()
@@ -347,7 +347,7 @@ def test_splitting_the_selected_mesh_sends_it_as_one_glb_and_keeps_no_copy(addon
     assert sent.fields == {"model": "general", "level": "high", "format": "2"}
     [(field, filename, _, data)] = sent.files
     assert field == "mesh" and filename.startswith("Knight") and data[:4] == b"glTF"
-    assert list(addon.mesh_export.exports_dir().iterdir()) == []
+    assert list(addon.scene.mesh_export.exports_dir().iterdir()) == []
     assert sorted(record_of(addon, sent.task_id).imported_objects) == [f"Knight part {n:02d}" for n in range(1, 4)]
 
 
@@ -391,7 +391,7 @@ def test_task_details_say_the_kind(addon: ModuleType, prefs: Any, sim: Hitem3DSi
     bpy.ops.hitem3d.import_task(task_id=SPLIT_ID)
     drawn: list[tuple[str, str]] = []
 
-    addon.panels.draw_details(FakeLayout(drawn), record_of(addon, SPLIT_ID), 300)
+    addon.ui.panels.draw_details(FakeLayout(drawn), record_of(addon, SPLIT_ID), 300)
 
     assert ("label", "Kind: Split into parts") in drawn
 
@@ -419,7 +419,7 @@ def test_a_relief_sent_from_the_panel_follows_the_timer_like_any_task(addon: Mod
 
 def _cli(addon: ModuleType, *argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = addon.cli.main(list(argv), out=out, err=err)
+    code = addon.ui.cli.main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -494,7 +494,7 @@ def test_colours_get_a_material_that_reads_them_when_the_model_has_none(addon: M
     obj = bpy.data.objects.new("painted", mesh)
     bare = bpy.data.objects.new("bare", bpy.data.meshes.new("bare"))
 
-    addon.kind_import.show_colours([obj.name])
+    addon.scene.kind_import.show_colours([obj.name])
 
     tree = obj.active_material.node_tree
     bsdf = next(node for node in tree.nodes if node.type == "BSDF_PRINCIPLED")
@@ -502,7 +502,7 @@ def test_colours_get_a_material_that_reads_them_when_the_model_has_none(addon: M
     assert (link.from_node.type, link.from_node.layer_name) == ("VERTEX_COLOR", "Col")
     assert mesh.color_attributes.active_color.name == "Col"
     with pytest.raises(addon.core.errors.ImportFailed, match="no vertex colours"):
-        addon.kind_import.show_colours([bare.name])
+        addon.scene.kind_import.show_colours([bare.name])
     bpy.data.objects.remove(obj)
     bpy.data.objects.remove(bare)
 

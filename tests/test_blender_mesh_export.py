@@ -43,7 +43,7 @@ def cube(name: str, location: tuple[float, float, float] = (0.0, 0.0, 0.0), size
 
 @pytest.fixture
 def export(addon: ModuleType) -> ModuleType:
-    return importlib.import_module(f"{addon.__name__}.mesh_export")
+    return importlib.import_module(f"{addon.__name__}.scene.mesh_export")
 
 
 def mesh_files(addon: ModuleType) -> ModuleType:

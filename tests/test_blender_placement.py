@@ -28,7 +28,7 @@ def placement(addon: ModuleType) -> Iterator[ModuleType]:
     for collection in list(bpy.data.collections):
         bpy.data.collections.remove(collection)
     scene.cursor.location = (0.0, 0.0, 0.0)
-    yield importlib.import_module(f"{addon.__name__}.placement")
+    yield importlib.import_module(f"{addon.__name__}.scene.placement")
     for collection in list(bpy.data.collections):
         bpy.data.collections.remove(collection)
     scene.cursor.location = (0.0, 0.0, 0.0)

@@ -177,7 +177,7 @@ def test_cover_is_downloaded_and_shown_as_a_preview(addon: ModuleType, prefs: An
 
     rec = record_of(addon)
     assert Path(rec.cover_path).read_bytes() == cover
-    preview = addon.ui_sync.cover_preview(rec)
+    preview = addon.ui.ui_sync.cover_preview(rec)
     assert tuple(preview.image_size) != (0, 0)  # the image really loaded
     assert len(preview.image_pixels_float) > 0
 
@@ -209,7 +209,7 @@ def test_cache_size_and_clear_cache(addon: ModuleType, prefs: Any, sim: Hitem3DS
     assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
     assert glb_downloads(sim) == 1
     # Neither in the library nor in the cache: downloaded again.
-    addon.asset_library.remove_entry(addon.engine.files.file_stem(TASK_ID))
+    addon.scene.asset_library.remove_entry(addon.engine.files.file_stem(TASK_ID))
     assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
     assert glb_downloads(sim) == 2
 

@@ -44,7 +44,7 @@ def chair(addon: ModuleType) -> Iterator[bpy.types.Object]:
 
 
 def exports(addon: ModuleType) -> list[Path]:
-    return list(module(addon, "mesh_export").exports_dir().iterdir())
+    return list(module(addon, "scene.mesh_export").exports_dir().iterdir())
 
 
 # -- Texture Selection ---------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def test_texture_selection_sends_the_mesh_and_imports_the_result_beside_it(
     [rec] = list(addon.engine.history.book())
     assert sorted(rec.imported_objects) == ["Chair textured", "Chair textured 2"]  # the list knows the new names
     # Beside the original: the same size, on the same ground, one width and a gap further along x.
-    placement = module(addon, "placement")
+    placement = module(addon, "scene.placement")
     box = placement.world_box(result)
     assert box.longest_side == pytest.approx(2.0, abs=1e-4)
     assert box.low.z == pytest.approx(-1.0, abs=1e-4)
@@ -184,7 +184,7 @@ def test_texture_on_a_result_shows_its_estimate_in_the_task_details(addon: Modul
     bpy.ops.hitem3d.submit_generation()
     [rec] = list(addon.engine.history.book())
     drawn: list[tuple[str, str]] = []
-    module(addon, "panels").draw_details(FakeLayout(drawn), rec, 300)
+    module(addon, "ui.panels").draw_details(FakeLayout(drawn), rec, 300)
     assert ("operator", "hitem3d.texture_task") in drawn
     shown = " ".join(text for kind, text in drawn if kind == "label")
     assert "Estimated cost: 15 credits; balance after: 965 credits" in shown  # after one 20-credit task
@@ -263,7 +263,7 @@ def test_use_current_view_explains_background_mode(addon: ModuleType, gen: Any) 
 
 def test_use_current_view_makes_the_drawn_view_the_picture(addon: ModuleType, gen: Any,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    picture_input = module(addon, "picture_input")
+    picture_input = module(addon, "ui.picture_input")
     drawn = bpy.data.images.new("Drawn view", 16, 8)
     drawn.pixels[:] = [0.2, 0.4, 0.6, 1.0] * (16 * 8)
     calls: list[bool] = []
@@ -291,7 +291,7 @@ def test_use_current_view_makes_the_drawn_view_the_picture(addon: ModuleType, ge
         bpy.data.images.remove(drawn)
     assert calls == [False]
     saved = Path(gen.image_path)
-    assert saved.parent == module(addon, "generate").uploads_dir() and saved.suffix == ".png"
+    assert saved.parent == module(addon, "ui.generate").uploads_dir() and saved.suffix == ".png"
     assert saved.read_bytes()[:8] == png_bytes()[:8]
     assert (gen.mode, gen.source) == ("SINGLE", "FILE")
 
@@ -344,8 +344,8 @@ def test_the_command_line_estimates_a_split_and_refuses_it_without_credits(addon
 
     sim.balance = 12.0
     out, err = io.StringIO(), io.StringIO()
-    code = addon.cli.main(["split", str(sample_glb)], out=out, err=err)
-    assert code == addon.cli.EXIT_CREDITS
+    code = addon.ui.cli.main(["split", str(sample_glb)], out=out, err=err)
+    assert code == addon.ui.cli.EXIT_CREDITS
     assert "Estimated cost: 20 credits" in err.getvalue() and "(8 missing)" in err.getvalue()
     assert sim.submissions == []
 
@@ -362,6 +362,6 @@ def test_texture_selection_in_a_window_places_the_result_after_the_timer_imports
     [rec] = list(interactive.engine.history.book())
     assert rec.state.value == "done", rec.message
     assert sorted(rec.imported_objects) == ["Chair textured", "Chair textured 2"]
-    box = module(interactive, "placement").world_box([bpy.data.objects[name] for name in rec.imported_objects])
+    box = module(interactive, "scene.placement").world_box([bpy.data.objects[name] for name in rec.imported_objects])
     assert box.bottom_center.x == pytest.approx(1.0 + 2.0 * 1.25, abs=1e-4)
     assert exports(interactive) == []

@@ -258,7 +258,7 @@ def test_secrets_reach_no_console_report_log_or_exception(addon: ModuleType, pre
             call()
         except RuntimeError as exc:
             errors.append(str(exc))
-    diagnostics = sys.modules[addon.__name__ + ".diagnostics"]
+    diagnostics = sys.modules[addon.__name__ + ".ui.diagnostics"]
     report = diagnostics.report(bpy.context)
 
     out, err = capfd.readouterr()
@@ -281,7 +281,7 @@ def test_log_file_records_failures_with_secrets_masked(addon: ModuleType, prefs:
     for handler in logger.handlers:
         handler.flush()
 
-    log_text = sys.modules[addon.__name__ + ".diagnostics"].log_path().read_text()
+    log_text = sys.modules[addon.__name__ + ".ui.diagnostics"].log_path().read_text()
     assert "abc.def.ghi" not in log_text
     assert "again ***" in log_text
 

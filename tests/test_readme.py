@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from hitem3d_blender import cli
+from hitem3d_blender.ui import cli
 from hitem3d_blender.core import errors, network
 from tests.test_translations import source_templates
 
@@ -89,7 +89,7 @@ def test_copy_diagnostics_lists_the_recent_failed_tasks(addon: ModuleType, prefs
 
     error = addon.core.errors.ServerError(addon.core.errors.message_for_code(addon.core.errors.CODE_SYSTEM_ERROR, ""))
     addon.engine.control.fail_without_start(TASK_ID, error)
-    report = addon.diagnostics.report(bpy.context)
+    report = addon.ui.diagnostics.report(bpy.context)
     failed = report.split("Recent failed tasks:\n", 1)[1].splitlines()[0]
     assert re.fullmatch(rf"  {TASK_ID[:8]}  \d{{4}}-\d\d-\d\d \d\d:\d\d  "
                         r"Hitem3D server error: retry in a few minutes \(code 10000000\)", failed), failed

@@ -268,14 +268,14 @@ def cut_labels(drawn: list[tuple[str, str, str, float]], measure: Any) -> list[s
 
 @pytest.fixture
 def row_width(addon: ModuleType) -> float:
-    return addon.text_fit.list_row_width(addon.text_fit.default_region_width())
+    return addon.ui.text_fit.list_row_width(addon.ui.text_fit.default_region_width())
 
 
 def draw_row(addon: ModuleType, rec: TaskRecord, width: float) -> list[tuple[str, str, str, float]]:
     drawn: list[tuple[str, str, str, float]] = []
     item = type("Item", (), {"task_id": rec.task_id})()
     addon.engine.history.book().put(rec)
-    addon.panels.HITEM3D_UL_tasks.draw_item(None, None, SizedLayout(width, drawn), None, item, 0, None, None)  # type: ignore[arg-type]
+    addon.ui.panels.HITEM3D_UL_tasks.draw_item(None, None, SizedLayout(width, drawn), None, item, 0, None, None)  # type: ignore[arg-type]
     return drawn
 
 
@@ -295,7 +295,7 @@ def test_every_row_shows_its_name_bar_and_time_uncut_at_the_default_width(addon:
         drawn = draw_row(addon, rec, row_width)
         texts = [text for _, text, _, _ in drawn]
         assert texts[0] == TASK_ID[:8] and texts[-1] == "3h", texts
-        assert not cut_labels(drawn, addon.text_fit.measure), (rec.state, drawn)
+        assert not cut_labels(drawn, addon.ui.text_fit.measure), (rec.state, drawn)
 
 
 def test_a_row_s_bar_shows_the_percentage_or_the_size(addon: ModuleType, row_width: float) -> None:
@@ -313,8 +313,8 @@ def draw_details_at_default_width(addon: ModuleType, rec: Any) -> list[tuple[str
     """What the details box of ``rec`` draws in a sidebar of the default width."""
     addon.engine.history.book().put(rec)
     drawn: list[tuple[str, str, str, float]] = []
-    width = addon.text_fit.default_region_width()
-    addon.panels.draw_details(SizedLayout(addon.text_fit.content_width(width), drawn).box(), rec, width)
+    width = addon.ui.text_fit.default_region_width()
+    addon.ui.panels.draw_details(SizedLayout(addon.ui.text_fit.content_width(width), drawn).box(), rec, width)
     return drawn
 
 
@@ -325,43 +325,43 @@ def test_the_details_fit_the_default_width_and_lose_no_word(addon: ModuleType, m
         "Generation failed on Hitem3D (credits are refunded): retry, or try another image"))
     rec.finished_at = rec.started_at + 65
     drawn = draw_details_at_default_width(addon, rec)
-    assert not cut_labels(drawn, addon.text_fit.measure)
+    assert not cut_labels(drawn, addon.ui.text_fit.measure)
     shown = " ".join(text for kind, text, _, _ in drawn if kind == "label")
     assert no_space(str(rec.message)) in no_space(shown)
     assert no_space(TASK_ID) in no_space(shown)
 
 
 def test_chinese_details_fit_too(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    table = addon.translations.translations_dict()["zh_HANS"]
-    monkeypatch.setattr(addon.translations, "iface", lambda msgid, context="*": table.get((context, msgid), msgid))
+    table = addon.i18n.translations.translations_dict()["zh_HANS"]
+    monkeypatch.setattr(addon.i18n.translations, "iface", lambda msgid, context="*": table.get((context, msgid), msgid))
     tasks, messages = addon.core.tasks, addon.core.messages
     rec = tasks.TaskRecord(TASK_ID, state=tasks.TaskState.FAILED)
     rec.message = messages.msg("TLS certificate of {host} is not trusted: if your network inspects HTTPS, "
                                "set its CA bundle in Network settings", host="api.hitem3d.ai")
     drawn = draw_details_at_default_width(addon, rec)
-    assert not cut_labels(drawn, addon.text_fit.measure)
+    assert not cut_labels(drawn, addon.ui.text_fit.measure)
     shown = "".join(text for kind, text, _, _ in drawn if kind == "label")
-    assert no_space(addon.translations.text(rec.message)) in no_space(shown)
+    assert no_space(addon.i18n.translations.text(rec.message)) in no_space(shown)
 
 
 def test_a_placeholder_cover_leaves_no_empty_box(addon: ModuleType, monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
-    monkeypatch.setattr(addon.ui_sync, "cover_icon", lambda rec: 7)  # background Blender makes no icons
+    monkeypatch.setattr(addon.ui.ui_sync, "cover_icon", lambda rec: 7)  # background Blender makes no icons
     rec = addon.core.tasks.TaskRecord(TASK_ID, state=addon.core.tasks.TaskState.DONE)
     for size, boxes in ((1, 0), (256, 1)):
         cover = tmp_path / f"cover-{size}.png"
         cover.write_bytes(png(size, size))
         rec.cover_path = str(cover)
         drawn: list[tuple[str, str, str, float]] = []
-        addon.panels.draw_details(SizedLayout(300, drawn), rec, 400)
+        addon.ui.panels.draw_details(SizedLayout(300, drawn), rec, 400)
         assert sum(kind == "icon" for kind, *_ in drawn) == boxes
 
 
 def test_every_choice_of_new_generation_fits_at_the_default_width(addon: ModuleType) -> None:
-    text_fit = addon.text_fit
+    text_fit = addon.ui.text_fit
     content = text_fit.content_width(text_fit.default_region_width())
     value = content * text_fit.SPLIT_VALUE_SHARE - text_fit.DROPDOWN_CHROME
-    settings = addon.generate.HITEM3D_GenerateSettings.bl_rna.properties
+    settings = addon.ui.generate.HITEM3D_GenerateSettings.bl_rna.properties
     too_wide = [item.name for name in ("model", "request_type") for item in settings[name].enum_items
                 if text_fit.measure(item.name) > value]
     # Expanded into a row of two buttons.
@@ -382,22 +382,22 @@ def draw_panel(name: str, layout: SizedLayout) -> None:
 @pytest.mark.parametrize("panel", PANELS)
 def test_no_label_of_a_panel_is_cut_at_the_default_width(addon: ModuleType, monkeypatch: pytest.MonkeyPatch,
                                                          panel: str, language: str) -> None:
-    table = addon.translations.translations_dict()["zh_HANS"] if language != "en" else {}
+    table = addon.i18n.translations.translations_dict()["zh_HANS"] if language != "en" else {}
 
     def lookup(msgid: str, context: str = "*") -> str:
         return table.get((context or "*", msgid), msgid)
 
-    monkeypatch.setattr(addon.translations, "iface", lookup)
+    monkeypatch.setattr(addon.i18n.translations, "iface", lookup)
     monkeypatch.setattr(SizedLayout, "translate", staticmethod(lookup))
-    content = addon.text_fit.content_width(addon.text_fit.default_region_width())
+    content = addon.ui.text_fit.content_width(addon.ui.text_fit.default_region_width())
     drawn: list[tuple[str, str, str, float]] = []
     draw_panel(panel, SizedLayout(content, drawn))
     assert drawn
-    assert not cut_labels(drawn, addon.text_fit.measure)
+    assert not cut_labels(drawn, addon.ui.text_fit.measure)
 
 
 def test_every_number_in_the_preferences_has_its_unit(addon: ModuleType) -> None:
-    props = addon.preferences.HITEM3D_Preferences.bl_rna.properties
+    props = addon.ui.preferences.HITEM3D_Preferences.bl_rna.properties
     numbers = [prop for prop in props if prop.type in ("FLOAT", "INT")]
     assert numbers
     unitless = [prop.identifier for prop in numbers if prop.unit == "NONE" and not re.search(r"\(\w+\)$", prop.name)]
@@ -434,7 +434,7 @@ def test_a_failure_reaches_the_console_once(addon: ModuleType, monkeypatch: pyte
     printed is not printed again by our console handler."""
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
-    ui_sync = addon.ui_sync
+    ui_sync = addon.ui.ui_sync
     monkeypatch.setattr(ui_sync, "bpy", type("B", (), {"app": type("A", (), {"background": False})}))
     message = addon.core.messages.msg("Task {short}: {reason}", short="2c2ad20c", reason="x")
     monkeypatch.setattr(ui_sync, "_report_to_info_log", lambda message, level: True)
@@ -452,9 +452,9 @@ def test_the_log_file_keeps_every_failure(addon: ModuleType, monkeypatch: pytest
     logger = logging.getLogger(addon.__name__)
     logger.addHandler(handler)
     try:
-        monkeypatch.setattr(addon.ui_sync, "bpy", type("B", (), {"app": type("A", (), {"background": False})}))
-        monkeypatch.setattr(addon.ui_sync, "_report_to_info_log", lambda message, level: True)
-        addon.ui_sync.post_report(addon.core.messages.msg("The download was cut short: retry"), "ERROR")
+        monkeypatch.setattr(addon.ui.ui_sync, "bpy", type("B", (), {"app": type("A", (), {"background": False})}))
+        monkeypatch.setattr(addon.ui.ui_sync, "_report_to_info_log", lambda message, level: True)
+        addon.ui.ui_sync.post_report(addon.core.messages.msg("The download was cut short: retry"), "ERROR")
     finally:
         logger.removeHandler(handler)
     assert [record.getMessage() for record in records] == ["The download was cut short: retry"]

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from hitem3d_blender import translations
+from hitem3d_blender.i18n import translations
 from hitem3d_blender.core import errors, messages, models
 from hitem3d_blender.core.api import TaskStatus
 from hitem3d_blender.core.errors import BadResultFile, Hitem3DError
@@ -416,7 +416,7 @@ def test_every_registered_class_is_walked(addon: ModuleType) -> None:
 
 
 def test_every_label_tooltip_and_enum_item_has_a_translation(addon: ModuleType) -> None:
-    table = addon.translations.translations_dict()[translations.LOCALE]
+    table = addon.i18n.translations.translations_dict()[translations.LOCALE]
     strings = [found for cls in _registered_classes(addon) for found in _class_strings(cls)]
     assert len(strings) > 100
     missing = [f"{where}: ({context!r}, {text!r})" for context, text, where in strings if (context, text) not in table]
@@ -424,7 +424,7 @@ def test_every_label_tooltip_and_enum_item_has_a_translation(addon: ModuleType) 
 
 
 def test_every_dynamic_enum_item_has_a_translation_for_every_model(addon: ModuleType) -> None:
-    table = addon.translations.translations_dict()[translations.LOCALE]
+    table = addon.i18n.translations.translations_dict()[translations.LOCALE]
     strings = [found for cls in _registered_classes(addon) for found in _dynamic_enum_strings(cls)]
     resolutions = sum(len(spec.resolutions) for spec in models.MODELS)
     assert len(strings) >= resolutions  # every model's resolutions were seen
@@ -439,16 +439,16 @@ def test_the_catalogue_is_registered_with_the_addon_and_leaves_with_it(addon: Mo
     from tests.conftest import ADDON_MODULE, enable_addon
 
     assert callable(bpy.app.translations.pgettext_iface)
-    assert addon.translations.is_registered()
+    assert addon.i18n.translations.is_registered()
     addon_utils.disable(ADDON_MODULE, default_set=True)
     try:
-        assert not addon.translations.is_registered()
+        assert not addon.i18n.translations.is_registered()
         # Gone from Blender too: the name is free again.
         bpy.app.translations.register(ADDON_MODULE, {translations.LOCALE: {(DEFAULT, "Hitem3D"): "Hitem3D"}})
         bpy.app.translations.unregister(ADDON_MODULE)
     finally:
         addon = enable_addon()
-    assert addon.translations.is_registered()
+    assert addon.i18n.translations.is_registered()
 
 
 def test_an_interface_not_in_chinese_shows_every_message_as_it_is(addon: ModuleType) -> None:
@@ -459,10 +459,10 @@ def test_an_interface_not_in_chinese_shows_every_message_as_it_is(addon: ModuleT
     cancelled = messages_.msg("Task {short}: {reason}", short="2c2ad20c", reason=addon.core.tasks.TaskState.CANCELLED.label)
     for message, english in ((cancelled, "Task 2c2ad20c: Cancelled"), (messages_.msg("Connecting…"), "Connecting…"),
                              (messages_.verbatim("Something else"), "Something else"), (messages_.NONE, "")):
-        assert addon.translations.text(message) == english
-    assert addon.translations.iface("Import", OPERATOR) == "Import"
-    assert addon.panels.format_elapsed(65) == "1m 05s"
-    assert addon.panels.format_elapsed(3 * 3600 + 120) == "3h 02m"
+        assert addon.i18n.translations.text(message) == english
+    assert addon.i18n.translations.iface("Import", OPERATOR) == "Import"
+    assert addon.ui.panels.format_elapsed(65) == "1m 05s"
+    assert addon.ui.panels.format_elapsed(3 * 3600 + 120) == "3h 02m"
 
 
 def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: ModuleType,
@@ -474,8 +474,8 @@ def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: Mo
     from tests.blender_helpers import TASK_ID
     from tests.test_blender_generate import FakeLayout
 
-    table = addon.translations.translations_dict()[translations.LOCALE]
-    monkeypatch.setattr(addon.translations, "iface",
+    table = addon.i18n.translations.translations_dict()[translations.LOCALE]
+    monkeypatch.setattr(addon.i18n.translations, "iface",
                         lambda msgid, context=DEFAULT: table.get((context, msgid), msgid))
     with pytest.raises(RuntimeError) as info:
         bpy.ops.hitem3d.import_task(task_id="not-an-id!")
@@ -486,7 +486,7 @@ def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: Mo
     rec = addon.engine.control.fail_without_start(TASK_ID, error)
     rec.model = "hitem3dv2.1"
     drawn: list[tuple[str, str]] = []
-    addon.panels.draw_details(FakeLayout(drawn), rec, 1000)
+    addon.ui.panels.draw_details(FakeLayout(drawn), rec, 1000)
     shown = " ".join(text for kind, text in drawn if kind == "label")
     assert "Hitem3D 服务器错误：请几分钟后重试（代码 10000000）" in shown
     assert "失败" in shown  # the state, in our own context
@@ -499,4 +499,4 @@ def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: Mo
     drawn = []
     bpy.types.HITEM3D_PT_generate.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
     assert ("label", "余额：尚未查询") in drawn
-    assert addon.panels.format_elapsed(65) == "1分05秒"
+    assert addon.ui.panels.format_elapsed(65) == "1分05秒"

@@ -182,9 +182,9 @@ def test_glb_importer_options_are_found_in_this_blender(addon: ModuleType, tmp_p
     import bpy
 
     from_rna = {prop.identifier for prop in bpy.ops.import_scene.gltf.get_rna_type().properties}
-    options = addon.importer.importer_options(tmp_path / "model.glb")
+    options = addon.scene.importer.importer_options(tmp_path / "model.glb")
     assert options["filepath"] == str(tmp_path / "model.glb")
-    wanted = addon.importer._PREFERRED_OPTIONS
+    wanted = addon.scene.importer._PREFERRED_OPTIONS
     assert {key for key in options if key != "filepath"} == set(wanted) & from_rna
     # Where each option first appears among the tested Blenders; without one, the
     # add-on does that part itself (selects what it made, places objects itself).
@@ -205,7 +205,7 @@ def test_textures_arrive_with_the_importer_options_of_this_blender(addon: Module
 
     glb = cached_glb(objects=1, subdivisions=0, texture_size=16, image_format=image_format)
     images_before = set(bpy.data.images)
-    objects = addon.importer.run_gltf(glb)
+    objects = addon.scene.importer.run_gltf(glb)
     try:
         textures = [node.image for obj in objects for slot in obj.material_slots if slot.material
                     for node in slot.material.node_tree.nodes if node.type == "TEX_IMAGE"]
@@ -223,7 +223,7 @@ def test_png_output_settings_are_found_in_this_blender(addon: ModuleType) -> Non
 
     scene = bpy.context.scene
     settings = scene.render.image_settings
-    names = [name for name, _ in addon.generate._PNG_OUTPUT]
+    names = [name for name, _ in addon.ui.generate._PNG_OUTPUT]
     present = [name for name in names if hasattr(settings, name)]
     # Blender 5.0 added media_type (image, multilayer or video) in front of the format.
     expected = names if bpy.app.version >= (5, 0, 0) else [name for name in names if name != "media_type"]
@@ -232,9 +232,9 @@ def test_png_output_settings_are_found_in_this_blender(addon: ModuleType) -> Non
     settings.file_format = "JPEG"  # an artist's output format, to be switched and put back
     try:
         before = {name: getattr(settings, name) for name in present}
-        with addon.generate._png_output(scene):
+        with addon.ui.generate._png_output(scene):
             assert {name: getattr(settings, name) for name in present} == {
-                name: value for name, value in addon.generate._PNG_OUTPUT if name in present
+                name: value for name, value in addon.ui.generate._PNG_OUTPUT if name in present
             }
         assert {name: getattr(settings, name) for name in present} == before
     finally:

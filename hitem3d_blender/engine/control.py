@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
-from .. import asset_library, conversions
+from ..scene import asset_library
+from . import conversions
 from ..core import safe_files
 from ..core.api import Hitem3DClient
 from ..core.errors import Hitem3DError

@@ -17,12 +17,8 @@ from ..core.downloader import PARTIAL_SUFFIX
 from ..core.instance_lock import leftover_partials
 from ..core.result_files import all_extensions
 
-ADDON_ID = (__package__ or "hitem3d_blender.engine").rpartition(".")[0]
-JOURNAL_NAME = "journal.json"
-
-
-def user_dir() -> Path:
-    return Path(bpy.utils.extension_path_user(ADDON_ID, create=True))
+from .. import identity
+from ..identity import ADDON_ID, JOURNAL_NAME, user_dir
 
 
 def results_dir() -> Path:
@@ -34,7 +30,7 @@ def results_dir() -> Path:
     # NOTE: Blender's answer costs stats and a folder check (tens of µs, far
     # more while workers hold the GIL): a paste of 1,000 IDs asks once. The
     # downloader makes the folder again if it went away meanwhile.
-    folder = Path(bpy.utils.extension_path_user(ADDON_ID, path="results", create=True))
+    folder = identity.user_subdir(identity.RESULTS)
     _results_dir[ADDON_ID] = (folder, now)
     return folder
 
@@ -62,13 +58,11 @@ def cover_path(task_id: str, folder: Path | None = None) -> Path:
 
 def work_dir() -> Path:
     """Specs, results and output of running conversions."""
-    folder = user_dir() / "converting"
-    folder.mkdir(exist_ok=True)
-    return folder
+    return identity.user_subdir(identity.CONVERTING)
 
 
 def journal_path() -> Path:
-    return user_dir() / JOURNAL_NAME
+    return identity.journal_path()
 
 
 def remove_partial_files() -> None:

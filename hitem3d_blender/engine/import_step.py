@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .. import conversions, importer, kind_import
+from . import conversions
+from ..scene import importer, kind_import
 from ..core.conversion import ConversionOutcome
 from ..core.downloader import check_glb
 from ..core.errors import Hitem3DError, ImportFailed

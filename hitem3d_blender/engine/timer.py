@@ -18,7 +18,7 @@ import bpy
 from ..core.jobs import CallResult
 from ..core.messages import msg
 from ..core.tasks import IllegalTransition, TaskRecord, TaskState, TaskUpdate
-from .. import conversions
+from . import conversions
 from . import files, history, import_step, state
 
 log = logging.getLogger(__package__)

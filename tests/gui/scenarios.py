@@ -273,7 +273,7 @@ def test_connection(run: Run) -> None:
     rect = blender.open_preferences()
     try:
         button = blender.find_button(rect, "hitem3d.test_connection", start=200)
-        answered = ("s = submodule('connection').connection_status()\n"
+        answered = ("s = submodule('ui.connection').connection_status()\n"
                     "result = s and not str(s.text).endswith('…') and [s.ok, str(s.text)]")
         blender.click(*button)
         status = blender.until(answered, 20, "the connection status")
@@ -296,7 +296,7 @@ def chinese_interface(run: Run) -> None:
         "prefs.use_translate_interface = True\n"
         "prefs.use_translate_tooltips = True\n"
         "prefs.use_translate_reports = True\n"
-        "tr = submodule('translations')\n"
+        "tr = submodule('i18n.translations')\n"
         "from bpy.app import translations as bt\n"
         "result = []\n"
         "for (ctxt, msgid), ours in sorted(tr.catalogue().items()):\n"
@@ -304,7 +304,7 @@ def chinese_interface(run: Run) -> None:
         "    if shown != ours:\n"
         "        result.append([ctxt, msgid, shown, ours])\n"
     )
-    count = blender.call("result = len(submodule('translations').catalogue())")
+    count = blender.call("result = len(submodule('i18n.translations').catalogue())")
     try:
         expect(not wrong, f"{len(wrong)} of our {count} Chinese strings do not show: "
                + "; ".join(f"{msgid!r} ({ctxt}) shows {shown!r}, not {ours!r}" for ctxt, msgid, shown, ours in wrong))

@@ -16,9 +16,9 @@ from typing import Any, Mapping
 import bpy
 
 from . import importer, library_entry, placement
-from .core.errors import ImportFailed
-from .core.import_options import ImportOptions
-from .core.messages import msg
+from ..core.errors import ImportFailed
+from ..core.import_options import ImportOptions
+from ..core.messages import msg
 
 log = logging.getLogger(__package__)
 

@@ -21,8 +21,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from .bpy_compat import image_size, translation
-from .core.import_options import ImportOptions
+from ..bpy_compat import image_size, translation
+from ..core.import_options import ImportOptions
 
 log = logging.getLogger(__package__)
 

@@ -21,19 +21,19 @@ from typing import Any, Callable, TextIO
 import bpy
 
 from . import preferences, submit_calls
-from .core import models, prices
-from .core.api import Hitem3DClient, TaskStatus
-from .core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
-from .core.import_options import DEFAULT_COLLECTION, ImportOptions
-from .core.pipeline import DEFAULT_TIMEOUT_S
-from .core.settings import ApiSettings
-from .core.submission import InvalidSubmission, RequestType, Submission, validate
-from .core.task_ids import parse_task_ids
-from .core import kind_requests, task_kinds
-from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, KindRequest
-from .core.task_kinds import kind_of
-from .core.tasks import TaskRecord, TaskState
-from .engine import batch, control, state
+from ..core import models, prices
+from ..core.api import Hitem3DClient, TaskStatus
+from ..core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
+from ..core.import_options import DEFAULT_COLLECTION, ImportOptions
+from ..core.pipeline import DEFAULT_TIMEOUT_S
+from ..core.settings import ApiSettings
+from ..core.submission import InvalidSubmission, RequestType, Submission, validate
+from ..core.task_ids import parse_task_ids
+from ..core import kind_requests, task_kinds
+from ..core.kind_requests import DEFAULT_RELIEF_HEIGHT, KindRequest
+from ..core.task_kinds import kind_of
+from ..core.tasks import TaskRecord, TaskState
+from ..engine import batch, control, state
 
 COMMAND = "hitem3d"
 PROG = f"blender --command {COMMAND}"

@@ -16,18 +16,20 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import generate, mesh_export, spending, submit_calls, translations
-from .bpy_compat import pointer_property
-from .core import prices, task_kinds
-from .core.errors import Hitem3DError
-from .core.messages import OWN_CONTEXT, msg
-from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, MAX_RELIEF_HEIGHT, KindRequest
-from .core.result_files import cached_result
-from .core.submission import InvalidSubmission
-from .core.task_kinds import ResultStyle, TaskKind, kind_of
-from .core.pipeline import DEFAULT_TIMEOUT_S
-from .core.tasks import TaskRecord, TaskState
-from .engine import files, history
+from . import generate, spending, submit_calls
+from ..scene import mesh_export
+from ..i18n import translations
+from ..bpy_compat import pointer_property
+from ..core import prices, task_kinds
+from ..core.errors import Hitem3DError
+from ..core.messages import OWN_CONTEXT, msg
+from ..core.kind_requests import DEFAULT_RELIEF_HEIGHT, MAX_RELIEF_HEIGHT, KindRequest
+from ..core.result_files import cached_result
+from ..core.submission import InvalidSubmission
+from ..core.task_kinds import ResultStyle, TaskKind, kind_of
+from ..core.pipeline import DEFAULT_TIMEOUT_S
+from ..core.tasks import TaskRecord, TaskState
+from ..engine import files, history
 from .operators import Result, refuse
 from .panels import SidebarPanel, _wrapped
 from .properties import window_state

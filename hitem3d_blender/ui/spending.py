@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import bpy
 
-from . import preferences, submit_calls, translations
-from .core import prices
-from .core.kind_requests import KindRequest
-from .core.prices import Estimate
-from .core.submission import Submission
-from .core.tasks import TaskRecord
+from . import preferences, submit_calls
+from ..i18n import translations
+from ..core import prices
+from ..core.kind_requests import KindRequest
+from ..core.prices import Estimate
+from ..core.submission import Submission
+from ..core.tasks import TaskRecord
 from .text_fit import content_width, wrapped_label
 
 

@@ -13,8 +13,8 @@ from bpy.props import (
     StringProperty,
 )
 
-from .bpy_compat import pointer_property
-from .core.import_options import DEFAULT_COLLECTION, ImportOptions
+from ..bpy_compat import pointer_property
+from ..core.import_options import DEFAULT_COLLECTION, ImportOptions
 
 _DEFAULTS = ImportOptions()
 

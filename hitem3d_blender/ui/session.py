@@ -8,8 +8,8 @@ policy the preferences decide. ``shutdown`` stops everything the session holds.
 from __future__ import annotations
 
 from . import connection, preferences, submit_calls, texture_selection, ui_sync
-from .core.jobs import CallResult
-from .engine import control, history, state, timer
+from ..core.jobs import CallResult
+from ..engine import control, history, state, timer
 
 
 def _call_done(result: CallResult) -> None:

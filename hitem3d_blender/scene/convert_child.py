@@ -26,7 +26,7 @@ PACKAGE = "hitem3d_converter"  # a private name: no clash with an installed add-
 def _load_package() -> ModuleType:
     """This add-on's package under a private name, so its modules import each
     other the way they do inside Blender (the child has no add-ons enabled)."""
-    folder = Path(__file__).resolve().parent
+    folder = Path(__file__).resolve().parents[1]  # the add-on's package: scene/ is one of its layers
     spec = importlib.util.spec_from_file_location(PACKAGE, folder / "__init__.py",
                                                   submodule_search_locations=[str(folder)])
     assert spec is not None and spec.loader is not None
@@ -53,7 +53,7 @@ def _prepare_blender() -> None:
             break
         except ImportError:
             continue
-    for name in ("importer", "library_entry"):
+    for name in ("scene.importer", "scene.library_entry"):
         importlib.import_module(f"{PACKAGE}.{name}")
 
 
@@ -86,8 +86,8 @@ def main(argv: list[str]) -> int:
         conversion.start_watchdog(spec.memory_limit_bytes, spec.parent_pid)
         _prepare_blender()
     result_path = Path(spec.result)
-    importer = importlib.import_module(f"{PACKAGE}.importer")
-    library_entry = importlib.import_module(f"{PACKAGE}.library_entry")
+    importer = importlib.import_module(f"{PACKAGE}.scene.importer")
+    library_entry = importlib.import_module(f"{PACKAGE}.scene.library_entry")
     errors = importlib.import_module(f"{PACKAGE}.core.errors")
     try:
         import_started = time.monotonic()

@@ -19,15 +19,14 @@ from typing import Any, Iterator
 
 import bpy
 
+from .. import identity
 from . import operator_options
-from .core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file
-from .core.messages import msg
+from ..core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file
+from ..core.messages import msg
 from .placement import world_box
 
 log = logging.getLogger(__package__)
 
-ADDON_ID = __package__ or "hitem3d_blender"
-EXPORT_FOLDER = "meshes"
 # A crash between export and sending leaves a file behind: removed after this.
 STALE_EXPORT_S = 24 * 3600.0
 
@@ -76,7 +75,7 @@ class ExportedMesh:
 
 
 def exports_dir() -> Path:
-    return Path(bpy.utils.extension_path_user(ADDON_ID, path=EXPORT_FOLDER, create=True))
+    return identity.user_subdir(identity.EXPORTS)
 
 
 def exporter_options(path: Path) -> dict[str, Any]:

@@ -15,15 +15,17 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
-from . import generate, mesh_export, preferences, spending, submit_calls, translations
-from .core import models, prices
-from .core.errors import Hitem3DError
-from .core.import_options import ImportOptions
-from .core.messages import msg
-from .core.submission import InvalidSubmission, RequestType, Submission, cannot_texture
-from .core.tasks import TaskRecord
+from . import generate, preferences, spending, submit_calls
+from ..scene import mesh_export
+from ..i18n import translations
+from ..core import models, prices
+from ..core.errors import Hitem3DError
+from ..core.import_options import ImportOptions
+from ..core.messages import msg
+from ..core.submission import InvalidSubmission, RequestType, Submission, cannot_texture
+from ..core.tasks import TaskRecord
 from .operators import Result, refuse
-from .placement import Box, move_to
+from ..scene.placement import Box, move_to
 from .properties import options_from, scene_options
 
 log = logging.getLogger(__package__)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import blf
 import bpy
 
-from .core import display
+from ..core import display
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import IconItems

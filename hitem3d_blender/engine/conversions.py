@@ -20,14 +20,25 @@ from typing import Any, Callable
 
 import bpy
 
-from . import append, asset_library, importer
-from .core import asset_library as core_library
-from .core.conversion import CHILD_ERRORS, ConversionFailed, ConversionOutcome, ConversionProcess, \
-    ConversionSpec, Limits, WarmChild, child_command, child_environment, spec_args, wait_args
-from .core.errors import ImportFailed
-from .core.messages import msg
-from .core.import_options import ImportOptions
-from .core.task_ids import short_id
+from ..scene import append, asset_library, importer
+from ..core import asset_library as core_library
+from ..core.conversion import (
+    CHILD_ERRORS,
+    ConversionFailed,
+    ConversionOutcome,
+    ConversionProcess,
+    ConversionSpec,
+    Limits,
+    WarmChild,
+    child_command,
+    child_environment,
+    spec_args,
+    wait_args,
+)
+from ..core.errors import ImportFailed
+from ..core.messages import msg
+from ..core.import_options import ImportOptions
+from ..core.task_ids import short_id
 
 log = logging.getLogger(__package__)
 
@@ -35,7 +46,7 @@ log = logging.getLogger(__package__)
 # off to import in-process (each child start costs Blender's start-up).
 USE_CHILD_PROCESS = True
 LIMITS = Limits()
-CHILD_SCRIPT = Path(__file__).resolve().with_name("convert_child.py")
+CHILD_SCRIPT = Path(__file__).resolve().parents[1] / "scene" / "convert_child.py"
 
 
 @dataclass

@@ -17,15 +17,17 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from . import connection, translations, ui_sync
-from .core import settings as core_settings
-from .core import settings_store
-from .core.errors import OnlineAccessDisabled
-from .core.messages import OWN_CONTEXT, msg
-from .core.settings import ApiSettings
-from .engine import files
+from .. import identity
+from . import connection, ui_sync
+from ..i18n import translations
+from ..core import settings as core_settings
+from ..core import settings_store
+from ..core.errors import OnlineAccessDisabled
+from ..core.messages import OWN_CONTEXT, msg
+from ..core.settings import ApiSettings
+from ..engine import files
 
-ADDON_ID = __package__ or "hitem3d_blender"
+from ..identity import ADDON_ID
 log = logging.getLogger(__package__)
 
 # (identifier, name, description) for the proxy enum; identifiers are the
@@ -55,7 +57,7 @@ def _changed(prefs: bpy.types.AddonPreferences, _context: bpy.types.Context) -> 
 def _library_folder_changed(prefs: Any, context: Any) -> None:
     """Point the "Hitem3D" entry of Preferences > File Paths > Asset Libraries
     at the new folder, if it is registered already."""
-    from . import asset_library  # noqa: PLC0415
+    from ..scene import asset_library  # noqa: PLC0415
 
     _changed(prefs, context)
     if asset_library.is_registered():
@@ -211,7 +213,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
 
 
 def _settings_path() -> Path:
-    return Path(bpy.utils.extension_path_user(ADDON_ID, create=True)) / settings_store.SETTINGS_NAME
+    return identity.settings_path()
 
 
 def _values(prefs: bpy.types.AddonPreferences) -> dict[str, Any]:

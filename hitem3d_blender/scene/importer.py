@@ -12,12 +12,12 @@ from typing import Any, Mapping
 import bpy
 
 from . import datablocks, library_entry, operator_options, placement
-from .core.conversion import CHILD_ERRORS, ConversionSpec
-from .core.errors import BadResultFile, ImportFailed
-from .core.glb_check import check_glb
-from .core.logs import captured_stderr
-from .core.messages import msg
-from .core.import_options import ImportOptions
+from ..core.conversion import CHILD_ERRORS, ConversionSpec
+from ..core.errors import BadResultFile, ImportFailed
+from ..core.glb_check import check_glb
+from ..core.logs import captured_stderr
+from ..core.messages import msg
+from ..core.import_options import ImportOptions
 
 log = logging.getLogger(__package__)
 

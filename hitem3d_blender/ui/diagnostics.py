@@ -12,12 +12,12 @@ import bpy
 import requests
 import urllib3
 
-from .core.logs import RecentProblems, redact
-from .core.settings import ENV_CLIENT_ID, ENV_CLIENT_SECRET
-from .core.tasks import TaskRecord, TaskState
-from .engine import files, history
+from .. import identity
+from ..core.logs import RecentProblems, redact
+from ..core.settings import ENV_CLIENT_ID, ENV_CLIENT_SECRET
+from ..core.tasks import TaskRecord, TaskState
+from ..engine import files, history
 
-LOG_NAME = "hitem3d.log"
 # How many failed tasks the report lists, newest first: enough for a bad
 # afternoon, short enough to paste.
 FAILED_TASKS_SHOWN = 10
@@ -25,12 +25,12 @@ recent_problems = RecentProblems()
 
 
 def log_path() -> Path:
-    return files.user_dir() / LOG_NAME
+    return identity.log_path()
 
 
 def addon_version() -> str:
     try:
-        manifest = tomllib.loads((Path(__file__).parent / "blender_manifest.toml").read_text("utf-8"))
+        manifest = tomllib.loads((Path(__file__).parents[1] / "blender_manifest.toml").read_text("utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
         return "unknown"
     return str(manifest.get("version", "unknown"))

@@ -19,7 +19,7 @@ from typing import Any
 import bpy
 
 from . import placement
-from .core.conversion import ConversionSpec, partial_entry
+from ..core.conversion import ConversionSpec, partial_entry
 
 log = logging.getLogger(__package__)
 
@@ -50,7 +50,7 @@ def usable_cover(spec: ConversionSpec) -> Path | None:
     """The cover, unless it is missing or too large to read as a preview."""
     if not spec.cover:
         return None
-    from .core.images import image_size  # noqa: PLC0415
+    from ..core.images import image_size  # noqa: PLC0415
 
     path = Path(spec.cover)
     size = image_size(path)

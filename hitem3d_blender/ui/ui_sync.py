@@ -13,12 +13,12 @@ from typing import Any, Iterable
 import bpy
 import bpy.utils.previews
 
-from .core import safe_files
-from .core.errors import BadResultFile
-from .core.glb_check import check_cover
-from .core.messages import NONE, Message
-from .core.tasks import TaskRecord
-from .engine import files, history
+from ..core import safe_files
+from ..core.errors import BadResultFile
+from ..core.glb_check import check_cover
+from ..core.messages import NONE, Message
+from ..core.tasks import TaskRecord
+from ..engine import files, history
 
 log = logging.getLogger(__package__)
 

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import bpy
 
-from .core import asset_library as core_library
+from .. import identity
+from ..core import asset_library as core_library
 
 log = logging.getLogger(__package__)
 
-ADDON_ID = __package__ or "hitem3d_blender"
+from ..identity import ADDON_ID
 LIBRARY_NAME = core_library.LIBRARY_NAME
 
 
 def default_folder() -> Path:
-    return Path(bpy.utils.extension_path_user(ADDON_ID, path="library", create=True))
+    return identity.user_subdir(identity.LIBRARY)
 
 
 def folder() -> Path:

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import spending, text_fit, translations, ui_sync
-from .core import display
-from .core.errors import OnlineAccessDisabled
-from .core.messages import msg
-from .core.submission import texture_offered
-from .core.task_kinds import IMAGE_TO_3D, kind_of
-from .core.task_ids import short_id
-from .core.tasks import TaskRecord, TaskState
-from .engine import history
+from . import spending, text_fit, ui_sync
+from ..i18n import translations
+from ..core import display
+from ..core.errors import OnlineAccessDisabled
+from ..core.messages import msg
+from ..core.submission import texture_offered
+from ..core.task_kinds import IMAGE_TO_3D, kind_of
+from ..core.task_ids import short_id
+from ..core.tasks import TaskRecord, TaskState
+from ..engine import history
 from .properties import scene_options, window_state
 
 if TYPE_CHECKING:

@@ -20,10 +20,10 @@ from typing import Any
 import bpy
 
 from . import translations_kinds
-from .core import models
-from .core.messages import DEFAULT_CONTEXT, OWN_CONTEXT, Message
+from ..core import models
+from ..core.messages import DEFAULT_CONTEXT, OWN_CONTEXT, Message
 
-ADDON_ID = __package__ or "hitem3d_blender"
+from ..identity import ADDON_ID
 LOCALE = "zh_HANS"
 # Blender's translation contexts (``bpy.app.translations.contexts``): the
 # default one for properties, enum items, panels, labels and every tooltip;

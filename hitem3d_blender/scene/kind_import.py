@@ -16,13 +16,13 @@ from typing import Any, Callable, Mapping
 
 import bpy
 
-from .bpy_compat import image_size
-from .core.errors import ImportFailed
-from .core.import_options import ImportOptions
-from .core.messages import msg
-from .core.kind_requests import DEFAULT_RELIEF_HEIGHT, KindRequest
-from .core.task_ids import short_id
-from .core.task_kinds import ResultStyle, kind_of
+from ..bpy_compat import image_size
+from ..core.errors import ImportFailed
+from ..core.import_options import ImportOptions
+from ..core.messages import msg
+from ..core.kind_requests import DEFAULT_RELIEF_HEIGHT, KindRequest
+from ..core.task_ids import short_id
+from ..core.task_kinds import ResultStyle, kind_of
 from .placement import apply_options
 
 log = logging.getLogger(__package__)

@@ -12,16 +12,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from . import mesh_export, ui_sync
-from .core.import_options import ImportOptions
-from .core.api import Hitem3DClient
-from .core.jobs import CallResult
-from .core.kind_requests import KindRequest
-from .core.messages import NONE, Message, msg
-from .core.pipeline import DEFAULT_TIMEOUT_S
-from .core.settings import ApiSettings
-from .core.submission import Submission
-from .engine import control, history, timer
+from ..scene import mesh_export
+from . import ui_sync
+from ..core.import_options import ImportOptions
+from ..core.api import Hitem3DClient
+from ..core.jobs import CallResult
+from ..core.kind_requests import KindRequest
+from ..core.messages import NONE, Message, msg
+from ..core.pipeline import DEFAULT_TIMEOUT_S
+from ..core.settings import ApiSettings
+from ..core.submission import Submission
+from ..engine import control, history, timer
 
 # A generation (submit-task) or a task of a newer kind (split, depth, …).
 Request = Union[Submission, KindRequest]

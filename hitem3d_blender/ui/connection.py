@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ui_sync
-from .core.jobs import CallResult
-from .core.messages import Message, msg
-from .core.settings import ApiSettings
-from .engine import control
+from ..core.jobs import CallResult
+from ..core.messages import Message, msg
+from ..core.settings import ApiSettings
+from ..engine import control
 
 CONNECTION_KEY = "connection-test"
 

@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
-from . import asset_library, connection, preferences, translations, ui_sync
-from .core.errors import Hitem3DError
-from .core.import_options import ImportOptions
-from .core.messages import NONE, Message, msg, verbatim
-from .core.pipeline import DEFAULT_TIMEOUT_S
-from .core.task_ids import parse_task_ids, short_id
-from .engine import batch, control, history, state
+from ..scene import asset_library
+from . import connection, preferences, ui_sync
+from ..i18n import translations
+from ..core.errors import Hitem3DError
+from ..core.import_options import ImportOptions
+from ..core.messages import NONE, Message, msg, verbatim
+from ..core.pipeline import DEFAULT_TIMEOUT_S
+from ..core.task_ids import parse_task_ids, short_id
+from ..engine import batch, control, history, state
 from .properties import ImportOptionProps, copy_options, options_from, scene_options, window_state
 
 if TYPE_CHECKING:

@@ -17,15 +17,18 @@ from typing import Any, Iterator
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import mesh_export, preferences, spending, submit_calls, translations
-from .bpy_compat import pointer_property
-from .core import kind_requests, models, prices
-from .core.kind_requests import KindRequest
-from .core.errors import Hitem3DError
-from .core.import_options import ImportOptions
-from .core.messages import OWN_CONTEXT, Message, msg, msg_own, one_of
-from .core.pipeline import DEFAULT_TIMEOUT_S
-from .core.submission import (
+from .. import identity
+from ..scene import mesh_export
+from . import preferences, spending, submit_calls
+from ..i18n import translations
+from ..bpy_compat import pointer_property
+from ..core import kind_requests, models, prices
+from ..core.kind_requests import KindRequest
+from ..core.errors import Hitem3DError
+from ..core.import_options import ImportOptions
+from ..core.messages import OWN_CONTEXT, Message, msg, msg_own, one_of
+from ..core.pipeline import DEFAULT_TIMEOUT_S
+from ..core.submission import (
     IMAGE_TYPES,
     VIEW_LABELS,
     VIEWS,
@@ -39,15 +42,14 @@ from .core.submission import (
     upload_file_name,
     validate,
 )
-from .core.tasks import TaskState
-from .engine import batch, history, state
+from ..core.tasks import TaskState
+from ..engine import batch, history, state
 from .operators import Result, refuse
 from .panels import SidebarPanel, _wrapped
 from .properties import options_from, scene_options
 
 log = logging.getLogger(__package__)
 
-ADDON_ID = __package__ or "hitem3d_blender"
 # Background mode: how long to wait for Hitem3D to accept a submission (an
 # upload of up to 4 x 20 MB) and for a balance check.
 SUBMIT_TIMEOUT_S = 600.0
@@ -197,7 +199,7 @@ def settings_of(context: bpy.types.Context) -> HITEM3D_GenerateSettings:
 
 
 def uploads_dir() -> Path:
-    return Path(bpy.utils.extension_path_user(ADDON_ID, path="uploads", create=True))
+    return identity.user_subdir(identity.UPLOADS)
 
 
 def prune_uploads(folder: Path, max_age_s: float = UPLOAD_MAX_AGE_S) -> None:

@@ -24,11 +24,12 @@ from typing import Any
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, StringProperty
 
-from . import generate, preferences, spending, submit_calls, translations
-from .core import prices
-from .core.errors import Hitem3DError
-from .core.messages import NONE, N_, msg
-from .core.submission import IMAGE_TYPES, InvalidSubmission
+from . import generate, preferences, spending, submit_calls
+from ..i18n import translations
+from ..core import prices
+from ..core.errors import Hitem3DError
+from ..core.messages import NONE, N_, msg
+from ..core.submission import IMAGE_TYPES, InvalidSubmission
 from .operators import Result, refuse
 
 log = logging.getLogger(__package__)
