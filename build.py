@@ -83,7 +83,7 @@ PY313 = (3, 13)  # Blender 5.1 and newer
 # 4.5 is the default environment (`.venv`, requirements-dev.txt) that a
 # contributor uses day to day; the others exist to prove compatibility.
 # Keep this table, the manifest's range and the README's "tested versions" in
-# step: tests/test_versions.py checks that they agree.
+# step: tests/blender/test_versions.py checks that they agree.
 BPY_ENVS: dict[str, BpyEnv] = {
     "4.2": BpyEnv(REPO_ROOT / ".venv-bpy4.2", REPO_ROOT / "requirements-bpy-4.2.txt", PY311),
     "4.5": BpyEnv(REPO_ROOT / ".venv", REPO_ROOT / "requirements-dev.txt", PY311),

@@ -28,8 +28,8 @@ for _name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET"):
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADDON_MODULE = "bl_ext.user_default.hitem3d_blender"
 
-from tests.glb_factory import cached_glb  # noqa: E402
-from tests.simulator import Hitem3DSimulator  # noqa: E402
+from tests.support.glb_factory import cached_glb  # noqa: E402
+from tests.support.simulator import Hitem3DSimulator  # noqa: E402
 
 
 _exit_status = 0
@@ -47,7 +47,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # its glTF exporter has run (4.5 and later do not): after Python has shut
     # down, so faulthandler shows nothing. Every result is reported by now, so
     # on 4.2 the process ends here with pytest's exit code, skipping the C-level
-    # teardown that crashes. tests/test_versions.py checks the exit code.
+    # teardown that crashes. tests/blender/test_versions.py checks the exit code.
     bpy = sys.modules.get("bpy")
     if bpy is not None and tuple(bpy.app.version[:2]) == (4, 2):
         sys.stdout.flush()

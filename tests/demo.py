@@ -36,8 +36,8 @@ def main() -> int:
     os.environ["BLENDER_USER_RESOURCES"] = user_dir
     zip_path = _zip_path()
 
-    from tests.glb_factory import cached_glb
-    from tests.simulator import Hitem3DSimulator
+    from tests.support.glb_factory import cached_glb
+    from tests.support.simulator import Hitem3DSimulator
 
     sample = cached_glb(objects=2, subdivisions=3, texture_size=256)
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.simulator import Hitem3DSimulator
+from tests.support.simulator import Hitem3DSimulator
 
 from .runner import REPO_ROOT, guarded, say
 from .scenarios import ADDON, Run, configure, new_task_id, select, start_import, watch_states
@@ -64,7 +64,7 @@ def sidebar_crop(blender: Blender, *, height: int | None = None, left: int = 0) 
 
 def model_glb() -> Path:
     """The model the pictures show: a smooth, textured monkey."""
-    from tests.glb_factory import cached_glb
+    from tests.support.glb_factory import cached_glb
 
     return cached_glb(objects=1, subdivisions=4, texture_size=256)
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.simulator import Hitem3DSimulator
+from tests.support.simulator import Hitem3DSimulator
 
 from .chroot import unavailable_reason
 from .runner import REPO_ROOT, guarded, say

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from tests.simulator import Hitem3DSimulator
+from tests.support.simulator import Hitem3DSimulator
 
 from . import chroot as chroot_mod
 from .session import HERE, INSIDE, Chroot, GuiFailure, Processes

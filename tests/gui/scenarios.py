@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.simulator import Hitem3DSimulator
+from tests.support.simulator import Hitem3DSimulator
 
 from .session import INSIDE, Blender, Chroot, GuiFailure
 
@@ -420,7 +420,7 @@ SCENARIOS: tuple[Callable[[Run], None], ...] = (
 def big_glb(run: Run, size: int) -> Path:
     """A real model padded to ``size`` bytes: slow to download, quick to import."""
     from benchmarks.assets import padded_glb
-    from tests.glb_factory import cached_glb
+    from tests.support.glb_factory import cached_glb
 
     return padded_glb(cached_glb(), size)
 

@@ -1,0 +1,588 @@
+"""Import without freezing Blender: the headless converter, the append on the
+main thread, the "Hitem3D" asset library, undo and the converter's failures,
+in real Blender against the simulator.
+
+Tests marked ``child_process`` start real converter processes (a second
+Blender each); the others import in-process, which gives the same result.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import bpy
+import pytest
+from mathutils import Vector
+
+from tests.support.blender_helpers import OTHER_ID, TASK_ID, glb_downloads, imported_objects, record_of, run_ticks
+from tests.support.glb_factory import cached_webp
+from tests.support.simulator import Hitem3DSimulator
+
+child_process = pytest.mark.child_process
+
+
+@pytest.fixture
+def interactive(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Operators return at once, as in Blender's UI; tests drive the timer."""
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    for collection in list(bpy.data.collections):
+        bpy.data.collections.remove(collection)
+    bpy.context.scene.cursor.location = (0.0, 0.0, 0.0)
+    return addon
+
+
+@pytest.fixture
+def glb_imports(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every run of Blender's glTF importer in this process."""
+    calls: list[str] = []
+    original = addon.scene.importer.run_gltf
+
+    def spy(path: Path) -> Any:
+        calls.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(addon.scene.importer, "run_gltf", spy)
+    return calls
+
+
+def entry_of(addon: ModuleType, task_id: str = TASK_ID) -> Path:
+    return Path(addon.scene.asset_library.entry_path(addon.engine.files.file_stem(task_id)))
+
+
+def converter_pids() -> list[int]:
+    """Processes running this test session's converter script (its spec lives
+    in this session's user folder), from the process table: orphans included."""
+    ours = os.environ["BLENDER_USER_RESOURCES"].encode()
+    found = []
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = status.read_bytes()
+        except OSError:
+            continue
+        if b"convert_child.py" in command and ours in command:
+            found.append(int(status.parent.name))
+    return found
+
+
+def scene_summary(task_id: str = TASK_ID) -> list[tuple[Any, ...]]:
+    """What an artist sees of an import: names, collections, where each
+    object is, its shading, its tags; sorted by name."""
+    rows = []
+    for obj in sorted(imported_objects(task_id), key=lambda o: o.name):
+        bpy.context.view_layer.update()
+        corners = [obj.matrix_world @ Vector(c) for c in obj.bound_box]
+        low = tuple(round(min(c[i] for c in corners), 4) for i in range(3))
+        high = tuple(round(max(c[i] for c in corners), 4) for i in range(3))
+        smooth = all(p.use_smooth for p in obj.data.polygons) if obj.type == "MESH" else None
+        rows.append((obj.name.split(".")[0], sorted(c.name for c in obj.users_collection), low, high, smooth,
+                     obj.select_get(), sorted(k for k in obj.keys() if k.startswith("hitem3d_")),
+                     obj.asset_data is not None, len(obj.data.vertices) if obj.type == "MESH" else 0))
+    return rows
+
+
+def remove_imports() -> None:
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    bpy.data.orphans_purge(do_recursive=True)
+
+
+def set_options(**values: Any) -> None:
+    options = bpy.context.scene.hitem3d_import
+    for key, value in values.items():
+        setattr(options, key, value)
+
+
+# -- convert in the background, append in the foreground ----------------------------------------
+
+
+@child_process
+def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                    sample_glb: Path, glb_imports: list[str]) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
+    pid = interactive.engine.conversions._running[TASK_ID].process.pid
+    assert str(rec.message) == "Converting in a separate Blender: keep working"  # under the task's state
+    rec = run_ticks(interactive, TASK_ID)
+
+    assert rec.state.value == "done", str(rec.message)
+    assert glb_imports == []  # Blender's importer never ran on the main process
+    objects = imported_objects()
+    assert sorted(obj.name for obj in objects) == ["Hitem3D_Sample", "Hitem3D_Sample_2"]
+    assert all(obj.select_get() for obj in objects)
+    assert bpy.context.view_layer.objects.active in objects
+    assert [c.name for c in objects[0].users_collection] == ["Hitem3D"]
+    assert entry_of(interactive).is_file()
+    assert not list(bpy.data.libraries)  # appended, not linked
+    assert not converter_pids() and not Path(f"/proc/{pid}").exists()  # reaped
+    assert not rec.message
+    assert not any(interactive.engine.files.work_dir().glob("*.json"))
+
+
+@child_process
+def test_a_converter_starts_while_the_task_is_made_and_takes_it(interactive: ModuleType, prefs: Any,
+                                                                sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["queueing", "processing", "processing", "processing", "success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    conversions = interactive.engine.conversions
+
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("queueing", "processing")
+              and conversions.warm_pid() is not None)
+    warm = conversions.warm_pid()
+    rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("importing", "done"))
+
+    assert rec.state.value == "importing"
+    assert conversions._running[TASK_ID].process.pid == warm  # Blender had started during the download
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    assert len(imported_objects()) == 2
+    assert conversions.warm_pid() is None and not converter_pids()
+
+
+@child_process
+def test_no_converter_waits_when_no_task_is_on_its_way(interactive: ModuleType, prefs: Any,
+                                                      sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["queueing"] * 50 + ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: interactive.engine.conversions.warm_pid() is not None)
+    warm = interactive.engine.conversions.warm_pid()
+
+    bpy.ops.hitem3d.cancel_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID)
+
+    assert interactive.engine.conversions.warm_pid() is None
+    assert not Path(f"/proc/{warm}").exists() and not converter_pids()
+
+
+@child_process
+def test_no_converter_waits_for_a_task_that_waits_for_a_click(interactive: ModuleType, prefs: Any,
+                                                              sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    prefs.auto_import = False
+    try:
+        sim.add_task(TASK_ID, ["queueing", "processing", "success"], glb=sample_glb)
+        bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+        seen = []
+        run_ticks(interactive, TASK_ID, until=lambda rec: seen.append(interactive.engine.conversions.warm_pid())
+                  or rec.state.value == "downloaded")
+        assert seen and not any(seen)  # never one started
+    finally:
+        prefs.auto_import = True
+
+
+@child_process
+def test_import_again_without_a_library_entry_converts_the_cached_glb(interactive: ModuleType, prefs: Any,
+                                                                     sim: Hitem3DSimulator, sample_glb: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    entry_of(interactive).unlink()
+    registered: list[bool] = []
+    monkeypatch.setattr(interactive.engine.timer, "ensure_timer", lambda: registered.append(True))
+
+    assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+
+    assert record_of(interactive).state.value == "importing" and registered  # the timer will poll it
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    assert len(imported_objects()) == 4 and entry_of(interactive).is_file()
+
+
+@child_process
+def test_the_child_gives_the_same_scene_as_an_import_in_blender(interactive: ModuleType, prefs: Any,
+                                                                  sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    options = dict(scale_to_size=True, target_size=2.0, shade_smooth=True, collection="Props")
+    bpy.context.scene.cursor.location = (1.0, 2.0, 3.0)
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    sim.add_task(OTHER_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID, **options)
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    through_child = scene_summary(TASK_ID)
+    remove_imports()
+
+    interactive.engine.conversions.USE_CHILD_PROCESS = False
+    bpy.ops.hitem3d.import_task(task_id=OTHER_ID, **options)
+    assert run_ticks(interactive, OTHER_ID).state.value == "done"
+
+    assert scene_summary(OTHER_ID) == through_child
+    assert through_child[0][1] == ["Props"] and through_child[0][4] is True
+    assert through_child[0][2][2] == pytest.approx(3.0)  # standing on the cursor
+
+
+# -- the asset library ---------------------------------------------------------------------------
+
+
+def test_each_task_is_one_asset_in_the_hitem3d_library(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                      sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb, cover=cached_webp(64).read_bytes())
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    library = bpy.context.preferences.filepaths.asset_libraries["Hitem3D"]
+    entry = entry_of(addon)
+    assert Path(library.path) == entry.parent and entry.parent == addon.scene.asset_library.default_folder()
+    with bpy.data.libraries.load(str(entry), assets_only=True) as (source, _):
+        assert list(source.collections) == ["Hitem3D 2c2ad20c"]
+    with bpy.data.libraries.load(str(entry), link=True) as (_, target):
+        target.collections = ["Hitem3D 2c2ad20c"]
+    asset = target.collections[0]
+    data = asset.asset_data
+    assert sorted(obj.name for obj in asset.objects) == ["Hitem3D_Sample", "Hitem3D_Sample_2"]
+    assert data["hitem3d_task_id"] == TASK_ID and data["hitem3d_date"].endswith("Z")
+    assert TASK_ID in data.description
+    assert "Hitem3D" in [tag.name for tag in data.tags]
+    assert tuple(asset.preview.image_size) == (64, 64)
+    # Self-contained, so it works from a studio share with no GLB beside it.
+    images = {image for obj in asset.objects for slot in obj.material_slots if slot.material
+              for node in slot.material.node_tree.nodes if node.type == "TEX_IMAGE" and node.image
+              for image in [node.image]}
+    assert images and all(image.packed_file is not None for image in images)
+    catalogs = (entry.parent / "blender_assets.cats.txt").read_text()
+    assert f"{data.catalog_id}:{data['hitem3d_date'][:7]}/{data['hitem3d_date'][:10]}:" in catalogs
+    for library_id in list(bpy.data.libraries):
+        bpy.data.libraries.remove(library_id)
+
+
+def test_the_library_folder_can_be_moved(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path,
+                                         tmp_path: Path) -> None:
+    prefs.asset_library_folder = str(tmp_path / "studio share")
+    try:
+        sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+        bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+        assert entry_of(addon).parent == tmp_path / "studio share" and entry_of(addon).is_file()
+        library = bpy.context.preferences.filepaths.asset_libraries["Hitem3D"]
+        assert Path(library.path) == tmp_path / "studio share"
+    finally:
+        prefs.asset_library_folder = ""
+    assert Path(bpy.context.preferences.filepaths.asset_libraries["Hitem3D"].path) == \
+        addon.scene.asset_library.default_folder()
+
+
+def test_a_huge_cover_is_not_made_a_preview(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                            sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb, cover=cached_webp(64).read_bytes())
+    original = addon.engine.conversions.make_spec
+
+    def small_limit(**kwargs: Any) -> Any:
+        import dataclasses
+
+        return dataclasses.replace(original(**kwargs), cover_pixel_limit=63 * 63)
+
+    monkeypatch.setattr(addon.engine.conversions, "make_spec", small_limit)
+    assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
+    with bpy.data.libraries.load(str(entry_of(addon)), link=True) as (_, target):
+        target.collections = ["Hitem3D 2c2ad20c"]
+    preview = target.collections[0].preview
+    assert preview is None or tuple(preview.image_size) == (0, 0)
+    for library_id in list(bpy.data.libraries):
+        bpy.data.libraries.remove(library_id)
+
+
+def test_import_again_appends_from_the_library_without_download_or_gltf(addon: ModuleType, prefs: Any,
+                                                                        sim: Hitem3DSimulator, sample_glb: Path,
+                                                                        glb_imports: list[str]) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    bpy.ops.hitem3d.clear_cache()  # no GLB left: only the library has the model
+    requests_before = len(sim.requests)
+
+    assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+
+    assert len(imported_objects()) == 4
+    assert len(sim.requests) == requests_before and glb_downloads(sim) == 1
+    assert glb_imports == [addon.engine.files.result_path(TASK_ID).name]  # the first import only
+    assert record_of(addon).state.value == "done"
+
+
+def test_import_again_applies_options_the_entry_was_made_without(addon: ModuleType, prefs: Any,
+                                                                 sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    remove_imports()
+    set_options(shade_smooth=True, scale_to_size=True, target_size=3.0)
+    try:
+        assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+    finally:
+        set_options(shade_smooth=False, scale_to_size=False, target_size=1.0)
+    objects = imported_objects()
+    assert all(p.use_smooth for obj in objects for p in obj.data.polygons)
+    bpy.context.view_layer.update()
+    corners = [obj.matrix_world @ Vector(c) for obj in objects for c in obj.bound_box]
+    longest = max(max(c[i] for c in corners) - min(c[i] for c in corners) for i in range(3))
+    assert longest == pytest.approx(3.0, abs=1e-3)
+    assert not any("hitem3d_baked_options" in obj for obj in objects)
+
+
+def test_remove_deletes_the_library_entry_and_says_so(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                      sample_glb: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert entry_of(addon).is_file()
+    capfd.readouterr()
+
+    bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
+
+    assert not entry_of(addon).exists() and TASK_ID not in addon.engine.history.book()
+    assert "Removed task 2c2ad20c and its model in the Hitem3D asset library" in capfd.readouterr().out
+
+
+def test_clear_cache_keeps_the_library_and_says_so(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                   sample_glb: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    capfd.readouterr()
+
+    bpy.ops.hitem3d.clear_cache()
+
+    size = sample_glb.stat().st_size / 1e6
+    assert (f"Deleted downloaded GLB files ({size:.1f} MB); the Hitem3D asset library keeps 1 model(s)"
+            in capfd.readouterr().out)
+    assert entry_of(addon).is_file()
+
+
+# -- undo ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def undo_ready(interactive: ModuleType) -> ModuleType:
+    """A window and a first undo step, as in Blender's UI."""
+    if not bpy.ops.ed.undo_push.poll():
+        pytest.skip("no undo system in this Blender")
+    bpy.ops.ed.undo_push(message="Before")
+    return interactive
+
+
+def test_an_import_from_the_timer_is_one_undo_step(undo_ready: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                   sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pushed: list[str] = []
+    original = undo_ready.engine.conversions.push_undo
+    monkeypatch.setattr(undo_ready.engine.conversions, "push_undo", lambda task_id: (pushed.append(task_id),
+                                                                             original(task_id)))
+    meshes_before = {mesh.name for mesh in bpy.data.meshes}
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert run_ticks(undo_ready, TASK_ID).state.value == "done"
+    assert pushed == [TASK_ID] and len(imported_objects()) == 2
+
+    bpy.ops.ed.undo()
+
+    assert not imported_objects()
+    assert {mesh.name for mesh in bpy.data.meshes} == meshes_before
+
+
+def test_no_worker_runs_while_the_undo_step_is_pushed(interactive: ModuleType, prefs: Any,
+                                                     sim: Hitem3DSimulator, sample_glb: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The undo push writes the whole file to memory with the GIL released: a
+    journal write beside it crashed bpy 4.5 once, so workers and the writer
+    are held through it as through the import."""
+    gate_open: list[bool] = []
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    monkeypatch.setattr(interactive.engine.conversions, "push_undo",
+                        lambda task_id: gate_open.append(interactive.engine.state.runner().gate.is_open))
+
+    # Import Again runs from the button, outside any timer call.
+    assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+
+    assert gate_open == [False]
+
+
+def test_import_again_is_one_undo_step(undo_ready: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                       sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(undo_ready, TASK_ID)
+
+    bpy.ops.hitem3d.import_again(task_id=TASK_ID)
+    assert len(imported_objects()) == 4
+    bpy.ops.ed.undo()
+
+    assert len(imported_objects()) == 2
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+def converter_pid(addon: ModuleType) -> int:
+    """Run the timer until the task converts; the converter's process ID."""
+    run_ticks(addon, TASK_ID, until=lambda rec: rec.state.value == "importing")
+    pid: int = addon.engine.conversions._running[TASK_ID].process.pid
+    return pid
+
+
+def assert_nothing_left(addon: ModuleType) -> None:
+    assert not imported_objects()
+    assert not entry_of(addon).exists()
+    assert not converter_pids()
+    assert not addon.engine.conversions.busy()
+
+
+@child_process
+def test_a_converter_over_its_memory_limit_fails_cleanly_and_can_be_retried(
+        interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = interactive.core.conversion.Limits(timeout_s=60.0, memory_bytes=40 * 1024**2)
+    monkeypatch.setattr(interactive.engine.conversions, "LIMITS", limits)
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    rec = run_ticks(interactive, TASK_ID)
+
+    assert rec.state.value == "failed"
+    assert str(rec.message) == ("Converting the model needed more than 40 MB of memory, the converter's limit: "
+                                "not imported; retry, or report the task")
+    assert_nothing_left(interactive)
+    monkeypatch.setattr(interactive.engine.conversions, "USE_CHILD_PROCESS", False)
+    bpy.ops.hitem3d.retry_task(task_id=TASK_ID)
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+
+
+@child_process
+def test_a_converter_over_its_time_limit_fails_cleanly(interactive: ModuleType, prefs: Any,
+                                                       sim: Hitem3DSimulator, sample_glb: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interactive.engine.conversions, "LIMITS", interactive.core.conversion.Limits(timeout_s=0.2))
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    rec = run_ticks(interactive, TASK_ID)
+
+    assert (rec.state.value, str(rec.message)) == ("failed", "Converting the model took longer than 0.2 s: "
+                                                             "not imported; retry")
+    assert_nothing_left(interactive)
+
+
+@child_process
+def test_a_converter_that_cannot_start_says_so(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                               sample_glb: Path, monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setattr(interactive.engine.conversions.sys, "executable", str(tmp_path / "missing-blender"))
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    rec = run_ticks(interactive, TASK_ID)
+
+    assert rec.state.value == "failed"
+    assert str(rec.message).startswith("Could not start Blender to convert the model")
+    assert_nothing_left(interactive)
+    assert interactive.engine.conversions.warm_pid() is None
+
+
+def test_a_converter_that_cannot_start_ahead_is_not_tried_on_every_tick(interactive: ModuleType, prefs: Any,
+                                                                       sim: Hitem3DSimulator, sample_glb: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    conversions = interactive.engine.conversions
+    monkeypatch.setattr(conversions, "USE_CHILD_PROCESS", True)
+    monkeypatch.setattr(conversions.sys, "executable", str(tmp_path / "missing-blender"))
+    starts: list[int] = []
+    original = conversions.WarmChild.start
+    monkeypatch.setattr(conversions.WarmChild, "start", lambda self: (starts.append(1), original(self)))
+    sim.add_task(TASK_ID, ["queueing"] * 20 + ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("downloading", "importing", "failed"))
+
+    assert len(starts) == 1 and conversions.warm_pid() is None
+
+
+@child_process
+def test_a_crashing_converter_says_so(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                      sample_glb: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    crash = tmp_path / "convert_child.py"
+    crash.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    monkeypatch.setattr(interactive.engine.conversions, "CHILD_SCRIPT", crash)
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    rec = run_ticks(interactive, TASK_ID)
+
+    assert (rec.state.value, rec.message) == ("failed", interactive.core.conversion.CRASHED)
+    assert_nothing_left(interactive)
+
+
+@child_process
+def test_cancel_stops_the_converter_within_a_second(interactive: ModuleType, prefs: Any,
+                                                    sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    pid = converter_pid(interactive)
+
+    started = time.monotonic()
+    bpy.ops.hitem3d.cancel_task(task_id=TASK_ID)
+    rec = run_ticks(interactive, TASK_ID, limit=100)
+
+    assert time.monotonic() - started < 1.0
+    assert rec.state.value == "cancelled"
+    assert not Path(f"/proc/{pid}").exists()  # reaped, not even a zombie
+    assert_nothing_left(interactive)
+
+
+@child_process
+def test_removing_a_converting_task_stops_its_converter(interactive: ModuleType, prefs: Any,
+                                                       sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    pid = converter_pid(interactive)
+
+    bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
+
+    assert not Path(f"/proc/{pid}").exists()  # killed and reaped at once
+    assert TASK_ID not in interactive.engine.history.book()
+    assert_nothing_left(interactive)
+
+
+@child_process
+def test_disabling_the_addon_stops_the_converter(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                 sample_glb: Path) -> None:
+    import addon_utils
+
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
+    pids = [interactive.engine.conversions._running[TASK_ID].process.pid]
+
+    started = time.monotonic()
+    addon_utils.disable(interactive.__name__, default_set=True)
+
+    assert time.monotonic() - started < 1.5
+    assert not converter_pids()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)  # reaped, not even a zombie
+    assert not os.path.exists(entry_of(interactive))
+
+
+@child_process
+def test_quitting_blender_stops_the_converter_within_a_second(interactive: ModuleType, prefs: Any,
+                                                            sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    pid = converter_pid(interactive)
+
+    started = time.monotonic()
+    interactive._at_exit()  # what Blender's interpreter runs when it quits
+
+    assert time.monotonic() - started < 1.0
+    assert not Path(f"/proc/{pid}").exists() and not converter_pids()
+    assert not os.path.exists(entry_of(interactive))
+
+
+def test_the_glb_checks_apply_before_any_conversion(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                    sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    interactive.engine.state.current.import_requests.clear()
+    prefs.auto_import = False
+    try:
+        bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+        run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "downloaded")
+        path = interactive.engine.files.result_path(TASK_ID)
+        path.write_bytes(path.read_bytes()[:-10])  # truncated after the download
+        interactive.engine.control.request_import(TASK_ID)
+        rec = run_ticks(interactive, TASK_ID)
+    finally:
+        prefs.auto_import = True
+    assert (rec.state.value, str(rec.message)) == ("failed", "The downloaded GLB is incomplete: retry")
+    assert_nothing_left(interactive)

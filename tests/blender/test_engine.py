@@ -1,0 +1,212 @@
+"""The engine in real Blender: the defects of the old bridge stay fixed, a paste
+costs one journal save, and redraws reach only what shows Hitem3D state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import ModuleType, SimpleNamespace
+from typing import Any, Iterator
+
+import bpy
+import pytest
+
+from tests.support.blender_helpers import OTHER_ID, TASK_ID, glb_downloads, import_error, imported_objects, record_of, \
+    run_ticks
+from tests.support.simulator import Hitem3DSimulator
+
+
+@pytest.fixture
+def interactive(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Operators return at once, as in Blender's UI; tests drive the timer."""
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    return addon
+
+
+@pytest.fixture
+def click_to_import(prefs: Any) -> Iterator[Any]:
+    prefs.auto_import = False
+    yield prefs
+    prefs.auto_import = True
+
+
+# -- the defects -----------------------------------------------------------------------------------
+
+
+def test_a_result_queued_as_the_last_job_ends_is_not_stranded(interactive: ModuleType, prefs: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    delivered: list[Any] = []
+    monkeypatch.setattr(interactive.engine.state.hooks, "call_done", delivered.append)
+    release = threading.Event()
+    settings = interactive.ui.preferences.usable_settings()
+    interactive.engine.control.start_call("late", settings, lambda client: release.wait(5) and "value")
+    runner = interactive.engine.state.runner()
+    drain = runner.drain
+
+    def drain_then_finish(limit: int = 1000) -> list[Any]:
+        # The job puts its result and ends right after this drain, before
+        # the timer asks whether anything is still running.
+        items = drain(limit)
+        if not release.is_set():
+            release.set()
+            deadline = time.monotonic() + 5
+            while runner.busy and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return items
+
+    monkeypatch.setattr(runner, "drain", drain_then_finish)
+    assert interactive.engine.timer.tick() is not None  # the timer goes on for the result
+    interactive.engine.timer.tick()
+    assert [result.value for result in delivered] == ["value"]
+
+
+def test_a_task_removed_and_pasted_again_gets_only_its_own_updates(interactive: ModuleType, prefs: Any,
+                                                                   sim: Hitem3DSimulator) -> None:
+    sim.add_task(TASK_ID, ["processing", "processing", "processing", "success"])
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "processing")
+    bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)  # before the first run has ended
+    rec = run_ticks(interactive, TASK_ID)
+    assert rec.state.value == "done", str(rec.message)
+    assert imported_objects()
+
+
+def test_a_settings_error_leaves_running_tasks_running(interactive: ModuleType, prefs: Any,
+                                                       sim: Hitem3DSimulator) -> None:
+    sim.add_task(TASK_ID, ["processing", "processing", "success"])
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "processing")
+    bpy.context.preferences.system.use_online_access = False
+    assert "Online access is off" in import_error(f"{TASK_ID} {OTHER_ID}")
+    assert record_of(interactive, OTHER_ID).state.value == "failed"
+    bpy.context.preferences.system.use_online_access = True
+    rec = run_ticks(interactive, TASK_ID)
+    assert rec.state.value == "done", str(rec.message)
+    assert imported_objects()
+
+
+def test_import_after_clear_cache_downloads_the_model_again(interactive: ModuleType, click_to_import: Any,
+                                                            sim: Hitem3DSimulator) -> None:
+    sim.add_task(TASK_ID, ["success"])
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "downloaded")
+    bpy.ops.hitem3d.clear_cache()
+    assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
+    rec = run_ticks(interactive, TASK_ID)
+    assert rec.state.value == "done", str(rec.message)
+    assert imported_objects() and glb_downloads(sim) == 2
+
+
+def test_no_journal_write_runs_while_blender_imports(interactive: ModuleType, click_to_import: Any,
+                                                     sim: Hitem3DSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim.add_task(TASK_ID, ["success"])
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "downloaded")
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_write() -> None:
+        started.set()
+        time.sleep(0.4)
+        finished.set()
+
+    writes_done_at_import: list[bool] = []
+    import_here = interactive.engine.conversions.import_here
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        writes_done_at_import.append(finished.is_set())
+        return import_here(*args, **kwargs)
+
+    monkeypatch.setattr(interactive.engine.conversions, "import_here", spy)
+    interactive.engine.state.runner().write_later("slow", slow_write)
+    assert started.wait(5)
+    bpy.ops.hitem3d.import_again(task_id=TASK_ID)
+    assert writes_done_at_import == [True]
+    assert record_of(interactive).state.value == "done"
+
+
+# -- cost ------------------------------------------------------------------------------------------
+
+
+def test_pasting_many_ids_saves_the_journal_once(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [f"{n:032x}.jjewelry-aigc-api.Paste{n:05d}" for n in range(60)]
+    for task_id in ids:
+        sim.add_task(task_id, ["processing"])
+    snapshots: list[int] = []
+    snapshot = interactive.core.journal.snapshot
+    monkeypatch.setattr(interactive.core.journal, "snapshot",
+                        lambda records, *args: snapshots.append(len(records)) or snapshot(records, *args))
+    bpy.ops.hitem3d.import_task(task_id=" ".join(ids))
+    assert snapshots == []  # the paste itself saves nothing
+    for _ in range(10):
+        interactive.engine.timer.tick()
+        if not interactive.engine.state.current.journal_dirty:
+            break
+    # One save for the burst, spread over as few timer calls as keep each one short.
+    per_call = interactive.engine.history.MAX_FRESH_PER_SAVE
+    assert len(snapshots) == -(-60 // per_call)
+    assert interactive.engine.state.runner().flush_writes(5.0)  # written off the main thread
+    saved = interactive.core.journal.load(interactive.engine.files.journal_path()).records
+    assert {rec.task_id for rec in saved} == set(ids)
+
+
+def test_a_poll_that_changes_nothing_shown_asks_for_no_redraw(addon: ModuleType) -> None:
+    update = addon.core.tasks.TaskUpdate
+    processing = addon.core.tasks.TaskState.PROCESSING
+    addon.engine.history.book().add(TASK_ID)
+    assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.4))
+    assert not addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.4))
+    assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.5))
+
+
+# -- redraws ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def view3d() -> Iterator[Any]:
+    """The 3D view of Blender's startup screen, its sidebar closed afterwards."""
+    window = bpy.context.window_manager.windows[0]
+    area = next(area for area in window.screen.areas if area.type == "VIEW_3D")
+    yield area
+    area.spaces.active.show_region_ui = False
+
+
+def test_redraws_reach_the_sidebar_of_a_3d_view_only_when_it_is_open(addon: ModuleType, view3d: Any) -> None:
+    windows = bpy.context.window_manager.windows
+    view3d.spaces.active.show_region_ui = False
+    assert addon.ui.ui_sync.regions_showing_hitem3d(windows, "INTERFACE") == []
+    view3d.spaces.active.show_region_ui = True
+    regions = addon.ui.ui_sync.regions_showing_hitem3d(windows, "INTERFACE")
+    # The sidebar (UI), never the viewport itself (WINDOW), nor any other editor.
+    assert [(region.type, region.as_pointer()) for region in regions] == [
+        ("UI", next(r for r in view3d.regions if r.type == "UI").as_pointer())]
+
+
+def _area(kind: str, *regions: Any, sidebar: bool = True) -> Any:
+    return SimpleNamespace(type=kind, regions=list(regions), spaces=SimpleNamespace(
+        active=SimpleNamespace(show_region_ui=sidebar)))
+
+
+def _region(kind: str, category: str = "") -> Any:
+    return SimpleNamespace(type=kind, active_panel_category=category)
+
+
+def test_redraws_skip_a_sidebar_open_on_another_tab_and_reach_the_add_on_preferences(addon: ModuleType) -> None:
+    ours, tool, main = _region("UI", "Hitem3D"), _region("UI", "Tool"), _region("WINDOW")
+    prefs_window = _region("WINDOW")
+    screen = SimpleNamespace(areas=[_area("VIEW_3D", tool, main), _area("VIEW_3D", ours, _region("WINDOW")),
+                                    _area("PREFERENCES", prefs_window)])
+    windows = [SimpleNamespace(screen=screen)]
+    assert addon.ui.ui_sync.regions_showing_hitem3d(windows, "ADDONS") == [ours, prefs_window]
+    assert addon.ui.ui_sync.regions_showing_hitem3d(windows, "KEYMAP") == [ours]
+
+
+def test_redraws_come_at_most_four_times_a_second(addon: ModuleType, view3d: Any) -> None:
+    view3d.spaces.active.show_region_ui = True
+    ui_sync = addon.ui.ui_sync
+    start = time.monotonic() + 1000.0
+    assert ui_sync.redraw(now=start)
+    assert ui_sync.redraw(now=start + 0.1) == []  # too soon: it waits for the rest of the interval
+    assert bpy.app.timers.is_registered(ui_sync._deferred_redraw)
+    assert ui_sync.redraw(now=start + 0.26)

@@ -1,0 +1,358 @@
+"""The converter process, without Blender: stand-in children written in Python
+play each ending (success, crash, time-out, memory, cancel, no start)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hitem3d_blender.core import conversion
+from hitem3d_blender.core.conversion import ConversionProcess, ConversionSpec, Limits
+from hitem3d_blender.core.import_options import ImportOptions
+
+TASK_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# A stand-in child: reads the spec like the real one, then does what $MODE says.
+CHILD = r"""
+import json, os, signal, sys, time
+sys.path.insert(0, os.environ["REPO_ROOT"])
+from hitem3d_blender.core import conversion
+path = sys.argv[1]
+mode = os.environ["MODE"]
+if path == "--wait":  # started ahead, as WarmChild does
+    if mode == "die_waiting":
+        sys.exit(5)
+    path = sys.stdin.readline().strip()
+    if not path:
+        sys.exit(0)
+spec = conversion.ConversionSpec.from_json(open(path).read())
+if mode == "ok":
+    open(spec.entry, "wb").write(b"BLENDER")
+    conversion.write_result(__import__("pathlib").Path(spec.result), {"objects": ["Hitem3D_Sample"], "import_s": 0.5})
+elif mode == "renamed_then_killed":
+    open(spec.entry, "wb").write(b"BLENDER")
+    os.kill(os.getpid(), signal.SIGKILL)
+elif mode == "crash":
+    os.kill(os.getpid(), signal.SIGSEGV)
+elif mode == "sleep":
+    time.sleep(60)
+elif mode == "grow":
+    blocks = []
+    for _ in range(200):
+        blocks.append(bytearray(16 * 1024 * 1024))
+        time.sleep(0.01)
+    time.sleep(60)
+elif mode == "grow_watched":
+    conversion.start_watchdog(spec.memory_limit_bytes, os.getppid())
+    blocks = []
+    for _ in range(200):
+        blocks.append(bytearray(16 * 1024 * 1024))
+        time.sleep(0.02)
+    time.sleep(60)
+elif mode == "orphan":
+    # A grandchild that outlives this process: it must notice and end itself.
+    import subprocess
+    grandchild = subprocess.Popen([sys.executable, "-c",
+        "import os, sys, time; sys.path.insert(0, os.environ['REPO_ROOT']); "
+        "from hitem3d_blender.core import conversion; conversion.start_watchdog(0, 0); time.sleep(60)"])
+    open(spec.result + ".pid", "w").write(str(grandchild.pid))
+    time.sleep(0.5)
+    os._exit(0)
+elif mode == "error":
+    conversion.write_result(__import__("pathlib").Path(spec.result), {"error": "import_failed", "text": "rm -rf /"})
+    sys.exit(1)
+elif mode == "unknown_error":
+    conversion.write_result(__import__("pathlib").Path(spec.result), {"error": "<b>anything</b>"})
+    sys.exit(1)
+elif mode == "garbage":
+    open(spec.result, "w").write("[not, json")
+"""
+
+
+def spec_in(folder: Path, **changes: object) -> ConversionSpec:
+    values: dict[str, object] = dict(
+        task_id=TASK_ID, glb=str(folder / "model.glb"), entry=str(folder / "library" / "task-1.blend"),
+        result=str(folder / "work" / "task-1.result.json"), collection_name="Hitem3D 2c2ad20c",
+        options=ImportOptions(), provenance={"hitem3d_task_id": TASK_ID}, memory_limit_bytes=64 * 1024**2)
+    values.update(changes)
+    return ConversionSpec(**values)  # type: ignore[arg-type]
+
+
+def start_child(tmp_path: Path, mode: str, limits: Limits = Limits(timeout_s=30.0),
+                **changes: object) -> ConversionProcess:
+    (tmp_path / "library").mkdir(exist_ok=True)
+    spec = spec_in(tmp_path, **changes)
+    spec_path = tmp_path / "work" / "task-1.spec.json"
+    env = {**os.environ, "MODE": mode, "REPO_ROOT": str(REPO_ROOT)}
+    process = ConversionProcess(spec, spec_path, [sys.executable, "-c", CHILD, str(spec_path)], env, limits,
+                                tmp_path / "work" / "task-1.log")
+    process.start()
+    return process
+
+
+def outcome_of(process: ConversionProcess, timeout_s: float = 20.0) -> conversion.ConversionOutcome:
+    """Poll the way the timer does until the child has ended."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        outcome = process.poll()
+        if outcome is not None:
+            return outcome
+        time.sleep(0.02)
+    process.stop()
+    raise AssertionError("the child did not end")
+
+
+def gone(pid: int) -> bool:
+    """No process (not even a zombie) with this ID, and none left in its group."""
+    if Path(f"/proc/{pid}").exists():
+        return False
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+# -- the command line and the environment ------------------------------------------------
+
+
+def test_real_blender_runs_headless_with_factory_settings(tmp_path: Path) -> None:
+    command = conversion.child_command(script=tmp_path / "convert_child.py",
+                                       args=conversion.spec_args(tmp_path / "s.json"),
+                                       blender_binary="/opt/blender/blender", python="/usr/bin/python3")
+    assert command[:3] == ["/opt/blender/blender", "-b", "--factory-startup"]
+    assert command[-2:] == ["--", str(tmp_path / "s.json")]
+
+
+def test_the_bpy_module_child_is_this_python_importing_bpy(tmp_path: Path) -> None:
+    command = conversion.child_command(script=tmp_path / "convert_child.py",
+                                       args=conversion.spec_args(tmp_path / "s.json"),
+                                       blender_binary="", python="/venv/bin/python")
+    assert command == ["/venv/bin/python", "-E", str(tmp_path / "convert_child.py"), str(tmp_path / "s.json")]
+
+
+def test_child_environment_has_no_secrets_or_startup_hooks() -> None:
+    base = {"PATH": "/bin", "HITEM3D_CLIENT_SECRET": "s3cret", "HITEM3D_CLIENT_ID": "id",
+            "PYTHONSTARTUP": "/tmp/evil.py", "PYTHONPATH": "/site", "HOME": "/home/a"}
+    assert conversion.child_environment(base, real_blender=False) == {"PATH": "/bin", "PYTHONPATH": "/site",
+                                                                       "HOME": "/home/a"}
+    # Blender's bundled Python must not pick up another Python's modules.
+    assert conversion.child_environment(base, real_blender=True) == {"PATH": "/bin", "HOME": "/home/a"}
+
+
+def test_spec_survives_its_json_form(tmp_path: Path) -> None:
+    spec = spec_in(tmp_path, options=ImportOptions(scale_to_size=True, target_size=2.0),
+                   asset=conversion.AssetInfo(description="d", tags=("a", "b"), properties={"k": "v"},
+                                              catalog_id="c", catalog_name="n"))
+    assert ConversionSpec.from_json(spec.to_json()) == spec
+
+
+# -- endings --------------------------------------------------------------------------
+
+
+def test_success_keeps_the_entry_and_cleans_the_work_files(tmp_path: Path) -> None:
+    process = start_child(tmp_path, "ok")
+    outcome = outcome_of(process)
+    assert outcome.ok and outcome.objects == ("Hitem3D_Sample",) and outcome.import_s == 0.5
+    assert Path(process.spec.entry).read_bytes() == b"BLENDER"
+    assert not list((tmp_path / "work").iterdir())
+    assert process.pid is not None and gone(process.pid)
+
+
+def test_poll_never_waits_for_the_child(tmp_path: Path) -> None:
+    process = start_child(tmp_path, "sleep")
+    try:
+        started = time.perf_counter()
+        for _ in range(20):
+            assert process.poll() is None
+        assert (time.perf_counter() - started) / 20 < 0.005
+    finally:
+        process.stop()
+
+
+def test_a_crash_says_so_and_leaves_no_entry(tmp_path: Path) -> None:
+    outcome = outcome_of(start_child(tmp_path, "crash"))
+    assert outcome.error == conversion.CRASHED
+    assert not list((tmp_path / "library").iterdir())
+    # Its output stays for support; the spec and any result are gone.
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["task-1.log"]
+
+
+def test_a_child_killed_after_writing_its_entry_leaves_no_entry(tmp_path: Path) -> None:
+    outcome = outcome_of(start_child(tmp_path, "renamed_then_killed"))
+    assert outcome.error == conversion.CRASHED
+    assert not list((tmp_path / "library").iterdir())
+
+
+def test_the_time_limit_ends_the_child(tmp_path: Path) -> None:
+    process = start_child(tmp_path, "sleep", Limits(timeout_s=0.5))
+    outcome = outcome_of(process)
+    assert str(outcome.error) == "Converting the model took longer than 0.5 s: not imported; retry"
+    assert process.pid is not None and gone(process.pid)
+
+
+def test_timeout_message_names_minutes() -> None:
+    assert str(conversion.timeout_message(600)) == "Converting the model took longer than 10 min: not imported; retry"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_a_child_over_the_memory_cap_is_stopped_by_blender(tmp_path: Path) -> None:
+    limit = 200 * 1024**2
+    process = start_child(tmp_path, "grow", Limits(timeout_s=30.0, memory_bytes=limit))
+    outcome = outcome_of(process)
+    assert outcome.error == conversion.out_of_memory_message(limit)
+    assert "200 MB" in str(outcome.error)
+    assert process.pid is not None and gone(process.pid)
+
+
+def test_a_child_over_the_memory_cap_stops_itself(tmp_path: Path) -> None:
+    # The child's own watchdog, for when Blender's timer is not running.
+    limit = 150 * 1024**2
+    process = start_child(tmp_path, "grow_watched", Limits(timeout_s=30.0, memory_bytes=10 * 1024**3),
+                          memory_limit_bytes=limit)
+    outcome = outcome_of(process)
+    assert outcome.error == conversion.out_of_memory_message(10 * 1024**3)
+
+
+def test_a_converter_whose_parent_is_gone_ends_itself(tmp_path: Path) -> None:
+    process = start_child(tmp_path, "orphan")
+    outcome_of(process, timeout_s=5.0)
+    pid_file = Path(process.spec.result + ".pid")
+    orphan = int(pid_file.read_text())
+    deadline = time.monotonic() + 2.0
+    while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
+        # Reparented to init (or a subreaper), which reaps it once it has ended.
+        status = Path(f"/proc/{orphan}/stat").read_text() if Path(f"/proc/{orphan}/stat").exists() else ""
+        if ") Z " in status:
+            break
+        time.sleep(0.05)
+    status = Path(f"/proc/{orphan}/stat").read_text() if Path(f"/proc/{orphan}/stat").exists() else ""
+    assert not status or ") Z " in status, status
+
+
+def test_cancel_kills_the_child_within_a_second(tmp_path: Path) -> None:
+    process = start_child(tmp_path, "sleep")
+    time.sleep(0.2)
+    started = time.monotonic()
+    process.cancel()
+    outcome = outcome_of(process, timeout_s=1.0)
+    assert time.monotonic() - started < 1.0
+    assert outcome.cancelled and not outcome.ok
+    assert process.pid is not None and gone(process.pid)
+    assert not list((tmp_path / "library").iterdir())
+
+
+def test_stop_reaps_the_child_so_no_process_is_left(tmp_path: Path) -> None:
+    process = start_child(tmp_path, "sleep")
+    process.stop(timeout_s=1.0)
+    assert process.pid is not None and gone(process.pid)
+
+
+def test_a_child_that_cannot_start_says_so(tmp_path: Path) -> None:
+    spec = spec_in(tmp_path)
+    spec_path = tmp_path / "work" / "task-1.spec.json"
+    process = ConversionProcess(spec, spec_path, [str(tmp_path / "no-blender")], {}, Limits(),
+                                tmp_path / "task-1.log")
+    with pytest.raises(conversion.ConversionFailed) as info:
+        process.start()
+    assert str(info.value).startswith("Could not start Blender to convert the model (No such file or directory)")
+    assert not spec_path.exists()
+
+
+def test_child_errors_are_known_kinds_never_its_text(tmp_path: Path) -> None:
+    assert str(outcome_of(start_child(tmp_path, "error")).error) == conversion.CHILD_ERRORS["import_failed"]
+    assert outcome_of(start_child(tmp_path, "unknown_error")).error == conversion.CRASHED
+
+
+def test_a_garbled_result_is_no_result(tmp_path: Path) -> None:
+    assert outcome_of(start_child(tmp_path, "garbage")).error == conversion.NO_RESULT
+
+
+def test_an_oversized_result_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"objects": ["x" * conversion.MAX_RESULT_BYTES]}))
+    assert conversion.read_result(path) is None
+
+
+def test_memory_limit_is_half_the_computer_within_bounds() -> None:
+    assert 2 * 1024**3 <= conversion.default_memory_limit() <= 16 * 1024**3
+
+
+def test_the_partial_entry_is_hidden_and_belongs_to_one_blender(tmp_path: Path) -> None:
+    first, second = spec_in(tmp_path, parent_pid=100), spec_in(tmp_path, parent_pid=200)
+    partial = conversion.partial_entry(first)
+    # Hidden from the Asset Browser (a dot file), still a .blend for Blender's writer.
+    assert partial.parent == Path(first.entry).parent
+    assert partial.name.startswith(".") and partial.suffix == ".blend"
+    # Two Blenders sharing a library never write the same partial file.
+    assert partial != conversion.partial_entry(second)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the fallback for systems without the Windows API")
+def test_a_missing_memory_api_costs_the_check_never_the_import() -> None:
+    assert conversion._windows_working_set(os.getpid()) is None
+    assert conversion.read_rss(2**22 + 12345) is None  # no such process
+
+
+# -- a converter started ahead ----------------------------------------------------------------
+
+
+def warm_child(tmp_path: Path, mode: str) -> conversion.WarmChild:
+    env = {**os.environ, "MODE": mode, "REPO_ROOT": str(REPO_ROOT)}
+    warm = conversion.WarmChild([sys.executable, "-c", CHILD, "--wait"], env, tmp_path / "work" / "warm.log")
+    warm.start()
+    return warm
+
+
+def cold_process(tmp_path: Path, command: list[str]) -> ConversionProcess:
+    (tmp_path / "library").mkdir(exist_ok=True)
+    spec_path = tmp_path / "work" / "task-1.spec.json"
+    env = {**os.environ, "MODE": "ok", "REPO_ROOT": str(REPO_ROOT)}
+    return ConversionProcess(spec_in(tmp_path), spec_path, [*command, str(spec_path)], env, Limits(timeout_s=30.0),
+                             tmp_path / "work" / "task-1.log")
+
+
+def test_a_converter_started_ahead_takes_the_spec(tmp_path: Path) -> None:
+    warm = warm_child(tmp_path, "ok")
+    pid = warm.pid
+    process = cold_process(tmp_path, [str(tmp_path / "no-such-blender")])  # a cold start would fail
+
+    process.start(warm=warm)
+
+    assert process.pid == pid
+    assert outcome_of(process).ok
+    assert pid is not None and gone(pid)
+    assert not list((tmp_path / "work").iterdir())
+
+
+def test_a_converter_that_died_waiting_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
+    warm = warm_child(tmp_path, "die_waiting")
+    dead = warm.pid
+    deadline = time.monotonic() + 10
+    while warm.alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD])
+
+    process.start(warm=warm)
+
+    assert process.pid != dead and outcome_of(process).ok
+    assert dead is not None and gone(dead)
+
+
+def test_a_converter_not_needed_after_all_is_stopped_and_reaped(tmp_path: Path) -> None:
+    warm = warm_child(tmp_path, "ok")
+    pid = warm.pid
+    started = time.monotonic()
+
+    warm.stop()
+
+    assert time.monotonic() - started < 1.0
+    assert pid is not None and gone(pid)
+    assert not (tmp_path / "work" / "warm.log").exists()
