@@ -20,6 +20,7 @@ log = logging.getLogger(__package__)
 def _modules() -> tuple[ModuleType, ...]:
     from .ui import (
         generate,
+        generation_settings,
         kinds_ui,
         operators,
         panels,
@@ -29,7 +30,8 @@ def _modules() -> tuple[ModuleType, ...]:
         texture_selection,
     )
 
-    return (properties, preferences, operators, panels, generate, kinds_ui, texture_selection, picture_input)
+    return (properties, preferences, operators, panels, generation_settings, generate, kinds_ui, texture_selection,
+            picture_input)
 
 
 def _on_load_post(*_args: Any) -> None:

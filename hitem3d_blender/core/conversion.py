@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .display import duration
 from .errors import Hitem3DError
 from .import_options import ImportOptions
 from .messages import N_, NONE, Message, msg
@@ -217,9 +218,7 @@ def out_of_memory_message(limit: int) -> Message:
 
 
 def timeout_message(timeout_s: float) -> Message:
-    minutes = timeout_s / 60
-    span = f"{minutes:.0f} min" if minutes >= 1 else f"{timeout_s:g} s"
-    return msg("Converting the model took longer than {span}: not imported; retry", span=span)
+    return msg("Converting the model took longer than {span}: not imported; retry", span=duration(timeout_s))
 
 
 def _session_options() -> dict[str, Any]:

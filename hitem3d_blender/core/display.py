@@ -61,15 +61,24 @@ def task_name(record: TaskRecord) -> str:
     return record.short_id
 
 
-def compact_elapsed(seconds: float) -> Message:
-    """``45s``, ``12m``, ``3h``: a task row's time in its largest unit (the
-    details show it to the second)."""
+def duration(seconds: float, units: int = 2) -> Message:
+    """Every time we show, in one style: ``45s``, ``12m 05s``, ``2h 05m`` (two
+    units), or ``45s``, ``12m``, ``2h`` (``units=1``: a task row's time). A
+    second unit of zero is left out, so a timeout of an hour reads ``1h``."""
     total = max(0, int(seconds))
+    if 0 < seconds < 1:  # a test's time limit, say: never "0s"
+        return msg("{seconds}s", seconds=f"{seconds:.1f}")
     if total < 60:
         return msg("{seconds}s", seconds=total)
     if total < 3600:
-        return msg("{minutes}m", minutes=total // 60)
-    return msg("{hours}h", hours=total // 3600)
+        minutes, rest = divmod(total, 60)
+        if units == 1 or not rest:
+            return msg("{minutes}m", minutes=minutes)
+        return msg("{minutes}m {seconds}s", minutes=minutes, seconds=f"{rest:02d}")
+    hours, rest = divmod(total, 3600)
+    if units == 1 or rest < 60:
+        return msg("{hours}h", hours=hours)
+    return msg("{hours}h {minutes}m", hours=hours, minutes=f"{rest // 60:02d}")
 
 
 def wrap(text: str, width: float, measure: Callable[[str], float]) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Callable
 import requests
 
 from .api import Hitem3DClient, TaskStatus
+from .display import duration
 from .downloader import (
     DEFAULT_MAX_BYTES,
     CancelToken,
@@ -77,16 +78,6 @@ def backoff_delay(attempt: int, base_s: float, retry_after: float | None = None,
     ceiling = min(BACKOFF_CAP_S, base_s * (2 ** min(max(0, attempt), 32)))
     delay = max(base_s, ceiling * (0.5 + 0.5 * rng()))
     return max(delay, retry_after or 0.0)
-
-
-def format_duration(seconds: float) -> Message:
-    """``45 s``, ``12 min``, ``2 h 05 min``: as people say waiting times."""
-    if seconds < 120:
-        return msg("{seconds} s", seconds=f"{seconds:.0f}")
-    minutes = round(seconds / 60)
-    if minutes < 120:
-        return msg("{minutes} min", minutes=minutes)
-    return msg("{hours} h {minutes} min", hours=minutes // 60, minutes=f"{minutes % 60:02d}")
 
 
 def run_import_job(
@@ -183,7 +174,7 @@ def _steps(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
         emit(TaskUpdate(job.task_id, state, progress=progress))
         if clock() >= deadline:
             raise TaskTimeout(msg("Task not finished after {duration}: retry to keep waiting",
-                                  duration=format_duration(job.timeout_s)))
+                                  duration=duration(job.timeout_s)))
         yield Wait(min(job.poll_interval_s, max(0.0, deadline - clock())))
 
 

@@ -12,7 +12,7 @@ from ..core.jobs import CallResult
 from ..core.logs import register_secret
 from ..core.messages import msg
 from ..core.settings import ApiSettings
-from ..core.pipeline import format_duration
+from ..core.display import duration
 from ..core.tasks import TaskRecord, TaskState
 from . import control, history, state, timer
 
@@ -32,7 +32,7 @@ def wait_for(task_ids: list[str], timeout_s: float,
             if rec.task_id in timed_out and rec.state is TaskState.CANCELLED and not rec.message:
                 # A cancel of our own making: say why, or the caller shows "Error: ".
                 rec.message = msg("No result within {duration}: the task goes on at Hitem3D; Retry waits for it again",
-                                  duration=format_duration(timeout_s))
+                                  duration=duration(timeout_s))
         if on_tick is not None:
             on_tick(records)
         if all(rec.state.is_terminal for rec in records):

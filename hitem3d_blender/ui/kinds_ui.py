@@ -4,7 +4,7 @@ that send them, and their sidebar panels.
 The settings live on the scene (``Scene.hitem3d_kinds``). Every choice the
 service offers comes from the table in ``core.task_kinds``; an operator turns
 the settings into a ``core.kind_requests.KindRequest`` and sends it the way
-New Generation sends a generation (``generate._send``), so the new task joins
+New Generation sends a generation (``spending.send``), so the new task joins
 the list and is imported according to its kind.
 """
 
@@ -16,7 +16,8 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import generate, spending, submit_calls
+from . import spending, submit_calls, text_fit
+from ..scene import picture_export
 from ..scene import mesh_export
 from ..i18n import translations
 from ..bpy_compat import pointer_property
@@ -31,7 +32,7 @@ from ..core.pipeline import DEFAULT_TIMEOUT_S
 from ..core.tasks import TaskRecord, TaskState
 from ..engine import files, history
 from .operators import Result, refuse
-from .panels import SidebarPanel, _wrapped
+from .panels import SidebarPanel
 from .properties import window_state
 
 
@@ -172,13 +173,13 @@ def source_of(context: bpy.types.Context, props: HITEM3D_KindSettings) -> dict[s
 
 def _picture(props: HITEM3D_KindSettings) -> str:
     """The relief's picture as a file: the chosen file, or an image of this
-    file written for upload (``generate.image_file``)."""
+    file written for upload (``picture_export.image_file``)."""
     if props.picture_source == "IMAGE":
         if props.image is None:
             raise InvalidSubmission(msg("Choose a picture first"))
-        folder = generate.uploads_dir()
-        generate.prune_uploads(folder)
-        return generate.image_file(props.image, folder)
+        folder = picture_export.uploads_dir()
+        picture_export.prune_uploads(folder)
+        return picture_export.image_file(props.image, folder)
     text = props.image_path.strip()
     if not text:
         raise InvalidSubmission(msg("Choose a picture first"))
@@ -225,7 +226,7 @@ class _KindOperator(bpy.types.Operator):
         except Hitem3DError as exc:
             submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
-        return generate._send(self, context, request, self.timeout)
+        return spending.send(self, context, request, self.timeout)
 
 
 class HITEM3D_OT_split_parts(_KindOperator):
@@ -266,7 +267,7 @@ class HITEM3D_OT_make_relief(_KindOperator):
 def _notice(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     width = context.region.width if context.region else 300
     if submit_calls.generate_notice():
-        _wrapped(layout, translations.text(submit_calls.generate_notice()), width, icon="ERROR")
+        text_fit.wrapped(layout, translations.text(submit_calls.generate_notice()), width, icon="ERROR")
 
 
 class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):

@@ -38,26 +38,8 @@ STATE_ICONS: dict[TaskState, IconItems] = {
 }
 
 
-def format_elapsed(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return translations.text(msg("{seconds}s", seconds=seconds))
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return translations.text(msg("{minutes}m {seconds}s", minutes=minutes, seconds=f"{seconds:02d}"))
-    hours, minutes = divmod(minutes, 60)
-    return translations.text(msg("{hours}h {minutes}m", hours=hours, minutes=f"{minutes:02d}"))
-
-
 def format_size(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
-
-
-def _wrapped(layout: bpy.types.UILayout, text: str, region_width: float, icon: IconItems = "NONE",
-             boxes: int = 0) -> None:
-    """``text`` (translated) wrapped to the panel's usable width, measured
-    with Blender's font: labels do not wrap by themselves."""
-    text_fit.wrapped_label(layout, text, text_fit.content_width(region_width, boxes), icon)
 
 
 def has_bar(rec: TaskRecord) -> bool:
@@ -128,7 +110,7 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
         width = text_fit.list_row_width(region.width if region is not None else text_fit.default_region_width())
         bar = has_bar(rec)
         middle = row_progress_text(rec) if bar else translations.text(rec.state.label)
-        elapsed = translations.text(display.compact_elapsed(rec.elapsed_s()))
+        elapsed = translations.text(display.duration(rec.elapsed_s(), units=1))
         scale = text_fit.ui_scale()
         fitted = display.fit_row(width, display.task_name(rec), middle, elapsed, text_fit.measurer(),
                                  icon=text_fit.ICON_WIDTH * scale, padding=text_fit.CELL_PADDING * scale,
@@ -168,9 +150,9 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
         col.prop(state, "task_id", text="")
         col.operator("hitem3d.import_task", icon="IMPORT")
         if ui_sync.notice():
-            _wrapped(layout, translations.text(ui_sync.notice()), width, icon="ERROR")
+            text_fit.wrapped(layout, translations.text(ui_sync.notice()), width, icon="ERROR")
         if not bpy.app.online_access:
-            _wrapped(layout.box(), translations.text(OnlineAccessDisabled().message), width, icon="INFO")
+            text_fit.wrapped(layout.box(), translations.text(OnlineAccessDisabled().message), width, icon="INFO")
         if not len(history.book()):
             return
         # NOTE: no column of buttons beside the list, as Blender's lists often
@@ -194,7 +176,7 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     _task_button(row, "hitem3d.remove_task", rec.task_id, text="", icon="TRASH")
     col = box.column(align=True)
     col.scale_y = 0.8  # the full ID is for reading and copying, not for the eye first
-    _wrapped(col, rec.task_id, width, boxes=1)
+    text_fit.wrapped(col, rec.task_id, width, boxes=1)
     if display.cover_worth_showing(cover_size(rec)):
         icon = ui_sync.cover_icon(rec)
         if icon:
@@ -203,11 +185,11 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     row.label(text=translations.text(rec.state.label), translate=False)
     elapsed = row.row()
     elapsed.alignment = "RIGHT"
-    elapsed.label(text=format_elapsed(rec.elapsed_s()), translate=False)
+    elapsed.label(text=translations.text(display.duration(rec.elapsed_s())), translate=False)
     if has_bar(rec):
         box.progress(factor=rec.progress or 0.0, type="BAR", text=progress_text(rec), translate=False)
     if rec.message:
-        _wrapped(box, translations.text(rec.message), width, icon="ERROR" if rec.state is TaskState.FAILED else "INFO",
+        text_fit.wrapped(box, translations.text(rec.message), width, icon="ERROR" if rec.state is TaskState.FAILED else "INFO",
                  boxes=1)
     facts = []
     kind = kind_of(rec.task_id)
@@ -222,7 +204,7 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     if rec.imported_objects and rec.state is TaskState.DONE:
         facts.append(msg("Imported {count} object(s)", count=len(rec.imported_objects)))
     for fact in facts:
-        _wrapped(box, translations.text(fact), width, boxes=1)
+        text_fit.wrapped(box, translations.text(fact), width, boxes=1)
     # One button a line: at the default width two side by side would be cut.
     col = box.column(align=True)
     if rec.state is TaskState.DOWNLOADED:

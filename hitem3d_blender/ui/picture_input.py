@@ -24,7 +24,9 @@ from typing import Any
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, StringProperty
 
-from . import generate, preferences, spending, submit_calls
+from . import generation_settings, preferences, spending, submit_calls
+from ..core.pipeline import DEFAULT_TIMEOUT_S
+from ..scene import picture_export
 from ..i18n import translations
 from ..core import prices
 from ..core.errors import Hitem3DError
@@ -80,7 +82,7 @@ class HITEM3D_OT_generate_from_picture(bpy.types.Operator):
         return set(result)
 
     def _take(self, context: bpy.types.Context, paths: list[str]) -> None:
-        props = generate.settings_of(context)
+        props = generation_settings.settings_of(context)
         props.mode = "SINGLE"
         props.source = "FILE"
         props.image_path = paths[0]
@@ -93,7 +95,7 @@ class HITEM3D_OT_generate_from_picture(bpy.types.Operator):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         assert layout is not None
-        props = generate.settings_of(context)
+        props = generation_settings.settings_of(context)
         layout.label(text=Path(self.filepath).name, icon="IMAGE_DATA", translate=False)
         col = layout.column()
         col.use_property_split = True
@@ -104,18 +106,18 @@ class HITEM3D_OT_generate_from_picture(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> Result:
         paths = _dropped_paths(self)
-        props = generate.settings_of(context)
+        props = generation_settings.settings_of(context)
         try:
             preferences.usable_settings(context)
             if paths:
                 self._take(context, paths)
             elif not props.image_path:
                 raise InvalidSubmission(msg("Add an image to generate from"))
-            submission = generate.submission_of(props)
+            submission = generation_settings.submission_of(props)
         except Hitem3DError as exc:
             submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
-        return generate._send(self, context, submission, generate.DEFAULT_TIMEOUT_S)
+        return spending.send(self, context, submission, DEFAULT_TIMEOUT_S)
 
 
 def _file_handler_class() -> type | None:
@@ -173,11 +175,11 @@ class HITEM3D_OT_use_current_view(bpy.types.Operator):
             if self.view == "VIEWPORT" and _viewport(context) is None:
                 raise InvalidSubmission(msg(NO_VIEWPORT))
             image = draw_view(context, viewport=self.view == "VIEWPORT")
-            path = generate.image_file(image, generate.uploads_dir())
+            path = picture_export.image_file(image, picture_export.uploads_dir())
         except Hitem3DError as exc:
             submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
-        props = generate.settings_of(context)
+        props = generation_settings.settings_of(context)
         props.mode = "SINGLE"
         props.source = "FILE"
         props.image_path = path

@@ -90,6 +90,14 @@ def wrapped_label(layout: bpy.types.UILayout, text: str, width: float, icon: Ico
                      translate=False)
 
 
+def wrapped(layout: bpy.types.UILayout, text: str, region_width: float, icon: IconItems = "NONE",
+            boxes: int = 0) -> None:
+    """``text`` (translated) wrapped to the usable width of a sidebar panel
+    ``region_width`` wide, inside ``boxes`` nested boxes: labels do not wrap
+    by themselves."""
+    wrapped_label(layout, text, content_width(region_width, boxes), icon)
+
+
 def list_row_width(region_width: float) -> float:
     """What a row of a list (``template_list``) has of the sidebar: the
     content width less the list's frame and scroll bar."""

@@ -15,7 +15,7 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
-from . import generate, preferences, spending, submit_calls
+from . import generation_settings, preferences, spending, submit_calls
 from ..scene import mesh_export
 from ..i18n import translations
 from ..core import models, prices
@@ -63,7 +63,7 @@ def submission_for(props: Any, exported: mesh_export.ExportedMesh, image: str,
         mesh=str(exported.path),
         mesh_name=exported.title,
         mesh_box=exported.low + exported.high,
-        shading=generate.shading_of(props, props.model),
+        shading=generation_settings.shading_of(props, props.model),
     )
 
 
@@ -74,21 +74,21 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
     bl_label = "Texture Selection"
     bl_options = {"REGISTER"}
 
-    timeout: generate.timeout_property()  # type: ignore[valid-type]
+    timeout: spending.timeout_property()  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         if not mesh_export.selected_meshes(context):
             cls.poll_message_set(translations.text(msg("Select one or more mesh objects")))
             return False
-        spec = models.get(generate.settings_of(context).model)
+        spec = models.get(generation_settings.settings_of(context).model)
         if spec is not None and not spec.can_texture_mesh:
             cls.poll_message_set(translations.text(cannot_texture(spec)))
             return False
         return True
 
     def execute(self, context: bpy.types.Context) -> Result:
-        props = generate.settings_of(context)
+        props = generation_settings.settings_of(context)
         spec = models.get(props.model) or models.default()
         try:
             preferences.usable_settings(context)
@@ -96,7 +96,7 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
                 raise InvalidSubmission(cannot_texture(spec))
             # Before the export, which can take seconds for a big model.
             spending.refuse_if_short(prices.for_generation(props.model, props.resolution))
-            image, views = generate.inputs_of(props)
+            image, views = generation_settings.inputs_of(props)
             if not image and not views:
                 raise InvalidSubmission(msg("Texturing needs a reference image: add one under New Generation"))
             exported = mesh_export.export_meshes(mesh_export.selected_meshes(context), context)
@@ -104,7 +104,7 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
             submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         submission = submission_for(props, exported, image, views)
-        return generate._send(self, context, submission, self.timeout, placement_options(context, exported))
+        return spending.send(self, context, submission, self.timeout, placement_options(context, exported))
 
 
 def place_beside(rec: TaskRecord, names: list[str]) -> list[str]:

@@ -451,7 +451,7 @@ def test_a_converter_over_its_time_limit_fails_cleanly(interactive: ModuleType, 
 
     rec = run_ticks(interactive, TASK_ID)
 
-    assert (rec.state.value, str(rec.message)) == ("failed", "Converting the model took longer than 0.2 s: "
+    assert (rec.state.value, str(rec.message)) == ("failed", "Converting the model took longer than 0.2s: "
                                                              "not imported; retry")
     assert_nothing_left(interactive)
 

@@ -245,7 +245,7 @@ def test_every_choice_of_new_generation_fits_at_the_default_width(addon: ModuleT
     text_fit = addon.ui.text_fit
     content = text_fit.content_width(text_fit.default_region_width())
     value = content * text_fit.SPLIT_VALUE_SHARE - text_fit.DROPDOWN_CHROME
-    settings = addon.ui.generate.HITEM3D_GenerateSettings.bl_rna.properties
+    settings = addon.ui.generation_settings.HITEM3D_GenerateSettings.bl_rna.properties
     too_wide = [item.name for name in ("model", "request_type") for item in settings[name].enum_items
                 if text_fit.measure(item.name) > value]
     # Expanded into a row of two buttons.

@@ -36,7 +36,8 @@ from hitem3d_blender.core import errors, messages, models
 from hitem3d_blender.core.api import TaskStatus
 from hitem3d_blender.core.errors import BadResultFile, Hitem3DError
 from hitem3d_blender.core.messages import Message, msg
-from hitem3d_blender.core.pipeline import ImportJob, _download, format_duration
+from hitem3d_blender.core.display import duration
+from hitem3d_blender.core.pipeline import ImportJob, _download
 from hitem3d_blender.core.submission import VIEWS, InvalidSubmission, RequestType, Submission, validate
 from hitem3d_blender.core.tasks import TaskState
 
@@ -300,8 +301,9 @@ def test_every_list_of_choices_is_translated_without_an_english_or(tmp_path: Pat
 
 
 def test_every_waiting_time_is_translated() -> None:
-    for seconds in (45, 600, 7500):
-        assert_translated(format_duration(seconds))
+    for seconds in (45, 65, 600, 3600, 7500):
+        assert_translated(duration(seconds))
+        assert_translated(duration(seconds, units=1))
 
 
 def test_server_answers_without_words_are_translated() -> None:
@@ -461,8 +463,8 @@ def test_an_interface_not_in_chinese_shows_every_message_as_it_is(addon: ModuleT
                              (messages_.verbatim("Something else"), "Something else"), (messages_.NONE, "")):
         assert addon.i18n.translations.text(message) == english
     assert addon.i18n.translations.iface("Import", OPERATOR) == "Import"
-    assert addon.ui.panels.format_elapsed(65) == "1m 05s"
-    assert addon.ui.panels.format_elapsed(3 * 3600 + 120) == "3h 02m"
+    assert addon.i18n.translations.text(duration(65)) == "1m 05s"
+    assert addon.i18n.translations.text(duration(3 * 3600 + 120)) == "3h 02m"
 
 
 def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: ModuleType,
@@ -499,4 +501,4 @@ def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: Mo
     drawn = []
     bpy.types.HITEM3D_PT_generate.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
     assert ("label", "余额：尚未查询") in drawn
-    assert addon.ui.panels.format_elapsed(65) == "1分05秒"
+    assert addon.i18n.translations.text(duration(65)) == "1分05秒"

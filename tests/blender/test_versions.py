@@ -223,7 +223,7 @@ def test_png_output_settings_are_found_in_this_blender(addon: ModuleType) -> Non
 
     scene = bpy.context.scene
     settings = scene.render.image_settings
-    names = [name for name, _ in addon.ui.generate._PNG_OUTPUT]
+    names = [name for name, _ in addon.scene.picture_export._PNG_OUTPUT]
     present = [name for name in names if hasattr(settings, name)]
     # Blender 5.0 added media_type (image, multilayer or video) in front of the format.
     expected = names if bpy.app.version >= (5, 0, 0) else [name for name in names if name != "media_type"]
@@ -232,9 +232,9 @@ def test_png_output_settings_are_found_in_this_blender(addon: ModuleType) -> Non
     settings.file_format = "JPEG"  # an artist's output format, to be switched and put back
     try:
         before = {name: getattr(settings, name) for name in present}
-        with addon.ui.generate._png_output(scene):
+        with addon.scene.picture_export._png_output(scene):
             assert {name: getattr(settings, name) for name in present} == {
-                name: value for name, value in addon.ui.generate._PNG_OUTPUT if name in present
+                name: value for name, value in addon.scene.picture_export._PNG_OUTPUT if name in present
             }
         assert {name: getattr(settings, name) for name in present} == before
     finally:

@@ -291,7 +291,7 @@ def test_use_current_view_makes_the_drawn_view_the_picture(addon: ModuleType, ge
         bpy.data.images.remove(drawn)
     assert calls == [False]
     saved = Path(gen.image_path)
-    assert saved.parent == module(addon, "ui.generate").uploads_dir() and saved.suffix == ".png"
+    assert saved.parent == module(addon, "scene.picture_export").uploads_dir() and saved.suffix == ".png"
     assert saved.read_bytes()[:8] == png_bytes()[:8]
     assert (gen.mode, gen.source) == ("SINGLE", "FILE")
 

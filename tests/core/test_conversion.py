@@ -194,12 +194,12 @@ def test_a_child_killed_after_writing_its_entry_leaves_no_entry(tmp_path: Path) 
 def test_the_time_limit_ends_the_child(tmp_path: Path) -> None:
     process = start_child(tmp_path, "sleep", Limits(timeout_s=0.5))
     outcome = outcome_of(process)
-    assert str(outcome.error) == "Converting the model took longer than 0.5 s: not imported; retry"
+    assert str(outcome.error) == "Converting the model took longer than 0.5s: not imported; retry"
     assert process.pid is not None and gone(process.pid)
 
 
 def test_timeout_message_names_minutes() -> None:
-    assert str(conversion.timeout_message(600)) == "Converting the model took longer than 10 min: not imported; retry"
+    assert str(conversion.timeout_message(600)) == "Converting the model took longer than 10m: not imported; retry"
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")

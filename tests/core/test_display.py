@@ -96,7 +96,7 @@ def test_a_long_picture_name_keeps_both_ends() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (65, "1m"), (3599, "59m"),
                                                (3 * 3600 + 125, "3h")])
 def test_a_row_s_time_is_compact_and_has_its_unit(seconds: float, text: str) -> None:
-    assert str(display.compact_elapsed(seconds)) == text
+    assert str(display.duration(seconds, units=1)) == text
 
 
 def test_fitting_shortens_in_the_middle_and_never_overflows() -> None:
@@ -146,3 +146,9 @@ def test_a_placeholder_cover_gets_no_box() -> None:
     assert not display.cover_worth_showing(display.image_size(png(1, 1)))
     assert display.cover_worth_showing(display.image_size(png(512, 512)))
     assert not display.cover_worth_showing(display.image_size(b"not an image"))
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(45, "45s"), (65, "1m 05s"), (600, "10m"), (3600, "1h"),
+                                               (7500, "2h 05m"), (3 * 3600 + 120, "3h 02m")])
+def test_every_time_shown_has_one_style_and_drops_a_zero_second_unit(seconds: float, text: str) -> None:
+    assert str(display.duration(seconds)) == text

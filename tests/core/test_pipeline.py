@@ -390,7 +390,7 @@ def test_timeout_fails_with_task_timeout_message(h: Harness) -> None:
     h.answer("processing")
     h.run(timeout_s=600.0, poll_interval_s=60.0)
     assert h.last.state is S.FAILED
-    assert str(h.last.message) == "Task not finished after 10 min: retry to keep waiting"
+    assert str(h.last.message) == "Task not finished after 10m: retry to keep waiting"
     assert h.count(QUERY_URL) == 11
     assert h.clock.now == pytest.approx(5000.0 + 600.0)
 
