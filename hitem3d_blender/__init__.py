@@ -57,7 +57,7 @@ def register() -> None:
 
     from .ui import diagnostics, session
     from .i18n import translations
-    from .engine import files
+    from .engine import ownership
     from .core.logs import install_console_handler, install_file_handler
 
     from .ui import ui_sync
@@ -78,7 +78,7 @@ def register() -> None:
         if hasattr(module, "register"):
             module.register()
     try:
-        files.remove_partial_files()
+        ownership.remove_partial_files()
     except OSError:
         log.warning("Could not clean partial downloads", exc_info=True)
     # Tasks keep running across File > Open / New: only the UI list is redone.

@@ -21,7 +21,7 @@ from ..core.result_files import cached_result
 from ..core.settings import ApiSettings
 from ..core.task_kinds import kind_of
 from ..core.tasks import TaskRecord, TaskState
-from . import files, history, import_step, ownership, state, timer
+from . import clock, files, history, import_step, ownership, state
 
 # A download with no byte for this long is dropped and tried again.
 DOWNLOAD_STALL_S = 30.0
@@ -112,7 +112,7 @@ def resume_unfinished() -> None:
 
 def cancel(task_id: str) -> None:
     if conversions.cancel(task_id):
-        timer.ensure_timer()  # the next tick reaps the child and marks the task cancelled
+        clock.start()  # the next tick reaps the child and marks the task cancelled
     if state.current.runner is not None:
         state.current.runner.cancel(task_id)
 
@@ -181,7 +181,7 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
     rec.result_path = str(path)
     import_step.run(rec)
     if conversions.is_converting(task_id):
-        timer.ensure_timer()  # the timer polls the converter and appends its result
+        clock.start()  # the timer polls the converter and appends its result
     _show_list()
     _save_soon()
     return rec
@@ -196,7 +196,7 @@ def start_call(key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], 
     """Run ``call(client)`` on a worker; its result reaches ``timer.tick`` as a ``CallResult``."""
     register_secret(settings.client_secret)
     state.runner().start_call(key, settings, call)
-    timer.ensure_timer()
+    clock.start()
 
 
 def _save_soon() -> None:
@@ -207,7 +207,7 @@ def _save_soon() -> None:
         history.save()
     else:
         state.current.journal_dirty = True
-        timer.ensure_timer()
+        clock.start()
 
 
 def _show_list() -> None:
@@ -225,7 +225,7 @@ def shutdown() -> None:
     old = state.reset()
     files.cache_changed()
     conversions.stop_all()
-    timer.stop_timer()
+    clock.stop()
     if old.runner is not None:
         old.runner.shutdown(timeout_s=1.0)
     ownership.release(old)

@@ -11,10 +11,6 @@ import time
 from pathlib import Path
 from typing import Collection
 
-import bpy
-
-from ..core.downloader import PARTIAL_SUFFIX
-from ..core.instance_lock import leftover_partials
 from ..core.result_files import all_extensions
 
 from .. import identity
@@ -63,18 +59,6 @@ def work_dir() -> Path:
 
 def journal_path() -> Path:
     return identity.journal_path()
-
-
-def remove_partial_files() -> None:
-    """Leftovers of a Blender that was killed mid-download: never imported,
-    never shown, just removed, by the folder's owner only (a live instance's
-    partial files carry its PID and are left alone)."""
-    from . import ownership  # noqa: PLC0415 - ownership needs this module
-
-    if not ownership.owns_folder():
-        return
-    for partial in leftover_partials(results_dir(), PARTIAL_SUFFIX):
-        partial.unlink(missing_ok=True)
 
 
 def _results() -> list[Path]:

@@ -1,4 +1,5 @@
-"""Whether this Blender owns the extension's folder (``core.instance_lock``).
+"""Whether this Blender owns the extension's folder (``core.instance_lock``),
+and what only the owner does to it here: remove leftover partial files.
 
 Only the owner resumes unfinished tasks, removes leftover partial files and
 writes the journal; a second Blender on the same folder is a guest that still
@@ -7,10 +8,10 @@ imports, keeping its own tasks for the session.
 
 from __future__ import annotations
 
-from ..core.instance_lock import InstanceLock
+from ..core.downloader import PARTIAL_SUFFIX
+from ..core.instance_lock import InstanceLock, leftover_partials
 from ..core.messages import msg
 from . import files, state
-
 
 
 def owns_folder() -> bool:
@@ -22,6 +23,16 @@ def owns_folder() -> bool:
             state.hooks.post_report(msg("Another Blender is following the Hitem3D tasks: here they are "
                                         "imported, but not kept after you quit"), "WARNING")
     return session.lock.owned
+
+
+def remove_partial_files() -> None:
+    """Leftovers of a Blender that was killed mid-download: never imported,
+    never shown, just removed, by the folder's owner only (a live instance's
+    partial files carry its PID and are left alone)."""
+    if not owns_folder():
+        return
+    for partial in leftover_partials(files.results_dir(), PARTIAL_SUFFIX):
+        partial.unlink(missing_ok=True)
 
 
 def release(session: state.Session) -> None:

@@ -13,13 +13,10 @@ import contextlib
 import logging
 import time
 
-import bpy
-
 from ..core.jobs import CallResult
 from ..core.messages import msg
 from ..core.tasks import IllegalTransition, TaskRecord, TaskState, TaskUpdate
-from . import conversions
-from . import files, history, import_step, state
+from . import control, conversions, files, history, import_step, state
 
 log = logging.getLogger(__package__)
 
@@ -50,10 +47,6 @@ def _tick() -> float | None:
     if session.resume_pending and not state.runs_to_end():
         # NOTE: never in background mode: a batch job must not import tasks
         # that an artist left unfinished in the last interactive session.
-        # NOTE: imported here because control starts the timer: the one
-        # place where the engine's modules refer to each other both ways.
-        from . import control  # noqa: PLC0415
-
         control.resume_unfinished()
     runner = session.runner
     # NOTE: asked before draining: a worker queues its last result before its
@@ -144,12 +137,3 @@ def apply_call(result: CallResult) -> None:
         return
     state.hooks.call_done(result)
 
-
-def ensure_timer() -> None:
-    if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=BUSY_INTERVAL_S, persistent=True)
-
-
-def stop_timer() -> None:
-    if bpy.app.timers.is_registered(tick):
-        bpy.app.timers.unregister(tick)

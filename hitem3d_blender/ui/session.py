@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import connection, preferences, submit_calls, texture_selection, ui_sync
 from ..core.jobs import CallResult
-from ..engine import control, history, state, timer
+from ..engine import clock, control, history, state, timer
 
 
 def _call_done(result: CallResult) -> None:
@@ -23,7 +23,9 @@ def _shown_changed() -> None:
 
 
 def connect() -> None:
-    """Install the hooks, then read the journal (history shows, unfinished tasks resume)."""
+    """Install the hooks and the timer's tick, then read the journal (history
+    shows, unfinished tasks resume)."""
+    clock.install(timer.tick)
     state.hooks = state.Hooks(
         shown_changed=_shown_changed,
         list_changed=ui_sync.sync_list,
@@ -36,7 +38,7 @@ def connect() -> None:
     )
     history.book()
     if state.current.resume_pending:
-        timer.ensure_timer()
+        clock.start()
 
 
 def shutdown() -> None:

@@ -182,7 +182,7 @@ def test_import_again_without_a_library_entry_converts_the_cached_glb(interactiv
     assert run_ticks(interactive, TASK_ID).state.value == "done"
     entry_of(interactive).unlink()
     registered: list[bool] = []
-    monkeypatch.setattr(interactive.engine.timer, "ensure_timer", lambda: registered.append(True))
+    monkeypatch.setattr(interactive.engine.clock, "start", lambda: registered.append(True))
 
     assert bpy.ops.hitem3d.import_again(task_id=TASK_ID) == {"FINISHED"}
 

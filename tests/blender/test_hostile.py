@@ -118,7 +118,7 @@ def test_a_second_blender_is_a_guest_that_still_imports(addon: ModuleType, prefs
     owners_partial.write_bytes(b"half")
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
 
-    addon.engine.files.remove_partial_files()
+    addon.engine.ownership.remove_partial_files()
     assert addon.engine.history.book().get(OTHER_ID) is None  # the owner runs it; not resumed here
     assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
 
@@ -139,7 +139,7 @@ def test_the_owner_takes_over_a_dead_instances_lock_and_cleans_its_partials(addo
     leftover = results / f"task-x.glb.{gone.pid}.part"
     leftover.write_bytes(b"half")
 
-    addon.engine.files.remove_partial_files()
+    addon.engine.ownership.remove_partial_files()
 
     assert not leftover.exists()
     assert addon.engine.ownership.owns_folder()
