@@ -144,10 +144,12 @@ def clear_finished() -> int:
 
 
 def clear_cache() -> int:
-    """Delete downloaded models of tasks that are not running; returns bytes freed."""
+    """Delete downloaded models of tasks that are not running or converting;
+    returns bytes freed."""
     book = history.book()
     running = {files.result_path(rec.task_id) for rec in book if state.is_running(rec.task_id)}
-    freed = files.delete_results(keep=running)
+    # A converter reads its GLB when its Blender has started, a second or more after it was given it.
+    freed = files.delete_results(keep=running | conversions.files_in_use())
     for rec in book:
         if rec.result_path and not Path(rec.result_path).is_file():
             # A task waiting for a click on Import downloads again when clicked.

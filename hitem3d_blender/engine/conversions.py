@@ -159,6 +159,11 @@ def is_converting(task_id: str) -> bool:
     return task_id in _running
 
 
+def files_in_use() -> set[Path]:
+    """The GLBs converters read: Clear Cache keeps them."""
+    return {Path(running.process.spec.glb) for running in _running.values()}
+
+
 def busy() -> bool:
     return bool(_running)
 

@@ -342,6 +342,20 @@ def test_clear_cache_keeps_the_library_and_says_so(addon: ModuleType, prefs: Any
     assert entry_of(addon).is_file()
 
 
+
+@child_process
+def test_clear_cache_during_a_conversion_keeps_the_model_it_converts(interactive: ModuleType, prefs: Any,
+                                                                     sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    converter_pid(interactive)
+
+    bpy.ops.hitem3d.clear_cache()
+
+    rec = run_ticks(interactive, TASK_ID)
+    assert (rec.state.value, str(rec.message)) == ("done", "")
+    assert len(imported_objects()) == 2
+
 # -- undo ----------------------------------------------------------------------------------------
 
 
