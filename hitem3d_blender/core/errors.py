@@ -8,11 +8,11 @@ contains a secret.
 
 from __future__ import annotations
 
-from .logs import clean_text
-from .messages import N_, Message, msg, msg_own, verbatim
+from .logs import clean_text, one_line
+from .messages import MAX_OUTSIDE_CHARS, N_, Message, msg, msg_own, verbatim
 
 # Our own messages are one sentence; this only bounds what a server sent.
-MAX_MESSAGE_CHARS = 500
+MAX_MESSAGE_CHARS = MAX_OUTSIDE_CHARS
 
 # Server codes whose meaning the API documents. Unknown codes are shown verbatim.
 CODE_UNAUTHORIZED = "401"
@@ -27,8 +27,6 @@ GENERATE_FAILED_CODES = frozenset({CODE_GENERATE_FAILED, "5001001"})
 # codes as strings and sends numbers: we always compare strings).
 CODE_MESSAGES: dict[str, str] = {
     CODE_SYSTEM_ERROR: N_("Hitem3D server error: retry in a few minutes"),
-    CODE_BALANCE_NOT_ENOUGH: N_("Not enough Hitem3D credits: top up your account on the Hitem3D platform, "
-                                "then generate again"),
     "10031001": N_("An image is larger than 20 MB: use a smaller image"),
     "10031002": N_("Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)"),
     "10031003": N_("Resolution is not available for this model: choose one from the list"),
@@ -41,6 +39,14 @@ CODE_MESSAGES: dict[str, str] = {
     "10031010": N_("An image file is empty: choose another file"),
     "10031011": N_("Texturing needs the model to texture: choose a finished geometry-only task"),
     "10031012": N_("The mesh URL must start with http"),
+}
+
+
+# Codes only third parties describe: the server's own words are shown, and our
+# reading of the code as a likely cause, not as a fact (docs/hitem3d-api.md).
+LIKELY_CAUSES: dict[str, str] = {
+    CODE_BALANCE_NOT_ENOUGH: N_("not enough credits: top up on the Hitem3D platform, then refresh the balance "
+                                "and try again"),
 }
 
 
@@ -142,15 +148,18 @@ class ImportFailed(Hitem3DError):
 
 
 def clean_message(message: Message | str) -> Message:
-    """``message`` with every text value (and the text of a message without
-    values, such as a server's own words) shortened, stripped of control
-    characters and redacted. Our templates pass unchanged."""
+    """``message`` with every text value shortened, stripped of control
+    characters and redacted: values are what came from outside (the server's
+    words, paths, URLs). A plain string is text from outside too
+    (``verbatim``). Templates are ours and are never masked: a mask in one
+    garbles our words and takes them out of the catalogue; they only lose
+    control characters, which ours never hold (a planted journal's may)."""
     if isinstance(message, str):
         message = verbatim(message)
     values = {name: clean_text(value, MAX_MESSAGE_CHARS) if isinstance(value, str)
               else clean_message(value) if isinstance(value, Message) else value
               for name, value in message.values}
-    template = message.template if message.values else clean_text(message.template, MAX_MESSAGE_CHARS)
+    template = one_line(message.template, MAX_MESSAGE_CHARS)
     return Message(template, values, message.context)
 
 
@@ -161,4 +170,8 @@ def message_for_code(code: str, server_message: str) -> Message:
     if known is not None:
         return msg("{message} (code {code})", message=msg(known), code=code)
     text: str | Message = clean_text(server_message) or msg("no message")
+    cause = LIKELY_CAUSES.get(code)
+    if cause is not None:
+        return msg("Hitem3D answered: {text} (code {code}); likely cause: {cause}", text=text, code=code,
+                   cause=msg(cause))
     return msg("Hitem3D answered: {text} (code {code})", text=text, code=code)

@@ -67,6 +67,15 @@ def clean_text(text: str, limit: int = MAX_SERVER_TEXT) -> str:
     return text
 
 
+def one_line(text: str, limit: int = MAX_SERVER_TEXT) -> str:
+    """``text`` as one line without escape or control characters, at most
+    ``limit`` characters, and not redacted: for our own message templates,
+    which a mask would garble ("access token: *** in a few minutes") and take
+    out of the catalogue their translation is looked up in."""
+    text = " ".join(_CONTROLS.sub(" ", _ESCAPES.sub("", text)).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites each record's final message with secrets masked."""
 

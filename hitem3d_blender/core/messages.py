@@ -22,11 +22,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
+from .logs import clean_text
+
 # Blender's default translation context, and ours: a word Blender's own
 # catalogue already translates another way ("Starting" is 未完善 there) is
 # looked up in ours, where only our entry answers.
 DEFAULT_CONTEXT = "*"
 OWN_CONTEXT = "Hitem3D"
+
+# The longest text from outside a message carries (the server's words, an old
+# journal's text); our own messages are one sentence.
+MAX_OUTSIDE_CHARS = 500
 
 Value = Union[str, int, float, "Message"]
 # (msgid, context) -> the text to show; the identity gives English.
@@ -137,9 +143,11 @@ def msg_own(template: str, /, **values: Value) -> Message:
 
 def verbatim(text: str) -> Message:
     """Text that is already a finished message (from an old journal, or the
-    server's own words): shown as it is, translated only when the whole text
-    is a catalogue entry."""
-    return Message(text)
+    server's own words): text from outside, so made one clean, redacted line
+    here (``logs.clean_text``), then shown as it is, translated only when the
+    whole text is a catalogue entry. Our own templates (``msg``) are never
+    masked: a secret can only be in a value."""
+    return Message(clean_text(text, MAX_OUTSIDE_CHARS))
 
 
 # NOTE: a list is one template per length, so a translation can put its own

@@ -308,8 +308,9 @@ MESSAGES: dict[str, str] = {
     "Hitem3D answered: {text} (code {code})": "Hitem3D 返回：{text}（代码 {code}）",
     "no message": "无消息",
     "Hitem3D server error: retry in a few minutes": "Hitem3D 服务器错误：请几分钟后重试",
-    "Not enough Hitem3D credits: top up your account on the Hitem3D platform, then generate again":
-        "Hitem3D 积分不足：请在 Hitem3D 平台充值后再生成",
+    "Hitem3D answered: {text} (code {code}); likely cause: {cause}": "Hitem3D 返回：{text}（代码 {code}）；可能的原因：{cause}",
+    "not enough credits: top up on the Hitem3D platform, then refresh the balance and try again":
+        "积分不足：请在 Hitem3D 平台充值，然后刷新余额再试",
     "An image is larger than 20 MB: use a smaller image": "有图像大于 20 MB：请使用更小的图像",
     "Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)":
         "面数超出此模型的范围：100,000 至 2,000,000（v3.0 为 5,000,000）",

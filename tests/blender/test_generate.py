@@ -202,8 +202,8 @@ def test_out_of_credits_says_to_top_up_and_adds_no_task(addon: ModuleType, prefs
 
     message = submit_error()
 
-    assert "Not enough Hitem3D credits: top up your account" in message and "30010000" in message
-    assert str(addon.ui.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits: top up your account")
+    assert "(code 30010000); likely cause: not enough credits: top up on the Hitem3D platform" in message
+    assert "likely cause: not enough credits" in str(addon.ui.submit_calls.generate_notice())
     assert len(addon.engine.history.book()) == 0 and sim.submissions == []
     assert addon.ui.submit_calls.balance_status().credits == 10.0  # the balance shows how many are left
 
@@ -217,7 +217,7 @@ def test_a_failed_submission_shows_in_the_panel_notice(interactive: ModuleType, 
 
     tick_until(interactive, lambda: not interactive.ui.submit_calls.pending_submissions())
 
-    assert str(interactive.ui.submit_calls.generate_notice()).startswith("Not enough Hitem3D credits")
+    assert "likely cause: not enough credits" in str(interactive.ui.submit_calls.generate_notice())
 
 
 def test_offline_nothing_is_sent(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any,

@@ -34,7 +34,8 @@ import pytest
 from hitem3d_blender.i18n import translations
 from hitem3d_blender.core import errors, messages, models
 from hitem3d_blender.core.api import TaskStatus
-from hitem3d_blender.core.errors import BadResultFile, Hitem3DError
+from hitem3d_blender.core.errors import BadResultFile, Hitem3DError, clean_message
+from hitem3d_blender.core.logs import register_secret
 from hitem3d_blender.core.messages import Message, msg
 from hitem3d_blender.core.display import duration
 from hitem3d_blender.core.pipeline import ImportJob, _download
@@ -227,6 +228,36 @@ def test_every_template_in_the_source_has_a_translation() -> None:
 
 def test_every_template_is_a_literal() -> None:
     assert not source_templates()[1]
+
+
+def test_masking_and_translation_leave_every_template_of_ours_as_it_is() -> None:
+    """Our own words stay ours: masking is for what came from outside (the
+    server's words, paths, URLs). Every template in the code, carried by an
+    error or loaded back from the journal (both mask), alone or inside another
+    message, keeps its words and its translation."""
+    register_secret("a-registered-secret-value")
+    changed = []
+    for context, template, where in source_templates()[0]:
+        for ctx in [context] if context else [DEFAULT, OWN]:
+            if (ctx, template) not in CATALOGUE:
+                continue
+            message = Message(template, {name: "value" for name in re.findall(r"\{(\w+)\}", template)}, ctx)
+            wrapped = msg("Task {short}: {reason}", short="2c2ad20c", reason=message)
+            for original in (message, wrapped):
+                for masked in (Hitem3DError(original).message, clean_message(Message.from_dict(original.to_dict()))):
+                    if (masked != original or str(masked) != str(original) or chinese(masked) != chinese(original)
+                            or translations.text(masked) != str(original)):
+                        changed.append(f"{where}: {template!r} -> {str(masked)!r}")
+    assert not changed
+
+
+def test_a_value_from_outside_is_still_masked_inside_our_template() -> None:
+    register_secret("a-registered-secret-value")
+    message = Hitem3DError(msg("Cannot reach {host}: check your internet connection, then retry",
+                               host="a-registered-secret-value.example.com")).message
+    assert str(message) == "Cannot reach ***.example.com: check your internet connection, then retry"
+    assert chinese(message) == "无法连接 ***.example.com：请检查网络连接，然后重试"
+    assert str(Hitem3DError("the server echoed a-registered-secret-value")) == "the server echoed ***"
 
 
 def test_every_literal_label_has_an_entry_in_the_context_blender_looks_in() -> None:

@@ -295,7 +295,7 @@ def test_a_bad_mesh_fails_later_with_the_refund_code(sim: Hitem3DSimulator, clie
 
 def test_not_enough_credits_for_a_kind(sim: Hitem3DSimulator, client: Hitem3DClient, picture: Path) -> None:
     sim.balance = 5.0
-    with pytest.raises(ApiError, match="Not enough Hitem3D credits"):
+    with pytest.raises(ApiError, match="likely cause: not enough credits"):
         client.submit_kind(KindRequest("depth", source_path=str(picture)))
 
 
