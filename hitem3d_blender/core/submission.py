@@ -1,9 +1,9 @@
 """A generation request (``submit-task``): what to send, the checks before
 sending, and the exact multipart parts.
 
-No ``bpy`` here. ``validate`` only looks at file names and sizes (a ``stat``),
-so the main thread may call it; the images are read by ``read_files`` on the
-worker that sends them.
+No ``bpy`` here. ``validate`` looks at file names, sizes (a ``stat``) and
+the first bytes of each picture (its signature), so the main thread may call
+it; the images are read whole by ``read_files`` on the worker that sends them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _VIEW_NAMES: dict[str, str] = {"front": N_("Front view"), "back": N_("Back view"
 _VIEWS_IN_TEXT: dict[str, str] = {"front": N_("front"), "back": N_("back"), "left": N_("left"), "right": N_("right")}
 IMAGE_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+SIGNATURE_BYTES = 16  # enough for the PNG, JPEG and WebP signatures (``sniff_image_type``)
 FORMAT_GLB = "2"  # the server's default is 1 (OBJ); this extension imports GLB
 
 
@@ -207,6 +208,24 @@ def _check_file(label: Message, path_text: str) -> None:
     if info.st_size > MAX_IMAGE_BYTES:
         raise InvalidSubmission(msg("{label}: {name} is {size}; Hitem3D accepts at most 20 MB per image",
                                     label=label, name=name, size=_megabytes(info.st_size)))
+    # NOTE: a picture is judged by its bytes too: a text file named .png is
+    # refused here, not uploaded to be refused by Hitem3D.
+    if not is_picture_file(path):
+        raise InvalidSubmission(msg("{label}: {name} is not a PNG, JPEG or WebP file", label=label, name=name))
+
+
+def is_picture_file(path: Path) -> bool:
+    """Whether the file's bytes are a PNG, JPEG or WebP picture (its name aside)."""
+    return bool(sniff_image_type(_head(path)))
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a file, enough for its signature; empty when unreadable."""
+    try:
+        with path.open("rb") as stream:
+            return stream.read(SIGNATURE_BYTES)
+    except OSError:
+        return b""
 
 
 def cannot_texture(spec: models.ModelSpec) -> Message:
@@ -332,7 +351,9 @@ def read_files(submission: Submission) -> list[tuple[str, tuple[str, bytes, str]
             label = labels.get(path, msg("Image"))
             raise InvalidSubmission(msg("{label}: cannot read {name}: {reason}", label=label, name=Path(path).name,
                                         reason=exc.strerror or str(exc))) from None
-        parts.append((name, (Path(path).name, data, content_type(path))))
+        # The type the bytes say (checked before sending), not the name's.
+        sniffed = sniff_image_type(data[:SIGNATURE_BYTES]) if name != "mesh" else ""
+        parts.append((name, (Path(path).name, data, IMAGE_TYPES[sniffed] if sniffed else content_type(path))))
     return parts
 
 

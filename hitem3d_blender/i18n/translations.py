@@ -508,6 +508,7 @@ MESSAGES: dict[str, str] = {
     "Face count {face} is out of range for {model}: {low} to {high}": "面数 {face} 超出 {model} 的范围：{low} 至 {high}",
     "{model}: {low} to {high} faces": "{model}：{low} 至 {high} 个面",
     "Image '{name}' is empty: render first, or choose another image": "图像“{name}”为空：请先渲染，或选择其他图像",
+    "Image '{name}' holds no picture Blender can read: choose another image": "图像“{name}”中没有 Blender 能读取的图片：请选择其他图像",
     "Image '{name}' could not be saved for sending: {reason}": "无法保存图像“{name}”以供发送：{reason}",
     "Generate from {source} ({model})": "从 {source} 生成（{model}）",
     "Texture from {source} ({model})": "从 {source} 生成纹理（{model}）",

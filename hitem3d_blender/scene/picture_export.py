@@ -16,7 +16,7 @@ import bpy
 
 from .. import identity
 from ..core.messages import msg
-from ..core.submission import IMAGE_TYPES, InvalidSubmission, sniff_image_type, upload_file_name
+from ..core.submission import IMAGE_TYPES, InvalidSubmission, is_picture_file, sniff_image_type, upload_file_name
 
 log = logging.getLogger(__package__)
 
@@ -47,9 +47,10 @@ def _stamp() -> str:
 def image_file(image: bpy.types.Image, folder: Path) -> str:
     """A file holding ``image``, ready to send.
 
-    A picture on disk in an accepted format is sent as it is, and a packed one
-    as its own bytes. Anything else (the Render Result, a generated, painted or
-    EXR picture) is saved as PNG.
+    A picture on disk in an accepted format (by its bytes, not only its name)
+    is sent as it is, and a packed one as its own bytes. Anything else (the
+    Render Result, a generated, painted or EXR picture, a file named .png that
+    holds something else) is saved as PNG from what Blender reads of it.
     NOTE: main thread only (``bpy``). Saving encodes every pixel: about a
     second and tens of MB for a 4K render; it happens once per press of Generate.
     """
@@ -65,7 +66,7 @@ def image_file(image: bpy.types.Image, folder: Path) -> str:
                 return str(path)
         else:
             source = Path(bpy.path.abspath(image.filepath, library=image.library))
-            if source.suffix.lower().lstrip(".") in IMAGE_TYPES and source.is_file():
+            if source.suffix.lower().lstrip(".") in IMAGE_TYPES and source.is_file() and is_picture_file(source):
                 return str(source)
     return _save_png(image, folder / upload_file_name(image.name, _stamp(), "png"))
 
@@ -114,6 +115,9 @@ def _save_png(image: bpy.types.Image, path: Path) -> str:
             image.save_render(str(path), scene=scene)
     except RuntimeError as exc:
         if "does not have any image data" in str(exc):
+            if image.source == "FILE":  # a file Blender cannot read as a picture
+                raise InvalidSubmission(msg("Image '{name}' holds no picture Blender can read: choose another "
+                                            "image", name=image.name)) from None
             raise InvalidSubmission(msg("Image '{name}' is empty: render first, or choose another image",
                                         name=image.name)) from None
         raise InvalidSubmission(msg("Image '{name}' could not be saved for sending: {reason}", name=image.name,

@@ -195,6 +195,48 @@ def test_problems_are_found_before_any_request(addon: ModuleType, prefs: Any, si
     assert len(addon.engine.history.book()) == 0
 
 
+def test_a_text_file_named_png_is_refused_by_its_bytes_before_any_request(addon: ModuleType, prefs: Any,
+                                                                          sim: Hitem3DSimulator, gen: Any,
+                                                                          tmp_path: Path) -> None:
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture at all\n")
+    gen.image_path = str(notes)
+
+    assert "Image: notes.png is not a PNG, JPEG or WebP file" in submit_error()
+
+    assert sim.requests == [] and len(addon.engine.history.book()) == 0
+
+
+def test_a_blender_image_whose_file_is_not_a_picture_is_refused_before_any_request(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture at all\n")
+    image = bpy.data.images.load(str(notes))
+    gen.source = "IMAGE"
+    gen.image = image
+    try:
+        assert "Image 'notes.png' holds no picture Blender can read: choose another image" in submit_error()
+    finally:
+        bpy.data.images.remove(image)
+
+    assert sim.requests == [] and len(addon.engine.history.book()) == 0
+
+
+def test_a_relief_picture_is_judged_by_its_bytes_too(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                    tmp_path: Path) -> None:
+    notes = tmp_path / "coin.png"
+    notes.write_text("not a picture at all\n")
+    props = bpy.context.scene.hitem3d_kinds
+    props.picture_source, props.image_path = "FILE", str(notes)
+    try:
+        with pytest.raises(RuntimeError) as info:
+            bpy.ops.hitem3d.make_relief()
+    finally:
+        props.property_unset("image_path")
+    assert "Picture: coin.png is not a PNG, JPEG or WebP file" in str(info.value)
+    assert sim.requests == []
+
+
 def test_out_of_credits_says_to_top_up_and_adds_no_task(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                         gen: Any, pictures: dict[str, Path]) -> None:
     sim.balance = 10.0

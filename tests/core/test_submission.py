@@ -157,8 +157,26 @@ def test_file_over_20_mb_names_the_view_its_size_and_the_limit(images: dict[str,
 def test_file_of_exactly_20_mb_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "limit.png"
     with path.open("wb") as stream:
+        stream.write(PNG_BYTES)
         stream.truncate(MAX_IMAGE_BYTES)
     validate(single(str(path)))
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("notes.png", b"just some text, not a picture\n"), ("photo.jpg", b"GIF89a" + bytes(16)),
+    ("photo.webp", b"RIFF\x10\x00\x00\x00WAVEfmt "), ("short.png", b"\x89PN"),
+])
+def test_a_file_is_judged_by_its_bytes_not_its_name(tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert problem(single(str(path))) == f"Image: {name} is not a PNG, JPEG or WebP file"
+
+
+def test_a_picture_is_sent_as_the_type_its_bytes_say(tmp_path: Path) -> None:
+    path = tmp_path / "really-a-jpeg.png"
+    path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(16))
+    validate(single(str(path)))
+    assert read_files(single(str(path))) == [("images", ("really-a-jpeg.png", path.read_bytes(), "image/jpeg"))]
 
 
 def test_resolution_must_belong_to_the_model(images: dict[str, str]) -> None:
