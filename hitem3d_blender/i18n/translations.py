@@ -483,8 +483,13 @@ MESSAGES: dict[str, str] = {
     "Estimated cost: unknown (not in the price list); balance {balance} credits": "预计费用：未知（不在价格表中）；余额 {balance} 积分",
     "Estimated cost: {credits} credits": "预计费用：{credits} 积分",
     "Estimated cost: {credits} credits; balance after: {after} credits": "预计费用：{credits} 积分；之后余额：{after} 积分",
-    "Not enough credits: about {needed} needed, {left} left ({short} missing): top up on the Hitem3D platform, then refresh the balance":
-        "积分不足：约需 {needed}，剩余 {left}（缺少 {short}）：请在 Hitem3D 平台充值，然后刷新余额",
+    "Estimated cost: {low} to {high} credits": "预计费用：{low} 至 {high} 积分",
+    "Estimated cost: {low} to {high} credits; balance after: {after} credits or more":
+        "预计费用：{low} 至 {high} 积分；之后余额：不少于 {after} 积分",
+    "Not enough credits: at least {needed} needed, {left} left ({short} missing): top up on the Hitem3D platform, then refresh the balance":
+        "积分不足：至少需要 {needed}，剩余 {left}（缺少 {short}）：请在 Hitem3D 平台充值，然后刷新余额",
+    "Not enough credits: at least {needed} needed, {left} left once the {count} request(s) being sent are paid ({short} missing): top up on the Hitem3D platform, then refresh the balance":
+        "积分不足：至少需要 {needed}，正在发送的 {count} 个请求付费后剩余 {left}（缺少 {short}）：请在 Hitem3D 平台充值，然后刷新余额",
     "Unknown model version {model}: choose one from the list": "未知的模型版本 {model}：请从列表中选择",
     "Request type {type} is unknown: use 1 (geometry), 2 (texture a model) or 3 (geometry and texture)":
         "未知的请求类型 {type}：请使用 1（几何体）、2（为模型生成纹理）或 3（几何体和纹理）",

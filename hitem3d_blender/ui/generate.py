@@ -187,14 +187,16 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
                       icon="ERROR", translate=False)
 
         layout.operator("hitem3d.submit_generation", icon="PLAY")
-        spending.draw_cost(layout, prices.for_generation(props.model, props.resolution), width)
+        spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
+                                                         request_type=RequestType[props.request_type]), width)
         # Texture Selection (``texture_selection``): the same picture and model, the selected meshes.
         layout.separator()
         layout.operator("hitem3d.texture_selection", icon="TEXTURE")
         if not spec.can_texture_mesh:
             text_fit.wrapped(layout, translations.text(cannot_texture(spec)), width, icon="INFO")
         elif mesh_export.selected_meshes(context):
-            spending.draw_cost(layout, prices.for_generation(props.model, props.resolution), width)
+            spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
+                                                             request_type=RequestType.TEXTURE_MESH), width)
         for pending in submit_calls.pending_submissions():
             text_fit.wrapped(layout, translations.text(msg("Submitting… {what}", what=pending.submission.describe())), width,
                      icon="TIME")

@@ -31,7 +31,7 @@ from ..i18n import translations
 from ..core import prices
 from ..core.errors import Hitem3DError
 from ..core.messages import NONE, N_, msg
-from ..core.submission import IMAGE_TYPES, InvalidSubmission
+from ..core.submission import IMAGE_TYPES, InvalidSubmission, RequestType
 from .operators import Result, refuse
 
 log = logging.getLogger(__package__)
@@ -102,7 +102,8 @@ class HITEM3D_OT_generate_from_picture(bpy.types.Operator):
         col.prop(props, "model")
         col.prop(props, "resolution")
         col.prop(props, "request_type")
-        spending.draw_cost(layout, prices.for_generation(props.model, props.resolution), 360)
+        spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
+                                                         request_type=RequestType[props.request_type]), 360)
 
     def execute(self, context: bpy.types.Context) -> Result:
         paths = _dropped_paths(self)

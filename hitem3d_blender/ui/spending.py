@@ -26,7 +26,7 @@ from ..core.messages import msg
 from ..core.pipeline import DEFAULT_TIMEOUT_S
 from ..core.kind_requests import KindRequest
 from ..core.prices import Estimate
-from ..core.submission import Submission, validate
+from ..core.submission import RequestType, Submission, validate
 from ..core.tasks import TaskState
 from ..engine import batch, state
 from ..core.tasks import TaskRecord
@@ -46,7 +46,8 @@ def estimate_for(request: Submission | KindRequest) -> Estimate:
 def texture_estimate(rec: TaskRecord) -> Estimate:
     """Texturing a geometry-only result: the price of the model and resolution it was made with."""
     made = Submission.from_dict(rec.generation) if rec.generation else None
-    return prices.for_generation(made.model, made.resolution) if made is not None else Estimate(None)
+    return (prices.for_generation(made.model, made.resolution, request_type=RequestType.TEXTURE_MESH)
+            if made is not None else Estimate(None))
 
 
 def refuse_if_short(estimate: Estimate) -> None:

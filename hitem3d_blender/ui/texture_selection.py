@@ -95,7 +95,8 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
             if not spec.can_texture_mesh:
                 raise InvalidSubmission(cannot_texture(spec))
             # Before the export, which can take seconds for a big model.
-            spending.refuse_if_short(prices.for_generation(props.model, props.resolution))
+            spending.refuse_if_short(prices.for_generation(props.model, props.resolution,
+                                                           request_type=RequestType.TEXTURE_MESH))
             image, views = generation_settings.inputs_of(props)
             if not image and not views:
                 raise InvalidSubmission(msg("Texturing needs a reference image: add one under New Generation"))

@@ -286,7 +286,7 @@ def test_submit_refuses_with_exit_code_3_when_the_balance_is_too_low(cli: Any, a
     run = cli("submit", str(image), "--model", "hi3dv3.0", "--resolution", "2048quality")
 
     assert run.code == addon.ui.cli.EXIT_CREDITS == 3
-    assert "Not enough credits: about 105 needed, 100 left (5 missing)" in run.err and "nothing was sent" in run.err
+    assert "Not enough credits: at least 105 needed, 100 left (5 missing)" in run.err and "nothing was sent" in run.err
     assert sim.count("/open-api/v1/submit-task") == 0 and run.out == ""
 
 

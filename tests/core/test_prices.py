@@ -9,6 +9,7 @@ import pytest
 
 from hitem3d_blender.core import models, prices
 from hitem3d_blender.core.prices import Estimate, NotEnoughCredits, check_balance, cost_line
+from hitem3d_blender.core.submission import RequestType, Submission
 
 
 def test_the_table_is_dated() -> None:
@@ -57,7 +58,7 @@ def test_the_line_shows_the_estimate_and_the_balance_after_it() -> None:
 def test_a_known_balance_below_the_estimate_says_how_many_credits_are_missing() -> None:
     with pytest.raises(NotEnoughCredits) as info:
         check_balance(Estimate(105), 80.5)
-    assert str(info.value) == ("Not enough credits: about 105 needed, 80.5 left (25 missing): "
+    assert str(info.value) == ("Not enough credits: at least 105 needed, 80.5 left (25 missing): "
                                "top up on the Hitem3D platform, then refresh the balance")
     assert info.value.code == "30010000"
 
@@ -66,6 +67,52 @@ def test_a_known_balance_below_the_estimate_says_how_many_credits_are_missing() 
                                                    (Estimate(None), 3.0)])
 def test_enough_or_unknown_lets_the_request_go(estimate: Estimate, balance: float | None) -> None:
     check_balance(estimate, balance)
+
+
+def test_geometry_only_is_priced_below_textured() -> None:
+    # The one figure a source gives: v1.5 at 512, 5 credits (15 textured).
+    assert prices.for_generation("hitem3dv1.5", "512", request_type=RequestType.GEOMETRY) == Estimate(
+        5, "hitem3dv1.5 512")
+    # Elsewhere no figure: from the least any source quotes to the textured price.
+    unsure = prices.for_generation("hitem3dv2.1", "1536pro", request_type=RequestType.GEOMETRY)
+    assert (unsure.lowest, unsure.credits) == (prices.LOWEST_QUOTED, 45) and unsure.is_range
+    textured = prices.for_generation("hitem3dv2.1", "1536pro")
+    assert (textured.lowest, textured.credits) == (45, 45) and not textured.is_range
+
+
+def test_texturing_an_existing_mesh_is_priced_from_the_least_quoted_to_the_model_price() -> None:
+    texturing = prices.for_generation("hi3dv3.0", "2048quality", request_type=RequestType.TEXTURE_MESH)
+    assert (texturing.lowest, texturing.credits) == (5, 105)
+    assert prices.for_generation("hi3dv3.0", "2048quality", count=2, request_type=RequestType.TEXTURE_MESH).lowest == 10
+
+
+@pytest.mark.parametrize("balance", [5.0, 20.0, 44.0])
+def test_a_geometry_only_request_the_artist_can_afford_is_not_refused(balance: float) -> None:
+    check_balance(prices.for_request(Submission("hitem3dv2.1", "1536pro", RequestType.GEOMETRY)), balance)
+
+
+def test_a_balance_below_the_least_it_could_cost_is_refused_and_says_at_least() -> None:
+    with pytest.raises(NotEnoughCredits) as info:
+        check_balance(prices.for_request(Submission("hitem3dv2.1", "1536pro", RequestType.GEOMETRY)), 3.0)
+    assert str(info.value) == ("Not enough credits: at least 5 needed, 3 left (2 missing): "
+                               "top up on the Hitem3D platform, then refresh the balance")
+
+
+def test_a_range_is_shown_as_a_range() -> None:
+    estimate = prices.for_generation("hitem3dv2.1", "1536pro", request_type=RequestType.GEOMETRY)
+    assert str(cost_line(estimate, None)) == "Estimated cost: 5 to 45 credits"
+    assert str(cost_line(estimate, 100.0)) == "Estimated cost: 5 to 45 credits; balance after: 55 credits or more"
+    assert prices.total([estimate, Estimate(20)]) == Estimate(65, low=25)
+
+
+def test_the_requests_being_sent_are_set_aside() -> None:
+    assert str(cost_line(Estimate(45), 100.0, reserved=45.0)) == ("Estimated cost: 45 credits; "
+                                                                 "balance after: 10 credits")
+    check_balance(Estimate(45), 100.0, reserved=55.0, sending=1)
+    with pytest.raises(NotEnoughCredits) as info:
+        check_balance(Estimate(45), 100.0, reserved=70.0, sending=2)
+    assert str(info.value) == ("Not enough credits: at least 45 needed, 30 left once the 2 request(s) being sent "
+                               "are paid (15 missing): top up on the Hitem3D platform, then refresh the balance")
 
 
 def test_any_request_is_priced_by_what_it_is() -> None:
