@@ -22,7 +22,8 @@ _USER_RESOURCES = Path(tempfile.mkdtemp(prefix="hitem3d-blender-user-"))
 os.environ["BLENDER_USER_RESOURCES"] = str(_USER_RESOURCES)
 # Blender writes image thumbnails (covers) to $XDG_CACHE_HOME/thumbnails.
 os.environ["XDG_CACHE_HOME"] = str(_USER_RESOURCES / "cache")
-for _name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET"):
+for _name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET", "HITEM3D_UPLOAD_ENDPOINT",
+              "HITEM3D_UPLOAD_PUBLIC_BASE"):
     os.environ.pop(_name, None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,9 +130,12 @@ def sample_glb() -> Path:
 
 
 @pytest.fixture
-def sim(sample_glb: Path) -> Iterator[Hitem3DSimulator]:
+def sim(sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hitem3DSimulator]:
     with Hitem3DSimulator() as simulator:
         simulator.default_glb = sample_glb
+        # A mesh to texture is uploaded to the simulator's storage, never to Hitem3D's.
+        for name, value in simulator.upload_environment().items():
+            monkeypatch.setenv(name, value)
         yield simulator
 
 

@@ -39,6 +39,7 @@ from .settings import ApiSettings
 from . import kind_requests, task_kinds
 from .kind_requests import KindRequest
 from .submission import InvalidSubmission, RequestType, Submission, form_fields, read_files, validate
+from .tos_signing import StorageCredentials
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +295,20 @@ class Hitem3DClient:
         except (KeyError, TypeError, ValueError):
             raise ServerError(msg("Hitem3D sent an unreadable balance: retry in a moment")) from None
 
+    def upload_credentials(self) -> StorageCredentials:
+        """Temporary credentials for Hitem3D's object storage (``GET
+        /upload/token``), as the vendor's client asks for them before it
+        uploads a mesh to texture (``core.mesh_upload``)."""
+        data = self._call("GET", "/upload/token")
+        values = [data.get(name) if isinstance(data, dict) else None
+                  for name in ("accessKeyId", "secretAccessKey", "sessionKey")]
+        if not all(isinstance(value, str) and value.strip() for value in values):
+            raise ServerError(msg("Hitem3D sent incomplete upload credentials: try again in a few minutes"))
+        texts = [str(value).strip() for value in values]
+        for text in texts:
+            register_secret(text)  # masked wherever a server message echoes them
+        return StorageCredentials(*texts)
+
     def submit_task(self, submission: Submission) -> str:
         """Start a generation; returns the new task's ID.
 
@@ -303,7 +318,11 @@ class Hitem3DClient:
         retried here: a repeated submit could spend credits twice.
         """
         validate(submission)
-        if submission.request_type == RequestType.TEXTURE_MESH and not submission.mesh_url and not submission.mesh:
+        if submission.request_type == RequestType.TEXTURE_MESH and submission.mesh and not submission.mesh_url:
+            # An artist's own mesh reaches Hitem3D as a link to its storage,
+            # never as a file part: ``core.sending.send`` uploads it first.
+            raise ValueError("an own mesh is uploaded before submit-task (core.sending.send)")
+        if submission.request_type == RequestType.TEXTURE_MESH and not submission.mesh_url:
             status = self.query_task(submission.mesh_task_id)
             if status.state != "success" or not status.model_url:
                 raise InvalidSubmission(msg("The task to texture has no finished model on Hitem3D yet"))

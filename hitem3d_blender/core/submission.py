@@ -35,7 +35,7 @@ FORMAT_GLB = "2"  # the server's default is 1 (OBJ); this extension imports GLB
 
 class RequestType(enum.IntEnum):
     GEOMETRY = 1
-    TEXTURE_MESH = 2  # texture an existing mesh: a Hitem3D result (mesh_url) or a GLB file (mesh)
+    TEXTURE_MESH = 2  # texture an existing mesh: always sent as mesh_url
     GEOMETRY_AND_TEXTURE = 3
 
 
@@ -51,7 +51,8 @@ class Submission:
     front required) is set. For ``TEXTURE_MESH`` the mesh comes from
     ``mesh_url``, from ``mesh_task_id`` (a task whose model URL the worker asks
     for just before sending: the URLs live one hour), or from ``mesh``, a GLB
-    file of the artist's own (Texture Selection). ``mesh_name`` and
+    file of the artist's own (Texture Selection), which ``core.sending``
+    uploads to Hitem3D's storage and sends as ``mesh_url``. ``mesh_name`` and
     ``mesh_box`` (world min x, y, z, max x, y, z) say what the result is named
     after and where the original stands, so it can be placed beside it.
     """
@@ -321,12 +322,12 @@ def form_fields(submission: Submission) -> list[tuple[str, str]]:
 
 def form_files(submission: Submission) -> list[tuple[str, str]]:
     """(field name, path) of each file part, in order: ``images`` for one
-    picture, ``multi_images`` repeated in front, back, left, right order, then
-    ``mesh`` for a mesh of the artist's own to texture."""
-    mesh = [("mesh", submission.mesh)] if submission.mesh and submission.request_type == RequestType.TEXTURE_MESH else []
+    picture, ``multi_images`` repeated in front, back, left, right order. A
+    mesh of the artist's own is never a part: it goes to Hitem3D's storage
+    and is sent as ``mesh_url`` (``core.sending``)."""
     if submission.views:
-        return [("multi_images", submission.views[view]) for view in VIEWS if view in submission.views] + mesh
-    return ([("images", submission.image)] if submission.image else []) + mesh
+        return [("multi_images", submission.views[view]) for view in VIEWS if view in submission.views]
+    return [("images", submission.image)] if submission.image else []
 
 
 def content_type(path: str) -> str:
@@ -343,7 +344,6 @@ def read_files(submission: Submission) -> list[tuple[str, tuple[str, bytes, str]
     """
     parts: list[tuple[str, tuple[str, bytes, str]]] = []
     labels = dict((path, label) for label, path in submission.inputs())
-    labels[submission.mesh] = msg("Mesh")
     for name, path in form_files(submission):
         try:
             data = Path(path).read_bytes()

@@ -527,6 +527,25 @@ MESSAGES: dict[str, str] = {
     "Balance: not checked yet": "余额：尚未查询",
     "Hitem3D balance: {credits} credits": "Hitem3D 余额：{credits} 积分",
     "Select one or more mesh objects": "请选择一个或多个网格物体",
+    # A mesh of the artist's own, uploaded to Hitem3D's storage (core.mesh_upload, core.api).
+    "Hitem3D sent incomplete upload credentials: try again in a few minutes":
+        "Hitem3D 返回的上传凭证不完整：请几分钟后重试",
+    "{variable} must be an https:// address: check the environment variable":
+        "{variable} 必须是 https:// 地址：请检查该环境变量",
+    "{variable} must not contain a user name or password": "{variable} 不能包含用户名或密码",
+    "{variable} must use https:// (http:// only for this computer)": "{variable} 必须使用 https://（http:// 仅限本机）",
+    "Uploads the selection as one GLB file to Hitem3D's storage ({host}); Hitem3D reads it from {public}":
+        "将所选物体作为一个 GLB 文件上传到 Hitem3D 的存储（{host}）；Hitem3D 从 {public} 读取",
+    "Uploading {name} ({size}) to Hitem3D's storage ({host}); Hitem3D reads it from {public}":
+        "正在将 {name}（{size}）上传到 Hitem3D 的存储（{host}）；Hitem3D 从 {public} 读取",
+    "Hitem3D's storage refused the mesh because this computer's clock is off: set the date and time "
+    "automatically, then try again (nothing was spent)":
+        "Hitem3D 的存储拒绝了该网格，因为本机时钟不准：请设为自动设置日期和时间，然后重试（未花费积分）",
+    "Hitem3D's storage refused the mesh ({reason}): nothing was spent; try again in a few minutes":
+        "Hitem3D 的存储拒绝了该网格（{reason}）：未花费积分；请几分钟后重试",
+    "Uploading the mesh failed, nothing was spent: {reason}": "网格上传失败，未花费积分：{reason}",
+    "Hitem3D gave no permission to upload the mesh ({reason}): nothing was spent; try again in a few minutes":
+        "Hitem3D 未授予上传网格的权限（{reason}）：未花费积分；请几分钟后重试",
     # Pictures in (``picture_input``).
     "Only the first picture is used ({name}): for views, use Views in New Generation":
         "只使用第一张图片（{name}）：如需多视图，请在“新建生成”中使用“多视图”",

@@ -21,7 +21,7 @@ from typing import Any, Callable, TextIO
 import bpy
 
 from . import preferences, submit_calls
-from ..core import models, prices
+from ..core import mesh_upload, models, prices, sending
 from ..core.api import Hitem3DClient, TaskStatus
 from ..core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
 from ..core.import_options import DEFAULT_COLLECTION, ImportOptions
@@ -451,6 +451,8 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
         return EXIT_FAILED
     if not _affordable(wanted, settings, err):
         return EXIT_CREDITS
+    if not _say_uploads(wanted, err):
+        return EXIT_FAILED
     options = _options(args)
     keys = [submit_calls.start_submission(submission, settings, options, timeout_s=args.timeout)
             for submission in wanted]
@@ -475,6 +477,26 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
         return EXIT_FAILED
     code = _wait_and_report(task_ids, args.timeout, output, out, err)
     return EXIT_FAILED if failures else code
+
+
+def _say_uploads(wanted: list[submit_calls.Request], err: TextIO) -> bool:
+    """Before a mesh of the artist's own leaves: what is uploaded and where.
+    False (after saying why) when the storage's address cannot be used."""
+    for request in wanted:
+        if not sending.uploads_mesh(request):
+            continue
+        assert isinstance(request, Submission)
+        try:
+            target = mesh_upload.target_from_env()
+            size = Path(request.mesh).stat().st_size
+        except Hitem3DError as exc:
+            print(f"{exc} (nothing was sent)", file=err, flush=True)
+            return False
+        except OSError as exc:
+            print(f"{request.mesh}: {exc.strerror or exc} (nothing was sent)", file=err, flush=True)
+            return False
+        print(mesh_upload.uploading(Path(request.mesh).name, size, target), file=err, flush=True)
+    return True
 
 
 def _affordable(wanted: list[submit_calls.Request], settings: ApiSettings, err: TextIO) -> bool:

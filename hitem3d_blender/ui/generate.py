@@ -14,7 +14,7 @@ import bpy
 from bpy.props import FloatProperty, StringProperty
 
 from ..scene import mesh_export
-from . import preferences, spending, submit_calls, text_fit
+from . import preferences, spending, submit_calls, text_fit, texture_selection
 from ..i18n import translations
 from ..core import models, prices
 from ..core.errors import Hitem3DError
@@ -194,9 +194,12 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
         layout.operator("hitem3d.texture_selection", icon="TEXTURE")
         if not spec.can_texture_mesh:
             text_fit.wrapped(layout, translations.text(cannot_texture(spec)), width, icon="INFO")
-        elif mesh_export.selected_meshes(context):
-            spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
-                                                             request_type=RequestType.TEXTURE_MESH), width)
+        else:
+            if mesh_export.selected_meshes(context):
+                spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
+                                                                 request_type=RequestType.TEXTURE_MESH), width)
+            statement, wrong = texture_selection.upload_statement()
+            text_fit.wrapped(layout, translations.text(statement), width, icon="ERROR" if wrong else "EXPORT")
         for pending in submit_calls.pending_submissions():
             text_fit.wrapped(layout, translations.text(msg("Submitting… {what}", what=pending.submission.describe())), width,
                      icon="TIME")

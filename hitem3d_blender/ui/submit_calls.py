@@ -14,6 +14,7 @@ from typing import Any, Callable, Union
 
 from ..scene import mesh_export
 from . import ui_sync
+from ..core import mesh_upload, sending
 from ..core.import_options import ImportOptions
 from ..core.api import Hitem3DClient
 from ..core.jobs import CallResult
@@ -83,10 +84,18 @@ def reset() -> None:
 
 
 def sender(submission: Request) -> Callable[[Hitem3DClient], Any]:
-    """The worker's call that creates the task on Hitem3D."""
-    if isinstance(submission, KindRequest):
-        return lambda client: client.submit_kind(submission)
-    return lambda client: client.submit_task(submission)
+    """The worker's call that creates the task on Hitem3D (``core.sending``:
+    with the upload of an own mesh first). Where an upload goes is read now,
+    on the main thread: what the artist was told is where it goes."""
+    try:
+        storage = mesh_upload.target_from_env() if sending.uploads_mesh(submission) else mesh_upload.HITEM3D_STORAGE
+    except mesh_upload.InvalidUploadTarget as exc:
+        refusal = exc
+
+        def refuse(client: Hitem3DClient) -> Any:
+            raise refusal  # on the worker, so it comes back like any refusal
+        return refuse
+    return lambda client: sending.send(client, submission, storage=storage)
 
 
 def start_submission(submission: Request, settings: ApiSettings, options: ImportOptions,

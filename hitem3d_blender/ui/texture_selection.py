@@ -1,10 +1,11 @@
 """Texture Selection: Hitem3D textures the artist's own meshes.
 
-The selected meshes are exported to one GLB (``mesh_export``), sent with the
-New Generation picture as a texturing task (``request_type`` 2, the ``mesh``
-file) to a model that can texture a mesh, and the result is imported beside
-the original (offset by its bounding box, at its size), named after it:
-"<name> textured".
+The selected meshes are exported to one GLB (``mesh_export``); a worker
+uploads it to Hitem3D's object storage and sends its link with the New
+Generation picture as a texturing task (``request_type`` 2, ``mesh_url``:
+``core.sending``) to a model that can texture a mesh, and the result is
+imported beside the original (offset by its bounding box, at its size), named
+after it: "<name> textured".
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from mathutils import Vector
 from . import generation_settings, preferences, spending, submit_calls
 from ..scene import mesh_export
 from ..i18n import translations
-from ..core import models, prices
+from ..core import mesh_upload, models, prices
 from ..core.errors import Hitem3DError
 from ..core.import_options import ImportOptions
-from ..core.messages import msg
+from ..core.messages import Message, msg
 from ..core.submission import InvalidSubmission, RequestType, Submission, cannot_texture
 from ..core.tasks import TaskRecord
 from .operators import Result, refuse
@@ -100,12 +101,22 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
             image, views = generation_settings.inputs_of(props)
             if not image and not views:
                 raise InvalidSubmission(msg("Texturing needs a reference image: add one under New Generation"))
+            mesh_upload.target_from_env()  # where it would go must be usable before the export
             exported = mesh_export.export_meshes(mesh_export.selected_meshes(context), context)
         except Hitem3DError as exc:
             submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
         submission = submission_for(props, exported, image, views)
         return spending.send(self, context, submission, self.timeout, placement_options(context, exported))
+
+
+def upload_statement() -> tuple[Message, bool]:
+    """What the button uploads and where, said beside it before anything is
+    sent; (the problem, True) when the storage's address cannot be used."""
+    try:
+        return mesh_upload.destination(mesh_upload.target_from_env()), False
+    except Hitem3DError as exc:
+        return exc.message, True
 
 
 def place_beside(rec: TaskRecord, names: list[str]) -> list[str]:

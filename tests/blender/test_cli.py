@@ -312,8 +312,11 @@ def test_submit_texture_mesh_textures_a_glb_and_imports_it_named_after_the_file(
     [sent] = sim.submissions
     assert sent.fields["request_type"] == "2" and sent.fields["model"] == "hi3dv3.0"
     assert sent.fields["shading"] == "0.5"
-    assert [(name, filename) for name, filename, _, _ in sent.files] == [("images", "chair.png"),
-                                                                       ("mesh", "armchair.glb")]
+    assert [(name, filename) for name, filename, _, _ in sent.files] == [("images", "chair.png")]
+    [(key, stored)] = sim.stored.items()
+    assert sent.fields["mesh_url"] == sim.public_base + key and stored == mesh.read_bytes()
+    host = sim.storage_url.removeprefix("http://")
+    assert f"Uploading armchair.glb (" in run.err and f"to Hitem3D's storage ({host})" in run.err
     assert sorted(obj.name for obj in imported_objects(sent.task_id)) == ["armchair textured",
                                                                           "armchair textured 2"]
     assert mesh.exists()  # the artist's own file is never removed

@@ -60,8 +60,11 @@ def test_texture_selection_sends_the_mesh_and_imports_the_result_beside_it(
     [sent] = sim.submissions
     assert sent.fields["request_type"] == "2" and sent.fields["model"] == "hitem3dv1.5"
     parts = {name: (filename, data) for name, filename, _, data in sent.files}
-    assert parts["images"][0] == "front.png"
-    assert parts["mesh"][0].endswith(".glb") and glb_node_names(parts["mesh"][1]) == {"Chair"}
+    assert list(parts) == ["images"] and parts["images"][0] == "front.png"
+    # The mesh went to the storage, as the vendor's client sends it; its link to submit-task.
+    [(key, stored)] = sim.stored.items()
+    assert sent.fields["mesh_url"] == sim.public_base + key and key.endswith(".glb")
+    assert glb_node_names(stored) == {"Chair"}
     result = [obj for obj in bpy.data.objects if obj.get("hitem3d_task_id") == sent.task_id]
     assert sorted(obj.name for obj in result) == ["Chair textured", "Chair textured 2"]
     assert bpy.data.objects["Chair textured"].type == "MESH"

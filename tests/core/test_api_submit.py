@@ -229,26 +229,3 @@ def test_the_simulator_out_of_credits_answer_reaches_the_user(sim: Hitem3DSimula
     finally:
         client.close()
     assert "top up" in str(caught.value) and sim.submissions == []
-
-
-def test_a_mesh_of_the_artists_own_goes_as_the_mesh_file_with_its_picture(sim: Hitem3DSimulator,
-                                                                         images: dict[str, str],
-                                                                         tmp_path: Path) -> None:
-    mesh = tmp_path / "chair.glb"
-    mesh.write_bytes(b"glTF" + bytes(60))
-    submission = Submission(model="hi3dv3.0", resolution="2048quality", request_type=RequestType.TEXTURE_MESH,
-                            image=images["front"], mesh=str(mesh), mesh_name="Chair", shading=0.25)
-    client = sim_client(sim)
-    try:
-        task_id = client.submit_task(submission)
-    finally:
-        client.close()
-    [recorded] = sim.submissions
-    assert recorded.task_id == task_id
-    assert recorded.fields["request_type"] == "2" and recorded.fields["shading"] == "0.25"
-    assert "mesh_url" not in recorded.fields and "face" not in recorded.fields
-    assert [(name, filename) for name, filename, _, _ in recorded.files] == [("images", "front.png"),
-                                                                           ("mesh", "chair.glb")]
-    assert recorded.files[1][2] == "model/gltf-binary" and recorded.files[1][3] == mesh.read_bytes()
-    # No query for a model URL: the mesh came as a file.
-    assert sim.count("/open-api/v1/query-task") == 0

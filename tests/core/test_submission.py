@@ -394,14 +394,17 @@ def texture_mesh(image: str, mesh: str, **changes: object) -> Submission:
     return Submission(**values)  # type: ignore[arg-type]
 
 
-def test_a_mesh_file_is_sent_after_the_picture(images: dict[str, str], tmp_path: Path) -> None:
+def test_an_own_mesh_is_never_a_file_part_but_the_link_it_was_uploaded_to(images: dict[str, str],
+                                                                         tmp_path: Path) -> None:
     mesh = mesh_file(tmp_path)
     submission = texture_mesh(images["front"], mesh)
     validate(submission)
-    assert form_files(submission) == [("images", images["front"]), ("mesh", mesh)]
-    assert [name for name, _ in read_files(submission)] == ["images", "mesh"]
-    assert read_files(submission)[1][1][2] == "model/gltf-binary"
+    assert form_files(submission) == [("images", images["front"])]
+    assert [name for name, _ in read_files(submission)] == ["images"]
     assert ("request_type", "2") in form_fields(submission)
+    assert not [name for name, _ in form_fields(submission) if name == "mesh_url"]  # not uploaded yet
+    uploaded = submission.with_mesh_url("https://hitem3dstatic.zaohaowu.net/hitem3d-blender/mesh/d/u.glb")
+    assert ("mesh_url", uploaded.mesh_url) in form_fields(uploaded)
     assert str(submission.describe()) == "Texture Chair from front.png (Hitem3D v1.5)"
 
 
@@ -454,6 +457,6 @@ def test_light_removal_is_refused_for_a_model_without_it(images: dict[str, str])
 
 def test_what_we_send_for_a_mesh_passes_the_simulators_checks(images: dict[str, str], tmp_path: Path) -> None:
     submission = texture_mesh(images["front"], mesh_file(tmp_path), shading=0.3, model="hi3dv3.0",
-                              resolution="2048quality")
+                              resolution="2048quality").with_mesh_url("https://hitem3dstatic.zaohaowu.net/m.glb")
     files = [(name, Path(path).name, "", Path(path).read_bytes()) for name, path in form_files(submission)]
     assert _validate_submission(dict(form_fields(submission)), files) is None

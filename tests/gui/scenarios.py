@@ -374,6 +374,8 @@ def pictures_in_and_texture_selection(run: Run) -> None:
     submitted = len(run.sim.submissions)
     before = {t["task_id"] for t in blender.call("result = tasks()")}
     blender.call(
+        # The mesh goes to the simulator's storage, never to Hitem3D's.
+        f"import os\nos.environ.update({run.sim.upload_environment()!r})\n"
         "bpy.ops.object.select_all(action='DESELECT')\n"
         "with override():\n"
         "    bpy.ops.mesh.primitive_cube_add(size=2.0, location=(0.0, 0.0, 1.0))\n"
@@ -388,8 +390,9 @@ def pictures_in_and_texture_selection(run: Run) -> None:
     watch_states(blender, new[0], {"done", "failed"}, 90)
     expect(len(run.sim.submissions) == submitted + 1, "Texture Selection sent no request (or more than one)")
     sent = run.sim.submissions[-1]
-    expect(sent.fields.get("request_type") == "2" and any(part[0] == "mesh" for part in sent.files),
-           f"Texture Selection did not send a mesh to texture: {sent.fields}")
+    expect(sent.fields.get("request_type") == "2"
+           and any(sent.fields.get("mesh_url") == run.sim.public_base + key for key in run.sim.stored),
+           f"Texture Selection did not upload a mesh to texture: {sent.fields}")
     placed = blender.call(
         "o = bpy.data.objects.get('Stool textured')\n"
         "result = o and [round(v, 3) for v in o.matrix_world.translation]"

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
+import re
 import secrets
 import socket
 import string
@@ -25,13 +28,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.parser import HeaderParser
 from email.policy import HTTP
 from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Literal, Union
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 try:
     from .glb_factory import minimal_glb_bytes
@@ -58,8 +62,7 @@ MAX_FACE_BY_MODEL: dict[str, int] = {"hi3dv3.0": 5_000_000}
 FORMAT_EXTENSIONS: dict[str, str] = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz", "6": "3mf"}
 IMAGE_EXTENSIONS = frozenset({"png", "jpeg", "jpg", "webp"})
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-MAX_MESH_BYTES = 200 * 1024 * 1024  # the `mesh` file of request_type 2
-MESH_EXTENSIONS = frozenset({"glb"})
+MAX_MESH_BYTES = 200_000_000  # "200 MB" for a mesh to texture; decimal, as the pages' sizes are read
 # Texturing an existing mesh is documented as unsupported for v2.0; sources agree on v1.5 and v3.0.
 TEXTURE_MESH_MODELS = frozenset({"hitem3dv1.5", "hi3dv3.0"})
 
@@ -113,6 +116,22 @@ KIND_ROUTES: dict[str, KindRoute] = {
         {"model": frozenset({"multicolor"})}, numbers={"number_color": (0, 8)},
     ),
 }
+# ---- the object storage that takes an artist's own mesh to texture ----
+# Source [vendor] (dev-hitem/hitem3d-comfyUI, api/utils.py): the client asks
+# GET /open-api/v1/upload/token (Bearer) for data.accessKeyId,
+# data.secretAccessKey and data.sessionKey, PutObjects the mesh to Volcengine TOS
+# (bucket mm-sparc3d-prod, region ap-southeast-1) under a key of its own, and
+# sends mesh_url = https://hitem3dstatic.zaohaowu.net/<key> with request_type 2.
+# The storage checks the TOS4-HMAC-SHA256 signature the way Volcengine's SDK
+# makes it (tos/auth.py: canonical request, string to sign, key chain), written
+# out here on its own, never borrowed from the add-on's signer.
+STORAGE_REGION = "ap-southeast-1"
+STORAGE_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+# ASSUMPTION: TOS, like S3, refuses a request dated more than 15 minutes off.
+STORAGE_MAX_SKEW_S = 15 * 60
+_TOS_AUTHORIZATION = re.compile(r"TOS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/tos/request, "
+                                r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})")
+
 # A mesh the service cannot work with holds this near its start (a file that
 # looks like a GLB to a client): the task is created, then fails with the refund code.
 BAD_MESH_MARK = b"not a mesh"
@@ -135,6 +154,8 @@ class RecordedRequest:
     body: bytes
     connection_id: int
     time: float
+    storage: bool = False  # came to the object storage, not the API
+
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header lookup (HTTP header names are)."""
@@ -198,8 +219,16 @@ class AnnounceLength:
     content_length: int
 
 
+@dataclass(frozen=True)
+class CutRequest:
+    """Read only after_bytes of the request's body, then abort with a TCP RST:
+    the connection dies mid-upload."""
+
+    after_bytes: int
+
+
 BodyFault = Union[Truncate, Reset, Stall, AnnounceLength]
-FaultKind = Union[Canned, Delay, BodyFault]
+FaultKind = Union[Canned, Delay, BodyFault, CutRequest]
 
 
 class Fault:
@@ -236,6 +265,10 @@ class Fault:
     @staticmethod
     def content_length(n: int) -> AnnounceLength:
         return AnnounceLength(n)
+
+    @staticmethod
+    def cut_request(after_bytes: int = 0) -> CutRequest:
+        return CutRequest(after_bytes)
 
 
 # ---- internal state -------------------------------------------------------------------
@@ -317,6 +350,12 @@ class Hitem3DSimulator:
             "split": parts_glb_bytes(), "segmentation": parts_glb_bytes(4),
             "depth": depth_png_bytes(), "multicolor": colour_glb_bytes(),
         }
+        # The object storage: how long the upload credentials live (<= 0: issued
+        # already expired), and how it words a refusal: JSON as TOS's SDK reads
+        # it (tos/exceptions.py), or S3's XML.
+        self.upload_credentials_lifetime_s = 3600.0
+        self.storage_error_format: Literal["json", "xml"] = "json"
+        self.max_mesh_bytes = MAX_MESH_BYTES
         # Upload limits by kind, lowered by tests (nobody uploads 200 MB in a unit test).
         self.max_source_bytes: dict[str, int] = {name: route.max_source_bytes for name, route in KIND_ROUTES.items()}
 
@@ -327,6 +366,11 @@ class Hitem3DSimulator:
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self._tasks: dict[str, _Task] = {}
         self._files: dict[str, _File] = {}  # random hex path segment -> file
+        self._upload_credentials: dict[str, tuple[str, str, float]] = {}  # key id -> (secret, token, expiry)
+        self._objects: dict[str, bytes] = {}  # the storage: key -> body
+        self._storage_server: _Server | None = None
+        self._storage_port = 0
+        self._storage_thread: threading.Thread | None = None
         self._faults: list[tuple[str, str, FaultKind]] = []
         self._connections: dict[int, socket.socket] = {}
         self._connection_seq = 0
@@ -339,6 +383,7 @@ class Hitem3DSimulator:
             f"{API}/query-task": ("GET", True, self._query_task),
             f"{API}/submit-task": ("POST", True, self._submit_task),
             f"{API}/balance": ("GET", True, self._balance),
+            f"{API}/upload/token": ("GET", True, self._upload_token),
         }
         for name, route in KIND_ROUTES.items():
             self._routes[route.create] = ("POST", True, self._kind_creator(name))
@@ -357,16 +402,30 @@ class Hitem3DSimulator:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="hitem3d-simulator", daemon=True
         )
         self._thread.start()
+        # The storage is a host of its own, as the real one is.
+        storage = _Server(("127.0.0.1", 0), _Handler)
+        storage.sim = self
+        storage.storage = True
+        self._storage_server = storage
+        self._storage_port = int(storage.server_address[1])
+        self._storage_thread = threading.Thread(
+            target=storage.serve_forever, kwargs={"poll_interval": 0.05}, name="hitem3d-simulator", daemon=True
+        )
+        self._storage_thread.start()
         return self
 
     def stop(self) -> None:
         with self._lock:
             server, self._server = self._server, None
+            storage, self._storage_server = self._storage_server, None
             self._stopping.set()
         if server is None:
             return
         server.shutdown()
         server.server_close()
+        if storage is not None:
+            storage.shutdown()
+            storage.server_close()
         # Idle keep-alive connections would otherwise keep their handler threads
         # (and the client's pooled socket) alive after the simulator is gone.
         with self._lock:
@@ -376,8 +435,9 @@ class Hitem3DSimulator:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in (self._thread, self._storage_thread):
+            if thread is not None:
+                thread.join(timeout=5)
 
     def __enter__(self) -> Hitem3DSimulator:
         return self.start()
@@ -395,6 +455,22 @@ class Hitem3DSimulator:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def storage_url(self) -> str:
+        """The object storage's endpoint (``HITEM3D_UPLOAD_ENDPOINT``)."""
+        if not self._storage_port:
+            raise RuntimeError("simulator not started")
+        return f"http://127.0.0.1:{self._storage_port}"
+
+    @property
+    def public_base(self) -> str:
+        """What a stored object's public link starts with (``HITEM3D_UPLOAD_PUBLIC_BASE``)."""
+        return f"{self.base_url}/public/"
+
+    def upload_environment(self) -> dict[str, str]:
+        """The two variables that point the add-on's uploads here."""
+        return {"HITEM3D_UPLOAD_ENDPOINT": self.storage_url, "HITEM3D_UPLOAD_PUBLIC_BASE": self.public_base}
+
     # ---- test controls ----
 
     def issue_token(self) -> str:
@@ -407,6 +483,12 @@ class Hitem3DSimulator:
     def expire_tokens(self) -> None:
         with self._lock:
             self._tokens.clear()
+
+    def expire_upload_credentials(self) -> None:
+        """Every upload credential issued so far is expired."""
+        with self._lock:
+            self._upload_credentials = {key: (secret, token, 0.0)
+                                        for key, (secret, token, _) in self._upload_credentials.items()}
 
     def expire_urls(self) -> None:
         """Every file URL issued so far answers 403 (the real ones live one hour)."""
@@ -461,6 +543,16 @@ class Hitem3DSimulator:
             return list(self._submissions)
 
     @property
+    def stored(self) -> dict[str, bytes]:
+        """The storage's objects, by key."""
+        with self._lock:
+            return dict(self._objects)
+
+    @property
+    def storage_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.storage]
+
+    @property
     def connections_opened(self) -> int:
         with self._lock:
             return self._connections_opened
@@ -506,8 +598,12 @@ class Hitem3DSimulator:
         return None
 
     def _dispatch(self, request: RecordedRequest) -> _Reply:
+        if request.storage:
+            return self._storage_put(request)
         if request.path.startswith("/files/"):
             return self._serve_file(request)
+        if request.path.startswith("/public/"):
+            return self._serve_public(request)
         route = self._routes.get(request.path)
         if route is None:
             return _json_reply({"code": 404, "msg": "Not Found"}, status=404)
@@ -538,6 +634,127 @@ class Hitem3DSimulator:
         data = {"accessToken": self.issue_token(), "tokenType": "Bearer", "nonce": secrets.token_hex(16)}
         # The docs' token example says "message" where every other answer says "msg".
         return _json_reply({"code": 200, "message": "success", "data": data})
+
+    def _upload_token(self, request: RecordedRequest) -> _Reply:
+        """Temporary storage credentials; the answer's three names are the ones
+        the vendor's client reads (its ``upload_file``)."""
+        key_id = "AKLT" + secrets.token_hex(12)
+        secret = base64.b64encode(secrets.token_bytes(30)).decode()
+        token = "STS2" + secrets.token_urlsafe(48)
+        with self._lock:
+            self._upload_credentials[key_id] = (secret, token, time.monotonic() + self.upload_credentials_lifetime_s)
+        return _json_reply({"code": 200, "msg": "success",
+                            "data": {"accessKeyId": key_id, "secretAccessKey": secret, "sessionKey": token}})
+
+    # ---- the object storage ----
+
+    def _storage_error(self, status: int, code: str, message: str) -> _Reply:
+        request_id = secrets.token_hex(12)
+        if self.storage_error_format == "xml":
+            body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+                    f"<RequestId>{request_id}</RequestId><HostId>storage</HostId></Error>").encode()
+            return _Reply(status, body, {"Content-Type": "application/xml", "x-tos-request-id": request_id})
+        body = json.dumps({"Code": code, "Message": message, "RequestId": request_id, "HostId": "storage"}).encode()
+        return _Reply(status, body, {"Content-Type": "application/json", "x-tos-request-id": request_id})
+
+    def _storage_put(self, request: RecordedRequest) -> _Reply:
+        """PutObject, and only that: the signature checked, then the object kept."""
+        if request.method != "PUT":
+            return self._storage_error(405, "MethodNotAllowed", "The specified method is not allowed")
+        problem = self._tos_signature_problem(request)
+        if problem is not None:
+            return self._storage_error(*problem)
+        key = unquote(request.path[1:])
+        if not key:
+            return self._storage_error(400, "InvalidObjectName", "The object name is empty")
+        with self._lock:
+            self._objects[key] = request.body
+        return _Reply(200, b"", {"ETag": f'"{hashlib.md5(request.body).hexdigest()}"',
+                                 "x-tos-request-id": secrets.token_hex(12)})
+
+    def _tos_signature_problem(self, request: RecordedRequest) -> tuple[int, str, str] | None:
+        """(status, code, message) when the request's TOS4-HMAC-SHA256
+        signature does not hold. Source: Volcengine's SDK, tos/auth.py (what it
+        signs) and tos/consts.py (the date format, UNSIGNED-PAYLOAD).
+        ASSUMPTION: the error codes are S3's names, which TOS uses."""
+        match = _TOS_AUTHORIZATION.fullmatch(request.header("Authorization") or "")
+        if match is None:
+            return 403, "AccessDenied", "The Authorization header is not a TOS4-HMAC-SHA256 signature"
+        key_id, day, region, signed, given = match.groups()
+        with self._lock:
+            entry = self._upload_credentials.get(key_id)
+        if entry is None:
+            return 403, "InvalidAccessKeyId", "The access key ID you provided does not exist"
+        secret, token, expiry = entry
+        if request.header("x-tos-security-token") != token:
+            return 403, "InvalidSecurityToken", "The security token included in the request is invalid"
+        if expiry <= time.monotonic():
+            return 403, "ExpiredToken", "The provided token has expired"
+        date = request.header("x-tos-date") or ""
+        try:
+            sent_at = datetime.strptime(date, STORAGE_DATE_FORMAT).replace(tzinfo=timezone.utc)
+        except ValueError:
+            return 403, "AccessDenied", "The x-tos-date header is missing or malformed"
+        if abs((datetime.now(timezone.utc) - sent_at).total_seconds()) > STORAGE_MAX_SKEW_S:
+            return 403, "RequestTimeTooSkewed", "The difference between the request time and the server's time is too large"
+        if day != date[:8] or region != STORAGE_REGION:
+            return 400, "AuthorizationHeaderMalformed", f"The credential scope {day}/{region} is wrong for this request"
+        names = signed.split(";")
+        present = {name.lower() for name in request.headers}
+        must = {"host", "x-tos-date"} | {name for name in present if name.startswith("x-tos-")}
+        must |= {"content-type"} & present
+        if names != sorted(set(names)) or must - set(names):
+            return 403, "AccessDenied", f"SignedHeaders must list {';'.join(sorted(must))}, sorted"
+        payload = request.header("x-tos-content-sha256") or "UNSIGNED-PAYLOAD"
+        if payload != "UNSIGNED-PAYLOAD" and payload != hashlib.sha256(request.body).hexdigest():
+            return 400, "BadDigest", "The x-tos-content-sha256 you specified did not match what we received"
+        query = "&".join(f"{quote(name, safe='-_.~')}={quote(value, safe='-_.~')}"
+                         for name, value in sorted(request.query.items()))
+        canonical = "\n".join([request.method, quote(unquote(request.path), safe="/~"), query,
+                               "".join(f"{name}:{request.header(name)}\n" for name in names), signed, payload])
+        scope = f"{day}/{region}/tos/request"
+        to_sign = "\n".join(["TOS4-HMAC-SHA256", date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        signing = secret.encode()
+        for part in (day, region, "tos", "request"):
+            signing = hmac.new(signing, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(signing, to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, given):
+            return 403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided"
+        return None
+
+    def _serve_public(self, request: RecordedRequest) -> _Reply:
+        """The public base: a stored object, as Hitem3D would fetch it."""
+        with self._lock:
+            body = self._objects.get(unquote(request.path[len("/public/"):]))
+        if body is None:
+            return _Reply(404, b"Not Found", {"Content-Type": "text/plain"})
+        return _Reply(200, body, {"Content-Type": "model/gltf-binary"})
+
+    def _mesh_url_problem(self, url: str) -> tuple[int, str] | None:
+        """A mesh to texture must be a file Hitem3D has: one of its own results
+        ([doc], an older zh page: "a geometry-model URL returned by Hitem3D") or
+        an object uploaded to its storage ([vendor], the link its client sends).
+        ASSUMPTION: the codes for a link that is neither are undocumented."""
+        parts = urlsplit(url)
+        if url.startswith(f"{self.base_url}/files/"):
+            segments = parts.path.split("/")
+            entry = self._files.get(segments[2]) if len(segments) > 2 else None
+            auth_key = dict(parse_qsl(parts.query)).get("auth_key")
+            if entry is None or entry.expired or auth_key != entry.auth_key:
+                return 10000000, "system error: mesh_url cannot be read"
+            return None
+        if not url.startswith(self.public_base):
+            return 10000000, "system error: mesh_url is not a file Hitem3D stores"
+        body = self._objects.get(unquote(url[len(self.public_base):]))
+        if body is None:
+            return 10000000, "system error: mesh_url cannot be read"
+        if not body:
+            return 10031010, "empty file not allowed"
+        if len(body) > self.max_mesh_bytes:
+            return 10031001, "Upload file size exceeds limit"
+        if body[:4] != b"glTF":
+            return 10031004, "mesh only allow glb"
+        return None
 
     def _balance(self, request: RecordedRequest) -> _Reply:
         with self._lock:
@@ -647,6 +864,10 @@ class Hitem3DSimulator:
         if error is not None:
             return _api_error(*error)
         with self._lock:
+            if fields.get("request_type") == "2":
+                error = self._mesh_url_problem(fields.get("mesh_url", ""))
+                if error is not None:
+                    return _api_error(*error)
             if self.balance < self.submit_cost:
                 return _api_error(30010000, "balance is not enough")
             self.balance -= self.submit_cost
@@ -796,20 +1017,17 @@ def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str
             shading = -1.0
         if not 0.0 <= shading <= 1.0:
             return 10000000, "system error: shading must be 0 to 1"  # ASSUMPTION: undocumented code
-    meshes = [f for f in files if f[0] == "mesh"]
     if request_type == "2":
+        # No page has a file part for the mesh (only [community] clients send
+        # one): a `mesh` part is ignored, the link is what counts.
         mesh_url = fields.get("mesh_url", "")
-        if not mesh_url and not meshes:
+        if not mesh_url:
             return 10031011, "mesh url required when request type 2"
         if mesh_url and not mesh_url.startswith("http"):
             return 10031012, "mesh_url must start with http"
         if model not in TEXTURE_MESH_MODELS:
             # ASSUMPTION: the code for a model that cannot texture a mesh is undocumented.
             return 10000000, f"system error: {model} does not support request type 2"
-        # ASSUMPTION: the mesh file's own codes are undocumented; these mirror the image ones.
-        error = _check_uploads(meshes, MESH_EXTENSIONS, MAX_MESH_BYTES, (10031004, "mesh only allow glb"))
-        if error is not None:
-            return error
     return None
 
 
@@ -819,6 +1037,7 @@ def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck handler must never keep the test process alive
     sim: Hitem3DSimulator
+    storage = False  # the object storage's host, not the API's
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hang up mid-body all the time in fault tests: stay quiet.
@@ -852,14 +1071,22 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._handle()
 
+    def do_PUT(self) -> None:
+        self._handle()
+
     def _handle(self) -> None:
         sim = self.sim
+        url = urlsplit(self.path)
+        fault = sim._take_fault(url.path)
         try:
-            body = self._read_body()
+            if isinstance(fault, CutRequest):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(fault.after_bytes, length)) if length > 0 else b""
+            else:
+                body = self._read_body()
         except ValueError:
             self.send_error(400)
             return
-        url = urlsplit(self.path)
         request = RecordedRequest(
             self.command,
             url.path,
@@ -868,9 +1095,13 @@ class _Handler(BaseHTTPRequestHandler):
             body,
             self.connection_id,
             time.time(),
+            self.server.storage,
         )
         sim._record(request)
-        fault = sim._take_fault(url.path)
+        if isinstance(fault, CutRequest):
+            self.close_connection = True
+            self._reset()
+            return
         if isinstance(fault, Canned):
             reply = _Reply(fault.status, fault.body, dict(fault.headers))
         else:
@@ -921,11 +1152,14 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(fault, Stall):
             self.sim._stopping.wait(fault.seconds)
         elif isinstance(fault, Reset):
-            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-            # rfile holds a reference to the socket: close it too, or close() is deferred.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.rfile.close()
-            self.connection.close()
+            self._reset()
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        # rfile holds a reference to the socket: close it too, or close() is deferred.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()
+        self.connection.close()
 
     def _write_body(self, source: BodySource, limit: int | None, rate: float | None) -> None:
         chunk_size = 64 * 1024 if rate is None else max(1, min(64 * 1024, int(rate / 20)))

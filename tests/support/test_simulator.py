@@ -348,9 +348,12 @@ def submit(sim: Hitem3DSimulator, headers: dict[str, str], fields: dict[str, str
         ({"request_type": "2", "model": "hitem3dv1.5", "resolution": "1024"}, ONE_IMAGE, 10031011),
         ({"request_type": "2", "model": "hi3dv3.0", "resolution": "2048quality", "mesh_url": "ftp://x"}, ONE_IMAGE,
          10031012),
-        ({**TEXTURE, "model": "hitem3dv2.0", "resolution": "1536pro"}, ONE_IMAGE + MESH, 10000000),
-        (TEXTURE, ONE_IMAGE + [("mesh", ("chair.fbx", GLB, "application/octet-stream"))], 10031004),
-        (TEXTURE, ONE_IMAGE + [("mesh", ("chair.glb", b"", "model/gltf-binary"))], 10031010),
+        ({**TEXTURE, "model": "hitem3dv2.0", "resolution": "1536pro", "mesh_url": "https://x.example/a.glb"},
+         ONE_IMAGE, 10000000),
+        # A `mesh` file part is on no official page: it is not a mesh to texture.
+        (TEXTURE, ONE_IMAGE + MESH, 10031011),
+        # Only a file Hitem3D has: one of its results, or an object in its storage.
+        ({**TEXTURE, "mesh_url": "https://elsewhere.example/chair.glb"}, ONE_IMAGE, 10000000),
         (TEXTURE, [], 10031008),
         ({"shading": "1.5"}, ONE_IMAGE, 10000000),
         ({"shading": "none"}, ONE_IMAGE, 10000000),
@@ -379,24 +382,132 @@ def test_submit_single_image(sim: Hitem3DSimulator, bearer: dict[str, str]) -> N
     assert requests.get(query(sim, bearer, task_id)["data"]["url"], timeout=TIMEOUT).content == minimal_glb_bytes()
 
 
-def test_submit_textures_a_mesh_file_with_a_reference_picture(sim: Hitem3DSimulator,
-                                                               bearer: dict[str, str]) -> None:
-    fields = {**FIELDS, **TEXTURE, "shading": "0.5"}
+# ---- the object storage: what the vendor's client uploads a mesh to ----
+
+
+def upload_credentials(sim: Hitem3DSimulator, headers: dict[str, str]) -> dict[str, str]:
+    response = requests.get(url(sim, "upload/token"), headers=headers, timeout=TIMEOUT)
+    body = response.json()
+    assert response.status_code == 200 and body["code"] == 200
+    return body["data"]
+
+
+def sdk_put(sim: Hitem3DSimulator, credentials: dict[str, str], key: str, data: bytes, **changes: Any) -> Any:
+    """A PutObject made by Volcengine's own SDK, as the vendor's client makes it."""
+    tos = pytest.importorskip("tos")
+    values = {"ak": credentials["accessKeyId"], "sk": credentials["secretAccessKey"],
+              "security_token": credentials["sessionKey"], "region": "ap-southeast-1"}
+    extra = {name: changes.pop(name) for name in list(changes) if name in values}
+    values.update(extra)
+    client = tos.TosClientV2(values["ak"], values["sk"], sim.storage_url, values["region"],
+                             security_token=values["security_token"], is_custom_domain=True, enable_crc=False,
+                             max_retry_count=0)
+    return client.put_object("mm-sparc3d-prod", key, content=data, **changes)
+
+
+def test_the_upload_token_needs_a_bearer_token_and_names_three_credentials(sim: Hitem3DSimulator,
+                                                                           bearer: dict[str, str]) -> None:
+    assert requests.get(url(sim, "upload/token"), timeout=TIMEOUT).status_code == 401
+    credentials = upload_credentials(sim, bearer)
+    assert set(credentials) == {"accessKeyId", "secretAccessKey", "sessionKey"} and all(credentials.values())
+
+
+def test_an_object_put_by_volcengines_sdk_is_stored_and_textured_from_its_public_link(
+        sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:
+    key = "hitem3d-blender/mesh/2026-11-03/chair.glb"
+    sdk_put(sim, upload_credentials(sim, bearer), key, GLB)
+    assert sim.stored == {key: GLB}
+    assert requests.get(sim.public_base + key, timeout=TIMEOUT).content == GLB
+    fields = {**FIELDS, **TEXTURE, "shading": "0.5", "mesh_url": sim.public_base + key}
     del fields["face"]
-    body = submit(sim, bearer, fields, ONE_IMAGE + MESH)
+    body = submit(sim, bearer, fields, ONE_IMAGE)
     assert body["code"] == 200
     [submission] = sim.submissions
-    assert submission.fields["shading"] == "0.5"
-    assert ("mesh", "chair.glb", "model/gltf-binary", GLB) in submission.files
+    assert submission.fields["mesh_url"] == sim.public_base + key
+    assert [r.header("Authorization") for r in sim.storage_requests][0].startswith("TOS4-HMAC-SHA256 ")
 
 
-def test_a_mesh_file_over_the_limit_is_refused(sim: Hitem3DSimulator, bearer: dict[str, str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import tests.support.simulator as simulator
+def test_the_sdk_with_a_signed_payload_hash_is_accepted_and_a_wrong_hash_refused(
+        sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:
+    import hashlib
 
-    monkeypatch.setattr(simulator, "MAX_MESH_BYTES", len(GLB) - 1)
-    body = submit(sim, bearer, {**FIELDS, **TEXTURE}, ONE_IMAGE + MESH)
-    assert body["code"] == 10031001 and sim.submissions == []
+    credentials = upload_credentials(sim, bearer)
+    sdk_put(sim, credentials, "a.glb", GLB, content_sha256=hashlib.sha256(GLB).hexdigest())
+    tos = pytest.importorskip("tos")
+    with pytest.raises(tos.exceptions.TosServerError) as caught:
+        sdk_put(sim, credentials, "b.glb", GLB, content_sha256="0" * 64)
+    assert caught.value.code == "BadDigest" and list(sim.stored) == ["a.glb"]
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"sk": "not-the-secret"}, "SignatureDoesNotMatch"),
+    ({"security_token": "STS2-someone-elses"}, "InvalidSecurityToken"),
+    ({"ak": "AKLTunknown"}, "InvalidAccessKeyId"),
+    ({"region": "cn-beijing"}, "AuthorizationHeaderMalformed"),
+])
+def test_the_storage_refuses_a_request_signed_wrongly(sim: Hitem3DSimulator, bearer: dict[str, str],
+                                                      change: dict[str, str], code: str) -> None:
+    tos = pytest.importorskip("tos")
+    with pytest.raises(tos.exceptions.TosServerError) as caught:
+        sdk_put(sim, upload_credentials(sim, bearer), "k.glb", GLB, **change)
+    assert caught.value.code == code and sim.stored == {}
+
+
+def test_the_storage_refuses_expired_credentials_and_a_skewed_clock(sim: Hitem3DSimulator,
+                                                                   bearer: dict[str, str]) -> None:
+    from datetime import datetime, timedelta
+
+    tos = pytest.importorskip("tos")
+    credentials = upload_credentials(sim, bearer)
+    late = tos.models2.GenericInput(request_date=datetime.utcnow() - timedelta(hours=1))
+    with pytest.raises(tos.exceptions.TosServerError) as skewed:
+        sdk_put(sim, credentials, "k.glb", GLB, generic_input=late)
+    sim.expire_upload_credentials()
+    with pytest.raises(tos.exceptions.TosServerError) as expired:
+        sdk_put(sim, credentials, "k.glb", GLB)
+    assert (skewed.value.code, expired.value.code) == ("RequestTimeTooSkewed", "ExpiredToken")
+    sim.upload_credentials_lifetime_s = 0.0  # issued already expired
+    with pytest.raises(tos.exceptions.TosServerError) as born_expired:
+        sdk_put(sim, upload_credentials(sim, bearer), "k.glb", GLB)
+    assert born_expired.value.code == "ExpiredToken" and sim.stored == {}
+
+
+def test_the_storage_words_a_refusal_in_json_or_in_xml(sim: Hitem3DSimulator) -> None:
+    json_answer = requests.put(f"{sim.storage_url}/k.glb", data=GLB, timeout=TIMEOUT)
+    sim.storage_error_format = "xml"
+    xml_answer = requests.put(f"{sim.storage_url}/k.glb", data=GLB, timeout=TIMEOUT)
+    assert json_answer.status_code == xml_answer.status_code == 403
+    assert json_answer.json()["Code"] == "AccessDenied"
+    assert "<Code>AccessDenied</Code>" in xml_answer.text and sim.stored == {}
+
+
+def test_a_cut_request_dies_mid_upload(sim: Hitem3DSimulator) -> None:
+    sim.inject("/", Fault.cut_request(10))
+    with pytest.raises(requests.ConnectionError):
+        requests.put(f"{sim.storage_url}/k.glb", data=bytes(4 * 1024 * 1024), timeout=TIMEOUT)
+    [request] = sim.storage_requests
+    assert len(request.body) == 10 and sim.stored == {}
+
+
+@pytest.mark.parametrize(("body", "code"), [(b"", 10031010), (b"PK\x03\x04 not a glb", 10031004),
+                                            (GLB + bytes(100), 10031001)])
+def test_a_stored_mesh_that_is_empty_not_a_glb_or_too_big_is_refused(sim: Hitem3DSimulator, bearer: dict[str, str],
+                                                                     body: bytes, code: int) -> None:
+    sim.max_mesh_bytes = len(GLB)
+    sdk_put(sim, upload_credentials(sim, bearer), "m.glb", body)
+    answer = submit(sim, bearer, {**FIELDS, **TEXTURE, "mesh_url": sim.public_base + "m.glb"}, ONE_IMAGE)
+    assert answer["code"] == code and sim.submissions == [] and sim.balance == 1000.0
+
+
+def test_a_mesh_url_of_an_object_never_uploaded_is_refused(sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:
+    answer = submit(sim, bearer, {**FIELDS, **TEXTURE, "mesh_url": sim.public_base + "never.glb"}, ONE_IMAGE)
+    assert answer["code"] == 10000000 and sim.submissions == []
+
+
+def test_a_hitem3d_result_link_is_a_mesh_to_texture(sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:
+    model_url, _ = success_urls(sim, bearer)
+    answer = submit(sim, bearer, {**FIELDS, **TEXTURE, "mesh_url": model_url}, ONE_IMAGE)
+    assert answer["code"] == 200
 
 
 def test_submit_multi_view_keeps_file_order(sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:
