@@ -269,7 +269,14 @@ class Hitem3DClient:
         """The task's state now, asked at its kind's endpoint. Raises a
         ``Hitem3DError`` for every failure, ``GenerationFailed`` included."""
         kind = task_kinds.kind_of(task_id)
-        data = self._call("GET", kind.query_path, params={"task_id": task_id})
+        try:
+            data = self._call("GET", kind.query_path, params={"task_id": task_id})
+        except GenerationFailed as exc:
+            # The refund code: say what to try again with for this kind.
+            message = kind.failed_message()
+            if exc.code:
+                message = msg("{message} (code {code})", message=message, code=exc.code)
+            raise GenerationFailed(message, code=exc.code) from None
         if not isinstance(data, dict):
             raise ServerError(msg("Hitem3D sent an unreadable task status: retry in a few minutes"))
         state = str(data.get("state", "")).strip().lower()
@@ -277,7 +284,7 @@ class Hitem3DClient:
             raise ApiError(msg("Hitem3D reported an unknown task state: {state}",
                                state=repr(clean_text(state, 40) or "none")))
         if state == "failed":
-            raise GenerationFailed(_generation_failed())
+            raise GenerationFailed(kind.failed_message())
         url = data.get("url")
         cover = data.get("cover_url")
         return TaskStatus(

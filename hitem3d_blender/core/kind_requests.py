@@ -18,10 +18,11 @@ from .mesh_files import check_mesh_file, mesh_content_type
 from .submission import IMAGE_TYPES, InvalidSubmission, _check_file
 from .submission import content_type as image_type
 from .task_ids import short_id
-from .task_kinds import TaskKind
+from .task_kinds import TaskKind, megabytes
 
-# The depth of a relief made from a depth map, in scene units (a setting;
-# the Displace modifier's strength after import).
+# The depth of a relief made from a depth map, in scene units: applied here,
+# in Blender (the Displace modifier's strength after import), never sent:
+# Hitem3D documents no height field.
 DEFAULT_RELIEF_HEIGHT = 0.1
 MAX_RELIEF_HEIGHT = 10.0
 
@@ -99,9 +100,14 @@ class KindRequest:
         if not isinstance(kind, str) or task_kinds.get(kind) is None:
             return None
         values = data.get("values")
+        spec = task_kinds.get(kind)
+        assert spec is not None
         return cls(
             kind=kind,
-            values={str(k): str(v) for k, v in values.items() if isinstance(v, (str, int, float))}
+            # Only the settings the kind still takes, with a value it takes: a
+            # request saved by an older version may hold ones no longer sent.
+            values={str(k): str(v) for k, v in values.items() if isinstance(v, (str, int, float))
+                    and (field_spec := spec.field(str(k))) is not None and field_spec.problem(str(v)) is None}
             if isinstance(values, dict) else {},
             source_path=_text(data.get("source_path")),
             source_task_id=_text(data.get("source_task_id")),
@@ -150,10 +156,6 @@ def validate(request: KindRequest) -> None:
         _check_source(spec, request.source_path)
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.0f} MB" if size % (1024 * 1024) == 0 else f"{size / (1024 * 1024):.1f} MB"
-
-
 def _check_source(spec: TaskKind, path: str) -> None:
     try:
         size = Path(path).stat().st_size
@@ -161,8 +163,8 @@ def _check_source(spec: TaskKind, path: str) -> None:
         size = 0  # the checks below say what is wrong
     if size > spec.max_source_bytes:
         raise InvalidSubmission(msg("{name} is {size}; Hitem3D accepts at most {limit} for {kind}",
-                                    name=Path(path).name, size=_megabytes(size),
-                                    limit=_megabytes(spec.max_source_bytes), kind=spec.title))
+                                    name=Path(path).name, size=megabytes(size),
+                                    limit=megabytes(spec.max_source_bytes), kind=spec.title))
     if spec.source_field == "image":
         _check_file(msg("Picture"), path)
     else:
@@ -170,7 +172,9 @@ def _check_source(spec: TaskKind, path: str) -> None:
 
 
 def form_fields(request: KindRequest) -> list[tuple[str, str]]:
-    """The text parts, in the table's order, then ``format`` and a link."""
+    """The text parts: every field that applies, in the table's order, with
+    its default unless set (the pages mark them required), then ``format``
+    (required where documented) and a link."""
     spec = request.spec
     assert spec is not None
     filled = request.filled()

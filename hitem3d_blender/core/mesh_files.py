@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import Hitem3DError
 from .messages import msg
 
-MAX_MESH_BYTES = 200 * 1024 * 1024
+MAX_MESH_BYTES = 200_000_000  # "200 MB": Hitem3D's megabytes are decimal
 MESH_TYPES: dict[str, str] = {
     "glb": "model/gltf-binary",
     "stl": "model/stl",
@@ -27,7 +27,7 @@ class MeshFileRejected(Hitem3DError):
 
 
 def megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+    return f"{size / 1_000_000:.1f} MB"
 
 
 def check_mesh_file(path_text: str, *, allowed: tuple[str, ...] = ("glb",)) -> int:

@@ -1,20 +1,24 @@
 """The Hitem3D model versions a generation can use: one table, the only place.
 
 When Hitem3D adds a version or a resolution, edit ``MODELS`` and nothing else:
-the panel's choices, the local checks and the Texture button all read it.
-Facts from the API notes (``submit-task``); where they are silent the entry
-says so.
+the panel's choices, the command line's, the local checks and the Texture
+button all read it. Every entry says where its facts come from
+(``sources.Source``, docs/hitem3d-api.md): the official ``submit-task`` page,
+the vendor's own client, or third-party clients only (unconfirmed: the panel
+says so, and such a model is never the default).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The documented face range; a model may allow more (v3.0).
+from .sources import Source
+
+# The face range and default the vendor's client offers (the official page
+# gives neither); v3.0's larger range is third-party only.
 FACE_MIN = 100_000
 FACE_MAX = 2_000_000
-# NOTE: the server's own default face count is undocumented; we always send one.
-FACE_DEFAULT = 1_000_000
+FACE_DEFAULT = 500_000
 
 
 @dataclass(frozen=True)
@@ -25,56 +29,78 @@ class ModelSpec:
     label: str  # what the panel shows
     resolutions: tuple[str, ...]  # in the order the panel lists them
     default_resolution: str
+    source: Source  # of the model's name and its resolutions
+    # The official default resolution is 1024; where a model has none, the
+    # vendor's client takes the model's first: that rule is [vendor].
+    default_source: Source = Source.DOC
     face_min: int = FACE_MIN
     face_max: int = FACE_MAX
     face_default: int = FACE_DEFAULT
-    pbr: bool = False  # the ``pbr`` field applies
-    can_texture_mesh: bool = False  # request_type 2 (texture an existing mesh) is offered
-    # The ``shading`` field (light removal, 0 to 1) is offered. ASSUMPTION: the
-    # API notes list it without naming models; the v1.5 generation predates it.
+    # ``pbr`` is sent only to the models the vendor's client sends it to.
+    pbr: bool = False
+    # request_type 2 (texture an existing mesh) is offered: the models of the
+    # vendor's texture node, less v2.0, which the official page excludes.
+    can_texture_mesh: bool = False
+    # The ``shading`` field (light removal, 0 to 1). NOTE: third-party only
+    # (no official page, not in the vendor's client): off unless asked for,
+    # and marked unconfirmed in the panel. The v1 generation predates it.
     shading: bool = True
     description: str = ""
 
     def allows_face(self, face: int) -> bool:
         return self.face_min <= face <= self.face_max
 
+    @property
+    def confirmed(self) -> bool:
+        return self.source.confirmed
+
+
+_DOC, _VENDOR, _COMMUNITY = Source.DOC, Source.VENDOR, Source.COMMUNITY
 
 MODELS: tuple[ModelSpec, ...] = (
+    # The vendor client's default model; its resolutions and PBR are [vendor].
     ModelSpec(
-        "hi3dv3.0", "Hi3D v3.0", ("2048quality", "2048master"), "2048quality",
-        face_max=5_000_000, pbr=True, can_texture_mesh=True,
-        description="Newest general model, up to 5 million faces",
+        "hitem3dv2.1", "Hitem3D v2.1", ("1536fast", "1536pro"), "1536fast", _VENDOR, default_source=_VENDOR,
+        pbr=True, can_texture_mesh=True, description="General model",
     ),
-    # NOTE: texturing an existing mesh is undocumented for v2.1: not offered.
+    # Texturing an existing mesh is documented as unsupported for v2.0 (the
+    # vendor's texture node offers it: the page wins).
     ModelSpec(
-        "hitem3dv2.1", "Hitem3D v2.1", ("1536fast", "1536pro"), "1536pro", pbr=True,
-        description="General model",
-    ),
-    # Texturing an existing mesh is documented as unsupported for v2.0.
-    ModelSpec(
-        "hitem3dv2.0", "Hitem3D v2.0", ("1536", "1536pro"), "1536pro", pbr=True,
+        "hitem3dv2.0", "Hitem3D v2.0", ("1536", "1536pro"), "1536", _DOC, default_source=_VENDOR, pbr=True,
         description="General model",
     ),
     ModelSpec(
-        "hitem3dv1.5", "Hitem3D v1.5", ("512", "1024", "1536", "1536pro"), "1024",
+        "hitem3dv1.5", "Hitem3D v1.5", ("512", "1024", "1536", "1536pro"), "1024", _DOC,
         can_texture_mesh=True, shading=False,
-        description="First general model; fast low resolutions",
+        description="General model; fast low resolutions",
     ),
     ModelSpec(
-        "scene-portraitv2.1", "Portrait v2.1", ("1536profast", "1536pro"), "1536pro", pbr=True,
+        "hitem3dv1", "Hitem3D v1", ("512", "1024", "1536"), "1024", _DOC, shading=False,
+        description="First general model",
+    ),
+    ModelSpec(
+        "scene-portraitv2.1", "Portrait v2.1", ("1536profast", "1536pro"), "1536profast", _VENDOR,
+        default_source=_VENDOR, description="People and busts",
+    ),
+    ModelSpec(
+        "scene-portraitv2.0", "Portrait v2.0", ("1536pro",), "1536pro", _DOC, default_source=_VENDOR,
         description="People and busts",
     ),
     ModelSpec(
-        "scene-portraitv2.0", "Portrait v2.0", ("1536pro",), "1536pro", pbr=True,
-        description="People and busts",
+        "scene-portraitv1.5", "Portrait v1.5", ("1536",), "1536", _DOC, default_source=_VENDOR,
+        can_texture_mesh=True, shading=False, description="People and busts",
     ),
+    # NOTE: only third-party clients name this model, its resolutions and its
+    # larger face range: kept for those who use it, last, never the default.
     ModelSpec(
-        "scene-portraitv1.5", "Portrait v1.5", ("1536",), "1536", shading=False,
-        description="People and busts",
+        "hi3dv3.0", "Hi3D v3.0", ("2048quality", "2048master"), "2048quality", _COMMUNITY,
+        default_source=_COMMUNITY, face_max=5_000_000, can_texture_mesh=True,
+        description="Unconfirmed (not on Hitem3D's pages): newest general model, up to 5 million faces",
     ),
 )
 
-DEFAULT_MODEL = "hi3dv3.0"
+# The vendor client's default.
+DEFAULT_MODEL = "hitem3dv2.1"
 
 _BY_ID: dict[str, ModelSpec] = {spec.id: spec for spec in MODELS}
 
@@ -108,7 +134,7 @@ def label(model_id: str) -> str:
 def _check_table() -> None:
     # A malformed entry is a programming error: fail at import, in tests.
     assert len(_BY_ID) == len(MODELS), "duplicate model id"
-    assert DEFAULT_MODEL in _BY_ID
+    assert DEFAULT_MODEL in _BY_ID and default().confirmed, "the default must be an official or the vendor's model"
     for spec in MODELS:
         assert spec.resolutions and spec.default_resolution in spec.resolutions, spec.id
         assert spec.face_min <= spec.face_default <= spec.face_max, spec.id

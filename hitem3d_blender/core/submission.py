@@ -28,7 +28,7 @@ _VIEW_NAMES: dict[str, str] = {"front": N_("Front view"), "back": N_("Back view"
                                "right": N_("Right view")}
 _VIEWS_IN_TEXT: dict[str, str] = {"front": N_("front"), "back": N_("back"), "left": N_("left"), "right": N_("right")}
 IMAGE_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_BYTES = 20_000_000  # "20 MB": Hitem3D's megabytes are decimal
 SIGNATURE_BYTES = 16  # enough for the PNG, JPEG and WebP signatures (``sniff_image_type``)
 FORMAT_GLB = "2"  # the server's default is 1 (OBJ); this extension imports GLB
 
@@ -189,7 +189,7 @@ def view_name(view: str) -> Message:
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+    return f"{size / 1_000_000:.1f} MB"
 
 
 def _check_file(label: Message, path_text: str) -> None:

@@ -176,9 +176,11 @@ UI: dict[tuple[str, str], str] = {
         "右侧视图：此文件中的图像，例如参考图或渲染结果",
     (DEFAULT, "Model"): "模型",
     (DEFAULT, "Hitem3D model version"): "Hitem3D 模型版本",
-    (DEFAULT, "Newest general model, up to 5 million faces"): "最新的通用模型，最多 500 万个面",
+    (DEFAULT, "Unconfirmed (not on Hitem3D's pages): newest general model, up to 5 million faces"):
+        "未经确认（不在 Hitem3D 的文档中）：最新的通用模型，最多 500 万个面",
     (DEFAULT, "General model"): "通用模型",
-    (DEFAULT, "First general model; fast low resolutions"): "第一代通用模型；低分辨率速度快",
+    (DEFAULT, "General model; fast low resolutions"): "通用模型；低分辨率速度快",
+    (DEFAULT, "First general model"): "第一代通用模型",
     (DEFAULT, "People and busts"): "人物与半身像",
     (DEFAULT, "Resolution"): "分辨率",
     (DEFAULT, "Generation resolution (the choices depend on the model)"): "生成分辨率（可选项取决于模型）",
@@ -232,7 +234,7 @@ UI: dict[tuple[str, str], str] = {
 # (another compares the whole catalogue with a blender.mo when one is at hand).
 # Where Blender's own word reads well ("Medium"), ours is Blender's.
 SHADOWED = frozenset({"Environment", "None", "Views", "Source", "Front", "Back", "Left", "Right", "Faces",
-                      "Starting", "left", "right", "Textured", "Base"})
+                      "Starting", "left", "right", "Textured"})
 OWN_ENTRIES: dict[str, str] = {
     "Strength": "去除强度",  # the light removal's slider, beside its checkbox
     "Result": "结果",
@@ -327,6 +329,8 @@ MESSAGES: dict[str, str] = {
     "Texturing needs the model to texture: choose a finished geometry-only task":
         "生成纹理需要指定模型：请选择一个已完成的仅几何体任务",
     "The mesh URL must start with http": "网格 URL 必须以 http 开头",
+    "Unconfirmed: {model} is not on Hitem3D's published pages": "未经确认：{model} 不在 Hitem3D 公布的文档中",
+    "Unconfirmed: light removal is not on Hitem3D's published pages": "未经确认：去除光照不在 Hitem3D 公布的文档中",
     "Generation failed on Hitem3D (credits are refunded): retry, or try another image":
         "Hitem3D 生成失败（积分已退还）：请重试，或换一张图像",
     "Hitem3D has no task with this ID: check the ID": "Hitem3D 没有此 ID 的任务：请检查 ID",

@@ -56,7 +56,6 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Low"): "低",
     (DEFAULT, "Medium"): "中等",
     (DEFAULT, "High"): "高",
-    (DEFAULT, "Segmentation Level"): "分割级别",
     (DEFAULT, "How finely the model is segmented"): "模型分割的精细程度",
     (DEFAULT, "How many colours to print with (0: as many as needed)"): "打印使用的颜色数（0：按需使用）",
     (DEFAULT, "A PNG, JPEG or WebP picture of at most 20 MB"): "不超过 20 MB 的 PNG、JPEG 或 WebP 图片",
@@ -67,17 +66,14 @@ UI: dict[tuple[str, str], str] = {
         "此文件中的图像（若不是 PNG、JPEG 或 WebP 文件，则以 PNG 发送）",
 
     (DEFAULT, "Hitem3D removes the picture's background first"): "Hitem3D 先去除图片背景",
-    (DEFAULT, "Height"): "高度",
-    (DEFAULT, "How deep the relief is (the Displace modifier's strength)"): "浮雕的深度（置换修改器的强度）",
+    (DEFAULT, "Height in Blender"): "Blender 中的高度",
+    (DEFAULT, "How deep the relief is made in Blender (the Displace modifier's strength); it is not sent to Hitem3D"):
+        "在 Blender 中生成的浮雕深度（置换修改器的强度）；不会发送给 Hitem3D",
     (DEFAULT, "Multicolour"): "多色",
 }
 
-# The joint and quality settings are in our own context: Blender's catalogue has
-# "None" as 无 and "Base" as 基础(基数).
+# The joint setting is in our own context: Blender's catalogue has "None" as 无.
 OWN: dict[str, str] = {
-    "Quality": "品质",
-    "Pro (2K)": "专业（2K）",
-    "Base": "基础",
     "Joint": "连接",
     "None": "不使用",
     "Ball": "球形",
@@ -98,7 +94,6 @@ MESSAGES: dict[str, str] = {
     "Level": "级别",
     "Quality": "品质",
     "Remove background": "去除背景",
-    "Relief height": "浮雕高度",
     "Colours": "颜色数",
     "Picture": "图片",
     "Kind: {kind}": "类型：{kind}",
@@ -142,4 +137,15 @@ MESSAGES: dict[str, str] = {
     "A depth map is not a mesh: select a task with a model": "深度图不是网格：请选择带模型的任务",
     "Choose a mesh file first": "请先选择网格文件",
     "Choose a picture first": "请先选择图片",
+    # What a kind rests on that no official page or vendor client says (beside its button).
+    "Unconfirmed: not on Hitem3D's published pages": "未经确认：不在 Hitem3D 公布的文档中",
+    "Unconfirmed: following the task is not published; its ID is kept":
+        "未经确认：跟踪此任务的方式尚未公布；任务 ID 会被保留",
+    "Unconfirmed: some settings are not on Hitem3D's published pages": "未经确认：部分设置不在 Hitem3D 公布的文档中",
+    # A failed task of a kind: what to try another of.
+    "{kind} failed on Hitem3D (credits are refunded): retry, or try another {input}":
+        "{kind}在 Hitem3D 上失败（积分已退还）：请重试，或换一个{input}",
+    "image": "图像",
+    "mesh": "网格",
+    "picture": "图片",
 }

@@ -63,7 +63,7 @@ exit codes: 0 success, 1 a task or the connection failed, 2 bad usage,
 _EPILOG = f"""\
 examples:
   blender --online-mode --command {COMMAND} import 2c2ad20c...1NraEb5ohU --output chair.blend
-  blender --online-mode --command {COMMAND} submit chair.png --model hi3dv3.0 --wait --output chair.blend
+  blender --online-mode --command {COMMAND} submit chair.png --model hitem3dv2.1 --wait --output chair.blend
   blender --online-mode --command {COMMAND} submit --texture-mesh chair.glb chair.png --wait --output chair.blend
   blender --online-mode --command {COMMAND} status 2c2ad20c...1NraEb5ohU
   blender --online-mode --command {COMMAND} split knight.glb --template c --joint ball --wait
@@ -152,8 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     for view in ("front", "back", "left", "right"):
         submit.add_argument(f"--{view}", metavar="IMAGE", help=f"the {view} view of one multi-view generation")
     submit.add_argument("--model", default=models.DEFAULT_MODEL, choices=[spec.id for spec in models.MODELS],
-                        metavar="MODEL", help="model version: " + ", ".join(spec.id for spec in models.MODELS)
-                        + " (default %(default)s)")
+                        metavar="MODEL", help="model version: " + ", ".join(
+                            spec.id if spec.confirmed else f"{spec.id} (unconfirmed: not on Hitem3D's pages)"
+                            for spec in models.MODELS) + " (default %(default)s)")
     submit.add_argument("--resolution", metavar="R",
                         help="resolution allowed for the model (default: the model's own, e.g. "
                              f"{models.default().default_resolution} for {models.DEFAULT_MODEL})")
@@ -175,10 +176,10 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status", help="show the state of tasks without importing",
-        description="Ask Hitem3D for the state of each task (of any kind: image to 3D, split_, segmentation_, "
-                    "depth_, multicolor_) and print one line per task: the ID, the state (created, queueing, "
-                    "processing, success, failed) and the progress when known. Exit code 1 when a task failed "
-                    "or could not be asked for.",
+        description="Ask Hitem3D for the state of each task (of any kind: image to 3D, " + ", ".join(
+                        kind.id_prefix for kind in task_kinds.KINDS if kind.id_prefix) + ") and print one line per "
+                    "task: the ID, the state (created, queueing, processing, success, failed) and the progress "
+                    "when known. Exit code 1 when a task failed or could not be asked for.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     status.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="Hitem3D task IDs")
     status.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
@@ -187,58 +188,58 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# command -> task kind, and the options of each kind that go to the service as they are.
-_KIND_OF_COMMAND = {"split": "split", "segment": "segmentation", "multicolor": "multicolor", "relief": "depth"}
-_KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    "split": ("part", "joint"), "segmentation": ("seg_level",), "multicolor": ("number_color",),
-    "depth": ("model_type", "rmbg"),
-}
+def _field_help(spec: task_kinds.FieldSpec) -> str:
+    """A field's help, from the table: what it does, its values, its default."""
+    what = spec.description or spec.label
+    if spec.choices:
+        values = ", ".join(f"{value} ({label})" if label.lower() != value else value for value, label in spec.choices)
+        return f"{what}: {values} (default {spec.default})"
+    return f"{what}: {spec.minimum:g} to {spec.maximum:g} (default {spec.default})"
 
 
-def _choices(kind: task_kinds.TaskKind, name: str) -> list[str]:
-    spec = kind.field(name)
-    assert spec is not None
-    return [value for value, _ in spec.choices]
+def _field_type(spec: task_kinds.FieldSpec) -> Callable[[str], Any]:
+    if spec.choices:
+        return str
+    return int if spec.integer else float
+
+
+def _source_help(kind: task_kinds.TaskKind) -> str:
+    files = ", ".join(extension.upper() for extension in kind.source_extensions if extension != "jpg")
+    what = f"a {files} file of at most {task_kinds.megabytes(kind.max_source_bytes)}"
+    return what if kind.takes_picture else f"{what}, or the ID of a finished task"
 
 
 def _kind_parsers(commands: Any) -> None:
-    """split, segment, multicolor and relief: their options come from the kinds' table."""
-    def add(name: str, kind: task_kinds.TaskKind, what: str, source_help: str) -> argparse.ArgumentParser:
+    """A command per kind of ``task_kinds.offered()``, its options from the
+    kind's fields (``FieldSpec.option``, ``cli_flag``)."""
+    for kind in task_kinds.offered():
+        note = kind.unconfirmed()
         parser: argparse.ArgumentParser = commands.add_parser(
-            name, help=what,
-            description=f"{what}. Prints the new task ID; with --wait, waits and imports the result. "
-                        f"Spends Hitem3D credits.",
+            kind.command, help=kind.tooltip,
+            description=f"{kind.tooltip}. Prints the new task ID; with --wait, waits and imports the result. "
+                        "Spends Hitem3D credits." + (f" {note}." if note is not None else ""),
             formatter_class=argparse.RawDescriptionHelpFormatter)
-        parser.add_argument("source", metavar="SOURCE", help=source_help)
+        parser.set_defaults(kind=kind.id)
+        parser.add_argument("source", metavar="SOURCE", help=_source_help(kind))
+        for spec in kind.fields:
+            if spec.option:
+                parser.add_argument(spec.option, dest=spec.name, type=_field_type(spec),
+                                    choices=[value for value, _ in spec.choices] or None,
+                                    metavar=None if spec.choices else "N", help=_field_help(spec))
+            if spec.cli_flag is not None:
+                flag, value = spec.cli_flag
+                label = dict(spec.choices).get(value, value)
+                parser.add_argument(flag, dest=spec.name, action="store_const", const=value,
+                                    help=f"{spec.description or spec.label}: {label} (default "
+                                         f"{dict(spec.choices).get(spec.default, spec.default)})")
+        if kind.result_style is task_kinds.ResultStyle.RELIEF:
+            parser.add_argument("--height", type=_positive, default=DEFAULT_RELIEF_HEIGHT, metavar="METRES",
+                                help="how deep the relief is made in Blender, not sent to Hitem3D "
+                                     "(default %(default)s)")
         parser.add_argument("--wait", action="store_true", help="wait for the task and import its result")
         parser.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                             help="with --wait: give up waiting after this long (default %(default).0f)")
         _placement(parser)
-        return parser
-
-    mesh = "a GLB, STL or OBJ file of at most 200 MB, or the ID of a finished task"
-    split = add("split", task_kinds.SPLIT, "split a model into printable parts", mesh)
-    split.add_argument("--template", dest="part", choices=_choices(task_kinds.SPLIT, "part"),
-                       help="character template: a 6 parts, b 5, c 4 without head, d 4 with head, e 3, f 2 "
-                            "(default a)")
-    split.add_argument("--joint", choices=_choices(task_kinds.SPLIT, "joint"), help="joint (default none)")
-    split.add_argument("--general", action="store_true", help="a general split by --level instead of a template")
-    split.add_argument("--level", choices=_choices(task_kinds.SPLIT, "level"),
-                       help="a general split at this level (default medium)")
-    segment = add("segment", task_kinds.SEGMENTATION, "segment a model into its parts", mesh)
-    segment.add_argument("--level", dest="seg_level", choices=_choices(task_kinds.SEGMENTATION, "seg_level"),
-                         help="default medium")
-    colour = add("multicolor", task_kinds.MULTICOLOUR, "colour a model for multicolour printing", mesh)
-    colour.add_argument("--colors", dest="number_color", type=int, choices=range(0, 9), metavar="N",
-                        help="number of colours, 0 to 8 (0, the default: as many as needed)")
-    relief = add("relief", task_kinds.DEPTH, "make a relief from a picture (a depth map)",
-                 "a PNG, JPEG or WebP file of at most 20 MB")
-    relief.add_argument("--quality", dest="model_type", choices=_choices(task_kinds.DEPTH, "model_type"),
-                        help="pro (2K, the default) or base")
-    relief.add_argument("--keep-background", dest="rmbg", action="store_const", const="0",
-                        help="do not remove the picture's background")
-    relief.add_argument("--height", type=_positive, default=DEFAULT_RELIEF_HEIGHT, metavar="METRES",
-                        help="how deep the relief is (default %(default)s)")
 
 
 def main(argv: list[str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -254,7 +255,9 @@ def main(argv: list[str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     try:
         if not state.runs_to_end():
             raise UsageError(f"{COMMAND} commands run in the background: {PROG} ...")
-        run: Callable[[argparse.Namespace, TextIO, TextIO], int] = _COMMANDS[args.command]
+        # A kind's command (``_kind_parsers``) says its kind; the others are in _COMMANDS.
+        run: Callable[[argparse.Namespace, TextIO, TextIO], int] = (
+            _run_kind if getattr(args, "kind", None) else _COMMANDS[args.command])
         return run(args, out, err)
     except UsageError as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=err, flush=True)
@@ -415,22 +418,37 @@ def _run_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _send_and_follow(args, _submissions, out, err)
 
 
+def _kind_values(kind: task_kinds.TaskKind, args: argparse.Namespace) -> dict[str, str]:
+    """The fields given on the command line. A field that applies only when
+    another has a value (a general split's --level) sets that value, unless
+    the other was given otherwise."""
+    given = {spec.name: str(getattr(args, spec.name)) for spec in kind.fields
+             if getattr(args, spec.name, None) is not None}
+    values = dict(given)
+    for spec in kind.fields:
+        if spec.name in given and spec.when is not None:
+            other, needed = spec.when
+            if given.get(other, needed) != needed:
+                raise UsageError(f"{spec.option or spec.name} applies only when {other} is {needed}")
+            values[other] = needed
+    return values
+
+
 def _kind_request(args: argparse.Namespace) -> list[submit_calls.Request]:
-    """The request of a ``split``/``segment``/``multicolor``/``relief`` command."""
-    kind = _KIND_OF_COMMAND[args.command]
-    values = {name: str(getattr(args, name)) for name in _KIND_FIELDS[kind] if getattr(args, name) is not None}
-    if kind == "split" and (args.general or args.level):
-        values = {"model": "general", "level": args.level or "medium"}
+    """The request of a kind's command (``split``, ``relief``, …)."""
+    kind = task_kinds.get(args.kind)
+    assert kind is not None
+    values = _kind_values(kind, args)
     source = Path(args.source).expanduser()
-    extra: dict[str, Any] = {"relief_height": args.height} if kind == "depth" else {}
-    spec = task_kinds.get(kind)
-    assert spec is not None
-    # A file by its extension (a task ID's last part is a random suffix); a relief always starts from a file.
-    if spec.source_field == "image" or source.suffix.lower().lstrip(".") in spec.source_extensions:
-        request = KindRequest(kind, values, source_path=str(source.absolute()), source_name=source.stem, **extra)
+    extra: dict[str, Any] = {}
+    if kind.result_style is task_kinds.ResultStyle.RELIEF:
+        extra["relief_height"] = args.height
+    # A file by its extension (a task ID's last part is a random suffix); a picture always comes from a file.
+    if kind.takes_picture or source.suffix.lower().lstrip(".") in kind.source_extensions:
+        request = KindRequest(kind.id, values, source_path=str(source.absolute()), source_name=source.stem, **extra)
     else:
         [task_id] = _task_ids([args.source])
-        request = KindRequest(kind, values, source_task_id=task_id, **extra)
+        request = KindRequest(kind.id, values, source_task_id=task_id, **extra)
     try:
         kind_requests.validate(request)
     except Hitem3DError as exc:
@@ -562,6 +580,10 @@ def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _run_kind(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    kind = task_kinds.get(args.kind)
+    note = kind.unconfirmed() if kind is not None else None
+    if note is not None:
+        print(note, file=err, flush=True)  # said before anything is spent, as beside the sidebar's button
     return _send_and_follow(args, _kind_request, out, err)
 
 
@@ -569,10 +591,6 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "import": _run_import,
     "submit": _run_submit,
     "status": _run_status,
-    "split": _run_kind,
-    "segment": _run_kind,
-    "multicolor": _run_kind,
-    "relief": _run_kind,
 }
 
 

@@ -133,7 +133,7 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         assert layout is not None
-        width = context.region.width if context.region else 300
+        width = context.region.width if context.region else text_fit.default_region_width()
         props = settings_of(context)
         spec = models.get(props.model) or models.default()
 
@@ -167,6 +167,9 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
         col.use_property_split = True
         col.use_property_decorate = False
         col.prop(props, "model")
+        if not spec.confirmed:  # said before anything is spent (models.ModelSpec.source)
+            text_fit.wrapped(col, translations.text(msg("Unconfirmed: {model} is not on Hitem3D's published pages",
+                                                        model=spec.label)), width, icon="INFO")
         col.prop(props, "resolution")
         col.prop(props, "request_type")
         if props.request_type != "GEOMETRY" and spec.pbr:
@@ -178,6 +181,9 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
             sub.active = props.remove_lighting
             # NOTE: a short name: "Removal strength" beside the checkbox was cut at the default width.
             sub.prop(props, "shading", text=translations.text(msg_own("Strength")), translate=False)
+            if props.remove_lighting:  # ``shading`` is third-party only (models.ModelSpec.shading)
+                text_fit.wrapped(col, translations.text(msg("Unconfirmed: light removal is not on Hitem3D's "
+                                                            "published pages")), width, icon="INFO")
         row = col.row()
         row.alert = not spec.allows_face(props.face)
         row.prop(props, "face")

@@ -1,11 +1,14 @@
 """Parts, multicolour and reliefs from Blender: the settings, the operators
-that send them, and their sidebar panels.
+that send them, and their sidebar panels, all made from the kinds' table.
 
-The settings live on the scene (``Scene.hitem3d_kinds``). Every choice the
-service offers comes from the table in ``core.task_kinds``; an operator turns
-the settings into a ``core.kind_requests.KindRequest`` and sends it the way
-New Generation sends a generation (``spending.send``), so the new task joins
-the list and is imported according to its kind.
+Each kind of ``core.task_kinds.offered()`` gets, from its entry alone: one
+setting per field it offers (``Scene.hitem3d_kinds.<kind>_<field>``: a list,
+a checkbox or a number), an operator ``hitem3d.<operator>`` that turns the
+settings into a ``core.kind_requests.KindRequest`` and sends it the way New
+Generation sends a generation (``spending.send``), and a box in a panel: Parts
+and Colours for a kind that takes a mesh, Relief for one that takes a picture,
+with its estimate and, when the kind rests on unconfirmed facts, a note that
+says so before anything is spent.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from ..i18n import translations
 from ..bpy_compat import pointer_property
 from ..core import prices, task_kinds
 from ..core.errors import Hitem3DError
-from ..core.messages import OWN_CONTEXT, msg
+from ..core.messages import DEFAULT_CONTEXT, OWN_CONTEXT, msg
 from ..core.kind_requests import DEFAULT_RELIEF_HEIGHT, MAX_RELIEF_HEIGHT, KindRequest
 from ..core.result_files import cached_result
 from ..core.submission import InvalidSubmission
-from ..core.task_kinds import ResultStyle, TaskKind, kind_of
+from ..core.task_kinds import FieldSpec, ResultStyle, TaskKind, kind_of
 from ..core.pipeline import DEFAULT_TIMEOUT_S
 from ..core.tasks import TaskRecord, TaskState
 from ..engine import files, history
@@ -36,25 +39,57 @@ from .panels import SidebarPanel
 from .properties import window_state
 
 
+# -- the settings of each kind, from the table ----------------------------------------------------
 
 
-def _items(kind: TaskKind, name: str) -> list[tuple[str, str, str]]:
-    spec = kind.field(name)
-    assert spec is not None and spec.choices, name
-    return [(value, label, "") for value, label in spec.choices]
+def prop_name(kind: TaskKind, spec: FieldSpec) -> str:
+    """The setting that holds ``spec`` of ``kind`` on ``Scene.hitem3d_kinds``."""
+    return f"{kind.id}_{spec.name}"
 
 
-def _default(kind: TaskKind, name: str) -> Any:
-    spec = kind.field(name)
-    assert spec is not None
-    return spec.default
+def _context(spec: FieldSpec) -> str:
+    # NOTE: a field with a word Blender's catalogue translates another way
+    # ("None" is 无 there) is looked up in our context, its items with it.
+    words = {spec.label, *(label for _, label in spec.choices)}
+    return OWN_CONTEXT if words & translations.SHADOWED else DEFAULT_CONTEXT
 
 
-_SPLIT, _SEG, _DEPTH, _COLOUR = task_kinds.SPLIT, task_kinds.SEGMENTATION, task_kinds.DEPTH, task_kinds.MULTICOLOUR
+def field_property(spec: FieldSpec) -> Any:
+    """The Blender property that offers ``spec``: a checkbox for 0/1, a list
+    for other choices, else a number in the field's range."""
+    common: dict[str, Any] = {"name": spec.label, "description": spec.description,
+                              "translation_context": _context(spec)}
+    if spec.is_switch:
+        return BoolProperty(default=spec.default == "1", **common)
+    if spec.choices:
+        return EnumProperty(items=[(value, label, "") for value, label in spec.choices], default=spec.default,
+                            **common)
+    low = spec.minimum if spec.minimum is not None else -1e9
+    high = spec.maximum if spec.maximum is not None else 1e9
+    if spec.integer:
+        return IntProperty(default=int(float(spec.default)), min=int(low), max=int(high), **common)
+    return FloatProperty(default=float(spec.default), min=low, max=high, **common)
+
+
+def field_properties(kind: TaskKind) -> dict[str, Any]:
+    """Every setting ``kind`` offers, by its name on ``Scene.hitem3d_kinds``
+    (a field with one documented value has nothing to choose: it is just sent)."""
+    return {prop_name(kind, spec): field_property(spec) for spec in kind.fields if spec.offered}
+
+
+def values_of(kind: TaskKind, props: Any) -> dict[str, str]:
+    """The settings of ``kind`` as form values."""
+    values: dict[str, str] = {}
+    for spec in kind.fields:
+        if spec.offered:
+            value = getattr(props, prop_name(kind, spec))
+            values[spec.name] = ("1" if value else "0") if spec.is_switch else str(value)
+    return values
 
 
 class HITEM3D_KindSettings(bpy.types.PropertyGroup):
-    """What the Parts and Colours and the Relief panels send."""
+    """What the Parts and Colours and the Relief panels send (each kind's own
+    settings are added from the table below)."""
 
     source: EnumProperty(  # type: ignore[valid-type]
         name="Mesh",
@@ -69,32 +104,6 @@ class HITEM3D_KindSettings(bpy.types.PropertyGroup):
     )
     mesh_path: StringProperty(  # type: ignore[valid-type]
         name="Mesh File", description="A GLB, STL or OBJ file of at most 200 MB", subtype="FILE_PATH",
-    )
-    split_model: EnumProperty(  # type: ignore[valid-type]
-        name="Split", description="Character: body parts from a template; General: parts by level of detail",
-        items=_items(_SPLIT, "model"), default=_default(_SPLIT, "model"),
-    )
-    template: EnumProperty(  # type: ignore[valid-type]
-        name="Template", description="How a character is cut into parts",
-        items=_items(_SPLIT, "part"), default=_default(_SPLIT, "part"),
-    )
-    joint: EnumProperty(  # type: ignore[valid-type]
-        name="Joint", description="The joint between printed parts",
-        # NOTE: our context: Blender's catalogue has "None" as 无.
-        translation_context=OWN_CONTEXT,
-        items=_items(_SPLIT, "joint"), default=_default(_SPLIT, "joint"),
-    )
-    level: EnumProperty(  # type: ignore[valid-type]
-        name="Level", description="How many parts a general split makes",
-        items=_items(_SPLIT, "level"), default=_default(_SPLIT, "level"),
-    )
-    seg_level: EnumProperty(  # type: ignore[valid-type]
-        name="Segmentation Level", description="How finely the model is segmented",
-        items=_items(_SEG, "seg_level"), default=_default(_SEG, "seg_level"),
-    )
-    number_color: IntProperty(  # type: ignore[valid-type]
-        name="Colours", description="How many colours to print with (0: as many as needed)",
-        default=int(_default(_COLOUR, "number_color")), min=0, max=8,
     )
     picture_source: EnumProperty(  # type: ignore[valid-type]
         name="Source",
@@ -113,18 +122,17 @@ class HITEM3D_KindSettings(bpy.types.PropertyGroup):
         type=bpy.types.Image, name="Picture",
         description="An image in this file (sent as PNG unless it is a PNG, JPEG or WebP file already)",
     )
-    quality: EnumProperty(  # type: ignore[valid-type]
-        name="Quality", items=_items(_DEPTH, "model_type"), default=_default(_DEPTH, "model_type"),
-        # NOTE: our context: Blender's catalogue has "Base" as 基础(基数).
-        translation_context=OWN_CONTEXT,
-    )
-    remove_background: BoolProperty(  # type: ignore[valid-type]
-        name="Remove background", description="Hitem3D removes the picture's background first", default=True,
-    )
+    # A relief's depth is made here (ResultStyle.RELIEF): Hitem3D documents no height.
     relief_height: FloatProperty(  # type: ignore[valid-type]
-        name="Height", description="How deep the relief is (the Displace modifier's strength)",
+        name="Height in Blender",
+        description="How deep the relief is made in Blender (the Displace modifier's strength); "
+                    "it is not sent to Hitem3D",
         default=DEFAULT_RELIEF_HEIGHT, min=0.001, max=MAX_RELIEF_HEIGHT, unit="LENGTH",
     )
+
+
+for _kind in task_kinds.offered():
+    HITEM3D_KindSettings.__annotations__.update(field_properties(_kind))
 
 
 def settings_of(context: bpy.types.Context) -> HITEM3D_KindSettings:
@@ -172,8 +180,8 @@ def source_of(context: bpy.types.Context, props: HITEM3D_KindSettings) -> dict[s
 
 
 def _picture(props: HITEM3D_KindSettings) -> str:
-    """The relief's picture as a file: the chosen file, or an image of this
-    file written for upload (``picture_export.image_file``)."""
+    """The picture as a file: the chosen file, or an image of this file
+    written for upload (``picture_export.image_file``)."""
     if props.picture_source == "IMAGE":
         if props.image is None:
             raise InvalidSubmission(msg("Choose a picture first"))
@@ -186,29 +194,24 @@ def _picture(props: HITEM3D_KindSettings) -> str:
     return bpy.path.abspath(text)
 
 
-def request_of(kind: str, context: bpy.types.Context) -> KindRequest:
-    """The panel's settings as a request of ``kind``."""
+def request_of(kind_id: str, context: bpy.types.Context) -> KindRequest:
+    """The panel's settings as a request of ``kind_id``."""
+    kind = task_kinds.get(kind_id)
+    if kind is None:
+        raise InvalidSubmission(msg("Unknown task kind {kind}", kind=repr(kind_id)))
     props = settings_of(context)
-    values: dict[str, str]
-    if kind == "depth":
+    extra: dict[str, Any] = {}
+    if kind.result_style is ResultStyle.RELIEF:
+        extra["relief_height"] = props.relief_height
+    if kind.takes_picture:
         path = _picture(props)
-        values = {"model_type": props.quality, "rmbg": "1" if props.remove_background else "0"}
-        return KindRequest(kind, values, source_path=path, source_name=Path(path).stem,
-                           relief_height=props.relief_height)
-    if kind == "split":
-        values = {"model": props.split_model}
-        if props.split_model == "character":
-            values.update(part=props.template, joint=props.joint)
-        else:
-            values["level"] = props.level
-    elif kind == "segmentation":
-        values = {"seg_level": props.seg_level}
+        source: dict[str, Any] = {"source_path": path, "source_name": Path(path).stem}
     else:
-        values = {"number_color": str(props.number_color)}
-    return KindRequest(kind, values, **source_of(context, props))
+        source = source_of(context, props)
+    return KindRequest(kind.id, values_of(kind, props), **source, **extra)
 
 
-# -- operators ---------------------------------------------------------------------------------------
+# -- operators, one per kind ---------------------------------------------------------------------------
 
 
 class _KindOperator(bpy.types.Operator):
@@ -229,45 +232,57 @@ class _KindOperator(bpy.types.Operator):
         return spending.send(self, context, request, self.timeout)
 
 
-class HITEM3D_OT_split_parts(_KindOperator):
-    """Split the mesh into printable parts on Hitem3D; they arrive as separate objects"""
-
-    bl_idname = "hitem3d.split_parts"
-    bl_label = "Split into Parts"
-    kind = "split"
-
-
-class HITEM3D_OT_segment_parts(_KindOperator):
-    """Segment the mesh into its parts on Hitem3D; they arrive as separate objects"""
-
-    bl_idname = "hitem3d.segment_parts"
-    bl_label = "Segment"
-    kind = "segmentation"
+def operator_class(kind: TaskKind) -> type[bpy.types.Operator]:
+    """The operator that sends ``kind`` from the panel's settings."""
+    made: type[bpy.types.Operator] = type(f"HITEM3D_OT_{kind.operator}", (_KindOperator,), {
+        "__doc__": kind.tooltip,
+        "__module__": __name__,
+        "bl_idname": f"hitem3d.{kind.operator}",
+        "bl_label": kind.button,
+        "kind": kind.id,
+    })
+    return made
 
 
-class HITEM3D_OT_multicolour(_KindOperator):
-    """Colour the mesh for multicolour printing on Hitem3D; it arrives with its colours visible"""
-
-    bl_idname = "hitem3d.multicolour"
-    bl_label = "Multicolour"
-    kind = "multicolor"
-
-
-class HITEM3D_OT_make_relief(_KindOperator):
-    """Make a depth map of the picture on Hitem3D; it arrives as a relief (a displaced plane)"""
-
-    bl_idname = "hitem3d.make_relief"
-    bl_label = "Make Relief"
-    kind = "depth"
+OPERATORS: tuple[type[bpy.types.Operator], ...] = tuple(operator_class(kind) for kind in task_kinds.offered())
 
 
 # -- panels --------------------------------------------------------------------------------------------
 
 
 def _notice(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
-    width = context.region.width if context.region else 300
+    width = context.region.width if context.region else text_fit.default_region_width()
     if submit_calls.generate_notice():
         text_fit.wrapped(layout, translations.text(submit_calls.generate_notice()), width, icon="ERROR")
+
+
+def _unsplit(layout: bpy.types.UILayout) -> bpy.types.UILayout:
+    row = layout.row()
+    row.use_property_split = False
+    return row
+
+
+def draw_kind(layout: bpy.types.UILayout, props: HITEM3D_KindSettings, kind: TaskKind, width: float) -> None:
+    """One kind's box: the settings that apply, what is unconfirmed, the
+    button and its estimate."""
+    box = layout.box()
+    col = box.column()
+    col.use_property_split = True
+    col.use_property_decorate = False
+    values = {**kind.defaults(), **values_of(kind, props)}
+    for spec in kind.fields:
+        if spec.offered and spec.applies(values):
+            # NOTE: a checkbox with its name beside it, not in the split's
+            # narrow name column, where "Remove background" was cut.
+            (_unsplit(col) if spec.is_switch else col).prop(props, prop_name(kind, spec))
+    if kind.result_style is ResultStyle.RELIEF:
+        # The name inside the field: "Height in Blender" says where it applies and needs the room.
+        _unsplit(col).prop(props, "relief_height")
+    note = kind.unconfirmed()
+    if note is not None:
+        text_fit.wrapped(box, translations.text(note), width, icon="INFO", boxes=1)
+    box.operator(f"hitem3d.{kind.operator}", icon=kind.icon)  # type: ignore[arg-type]
+    spending.draw_cost(box, prices.for_kind(kind.id), width, boxes=1)
 
 
 class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
@@ -280,7 +295,7 @@ class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
         layout = self.layout
         assert layout is not None
         props = settings_of(context)
-        width = context.region.width if context.region else 300
+        width = context.region.width if context.region else text_fit.default_region_width()
         layout.row().prop(props, "source", expand=True)
         if props.source == "FILE":
             layout.prop(props, "mesh_path", text="")
@@ -293,27 +308,9 @@ class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
             task = rec.short_id if rec is not None else msg("no task selected")
             layout.label(text=translations.text(msg("Task: {task}", task=task)), icon="OUTLINER_OB_MESH",
                          translate=False)
-
-        col = layout.column()
-        col.use_property_split = True
-        col.use_property_decorate = False
-        box = col.box()
-        box.prop(props, "split_model")
-        if props.split_model == "character":
-            box.prop(props, "template")
-            box.prop(props, "joint")
-        else:
-            box.prop(props, "level")
-        box.operator(HITEM3D_OT_split_parts.bl_idname, icon="MOD_EXPLODE")
-        spending.draw_cost(box, prices.for_kind(task_kinds.SPLIT.id), width, boxes=1)
-        box = col.box()
-        box.prop(props, "seg_level", text="Level")
-        box.operator(HITEM3D_OT_segment_parts.bl_idname, icon="MOD_BUILD")
-        spending.draw_cost(box, prices.for_kind(task_kinds.SEGMENTATION.id), width, boxes=1)
-        box = col.box()
-        box.prop(props, "number_color")
-        box.operator(HITEM3D_OT_multicolour.bl_idname, icon="COLOR")
-        spending.draw_cost(box, prices.for_kind(task_kinds.MULTICOLOUR.id), width, boxes=1)
+        for kind in task_kinds.offered():
+            if not kind.takes_picture:
+                draw_kind(layout, props, kind, width)
         _notice(layout, context)
 
 
@@ -327,28 +324,16 @@ class HITEM3D_PT_relief(SidebarPanel, bpy.types.Panel):
         layout = self.layout
         assert layout is not None
         props = settings_of(context)
+        width = context.region.width if context.region else text_fit.default_region_width()
         layout.row().prop(props, "picture_source", expand=True)
         layout.prop(props, "image_path" if props.picture_source == "FILE" else "image", text="")
-        col = layout.column()
-        col.use_property_split = True
-        col.use_property_decorate = False
-        col.prop(props, "quality")
-        col.prop(props, "remove_background")
-        col.prop(props, "relief_height")
-        layout.operator(HITEM3D_OT_make_relief.bl_idname, icon="MOD_DISPLACE")
-        spending.draw_cost(layout, prices.for_kind(task_kinds.DEPTH.id), context.region.width if context.region else 300)
+        for kind in task_kinds.offered():
+            if kind.takes_picture:
+                draw_kind(layout, props, kind, width)
         _notice(layout, context)
 
 
-classes = (
-    HITEM3D_KindSettings,
-    HITEM3D_OT_split_parts,
-    HITEM3D_OT_segment_parts,
-    HITEM3D_OT_multicolour,
-    HITEM3D_OT_make_relief,
-    HITEM3D_PT_parts,
-    HITEM3D_PT_relief,
-)
+classes = (HITEM3D_KindSettings, *OPERATORS, HITEM3D_PT_parts, HITEM3D_PT_relief)
 
 
 def register() -> None:

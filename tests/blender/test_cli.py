@@ -310,7 +310,7 @@ def test_submit_texture_mesh_textures_a_glb_and_imports_it_named_after_the_file(
 
     assert run.code == 0, run.err
     [sent] = sim.submissions
-    assert sent.fields["request_type"] == "2" and sent.fields["model"] == "hi3dv3.0"
+    assert sent.fields["request_type"] == "2" and sent.fields["model"] == "hitem3dv2.1"
     assert sent.fields["shading"] == "0.5"
     assert [(name, filename) for name, filename, _, _ in sent.files] == [("images", "chair.png")]
     [(key, stored)] = sim.stored.items()
@@ -323,7 +323,7 @@ def test_submit_texture_mesh_textures_a_glb_and_imports_it_named_after_the_file(
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--model", "hitem3dv2.1"], "cannot texture an existing model"),
+    (["--model", "hitem3dv2.0"], "cannot texture an existing model"),
     (["--geometry-only"], "cannot be --geometry-only"),
     (["b.png"], "one IMAGE"),
     (["--model", "hitem3dv1.5", "--remove-lighting", "1"], "does not offer light removal"),

@@ -114,13 +114,13 @@ def test_face_count_follows_the_model_range(gen: Any) -> None:
 def test_one_image_runs_through_to_an_imported_model(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                      gen: Any, pictures: dict[str, Path]) -> None:
     gen.image_path = str(pictures["front"])
-    gen.face = 500_000
 
     assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
 
     [submission] = sim.submissions
+    # The defaults of the vendor's client: v2.1, its first resolution, 500,000 faces, PBR.
     # format=2 is what makes the simulator's task a GLB (its default is OBJ).
-    assert submission.fields == {"request_type": "3", "model": "hitem3dv2.1", "resolution": "1536pro",
+    assert submission.fields == {"request_type": "3", "model": "hitem3dv2.1", "resolution": "1536fast",
                                  "format": "2", "face": "500000", "pbr": "1"}
     assert submission.files == [("images", "front.png", "image/png", pictures["front"].read_bytes())]
     rec = record_of(addon, submission.task_id)
@@ -185,7 +185,7 @@ def test_problems_are_found_before_any_request(addon: ModuleType, prefs: Any, si
     gif.write_bytes(b"GIF89a")
     big = tmp_path / "big.png"
     with big.open("wb") as stream:
-        stream.truncate(21 * 1024 * 1024)
+        stream.truncate(21_000_000)  # decimal megabytes, as Hitem3D's limit
     setup(gen, {**pictures, "gif": gif, "big": big})
 
     assert message in submit_error()

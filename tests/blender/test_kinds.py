@@ -233,7 +233,7 @@ def _finished_model(addon: ModuleType, sim: Hitem3DSimulator) -> Any:
 def test_splitting_a_finished_task_sends_its_cached_model(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                           kinds: Any) -> None:
     rec = _finished_model(addon, sim)
-    kinds.split_model, kinds.template, kinds.joint = "character", "c", "ball"
+    kinds.split_model, kinds.split_part, kinds.split_joint = "character", "c", "ball"
 
     assert bpy.ops.hitem3d.split_parts() == {"FINISHED"}
 
@@ -253,7 +253,7 @@ def test_a_finished_task_without_a_cached_file_sends_a_fresh_link(addon: ModuleT
                                                                   sim: Hitem3DSimulator, kinds: Any) -> None:
     _finished_model(addon, sim)
     addon.engine.control.clear_cache()
-    kinds.number_color = 4
+    kinds.multicolor_number_color = 4
 
     assert bpy.ops.hitem3d.multicolour() == {"FINISHED"}
 
@@ -266,7 +266,7 @@ def test_a_finished_task_without_a_cached_file_sends_a_fresh_link(addon: ModuleT
 
 def test_segmenting_a_mesh_file(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, kinds: Any,
                                 tmp_path: Path, sample_glb: Path) -> None:
-    kinds.source, kinds.mesh_path, kinds.seg_level = "FILE", str(sample_glb), "high"
+    kinds.source, kinds.mesh_path, kinds.segmentation_seg_level = "FILE", str(sample_glb), "high"
 
     assert bpy.ops.hitem3d.segment_parts() == {"FINISHED"}
 
@@ -280,13 +280,14 @@ def test_a_relief_from_a_picture_with_its_height(addon: ModuleType, prefs: Any, 
                                                  kinds: Any, tmp_path: Path) -> None:
     picture = tmp_path / "coin.png"
     picture.write_bytes(depth_png_bytes(20, 40))
-    kinds.image_path, kinds.relief_height, kinds.remove_background = str(picture), 0.25, False
+    kinds.image_path, kinds.relief_height, kinds.depth_rmbg = str(picture), 0.25, False
 
     assert bpy.ops.hitem3d.make_relief() == {"FINISHED"}
 
     [sent] = sim.submissions
     assert sent.path == f"{API}/depth/create-task"
-    assert sent.fields == {"model_type": "pro", "rmbg": "0", "height_relief": "1.3", "format": "2"}
+    # The height is Blender's own: no height field is documented, none is sent.
+    assert sent.fields == {"model_type": "pro", "rmbg": "0", "format": "2"}
     [relief] = by_task(sent.task_id)
     assert relief.name == "coin relief"
     assert relief.modifiers["Displace"].strength == pytest.approx(0.25)
@@ -339,7 +340,7 @@ def test_splitting_the_selected_mesh_sends_it_as_one_glb_and_keeps_no_copy(addon
     bpy.context.scene.collection.objects.link(knight)
     bpy.context.view_layer.objects.active = knight
     knight.select_set(True)
-    kinds.source, kinds.split_model, kinds.level = "SELECTION", "general", "high"
+    kinds.source, kinds.split_model, kinds.split_level = "SELECTION", "general", "high"
 
     assert bpy.ops.hitem3d.split_parts() == {"FINISHED"}
 
@@ -365,19 +366,20 @@ def _draw(panel: Any) -> list[tuple[str, str]]:
 def test_the_parts_panel_offers_each_kind_with_its_own_settings(addon: ModuleType, kinds: Any) -> None:
     drawn = _draw(bpy.types.HITEM3D_PT_parts)
     assert [name for kind, name in drawn if kind == "prop"] == [
-        "source", "split_model", "template", "joint", "seg_level", "number_color"]
+        "source", "split_model", "split_part", "split_joint", "segmentation_seg_level", "multicolor_number_color"]
     assert [name for kind, name in drawn if kind == "operator"] == [
         "hitem3d.split_parts", "hitem3d.segment_parts", "hitem3d.multicolour"]
     assert ("label", "Task: no task selected") in drawn
     kinds.source, kinds.split_model = "FILE", "general"
     props = [name for kind, name in _draw(bpy.types.HITEM3D_PT_parts) if kind == "prop"]
-    assert props[:3] == ["source", "mesh_path", "split_model"] and "level" in props and "template" not in props
+    assert props[:3] == ["source", "mesh_path", "split_model"] and "split_level" in props
+    assert "split_part" not in props
 
 
 def test_the_relief_panel_offers_the_picture_and_the_height(addon: ModuleType, kinds: Any) -> None:
     drawn = _draw(bpy.types.HITEM3D_PT_relief)
     assert [name for kind, name in drawn if kind == "prop"] == [
-        "picture_source", "image_path", "quality", "remove_background", "relief_height"]
+        "picture_source", "image_path", "depth_rmbg", "relief_height"]
     kinds.picture_source = "IMAGE"
     assert [name for kind, name in _draw(bpy.types.HITEM3D_PT_relief) if kind == "prop"][:2] == [
         "picture_source", "image"]
@@ -457,7 +459,7 @@ def test_the_command_line_colours_a_finished_task_and_makes_reliefs(addon: Modul
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["multicolor", "x.glb", "--colors", "9"], "invalid choice"),
+    (["multicolor", "x.glb", "--colors", "9"], "Colours must be from 0 to 8"),
     (["split", "missing.glb"], "Mesh: file not found"),
     (["relief", "photo.gif"], "is not a PNG, JPEG or WebP file"),
     (["split", "not/an id"], "Not a task ID"),
@@ -533,3 +535,85 @@ def test_import_again_of_parts_makes_a_second_set_in_its_own_collection(addon: M
     sets = [c for c in bpy.data.collections if c.name.startswith("split_8f1c2d3e parts")]
     assert len(sets) == 2 and all(len(c.objects) == 2 for c in sets)
     assert sorted(record_of(addon, SPLIT_ID).imported_objects) == sorted(obj.name for obj in sets[1].objects)
+
+
+# -- a kind is one row of the table ------------------------------------------------------------------
+
+
+def test_a_kind_added_to_the_table_gets_its_settings_button_command_request_and_price(
+        addon: ModuleType, prefs: Any, clean: None, sample_glb: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing but the kinds' table and the price table changes here: the
+    sidebar's settings and box, the operator, the command with its options, the
+    request, the endpoints, the estimate and the import all follow."""
+    from tests.blender.test_generate import FakeLayout
+    from tests.conftest import point_prefs_at
+    from tests.support import simulator
+
+    tk = addon.core.task_kinds
+    community = addon.core.sources.Source.COMMUNITY
+    retopo = tk.TaskKind(
+        id="retopo", label="Retopology", id_prefix="retopo_",
+        create=tk.Endpoint("/retopo/create-task", tk.Auth.TOKEN, community, community),
+        query=tk.Endpoint("/retopo/query-task", tk.Auth.TOKEN, community, community),
+        result_style=tk.ResultStyle.MODEL, result_extensions=("glb",),
+        source_field="mesh", source_url_field="mesh_url", source_extensions=("glb",), max_source_bytes=10 * tk.MB,
+        formats={"2": "glb"}, request_format="2",
+        fields=(
+            tk.FieldSpec("density", "Level", "medium", (("low", "Low"), ("medium", "Medium"), ("high", "High"))),
+            tk.FieldSpec("symmetry", "Symmetry", "1", (("1", "Yes"), ("0", "No")), cli=None,
+                         cli_flag=("--no-symmetry", "0")),
+            tk.FieldSpec("target", "Faces", "5000", minimum=100, maximum=100_000, integer=True),
+        ),
+        operator="retopologise", button="Retopologise", tooltip="Retopologise the mesh on Hitem3D",
+        icon="MOD_REMESH", command="retopo",
+    )
+    monkeypatch.setattr(tk, "KINDS", (*tk.KINDS, retopo))
+    monkeypatch.setitem(addon.core.prices.PER_TASK, "retopo", 30)
+
+    # The sidebar: a setting per field, a box with them, the note, the button and the estimate.
+    kinds_ui = addon.ui.kinds_ui
+    properties = kinds_ui.field_properties(retopo)
+    assert list(properties) == ["retopo_density", "retopo_symmetry", "retopo_target"]
+    group = type("HITEM3D_TestRetopoSettings", (bpy.types.PropertyGroup,), {"__annotations__": properties})
+    operator = kinds_ui.operator_class(retopo)
+    for cls in (group, operator):
+        bpy.utils.register_class(cls)
+        monkeypatch.setattr(bpy.types, cls.__name__, cls, raising=False)  # unregistered below
+    try:
+        bpy.types.Scene.hitem3d_test_retopo = bpy.props.PointerProperty(type=group)
+        props = bpy.context.scene.hitem3d_test_retopo
+        props.retopo_density, props.retopo_symmetry, props.retopo_target = "high", False, 8000
+        assert kinds_ui.values_of(retopo, props) == {"density": "high", "symmetry": "0", "target": "8000"}
+        drawn: list[tuple[str, str]] = []
+        kinds_ui.draw_kind(FakeLayout(drawn), props, retopo, 1000)
+        assert [name for kind, name in drawn if kind in ("prop", "operator")] == [
+            "retopo_density", "retopo_symmetry", "retopo_target", "hitem3d.retopologise"]
+        labels = " ".join(name for kind, name in drawn if kind == "label")
+        assert "Unconfirmed: not on Hitem3D's published pages" in labels and "Estimated cost: 30 credits" in labels
+    finally:
+        del bpy.types.Scene.hitem3d_test_retopo
+        bpy.utils.unregister_class(operator)
+        bpy.utils.unregister_class(group)
+
+    # The command line, against a simulator that serves the new kind.
+    monkeypatch.setitem(simulator.KIND_ROUTES, "retopo", simulator.KindRoute(
+        "retopo_", f"{API}/retopo/create-task", f"{API}/retopo/query-task", simulator.TOKEN, simulator.TOKEN,
+        "mesh", "mesh_url", frozenset({"glb"}), 10_000_000, {"2": "glb"},
+        {"density": frozenset({"low", "medium", "high"}), "symmetry": frozenset({"0", "1"})},
+        numbers={"target": (100, 100_000)}, required=("density", "format"), cost=30.0))
+    with simulator.Hitem3DSimulator() as sim:
+        sim.kind_results["retopo"] = sample_glb
+        point_prefs_at(sim)
+        code, out, err = _cli(addon, "retopo", str(sample_glb), "--density", "low", "--no-symmetry", "--target", "900",
+                              "--wait")
+
+        assert code == 0, err
+        assert "Estimated cost: 30 credits" in err and "Unconfirmed" in err
+        [sent] = sim.submissions
+        assert sent.path == f"{API}/retopo/create-task"
+        assert sent.fields == {"density": "low", "symmetry": "0", "target": "900", "format": "2"}
+        assert sim.count(f"{API}/retopo/query-task") >= 1
+        assert len(record_of(addon, sent.task_id).imported_objects) == 2
+        code, _, err = _cli(addon, "retopo", str(sample_glb), "--target", "7")
+        assert code == 2 and "Faces must be from 100 to 100000" in err

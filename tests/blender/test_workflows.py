@@ -84,9 +84,10 @@ def test_texture_selection_sends_the_mesh_and_imports_the_result_beside_it(
 def test_texture_selection_needs_a_model_that_textures_meshes(addon: ModuleType, prefs: Any,
                                                               sim: Hitem3DSimulator, gen: Any,
                                                               chair: bpy.types.Object) -> None:
-    gen.model = "hitem3dv2.1"
+    gen.model = "hitem3dv2.0"
     message = error_of(bpy.ops.hitem3d.texture_selection)
-    assert "Hitem3D v2.1 cannot texture an existing model: use Hi3D v3.0 or Hitem3D v1.5" in message
+    assert ("Hitem3D v2.0 cannot texture an existing model: use Hitem3D v2.1, Hitem3D v1.5, Portrait v1.5 "
+            "or Hi3D v3.0") in message
     assert sim.submissions == [] and exports(addon) == []
 
 
@@ -126,9 +127,9 @@ def test_a_refused_texturing_leaves_no_export_and_a_retryable_notice(
 
 def test_generate_shows_the_estimate_and_the_balance_after_it(addon: ModuleType, prefs: Any,
                                                               sim: Hitem3DSimulator, gen: Any) -> None:
-    assert "Estimated cost: 45 credits" in labels(addon)  # v2.1 1536pro, balance not known yet
+    assert "Estimated cost: 25 credits" in labels(addon)  # v2.1 1536fast, balance not known yet
     assert bpy.ops.hitem3d.refresh_balance() == {"FINISHED"}
-    assert "Estimated cost: 45 credits; balance after: 955 credits" in labels(addon)
+    assert "Estimated cost: 25 credits; balance after: 975 credits" in labels(addon)
     gen.model, gen.resolution = "hi3dv3.0", "2048master"
     assert "Estimated cost: 455 credits; balance after: 545 credits" in labels(addon)
 
@@ -145,7 +146,7 @@ def test_a_known_balance_below_the_estimate_sends_nothing_and_says_what_is_missi
         addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path]) -> None:
     sim.balance = 30.0
     bpy.ops.hitem3d.refresh_balance()
-    gen.image_path = str(pictures["front"])
+    gen.image_path, gen.resolution = str(pictures["front"]), "1536pro"
     message = error_of(bpy.ops.hitem3d.submit_generation)
     assert "Not enough credits: at least 45 needed, 30 left (15 missing)" in message
     assert sim.count(SUBMIT) == 0 and list(addon.engine.history.book()) == []

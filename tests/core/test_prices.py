@@ -46,7 +46,8 @@ def test_the_per_task_kinds_have_their_prices() -> None:
 def test_every_model_resolution_is_priced_or_knowingly_unknown() -> None:
     unknown = {(spec.id, res) for spec in models.MODELS for res in spec.resolutions
                if (spec.id, res) not in prices.GENERATION}
-    assert unknown == {("hitem3dv1.5", "1536pro"), ("hitem3dv2.0", "1536pro")}
+    assert unknown == {("hitem3dv1.5", "1536pro"), ("hitem3dv2.0", "1536pro"),
+                       ("hitem3dv1", "512"), ("hitem3dv1", "1024"), ("hitem3dv1", "1536")}
 
 
 def test_the_line_shows_the_estimate_and_the_balance_after_it() -> None:

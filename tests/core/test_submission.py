@@ -65,8 +65,24 @@ def test_model_table_matches_the_documented_face_ranges() -> None:
     assert models.get("hi3dv3.0").face_max == 5_000_000  # type: ignore[union-attr]
 
 
-def test_texturing_a_mesh_is_offered_only_where_documented() -> None:
-    assert {spec.id for spec in models.MODELS if spec.can_texture_mesh} == {"hitem3dv1.5", "hi3dv3.0"}
+def test_texturing_a_mesh_is_offered_where_the_vendor_offers_it_and_no_page_forbids_it() -> None:
+    # The vendor's texture node offers v2.1, v1.5, v2.0 and portrait v1.5; the
+    # official page excludes the v2.0 models. v3.0 is third-party only.
+    assert {spec.id for spec in models.MODELS if spec.can_texture_mesh} == {
+        "hitem3dv2.1", "hitem3dv1.5", "scene-portraitv1.5", "hi3dv3.0"}
+
+
+def test_the_default_model_is_the_vendors_and_documented_models_are_all_offered() -> None:
+    assert models.DEFAULT_MODEL == "hitem3dv2.1" and models.default().source.confirmed
+    assert models.default().default_resolution == "1536fast"  # the vendor's client takes the model's first
+    assert {"hitem3dv1", "hitem3dv1.5", "hitem3dv2.0", "scene-portraitv1.5", "scene-portraitv2.0"} <= {
+        spec.id for spec in models.MODELS}
+    # Only third-party clients name v3.0: unconfirmed, and never the default.
+    assert [spec.id for spec in models.MODELS if not spec.confirmed] == ["hi3dv3.0"]
+
+
+def test_pbr_is_offered_only_where_the_vendor_sends_it() -> None:
+    assert {spec.id for spec in models.MODELS if spec.pbr} == {"hitem3dv2.0", "hitem3dv2.1"}
 
 
 def test_default_model_and_resolutions_are_valid() -> None:
@@ -148,10 +164,18 @@ def test_empty_file_is_refused(tmp_path: Path) -> None:
 def test_file_over_20_mb_names_the_view_its_size_and_the_limit(images: dict[str, str], tmp_path: Path) -> None:
     big = tmp_path / "huge.jpg"
     with big.open("wb") as stream:  # sparse: no 20 MB written to disk
-        stream.truncate(MAX_IMAGE_BYTES + 3 * 1024 * 1024)
+        stream.truncate(MAX_IMAGE_BYTES + 3_000_000)
     assert problem(single("", views={"front": images["front"], "back": str(big)})) == (
         "Back view: huge.jpg is 23.0 MB; Hitem3D accepts at most 20 MB per image"
     )
+
+
+def test_the_image_limit_is_20_decimal_megabytes(tmp_path: Path) -> None:
+    assert MAX_IMAGE_BYTES == 20_000_000
+    mib = tmp_path / "mib.png"
+    with mib.open("wb") as stream:
+        stream.truncate(20 * 1024 * 1024)  # 20 MiB: over Hitem3D's 20 MB
+    assert problem(single(str(mib))) == "Image: mib.png is 21.0 MB; Hitem3D accepts at most 20 MB per image"
 
 
 def test_file_of_exactly_20_mb_is_accepted(tmp_path: Path) -> None:
@@ -221,7 +245,8 @@ def test_face_count_is_checked_against_the_models_range(images: dict[str, str], 
 def test_texturing_is_refused_for_models_that_cannot(images: dict[str, str]) -> None:
     submission = single(images["front"], model="hitem3dv2.0", resolution="1536pro",
                         request_type=RequestType.TEXTURE_MESH, mesh_task_id=TASK_ID)
-    assert problem(submission) == "Hitem3D v2.0 cannot texture an existing model: use Hi3D v3.0 or Hitem3D v1.5"
+    assert problem(submission) == ("Hitem3D v2.0 cannot texture an existing model: use Hitem3D v2.1, Hitem3D v1.5, "
+                                   "Portrait v1.5 or Hi3D v3.0")
 
 
 def test_texturing_needs_a_mesh_and_an_http_url(images: dict[str, str]) -> None:
@@ -241,13 +266,13 @@ def test_texturing_without_a_reference_image_says_so() -> None:
 
 
 def test_single_image_fields_and_file(images: dict[str, str]) -> None:
-    submission = single(images["front"], model="hi3dv3.0", resolution="2048master", face=4_000_000, pbr=False)
+    submission = single(images["front"], model="hitem3dv2.1", resolution="1536pro", face=1_500_000, pbr=False)
     assert form_fields(submission) == [
         ("request_type", "3"),
-        ("model", "hi3dv3.0"),
-        ("resolution", "2048master"),
+        ("model", "hitem3dv2.1"),
+        ("resolution", "1536pro"),
         ("format", "2"),
-        ("face", "4000000"),
+        ("face", "1500000"),
         ("pbr", "0"),
     ]
     assert form_files(submission) == [("images", images["front"])]
@@ -338,7 +363,8 @@ def _record(state: TaskState, generation: dict[str, object]) -> TaskRecord:
     ("hi3dv3.0", 3, TaskState.DONE, False),  # already textured
     ("hi3dv3.0", 2, TaskState.DONE, False),
     ("hitem3dv2.0", 1, TaskState.DONE, False),  # documented unsupported
-    ("hitem3dv2.1", 1, TaskState.DONE, False),  # undocumented
+    ("hitem3dv2.1", 1, TaskState.DONE, True),  # the vendor's texture node offers it
+    ("scene-portraitv2.1", 1, TaskState.DONE, False),  # nobody says it can
     ("hi3dv3.0", 1, TaskState.PROCESSING, False),
     ("hi3dv3.0", 1, TaskState.FAILED, False),
 ])
@@ -409,8 +435,8 @@ def test_an_own_mesh_is_never_a_file_part_but_the_link_it_was_uploaded_to(images
 
 
 def test_a_mesh_file_needs_a_model_that_textures_meshes(images: dict[str, str], tmp_path: Path) -> None:
-    with pytest.raises(InvalidSubmission, match="Hitem3D v2.1 cannot texture an existing model: use Hi3D v3.0 or"):
-        validate(texture_mesh(images["front"], mesh_file(tmp_path), model="hitem3dv2.1", resolution="1536pro"))
+    with pytest.raises(InvalidSubmission, match="Hitem3D v2.0 cannot texture an existing model: use Hitem3D v2.1"):
+        validate(texture_mesh(images["front"], mesh_file(tmp_path), model="hitem3dv2.0", resolution="1536pro"))
 
 
 def test_a_mesh_file_hitem3d_would_refuse_is_refused_before_sending(images: dict[str, str], tmp_path: Path,

@@ -92,8 +92,26 @@ def test_every_kind_is_queried_at_its_own_endpoint(sim: Hitem3DSimulator, client
 
 def test_the_query_paths_are_data_in_one_table() -> None:
     assert {kind.id: f"{API}{kind.query_path}" for kind in task_kinds.KINDS} == QUERY_PATHS
-    # The segmentation path is a guess by analogy: the table says so.
-    assert [kind.id for kind in task_kinds.KINDS if not kind.query_path_documented] == ["segmentation"]
+    # No official page publishes these query paths: the table says so.
+    assert [kind.id for kind in task_kinds.KINDS if not kind.query.source.confirmed] == [
+        "split", "segmentation", "multicolor"]
+
+
+def test_every_endpoint_says_the_scheme_its_page_shows() -> None:
+    schemes = {kind.id: (kind.create.auth.value, kind.query.auth.value) for kind in task_kinds.KINDS}
+    assert schemes == {"image3d": ("Bearer", "Bearer"), "split": ("Token", "Token"),
+                       "segmentation": ("Token", "Token"), "depth": ("Bearer", "Bearer"),
+                       "multicolor": ("Bearer", "Bearer")}
+    # The pages show Token for split and segmentation create: official.
+    assert task_kinds.SPLIT.create.auth_source is task_kinds.Source.DOC
+    assert task_kinds.SEGMENTATION.create.auth_source is task_kinds.Source.DOC
+
+
+def test_a_kind_that_rests_on_unconfirmed_facts_says_so() -> None:
+    assert task_kinds.DEPTH.unconfirmed() is None and task_kinds.IMAGE_TO_3D.unconfirmed() is None
+    assert str(task_kinds.MULTICOLOUR.unconfirmed()) == "Unconfirmed: not on Hitem3D's published pages"
+    for kind in (task_kinds.SPLIT, task_kinds.SEGMENTATION):
+        assert str(kind.unconfirmed()).startswith("Unconfirmed: following the task is not published")
 
 
 def test_a_task_asked_at_another_kinds_endpoint_is_unknown(sim: Hitem3DSimulator) -> None:
@@ -184,12 +202,13 @@ def test_multicolour_goes_to_the_misspelt_path_with_its_colour_count(sim: Hitem3
 
 def test_a_depth_map_sends_the_picture_and_asks_for_png(sim: Hitem3DSimulator, client: Hitem3DClient,
                                                         picture: Path) -> None:
-    task_id = client.submit_kind(KindRequest("depth", {"height_relief": "2.5"}, source_path=str(picture)))
+    task_id = client.submit_kind(KindRequest("depth", source_path=str(picture), relief_height=2.5))
 
     assert task_id.startswith("depth_")
     [sent] = sim.submissions
     assert sent.path == f"{API}/depth/create-task"
-    assert sent.fields == {"model_type": "pro", "rmbg": "1", "height_relief": "2.5", "format": "2"}
+    # The required fields with their documented values; the height is Blender's, never sent.
+    assert sent.fields == {"model_type": "pro", "rmbg": "1", "format": "2"}
     assert [(name, filename) for name, filename, _, _ in sent.files] == [("image", "coin.png")]
     assert sim.balance == 990.0  # a depth map costs 10 credits, the others 20
 
@@ -217,11 +236,25 @@ def test_a_source_task_that_is_not_finished_is_not_sent(sim: Hitem3DSimulator, c
     ({"model": "character", "part": "g"}, "Template must be one of a, b, c, d, e, f"),
     ({"model": "robot"}, "Split must be one of character, general"),
     ({"joint": "glue"}, "Joint must be one of none, ball, dovetail"),
+    ({"height_relief": "1.3"}, None),
     ({"colour": "red"}, "has no setting 'colour'"),
 ])
-def test_a_bad_split_setting_is_refused_before_sending(mesh: Path, values: dict[str, str], message: str) -> None:
-    with pytest.raises(InvalidSubmission, match=message):
+def test_a_bad_split_setting_is_refused_before_sending(mesh: Path, values: dict[str, str], message: str | None) -> None:
+    with pytest.raises(InvalidSubmission, match=message or "has no setting"):
         validate(KindRequest("split", values, source_path=str(mesh)))
+
+
+@pytest.mark.parametrize("values", [{"model_type": "base"}, {"height_relief": "1.3"}])
+def test_depth_settings_no_official_page_documents_are_refused(picture: Path, values: dict[str, str]) -> None:
+    with pytest.raises(InvalidSubmission):
+        validate(KindRequest("depth", values, source_path=str(picture)))
+
+
+def test_a_saved_request_with_settings_no_longer_sent_still_loads() -> None:
+    saved = {"kind": "depth", "values": {"model_type": "base", "height_relief": "1.3", "rmbg": "0"},
+             "source_path": "/p/coin.png"}
+    again = KindRequest.from_dict(saved)
+    assert again is not None and again.values == {"rmbg": "0"}
 
 
 @pytest.mark.parametrize("count", ["-1", "9", "2.5", "many"])
@@ -231,13 +264,16 @@ def test_a_colour_count_outside_0_to_8_is_refused(mesh: Path, count: str) -> Non
 
 
 def test_the_upload_limits_are_the_documented_ones() -> None:
-    assert {kind.id: kind.max_source_bytes // (1024 * 1024) for kind in task_kinds.KINDS if kind.source_field} == {
-        "split": 200, "segmentation": 200, "depth": 20, "multicolor": 200}
+    # Decimal megabytes, as Hitem3D writes them: "20 MB" is 20,000,000 bytes.
+    assert {kind.id: kind.max_source_bytes for kind in task_kinds.KINDS if kind.source_field} == {
+        "split": 200_000_000, "segmentation": 200_000_000, "depth": 20_000_000, "multicolor": 200_000_000}
 
 
 @pytest.mark.parametrize("kind, name, size, message", [
-    ("split", "huge.glb", 200 * 1024 * 1024 + 1, "huge.glb is 200.0 MB; Hitem3D accepts at most 200 MB for Split"),
-    ("depth", "poster.png", 20 * 1024 * 1024 + 1, "poster.png is 20.0 MB; Hitem3D accepts at most 20 MB for Depth"),
+    ("split", "huge.glb", 200_000_001, "huge.glb is 200.0 MB; Hitem3D accepts at most 200 MB for Split"),
+    ("depth", "poster.png", 20_000_001, "poster.png is 20.0 MB; Hitem3D accepts at most 20 MB for Depth"),
+    # 20 MiB is over the decimal limit.
+    ("depth", "mib.png", 20 * 1024 * 1024, "mib.png is 21.0 MB; Hitem3D accepts at most 20 MB for Depth"),
 ])
 def test_an_upload_over_its_kinds_limit_is_refused_before_reading_it(tmp_path: Path, kind: str, name: str,
                                                                     size: int, message: str) -> None:
@@ -264,8 +300,14 @@ def test_a_request_without_a_source_is_refused() -> None:
 
 
 def test_form_fields_follow_the_table_order_with_defaults() -> None:
+    # Every required field with its documented default: joint is ball.
     assert form_fields(KindRequest("split", source_path="x.glb")) == [
-        ("model", "character"), ("part", "a"), ("joint", "none"), ("format", "2")]
+        ("model", "character"), ("part", "a"), ("joint", "ball"), ("format", "2")]
+    assert form_fields(KindRequest("split", {"model": "general"}, source_path="x.glb")) == [
+        ("model", "general"), ("level", "medium"), ("format", "2")]
+    assert form_fields(KindRequest("segmentation", source_path="x.glb")) == [("seg_level", "medium"), ("format", "2")]
+    assert form_fields(KindRequest("depth", source_path="x.png")) == [
+        ("model_type", "pro"), ("rmbg", "1"), ("format", "2")]
 
 
 # -- the simulator's failures, as the client sees them ------------------------------------------
@@ -361,13 +403,13 @@ def test_a_truncated_stl_is_not_a_result(tmp_path: Path) -> None:
 
 
 def test_a_request_survives_the_journal_without_its_link() -> None:
-    request = KindRequest("depth", {"height_relief": "2"}, source_path="/p/coin.png", source_name="coin",
+    request = KindRequest("depth", {"rmbg": "0"}, source_path="/p/coin.png", source_name="coin",
                           relief_height=0.4).with_source_url("https://cdn/x.png?auth_key=secret")
 
     saved = request.to_dict()
 
     assert "secret" not in repr(saved) and "secret" not in repr(request)
-    assert KindRequest.from_dict(saved) == KindRequest("depth", {"height_relief": "2"}, source_path="/p/coin.png",
+    assert KindRequest.from_dict(saved) == KindRequest("depth", {"rmbg": "0"}, source_path="/p/coin.png",
                                                        source_name="coin", relief_height=0.4)
 
 

@@ -46,35 +46,58 @@ except ImportError:  # imported as a top-level module with tests/ on sys.path
 
 API = "/open-api/v1"
 
-# Validation data from the API notes. Kept as data: the model list grows.
+# Validation data, each fact with its source (docs/hitem3d-api.md): [doc] an
+# official API page, [vendor] Hitem3D's own client (dev-hitem/hitem3d-comfyUI),
+# [community] third-party clients only. Kept as data: the model list grows.
 MODEL_RESOLUTIONS: dict[str, frozenset[str]] = {
-    "hitem3dv1.5": frozenset({"512", "1024", "1536", "1536pro"}),
-    "hitem3dv2.0": frozenset({"1536", "1536pro"}),
-    "hitem3dv2.1": frozenset({"1536fast", "1536pro"}),
-    "hi3dv3.0": frozenset({"2048quality", "2048master"}),
-    "scene-portraitv1.5": frozenset({"1536"}),
-    "scene-portraitv2.0": frozenset({"1536pro"}),
-    "scene-portraitv2.1": frozenset({"1536profast", "1536pro"}),
+    "hitem3dv1": frozenset({"512", "1024", "1536"}),  # [doc]
+    "hitem3dv1.5": frozenset({"512", "1024", "1536", "1536pro"}),  # [doc]
+    "hitem3dv2.0": frozenset({"1536", "1536pro"}),  # [doc]
+    "hitem3dv2.1": frozenset({"1536fast", "1536pro"}),  # [vendor]
+    "hi3dv3.0": frozenset({"2048quality", "2048master"}),  # [community]
+    "scene-portraitv1.5": frozenset({"1536"}),  # [doc]
+    "scene-portraitv2.0": frozenset({"1536pro"}),  # [doc] the model; [vendor] its resolution
+    "scene-portraitv2.1": frozenset({"1536profast", "1536pro"}),  # [vendor]
 }
-MIN_FACE = 100_000
-MAX_FACE = 2_000_000
-MAX_FACE_BY_MODEL: dict[str, int] = {"hi3dv3.0": 5_000_000}
+MIN_FACE = 100_000  # [vendor] (its face input's range)
+MAX_FACE = 2_000_000  # [vendor]
+MAX_FACE_BY_MODEL: dict[str, int] = {"hi3dv3.0": 5_000_000}  # [community]
 FORMAT_EXTENSIONS: dict[str, str] = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz", "6": "3mf"}
-IMAGE_EXTENSIONS = frozenset({"png", "jpeg", "jpg", "webp"})
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
-MAX_MESH_BYTES = 200_000_000  # "200 MB" for a mesh to texture; decimal, as the pages' sizes are read
-# Texturing an existing mesh is documented as unsupported for v2.0; sources agree on v1.5 and v3.0.
-TEXTURE_MESH_MODELS = frozenset({"hitem3dv1.5", "hi3dv3.0"})
+IMAGE_EXTENSIONS = frozenset({"png", "jpeg", "jpg", "webp"})  # [doc]
+MAX_IMAGE_BYTES = 20_000_000  # [doc] "20 MB", decimal
+MAX_MESH_BYTES = 200_000_000  # [doc] "200 MB" (the kinds' mesh), decimal
+# request_type 2: the models of the vendor's texture node, less v2.0 ("v2.0
+# models do not support request_type=2" [doc]); v3.0 [community].
+TEXTURE_MESH_MODELS = frozenset({"hitem3dv2.1", "hitem3dv1.5", "scene-portraitv1.5", "hi3dv3.0"})
+
+
+# The scheme before the token in ``Authorization``, per route, as the pages
+# show it. "Bearer" on submit-task, query-task, balance, depth create and
+# query [doc]; "Token" on split and segmentation create [doc] and split query
+# [community]; "any" where nothing says (the unpublished paths).
+BEARER, TOKEN, ANY = "Bearer", "Token", "any"
+ROUTE_AUTH: dict[str, str] = {
+    f"{API}/submit-task": BEARER,
+    f"{API}/query-task": BEARER,
+    f"{API}/balance": BEARER,
+    f"{API}/upload/token": BEARER,  # [vendor]: its client calls it with Bearer
+}
+# How the simulator serves an unpublished query path (``query_routes``):
+OWN_PATH = "own"  # at the kind's own path
+GENERIC_ONLY = "generic"  # only at /query-task, which then knows the kind's tasks
+UNSERVED = "none"  # nowhere: the own path is 404 and /query-task knows nothing of it
 
 
 @dataclass(frozen=True)
 class KindRoute:
-    """One of the newer task kinds as the service documents it: its routes,
-    what its create request takes, and what it costs."""
+    """One of the newer task kinds as the service documents it: its routes
+    and their schemes, what its create request takes, and what it costs."""
 
     prefix: str  # of its task IDs
     create: str
     query: str
+    create_auth: str
+    query_auth: str
     source_field: str  # the uploaded file part
     url_field: str  # the same as a link
     source_extensions: frozenset[str]
@@ -82,37 +105,47 @@ class KindRoute:
     formats: Mapping[str, str]  # format code -> result extension
     choices: Mapping[str, frozenset[str]]  # field -> allowed values
     numbers: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # field -> (min, max)
-    required: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model value -> fields it needs
+    required: tuple[str, ...] = ()  # fields every request must send
+    required_by_model: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # ``model`` value -> its fields
+    default_model: str = ""  # what a request without ``model`` gets
     has_cover: bool = True
-    cost: float = 20.0
+    cost: float = 20.0  # [community] price lists
 
 
 _MESH_EXTENSIONS = frozenset({"glb", "stl", "obj"})
 _LEVELS = frozenset({"low", "medium", "high"})
 _MESH_FORMATS = {"1": "obj", "2": "glb", "3": "stl", "4": "fbx", "5": "usdz"}
 KIND_ROUTES: dict[str, KindRoute] = {
+    # [doc] create (Token); the query path [community] (no page is published).
+    # ``model`` character (the default) needs ``part`` and ``joint``, general
+    # needs ``level``; ``format`` defaults to 1, and a character split gives GLB (2) only [doc].
     "split": KindRoute(
-        "split_", f"{API}/split/create-task", f"{API}/split/query-task", "mesh", "mesh_url",
-        _MESH_EXTENSIONS, 200 * 1024 * 1024, _MESH_FORMATS,
+        "split_", f"{API}/split/create-task", f"{API}/split/query-task", TOKEN, TOKEN, "mesh", "mesh_url",
+        _MESH_EXTENSIONS, MAX_MESH_BYTES, _MESH_FORMATS,
         {"model": frozenset({"character", "general"}), "part": frozenset("abcdef"),
          "joint": frozenset({"none", "ball", "dovetail"}), "level": _LEVELS},
-        required={"character": ("part",), "general": ("level",)},
+        required_by_model={"character": ("part", "joint"), "general": ("level",)}, default_model="character",
     ),
-    # ASSUMPTION: the segmentation query path is undocumented; by analogy with split.
+    # [doc] create (Token): ``seg_level`` and ``format`` required, no default.
+    # The query path is unpublished: one third-party client's guess; scheme unknown.
     "segmentation": KindRoute(
-        "segmentation_", f"{API}/segmentation/create-task", f"{API}/segmentation/query-task", "mesh", "mesh_url",
-        _MESH_EXTENSIONS, 200 * 1024 * 1024, _MESH_FORMATS, {"seg_level": _LEVELS},
+        "segmentation_", f"{API}/segmentation/create-task", f"{API}/segmentation/query-task", TOKEN, ANY,
+        "mesh", "mesh_url", _MESH_EXTENSIONS, MAX_MESH_BYTES, _MESH_FORMATS, {"seg_level": _LEVELS},
+        required=("seg_level", "format"),
     ),
+    # [doc] create and query (Bearer): ``model_type`` ("pro" the only documented
+    # value), ``rmbg`` and ``format`` required; no height field is documented.
     "depth": KindRoute(
-        "depth_", f"{API}/depth/create-task", f"{API}/depth/query-task", "image", "image_url",
+        "depth_", f"{API}/depth/create-task", f"{API}/depth/query-task", BEARER, BEARER, "image", "image_url",
         IMAGE_EXTENSIONS, MAX_IMAGE_BYTES, {"1": "exr", "2": "png"},
-        {"model_type": frozenset({"pro", "base"}), "rmbg": frozenset({"0", "1"})},
-        numbers={"height_relief": (0.1, 50.0)}, has_cover=False, cost=10.0,
+        {"model_type": frozenset({"pro"}), "rmbg": frozenset({"0", "1"})},
+        required=("model_type", "rmbg", "format"), has_cover=False, cost=10.0,
     ),
-    # The service spells this path "muilticolor".
+    # [community] only: paths (the service spells them "muilticolor"), fields;
+    # scheme and required fields unknown.
     "multicolor": KindRoute(
-        "multicolor_", f"{API}/muilticolor/create-task", f"{API}/muilticolor/query-task", "mesh", "mesh_url",
-        _MESH_EXTENSIONS, 200 * 1024 * 1024, {"1": "obj", "2": "glb", "4": "fbx", "6": "3mf"},
+        "multicolor_", f"{API}/muilticolor/create-task", f"{API}/muilticolor/query-task", ANY, ANY,
+        "mesh", "mesh_url", _MESH_EXTENSIONS, MAX_MESH_BYTES, {"1": "obj", "2": "glb", "4": "fbx", "6": "3mf"},
         {"model": frozenset({"multicolor"})}, numbers={"number_color": (0, 8)},
     ),
 }
@@ -132,6 +165,8 @@ STORAGE_MAX_SKEW_S = 15 * 60
 _TOS_AUTHORIZATION = re.compile(r"TOS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/tos/request, "
                                 r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})")
 
+# The kinds whose query path no official page publishes: served per ``query_routes``.
+UNPUBLISHED_QUERIES = ("split", "segmentation", "multicolor")
 # A mesh the service cannot work with holds this near its start (a file that
 # looks like a GLB to a client): the task is created, then fails with the refund code.
 BAD_MESH_MARK = b"not a mesh"
@@ -333,11 +368,20 @@ class Hitem3DSimulator:
         *,
         token_lifetime_s: float = 86400.0,
         auth_failure_style: Literal["http", "code"] = "http",
+        auth_mode: Literal["documented", "bearer", "any"] = "bearer",
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_lifetime_s = token_lifetime_s
         self.auth_failure_style: Literal["http", "code"] = auth_failure_style
+        # Which schemes the routes take: "documented" (``ROUTE_AUTH`` and the
+        # kinds': Token where the pages show it), "bearer" (only Bearer, on
+        # every route: what the vendor's client sends everywhere), "any".
+        self.auth_mode: Literal["documented", "bearer", "any"] = auth_mode
+        # Where each unpublished query path is served (OWN_PATH, GENERIC_ONLY, UNSERVED).
+        self.query_routes: dict[str, str] = {name: OWN_PATH for name in UNPUBLISHED_QUERIES}
+        # Kinds whose create path is not served at all (404): multicolour's is unpublished.
+        self.unserved_creates: set[str] = set()
         self.balance: float = 1000.0
         self.submit_cost: float = 20.0
         self.default_states: tuple[StateEntry, ...] = ("queueing", "processing", "success")
@@ -378,16 +422,17 @@ class Hitem3DSimulator:
         self._server: _Server | None = None
         self._port = 0  # kept after stop(): a request still in flight may need base_url
         self._thread: threading.Thread | None = None
-        self._routes: dict[str, tuple[str, bool, Callable[[RecordedRequest], _Reply]]] = {
-            f"{API}/auth/token": ("POST", False, self._token),
-            f"{API}/query-task": ("GET", True, self._query_task),
-            f"{API}/submit-task": ("POST", True, self._submit_task),
-            f"{API}/balance": ("GET", True, self._balance),
-            f"{API}/upload/token": ("GET", True, self._upload_token),
+        # path -> (method, scheme the page shows or None for no token, handler, kind served by it or "")
+        self._routes: dict[str, tuple[str, str | None, Callable[[RecordedRequest], _Reply], str]] = {
+            f"{API}/auth/token": ("POST", None, self._token, ""),
+            f"{API}/query-task": ("GET", ROUTE_AUTH[f"{API}/query-task"], self._query_task, ""),
+            f"{API}/submit-task": ("POST", ROUTE_AUTH[f"{API}/submit-task"], self._submit_task, ""),
+            f"{API}/balance": ("GET", ROUTE_AUTH[f"{API}/balance"], self._balance, ""),
+            f"{API}/upload/token": ("GET", ROUTE_AUTH[f"{API}/upload/token"], self._upload_token, ""),
         }
         for name, route in KIND_ROUTES.items():
-            self._routes[route.create] = ("POST", True, self._kind_creator(name))
-            self._routes[route.query] = ("GET", True, self._kind_querier(route))
+            self._routes[route.create] = ("POST", route.create_auth, self._kind_creator(name), name)
+            self._routes[route.query] = ("GET", route.query_auth, self._kind_querier(route), name)
 
     # ---- lifecycle ----
 
@@ -605,23 +650,42 @@ class Hitem3DSimulator:
         if request.path.startswith("/public/"):
             return self._serve_public(request)
         route = self._routes.get(request.path)
-        if route is None:
+        if route is None or not self._served(request.path, route[3]):
             return _json_reply({"code": 404, "msg": "Not Found"}, status=404)
-        method, needs_auth, handler = route
+        method, scheme, handler, _ = route
         if request.method != method:
             return _json_reply({"code": 405, "msg": "Method Not Allowed"}, status=405)
-        if needs_auth and not self._authorized(request):
-            # The API answers a bad token either way: HTTP 401, or HTTP 200 with code 401.
+        if scheme is not None and not self._authorized(request, scheme):
+            # The API answers a bad token either way: HTTP 401, or HTTP 200 with code 401 [doc].
             return _json_reply({"code": 401, "msg": "Unauthorized"}, 401 if self.auth_failure_style == "http" else 200)
         return handler(request)
 
+    def _served(self, path: str, kind: str) -> bool:
+        """Whether a kind's route exists in the current modes (an unpublished
+        query path may be served elsewhere or nowhere)."""
+        if not kind:
+            return True
+        with self._lock:
+            if path == KIND_ROUTES[kind].create:
+                return kind not in self.unserved_creates
+            return self.query_routes.get(kind, OWN_PATH) == OWN_PATH
+
     # ---- routes ----
 
-    def _authorized(self, request: RecordedRequest) -> bool:
+    def _schemes(self, documented: str) -> set[str]:
+        if self.auth_mode == "bearer":
+            return {BEARER.lower()}
+        if self.auth_mode == "any" or documented == ANY:
+            return {BEARER.lower(), TOKEN.lower()}
+        return {documented.lower()}
+
+    def _authorized(self, request: RecordedRequest, documented: str) -> bool:
+        """A live token under a scheme this route takes (a wrong scheme is
+        answered like a bad token: 401)."""
         scheme, _, token = (request.header("Authorization") or "").partition(" ")
         with self._lock:
             expiry = self._tokens.get(token.strip())
-        return scheme.lower() == "bearer" and expiry is not None and expiry > time.monotonic()
+        return scheme.lower() in self._schemes(documented) and expiry is not None and expiry > time.monotonic()
 
     def _token(self, request: RecordedRequest) -> _Reply:
         scheme, _, encoded = (request.header("Authorization") or "").partition(" ")
@@ -767,7 +831,8 @@ class Hitem3DSimulator:
         task_id = request.query.get("task_id", "")
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is not None and _route_of(task_id) is not route:
+            owner = _route_of(task_id)
+            if task is not None and owner is not route and not (route is None and self._generic_knows(owner)):
                 task = None  # asked at another kind's endpoint
             if task is None:
                 # ASSUMPTION: the answer for an unknown task ID is undocumented; this code is ours.
@@ -785,6 +850,12 @@ class Hitem3DSimulator:
                     data["cover_url"] = cover_url
             data.update(overrides)  # last, so a test can override or null any field
         return _json_reply({"code": 200, "msg": "success", "data": data})
+
+    def _generic_knows(self, route: KindRoute | None) -> bool:
+        """Whether /query-task answers for a kind's tasks: only when its own
+        query path is served there (``GENERIC_ONLY``)."""
+        name = next((name for name, candidate in KIND_ROUTES.items() if candidate is route), "")
+        return self.query_routes.get(name, OWN_PATH) == GENERIC_ONLY
 
     def _current_urls(self, task: _Task) -> tuple[str, str]:
         """The task's signed URLs, minted afresh once expire_urls() killed the old ones."""
@@ -927,11 +998,17 @@ def _validate_kind(route: KindRoute, fields: dict[str, str], files: list[tuple[s
                 return 10000000, f"system error: {name} not valid"
             if not low <= value <= high:
                 return 10000000, f"system error: {name} out of range"
-    for needed in route.required.get(fields.get("model", ""), ()):
+    # Required fields [doc]. ASSUMPTION: the answer to a missing one is not
+    # documented (the FAQ says parameter-validation failures cost nothing):
+    # refused at once, nothing charged, with the system-error code.
+    model = fields.get("model", route.default_model)
+    for needed in (*route.required, *route.required_by_model.get(model, ())):
         if needed not in fields:
             return 10000000, f"system error: {needed} required"
     if fields.get("format", "1") not in route.formats:
         return 10031004, "format not support"
+    if route.default_model and model == "character" and fields.get("format", "1") != "2":
+        return 10031004, "format not support: a character split gives glb (2) only"  # [doc]
     return None
 
 
