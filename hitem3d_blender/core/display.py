@@ -189,31 +189,6 @@ def _share(value: float) -> float:
     return min(0.95, max(0.05, value))
 
 
-def image_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) of a PNG, JPEG or WebP from its first bytes (64 KB is
-    plenty for a JPEG's header), None when they do not say."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
-        chunk = head[12:16]
-        if chunk == b"VP8 ":
-            return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
-        if chunk == b"VP8L":
-            bits = int.from_bytes(head[21:25], "little")
-            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if chunk == b"VP8X":
-            return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
-        return None
-    if head[:2] == b"\xff\xd8":
-        index = 2
-        while index + 9 <= len(head) and head[index] == 0xFF:
-            marker, length = head[index + 1], int.from_bytes(head[index + 2:index + 4], "big")
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                return int.from_bytes(head[index + 7:index + 9], "big"), int.from_bytes(head[index + 5:index + 7], "big")
-            index += 2 + length
-    return None
-
-
 def cover_worth_showing(size: tuple[int, int] | None) -> bool:
     """A cover gets its 130 px box only when it is a picture, not a placeholder."""
     return size is not None and min(size) >= MIN_COVER_PX

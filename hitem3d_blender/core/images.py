@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .image_header import file_image_size
+from .image_header import Unmeasurable, file_image_size
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -17,6 +17,6 @@ def image_size(path: Path) -> tuple[int, int] | None:
     unreadable (a symlink is not followed). See ``image_header``."""
     try:
         found = file_image_size(path)
-    except OSError:
+    except (OSError, Unmeasurable):
         return None
     return (found.width, found.height) if found is not None else None

@@ -24,7 +24,6 @@ from typing import Iterator
 from . import conversions
 from ..scene import importer, kind_import
 from ..core.conversion import ConversionOutcome
-from ..core.downloader import check_glb
 from ..core.errors import Hitem3DError, ImportFailed
 from ..core.messages import NONE, msg
 from ..core.tasks import TaskRecord, TaskState
@@ -84,8 +83,9 @@ def run(rec: TaskRecord) -> None:
         return
     try:
         try:
-            # The checks on a GLB apply whoever imports it.
-            check_glb(path)
+            # The checks on a GLB apply whoever imports it (the converter cannot
+            # say why it refused one: the message is given here).
+            importer.check_result(path)
         except OSError:
             raise ImportFailed(msg("The downloaded model is gone from the cache: retry")) from None
         spec = conversions.make_spec(

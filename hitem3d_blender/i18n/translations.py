@@ -569,6 +569,28 @@ MESSAGES: dict[str, str] = {
     "The cover image cannot be read": "无法读取封面图像",
     "The cover image is {width} x {height} pixels, too large for a preview: skipped":
         "封面图像为 {width} x {height} 像素，作为预览太大：已跳过",
+    # What a result may ask Blender to build (core.glb_check.GlbLimits).
+    "The result is too large to import safely: {what}. Report the task to Hitem3D":
+        "结果过大，无法安全导入：{what}。请向 Hitem3D 报告此任务",
+    "a JSON part of {found}, over the limit of {limit}": "JSON 部分为 {found}，超过上限 {limit}",
+    "a JSON part of {found} values, over the limit of {limit}": "JSON 部分含 {found} 个值，超过上限 {limit}",
+    "{found} vertices, over the limit of {limit}": "{found} 个顶点，超过上限 {limit}",
+    "{found} faces, over the limit of {limit}": "{found} 个面，超过上限 {limit}",
+    "{found} of mesh data, over the limit of {limit}": "{found} 网格数据，超过上限 {limit}",
+    "{found} shape keys on one mesh, over the limit of {limit}": "一个网格上有 {found} 个形态键，超过上限 {limit}",
+    "{found} shape key vertices, over the limit of {limit}": "形态键共 {found} 个顶点，超过上限 {limit}",
+    "{found} animation keyframes, over the limit of {limit}": "{found} 个动画关键帧，超过上限 {limit}",
+    "{found} objects, over the limit of {limit}": "{found} 个物体，超过上限 {limit}",
+    "{found} meshes, over the limit of {limit}": "{found} 个网格，超过上限 {limit}",
+    "{found} materials, over the limit of {limit}": "{found} 个材质，超过上限 {limit}",
+    "image {index} is {width} x {height} pixels, {found} once decoded, over the limit of {limit}":
+        "图像 {index} 为 {width} x {height} 像素，解码后占 {found}，超过上限 {limit}",
+    "pictures of {found} once decoded, over the limit of {limit}": "图像解码后共占 {found}，超过上限 {limit}",
+    "compressed data that unpacks to {found}, over the limit of {limit}": "压缩数据解压后为 {found}，超过上限 {limit}",
+    "The result is compressed with meshopt, which this version of Blender cannot import: report the task to Hitem3D":
+        "结果使用 meshopt 压缩，此版本的 Blender 无法导入：请向 Hitem3D 报告此任务",
+    "The result needs the glTF extension {name}, which this version of Blender cannot import: report the task to "
+    "Hitem3D": "结果需要 glTF 扩展 {name}，此版本的 Blender 无法导入：请向 Hitem3D 报告此任务",
     # Server text and settings (core.logs, core.settings).
     "API base URL must not contain a user name or password: remove the part before @ and set the Client ID "
     "and Secret instead": "API 基础 URL 不能包含用户名或密码：请删除 @ 之前的部分，改为设置 Client ID 和 Client Secret",

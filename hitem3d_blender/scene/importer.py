@@ -14,7 +14,7 @@ import bpy
 from . import datablocks, library_entry, operator_options, placement
 from ..core.conversion import CHILD_ERRORS, ConversionSpec
 from ..core.errors import BadResultFile, ImportFailed
-from ..core.glb_check import check_glb
+from ..core.glb_check import check_glb, importer_extensions
 from ..core.logs import captured_stderr
 from ..core.messages import msg
 from ..core.import_options import ImportOptions
@@ -49,13 +49,19 @@ def window_override() -> dict[str, Any]:
     return {}
 
 
+def check_result(path: Path) -> None:
+    """``core.glb_check.check_glb`` for the glTF importer of the Blender running
+    here (the extensions it reads differ between versions). Raises ``BadResultFile``."""
+    check_glb(path, importer=importer_extensions(bpy.app.version))
+
+
 def run_gltf(path: Path) -> list[bpy.types.Object]:
     """Blender's glTF importer on ``path``, checked first (``core.glb_check``:
     nothing outside the file is read, nothing it does not hold is allocated);
     returns the objects it made. Raises ``ImportFailed``. Every import path
     (in this process, in the child converter) comes through here."""
     try:
-        check_glb(path)
+        check_result(path)
     except BadResultFile as exc:
         raise ImportFailed(exc.message) from None
     before = set(bpy.data.objects)

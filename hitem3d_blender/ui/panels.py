@@ -11,7 +11,7 @@ import bpy
 
 from . import spending, text_fit, ui_sync
 from ..i18n import translations
-from ..core import display
+from ..core import display, images
 from ..core.errors import OnlineAccessDisabled
 from ..core.messages import msg
 from ..core.submission import texture_offered
@@ -69,11 +69,7 @@ def row_progress_text(rec: TaskRecord) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _cover_size(path: str, mtime_ns: int) -> tuple[int, int] | None:
-    try:
-        with open(path, "rb") as file:
-            return display.image_size(file.read(65536))
-    except OSError:
-        return None
+    return images.image_size(Path(path))  # the one header reader: no symlink followed
 
 
 def cover_size(rec: TaskRecord) -> tuple[int, int] | None:

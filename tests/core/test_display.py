@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hitem3d_blender.core import display
+from hitem3d_blender.core import display, images
 from hitem3d_blender.core.tasks import TaskRecord
 
 TASK_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
@@ -142,10 +143,11 @@ def png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
 
 
-def test_a_placeholder_cover_gets_no_box() -> None:
-    assert not display.cover_worth_showing(display.image_size(png(1, 1)))
-    assert display.cover_worth_showing(display.image_size(png(512, 512)))
-    assert not display.cover_worth_showing(display.image_size(b"not an image"))
+def test_a_placeholder_cover_gets_no_box(tmp_path: Path) -> None:
+    for name, data, shown in (("one.png", png(1, 1), False), ("cover.png", png(512, 512), True),
+                              ("junk.png", b"not an image", False)):
+        (tmp_path / name).write_bytes(data)
+        assert display.cover_worth_showing(images.image_size(tmp_path / name)) is shown
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(45, "45s"), (65, "1m 05s"), (600, "10m"), (3600, "1h"),

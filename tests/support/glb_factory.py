@@ -217,3 +217,88 @@ def cached_glb(*, objects: int = 1, subdivisions: int = 2, texture_size: int = 6
 
 def cached_webp(size: int = 64) -> Path:
     return _cached_webp(size=size)
+
+
+# ---- pictures Blender writes, and what Blender decodes from memory ------------------------
+
+_PICTURES_SCRIPT = BLENDER_SCRIPT_HEAD + r"""
+formats = [e.identifier for e in bpy.types.ImageFormatSettings.bl_rna.properties["file_format"].enum_items]
+found = {}
+scene = bpy.context.scene
+
+def decoded(name, data):
+    # What the glTF importer does with an embedded picture: pack it, let Blender decode it.
+    image = bpy.data.images.new(name, 8, 8)
+    image.pack(data=data, data_len=len(data))
+    image.source = "FILE"
+    width, height = image.size
+    result = {"width": width, "height": height, "float": bool(image.is_float), "bytes": len(data)}
+    bpy.data.images.remove(image)
+    return result
+
+source = bpy.data.images.new("source", 37, 23, alpha=True, float_buffer=True)
+source.pixels.foreach_set(np.random.default_rng(1).random(37 * 23 * 4, dtype=np.float32))
+for file_format in formats:
+    if file_format == "FFMPEG":
+        continue
+    settings = scene.render.image_settings
+    try:
+        settings.file_format = file_format
+    except TypeError:  # 5.x: multilayer EXR is a property of OPEN_EXR
+        continue
+    depths = [item.identifier for item in settings.bl_rna.properties["color_depth"].enum_items] or [""]
+    for depth in depths:
+        if depth:
+            try:
+                settings.color_depth = depth
+            except TypeError:  # not a depth of this format
+                continue
+        name = f"{file_format}-{depth or 'default'}"
+        path = os.path.join(p["out"], name)
+        try:
+            source.save_render(filepath=path, scene=scene)
+        except RuntimeError as exc:
+            continue
+        with open(path, "rb") as handle:
+            data = handle.read()
+        found[name] = {**decoded(name, data), "file": name}
+for name in p["blobs"]:
+    with open(os.path.join(p["out"], name), "rb") as handle:
+        found[name] = {**decoded(name, handle.read()), "file": name}
+with open(os.path.join(p["out"], "decoded.json"), "w") as handle:
+    json.dump({"version": bpy.app.version_string, "pictures": found}, handle)
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def make_pictures(dest: Path, blobs: dict[str, bytes]) -> Path:
+    """A folder of pictures Blender saved in every format it writes (37 x 23,
+    each colour depth), and ``decoded.json``: the size Blender decodes from each
+    one's bytes, and from each of ``blobs``, the way the glTF importer does."""
+    import shutil
+
+    dest = Path(dest).resolve()
+    work = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="hitem3d-blender-user-") as user:
+        env = dict(os.environ, BLENDER_USER_RESOURCES=user, XDG_CACHE_HOME=user)
+        for name, data in blobs.items():
+            (work / name).write_bytes(data)
+        params = {"out": str(work), "blobs": sorted(blobs)}
+        result = subprocess.run([sys.executable, "-c", _PICTURES_SCRIPT, json.dumps(params)], env=env,
+                                capture_output=True, text=True, timeout=600)
+    if not (work / "decoded.json").is_file():
+        shutil.rmtree(work, ignore_errors=True)
+        raise RuntimeError(f"Blender subprocess failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(work, dest)
+    return dest
+
+
+def cached_pictures(blobs: dict[str, bytes]) -> Path:
+    key = hashlib.sha256(json.dumps({name: hashlib.sha256(data).hexdigest() for name, data in sorted(blobs.items())})
+                         .encode()).hexdigest()[:12]
+    dest = cache_dir() / f"pictures-bpy{bpy_version()}-{key}"
+    return dest if (dest / "decoded.json").is_file() else make_pictures(dest, blobs)
