@@ -411,12 +411,18 @@ class _Checker:
             count = _whole(accessor.get("count"), f"{name} count")
             if count > self.limits.max_accessor_count:
                 raise _refuse(f"{name} declares {count:,} elements")
-            component, components = _element_type(accessor, name)
-            element = component * components
             view = _optional_index(accessor.get("bufferView"), len(self.views), name)
-            if view is not None:
-                _fits(self.views[view], _whole(accessor.get("byteOffset", 0), name), count, element, name)
+            offset = _whole(accessor.get("byteOffset", 0), name)
             sparse = accessor.get("sparse")
+            element_type = _element_type(accessor)
+            if element_type is None:
+                # Harmless unless something uses it: see _count.
+                accessors.append(_Accessor(count, 0, 0))
+                continue
+            component, components = element_type
+            element = component * components
+            if view is not None:
+                _fits(self.views[view], offset, count, element, name)
             if sparse is not None:
                 self._check_sparse(sparse, count, element, name)
             accessors.append(_Accessor(count, components, element))
@@ -439,7 +445,12 @@ class _Checker:
                   f"{name} sparse part", packed=True)
 
     def _count(self, index: Any, what: str) -> _Accessor:
-        return self.accessors[_index(index, len(self.accessors), what)]
+        """The accessor a part of the file uses (Blender reads it whole)."""
+        position = _index(index, len(self.accessors), what)
+        accessor = self.accessors[position]
+        if not accessor.components:
+            raise _refuse(f"accessor {position} has an unknown type")
+        return accessor
 
     # -- what Blender builds ------------------------------------------------------
 
@@ -670,13 +681,12 @@ def _no_constant(name: str) -> None:
     raise ValueError(name)  # NaN and Infinity are not JSON
 
 
-def _element_type(accessor: Mapping[str, Any], name: str) -> tuple[int, int]:
+def _element_type(accessor: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(bytes per component, components), or None for a type Blender cannot read."""
     component, kind = accessor.get("componentType"), accessor.get("type")
     size = _COMPONENT_BYTES.get(component) if type(component) is int else None
     components = _TYPE_COMPONENTS.get(kind) if isinstance(kind, str) else None
-    if size is None or components is None:
-        raise _refuse(f"{name} has an unknown type")
-    return size, components
+    return None if size is None or components is None else (size, components)
 
 
 def _fits(view: _View, offset: int, count: int, element: int, name: str, *, packed: bool = False) -> None:
