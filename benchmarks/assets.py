@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-from tests.glb_factory import BLENDER_SCRIPT_HEAD, run_blender_script
+from tests.support.glb_factory import BLENDER_SCRIPT_HEAD, run_blender_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Bump when a recipe below changes, so stale cached assets are not reused.

@@ -329,7 +329,7 @@ def bench_time_to_scene(addon: ModuleType, quick: bool) -> dict[str, Any]:
     import bpy
 
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.glb_factory import cached_glb
+    from tests.support.glb_factory import cached_glb
 
     model = assets.realistic_glb(quick=quick)
     rounds = 2 if quick else 4
@@ -424,7 +424,7 @@ def bench_request_economy(addon: ModuleType, quick: bool) -> dict[str, Any]:
     import bpy
 
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.glb_factory import cached_glb
+    from tests.support.glb_factory import cached_glb
 
     poll_interval_s = 0.5
     sample = cached_glb(objects=2)

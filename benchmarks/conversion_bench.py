@@ -191,7 +191,7 @@ def _download_s(model: Path, rounds: int) -> float:
 
 def bench_conversion(quick: bool) -> dict[str, Any]:
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.glb_factory import cached_glb
+    from tests.support.glb_factory import cached_glb
 
     model = assets.realistic_glb(quick=quick)
     warm = cached_glb(objects=2)

@@ -30,7 +30,7 @@ API = "/open-api/v1"
 def _serve() -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from tests import simulator
-    from tests.simulator import Fault, Hitem3DSimulator
+    from tests.support.simulator import Fault, Hitem3DSimulator
 
     # NOTE: http.server leaves Nagle's algorithm on and writes headers and body
     # separately: a small body on a reused keep-alive connection then waits
