@@ -1,6 +1,6 @@
 """The Hitem3D open API client: token, query-task, balance.
 
-NOTE: the Bearer token and the Basic credentials are added per request, never to
+NOTE: the access token and the Basic credentials are added per request, never to
 the session's default headers, so the same session cannot carry them to the file
 host. Result files are fetched by ``downloader`` with a session of its own.
 """
@@ -37,6 +37,7 @@ from .logs import clean_text, register_secret
 from .network import failure_error, new_session, proxy_auth_error
 from .settings import ApiSettings
 from . import kind_requests, task_kinds
+from .task_kinds import Auth
 from .kind_requests import KindRequest
 from .submission import InvalidSubmission, RequestType, Submission, form_fields, read_files, validate
 from .tos_signing import StorageCredentials
@@ -175,8 +176,10 @@ def _pool_connections(session: requests.Session, size: int) -> None:
 class Hitem3DClient:
     """A thread-safe client for one set of credentials.
 
-    The access token is cached in memory only; every call that meets a 401 gets
-    a new token once and repeats once.
+    The access token is cached in memory only. Each call sends it under the
+    scheme its endpoint's page shows (``task_kinds.Endpoint.auth``); a call that
+    meets a 401 gets a new token once and repeats, then tries the other scheme
+    once, and the scheme that worked is kept for that path for the client's life.
     """
 
     def __init__(
@@ -198,6 +201,8 @@ class Hitem3DClient:
         self._token_fetch = threading.Lock()  # one token request at a time
         self._token: str | None = None
         self._token_expires = 0.0
+        # path -> the scheme Hitem3D took there when the documented one was refused.
+        self._schemes: dict[str, Auth] = {}
         self._downloads: requests.Session | None = None
 
     @property
@@ -270,7 +275,7 @@ class Hitem3DClient:
         ``Hitem3DError`` for every failure, ``GenerationFailed`` included."""
         kind = task_kinds.kind_of(task_id)
         try:
-            data = self._call("GET", kind.query_path, params={"task_id": task_id})
+            data = self._call("GET", kind.query.path, auth=kind.query.auth, params={"task_id": task_id})
         except GenerationFailed as exc:
             # The refund code: say what to try again with for this kind.
             message = kind.failed_message()
@@ -296,7 +301,7 @@ class Hitem3DClient:
         )
 
     def balance(self) -> float:
-        data = self._call("GET", "/balance")
+        data = self._call("GET", "/balance")  # Bearer [doc]
         try:
             return float(data["totalBalance"])
         except (KeyError, TypeError, ValueError):
@@ -306,7 +311,7 @@ class Hitem3DClient:
         """Temporary credentials for Hitem3D's object storage (``GET
         /upload/token``), as the vendor's client asks for them before it
         uploads a mesh to texture (``core.mesh_upload``)."""
-        data = self._call("GET", "/upload/token")
+        data = self._call("GET", "/upload/token")  # Bearer, as the vendor's client sends it
         values = [data.get(name) if isinstance(data, dict) else None
                   for name in ("accessKeyId", "secretAccessKey", "sessionKey")]
         if not all(isinstance(value, str) and value.strip() for value in values):
@@ -336,7 +341,8 @@ class Hitem3DClient:
             submission = submission.with_mesh_url(status.model_url)
         # Bytes, not open files: the 401 repeat in _call sends the same parts again.
         files = read_files(submission)
-        data = self._call("POST", "/submit-task", data=form_fields(submission), files=files)
+        create = task_kinds.IMAGE_TO_3D.create
+        data = self._call("POST", create.path, auth=create.auth, data=form_fields(submission), files=files)
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id.strip():
             raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again"))
@@ -361,23 +367,45 @@ class Hitem3DClient:
         # a link is sent (``requests`` would otherwise send a urlencoded form).
         parts: list[tuple[str, Any]] = [(name, (None, value)) for name, value in kind_requests.form_fields(request)]
         parts.extend(kind_requests.read_files(request))
-        data = self._call("POST", spec.create_path, files=parts)
+        data = self._call("POST", spec.create.path, auth=spec.create.auth, files=parts)
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id.strip():
             raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again"))
         return task_id.strip()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """A Bearer call; on 401 get a new token once and repeat once."""
-        for attempt in (1, 2):
-            token = self._current_token()
-            try:
-                return self._send(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
-            except _Unauthorized:
+    def scheme_for(self, path: str, documented: Auth = Auth.BEARER) -> Auth:
+        """The scheme ``path`` is called with: the one that worked there, else ``documented``."""
+        with self._lock:
+            return self._schemes.get(path, documented)
+
+    def _call(self, method: str, path: str, *, auth: Auth = Auth.BEARER, **kwargs: Any) -> Any:
+        """A call with the access token under ``auth``, the scheme the
+        endpoint's page shows (or the one that worked there before).
+
+        On a 401 (HTTP 401 or code 401): a new token once and the same scheme
+        (the token may have expired); refused again, the other scheme once
+        with that new token (the page may be wrong; it is kept if it works);
+        refused a third time, the credentials are blamed. At most three
+        requests and one new token, whichever of the two went wrong (or both),
+        and never a loop.
+        """
+        preferred = self.scheme_for(path, auth)
+        token = self._current_token()
+        for scheme, renew in ((preferred, False), (preferred, True), (preferred.other, False)):
+            if renew:
                 self._forget_token(token)
-                if attempt == 2:
-                    raise ApiError(msg("Hitem3D did not accept a fresh access token: check your credentials"))
-        raise AssertionError("unreachable")
+                token = self._current_token()
+            try:
+                result = self._send(method, path, headers={"Authorization": f"{scheme.value} {token}"}, **kwargs)
+            except _Unauthorized:
+                continue
+            if scheme is not preferred:
+                log.info("%s takes the %s scheme, not %s: kept for this session", path, scheme.value, preferred.value)
+                with self._lock:
+                    self._schemes[path] = scheme
+            return result
+        self._forget_token(token)
+        raise ApiError(msg("Hitem3D did not accept a fresh access token: check your credentials"))
 
     def _send(self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any) -> Any:
         """One request; returns ``data`` of a success answer or raises."""

@@ -123,6 +123,27 @@ def test_token_expiring_mid_task_is_renewed(addon: ModuleType, prefs: Any, sampl
         assert sim.count(TOKEN) >= 3
 
 
+@pytest.mark.parametrize("mode", ["documented", "bearer"])
+def test_a_kind_is_followed_whichever_scheme_its_endpoint_takes(addon: ModuleType, prefs: Any, mode: str,
+                                                                 quiet_console: None) -> None:
+    """The split pages show Token; a service that takes only Bearer costs a
+    few requests once, then the task goes on as usual."""
+    from tests.support.kind_assets import parts_glb_bytes
+
+    split_id = "split_8f1c2d3e4b5a69788796a5b4c3d2e1f0"
+    with Hitem3DSimulator(auth_mode=mode) as sim:  # type: ignore[arg-type]
+        prefs.base_url = sim.base_url
+        sim.add_task(split_id, ["processing", "processing", "success"], glb=parts_glb_bytes(2))
+
+        bpy.ops.hitem3d.import_task(task_id=split_id)
+
+        assert record_of(addon, split_id).state.value == "done"
+        schemes = [(r.header("Authorization") or "").split(" ")[0] for r in sim.requests
+                   if r.path == "/open-api/v1/split/query-task"]
+        assert schemes == (["Token"] * 3 if mode == "documented" else ["Token", "Token"] + ["Bearer"] * 3)
+        assert not list(addon.engine.files.results_dir().glob("*.part"))
+
+
 def test_a_stalled_download_is_dropped_and_retried(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                                    sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(addon.engine.control, "DOWNLOAD_STALL_S", 1.0)  # 30 s in real use

@@ -197,7 +197,7 @@ def test_string_code_401_in_body_also_renews_the_token(
     assert len(calls_to(rsps, TOKEN_URL)) == 2
 
 
-def test_second_401_gives_a_clear_error_without_looping(
+def test_a_401_under_both_schemes_gives_a_clear_error_without_looping(
     rsps: responses.RequestsMock, client: Hitem3DClient
 ) -> None:
     add_tokens(rsps, "tok-1", "tok-2", "tok-3")
@@ -206,14 +206,16 @@ def test_second_401_gives_a_clear_error_without_looping(
         client.query_task(TASK_ID)
     assert "token" in str(caught.value)
     assert "credentials" in str(caught.value)
+    # A new token once, then the other scheme once: three requests, two tokens.
     assert len(calls_to(rsps, TOKEN_URL)) == 2
-    assert len(calls_to(rsps, QUERY_URL)) == 2
+    assert [q.request.headers["Authorization"] for q in calls_to(rsps, QUERY_URL)] == [
+        "Bearer tok-1", "Bearer tok-2", "Token tok-2"]
 
 
 def test_token_after_a_401_is_not_reused(rsps: responses.RequestsMock, client: Hitem3DClient) -> None:
     add_tokens(rsps, "tok-1", "tok-2", "tok-3")
-    rsps.add(responses.GET, QUERY_URL, json={"code": 401, "msg": "Unauthorized"}, status=401)
-    rsps.add(responses.GET, QUERY_URL, json={"code": 401, "msg": "Unauthorized"}, status=401)
+    for _ in range(3):
+        rsps.add(responses.GET, QUERY_URL, json={"code": 401, "msg": "Unauthorized"}, status=401)
     rsps.add(responses.GET, QUERY_URL, json=task_body())
     with pytest.raises(ApiError):
         client.query_task(TASK_ID)

@@ -117,10 +117,12 @@ def test_a_kind_that_rests_on_unconfirmed_facts_says_so() -> None:
 def test_a_task_asked_at_another_kinds_endpoint_is_unknown(sim: Hitem3DSimulator) -> None:
     # What a client that sends every ID to query-task gets from the service.
     sim.add_task(IDS["split"], ["success"])
-    headers = {"Authorization": f"Bearer {sim.issue_token()}"}
+    token = sim.issue_token()
 
-    wrong = requests.get(f"{sim.base_url}{API}/query-task", params={"task_id": IDS["split"]}, headers=headers)
-    right = requests.get(f"{sim.base_url}{API}/split/query-task", params={"task_id": IDS["split"]}, headers=headers)
+    wrong = requests.get(f"{sim.base_url}{API}/query-task", params={"task_id": IDS["split"]},
+                         headers={"Authorization": f"Bearer {token}"})
+    right = requests.get(f"{sim.base_url}{API}/split/query-task", params={"task_id": IDS["split"]},
+                         headers={"Authorization": f"Token {token}"})
 
     assert wrong.json()["code"] == 40040000
     assert right.json()["data"]["state"] == "success"

@@ -368,7 +368,7 @@ class Hitem3DSimulator:
         *,
         token_lifetime_s: float = 86400.0,
         auth_failure_style: Literal["http", "code"] = "http",
-        auth_mode: Literal["documented", "bearer", "any"] = "bearer",
+        auth_mode: Literal["documented", "bearer", "any"] = "documented",
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret

@@ -1,0 +1,140 @@
+"""The authorization scheme of each endpoint: the one its page shows, the
+other one when Hitem3D refuses it, remembered, and the credentials blamed
+only after both (against the simulator's auth modes; no Blender)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hitem3d_blender.core.api import Hitem3DClient
+from hitem3d_blender.core.errors import ApiError
+from hitem3d_blender.core.kind_requests import KindRequest
+from hitem3d_blender.core.settings import ApiSettings
+from tests.support.glb_factory import minimal_glb_bytes
+from tests.support.kind_assets import depth_png_bytes
+from tests.support.simulator import API, Fault, Hitem3DSimulator
+
+SPLIT_CREATE = f"{API}/split/create-task"
+SPLIT_QUERY = f"{API}/split/query-task"
+SPLIT_ID = "split_8f1c2d3e4b5a69788796a5b4c3d2e1f0"
+TOKEN_PATH = f"{API}/auth/token"
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Path:
+    path = tmp_path / "Chair.glb"
+    path.write_bytes(minimal_glb_bytes())
+    return path
+
+
+@contextlib.contextmanager
+def client_for(sim: Hitem3DSimulator) -> Iterator[Hitem3DClient]:
+    instance = Hitem3DClient(ApiSettings(sim.base_url, sim.client_id, sim.client_secret, request_timeout_s=5.0))
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+@pytest.fixture(params=["documented", "bearer"])
+def sim(request: pytest.FixtureRequest) -> Iterator[Hitem3DSimulator]:
+    with Hitem3DSimulator(auth_mode=request.param) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def client(sim: Hitem3DSimulator) -> Iterator[Hitem3DClient]:
+    with client_for(sim) as instance:
+        yield instance
+
+
+def schemes(sim: Hitem3DSimulator, path: str) -> list[str]:
+    return [(r.header("Authorization") or "").split(" ")[0] for r in sim.requests if r.path == path]
+
+
+def test_each_endpoint_gets_the_scheme_its_page_shows(tmp_path: Path) -> None:
+    picture = tmp_path / "coin.png"
+    picture.write_bytes(depth_png_bytes())
+    with Hitem3DSimulator(auth_mode="documented") as sim, client_for(sim) as client:
+        sim.add_task(SPLIT_ID, ["success"])
+        client.query_task(SPLIT_ID)
+        client.submit_kind(KindRequest("depth", source_path=str(picture)))
+        client.balance()
+
+    # One request each, no probing: Token where the split pages show it, Bearer elsewhere.
+    assert schemes(sim, SPLIT_QUERY) == ["Token"]
+    assert schemes(sim, f"{API}/depth/create-task") == ["Bearer"]
+    assert schemes(sim, f"{API}/balance") == ["Bearer"]
+    assert sim.count(TOKEN_PATH) == 1
+
+
+def test_a_split_is_created_whichever_scheme_hitem3d_takes(sim: Hitem3DSimulator, client: Hitem3DClient,
+                                                           mesh: Path) -> None:
+    task_id = client.submit_kind(KindRequest("split", source_path=str(mesh)))
+
+    assert task_id.startswith("split_") and len(sim.submissions) == 1
+    if sim.auth_mode == "documented":
+        assert schemes(sim, SPLIT_CREATE) == ["Token"]
+    else:
+        # Refused as the page shows it: a new token (it may have expired), then Bearer once.
+        assert schemes(sim, SPLIT_CREATE) == ["Token", "Token", "Bearer"]
+        assert sim.count(TOKEN_PATH) == 2
+
+
+def test_the_scheme_that_worked_is_kept_for_the_session(mesh: Path) -> None:
+    with Hitem3DSimulator(auth_mode="bearer") as sim, client_for(sim) as client:
+        client.submit_kind(KindRequest("split", source_path=str(mesh)))
+        sim.reset_log()
+
+        client.submit_kind(KindRequest("split", {"model": "general"}, source_path=str(mesh)))
+
+        assert schemes(sim, SPLIT_CREATE) == ["Bearer"]  # straight away: no request is spent learning again
+        assert sim.count(TOKEN_PATH) == 0
+
+
+def test_an_expired_token_and_a_wrong_scheme_at_once_cost_three_requests(mesh: Path) -> None:
+    with Hitem3DSimulator(auth_mode="bearer") as sim, client_for(sim) as client:
+        client.balance()  # a token, then it expires on the server
+        sim.expire_tokens()
+        sim.reset_log()
+
+        client.submit_kind(KindRequest("split", source_path=str(mesh)))
+
+        assert schemes(sim, SPLIT_CREATE) == ["Token", "Token", "Bearer"]
+        assert sim.count(TOKEN_PATH) == 1 and len(sim.submissions) == 1
+
+
+def test_an_expired_token_is_renewed_once_under_the_documented_scheme(sim: Hitem3DSimulator,
+                                                                       client: Hitem3DClient) -> None:
+    sim.add_task(SPLIT_ID, ["processing"])
+    client.query_task(SPLIT_ID)
+    sim.expire_tokens()
+    sim.reset_log()
+
+    assert client.query_task(SPLIT_ID).state == "processing"
+
+    expected = ["Token", "Token"] if sim.auth_mode == "documented" else ["Bearer", "Bearer"]
+    assert schemes(sim, SPLIT_QUERY) == expected
+    assert sim.count(TOKEN_PATH) == 1
+
+
+def test_the_credentials_are_blamed_only_after_both_schemes(sim: Hitem3DSimulator, client: Hitem3DClient) -> None:
+    client.balance()
+    sim.reset_log()
+    sim.inject(f"{API}/balance", Fault.json({"code": 401, "msg": "Unauthorized"}, status=401), times=5)
+
+    with pytest.raises(ApiError, match="did not accept a fresh access token: check your credentials"):
+        client.balance()
+
+    assert schemes(sim, f"{API}/balance") == ["Bearer", "Bearer", "Token"]  # three, and no loop
+    assert sim.count(TOKEN_PATH) == 1
+
+
+def test_a_code_401_in_the_body_is_a_401_too(mesh: Path) -> None:
+    with Hitem3DSimulator(auth_mode="bearer", auth_failure_style="code") as sim, client_for(sim) as client:
+        assert client.submit_kind(KindRequest("segmentation", source_path=str(mesh))).startswith("segmentation_")
+        assert schemes(sim, f"{API}/segmentation/create-task") == ["Token", "Token", "Bearer"]
