@@ -12,11 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import task_kinds
+from . import glb_names, task_kinds
 from .messages import Message, msg
 from .mesh_files import check_mesh_file, mesh_content_type
-from .submission import IMAGE_TYPES, InvalidSubmission, _check_file
-from .submission import content_type as image_type
+from .submission import IMAGE_TYPES, InvalidSubmission, _check_file, read_picture
 from .task_ids import short_id
 from .task_kinds import TaskKind, megabytes
 
@@ -185,7 +184,7 @@ def form_fields(request: KindRequest) -> list[tuple[str, str]]:
     return fields
 
 
-def read_files(request: KindRequest) -> list[tuple[str, tuple[str, bytes, str]]]:
+def read_files(request: KindRequest) -> list[tuple[str, tuple[str, bytes | bytearray, str]]]:
     """The file part for ``requests`` (``files=``), read now. Worker side only:
     a mesh may be 200 MB."""
     spec = request.spec
@@ -193,10 +192,28 @@ def read_files(request: KindRequest) -> list[tuple[str, tuple[str, bytes, str]]]
     if not request.source_path:
         return []
     path = Path(request.source_path)
+    # What leaves is what the artist chose: a picture without its metadata, a
+    # GLB without its object names, under a neutral file name.
+    if spec.source_field == "image":
+        picture, extension = read_picture(str(path), msg("Image"))
+        return [(spec.source_field, (f"image.{extension}", picture, IMAGE_TYPES[extension]))]
+    extension = path.suffix.lower().lstrip(".")
     try:
-        data = path.read_bytes()
+        data = _neutral_glb(path) if extension == "glb" else path.read_bytes()
     except OSError as exc:
         raise InvalidSubmission(msg("Cannot read {name}: {reason}", name=path.name,
                                     reason=str(exc.strerror or exc))) from None
-    content_type = image_type(str(path)) if spec.source_field == "image" else mesh_content_type(str(path))
-    return [(spec.source_field, (path.name, data, content_type))]
+    return [(spec.source_field, (f"mesh.{extension}", data, mesh_content_type(str(path))))]
+
+
+def _neutral_glb(path: Path) -> bytearray:
+    """The GLB at ``path`` with neutral names, read into one buffer (a mesh may be 200 MB)."""
+    head, offset = glb_names.neutral_head(path)
+    rest = path.stat().st_size - offset
+    data = bytearray(len(head) + rest)
+    data[:len(head)] = head
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        if stream.readinto(memoryview(data)[len(head):]) != rest:
+            raise OSError(f"{path.name} changed while it was read")
+    return data

@@ -162,14 +162,15 @@ def object_key(target: StorageTarget, when: datetime, unique: str) -> str:
 
 def destination(target: StorageTarget) -> Message:
     """Where a mesh to texture goes, said beside the button before it is sent."""
-    return msg("Uploads the selection as one GLB file to Hitem3D's storage ({host}); Hitem3D reads it from {public}",
-               host=target.host, public=target.public_host)
+    return msg("Uploads the selected meshes as one GLB, without their names, to Hitem3D's storage ({host}); "
+               "Hitem3D reads it from {public}", host=target.host, public=target.public_host)
 
 
 def uploading(name: str, size: int, target: StorageTarget) -> Message:
     """The command line's line before an upload: what, how big, where."""
-    return msg("Uploading {name} ({size}) to Hitem3D's storage ({host}); Hitem3D reads it from {public}",
-               name=name, size=megabytes(size), host=target.host, public=target.public_host)
+    return msg("Uploading {name} ({size}, without its object names) to Hitem3D's storage ({host}); "
+               "Hitem3D reads it from {public}", name=name, size=megabytes(size), host=target.host,
+               public=target.public_host)
 
 
 # -- the body -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import models
+from . import models, picture_metadata
 from .errors import Hitem3DError
 from .mesh_files import MeshFileRejected, check_mesh_file, mesh_content_type
 from .messages import N_, Message, Value, listing, msg, msg_own, one_of
@@ -338,23 +338,41 @@ def content_type(path: str) -> str:
 def read_files(submission: Submission) -> list[tuple[str, tuple[str, bytes, str]]]:
     """The file parts for ``requests`` (``files=``), read now. Worker side only.
 
+    What leaves is the picture alone: its metadata stripped
+    (``picture_metadata``) and a neutral file name in place of the artist's
+    (``image.png``; ``front.jpg``, ... for views).
+
     NOTE: ``requests`` reads every part into memory to build the body anyway
     (at most 4 x 20 MB); holding bytes rather than open files means a repeated
     request (after a token renewal) sends them whole again.
     """
     parts: list[tuple[str, tuple[str, bytes, str]]] = []
     labels = dict((path, label) for label, path in submission.inputs())
+    neutral = dict((path, view) for view, path in submission.views.items()) if submission.views else {}
     for name, path in form_files(submission):
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            label = labels.get(path, msg("Image"))
-            raise InvalidSubmission(msg("{label}: cannot read {name}: {reason}", label=label, name=Path(path).name,
-                                        reason=exc.strerror or str(exc))) from None
-        # The type the bytes say (checked before sending), not the name's.
-        sniffed = sniff_image_type(data[:SIGNATURE_BYTES]) if name != "mesh" else ""
-        parts.append((name, (Path(path).name, data, IMAGE_TYPES[sniffed] if sniffed else content_type(path))))
+        label = labels.get(path, msg("Image"))
+        data, extension = read_picture(path, label)
+        parts.append((name, (f"{neutral.get(path, 'image')}.{extension}", data, IMAGE_TYPES[extension])))
     return parts
+
+
+def read_picture(path: str, label: Message) -> tuple[bytes, str]:
+    """The picture at ``path`` as it may leave: without its metadata; and its
+    type ('png', 'jpg', 'webp'), from its bytes. Raises ``InvalidSubmission``."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidSubmission(msg("{label}: cannot read {name}: {reason}", label=label, name=Path(path).name,
+                                    reason=exc.strerror or str(exc))) from None
+    try:
+        return picture_metadata.strip(data)
+    except picture_metadata.PictureUnreadable as exc:
+        name = Path(path).name
+        if exc.what is None:
+            raise InvalidSubmission(msg("{label}: {name} is not a PNG, JPEG or WebP file", label=label,
+                                        name=name)) from None
+        raise InvalidSubmission(msg("{label}: {name} is damaged ({what}): save it again as PNG or JPEG",
+                                    label=label, name=name, what=exc.what)) from None
 
 
 # -- helpers for the Blender layer ----------------------------------------------------------

@@ -538,10 +538,36 @@ MESSAGES: dict[str, str] = {
         "{variable} 必须是 https:// 地址：请检查该环境变量",
     "{variable} must not contain a user name or password": "{variable} 不能包含用户名或密码",
     "{variable} must use https:// (http:// only for this computer)": "{variable} 必须使用 https://（http:// 仅限本机）",
-    "Uploads the selection as one GLB file to Hitem3D's storage ({host}); Hitem3D reads it from {public}":
-        "将所选物体作为一个 GLB 文件上传到 Hitem3D 的存储（{host}）；Hitem3D 从 {public} 读取",
-    "Uploading {name} ({size}) to Hitem3D's storage ({host}); Hitem3D reads it from {public}":
-        "正在将 {name}（{size}）上传到 Hitem3D 的存储（{host}）；Hitem3D 从 {public} 读取",
+    "Uploads the selected meshes as one GLB, without their names, to Hitem3D's storage ({host}); "
+    "Hitem3D reads it from {public}":
+        "将所选网格作为一个 GLB（不含其名称）上传到 Hitem3D 的存储（{host}）；Hitem3D 从 {public} 读取",
+    "Uploading {name} ({size}, without its object names) to Hitem3D's storage ({host}); "
+    "Hitem3D reads it from {public}":
+        "正在将 {name}（{size}，不含物体名称）上传到 Hitem3D 的存储（{host}）；Hitem3D 从 {public} 读取",
+    # What leaves this computer (core.sending, core.picture_metadata, core.glb_names).
+    "What leaves this computer: pictures go to {api} without their metadata (EXIF, GPS, text) or file names; "
+    "meshes go as GLB files without object, mesh or material names, to Hitem3D's storage ({storage}) for "
+    "Texture Selection and to {api} for parts and colours":
+        "离开本机的内容：图片发送到 {api}，不含元数据（EXIF、GPS、文字）和文件名；网格以不含物体、网格和材质名称的 "
+        "GLB 文件发送，“为所选物体生成纹理”发送到 Hitem3D 的存储（{storage}），部件与颜色发送到 {api}",
+    "{label}: {name} is damaged ({what}): save it again as PNG or JPEG":
+        "{label}：{name} 已损坏（{what}）：请重新另存为 PNG 或 JPEG",
+    "The picture is not a PNG, JPEG or WebP file": "该图片不是 PNG、JPEG 或 WebP 文件",
+    "The picture is damaged ({what}): save it again as PNG or JPEG": "图片已损坏（{what}）：请重新另存为 PNG 或 JPEG",
+    "a PNG chunk runs past the end": "PNG 数据块超出文件末尾",
+    "no PNG header": "缺少 PNG 文件头",
+    "a JPEG segment is out of place": "JPEG 段位置错误",
+    "a JPEG segment runs past the end": "JPEG 段超出文件末尾",
+    "a JPEG scan has no end": "JPEG 扫描数据没有结尾",
+    "a WebP header runs past the end": "WebP 文件头超出文件末尾",
+    "a WebP chunk runs past the end": "WebP 数据块超出文件末尾",
+    "no WebP image data": "缺少 WebP 图像数据",
+    "Mesh: {name} is not a valid GLB file ({what})": "网格：{name} 不是有效的 GLB 文件（{what}）",
+    "no glTF header": "缺少 glTF 文件头",
+    "its header does not match its size": "文件头与文件大小不符",
+    "no JSON chunk": "缺少 JSON 数据块",
+    "its JSON cannot be read": "其 JSON 无法读取",
+    "its JSON is not an object": "其 JSON 不是对象",
     "Hitem3D's storage refused the mesh because this computer's clock is off: set the date and time "
     "automatically, then try again (nothing was spent)":
         "Hitem3D 的存储拒绝了该网格，因为本机时钟不准：请设为自动设置日期和时间，然后重试（未花费积分）",

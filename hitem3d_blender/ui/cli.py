@@ -469,7 +469,7 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
         return EXIT_FAILED
     if not _affordable(wanted, settings, err):
         return EXIT_CREDITS
-    if not _say_uploads(wanted, err):
+    if not _say_uploads(wanted, settings, err):
         return EXIT_FAILED
     options = _options(args)
     keys = [submit_calls.start_submission(submission, settings, options, timeout_s=args.timeout)
@@ -497,9 +497,11 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
     return EXIT_FAILED if failures else code
 
 
-def _say_uploads(wanted: list[submit_calls.Request], err: TextIO) -> bool:
-    """Before a mesh of the artist's own leaves: what is uploaded and where.
-    False (after saying why) when the storage's address cannot be used."""
+def _say_uploads(wanted: list[submit_calls.Request], settings: ApiSettings, err: TextIO) -> bool:
+    """Before anything leaves: what leaves this computer and where it goes,
+    and each mesh of the artist's own that is uploaded. False (after saying
+    why) when the storage's address cannot be used."""
+    print(submit_calls.what_leaves(settings), file=err, flush=True)
     for request in wanted:
         if not sending.uploads_mesh(request):
             continue

@@ -20,6 +20,7 @@ from ..core import models, prices
 from ..core.errors import Hitem3DError
 from ..core.messages import Message, msg, msg_own, one_of
 from ..core.pipeline import DEFAULT_TIMEOUT_S
+from ..core.settings import ApiSettings
 from ..core.submission import VIEW_LABELS, VIEWS, RequestType, Submission, cannot_texture, format_credits, texture_offered
 from ..engine import batch, history, state
 from .generation_settings import SLOT_PROPS, inputs_of, settings_of, shading_of, submission_of
@@ -117,6 +118,13 @@ class HITEM3D_OT_refresh_balance(bpy.types.Operator):
 # -- the panel ------------------------------------------------------------------------------------
 
 
+def _settings_or_none(context: bpy.types.Context) -> ApiSettings | None:
+    try:
+        return preferences.get(context).settings()
+    except Hitem3DError:
+        return None
+
+
 def balance_text(status: submit_calls.BalanceStatus | None) -> Message:
     if status is not None and status.credits is not None:
         return msg("Balance: {credits} credits", credits=format_credits(status.credits))
@@ -143,6 +151,10 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
         row.operator("hitem3d.refresh_balance", text="", icon="FILE_REFRESH")
         if status is not None and status.error:
             text_fit.wrapped(layout, translations.text(status.error), width, icon="ERROR")
+        if not submit_calls.disclosed():
+            # Before the first request of the session: what leaves this computer, and where to.
+            text_fit.wrapped(layout, translations.text(submit_calls.what_leaves(_settings_or_none(context))), width,
+                             icon="INFO")
 
         col = layout.column()
         col.row().prop(props, "mode", expand=True)

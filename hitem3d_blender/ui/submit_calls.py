@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Union
+from urllib.parse import urlsplit
 
 from ..scene import mesh_export
 from . import ui_sync
@@ -21,7 +22,7 @@ from ..core.jobs import CallResult
 from ..core.kind_requests import KindRequest
 from ..core.messages import NONE, Message, msg
 from ..core.pipeline import DEFAULT_TIMEOUT_S
-from ..core.settings import ApiSettings
+from ..core.settings import DEFAULT_BASE_URL, ApiSettings
 from ..core.submission import Submission
 from ..engine import control, history, timer
 
@@ -69,6 +70,7 @@ class _State:
         self.balance: BalanceStatus | None = None
         self.balance_seq = 0  # the latest balance check started
         self.balance_applied = 0  # the latest balance check applied
+        self.disclosed = False  # what leaves this computer was said (at the first request of a session)
 
 
 _state = _State()
@@ -106,9 +108,28 @@ def start_submission(submission: Request, settings: ApiSettings, options: Import
     key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
     _state.submissions[key] = PendingSubmission(key, submission, settings, options, thumbnail_path, timeout_s)
     _state.notice = NONE
+    if not _state.disclosed:
+        # Once a session, as the first request leaves: what goes where.
+        _state.disclosed = True
+        ui_sync.post_report(what_leaves(settings), "INFO")
     control.start_call(key, settings, sender(submission))
     ui_sync.redraw()
     return key
+
+
+def disclosed() -> bool:
+    """Whether this session has said what leaves this computer (its first request is sent)."""
+    return _state.disclosed
+
+
+def what_leaves(settings: ApiSettings | None) -> Message:
+    """What leaves this computer, with the hosts it goes to now."""
+    api = urlsplit(settings.base_url if settings is not None else DEFAULT_BASE_URL).netloc
+    try:
+        storage = mesh_upload.target_from_env()
+    except mesh_upload.InvalidUploadTarget:
+        storage = mesh_upload.HITEM3D_STORAGE
+    return sending.what_leaves(api, storage)
 
 
 def pending_submissions() -> list[PendingSubmission]:

@@ -21,6 +21,7 @@ from typing import Any
 import bpy
 import pytest
 
+from hitem3d_blender.core.glb_names import neutral_glb
 from tests.support.blender_helpers import OTHER_ID, TASK_ID, imported_objects
 from tests.conftest import ADDON_MODULE
 from tests.support.network_helpers import closed_port
@@ -53,13 +54,13 @@ def clean_collections() -> Iterator[None]:
         bpy.data.collections.remove(bpy.data.collections[name])
 
 
-def png_file(path: Path) -> Path:
+def png_file(path: Path, green: int = 0xFF) -> Path:
     """A valid 1x1 PNG."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+                     + chunk(b"IDAT", zlib.compress(bytes([0, 0xFF, green, 0]))) + chunk(b"IEND", b""))
     return path
 
 
@@ -227,7 +228,7 @@ def test_submit_with_wait_generates_imports_and_saves(cli: Any, prefs: Any, sim:
     assert submission.fields["model"] == "hitem3dv2.1"
     assert submission.fields["resolution"] == "1536fast"
     assert submission.fields["format"] == "2"
-    assert submission.files[0][1] == "chair.png"
+    assert submission.files[0][1] == "image.png"
     assert run.out.splitlines()[0] == submission.task_id
     assert imported_objects(submission.task_id)
     assert objects_in_blend(output)
@@ -235,13 +236,13 @@ def test_submit_with_wait_generates_imports_and_saves(cli: Any, prefs: Any, sim:
 
 def test_submit_without_wait_prints_task_ids_and_leaves_nothing_to_resume(
         cli: Any, addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, tmp_path: Path) -> None:
-    images = [str(png_file(tmp_path / f"{name}.png")) for name in ("a", "b")]
+    images = [str(png_file(tmp_path / f"{name}.png", green=green)) for name, green in (("a", 10), ("b", 20))]
 
     run = cli("submit", *images)
 
     assert run.code == 0, run.err
-    task_of_image = {s.files[0][1]: s.task_id for s in sim.submissions}
-    assert run.out.splitlines() == [task_of_image["a.png"], task_of_image["b.png"]]  # in the order given
+    task_of_image = {s.files[0][3]: s.task_id for s in sim.submissions}
+    assert run.out.splitlines() == [task_of_image[Path(image).read_bytes()] for image in images]  # in the order given
     assert all(addon.engine.history.book().get(s.task_id) is None for s in sim.submissions)
 
 
@@ -312,9 +313,10 @@ def test_submit_texture_mesh_textures_a_glb_and_imports_it_named_after_the_file(
     [sent] = sim.submissions
     assert sent.fields["request_type"] == "2" and sent.fields["model"] == "hitem3dv2.1"
     assert sent.fields["shading"] == "0.5"
-    assert [(name, filename) for name, filename, _, _ in sent.files] == [("images", "chair.png")]
+    assert [(name, filename) for name, filename, _, _ in sent.files] == [("images", "image.png")]
     [(key, stored)] = sim.stored.items()
-    assert sent.fields["mesh_url"] == sim.public_base + key and stored == mesh.read_bytes()
+    assert sent.fields["mesh_url"] == sim.public_base + key and stored == neutral_glb(mesh.read_bytes(), "armchair")
+    assert b"Hitem3D_Sample" in mesh.read_bytes() and b"Hitem3D_Sample" not in stored  # the shape, not the names
     host = sim.storage_url.removeprefix("http://")
     assert f"Uploading armchair.glb (" in run.err and f"to Hitem3D's storage ({host})" in run.err
     assert sorted(obj.name for obj in imported_objects(sent.task_id)) == ["armchair textured",

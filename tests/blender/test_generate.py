@@ -122,7 +122,8 @@ def test_one_image_runs_through_to_an_imported_model(addon: ModuleType, prefs: A
     # format=2 is what makes the simulator's task a GLB (its default is OBJ).
     assert submission.fields == {"request_type": "3", "model": "hitem3dv2.1", "resolution": "1536fast",
                                  "format": "2", "face": "500000", "pbr": "1"}
-    assert submission.files == [("images", "front.png", "image/png", pictures["front"].read_bytes())]
+    # The picture under a neutral name (it has no metadata to strip).
+    assert submission.files == [("images", "image.png", "image/png", pictures["front"].read_bytes())]
     rec = record_of(addon, submission.task_id)
     assert rec.state.value == "done" and rec.model == "hitem3dv2.1"
     assert rec.generation["request_type"] == 3
@@ -321,7 +322,7 @@ def test_an_image_in_blender_is_saved_and_sent_as_png_with_its_pixels(addon: Mod
     assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
 
     [(name, filename, content_type, data)] = sim.submissions[0].files
-    assert name == "images" and filename.startswith("Concept Art-") and filename.endswith(".png")
+    assert name == "images" and filename == "image.png"  # not the datablock's name
     assert content_type == "image/png" and data.startswith(b"\x89PNG\r\n\x1a\n")
     sent = tmp_path / "sent.png"
     sent.write_bytes(data)
@@ -374,7 +375,7 @@ def test_the_render_result_is_sent_as_png(addon: ModuleType, prefs: Any, sim: Hi
         bpy.data.objects.remove(camera)
 
     [(_, filename, content_type, data)] = sim.submissions[0].files
-    assert filename.startswith("Render Result-") and content_type == "image/png"
+    assert filename == "image.png" and content_type == "image/png"
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert struct.unpack(">II", data[16:24]) == (16, 16)
 
@@ -389,7 +390,7 @@ def test_views_from_blender_images(addon: ModuleType, prefs: Any, sim: Hitem3DSi
 
     submission = sim.submissions[0]
     assert submission.fields["multi_images_bit"] == "1001"
-    assert [filename.split("-")[0] for _, filename, _, _ in submission.files] == ["Front", "Right"]
+    assert [filename for _, filename, _, _ in submission.files] == ["front.png", "right.png"]
     bpy.data.images.remove(front)
     bpy.data.images.remove(right)
 
@@ -455,7 +456,7 @@ def test_a_geometry_only_result_can_be_textured(addon: ModuleType, prefs: Any, s
     assert "/" + mesh_path not in old_urls  # a fresh link, from a query just before sending
     queries = [r for r in sim.requests if r.query.get("task_id") == first.task_id]
     assert queries[-1].time <= [r for r in sim.requests if r.path == SUBMIT][-1].time
-    assert second.files == [("images", "front.png", "image/png", pictures["front"].read_bytes())]
+    assert second.files == [("images", "image.png", "image/png", pictures["front"].read_bytes())]
     textured = record_of(addon, second.task_id)
     assert textured.state.value == "done" and textured.generation["request_type"] == 2
     assert not addon.core.submission.texture_offered(textured)

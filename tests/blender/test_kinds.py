@@ -16,6 +16,7 @@ import bpy
 import pytest
 from mathutils import Vector
 
+from hitem3d_blender.core.glb_names import neutral_glb
 from tests.support.blender_helpers import TASK_ID, import_error, record_of, run_ticks
 from tests.support.kind_assets import colour_glb_bytes, depth_png_bytes, parts_glb_bytes, stl_bytes
 from tests.support.simulator import API, BAD_MESH_MARK, Hitem3DSimulator
@@ -241,7 +242,7 @@ def test_splitting_a_finished_task_sends_its_cached_model(addon: ModuleType, pre
     assert sent.path == f"{API}/split/create-task"
     assert sent.fields == {"model": "character", "part": "c", "joint": "ball", "format": "2"}
     [(field, _, _, data)] = sent.files
-    assert field == "mesh" and data == Path(rec.result_path).read_bytes()
+    assert field == "mesh" and data == neutral_glb(Path(rec.result_path).read_bytes(), "result")
     new = record_of(addon, sent.task_id)
     assert new.state.value == "done" and new.generation["kind"] == "split"
     name = rec.imported_objects[0]
@@ -272,7 +273,7 @@ def test_segmenting_a_mesh_file(addon: ModuleType, prefs: Any, sim: Hitem3DSimul
 
     [sent] = sim.submissions
     assert sent.fields == {"seg_level": "high", "format": "2"}
-    assert sent.files[0][1] == sample_glb.name
+    assert sent.files[0][1] == "mesh.glb" and b"Hitem3D_Sample" not in sent.files[0][3]  # no names leave
     assert len(record_of(addon, sent.task_id).imported_objects) == 4
 
 
@@ -297,8 +298,8 @@ def test_a_relief_from_a_picture_with_its_height(addon: ModuleType, prefs: Any, 
 def test_a_bad_mesh_fails_with_credits_refunded_and_nothing_imported(addon: ModuleType, prefs: Any,
                                                                      sim: Hitem3DSimulator, kinds: Any,
                                                                      tmp_path: Path) -> None:
-    bad = tmp_path / "broken.glb"
-    bad.write_bytes(b"glTF" + BAD_MESH_MARK)
+    bad = tmp_path / "broken.stl"  # a GLB that cannot be followed is refused here, before sending
+    bad.write_bytes(b"solid " + BAD_MESH_MARK)
     kinds.source, kinds.mesh_path = "FILE", str(bad)
 
     with pytest.raises(RuntimeError, match="credits are refunded"):
@@ -347,7 +348,7 @@ def test_splitting_the_selected_mesh_sends_it_as_one_glb_and_keeps_no_copy(addon
     [sent] = sim.submissions
     assert sent.fields == {"model": "general", "level": "high", "format": "2"}
     [(field, filename, _, data)] = sent.files
-    assert field == "mesh" and filename.startswith("Knight") and data[:4] == b"glTF"
+    assert field == "mesh" and filename == "mesh.glb" and data[:4] == b"glTF" and b"Knight" not in data
     assert list(addon.scene.mesh_export.exports_dir().iterdir()) == []
     assert sorted(record_of(addon, sent.task_id).imported_objects) == [f"Knight part {n:02d}" for n in range(1, 4)]
 
@@ -518,7 +519,7 @@ def test_a_relief_from_an_image_in_blender_sends_it_as_png(addon: ModuleType, pr
 
     [sent] = sim.submissions
     [(field, filename, _, data)] = sent.files
-    assert field == "image" and filename.startswith("Sketch") and filename.endswith(".png")
+    assert field == "image" and filename == "image.png"
     assert data.startswith(b"\x89PNG")
     [relief] = by_task(sent.task_id)
     assert relief.name.startswith("Sketch") and relief.name.endswith("relief")

@@ -60,11 +60,11 @@ def test_texture_selection_sends_the_mesh_and_imports_the_result_beside_it(
     [sent] = sim.submissions
     assert sent.fields["request_type"] == "2" and sent.fields["model"] == "hitem3dv1.5"
     parts = {name: (filename, data) for name, filename, _, data in sent.files}
-    assert list(parts) == ["images"] and parts["images"][0] == "front.png"
+    assert list(parts) == ["images"] and parts["images"][0] == "image.png"  # not the artist's file name
     # The mesh went to the storage, as the vendor's client sends it; its link to submit-task.
     [(key, stored)] = sim.stored.items()
     assert sent.fields["mesh_url"] == sim.public_base + key and key.endswith(".glb")
-    assert glb_node_names(stored) == {"Chair"}
+    assert glb_node_names(stored) == {"node_0"} and b"Chair" not in stored  # the shape, not its name
     result = [obj for obj in bpy.data.objects if obj.get("hitem3d_task_id") == sent.task_id]
     assert sorted(obj.name for obj in result) == ["Chair textured", "Chair textured 2"]
     assert bpy.data.objects["Chair textured"].type == "MESH"
@@ -248,7 +248,7 @@ def test_a_dropped_picture_starts_a_new_generation_with_it(addon: ModuleType, pr
         directory=str(folder), files=[{"name": "left.png"}, {"name": "front.png"}])
     assert result == {"FINISHED"}
     [sent] = sim.submissions
-    assert [filename for _, filename, _, _ in sent.files] == ["left.png"]
+    assert [data for _, _, _, data in sent.files] == [(folder / "left.png").read_bytes()]
     assert gen.image_path == str(folder / "left.png") and gen.mode == "SINGLE" and gen.source == "FILE"
     assert list(addon.engine.history.book())[0].state.value == "done"
 

@@ -17,7 +17,7 @@ from hitem3d_blender.core.errors import CODE_MESSAGES, ApiError, ServerError
 from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import VIEWS, InvalidSubmission, RequestType, Submission
 from tests.support.simulator import Hitem3DSimulator, _parse_multipart
-from tests.support.submission_helpers import PNG_BYTES, images  # noqa: F401 - a fixture
+from tests.support.submission_helpers import images, view_png  # noqa: F401 - a fixture
 
 BASE = "https://api.hitem3d.ai"
 TOKEN_URL = f"{BASE}/open-api/v1/auth/token"
@@ -85,7 +85,8 @@ def test_single_image_goes_as_multipart_with_bearer_and_glb_format(rsps: respons
     fields, files = sent(call)
     assert fields == {"request_type": "3", "model": "hitem3dv2.0", "resolution": "1536pro", "format": "2",
                       "face": "800000", "pbr": "1"}
-    assert files == [("images", "front.png", "image/png", PNG_BYTES + b"front")]
+    # The picture alone: a neutral file name, not the artist's.
+    assert files == [("images", "image.png", "image/png", view_png("front"))]
 
 
 @pytest.mark.parametrize("views", [combo for n in range(1, 5) for combo in itertools.combinations(VIEWS, n)
@@ -100,7 +101,7 @@ def test_views_go_as_repeated_multi_images_in_order(rsps: responses.RequestsMock
     fields, files = sent(submits(rsps)[0])
     assert fields["multi_images_bit"] == "".join("1" if view in views else "0" for view in VIEWS)
     assert [(name, filename, data) for name, filename, _, data in files] == [
-        ("multi_images", f"{view}.png", PNG_BYTES + view.encode()) for view in VIEWS if view in views
+        ("multi_images", f"{view}.png", view_png(view)) for view in VIEWS if view in views
     ]
 
 

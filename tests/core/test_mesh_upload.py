@@ -7,6 +7,7 @@ happened, and sending again works."""
 from __future__ import annotations
 
 import re
+import struct
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -28,10 +29,13 @@ from hitem3d_blender.core.mesh_upload import (
 )
 from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import RequestType, Submission
+from hitem3d_blender.core.glb_names import neutral_glb
+from tests.support.glb_factory import minimal_glb_bytes
 from tests.support.simulator import API, Fault, Hitem3DSimulator
 from tests.support.submission_helpers import images  # noqa: F401 - a fixture
 
-GLB = b"glTF\x02\x00\x00\x00" + bytes(56)
+GLB = minimal_glb_bytes()  # its object is named Hitem3D_Sample
+SENT = neutral_glb(GLB, "Chair")  # what leaves: the same geometry, the names neutral
 KEY = re.compile(r"hitem3d-blender/mesh/\d{4}-\d{2}-\d{2}/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\.glb")
 
 
@@ -60,6 +64,12 @@ def mesh(tmp_path: Path) -> Path:
     return path
 
 
+def padded(extra: int) -> bytes:
+    """A valid GLB made ``extra`` bytes bigger (a chunk of its own after the binary one)."""
+    chunk = struct.pack("<II", extra, 0x12345678) + bytes(extra)
+    return b"glTF" + struct.pack("<II", 2, len(GLB) + len(chunk)) + GLB[12:] + chunk
+
+
 def texture(mesh: Path, images: dict[str, str]) -> Submission:
     return Submission("hitem3dv1.5", "1024", request_type=RequestType.TEXTURE_MESH, image=images["front"],
                       mesh=str(mesh), mesh_name="Chair")
@@ -77,7 +87,7 @@ def test_the_mesh_goes_to_the_storage_and_submit_task_gets_its_public_link(
         images: dict[str, str]) -> None:
     task_id = sending.send(client, texture(mesh, images), storage=storage)
     [(key, body)] = sim.stored.items()
-    assert KEY.fullmatch(key) and body == GLB
+    assert KEY.fullmatch(key) and body == SENT and b"Hitem3D_Sample" not in body
     [submitted] = sim.submissions
     assert submitted.task_id == task_id
     assert submitted.fields["request_type"] == "2" and submitted.fields["mesh_url"] == sim.public_base + key
@@ -196,20 +206,20 @@ def test_a_connection_cut_mid_upload_spends_nothing_and_sending_again_works(
         sim: Hitem3DSimulator, client: Hitem3DClient, storage: StorageTarget, tmp_path: Path,
         images: dict[str, str]) -> None:
     big = tmp_path / "big.glb"
-    big.write_bytes(GLB + bytes(8 * 1024 * 1024))
+    big.write_bytes(padded(8 * 1024 * 1024))
     sim.inject("/hitem3d-blender/", Fault.cut_request(64 * 1024))
     message = failure(client, storage, big, images)
     assert message.startswith("Uploading the mesh failed, nothing was spent: ")
     assert storage.host in message and sim.stored == {} and nothing_spent(sim)
     sending.send(client, texture(big, images), storage=storage)
-    assert len(sim.submissions) == 1 and list(sim.stored.values()) == [big.read_bytes()]
+    assert len(sim.submissions) == 1 and list(sim.stored.values()) == [neutral_glb(big.read_bytes(), "big")]
 
 
 def test_a_cancel_mid_upload_stops_it_and_spends_nothing(sim: Hitem3DSimulator, client: Hitem3DClient,
                                                          storage: StorageTarget, tmp_path: Path,
                                                          images: dict[str, str]) -> None:
     big = tmp_path / "big.glb"
-    big.write_bytes(GLB + bytes(16 * 1024 * 1024))
+    big.write_bytes(padded(16 * 1024 * 1024))
     sim.inject("/hitem3d-blender/", Fault.delay(5.0))  # the storage answers late: cancelled while it waits
     token = CancelToken()
     threading.Timer(0.5, token.cancel).start()

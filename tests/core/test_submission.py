@@ -26,7 +26,9 @@ from hitem3d_blender.core.submission import (
 )
 from hitem3d_blender.core.tasks import TaskRecord, TaskState
 from tests.support.simulator import MAX_FACE, MAX_FACE_BY_MODEL, MIN_FACE, MODEL_RESOLUTIONS, _validate_submission
-from tests.support.submission_helpers import PNG_BYTES, images  # noqa: F401 - a fixture
+from hitem3d_blender.core.picture_metadata import strip
+from tests.support.picture_factory import SECRETS, TINY_JPEG, jpeg_with_metadata
+from tests.support.submission_helpers import PNG_BYTES, images, view_png  # noqa: F401 - a fixture
 
 TASK_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
 
@@ -198,9 +200,9 @@ def test_a_file_is_judged_by_its_bytes_not_its_name(tmp_path: Path, name: str, c
 
 def test_a_picture_is_sent_as_the_type_its_bytes_say(tmp_path: Path) -> None:
     path = tmp_path / "really-a-jpeg.png"
-    path.write_bytes(b"\xff\xd8\xff\xe0" + bytes(16))
+    path.write_bytes(TINY_JPEG)
     validate(single(str(path)))
-    assert read_files(single(str(path))) == [("images", ("really-a-jpeg.png", path.read_bytes(), "image/jpeg"))]
+    assert read_files(single(str(path))) == [("images", ("image.jpg", strip(TINY_JPEG)[0], "image/jpeg"))]
 
 
 def test_resolution_must_belong_to_the_model(images: dict[str, str]) -> None:
@@ -318,14 +320,31 @@ def test_texturing_sends_the_mesh_url_and_no_face_count(images: dict[str, str]) 
     assert _validate_submission(fields, _parts(submission)) is None
 
 
-def test_read_files_reads_each_part_with_its_name_and_type(tmp_path: Path, images: dict[str, str]) -> None:
-    jpeg = tmp_path / "left.JPG"
-    jpeg.write_bytes(b"\xff\xd8\xff" + b"\0" * 8)
+def test_read_files_reads_each_part_with_a_neutral_name_and_its_type(tmp_path: Path, images: dict[str, str]) -> None:
+    jpeg = tmp_path / "Client_X_secret_left.JPG"
+    jpeg.write_bytes(TINY_JPEG)
     submission = single("", views={"front": images["front"], "left": str(jpeg)})
     assert read_files(submission) == [
-        ("multi_images", ("front.png", PNG_BYTES + b"front", "image/png")),
-        ("multi_images", ("left.JPG", jpeg.read_bytes(), "image/jpeg")),
+        ("multi_images", ("front.png", view_png("front"), "image/png")),
+        ("multi_images", ("left.jpg", strip(TINY_JPEG)[0], "image/jpeg")),
     ]
+    [(_, (name, _, _))] = read_files(single(str(jpeg)))
+    assert name == "image.jpg"
+
+
+def test_read_files_sends_a_picture_without_its_metadata(tmp_path: Path) -> None:
+    photo = tmp_path / "IMG_2026.jpg"
+    photo.write_bytes(jpeg_with_metadata())
+    [(_, (_, data, _))] = read_files(single(str(photo)))
+    assert data == strip(jpeg_with_metadata())[0] and [secret for secret in SECRETS if secret in data] == []
+
+
+def test_read_files_refuses_a_picture_it_cannot_follow(tmp_path: Path) -> None:
+    photo = tmp_path / "cut.png"
+    photo.write_bytes(PNG_BYTES[:30])
+    with pytest.raises(InvalidSubmission) as caught:
+        read_files(single(str(photo)))
+    assert str(caught.value) == "Image: cut.png is damaged (a PNG chunk runs past the end): save it again as PNG or JPEG"
 
 
 def test_read_files_reports_a_file_that_vanished(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import requests
 from hitem3d_blender.core import task_kinds
 from hitem3d_blender.core.api import Hitem3DClient
 from hitem3d_blender.core.cancel import CancelToken
+from hitem3d_blender.core.glb_names import neutral_glb
 from hitem3d_blender.core.errors import ApiError, BadResultFile, GenerationFailed, Hitem3DError, TaskNotFound
 from hitem3d_blender.core.kind_requests import KindRequest, form_fields, validate
 from hitem3d_blender.core.pipeline import ImportJob, run_import_job
@@ -176,7 +177,8 @@ def test_a_character_split_sends_the_mesh_template_joint_and_glb(sim: Hitem3DSim
     assert sent.path == f"{API}/split/create-task"
     # The level belongs to a general split: not sent with a character split.
     assert sent.fields == {"model": "character", "part": "c", "joint": "dovetail", "format": "2"}
-    assert sent.files == [("mesh", "Chair.glb", "model/gltf-binary", mesh.read_bytes())]
+    # Under a neutral name, without the object names inside (core.glb_names).
+    assert sent.files == [("mesh", "mesh.glb", "model/gltf-binary", neutral_glb(mesh.read_bytes(), "Chair"))]
 
 
 def test_a_general_split_sends_its_level_only(sim: Hitem3DSimulator, client: Hitem3DClient, mesh: Path) -> None:
@@ -211,7 +213,7 @@ def test_a_depth_map_sends_the_picture_and_asks_for_png(sim: Hitem3DSimulator, c
     assert sent.path == f"{API}/depth/create-task"
     # The required fields with their documented values; the height is Blender's, never sent.
     assert sent.fields == {"model_type": "pro", "rmbg": "1", "format": "2"}
-    assert [(name, filename) for name, filename, _, _ in sent.files] == [("image", "coin.png")]
+    assert [(name, filename) for name, filename, _, _ in sent.files] == [("image", "image.png")]
     assert sim.balance == 990.0  # a depth map costs 10 credits, the others 20
 
 
@@ -326,8 +328,8 @@ def test_too_large_an_upload_is_refused_by_the_service(sim: Hitem3DSimulator, cl
 
 def test_a_bad_mesh_fails_later_with_the_refund_code(sim: Hitem3DSimulator, client: Hitem3DClient,
                                                      tmp_path: Path) -> None:
-    bad = tmp_path / "broken.glb"
-    bad.write_bytes(b"glTF" + BAD_MESH_MARK)
+    bad = tmp_path / "broken.stl"
+    bad.write_bytes(b"solid " + BAD_MESH_MARK)
 
     task_id = client.submit_kind(KindRequest("split", source_path=str(bad)))
     client.query_task(task_id)  # queueing

@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 from hitem3d_blender.core.submission import VIEWS
+from tests.support.picture_factory import png
 
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+PNG_BYTES = png()
+
+
+def view_png(view: str) -> bytes:
+    """A real PNG of its own colour for each view."""
+    return png(rgba=(40 * VIEWS.index(view), 100, 200, 255))
 
 
 @pytest.fixture
@@ -17,6 +23,6 @@ def images(tmp_path: Path) -> dict[str, str]:
     paths = {}
     for view in VIEWS:
         path = tmp_path / f"{view}.png"
-        path.write_bytes(PNG_BYTES + view.encode())
+        path.write_bytes(view_png(view))
         paths[view] = str(path)
     return paths
