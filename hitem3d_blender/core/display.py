@@ -44,9 +44,10 @@ def middle_ellipsis(text: str, limit: int = NAME_CHARS) -> str:
 
 
 def task_name(record: TaskRecord) -> str:
-    """What a task row is called: the picture a generation was made from
-    (without its extension), what a split, relief or colouring was made from,
-    else the short form of the task ID."""
+    """What a task row is called: the mesh a texturing was made for (Texture
+    Selection: the picture only shows how), the picture a generation was made
+    from (without its extension), what a split, relief or colouring was made
+    from, else the short form of the task ID."""
     if record.generation.get("kind"):  # a newer kind (``core.kind_requests``): its source
         source_name, source_path = record.generation.get("source_name"), record.generation.get("source_path")
         name = source_name if isinstance(source_name, str) and source_name.strip() else (
@@ -55,7 +56,7 @@ def task_name(record: TaskRecord) -> str:
     made = Submission.from_dict(record.generation) if record.generation else None
     if made is not None:
         picture = made.views.get("front", "") if made.views else made.image
-        name = PurePath(picture).stem if picture else made.mesh_name
+        name = made.mesh_name or (PurePath(picture).stem if picture else "")
         if name.strip():
             return middle_ellipsis(name.strip())
     return record.short_id

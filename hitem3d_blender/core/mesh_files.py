@@ -30,14 +30,16 @@ def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def check_mesh_file(path_text: str, *, allowed: tuple[str, ...] = ("glb",)) -> int:
+def check_mesh_file(path_text: str, *, allowed: tuple[str, ...] = ("glb",), name: str = "") -> int:
     """Raise ``MeshFileRejected`` for a mesh file Hitem3D would refuse (type,
     missing, empty, over 200 MB, a GLB without its magic); return its size.
+    ``name`` is what the messages call it (what the artist selected, rather
+    than the file an export was written to).
 
     Reads at most 4 bytes, so the main thread may call it.
     """
     path = Path(path_text)
-    name = path.name or path_text
+    name = name or path.name or path_text
     extension = path.suffix.lower().lstrip(".")
     if extension not in allowed:
         kinds = ", ".join(kind.upper() for kind in allowed)

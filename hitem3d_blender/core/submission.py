@@ -180,6 +180,22 @@ def _box(value: object) -> tuple[float, ...]:
     return numbers if all(abs(v) < 1e12 for v in numbers) else ()
 
 
+def texture_request(*, model: str, resolution: str, pbr: bool, image: str = "",
+                    views: Mapping[str, str] | None = None, shading: float | None = None, mesh_task_id: str = "",
+                    mesh: str = "", mesh_name: str = "", mesh_box: tuple[float, ...] = ()) -> Submission:
+    """The one way a texturing request is built, whatever asks for it (Texture
+    on a geometry-only result, Texture Selection, ``submit --texture-mesh``):
+    the picture (``image`` or ``views``) and the model to texture, either a
+    finished task of ours (``mesh_task_id``) or a GLB of the artist's own
+    (``mesh``, named ``mesh_name``, standing in ``mesh_box``). No face count:
+    the mesh has its faces."""
+    if bool(mesh_task_id) == bool(mesh):
+        raise ValueError("texture either a task (mesh_task_id) or a file (mesh)")
+    return Submission(model=model, resolution=resolution, request_type=RequestType.TEXTURE_MESH, face=None,
+                      pbr=pbr, image=image, views=dict(views or {}), mesh_task_id=mesh_task_id, mesh=mesh,
+                      mesh_name=mesh_name, mesh_box=tuple(mesh_box), shading=shading)
+
+
 def view_name(view: str) -> Message:
     """"Front view", ...: how messages name the picture of a view."""
     return msg(_VIEW_NAMES[view]) if view in _VIEW_NAMES else msg("{view} view", view=view)

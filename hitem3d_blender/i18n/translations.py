@@ -544,6 +544,9 @@ MESSAGES: dict[str, str] = {
     "Uploading {name} ({size}, without its object names) to Hitem3D's storage ({host}); "
     "Hitem3D reads it from {public}":
         "正在将 {name}（{size}，不含物体名称）上传到 Hitem3D 的存储（{host}）；Hitem3D 从 {public} 读取",
+    "{name} would export to at least {size} ({triangles} triangles); Hitem3D accepts at most 200 MB: simplify it "
+    "(Decimate modifier) or send fewer objects":
+        "{name} 导出后至少为 {size}（{triangles} 个三角形）；Hitem3D 最多接受 200 MB：请简化（精简修改器）或少发送几个物体",
     # What leaves this computer (core.sending, core.picture_metadata, core.glb_names).
     "What leaves this computer: pictures go to {api} without their metadata (EXIF, GPS, text) or file names; "
     "meshes go as GLB files without object, mesh or material names, to Hitem3D's storage ({storage}) for "

@@ -21,7 +21,8 @@ import bpy
 
 from .. import identity
 from . import operator_options
-from ..core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file
+from ..core import mesh_files
+from ..core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file, megabytes
 from ..core.messages import msg
 from .placement import world_box
 
@@ -51,6 +52,12 @@ _PREFERRED_OPTIONS: dict[str, Any] = {
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# What Blender's glTF exporter writes at the least for each vertex (a position
+# and a normal, three floats each) and each index (three per triangle): no
+# UVs, no colours, no JSON. Below what any export of the mesh takes, so an
+# estimate over the limit is a file over the limit, found before the export.
+_LEAST_BYTES_PER_VERTEX = 24
+_SHORT_INDICES_UP_TO = 65535  # more vertices than this: four-byte indices
 
 
 class MeshExportFailed(MeshFileRejected):
@@ -70,8 +77,34 @@ class ExportedMesh:
     @property
     def title(self) -> str:
         """What the result is named after: the first object, '+N' for more."""
-        extra = len(self.names) - 1
-        return self.names[0] + (f" +{extra}" if extra else "")
+        return title_of(self.names)
+
+
+def title_of(names: tuple[str, ...] | list[str]) -> str:
+    """The selection as messages and the task list name it: "Chair", "Chair +2"."""
+    extra = len(names) - 1
+    return names[0] + (f" +{extra}" if extra else "")
+
+
+def least_glb_bytes(objects: list[bpy.types.Object], context: bpy.types.Context) -> tuple[int, int]:
+    """(bytes, triangles): the least a GLB of ``objects`` takes, from their
+    evaluated meshes (modifiers applied, as exported), counted without
+    building anything; a mesh several objects share is counted once."""
+    depsgraph = context.evaluated_depsgraph_get()
+    seen: set[int] = set()
+    size = triangles = 0
+    for obj in objects:
+        mesh = obj.evaluated_get(depsgraph).data
+        if not isinstance(mesh, bpy.types.Mesh) or mesh.as_pointer() in seen:
+            continue
+        seen.add(mesh.as_pointer())
+        loops, faces = len(mesh.loops), len(mesh.polygons)
+        count = max(0, loops - 2 * faces)  # an n-sided face is n - 2 triangles
+        vertices = min(len(mesh.vertices), loops)  # loose vertices are not exported
+        index_bytes = 4 if vertices > _SHORT_INDICES_UP_TO else 2
+        size += vertices * _LEAST_BYTES_PER_VERTEX + 3 * count * index_bytes
+        triangles += count
+    return size, triangles
 
 
 def exports_dir() -> Path:
@@ -115,6 +148,15 @@ def export_meshes(objects: list[bpy.types.Object], context: bpy.types.Context,
     if hidden:
         raise MeshFileRejected(msg("{name} is hidden or not in this view layer: show it, then try again",
                                    name=hidden[0]))
+    title = title_of([obj.name for obj in meshes])
+    # NOTE: before the export, which takes about 1.7 s per million triangles:
+    # a selection that cannot fit is refused in milliseconds, by its name.
+    least, triangles = least_glb_bytes(meshes, context)
+    if least > mesh_files.MAX_MESH_BYTES:
+        raise MeshFileRejected(msg(
+            "{name} would export to at least {size} ({triangles} triangles); Hitem3D accepts at most 200 MB: "
+            "simplify it (Decimate modifier) or send fewer objects",
+            name=title, size=megabytes(least), triangles=f"{triangles:,}"))
     folder = folder or exports_dir()
     prune_exports(folder)
     stem = _UNSAFE.sub("_", meshes[0].name).strip("._") or "mesh"
@@ -126,7 +168,7 @@ def export_meshes(objects: list[bpy.types.Object], context: bpy.types.Context,
             result = run_exporter(exporter_options(path))
         if "FINISHED" not in result:
             raise MeshExportFailed(msg("Blender's glTF exporter did not finish: nothing was sent"))
-        size = check_mesh_file(str(path))
+        size = check_mesh_file(str(path), name=title)  # named as selected, not as the file
     except (RuntimeError, TypeError) as exc:
         # NOTE: TypeError: an option value this Blender's exporter does not take.
         _remove(path)

@@ -22,6 +22,7 @@ import bpy
 
 from . import preferences, submit_calls
 from ..core import mesh_upload, models, prices, sending
+from ..core import submission as core_submission
 from ..core.api import Hitem3DClient, TaskStatus
 from ..core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
 from ..core.import_options import DEFAULT_COLLECTION, ImportOptions
@@ -401,11 +402,16 @@ def _submissions(args: argparse.Namespace) -> list[Submission]:
             raise UsageError("--texture-mesh makes a texture: it cannot be --geometry-only")
         if len(args.images) > 1:
             raise UsageError("--texture-mesh takes one IMAGE (or views) as the reference picture")
-        mesh = Path(args.texture_mesh).expanduser().absolute()
-        common.update(request_type=RequestType.TEXTURE_MESH, face=None, mesh=str(mesh), mesh_name=mesh.stem)
     absolute = {view: str(Path(path).expanduser().absolute()) for view, path in views.items()}
-    wanted = [Submission(views=absolute, **common)] if views else [
-        Submission(image=str(Path(image).expanduser().absolute()), **common) for image in args.images]
+    if args.texture_mesh:
+        mesh = Path(args.texture_mesh).expanduser().absolute()
+        wanted = [core_submission.texture_request(
+            model=spec.id, resolution=common["resolution"], pbr=common["pbr"], shading=common["shading"],
+            image="" if views else str(Path(args.images[0]).expanduser().absolute()), views=absolute,
+            mesh=str(mesh), mesh_name=mesh.stem)]
+    else:
+        wanted = [Submission(views=absolute, **common)] if views else [
+            Submission(image=str(Path(image).expanduser().absolute()), **common) for image in args.images]
     for submission in wanted:
         try:
             validate(submission)

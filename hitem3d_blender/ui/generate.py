@@ -17,6 +17,7 @@ from ..scene import mesh_export
 from . import preferences, spending, submit_calls, text_fit, texture_selection
 from ..i18n import translations
 from ..core import models, prices
+from ..core import submission as core_submission
 from ..core.errors import Hitem3DError
 from ..core.messages import Message, msg, msg_own, one_of
 from ..core.pipeline import DEFAULT_TIMEOUT_S
@@ -75,10 +76,9 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
         except Hitem3DError as exc:
             submit_calls.set_generate_notice(exc.message)
             return refuse(self, exc)
-        submission = Submission(
+        submission = core_submission.texture_request(
             model=made.model,
             resolution=made.resolution,
-            request_type=RequestType.TEXTURE_MESH,
             pbr=props.pbr,
             image=image,
             views=views,

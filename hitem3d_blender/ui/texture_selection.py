@@ -20,6 +20,7 @@ from . import generation_settings, preferences, spending, submit_calls
 from ..scene import mesh_export
 from ..i18n import translations
 from ..core import mesh_upload, models, prices
+from ..core import submission as core_submission
 from ..core.errors import Hitem3DError
 from ..core.import_options import ImportOptions
 from ..core.messages import Message, msg
@@ -54,10 +55,9 @@ def placement_options(context: bpy.types.Context, exported: mesh_export.Exported
 
 def submission_for(props: Any, exported: mesh_export.ExportedMesh, image: str,
                    views: dict[str, str]) -> Submission:
-    return Submission(
+    return core_submission.texture_request(
         model=props.model,
         resolution=props.resolution,
-        request_type=RequestType.TEXTURE_MESH,
         pbr=props.pbr,
         image=image,
         views=views,

@@ -140,3 +140,62 @@ def test_only_our_exports_are_ever_discarded(export: ModuleType, tmp_path: Path)
     exported = export.export_meshes(export.selected_meshes(bpy.context), bpy.context)
     export.discard(exported.path)
     assert not exported.path.exists()
+
+
+# -- a selection too big for Hitem3D is found before the export ------------------------------------------
+
+
+def flat_grid(name: str, cuts: int) -> bpy.types.Object:
+    """A grid of ``cuts`` x ``cuts`` quads, flat shaded: every corner exported once per face."""
+    mesh = bpy.data.meshes.new(name)
+    verts = [(x, y, 0.0) for y in range(cuts + 1) for x in range(cuts + 1)]
+    faces = [(y * (cuts + 1) + x, y * (cuts + 1) + x + 1, (y + 1) * (cuts + 1) + x + 1, (y + 1) * (cuts + 1) + x)
+             for y in range(cuts) for x in range(cuts)]
+    mesh.from_pydata(verts, [], faces)
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def test_the_estimate_is_never_more_than_what_blender_writes(export: ModuleType) -> None:
+    """A lower bound: an estimate over the limit is a file over the limit, so nothing that fits is refused."""
+    smooth = cube("Smooth")
+    smooth.modifiers.new("Subdivision", "SUBSURF").levels = 4
+    for polygon in smooth.data.polygons:
+        polygon.use_smooth = True
+    flat = flat_grid("Flat", 120)
+    big = flat_grid("Big", 300)  # over 65,535 vertices: four-byte indices
+    twin = bpy.data.objects.new("Twin", flat.data)  # shares its mesh: exported once
+    bpy.context.scene.collection.objects.link(twin)
+    for objects in ([smooth], [flat], [big], [flat, twin], [smooth, flat, big]):
+        select_only(*objects)
+        least, triangles = export.least_glb_bytes(objects, bpy.context)
+        exported = export.export_meshes(objects, bpy.context)
+        assert triangles > 0 and 0.6 * exported.size < least <= exported.size, (objects, least, exported.size)
+        export.discard(exported.path)
+
+
+def test_a_selection_that_cannot_fit_is_refused_before_the_export_by_its_name(
+        export: ModuleType, addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mesh_files(addon), "MAX_MESH_BYTES", 1000)
+    exported: list[Any] = []
+    monkeypatch.setattr(export, "run_exporter", lambda options: exported.append(options) or {"FINISHED"})
+    chair, table = cube("Chair"), cube("Table", (4.0, 0.0, 0.0))
+    chair.modifiers.new("Subdivision", "SUBSURF").levels = 3
+    select_only(chair, table)
+    with pytest.raises(mesh_files(addon).MeshFileRejected) as caught:
+        export.export_meshes(export.selected_meshes(bpy.context), bpy.context)
+    assert str(caught.value).startswith("Chair +1 would export to at least ")
+    assert "(780 triangles); Hitem3D accepts at most 200 MB" in str(caught.value)
+    assert exported == [] and list(export.exports_dir().iterdir()) == []  # no export ran
+
+
+def test_a_file_over_the_limit_after_the_export_is_named_as_selected_not_as_a_file(
+        export: ModuleType, addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mesh_files(addon), "MAX_MESH_BYTES", 100)
+    monkeypatch.setattr(export, "least_glb_bytes", lambda objects, context: (0, 0))  # an estimate that missed
+    select_only(cube("Chair"))
+    with pytest.raises(mesh_files(addon).MeshFileRejected) as caught:
+        export.export_meshes(export.selected_meshes(bpy.context), bpy.context)
+    assert str(caught.value).startswith("Mesh: Chair is 0.0 MB; Hitem3D accepts at most 200 MB")
+    assert ".glb" not in str(caught.value) and list(export.exports_dir().iterdir()) == []

@@ -81,6 +81,37 @@ def test_texture_selection_sends_the_mesh_and_imports_the_result_beside_it(
     assert exports(addon) == []  # the exported GLB is gone once Hitem3D has it
 
 
+def test_a_texture_selection_task_is_named_after_the_mesh_not_the_picture(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path],
+        chair: bpy.types.Object) -> None:
+    gen.model, gen.image_path = "hitem3dv1.5", str(pictures["front"])
+    assert bpy.ops.hitem3d.texture_selection() == {"FINISHED"}
+    [rec] = list(addon.engine.history.book())
+    assert module(addon, "core.display").task_name(rec) == "Chair"  # not "front", the picture
+
+
+def test_both_texturing_buttons_build_their_request_in_one_place(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path],
+        chair: bpy.types.Object, monkeypatch: pytest.MonkeyPatch) -> None:
+    core = module(addon, "core.submission")
+    built: list[str] = []
+    real = core.texture_request
+
+    def spy(**values: Any) -> Any:
+        built.append("task" if values.get("mesh_task_id") else "file")
+        return real(**values)
+
+    monkeypatch.setattr(core, "texture_request", spy)
+    gen.model, gen.image_path = "hi3dv3.0", str(pictures["front"])
+    assert bpy.ops.hitem3d.texture_selection() == {"FINISHED"}
+    gen.request_type = "GEOMETRY"
+    bpy.ops.hitem3d.submit_generation()
+    geometry = sim.submissions[-1].task_id
+    assert bpy.ops.hitem3d.texture_task(task_id=geometry) == {"FINISHED"}
+    assert built == ["file", "task"]
+    assert [s.fields["request_type"] for s in sim.submissions] == ["2", "1", "2"]
+
+
 def test_texture_selection_needs_a_model_that_textures_meshes(addon: ModuleType, prefs: Any,
                                                               sim: Hitem3DSimulator, gen: Any,
                                                               chair: bpy.types.Object) -> None:

@@ -77,6 +77,12 @@ def test_a_generation_is_named_after_its_picture() -> None:
     assert display.task_name(views) == "robot_f"
 
 
+def test_a_texture_selection_is_named_after_the_mesh_not_the_picture() -> None:
+    rec = TaskRecord(TASK_ID, generation=generation(request_type=2, image="/refs/wood grain.png",
+                                                    mesh="/x/exports/Chair-20261103.glb", mesh_name="Chair +2"))
+    assert display.task_name(rec) == "Chair +2"
+
+
 def test_a_split_or_relief_is_named_after_what_it_was_made_from() -> None:
     parts = TaskRecord("split_20261130_8f92ab3e", generation={"kind": "split", "source_name": "Chair"})
     relief = TaskRecord("depth_20261130_8f92ab3e", generation={"kind": "depth", "source_path": "/p/Coin front.png"})

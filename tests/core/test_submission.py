@@ -20,6 +20,7 @@ from hitem3d_blender.core.submission import (
     format_credits,
     read_files,
     sniff_image_type,
+    texture_request,
     texture_offered,
     upload_file_name,
     validate,
@@ -505,3 +506,26 @@ def test_what_we_send_for_a_mesh_passes_the_simulators_checks(images: dict[str, 
                               resolution="2048quality").with_mesh_url("https://hitem3dstatic.zaohaowu.net/m.glb")
     files = [(name, Path(path).name, "", Path(path).read_bytes()) for name, path in form_files(submission)]
     assert _validate_submission(dict(form_fields(submission)), files) is None
+
+
+# -- one builder for a texturing request ---------------------------------------------------------------
+
+
+def test_a_texturing_request_of_a_task_or_of_a_file_is_built_in_one_place(images: dict[str, str],
+                                                                          tmp_path: Path) -> None:
+    of_task = texture_request(model="hitem3dv1.5", resolution="1024", pbr=False, image=images["front"],
+                              mesh_task_id=TASK_ID, shading=None)
+    of_file = texture_request(model="hitem3dv1.5", resolution="1024", pbr=False, views={"front": images["front"]},
+                              mesh=mesh_file(tmp_path), mesh_name="Chair", mesh_box=(0, 0, 0, 1, 1, 1))
+    for request in (of_task, of_file):
+        validate(request)
+        assert request.request_type == RequestType.TEXTURE_MESH and request.face is None
+        assert not [name for name, _ in form_fields(request) if name == "face"]
+    assert of_task.mesh_task_id == TASK_ID and not of_task.mesh
+    assert of_file.mesh_name == "Chair" and of_file.mesh_box == (0, 0, 0, 1, 1, 1) and not of_file.mesh_task_id
+
+
+@pytest.mark.parametrize("sources", [{}, {"mesh_task_id": TASK_ID, "mesh": "/x/a.glb"}])
+def test_a_texturing_request_textures_exactly_one_model(images: dict[str, str], sources: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        texture_request(model="hitem3dv1.5", resolution="1024", pbr=True, image=images["front"], **sources)
