@@ -29,6 +29,7 @@ from .errors import (
     Hitem3DError,
     InvalidCredentials,
     NetworkError,
+    NotFollowable,
     ServerError,
     TaskNotFound,
 )
@@ -75,6 +76,33 @@ class TaskStatus:
 
 class _Unauthorized(Exception):
     """HTTP 401 or code 401: the token is missing, bad or expired."""
+
+
+class PathNotServed(ApiError):
+    """HTTP 404 (with no API answer of its own), or code 404: nothing is
+    served at this path. A wrong API base URL for the documented paths; for a
+    path Hitem3D has not published, a guess that missed."""
+
+
+class _TokenRefused(ApiError):
+    """Every scheme refused a fresh token: the credentials, not the path."""
+
+
+def _missed(exc: Hitem3DError, *, guessed: bool) -> bool:
+    """Whether an answer to a query means "this path does not serve this
+    task", so another path may be asked: nothing served there (404); and on
+    a guessed path also "no such task", a code we do not know, or a system
+    error in the body (what a service may say to an ID it cannot place). An
+    HTTP 5xx, a failed generation or refused credentials say nothing of the path."""
+    if isinstance(exc, _TokenRefused):
+        return False
+    if isinstance(exc, PathNotServed):
+        return True
+    if not guessed:
+        return False
+    if isinstance(exc, ServerError):
+        return exc.code == errors.CODE_SYSTEM_ERROR
+    return isinstance(exc, (TaskNotFound, ApiError))
 
 
 def _code_of(body: Mapping[str, Any]) -> str:
@@ -203,6 +231,8 @@ class Hitem3DClient:
         self._token_expires = 0.0
         # path -> the scheme Hitem3D took there when the documented one was refused.
         self._schemes: dict[str, Auth] = {}
+        # kind -> the query endpoint that answered for its tasks (``_ask``).
+        self._query_at: dict[str, task_kinds.Endpoint] = {}
         self._downloads: requests.Session | None = None
 
     @property
@@ -271,11 +301,13 @@ class Hitem3DClient:
     # -- calls ---------------------------------------------------------------
 
     def query_task(self, task_id: str) -> TaskStatus:
-        """The task's state now, asked at its kind's endpoint. Raises a
-        ``Hitem3DError`` for every failure, ``GenerationFailed`` included."""
+        """The task's state now, asked at its kind's endpoint (``_ask``).
+        Raises a ``Hitem3DError`` for every failure, ``GenerationFailed``
+        included, and ``NotFollowable`` when no path this version knows
+        answers for the task."""
         kind = task_kinds.kind_of(task_id)
         try:
-            data = self._call("GET", kind.query.path, auth=kind.query.auth, params={"task_id": task_id})
+            data = self._ask(kind, task_id)
         except GenerationFailed as exc:
             # The refund code: say what to try again with for this kind.
             message = kind.failed_message()
@@ -299,6 +331,46 @@ class Hitem3DClient:
             model_url=url if isinstance(url, str) and url else None,
             cover_url=cover if isinstance(cover, str) and cover and kind.has_cover else None,
         )
+
+    def _ask(self, kind: task_kinds.TaskKind, task_id: str) -> Any:
+        """The ``data`` of the task's answer from where this kind's tasks are answered.
+
+        The kind's own query path first. Not served there (HTTP or code 404),
+        or, on a path no official page publishes, not known or not understood
+        there: the documented ``/query-task``. Neither knows the task: it was
+        created on Hitem3D all the same, so ``NotFollowable``, never a failed
+        generation and never "check the API base URL". The path that answered
+        is kept for the kind, so the next polls ask once.
+        """
+        params = {"task_id": task_id}
+        with self._lock:
+            known = self._query_at.get(kind.id)
+        if known is not None:
+            return self._call("GET", known.path, auth=known.auth, params=params)
+        generic = task_kinds.GENERIC_QUERY
+        own = kind.query
+        if own.path == generic.path:
+            return self._call("GET", own.path, auth=own.auth, params=params)
+        try:
+            data = self._call("GET", own.path, auth=own.auth, params=params)
+        except Hitem3DError as exc:
+            if not _missed(exc, guessed=not own.source.confirmed):
+                raise
+            log.info("%s: %s does not answer (%s); asking %s", kind.id, own.path, exc, generic.path)
+        else:
+            with self._lock:
+                self._query_at[kind.id] = own
+            return data
+        try:
+            data = self._call("GET", generic.path, auth=generic.auth, params=params)
+        except Hitem3DError as exc:
+            if not _missed(exc, guessed=True):  # that query-task serves this kind is a guess too
+                raise
+            log.info("%s: %s does not know %s either (%s)", kind.id, generic.path, task_id, exc)
+            raise NotFollowable() from None
+        with self._lock:
+            self._query_at[kind.id] = generic
+        return data
 
     def balance(self) -> float:
         data = self._call("GET", "/balance")  # Bearer [doc]
@@ -367,7 +439,14 @@ class Hitem3DClient:
         # a link is sent (``requests`` would otherwise send a urlencoded form).
         parts: list[tuple[str, Any]] = [(name, (None, value)) for name, value in kind_requests.form_fields(request)]
         parts.extend(kind_requests.read_files(request))
-        data = self._call("POST", spec.create.path, auth=spec.create.auth, files=parts)
+        try:
+            data = self._call("POST", spec.create.path, auth=spec.create.auth, files=parts)
+        except PathNotServed:
+            if spec.create.source.confirmed:
+                raise
+            # A path only third parties name, and it is not there: the guess missed, not the base URL.
+            raise ApiError(msg("Hitem3D does not offer {kind} at the path this version knows (HTTP 404): nothing "
+                               "was spent; update the extension", kind=spec.title)) from None
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id.strip():
             raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again"))
@@ -405,7 +484,7 @@ class Hitem3DClient:
                     self._schemes[path] = scheme
             return result
         self._forget_token(token)
-        raise ApiError(msg("Hitem3D did not accept a fresh access token: check your credentials"))
+        raise _TokenRefused(msg("Hitem3D did not accept a fresh access token: check your credentials"))
 
     def _send(self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any) -> Any:
         """One request; returns ``data`` of a success answer or raises."""
@@ -436,9 +515,10 @@ class Hitem3DClient:
                         retry_after=_retry_after(response),
                     )
                 body = _json_body(response, token, self.host)
+                if status == 404 and (not isinstance(body, dict) or _code_of(body) in ("", "404")):
+                    raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP 404): check the API base URL",
+                                            host=self.host))
                 if not isinstance(body, dict):
-                    if status == 404:
-                        raise ApiError(msg("{host} has no Hitem3D API here (HTTP 404): check the API base URL", host=self.host))
                     raise ServerError(msg("Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes",
                                          status=status))
         finally:
@@ -447,6 +527,9 @@ class Hitem3DClient:
         code = _code_of(body)
         if code == errors.CODE_UNAUTHORIZED:
             raise _Unauthorized()
+        if code == "404":  # the answer of an unknown route, in a body
+            raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP 404): check the API base URL",
+                                    host=self.host))
         if code != "200":
             raise error_for_code(code, _message_of(body))
         return body.get("data")

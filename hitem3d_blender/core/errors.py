@@ -103,6 +103,16 @@ class GenerationFailed(Hitem3DError):
     pass
 
 
+class NotFollowable(Hitem3DError):
+    """The task was created on Hitem3D, but neither its kind's query path nor
+    the documented query-task answers for it (a path Hitem3D has not
+    published). Not a failure: the task is kept with its ID, to try again."""
+
+    def __init__(self) -> None:
+        super().__init__(msg("Created on Hitem3D: this version cannot follow it yet; its ID is kept, "
+                             "retry after an update"))
+
+
 class ServerError(Hitem3DError):
     """The service answered with a fault (HTTP 5xx or a system error code)."""
 

@@ -4,7 +4,8 @@
 thread, and between two polls the job waits in the runner's queue, holding no
 thread. It never touches ``bpy`` and never raises: everything it learns leaves
 as ``TaskUpdate`` values through ``emit``, and its last update is DOWNLOADED,
-FAILED or CANCELLED. ``run_import_job`` runs it to its end on one thread.
+FAILED, CANCELLED or UNFOLLOWED (created, but no path this version knows
+answers). ``run_import_job`` runs it to its end on one thread.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .downloader import (
     stream_to_file,
     url_extension,
 )
-from .errors import BadResultFile, Cancelled, ExpiredUrl, Hitem3DError, ServerError, TaskTimeout
+from .errors import BadResultFile, Cancelled, ExpiredUrl, Hitem3DError, NotFollowable, ServerError, TaskTimeout
 from .messages import Message, msg, one_of
 from .result_files import VALIDATORS, cached_result, path_for
 from .steps import TRANSFER, Steps, Wait, drive
@@ -110,6 +111,10 @@ def import_steps(
         yield from _steps(job, client, downloads, cancel, emit, clock)
     except Cancelled:
         emit(TaskUpdate(job.task_id, TaskState.CANCELLED))
+    except NotFollowable as exc:
+        # Created and paid for: kept with its ID, not failed (Retry asks again).
+        log.info("Task %s: %s", job.task_id, exc)
+        emit(TaskUpdate(job.task_id, TaskState.UNFOLLOWED, message=exc.message))
     except Hitem3DError as exc:
         log.info("Task %s failed: %s", job.task_id, exc)
         emit(TaskUpdate(job.task_id, TaskState.FAILED, message=exc.message))

@@ -29,6 +29,9 @@ class TaskState(str, enum.Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Created on Hitem3D, but no query path this version knows answers for it
+    # (``errors.NotFollowable``): kept with its ID, never called failed.
+    UNFOLLOWED = "unfollowed"
 
     @property
     def label(self) -> Message:
@@ -56,13 +59,15 @@ _LABELS: dict[TaskState, str] = {
     TaskState.DONE: N_("Done"),
     TaskState.FAILED: N_("Failed"),
     TaskState.CANCELLED: N_("Cancelled"),
+    TaskState.UNFOLLOWED: N_("Not followed"),
 }
 
-TERMINAL_STATES = frozenset({TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED})
+TERMINAL_STATES = frozenset({TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED, TaskState.UNFOLLOWED})
 
 _S = TaskState
 # Where each state may go next. Remote states can repeat (each poll reports one)
-# and may skip ahead; anything running can fail or be cancelled; a finished task
+# and may skip ahead; anything running can fail, be cancelled or turn out not
+# followable (UNFOLLOWED: created, but no known path answers); a finished task
 # only starts again through PENDING (retry) or IMPORTING (import again).
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _S.PENDING: frozenset({_S.PENDING, _S.CREATED, _S.QUEUEING, _S.PROCESSING, _S.DOWNLOADING, _S.DOWNLOADED}),
@@ -77,10 +82,11 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _S.DONE: frozenset({_S.IMPORTING, _S.PENDING}),
     _S.FAILED: frozenset({_S.PENDING}),
     _S.CANCELLED: frozenset({_S.PENDING}),
+    _S.UNFOLLOWED: frozenset({_S.PENDING}),
 }
 for _state in TaskState:
     if not _state.is_terminal:
-        TRANSITIONS[_state] = TRANSITIONS[_state] | {_S.FAILED, _S.CANCELLED}
+        TRANSITIONS[_state] = TRANSITIONS[_state] | {_S.FAILED, _S.CANCELLED, _S.UNFOLLOWED}
 
 
 class IllegalTransition(Exception):

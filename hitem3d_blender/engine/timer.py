@@ -127,6 +127,8 @@ def apply_update(update: TaskUpdate) -> bool:
         state.current.journal_dirty = True
     if update.state is TaskState.FAILED:
         state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=update.message), "ERROR")
+    elif update.state is TaskState.UNFOLLOWED:  # not a failure: the task exists, this version cannot follow it
+        state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=update.message), "WARNING")
     return (rec.state, rec.progress, rec.message, rec.bytes_done) != seen or bool(update.cover_path)
 
 

@@ -268,6 +268,7 @@ OWN_ENTRIES: dict[str, str] = {
     "Done": "完成",
     "Failed": "失败",
     "Cancelled": "已取消",
+    "Not followed": "未跟踪",
     # Views in sentences ("Generate from views front, left").
     "front": "正面",
     "back": "背面",
@@ -329,6 +330,10 @@ MESSAGES: dict[str, str] = {
     "Texturing needs the model to texture: choose a finished geometry-only task":
         "生成纹理需要指定模型：请选择一个已完成的仅几何体任务",
     "The mesh URL must start with http": "网格 URL 必须以 http 开头",
+    "Created on Hitem3D: this version cannot follow it yet; its ID is kept, retry after an update":
+        "已在 Hitem3D 上创建：此版本暂时无法跟踪它；任务 ID 已保留，请在更新后重试",
+    "Hitem3D does not offer {kind} at the path this version knows (HTTP 404): nothing was spent; update the "
+    "extension": "Hitem3D 在此版本所知的路径上不提供{kind}（HTTP 404）：未花费任何积分；请更新扩展",
     "Unconfirmed: {model} is not on Hitem3D's published pages": "未经确认：{model} 不在 Hitem3D 公布的文档中",
     "Unconfirmed: light removal is not on Hitem3D's published pages": "未经确认：去除光照不在 Hitem3D 公布的文档中",
     "Generation failed on Hitem3D (credits are refunded): retry, or try another image":

@@ -6,7 +6,8 @@ command runs in the background, with no event loop) and returns the exit code. I
 progress lines to ``out`` and problems to ``err``, so tests call it directly.
 
 Exit codes: 0 success, 1 a task (or the connection) failed, 2 bad usage,
-3 not enough credits for the estimate (nothing was sent).
+3 not enough credits for the estimate (nothing was sent), 4 a task exists on
+Hitem3D but this version cannot follow it (its ID was printed; nothing failed).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from . import preferences, submit_calls
 from ..core import mesh_upload, models, prices, sending
 from ..core import submission as core_submission
 from ..core.api import Hitem3DClient, TaskStatus
-from ..core.errors import GenerationFailed, Hitem3DError, OnlineAccessDisabled
+from ..core.errors import GenerationFailed, Hitem3DError, NotFollowable, OnlineAccessDisabled
 from ..core.import_options import DEFAULT_COLLECTION, ImportOptions
 from ..core.pipeline import DEFAULT_TIMEOUT_S
 from ..core.settings import ApiSettings
@@ -42,6 +43,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CREDITS = 3
+EXIT_UNFOLLOWED = 4
 DEFAULT_STATUS_TIMEOUT_S = 120.0
 # Sending one request is quick; this bounds a hung connection.
 SUBMIT_TIMEOUT_S = 600.0
@@ -58,7 +60,8 @@ reliefs, and check tasks, without the user interface. Credentials come from the 
 HITEM3D_CLIENT_ID and HITEM3D_CLIENT_SECRET environment variables.
 
 exit codes: 0 success, 1 a task or the connection failed, 2 bad usage,
-3 not enough credits for the estimated cost (nothing was sent)
+3 not enough credits for the estimated cost (nothing was sent), 4 a task was
+created on Hitem3D but this version cannot follow it yet (kept; retry later)
 """
 
 _EPILOG = f"""\
@@ -180,7 +183,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Ask Hitem3D for the state of each task (of any kind: image to 3D, " + ", ".join(
                         kind.id_prefix for kind in task_kinds.KINDS if kind.id_prefix) + ") and print one line per "
                     "task: the ID, the state (created, queueing, processing, success, failed) and the progress "
-                    "when known. Exit code 1 when a task failed or could not be asked for.",
+                    "when known. Exit code 1 when a task failed or could not be asked for; 4 when a task exists "
+                    "but no query path this version knows answers for it (state unfollowed).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     status.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="Hitem3D task IDs")
     status.add_argument("--json", action="store_true", help="print one JSON list instead of lines")
@@ -350,7 +354,15 @@ def _wait_and_report(task_ids: list[str], timeout_s: float, output: Path | None,
     if output is not None and len(failed) < len(records):
         if not _save(output, out, err):
             return EXIT_FAILED
-    return EXIT_FAILED if failed else EXIT_OK
+    return _ending([rec.state.value for rec in failed])
+
+
+def _ending(states: list[str]) -> int:
+    """The exit code for tasks that did not succeed, by their states: 4 when
+    every one was only not followed (it exists on Hitem3D), else 1."""
+    if not states:
+        return EXIT_OK
+    return EXIT_UNFOLLOWED if all(value == TaskState.UNFOLLOWED.value for value in states) else EXIT_FAILED
 
 
 def _save(path: Path, out: TextIO, err: TextIO) -> bool:
@@ -545,10 +557,10 @@ def _affordable(wanted: list[submit_calls.Request], settings: ApiSettings, err: 
 
 
 def _query(task_id: str) -> Callable[[Hitem3DClient], Any]:
-    def call(client: Hitem3DClient) -> TaskStatus | GenerationFailed:
+    def call(client: Hitem3DClient) -> TaskStatus | GenerationFailed | NotFollowable:
         try:
             return client.query_task(task_id)
-        except GenerationFailed as exc:
+        except (GenerationFailed, NotFollowable) as exc:
             return exc  # a state, not a failure to ask
     return call
 
@@ -560,7 +572,6 @@ def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_FAILED
     results = batch.run_calls(settings, {f"status-{task_id}": _query(task_id) for task_id in task_ids},
                                args.timeout)
-    code = EXIT_OK
     rows: list[dict[str, Any]] = []
     for task_id in task_ids:
         result = results[f"status-{task_id}"]
@@ -570,12 +581,13 @@ def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             row["error"] = result.error
         elif isinstance(result.value, GenerationFailed):
             row.update(state="failed", error=str(result.value))
+        elif isinstance(result.value, NotFollowable):
+            row.update(state=TaskState.UNFOLLOWED.value, error=str(result.value))
         else:
             status: TaskStatus = result.value
             row.update(state=status.state, progress=status.progress)
-        if row["error"]:
-            code = EXIT_FAILED
         rows.append(row)
+    code = _ending([row["state"] or "error" for row in rows if row["error"]])
     if args.json:
         print(json.dumps(rows, indent=2), file=out, flush=True)
     for row in rows:

@@ -35,6 +35,7 @@ STATE_ICONS: dict[TaskState, IconItems] = {
     TaskState.DONE: "CHECKMARK",
     TaskState.FAILED: "ERROR",
     TaskState.CANCELLED: "CANCEL",
+    TaskState.UNFOLLOWED: "QUESTION",
 }
 
 
@@ -207,7 +208,7 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
         _task_button(col, "hitem3d.import_again", rec.task_id, text="Import", icon="IMPORT")
     if rec.state is TaskState.DONE:
         _task_button(col, "hitem3d.import_again", rec.task_id, icon="IMPORT")
-    if rec.state in (TaskState.FAILED, TaskState.CANCELLED):
+    if rec.state in (TaskState.FAILED, TaskState.CANCELLED, TaskState.UNFOLLOWED):
         _task_button(col, "hitem3d.retry_task", rec.task_id, icon="FILE_REFRESH")
     if texture_offered(rec):
         _task_button(col, "hitem3d.texture_task", rec.task_id, icon="TEXTURE")

@@ -377,6 +377,85 @@ def test_the_parts_panel_offers_each_kind_with_its_own_settings(addon: ModuleTyp
     assert "split_part" not in props
 
 
+def _said_before_each_button(drawn: list[tuple[str, str]]) -> dict[str, str]:
+    """The labels of each kind's box up to its button, by the button."""
+    said: dict[str, str] = {}
+    words: list[str] = []
+    for kind, text in drawn:
+        if kind == "operator":
+            said[text], words = " ".join(words), []
+        elif kind == "label":
+            words.append(text)
+    return said
+
+
+def test_a_kind_resting_on_unconfirmed_facts_says_so_before_its_button(addon: ModuleType, kinds: Any) -> None:
+    parts = _said_before_each_button(_draw(bpy.types.HITEM3D_PT_parts))
+    relief = _said_before_each_button(_draw(bpy.types.HITEM3D_PT_relief))
+
+    for button in ("hitem3d.split_parts", "hitem3d.segment_parts"):
+        assert "Unconfirmed: following the task is not published; its ID is kept" in parts[button]
+    assert "Unconfirmed: not on Hitem3D's published pages" in parts["hitem3d.multicolour"]
+    assert "Unconfirmed" not in relief["hitem3d.make_relief"]  # depth maps are documented
+
+
+SPLIT_QUERY = f"{API}/split/query-task"
+
+
+def test_a_split_no_known_path_answers_for_is_kept_not_failed(addon: ModuleType, prefs: Any,
+                                                              sim: Hitem3DSimulator, kinds: Any,
+                                                              sample_glb: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.blender.test_generate import FakeLayout
+    from tests.support.simulator import UNSERVED
+
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    sim.query_routes["split"] = UNSERVED
+    kinds.source, kinds.mesh_path = "FILE", str(sample_glb)
+
+    assert bpy.ops.hitem3d.split_parts() == {"FINISHED"}
+    for _ in range(500):
+        addon.engine.timer.tick()
+        if sim.submissions and addon.engine.history.record(sim.submissions[0].task_id) is not None:
+            break
+        time.sleep(0.01)
+    task_id = sim.submissions[0].task_id
+    rec = run_ticks(addon, task_id)
+
+    assert rec.state.value == "unfollowed" and rec.task_id.startswith("split_")
+    assert str(rec.message).startswith("Created on Hitem3D: this version cannot follow it yet")
+    assert sim.balance == 980.0  # spent: the task exists on Hitem3D
+    drawn: list[tuple[str, str]] = []
+    addon.ui.panels.draw_details(FakeLayout(drawn), rec, 300)
+    assert ("label", "Not followed") in drawn and ("operator", "hitem3d.retry_task") in drawn
+
+    # Retry asks again, and once Hitem3D answers at query-task the task goes on.
+    sim.query_routes["split"] = "generic"
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: True)
+    assert bpy.ops.hitem3d.retry_task(task_id=task_id) == {"FINISHED"}
+    assert record_of(addon, task_id).state.value == "done"
+
+
+def test_the_command_line_keeps_a_task_it_cannot_follow_with_exit_code_4(addon: ModuleType, prefs: Any,
+                                                                        sim: Hitem3DSimulator,
+                                                                        clean: None) -> None:
+    from tests.support.simulator import UNSERVED
+
+    sim.query_routes["segmentation"] = UNSERVED
+    sim.add_task(SEG_ID, ["success"], glb=parts_glb_bytes(4))
+
+    code, out, err = _cli(addon, "import", SEG_ID)
+    assert code == 4, err
+    assert f"{SEG_ID}: unfollowed: Created on Hitem3D: this version cannot follow it yet" in err
+    assert "failed" not in err and "API base URL" not in err
+    saved = json.loads(addon.engine.files.journal_path().read_text())["tasks"]
+    assert {entry["task_id"]: entry["state"] for entry in saved}[SEG_ID] == "unfollowed"  # kept, with its ID
+
+    code, out, err = _cli(addon, "status", SEG_ID, "--json")
+    assert code == 4
+    assert json.loads(out)[0]["state"] == "unfollowed"
+
+
 def test_the_relief_panel_offers_the_picture_and_the_height(addon: ModuleType, kinds: Any) -> None:
     drawn = _draw(bpy.types.HITEM3D_PT_relief)
     assert [name for kind, name in drawn if kind == "prop"] == [

@@ -47,6 +47,15 @@ def test_every_state_has_a_transition_entry() -> None:
     assert set(TRANSITIONS) == set(TaskState)
 
 
+def test_a_task_not_followed_is_kept_and_can_be_tried_again() -> None:
+    record = TaskRecord("split_abc")
+    record.move_to(S.QUEUEING)
+    record.move_to(S.UNFOLLOWED)
+    assert record.state.is_terminal and record.state is not S.FAILED
+    assert TaskRecord.from_dict(record.to_dict()).state is S.UNFOLLOWED  # the journal keeps it
+    record.move_to(S.PENDING)  # Retry
+
+
 @pytest.mark.parametrize("src, dst", LEGAL, ids=[f"{a.value}->{b.value}" for a, b in LEGAL])
 def test_legal_transition_works(src: TaskState, dst: TaskState) -> None:
     record = record_in(src)
@@ -74,8 +83,8 @@ def test_terminal_state_can_only_restart_or_reimport(state: TaskState) -> None:
     assert S.PENDING in TRANSITIONS[state]
 
 
-def test_terminal_states_are_done_failed_cancelled() -> None:
-    assert TERMINAL_STATES == {S.DONE, S.FAILED, S.CANCELLED}
+def test_terminal_states_are_done_failed_cancelled_and_not_followed() -> None:
+    assert TERMINAL_STATES == {S.DONE, S.FAILED, S.CANCELLED, S.UNFOLLOWED}
     assert all(s.is_terminal and not s.is_active for s in TERMINAL_STATES)
     assert all(s.is_active for s in TaskState if s not in TERMINAL_STATES)
 
