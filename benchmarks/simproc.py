@@ -29,7 +29,7 @@ API = "/open-api/v1"
 
 def _serve() -> int:
     sys.path.insert(0, str(REPO_ROOT))
-    from tests import simulator
+    from tests.support import simulator
     from tests.support.simulator import Fault, Hitem3DSimulator
 
     # NOTE: http.server leaves Nagle's algorithm on and writes headers and body
