@@ -6,38 +6,44 @@ Blender does the import (and everything that does not depend on the open
 scene) and saves one ``.blend``; the main thread only appends it.
 
 This module owns the child process: its command line and environment, its
-limits (time, memory), cancelling it, and reading its result. ``poll`` never
-blocks, so the timer on Blender's main thread can call it every tick.
+limits (time, memory; ``core.process_guard`` holds them on each system),
+cancelling it, and reading its result. Nothing here waits on a child: ``poll``
+never blocks, a killed child is reaped later (``Reaper``: a killed Blender
+takes tens of milliseconds to end), and starting one costs a ``vfork``
+(see ``spawn``). Only quitting waits, at most a second.
 
 NOTE: the child runs in its own process group (session on POSIX), so a kill
 reaches it and anything it started, and a Ctrl+C in Blender's terminal does
-not reach it.
+not reach it. Its temporary files go to a folder of ours in the work folder,
+removed when it has ended: a killed Blender cannot remove its own
+``blender_*`` folder from the system's temporary folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
+from . import safe_files
 from .display import duration
 from .errors import Hitem3DError
 from .import_options import ImportOptions
 from .messages import N_, NONE, Message, msg
+from .process_guard import EXIT_OUT_OF_MEMORY, EXIT_TIMED_OUT, WindowsJob, resident_bytes, windows_job
 
 log = logging.getLogger(__package__)
 
-# The child exits with this code when its own watchdog sees it over the memory cap.
-EXIT_OUT_OF_MEMORY = 86
-# ... and with this one when Blender, its parent, is gone.
-EXIT_ORPHANED = 87
 DEFAULT_TIMEOUT_S = 600.0
 # A result file larger than this is not a result of ours.
 MAX_RESULT_BYTES = 256 * 1024
@@ -47,6 +53,19 @@ _DROPPED_ENV_PREFIXES = ("HITEM3D_",)
 _DROPPED_ENV = ("PYTHONSTARTUP", "PYTHONINSPECT")
 # Blender's bundled Python must not see another Python's paths.
 _DROPPED_ENV_FOR_BLENDER = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE")
+# Where Blender and Python put temporary files: TMPDIR on Linux and macOS, TMP and TEMP on Windows.
+TEMP_VARIABLES = ("TMPDIR", "TMP", "TEMP")
+TEMP_PREFIX = "tmp-"
+
+# One memory budget for all converters together: half of this computer's
+# memory, between these bounds. A bad file must never take Blender's own.
+MIN_BUDGET = 2 * 1024**3
+MAX_BUDGET = 16 * 1024**3
+# What one converter should be able to use: a 5-million-face model took about
+# 3.5 GB to import. The default number at once gives each at least this.
+SHARE_WANTED = 4 * 1024**3
+DEFAULT_MAX_AT_ONCE = 4
+MAX_AT_ONCE = 16  # the preference's upper end
 
 
 class ConversionFailed(Hitem3DError):
@@ -64,20 +83,88 @@ CRASHED = msg("Blender crashed while converting the model: retry, or report it w
 NO_RESULT = msg("The model converter ended without a result: retry, or report it with the log")
 
 
-def default_memory_limit() -> int:
-    """Bytes the child may use: half of this computer's memory, between 2 and
-    16 GB. A bad file must never take Blender's own memory away."""
+# -- limits -----------------------------------------------------------------------------------------
+
+
+def total_memory() -> int:
+    """This computer's memory in bytes; 8 GB when the system does not say."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))  # Linux, macOS
     except (AttributeError, ValueError, OSError):
-        total = 8 * 1024**3
-    return int(min(16 * 1024**3, max(2 * 1024**3, total // 2)))
+        pass
+    try:
+        import ctypes  # noqa: PLC0415 - Windows only
+
+        class Status(ctypes.Structure):
+            _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),
+                        ("ullTotalPhys", ctypes.c_uint64), ("ullAvailPhys", ctypes.c_uint64),
+                        ("ullTotalPageFile", ctypes.c_uint64), ("ullAvailPageFile", ctypes.c_uint64),
+                        ("ullTotalVirtual", ctypes.c_uint64), ("ullAvailVirtual", ctypes.c_uint64),
+                        ("ullAvailExtendedVirtual", ctypes.c_uint64)]
+
+        status = Status()
+        status.dwLength = ctypes.sizeof(Status)
+        if getattr(ctypes, "windll").kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+            return int(status.ullTotalPhys)
+    except Exception:  # noqa: BLE001 - no answer: the fallback below
+        pass
+    return 8 * 1024**3
+
+
+def memory_budget(total: int | None = None) -> int:
+    """Bytes all converters together may use: half of this computer's memory,
+    between 2 and 16 GB."""
+    total = total_memory() if total is None else total
+    return int(min(MAX_BUDGET, max(MIN_BUDGET, total // 2)))
+
+
+def default_at_once(budget: int | None = None) -> int:
+    """How many converters may run at once unless the artist says otherwise:
+    as many as the budget gives 4 GB each, from 1 to 4 (a computer with 24 GB:
+    3; with 8 GB: 1)."""
+    budget = memory_budget() if budget is None else budget
+    return max(1, min(DEFAULT_MAX_AT_ONCE, budget // SHARE_WANTED))
+
+
+def memory_share(budget: int, at_once: int) -> int:
+    """Each converter's part of the budget: together they never pass it."""
+    return budget // max(1, at_once)
 
 
 @dataclass(frozen=True)
 class Limits:
+    """One converter's limits. ``shared``: its memory is a share of the
+    budget, so fewer converters at once would give it more."""
+
     timeout_s: float = DEFAULT_TIMEOUT_S
-    memory_bytes: int = field(default_factory=default_memory_limit)
+    memory_bytes: int = field(default_factory=memory_budget)
+    shared: bool = False
+
+
+def limits_for(at_once: int, budget: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Limits:
+    """The limits of each of ``at_once`` converters sharing ``budget``."""
+    budget = memory_budget() if budget is None else budget
+    return Limits(timeout_s=timeout_s, memory_bytes=memory_share(budget, at_once), shared=at_once > 1)
+
+
+def size_text(size: int) -> str:
+    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.0f} MB"
+
+
+def out_of_memory_message(limits: Limits) -> Message:
+    if limits.shared:
+        return msg("Converting the model needed more than {limit} of memory, each converter's share: not "
+                   "imported; allow fewer converters at once in the add-on preferences, then retry",
+                   limit=size_text(limits.memory_bytes))
+    return msg("Converting the model needed more than {limit} of memory, the converter's limit: "
+               "not imported; retry, or report the task", limit=size_text(limits.memory_bytes))
+
+
+def timeout_message(timeout_s: float) -> Message:
+    return msg("Converting the model took longer than {span}: not imported; retry", span=duration(timeout_s))
+
+
+# -- what the child is given and gives back -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -107,6 +194,7 @@ class ConversionSpec:
     asset: AssetInfo = AssetInfo()
     memory_limit_bytes: int = 0
     parent_pid: int = 0
+    timeout_s: float = 0.0  # the child's own alarm (``process_guard.arm_alarm``); 0: none
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -165,60 +253,89 @@ def child_environment(base: Mapping[str, str], *, real_blender: bool) -> dict[st
 
 
 def read_rss(pid: int) -> int | None:
-    """Resident memory of ``pid`` in bytes where the system tells (Linux,
-    Windows), else None."""
-    if os.name == "nt":
-        return _windows_working_set(pid)
+    """The memory ``pid`` holds (``process_guard.resident_bytes``), None where the system does not say."""
+    return resident_bytes(pid)
+
+
+# -- files of ours: the only places this module creates or removes files --------------------------------
+
+
+def make_temp_folder(work: Path) -> Path:
+    """A new, empty folder in ``work`` for one child's temporary files (never
+    an existing one: ``mkdtemp`` creates it or fails). Its name carries our
+    process ID, so ``prune_temp_folders`` can tell whose it is."""
+    work.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=work))
+
+
+def remove_temp_folder(folder: Path) -> None:
+    """Remove a child's temporary folder and what it holds; a symlink in it is
+    removed, never followed (``shutil.rmtree`` works by file descriptor)."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def prune_temp_folders(work: Path, alive: Callable[[int], bool]) -> int:
+    """Remove the temporary folders of converters whose Blender is gone (it
+    crashed, and its converters with it); returns how many."""
+    pruned = 0
     try:
-        with open(f"/proc/{pid}/status", "rb") as file:
-            for line in file:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+        entries = list(os.scandir(work))
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(TEMP_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        owner = name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not alive(int(owner)):
+            remove_temp_folder(Path(entry.path))
+            pruned += 1
+    return pruned
 
 
-def _windows_working_set(pid: int) -> int | None:
-    """The working set of ``pid`` (Windows' resident memory); None if it cannot be read."""
+def _remove(path: Path) -> None:
+    """Remove a file of ours if it is there; a failure (a read-only folder) is
+    logged, never raised: cleaning up must not stop a conversion's end from
+    being reported."""
     try:
-        import ctypes  # noqa: PLC0415 - Windows only
-        from ctypes import wintypes  # noqa: PLC0415
+        safe_files.remove(path)
+    except OSError as exc:
+        log.warning("Could not remove %s: %s", path.name, exc)
 
-        class Counters(ctypes.Structure):
-            _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
-                        ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
-                        ("QuotaPeakPagedPoolUsage", ctypes.c_size_t), ("QuotaPagedPoolUsage", ctypes.c_size_t),
-                        ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t), ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
-                        ("PagefileUsage", ctypes.c_size_t), ("PeakPagefileUsage", ctypes.c_size_t)]
 
-        windll: Any = getattr(ctypes, "windll")
-        handle = windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
+def _open_log(path: Path) -> IO[bytes]:
+    """A new log file for a child's output; a symlink planted there is removed, never followed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return safe_files.create_new(path)
+
+
+def _write_spec(path: Path, spec: ConversionSpec) -> None:
+    """The spec, written before the child is started or told its path: no
+    rename, no fsync (it is read from the page cache a moment later, and a
+    crash ends the child too). A symlink planted there is removed, never followed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with safe_files.create_new(path) as file:
+        file.write(spec.to_json().encode("utf-8"))
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """The child's result, or None when it is missing, too big, not a plain
+    file or not a JSON object."""
+    try:
+        if not safe_files.is_regular_file(path) or path.stat().st_size > MAX_RESULT_BYTES:
             return None
-        try:
-            counters = Counters()
-            counters.cb = ctypes.sizeof(Counters)
-            if not windll.psapi.GetProcessMemoryInfo(handle, ctypes.byref(counters), counters.cb):
-                return None
-            return int(counters.WorkingSetSize)
-        finally:
-            windll.kernel32.CloseHandle(handle)
-    except Exception:  # noqa: BLE001 - a missing API costs the check, never the import
+        data = json.loads(safe_files.read_bytes(path).decode("utf-8"))
+    except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
-def _mb(size: int) -> str:
-    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.0f} MB"
+def write_result(path: Path, data: Mapping[str, Any]) -> None:
+    """Atomically: the parent never reads half a result."""
+    safe_files.write_atomic(path, json.dumps(dict(data)).encode("utf-8"), fsync=False)
 
 
-def out_of_memory_message(limit: int) -> Message:
-    return msg("Converting the model needed more than {limit} of memory, the converter's limit: "
-               "not imported; retry, or report the task", limit=_mb(limit))
-
-
-def timeout_message(timeout_s: float) -> Message:
-    return msg("Converting the model took longer than {span}: not imported; retry", span=duration(timeout_s))
+# -- a child process ---------------------------------------------------------------------------------
 
 
 def _session_options() -> dict[str, Any]:
@@ -227,30 +344,145 @@ def _session_options() -> dict[str, Any]:
     return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-    except (ProcessLookupError, PermissionError):
-        pass  # it ended by itself meanwhile
-
-
-def _spawn(command: list[str], env: Mapping[str, str], log_path: Path, stdin: int) -> subprocess.Popen[bytes]:
-    """Start a converter with its output in ``log_path``, in a session (or
-    process group) of its own so it can be stopped whole; ``OSError`` if it
-    cannot start."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as output:
-        return subprocess.Popen(command, stdin=stdin, stdout=output, stderr=subprocess.STDOUT, env=dict(env),
-                                close_fds=True, **_session_options())
-
-
 def _cannot_start(exc: OSError) -> ConversionFailed:
     reason = exc.strerror or type(exc).__name__
     return ConversionFailed(msg("Could not start Blender to convert the model ({reason}): retry, "
                                 "or check that Blender is installed completely", reason=reason))
+
+
+class ChildProcess:
+    """A started converter: its process, its temporary folder and, on Windows,
+    its job object. ``kill`` never waits; ``poll`` reaps it, and then its
+    folder and job go."""
+
+    def __init__(self, process: subprocess.Popen[bytes], temp_folder: Path, job: WindowsJob | None,
+                 log_path: Path) -> None:
+        self.process = process
+        self.temp_folder = temp_folder
+        self.job = job
+        self.log_path = log_path
+        self.peak_job_memory = 0  # Windows: the most it committed, read before the job closes
+        self.returncode: int | None = None
+        self._on_end: list[Callable[[], None]] = []
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def stdin(self) -> IO[bytes] | None:
+        return self.process.stdin
+
+    def when_ended(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the process has been reaped (now, if it has)."""
+        if self.returncode is not None:
+            action()
+        else:
+            self._on_end.append(action)
+
+    def poll(self) -> int | None:
+        """The exit code once it has ended (and been reaped), else None. Never waits."""
+        if self.returncode is None and self.process.poll() is not None:
+            self._ended()
+        return self.returncode
+
+    def wait(self, timeout_s: float) -> int | None:
+        """For quitting only: wait up to ``timeout_s`` for it to end."""
+        if self.returncode is None:
+            try:
+                self.process.wait(timeout=max(0.0, timeout_s))
+            except subprocess.TimeoutExpired:
+                log.warning("Converter process %s did not end within %s s", self.pid, timeout_s)
+                return None
+            self._ended()
+        return self.returncode
+
+    def kill(self) -> None:
+        """Kill it and everything it started; the next ``poll`` reaps it."""
+        if self.returncode is not None or self.process.returncode is not None:
+            return
+        try:
+            if os.name == "posix":
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.kill()
+        except (ProcessLookupError, PermissionError):
+            pass  # it ended by itself meanwhile
+        if self.job is not None:
+            self.job.close()  # on Windows, whatever it started goes too
+
+    def _ended(self) -> None:
+        self.returncode = self.process.returncode
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        if self.job is not None:
+            self.peak_job_memory = self.job.peak_process_memory()
+            self.job.close()
+        remove_temp_folder(self.temp_folder)
+        actions, self._on_end = self._on_end, []
+        for action in actions:
+            action()
+
+
+def spawn(command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
+          memory_limit: int) -> ChildProcess:
+    """Start a converter with its output in ``log_path``, in a session (or
+    process group) of its own so it can be stopped whole, with a temporary
+    folder of its own; ``OSError`` if it cannot start.
+
+    NOTE: on the main thread, in Blender's big process. Python's ``Popen``
+    uses ``vfork`` as long as it is given no ``preexec_fn`` (nor user or
+    group changes): the child borrows Blender's memory until it runs
+    ``exec``, so the cost does not grow with Blender's size (0.3 to 0.5 ms
+    with a 1.8 GB parent; a plain ``fork`` copying its page tables took 45 to
+    60 ms). Whatever must happen in the child before it runs happens in its
+    script instead (``process_guard.guard``)."""
+    temp = make_temp_folder(log_path.parent)
+    env = {**env, **{name: str(temp) for name in TEMP_VARIABLES}}
+    try:
+        with _open_log(log_path) as output:
+            process = subprocess.Popen(command, stdin=stdin, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                       close_fds=True, **_session_options())
+    except OSError:
+        remove_temp_folder(temp)
+        raise
+    job = None
+    if os.name == "nt":
+        job = windows_job(memory_limit, int(getattr(process, "_handle")))
+    return ChildProcess(process, temp, job, log_path)
+
+
+class Reaper:
+    """Converters killed and not yet reaped. The timer polls them: the main
+    thread never waits for a killed Blender to end."""
+
+    def __init__(self) -> None:
+        self._children: list[ChildProcess] = []
+
+    def add(self, child: ChildProcess) -> None:
+        child.kill()
+        if child.poll() is None:
+            self._children.append(child)
+
+    def poll(self) -> None:
+        self._children = [child for child in self._children if child.poll() is None]
+
+    def wait(self, timeout_s: float) -> None:
+        """For quitting: reap them all, waiting at most ``timeout_s`` in all."""
+        deadline = time.monotonic() + timeout_s
+        for child in self._children:
+            child.wait(deadline - time.monotonic())
+        self.poll()
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self._children]
+
+    def __len__(self) -> int:
+        return len(self._children)
 
 
 class WarmChild:
@@ -258,53 +490,58 @@ class WarmChild:
     download runs, then waits for a spec's path on its stdin. Blender's
     start-up (about a second) then never adds to the time to scene."""
 
-    def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path,
+                 limits: Limits | None = None) -> None:
         self.command = command
         self.env = dict(env)
         self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
+        self.limits = limits or Limits()
+        self._child: ChildProcess | None = None
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid if self._child is not None else None
 
     def start(self) -> None:
         """Start it; ``ConversionFailed`` if it cannot start."""
         try:
-            self._process = _spawn(self.command, self.env, self.log_path, subprocess.PIPE)
+            self._child = spawn(self.command, self.env, self.log_path, stdin=subprocess.PIPE,
+                                memory_limit=self.limits.memory_bytes)
         except OSError as exc:
             raise _cannot_start(exc) from None
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._child is not None and self._child.poll() is None
 
-    def take(self) -> subprocess.Popen[bytes] | None:
+    def take(self) -> ChildProcess | None:
         """Hand the running child over (once); None (and reaped) if it has died."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is None:
-            return process
-        self.log_path.unlink(missing_ok=True)
+        child, self._child = self._child, None
+        if child is None or child.poll() is None:
+            return child
+        _remove(child.log_path)
         return None
+
+    def abandon(self, reaper: Reaper) -> None:
+        """Not needed after all: killed now, reaped by ``reaper``; its output goes too."""
+        child, self._child = self._child, None
+        if child is not None:
+            child.when_ended(lambda: _remove(child.log_path))
+            reaper.add(child)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Kill and reap it; its output goes too. Never waits longer than ``timeout_s``."""
-        process, self._process = self._process, None
-        if process is None:
+        child, self._child = self._child, None
+        if child is None:
             return
-        _kill_group(process)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("Converter process %s did not end within %s s", process.pid, timeout_s)
-        if process.stdin is not None:
-            process.stdin.close()
-        self.log_path.unlink(missing_ok=True)
+        child.kill()
+        child.wait(timeout_s)
+        _remove(child.log_path)
 
 
 class ConversionProcess:
     """One child converting one GLB. Start it, ``poll`` it from a timer,
-    ``cancel`` or ``stop`` it; it cleans its own files."""
+    ``cancel``, ``abandon`` or ``stop`` it; it cleans its own files."""
 
     def __init__(self, spec: ConversionSpec, spec_path: Path, command: list[str], env: Mapping[str, str],
                  limits: Limits, log_path: Path) -> None:
@@ -314,7 +551,7 @@ class ConversionProcess:
         self.env = dict(env)
         self.limits = limits
         self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self._started = 0.0
         self._ending: Message | None = None  # why we decided to kill it
         self._cancelled = False
@@ -322,92 +559,134 @@ class ConversionProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid if self._child is not None else None
 
-    def start(self, warm: WarmChild | None = None) -> None:
+    @property
+    def started(self) -> bool:
+        return self._child is not None
+
+    @property
+    def waiting(self) -> bool:
+        """Not started, nor cancelled or failed to start."""
+        return self._child is None and self._outcome is None
+
+    @property
+    def running(self) -> bool:
+        """Started, and not seen to end yet (``poll`` has not reaped it)."""
+        return self._child is not None and self._child.returncode is None and self._outcome is None
+
+    def start(self, warm: WarmChild | None = None, limits: Limits | None = None) -> None:
         """Write the spec and hand it to ``warm`` if that child is still
-        waiting, else start a child; ``ConversionFailed`` if it cannot start."""
-        self.spec_path.parent.mkdir(parents=True, exist_ok=True)
-        Path(self.spec.result).unlink(missing_ok=True)
-        self.spec_path.write_text(self.spec.to_json(), encoding="utf-8")
+        waiting, else start a child; ``ConversionFailed`` if it cannot start.
+        ``limits``: this converter's, if they changed since it was made."""
+        if limits is not None:
+            self.limits = limits
+        self.spec = dataclasses.replace(self.spec, memory_limit_bytes=self.limits.memory_bytes,
+                                        timeout_s=self.limits.timeout_s)
+        _remove(Path(self.spec.result))
+        _write_spec(self.spec_path, self.spec)
         if warm is not None and self._adopt(warm):
             self._started = time.monotonic()
             return
         try:
-            self._process = _spawn(self.command, self.env, self.log_path, subprocess.DEVNULL)
+            self._child = spawn(self.command, self.env, self.log_path, stdin=subprocess.DEVNULL,
+                                memory_limit=self.limits.memory_bytes)
         except OSError as exc:
             self._cleanup(keep_entry=False)
             raise _cannot_start(exc) from None
         self._started = time.monotonic()
 
+    def fail_to_start(self, error: Message) -> None:
+        """It could not start: ``poll`` says so."""
+        self._outcome = ConversionOutcome(error=error)
+
     def _adopt(self, warm: WarmChild) -> bool:
         """Send the spec's path to a waiting child; False if it is gone."""
-        log_path = warm.log_path
-        process = warm.take()
-        if process is None or process.stdin is None:
+        child = warm.take()
+        if child is None or child.stdin is None:
             return False
         try:
             # NOTE: one short line into an empty pipe: the write never blocks.
-            process.stdin.write(str(self.spec_path).encode("utf-8") + b"\n")
-            process.stdin.close()
+            child.stdin.write(str(self.spec_path).encode("utf-8") + b"\n")
+            child.stdin.close()
         except OSError:
-            _kill_group(process)
-            process.wait(timeout=1.0)
-            log_path.unlink(missing_ok=True)
+            child.when_ended(lambda: _remove(child.log_path))
+            child.kill()
+            child.wait(1.0)
             return False
-        self._process = process
-        self.log_path = log_path
+        self._child = child
+        self.log_path = child.log_path
         return True
 
     def poll(self) -> ConversionOutcome | None:
-        """None while the child runs; its outcome once it has ended (then the
-        process is reaped and the spec and result files are gone). Never waits."""
+        """None while the child runs (or waits to start); its outcome once it
+        has ended (then the process is reaped and the spec and result files
+        are gone). Never waits."""
         if self._outcome is not None:
             return self._outcome
-        process = self._process
-        if process is None:
+        child = self._child
+        if child is None:
             return None
-        code = process.poll()
+        code = child.poll()
         if code is None:
-            self._watch(process)
+            self._watch(child)
             return None
         self._outcome = self._conclude(code)
         return self._outcome
 
-    def _watch(self, process: subprocess.Popen[bytes]) -> None:
+    def _watch(self, child: ChildProcess) -> None:
         if self._ending is not None:
             return
         if time.monotonic() - self._started > self.limits.timeout_s:
             self._kill(timeout_message(self.limits.timeout_s))
             return
-        rss = read_rss(process.pid)
+        rss = read_rss(child.pid)
         if rss is not None and rss > self.limits.memory_bytes:
-            self._kill(out_of_memory_message(self.limits.memory_bytes))
+            self._kill(out_of_memory_message(self.limits))
 
     def cancel(self) -> None:
-        """Kill the child now; the next ``poll`` reaps it."""
+        """Kill the child now; the next ``poll`` reaps it. One that has not
+        started yet ends at once."""
+        if self._outcome is not None:
+            return
         if self._ending is None:
             self._cancelled = True
+        if self._child is None:
+            self._outcome = ConversionOutcome(cancelled=True)
+            return
         self._kill(NONE)
+
+    def abandon(self, reaper: Reaper) -> None:
+        """Nobody wants it any more (its task was removed): killed now; reaped
+        by ``reaper``, and then its files (its entry too) go."""
+        self.cancel()
+        child = self._child
+        if child is None or self._outcome is not None:
+            return
+        child.when_ended(self._forget_files)
+        reaper.add(child)
+        self._outcome = ConversionOutcome(cancelled=True)
+
+    def _forget_files(self) -> None:
+        """Nobody wants this conversion: its output goes too."""
+        self._cleanup(keep_entry=False)
+        _remove(self.log_path)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Kill the child and reap it (quitting, disabling): no process is left."""
         self.cancel()
-        process = self._process
-        if process is not None and self._outcome is None:
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                log.warning("Converter process %s did not end within %s s", process.pid, timeout_s)
-                return
-            self._outcome = self._conclude(process.returncode)
+        child = self._child
+        if child is not None and self._outcome is None:
+            code = child.wait(timeout_s)
+            if code is not None:
+                self._outcome = self._conclude(code)
 
     def _kill(self, message: Message) -> None:
-        process = self._process
-        if process is None or process.returncode is not None or self._ending is not None:
+        child = self._child
+        if child is None or child.returncode is not None or self._ending is not None:
             return
         self._ending = message
-        _kill_group(process)  # poll reaps it
+        child.kill()  # poll reaps it
 
     def _conclude(self, code: int) -> ConversionOutcome:
         seconds = time.monotonic() - self._started
@@ -421,8 +700,8 @@ class ConversionProcess:
     def _output_tail(self, lines: int = 15) -> str:
         """The end of the child's output, for the log (support needs it)."""
         try:
-            with self.log_path.open("rb") as file:
-                file.seek(max(0, self.log_path.stat().st_size - 4096))
+            with safe_files.open_read(self.log_path) as file:
+                file.seek(max(0, os.fstat(file.fileno()).st_size - 4096))
                 text = file.read().decode("utf-8", "replace")
         except OSError:
             return "(no output)"
@@ -433,8 +712,12 @@ class ConversionProcess:
             return ConversionOutcome(cancelled=True, seconds=seconds)
         if self._ending is not None:
             return ConversionOutcome(error=self._ending, seconds=seconds)
-        if code == EXIT_OUT_OF_MEMORY:
-            return ConversionOutcome(error=out_of_memory_message(self.limits.memory_bytes), seconds=seconds)
+        if code == EXIT_OUT_OF_MEMORY or (code != 0 and self._child is not None
+                                          and self._child.peak_job_memory >= self.limits.memory_bytes > 0):
+            return ConversionOutcome(error=out_of_memory_message(self.limits), seconds=seconds)
+        if code == EXIT_TIMED_OUT or code == -int(getattr(signal, "SIGALRM", 14)):
+            # Its own alarm: nobody (this timer) watched it when its time was up.
+            return ConversionOutcome(error=timeout_message(self.limits.timeout_s), seconds=seconds)
         result = read_result(Path(self.spec.result))
         if code != 0 or result is None:
             if result is not None and result.get("error") in CHILD_ERRORS:
@@ -447,7 +730,7 @@ class ConversionProcess:
                                      seconds=seconds)
         objects = result.get("objects")
         if (not isinstance(objects, list) or not objects or not all(isinstance(name, str) for name in objects)
-                or not Path(self.spec.entry).is_file()):
+                or not safe_files.is_regular_file(Path(self.spec.entry))):
             return ConversionOutcome(error=NO_RESULT, seconds=seconds)
         import_s = result.get("import_s")
         return ConversionOutcome(objects=tuple(objects), seconds=seconds,
@@ -455,14 +738,14 @@ class ConversionProcess:
 
     def _cleanup(self, *, keep_entry: bool) -> None:
         for path in (self.spec_path, Path(self.spec.result), partial_entry(self.spec)):
-            path.unlink(missing_ok=True)
+            _remove(path)
         if keep_entry:
             # The output only matters when something went wrong.
-            self.log_path.unlink(missing_ok=True)
+            _remove(self.log_path)
         else:
             # A child killed between its rename and its result leaves an entry
             # nobody asked for: the library holds only what was imported.
-            Path(self.spec.entry).unlink(missing_ok=True)
+            _remove(Path(self.spec.entry))
 
 
 def partial_entry(spec: ConversionSpec) -> Path:
@@ -474,62 +757,5 @@ def partial_entry(spec: ConversionSpec) -> Path:
     return entry.with_name(f".{entry.stem}.{spec.parent_pid}.partial.blend")
 
 
-def read_result(path: Path) -> dict[str, Any] | None:
-    """The child's result, or None when it is missing, too big or not a JSON object."""
-    try:
-        if path.stat().st_size > MAX_RESULT_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def write_result(path: Path, data: Mapping[str, Any]) -> None:
-    """Atomically: the parent never reads half a result."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(dict(data)), encoding="utf-8")
-    os.replace(partial, path)
-
-
 def this_python() -> str:
     return sys.executable
-
-
-def start_watchdog(memory_limit: int, parent_pid: int, interval_s: float = 0.05) -> None:
-    """In the child: end this process when it grows over ``memory_limit``
-    bytes or when its parent is gone, so neither a bad file nor a crashed
-    Blender leaves a converter running.
-
-    NOTE: the parent watched is the one the child has now. It is Blender, or a
-    launcher between them (a wrapper script that starts Blender without
-    ``exec``); ``parent_pid`` is only logged. When it dies, the child is
-    handed to another process and its parent ID changes."""
-    import threading  # noqa: PLC0415 - only the child needs it
-
-    parent = os.getppid()
-    if parent_pid and parent != parent_pid:
-        log.info("Converter started by process %s, not Blender (%s): watching %s", parent, parent_pid, parent)
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(EXIT_ORPHANED)
-            if memory_limit and _peak_rss() > memory_limit:
-                os._exit(EXIT_OUT_OF_MEMORY)
-            time.sleep(interval_s)
-
-    threading.Thread(target=watch, name="hitem3d-converter-watchdog", daemon=True).start()
-
-
-def _peak_rss() -> int:
-    current = read_rss(os.getpid())
-    if current is not None:
-        return current
-    try:
-        import resource  # noqa: PLC0415 - not on Windows
-    except ImportError:
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Kilobytes on Linux, bytes on macOS.
-    return int(peak if sys.platform == "darwin" else peak * 1024)

@@ -4,6 +4,9 @@
     python -E convert_child.py SPEC.json          (Blender as the bpy module)
     ... convert_child.py --wait MEMORY_LIMIT PARENT_PID   (then a spec's path on stdin)
 
+Its first act is to arm its limits (``core.process_guard.guard``): it ends
+with Blender, when its time is up and when it outgrows its memory.
+
 Reads the spec (``core.conversion.ConversionSpec``), imports the GLB with
 Blender's glTF importer into an empty file, applies what does not depend on
 the scene, writes the task's library entry and, last, a JSON result the
@@ -62,16 +65,17 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     _load_package()
     conversion = importlib.import_module(f"{PACKAGE}.core.conversion")
+    process_guard = importlib.import_module(f"{PACKAGE}.core.process_guard")
     args = _args(argv)
-    watched = False
+    guard = None
     if len(args) == 3 and args[0] == "--wait":
-        # Started ahead of need: load Blender now, then wait for the spec.
-        conversion.start_watchdog(int(args[1]), int(args[2]))
-        watched = True
+        # Started ahead of need: guarded at once (its parent may be gone
+        # already), then Blender loads, then it waits for the spec.
+        guard = process_guard.guard(int(args[2]), memory_bytes=int(args[1]))
         _prepare_blender()
         line = sys.stdin.readline().strip()
         if not line:
-            return 0  # not needed after all
+            return 0  # not needed after all, or Blender is gone (its end of the pipe closed)
         started = time.monotonic()
         spec_path = Path(line)
     elif len(args) == 1:
@@ -82,9 +86,12 @@ def main(argv: list[str]) -> int:
         spec = conversion.ConversionSpec.from_json(spec_path.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
         return 3  # no result file: the parent reports a converter that ended without a result
-    if not watched:
-        conversion.start_watchdog(spec.memory_limit_bytes, spec.parent_pid)
+    if guard is None:
+        guard = process_guard.guard(spec.parent_pid)
+        guard.limit(spec.memory_limit_bytes, spec.timeout_s)
         _prepare_blender()
+    else:
+        guard.limit(spec.memory_limit_bytes, spec.timeout_s)
     result_path = Path(spec.result)
     importer = importlib.import_module(f"{PACKAGE}.scene.importer")
     library_entry = importlib.import_module(f"{PACKAGE}.scene.library_entry")
