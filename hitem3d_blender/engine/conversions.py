@@ -1,11 +1,22 @@
 """Imports on Blender's side: convert in a child Blender, append on the main thread.
 
-The import step (``engine.import_step``) starts a conversion when a download
-is ready; the timer (``engine.timer.tick``) polls it on every tick and hands
-its end back. Nothing here ever waits on a child. In background
-mode (``blender -b``, the command line, the ``bpy`` module) nobody waits on a
-window, so the import runs in this process and gives the same scene and the
-same library entry.
+The import step (``engine.import_step``) hands a conversion over when a
+download is ready; the timer (``engine.timer.tick``) calls ``finished`` on
+every tick, which reaps killed converters, starts waiting ones and hands the
+ended ones back. Nothing here ever waits on a child (only quitting does, for
+at most a second).
+
+At most ``at_once()`` converters run at once (a preference, by default from
+this computer's memory; the one started ahead counts); the others wait their
+turn in the order they came. They share one memory budget: each may use
+``budget / at_once()`` (``core.conversion.limits_for``).
+
+Background mode (``blender -b``, the command line, the ``bpy`` module)
+converts the same way, with the same limits: its imports are input from the
+network too, and one bad file must not take a farm node's memory or hang a
+batch. ``batch`` drives the timer there. ``USE_CHILD_PROCESS = False`` (tests
+that are not about conversion) imports in this process instead, with the same
+result.
 """
 
 from __future__ import annotations
@@ -29,41 +40,68 @@ from ..core.conversion import (
     ConversionProcess,
     ConversionSpec,
     Limits,
+    Reaper,
     WarmChild,
     child_command,
     child_environment,
+    limits_for,
+    memory_budget,
+    prune_temp_folders,
     spec_args,
     wait_args,
 )
 from ..core.errors import ImportFailed
-from ..core.messages import msg
+from ..core.messages import Message, msg
 from ..core.import_options import ImportOptions
+from ..core.process_guard import alive
 from ..core.task_ids import short_id
+from . import state
 
 log = logging.getLogger(__package__)
 
 # Users get the child process. Tests that are not about conversion switch it
 # off to import in-process (each child start costs Blender's start-up).
 USE_CHILD_PROCESS = True
-LIMITS = Limits()
+# Fixed limits for every converter instead of the machine's share (tests).
+LIMITS: Limits | None = None
 CHILD_SCRIPT = Path(__file__).resolve().parents[1] / "scene" / "convert_child.py"
+MEMORY_BUDGET = memory_budget()
 
 
 @dataclass
-class _Running:
+class _Conversion:
     process: ConversionProcess
     options: ImportOptions
     provenance: dict[str, str]
     cover: Path | None
+    on_start: Callable[[], None]
 
 
-_running: dict[str, _Running] = {}
+# Every conversion handed over and not yet handed back, in the order they came:
+# the ones not started yet start in that order.
+_conversions: dict[str, _Conversion] = {}
 _warm: WarmChild | None = None  # at most one, while a task is on its way
 _warm_failed = False  # the last start failed: no retry until no task is on its way
+_reaper = Reaper()
+_pruned = False  # the temporary folders of a crashed session were looked for
 
 
-def in_child(runs_to_end: bool) -> bool:
-    return USE_CHILD_PROCESS and not runs_to_end
+def in_child() -> bool:
+    return USE_CHILD_PROCESS
+
+
+def at_once() -> int:
+    """How many converters may run at once (the one started ahead included)."""
+    return max(1, int(state.hooks.max_converters()))
+
+
+def limits() -> Limits:
+    """Each converter's limits: its share of the memory budget, or the tests' own."""
+    return LIMITS if LIMITS is not None else limits_for(at_once(), MEMORY_BUDGET)
+
+
+def waiting_message() -> Message:
+    return msg("Waiting for a free converter (at most {count} at once): keep working", count=at_once())
 
 
 def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions, provenance: dict[str, str],
@@ -81,6 +119,7 @@ def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions
     except (OSError, ValueError) as exc:
         # The asset still names its catalog; Blender lists it as unassigned until the file is fixed.
         log.warning("Could not add today's catalog to %s: %s", core_library.CATALOG_FILE, exc)
+    current = limits()
     return ConversionSpec(
         task_id=task_id,
         glb=str(glb),
@@ -91,27 +130,66 @@ def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions
         provenance=provenance,
         cover=str(cover) if cover is not None else "",
         asset=core_library.asset_info(task_id=task_id, model=model, when=now, source_image=source_image),
-        memory_limit_bytes=LIMITS.memory_bytes,
+        memory_limit_bytes=current.memory_bytes,
         parent_pid=os.getpid(),
+        timeout_s=current.timeout_s,
     )
 
 
 def import_here(spec: ConversionSpec) -> list[str]:
-    """Background mode: everything in this process. Raises ``ImportFailed``."""
+    """Everything in this process (``USE_CHILD_PROCESS`` off). Raises ``ImportFailed``."""
     return importer.import_glb(Path(spec.glb), spec)
 
 
-def start(spec: ConversionSpec, workdir: Path, cover: Path | None) -> None:
-    """Start the child for ``spec``; raises ``ConversionFailed`` if it cannot start."""
-    global _warm
+def start(spec: ConversionSpec, workdir: Path, cover: Path | None, on_start: Callable[[], None]) -> None:
+    """Hand a conversion over. It starts now if fewer than ``at_once()`` run
+    and none waits before it, else when its turn comes; ``on_start`` is called
+    when it starts. A converter that cannot start ends with that error, seen
+    by ``finished``."""
     stem = Path(spec.entry).stem
     spec_path = workdir / f"{stem}.spec.json"
-    process = ConversionProcess(spec, spec_path, _command(spec_args(spec_path)), _environment(), LIMITS,
+    process = ConversionProcess(spec, spec_path, _command(spec_args(spec_path)), _environment(), limits(),
                                 workdir / f"{stem}.converter.log")
+    _conversions[spec.task_id] = _Conversion(process, spec.options, dict(spec.provenance), cover, on_start)
+    _start_waiting()
+    if is_waiting(spec.task_id):
+        log.info("Task %s waits for a converter (%s at once)", short_id(spec.task_id), at_once())
+
+
+def _start(task_id: str) -> bool:
+    """Start one conversion (with the converter started ahead, if there is
+    one); False if it could not start (its end then says why)."""
+    global _warm, _pruned
+    conversion = _conversions[task_id]
     warm, _warm = _warm, None
-    process.start(warm=warm)
-    log.info("Converting task %s in process %s", short_id(spec.task_id), process.pid)
-    _running[spec.task_id] = _Running(process, spec.options, dict(spec.provenance), cover)
+    if not _pruned:
+        _pruned = True
+        prune_temp_folders(conversion.process.spec_path.parent, alive)
+    try:
+        conversion.process.start(warm=warm, limits=limits())
+    except ConversionFailed as exc:
+        conversion.process.fail_to_start(exc.message)
+        return False
+    log.info("Converting task %s in process %s", short_id(task_id), conversion.process.pid)
+    return True
+
+
+def _running() -> int:
+    """Converters started and not seen to end (the one started ahead not included)."""
+    return sum(1 for conversion in _conversions.values() if conversion.process.running)
+
+
+def _waiting() -> list[str]:
+    return [task_id for task_id, conversion in _conversions.items() if conversion.process.waiting]
+
+
+def _start_waiting() -> None:
+    """Start waiting conversions, in the order they came, while there is room."""
+    waiting = _waiting()
+    room = at_once() - _running()
+    for task_id in waiting[:max(0, room)]:
+        if _start(task_id):
+            _conversions[task_id].on_start()
 
 
 def _command(args: list[str]) -> list[str]:
@@ -126,22 +204,28 @@ def _environment() -> dict[str, str]:
 
 
 def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
-    """While a task is on its way (made on Hitem3D, downloading), keep one
-    converter started and waiting, so Blender's start-up is over when the
-    model arrives; none otherwise. An idle converter holds about 270 MB."""
+    """While a task is on its way (made on Hitem3D, downloading) and a
+    converter may start, keep one started and waiting, so Blender's start-up
+    is over when the model arrives; none otherwise. An idle converter holds
+    about 270 MB. A converter not needed after all is killed, never waited for."""
     global _warm, _warm_failed
-    if not (wanted and USE_CHILD_PROCESS):
-        _warm_failed = False
+    room = at_once() - _running() - len(_waiting())
+    current = limits()
+    if not (wanted and USE_CHILD_PROCESS and room > 0):
+        if not wanted:
+            _warm_failed = False
         if _warm is not None:
-            _warm.stop()
+            _warm.abandon(_reaper)
             _warm = None
         return
-    if (_warm is not None and _warm.alive) or _warm_failed:
+    if _warm is not None and _warm.alive and _warm.limits == current:
+        return
+    if _warm_failed:
         return
     if _warm is not None:
-        _warm.stop()  # it died waiting: reap it, start another
-    _warm = WarmChild(_command(wait_args(LIMITS.memory_bytes, os.getpid())), _environment(),
-                      workdir() / "warm.converter.log")
+        _warm.abandon(_reaper)  # it died waiting, or its limits changed: start another
+    _warm = WarmChild(_command(wait_args(current.memory_bytes, os.getpid())), _environment(),
+                      workdir() / "warm.converter.log", current)
     try:
         _warm.start()
     except ConversionFailed as exc:
@@ -151,28 +235,45 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
         _warm_failed = True  # not again on every tick; the import tries once more itself
 
 
+def pid_of(task_id: str) -> int | None:
+    """The process ID of the task's converter, None while it waits or after it ended."""
+    conversion = _conversions.get(task_id)
+    return conversion.process.pid if conversion is not None else None
+
+
 def warm_pid() -> int | None:
     return _warm.pid if _warm is not None else None
 
 
 def is_converting(task_id: str) -> bool:
-    return task_id in _running
+    return task_id in _conversions
+
+
+def is_waiting(task_id: str) -> bool:
+    """Handed over, waiting for a free converter."""
+    conversion = _conversions.get(task_id)
+    return conversion is not None and conversion.process.waiting
 
 
 def files_in_use() -> set[Path]:
-    """The GLBs converters read: Clear Cache keeps them."""
-    return {Path(running.process.spec.glb) for running in _running.values()}
+    """The GLBs converters read or will read: Clear Cache keeps them."""
+    return {Path(conversion.process.spec.glb) for conversion in _conversions.values()}
 
 
 def busy() -> bool:
-    return bool(_running)
+    """Conversions running or waiting, or killed converters not reaped yet:
+    the timer keeps polling."""
+    return bool(_conversions) or bool(len(_reaper))
 
 
 def finished() -> list[tuple[str, ConversionOutcome]]:
-    """The conversions that ended since the last call. Never waits."""
+    """The conversions that ended since the last call. Never waits. Reaps
+    killed converters and starts waiting ones where there is room."""
+    _reaper.poll()
+    _start_waiting()
     done: list[tuple[str, ConversionOutcome]] = []
-    for task_id, running in list(_running.items()):
-        outcome = running.process.poll()
+    for task_id, conversion in list(_conversions.items()):
+        outcome = conversion.process.poll()
         if outcome is not None:
             done.append((task_id, outcome))
     return done
@@ -182,12 +283,13 @@ def append_result(task_id: str, outcome: ConversionOutcome) -> list[str]:
     """The main thread's share: append the entry the child wrote. Raises
     ``ImportFailed`` (and then removes the entry: the library holds only what
     was imported)."""
-    running = _running.pop(task_id)
+    conversion = _conversions.pop(task_id)
     if not outcome.ok:
         raise ImportFailed(outcome.error)
-    entry = Path(running.process.spec.entry)
+    entry = Path(conversion.process.spec.entry)
     try:
-        return append.append_entry(entry, running.options, provenance=running.provenance, cover=running.cover)
+        return append.append_entry(entry, conversion.options, provenance=conversion.provenance,
+                                   cover=conversion.cover)
     except ImportFailed:
         entry.unlink(missing_ok=True)
         raise
@@ -200,34 +302,40 @@ def append_from_library(entry: Path, options: ImportOptions, provenance: dict[st
 
 
 def cancel(task_id: str) -> bool:
-    """Kill the task's child; True when there was one. Its end comes through ``finished``."""
-    running = _running.get(task_id)
-    if running is None:
+    """Kill the task's child (or take it out of the queue); True when there
+    was one. Its end comes through ``finished``."""
+    conversion = _conversions.get(task_id)
+    if conversion is None:
         return False
-    running.process.cancel()
+    conversion.process.cancel()
     return True
 
 
 def forget(task_id: str) -> None:
     """Drop a conversion whose end was seen, or stop one nobody wants any more
-    (its task was removed): killed and reaped, its files gone."""
-    running = _running.pop(task_id, None)
-    if running is not None:
-        running.process.stop(timeout_s=1.0)
+    (its task was removed): killed now, reaped by a later tick, and then its
+    files go."""
+    conversion = _conversions.pop(task_id, None)
+    if conversion is not None:
+        conversion.process.abandon(_reaper)
 
 
 def stop_all() -> None:
     """Disable and quit: kill every child, then reap them (within a second)."""
     global _warm
     if _warm is not None:
-        _warm.stop()
+        _warm.abandon(_reaper)
         _warm = None
-    stopping = list(_running.values())
-    _running.clear()
-    for running in stopping:
-        running.process.cancel()
-    for running in stopping:
-        running.process.stop(timeout_s=1.0)
+    stopping = list(_conversions.values())
+    _conversions.clear()
+    for conversion in stopping:
+        conversion.process.abandon(_reaper)
+    _reaper.wait(1.0)
+
+
+def reaping() -> list[int]:
+    """Process IDs of converters killed and not reaped yet."""
+    return _reaper.pids
 
 
 def push_undo(task_id: str) -> None:

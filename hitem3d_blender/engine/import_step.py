@@ -4,10 +4,10 @@
 DONE with the new objects' names, or FAILED with a message saying what to do;
 never half-done. It runs on the main thread, from the timer or an operator.
 
-In a window, the glTF import runs in a child Blender (``conversions``): ``run``
-starts it and leaves the record IMPORTING; ``timer.tick`` polls it and hands
-its outcome to ``finish_conversion``, which appends the result. In background
-mode (nobody waits on a window) the import runs here, with the same result.
+The glTF import runs in a child Blender (``conversions``), in a window and
+in background mode alike: ``run`` hands it over and leaves the record
+IMPORTING (converting, or waiting for a free converter); ``timer.tick`` polls
+it and hands its outcome to ``finish_conversion``, which appends the result.
 
 NOTE: this is the one place to extend how results land in the scene: the
 timer and ``control.import_now`` both come through here.
@@ -92,19 +92,27 @@ def run(rec: TaskRecord) -> None:
             task_id=rec.task_id, glb=path, file_stem=files.file_stem(rec.task_id), options=rec.options,
             provenance=provenance(rec), cover=cover, model=rec.model, source_image=_source_image(rec),
             workdir=files.work_dir())
-        if conversions.in_child(state.runs_to_end()):
-            conversions.start(spec, files.work_dir(), cover)
-            rec.message = msg("Converting in a separate Blender: keep working")
+        if conversions.in_child():
+            rec.message = conversions.waiting_message()
+            conversions.start(spec, files.work_dir(), cover, on_start=lambda: _converting(rec.task_id))
             state.hooks.shown_changed()
             return  # the timer polls it; see finish_conversion
-        # Workers wait at their next checkpoint while Blender's importer runs
-        # (see core.cancel.WorkerGate): downloads pause for the import.
+        # Tests not about conversion: Blender's importer here. Workers wait at
+        # their next checkpoint meanwhile (see core.cancel.WorkerGate).
         with blender_only():
             names = conversions.import_here(spec)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
     _done(rec, names)
+
+
+def _converting(task_id: str) -> None:
+    """A converter took the task (at once, or when its turn came)."""
+    rec = state.current.book.get(task_id)
+    if rec is not None and rec.state is TaskState.IMPORTING:
+        rec.message = msg("Converting in a separate Blender: keep working")
+        state.hooks.shown_changed()
 
 
 def finish_conversion(task_id: str, outcome: ConversionOutcome) -> None:

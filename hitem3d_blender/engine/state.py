@@ -13,6 +13,7 @@ from typing import Callable
 import bpy
 
 from ..core import journal
+from ..core.conversion import default_at_once
 from ..core.downloader import DEFAULT_MAX_BYTES
 from ..core.errors import CredentialsMissing
 from ..core.instance_lock import InstanceLock
@@ -62,6 +63,8 @@ class Hooks:
     # Policy.
     auto_import: Callable[[], bool] = lambda: True
     max_download_bytes: Callable[[], int] = lambda: DEFAULT_MAX_BYTES
+    # How many converters may run at once (``engine.conversions``).
+    max_converters: Callable[[], int] = default_at_once
     # Settings for restarting unfinished tasks; raises ``Hitem3DError`` when unusable.
     settings: Callable[[], ApiSettings] = _no_settings
     # Right after a task's objects are imported (main thread): may rename or

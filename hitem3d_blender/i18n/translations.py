@@ -123,6 +123,10 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Check every"): "检查间隔",
     (DEFAULT, "Seconds between two status checks of a running task"): "两次检查运行中任务状态之间的秒数",
     (DEFAULT, "Largest download (GB)"): "最大下载大小（GB）",
+    (DEFAULT, "Converters at once"): "同时转换数",
+    (DEFAULT, "How many hidden Blenders may convert models at the same time; the other models wait their turn. "
+              "They share one memory budget, half of this computer's memory (at most 16 GB)"):
+        "可同时转换模型的隐藏 Blender 数量；其余模型排队等候。它们共享一份内存预算：本机内存的一半（最多 16 GB）",
     (DEFAULT, "Refuse result files larger than this many gigabytes (checked before anything is written)"):
         "拒绝大于此大小（GB）的结果文件（在写入任何内容之前检查）",
     (DEFAULT, "Asset library folder"): "资产库文件夹",
@@ -265,6 +269,7 @@ OWN_ENTRIES: dict[str, str] = {
     "Downloading": "下载中",
     "Ready to import": "待导入",
     "Importing": "导入中",
+    "Waiting": "等待中",  # an import waiting for a free converter
     "Done": "完成",
     "Failed": "失败",
     "Cancelled": "已取消",
@@ -431,6 +436,12 @@ MESSAGES: dict[str, str] = {
     "or report the task": "转换模型所需内存超过了转换程序的上限 {limit}：未导入；请重试，或报告此任务",
     "Converting the model took longer than {span}: not imported; retry": "转换模型的时间超过了 {span}：未导入；请重试",
     "Converting in a separate Blender: keep working": "正在另一个 Blender 中转换：可以继续工作",
+    "Waiting for a free converter (at most {count} at once): keep working":
+        "正在等待空闲的转换程序（最多同时运行 {count} 个）：可以继续工作",
+    "Converting the model needed more than {limit} of memory, each converter's share: not imported; allow fewer "
+    "converters at once in the add-on preferences, then retry":
+        "转换模型所需内存超过了每个转换程序的份额 {limit}：未导入；请在插件偏好设置中减少同时转换数，然后重试",
+    "Each converter may use up to {share} of memory ({budget} in all)": "每个转换程序最多可使用 {share} 内存（总共 {budget}）",
     "Converting task {short}: it appears when ready": "正在转换任务 {short}：完成后会出现在场景中",
     "Removed task {short} and its model in the Hitem3D asset library": "已移除任务 {short} 及其在 Hitem3D 资产库中的模型",
     "Removed task {short}": "已移除任务 {short}",

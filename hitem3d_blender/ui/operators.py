@@ -153,6 +153,9 @@ class HITEM3D_OT_import_again(_TaskOperator):
             # No usable file in the cache: fetch it again.
             control.request_import(self.task_id)
             return _start_or_wait(self, context, [self.task_id], DEFAULT_TIMEOUT_S, options)
+        if rec.state.value == "importing" and state.runs_to_end():
+            # Background mode converts too (no library entry was left): wait for it here.
+            rec = batch.wait_for([rec.task_id], DEFAULT_TIMEOUT_S)[0]
         if rec.state.value == "importing":
             self.report({"INFO"}, translations.text(msg("Converting task {short}: it appears when ready",
                                                         short=rec.short_id)))

@@ -13,12 +13,12 @@ from . import spending, text_fit, ui_sync
 from ..i18n import translations
 from ..core import display, images
 from ..core.errors import OnlineAccessDisabled
-from ..core.messages import msg
+from ..core.messages import Message, msg, msg_own
 from ..core.submission import texture_offered
 from ..core.task_kinds import IMAGE_TO_3D, kind_of
 from ..core.task_ids import short_id
 from ..core.tasks import TaskRecord, TaskState
-from ..engine import history
+from ..engine import conversions, history
 from .properties import scene_options, window_state
 
 if TYPE_CHECKING:
@@ -37,6 +37,13 @@ STATE_ICONS: dict[TaskState, IconItems] = {
     TaskState.CANCELLED: "CANCEL",
     TaskState.UNFOLLOWED: "QUESTION",
 }
+
+
+def state_label(rec: TaskRecord) -> Message:
+    """The task's state in a word; a conversion waiting for a free converter is "Waiting"."""
+    if rec.state is TaskState.IMPORTING and conversions.is_waiting(rec.task_id):
+        return msg_own("Waiting")
+    return rec.state.label
 
 
 def format_size(size: int) -> str:
@@ -106,7 +113,7 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
         region = context.region if context is not None else None
         width = text_fit.list_row_width(region.width if region is not None else text_fit.default_region_width())
         bar = has_bar(rec)
-        middle = row_progress_text(rec) if bar else translations.text(rec.state.label)
+        middle = row_progress_text(rec) if bar else translations.text(state_label(rec))
         elapsed = translations.text(display.duration(rec.elapsed_s(), units=1))
         scale = text_fit.ui_scale()
         fitted = display.fit_row(width, display.task_name(rec), middle, elapsed, text_fit.measurer(),
@@ -179,7 +186,7 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
         if icon:
             box.template_icon(icon_value=icon, scale=6.0)
     row = box.row()
-    row.label(text=translations.text(rec.state.label), translate=False)
+    row.label(text=translations.text(state_label(rec)), translate=False)
     elapsed = row.row()
     elapsed.alignment = "RIGHT"
     elapsed.label(text=translations.text(display.duration(rec.elapsed_s())), translate=False)

@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .. import identity
 from . import connection, ui_sync
 from ..i18n import translations
+from ..core import conversion
 from ..core import settings as core_settings
 from ..core import settings_store
 from ..core.errors import OnlineAccessDisabled
 from ..core.messages import OWN_CONTEXT, msg
 from ..core.settings import ApiSettings
-from ..engine import files
+from ..engine import conversions, files
 
 from ..identity import ADDON_ID
 log = logging.getLogger(__package__)
@@ -115,6 +116,16 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         description="Import each model as soon as it is downloaded (off: wait for a click on Import)",
         default=True,
     )
+    max_converters: IntProperty(  # type: ignore[valid-type]
+        update=_changed,
+        name="Converters at once",
+        description="How many hidden Blenders may convert models at the same time; the other models wait their "
+                    "turn. They share one memory budget, half of this computer's memory (at most 16 GB)",
+        # NOTE: the default follows this computer's memory (4 GB for each, 1 to 4).
+        default=conversion.default_at_once(),
+        min=1,
+        max=conversion.MAX_AT_ONCE,
+    )
 
     asset_library_folder: StringProperty(  # type: ignore[valid-type]
         name="Asset library folder",
@@ -199,6 +210,12 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
                   translate=False)
         row.operator("hitem3d.clear_cache", icon="TRASH")
         col.prop(self, "max_download_gb")
+        col.prop(self, "max_converters")
+        share = conversion.limits_for(self.max_converters, conversions.MEMORY_BUDGET).memory_bytes
+        col.label(text=translations.text(msg("Each converter may use up to {share} of memory ({budget} in all)",
+                                             share=conversion.size_text(share),
+                                             budget=conversion.size_text(conversions.MEMORY_BUDGET))),
+                  translate=False)
         col.prop(self, "asset_library_folder")
         layout.operator("hitem3d.copy_diagnostics", icon="COPYDOWN")
 
@@ -287,6 +304,10 @@ def show_cost_estimate() -> bool:
 
 def max_download_bytes() -> int:
     return int(get().max_download_gb * 1e9)
+
+
+def max_converters() -> int:
+    return int(get().max_converters)
 
 
 def get(context: bpy.types.Context | None = None) -> HITEM3D_Preferences:

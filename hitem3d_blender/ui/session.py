@@ -33,6 +33,7 @@ def connect() -> None:
         call_done=_call_done,
         auto_import=preferences.auto_import,
         max_download_bytes=preferences.max_download_bytes,
+        max_converters=preferences.max_converters,
         settings=preferences.usable_settings,
         after_import=texture_selection.place_beside,
     )

@@ -161,6 +161,36 @@ def test_failed_task_exits_1_with_the_reason_on_stderr_and_keeps_the_rest(
     assert output.is_file()
 
 
+@pytest.mark.child_process
+def test_import_converts_in_converters_taking_turns(cli: Any, prefs: Any, sim: Hitem3DSimulator,
+                                                    sample_glb: Path) -> None:
+    # A farm node's imports are input from the network too: the same converters, the same limits.
+    prefs.max_converters = 1
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    sim.add_task(OTHER_ID, ["success"], glb=sample_glb)
+    try:
+        run = cli("import", TASK_ID, OTHER_ID)
+    finally:
+        prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
+
+    assert run.code == 0, run.err
+    assert len(imported_objects(TASK_ID)) == 2 and len(imported_objects(OTHER_ID)) == 2
+
+
+@pytest.mark.child_process
+def test_import_stops_a_converter_over_its_memory_limit(cli: Any, prefs: Any, sim: Hitem3DSimulator,
+                                                        sample_glb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    addon = sys.modules[ADDON_MODULE]
+    monkeypatch.setattr(addon.engine.conversions, "LIMITS",
+                        addon.core.conversion.Limits(timeout_s=60.0, memory_bytes=40 * 1024**2))
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+
+    run = cli("import", TASK_ID)
+
+    assert run.code == 1
+    assert f"{TASK_ID}: failed: Converting the model needed more than 40 MB of memory" in run.err
+    assert not imported_objects()
+
 def test_unreachable_api_names_the_cause_on_stderr(cli: Any, prefs: Any) -> None:
     port = closed_port()
     prefs.base_url = f"http://127.0.0.1:{port}"

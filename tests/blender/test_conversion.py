@@ -18,7 +18,8 @@ import bpy
 import pytest
 from mathutils import Vector
 
-from tests.support.blender_helpers import OTHER_ID, TASK_ID, glb_downloads, imported_objects, record_of, run_ticks
+from tests.support.blender_helpers import (OTHER_ID, TASK_ID, THIRD_ID, glb_downloads, imported_objects, record_of,
+                                           run_ticks)
 from tests.support.glb_factory import cached_webp
 from tests.support.simulator import Hitem3DSimulator
 
@@ -68,6 +69,34 @@ def converter_pids() -> list[int]:
     return found
 
 
+def dead(pid: int, within_s: float = 1.0) -> bool:
+    """Gone, or a zombie (it runs no more and holds no memory; only its exit
+    code waits to be read) within ``within_s``, the timer not called meanwhile."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if ") Z " in Path(f"/proc/{pid}/stat").read_text():
+                return True
+        except OSError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+
+
+def tick_until_reaped(addon: ModuleType, *pids: int) -> None:
+    """Killed converters are reaped by the timer's next calls, never waited
+    for: the timer keeps running until they are, and then none is left."""
+    for _ in range(200):
+        if not addon.engine.conversions.reaping():
+            break
+        if addon.engine.timer.tick() is None:
+            assert not addon.engine.conversions.reaping(), "the timer stopped with a converter unreaped"
+        time.sleep(0.01)
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)  # reaped, not even a zombie
+    assert not converter_pids()
+
+
 def scene_summary(task_id: str = TASK_ID) -> list[tuple[Any, ...]]:
     """What an artist sees of an import: names, collections, where each
     object is, its shading, its tags; sorted by name."""
@@ -106,7 +135,7 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
 
     rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pid = interactive.engine.conversions._running[TASK_ID].process.pid
+    pid = interactive.engine.conversions.pid_of(TASK_ID)
     assert str(rec.message) == "Converting in a separate Blender: keep working"  # under the task's state
     rec = run_ticks(interactive, TASK_ID)
 
@@ -137,7 +166,7 @@ def test_a_converter_starts_while_the_task_is_made_and_takes_it(interactive: Mod
     rec = run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value in ("importing", "done"))
 
     assert rec.state.value == "importing"
-    assert conversions._running[TASK_ID].process.pid == warm  # Blender had started during the download
+    assert conversions.pid_of(TASK_ID) == warm  # Blender had started during the download
     assert run_ticks(interactive, TASK_ID).state.value == "done"
     assert len(imported_objects()) == 2
     assert conversions.warm_pid() is None and not converter_pids()
@@ -155,7 +184,7 @@ def test_no_converter_waits_when_no_task_is_on_its_way(interactive: ModuleType, 
     run_ticks(interactive, TASK_ID)
 
     assert interactive.engine.conversions.warm_pid() is None
-    assert not Path(f"/proc/{warm}").exists() and not converter_pids()
+    tick_until_reaped(interactive, warm)
 
 
 @child_process
@@ -211,6 +240,121 @@ def test_the_child_gives_the_same_scene_as_an_import_in_blender(interactive: Mod
     assert through_child[0][1] == ["Props"] and through_child[0][4] is True
     assert through_child[0][2][2] == pytest.approx(3.0)  # standing on the cursor
 
+
+
+# -- converters share the machine --------------------------------------------------------------------
+
+
+@child_process
+def test_at_most_the_chosen_number_of_converters_run_and_the_rest_wait(interactive: ModuleType, prefs: Any,
+                                                                       sim: Hitem3DSimulator, sample_glb: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    prefs.max_converters = 1
+    conversions = interactive.engine.conversions
+    panels = interactive.ui.panels
+    task_ids = [TASK_ID, OTHER_ID, THIRD_ID]
+    for task_id in task_ids:
+        sim.add_task(task_id, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=" ".join(task_ids))
+    most, waiting_seen = 0, set()
+
+    def watch(rec: Any) -> bool:
+        nonlocal most
+        most = max(most, len(converter_pids()))
+        for task_id in task_ids:
+            other = record_of(interactive, task_id)
+            if conversions.is_waiting(task_id):
+                waiting_seen.add(task_id)
+                assert str(panels.state_label(other)) == "Waiting"
+                assert str(other.message) == "Waiting for a free converter (at most 1 at once): keep working"
+        return all(record_of(interactive, task_id).state.is_terminal for task_id in task_ids)
+
+    try:
+        run_ticks(interactive, TASK_ID, until=watch)
+    finally:
+        prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
+
+    assert [record_of(interactive, task_id).state.value for task_id in task_ids] == ["done"] * 3
+    assert most == 1 and len(waiting_seen) >= 1
+    assert [len(imported_objects(task_id)) for task_id in task_ids] == [2, 2, 2] and not converter_pids()
+
+
+@child_process
+def test_the_converters_share_one_memory_budget(interactive: ModuleType, prefs: Any) -> None:
+    conversions = interactive.engine.conversions
+    budget = conversions.MEMORY_BUDGET
+    try:
+        for at_once in (1, 2, 3, 8):
+            prefs.max_converters = at_once
+            limits = conversions.limits()
+            assert limits.memory_bytes * at_once <= budget and limits.memory_bytes >= budget // at_once - 1
+    finally:
+        prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
+    assert prefs.max_converters == interactive.core.conversion.default_at_once(budget)
+
+
+def test_the_preferences_show_each_converters_share(addon: ModuleType, prefs: Any) -> None:
+    from tests.blender.test_generate import FakeLayout
+
+    drawn: list[tuple[str, str]] = []
+
+    class Drawn:
+        """The preferences, drawn into a stand-in layout (background Blender draws nothing)."""
+
+        layout = FakeLayout(drawn)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(prefs, name)
+
+    conversion, budget = addon.core.conversion, addon.engine.conversions.MEMORY_BUDGET
+    prefs.max_converters = 2
+    try:
+        type(prefs).draw(Drawn(), bpy.context)
+    finally:
+        prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
+    assert ("prop", "max_converters") in drawn
+    assert ("label", f"Each converter may use up to {conversion.size_text(budget // 2)} of memory "
+                     f"({conversion.size_text(budget)} in all)") in drawn
+
+@child_process
+def test_a_background_import_converts_in_a_child_with_the_same_limits(addon: ModuleType, prefs: Any,
+                                                                      sim: Hitem3DSimulator, sample_glb: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``blender -b``, the bpy module and the command line: the import runs to
+    its end inside the operator, in a converter, under its memory cap."""
+    assert addon.engine.state.runs_to_end()
+    monkeypatch.setattr(addon.engine.conversions, "LIMITS",
+                        addon.core.conversion.Limits(timeout_s=60.0, memory_bytes=40 * 1024**2))
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+
+    with pytest.raises(RuntimeError, match="needed more than 40 MB of memory"):
+        bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+
+    assert record_of(addon).state.value == "failed"
+    assert_nothing_left(addon)
+
+
+@child_process
+def test_a_killed_converter_leaves_nothing_in_the_temporary_folder(interactive: ModuleType, prefs: Any,
+                                                                   sim: Hitem3DSimulator, sample_glb: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    system_temp = tmp_path / "temp"
+    system_temp.mkdir()
+    for name in ("TMPDIR", "TMP", "TEMP"):
+        monkeypatch.setenv(name, str(system_temp))
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    pid = converter_pid(interactive)
+    time.sleep(1.0)  # Blender has started and made its session folder
+
+    bpy.ops.hitem3d.cancel_task(task_id=TASK_ID)
+    assert run_ticks(interactive, TASK_ID).state.value == "cancelled"
+    tick_until_reaped(interactive, pid)
+
+    assert not list(system_temp.iterdir())
+    work = interactive.engine.files.work_dir()
+    assert not [path.name for path in work.iterdir() if path.name.startswith("tmp-")]
 
 # -- the asset library ---------------------------------------------------------------------------
 
@@ -424,7 +568,7 @@ def test_import_again_is_one_undo_step(undo_ready: ModuleType, prefs: Any, sim: 
 def converter_pid(addon: ModuleType) -> int:
     """Run the timer until the task converts; the converter's process ID."""
     run_ticks(addon, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pid: int = addon.engine.conversions._running[TASK_ID].process.pid
+    pid: int = addon.engine.conversions.pid_of(TASK_ID)
     return pid
 
 
@@ -545,7 +689,8 @@ def test_removing_a_converting_task_stops_its_converter(interactive: ModuleType,
 
     bpy.ops.hitem3d.remove_task(task_id=TASK_ID)
 
-    assert not Path(f"/proc/{pid}").exists()  # killed and reaped at once
+    assert dead(pid)  # killed at once
+    tick_until_reaped(interactive, pid)
     assert TASK_ID not in interactive.engine.history.book()
     assert_nothing_left(interactive)
 
@@ -558,7 +703,7 @@ def test_disabling_the_addon_stops_the_converter(interactive: ModuleType, prefs:
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     bpy.ops.hitem3d.import_task(task_id=TASK_ID)
     run_ticks(interactive, TASK_ID, until=lambda rec: rec.state.value == "importing")
-    pids = [interactive.engine.conversions._running[TASK_ID].process.pid]
+    pids = [interactive.engine.conversions.pid_of(TASK_ID)]
 
     started = time.monotonic()
     addon_utils.disable(interactive.__name__, default_set=True)
