@@ -69,6 +69,18 @@ def converter_pids() -> list[int]:
     return found
 
 
+def converter_sessions() -> set[int]:
+    """Converters running, each counted once: a converter is a session of its
+    own, with any helper process it starts (Blender forks one now and then)."""
+    sessions = set()
+    for pid in converter_pids():
+        try:
+            sessions.add(os.getsid(pid))
+        except ProcessLookupError:
+            pass
+    return sessions
+
+
 def dead(pid: int, within_s: float = 1.0) -> bool:
     """Gone, or a zombie (it runs no more and holds no memory; only its exit
     code waits to be read) within ``within_s``, the timer not called meanwhile."""
@@ -260,7 +272,7 @@ def test_at_most_the_chosen_number_of_converters_run_and_the_rest_wait(interacti
 
     def watch(rec: Any) -> bool:
         nonlocal most
-        most = max(most, len(converter_pids()))
+        most = max(most, len(converter_sessions()))
         for task_id in task_ids:
             other = record_of(interactive, task_id)
             if conversions.is_waiting(task_id):
