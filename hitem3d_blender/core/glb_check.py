@@ -95,10 +95,10 @@ class GlbLimits:
     max_indices: int = 120_000_000  # index elements of every mesh Blender builds (40M faces)
     max_mesh_bytes: int = 3 * 1024**3  # everything the importer reads from accessors, as float32
     max_shape_keys: int = 1_000  # shape keys (morph targets) of one mesh
-    max_shape_key_vertices: int = 24_000_000  # shape keys x vertices, over every mesh built
+    max_shape_key_vertices: int = 40_000_000  # shape keys x vertices, over every mesh built
     max_keyframes: int = 8_000_000  # keyframe points over every animation channel
     max_objects: int = 10_000  # nodes and GPU instances: each an object in Blender
-    max_meshes: int = 10_000  # meshes Blender builds
+    max_meshes: int = 5_000  # meshes Blender builds (each costs more the more there are)
     max_materials: int = 10_000
     max_image_bytes: int = 16384 * 8192 * 4  # one picture decoded: 16384 x 8192 at 8 bits
     max_total_image_bytes: int = 4 * 8192 * 8192 * 4  # every picture decoded: four 8K textures

@@ -302,3 +302,79 @@ def cached_pictures(blobs: dict[str, bytes]) -> Path:
                          .encode()).hexdigest()[:12]
     dest = cache_dir() / f"pictures-bpy{bpy_version()}-{key}"
     return dest if (dest / "decoded.json").is_file() else make_pictures(dest, blobs)
+
+
+# ---- GLBs written by Blender's exporter, the way artists and pipelines write them -------------
+
+_EXPORT_SCRIPT = BLENDER_SCRIPT_HEAD + r"""
+def export(out, **extra):
+    available = bpy.ops.export_scene.gltf.get_rna_type().properties.keys()
+    options = {"export_format": "GLB", "use_selection": False}
+    options.update({k: v for k, v in extra.items() if k in available})
+    result = bpy.ops.export_scene.gltf(filepath=out, **options)
+    if "FINISHED" not in result:
+        sys.exit("glTF export returned %r" % (result,))
+
+if p["kind"] == "shape_keys":
+    # A head-sized mesh (about 127,000 vertices) with shape keys, each moving a patch.
+    bpy.ops.mesh.primitive_uv_sphere_add(segments=512, ring_count=249)
+    bpy.ops.object.shade_smooth()  # a head is smooth: its vertices are not split per face
+    obj = bpy.context.active_object
+    obj.shape_key_add(name="Basis")
+    count = len(obj.data.vertices)
+    rng = np.random.default_rng(7)
+    for index in range(p["keys"]):
+        key = obj.shape_key_add(name="Key_%d" % index)
+        coords = np.empty(count * 3, np.float32)
+        key.data.foreach_get("co", coords)
+        start = int(rng.integers(0, count - 2000))
+        coords[start * 3:(start + 2000) * 3] += 0.01
+        key.data.foreach_set("co", coords)
+    export(p["out"])
+elif p["kind"] == "draco":
+    # A grid of faces x quads, triangulated on export: 2 x quads triangles.
+    side = int(round((p["faces"] / 2) ** 0.5))
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=side + 1, y_subdivisions=side + 1, size=10)
+    export(p["out"], export_draco_mesh_compression_enable=True,
+           export_draco_mesh_compression_level=p["level"])
+    # What Blender builds from it, for the test to compare with the stream's counts.
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.gltf(filepath=p["out"])
+    meshes = [o.data for o in bpy.data.objects if o.type == "MESH"]
+    with open(p["out"] + ".json", "w") as handle:
+        json.dump({"vertices": sum(len(m.vertices) for m in meshes),
+                   "faces": sum(len(m.polygons) for m in meshes)}, handle)
+elif p["kind"] == "textures":
+    bpy.ops.mesh.primitive_cube_add()
+    obj = bpy.context.active_object
+    for index in range(p["count"]):
+        image = bpy.data.images.new("Texture_%d" % index, p["size"], p["size"], alpha=False)
+        image.generated_color = (0.2 * index, 0.5, 0.8, 1.0)
+        material = bpy.data.materials.new("Material_%d" % index)
+        if getattr(material, "node_tree", None) is None:
+            material.use_nodes = True
+        nodes, links = material.node_tree.nodes, material.node_tree.links
+        texture = nodes.new("ShaderNodeTexImage")
+        texture.image = image
+        links.new(texture.outputs["Color"], next(n for n in nodes if n.type == "BSDF_PRINCIPLED").inputs["Base Color"])
+        obj.data.materials.append(material)
+    for index, polygon in enumerate(obj.data.polygons):
+        polygon.material_index = index % p["count"]
+    export(p["out"], export_image_format="JPEG")
+leave(p["out"])
+"""
+
+
+def make_blender_export(dest: Path, **params: Any) -> Path:
+    """A GLB written by Blender's glTF exporter: ``kind`` "shape_keys" (``keys``
+    on a 127k-vertex sphere), "draco" (a grid of ``faces`` triangles at Draco
+    ``level``, with ``<file>.json``: what Blender imports from it) or
+    "textures" (``count`` pictures of ``size`` pixels a side)."""
+    path = run_blender_script(_EXPORT_SCRIPT, params, dest, timeout_s=1500)
+    made = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}.json")
+    if made.is_file():
+        os.replace(made, str(path) + ".json")
+    return path
+
+
+cached_blender_export = cached(make_blender_export, ".glb")
