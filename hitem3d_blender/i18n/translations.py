@@ -628,6 +628,7 @@ MESSAGES: dict[str, str] = {
     "{found} objects, over the limit of {limit}": "{found} 个物体，超过上限 {limit}",
     "{found} meshes, over the limit of {limit}": "{found} 个网格，超过上限 {limit}",
     "{found} materials, over the limit of {limit}": "{found} 个材质，超过上限 {limit}",
+    "{found} mesh parts, over the limit of {limit}": "{found} 个网格部分，超过上限 {limit}",
     "image {index} is {width} x {height} pixels, {found} once decoded, over the limit of {limit}":
         "图像 {index} 为 {width} x {height} 像素，解码后占 {found}，超过上限 {limit}",
     "pictures of {found} once decoded, over the limit of {limit}": "图像解码后共占 {found}，超过上限 {limit}",

@@ -332,7 +332,8 @@ def test_thousands_of_distinct_meshes_are_refused(tmp_path: Path) -> None:
     doc = document(meshes=[{"primitives": [{"attributes": {"POSITION": 0}}]}] * count,
                    nodes=[{"mesh": index} for index in range(count)], scenes=[{"nodes": list(range(count))}])
     assert "10,001 objects, over the limit of 10,000" in refused(tmp_path, glb(doc))
-    assert "10,001 meshes, over the limit of 5,000" in refused(tmp_path, glb(doc), GlbLimits(max_objects=20_000))
+    assert "10,001 meshes, over the limit of 5,000" in refused(tmp_path, glb(doc), GlbLimits(max_objects=20_000,
+                                                                                        max_primitives=20_000))
 
 
 def test_nodes_that_form_a_loop_or_share_a_child_are_refused(tmp_path: Path) -> None:
@@ -827,3 +828,13 @@ def test_blenders_export_of_four_8k_textures_is_accepted() -> None:
     check_glb(path)
     with pytest.raises(BadResultFile, match="pictures of 1.1 GB once decoded, over the limit of 1.1 GB"):
         check_glb(path, GlbLimits(max_total_image_bytes=4 * 8192 * 8192 * 4 - 1))
+
+
+def test_mesh_parts_and_materials_are_bounded(tmp_path: Path) -> None:
+    parts = document(meshes=[{"primitives": [{"attributes": {"POSITION": 0}}] * 10_001}])
+    assert "10,001 mesh parts, over the limit of 10,000" in refused(tmp_path, glb(parts))
+    shared = document(meshes=[{"primitives": [{"attributes": {"POSITION": 0}}] * 10}], nodes=[{"mesh": 0}] * 2000,
+                      scenes=[{"nodes": list(range(2000))}])
+    check_glb(write(tmp_path, glb(shared)))  # one mesh, shared by 2,000 objects: built once
+    materials = document(materials=[{}] * 2001)
+    assert "2,001 materials, over the limit of 2,000" in refused(tmp_path, glb(materials))
