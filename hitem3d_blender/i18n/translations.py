@@ -625,6 +625,7 @@ MESSAGES: dict[str, str] = {
     "{found} shape keys on one mesh, over the limit of {limit}": "一个网格上有 {found} 个形态键，超过上限 {limit}",
     "{found} shape key vertices, over the limit of {limit}": "形态键共 {found} 个顶点，超过上限 {limit}",
     "{found} animation keyframes, over the limit of {limit}": "{found} 个动画关键帧，超过上限 {limit}",
+    "{found} actions, over the limit of {limit}": "{found} 个动作，超过上限 {limit}",
     "{found} objects, over the limit of {limit}": "{found} 个物体，超过上限 {limit}",
     "{found} meshes, over the limit of {limit}": "{found} 个网格，超过上限 {limit}",
     "{found} materials, over the limit of {limit}": "{found} 个材质，超过上限 {limit}",

@@ -838,3 +838,17 @@ def test_mesh_parts_and_materials_are_bounded(tmp_path: Path) -> None:
     check_glb(write(tmp_path, glb(shared)))  # one mesh, shared by 2,000 objects: built once
     materials = document(materials=[{}] * 2001)
     assert "2,001 materials, over the limit of 2,000" in refused(tmp_path, glb(materials))
+
+
+def test_an_action_per_animation_and_animated_object_is_bounded(tmp_path: Path) -> None:
+    times = struct.pack("<2f", 0, 1)
+    views, binary = with_views(POSITIONS, times, bytes(24))
+    doc = document(bufferViews=views, buffers=[{"byteLength": len(binary)}],
+                   accessors=[document()["accessors"][0],
+                              {"bufferView": 1, "componentType": 5126, "count": 2, "type": "SCALAR"},
+                              {"bufferView": 2, "componentType": 5126, "count": 2, "type": "VEC3"}],
+                   nodes=[{"mesh": 0}, {}], scenes=[{"nodes": [0, 1]}],
+                   animations=[{"samplers": [{"input": 1, "output": 2}],
+                                "channels": [{"sampler": 0, "target": {"node": node, "path": "translation"}}
+                                             for node in (0, 1)]}] * 2501)
+    assert "5,002 actions, over the limit of 5,000" in refused(tmp_path, glb(doc, binary))
