@@ -112,6 +112,39 @@ def test_both_texturing_buttons_build_their_request_in_one_place(
     assert [s.fields["request_type"] for s in sim.submissions] == ["2", "1", "2"]
 
 
+@pytest.mark.parametrize(("fault", "words"), [
+    ("token", "Hitem3D gave no permission to upload the mesh"),
+    ("xml", "Hitem3D's storage refused the mesh (AccessDenied: Access Denied)"),
+    ("expired", "ExpiredToken"),
+    ("cut", "Uploading the mesh failed, nothing was spent: "),
+])
+def test_a_failed_upload_spends_nothing_says_why_and_texture_selection_works_again(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path],
+        chair: bpy.types.Object, fault: str, words: str) -> None:
+    from tests.support.simulator import Fault
+
+    if fault == "token":
+        sim.inject("/open-api/v1/upload/token", Fault.json({"code": 10000000, "msg": "system error", "data": {}}))
+    elif fault == "xml":
+        sim.storage_error_format = "xml"
+        sim.inject("/hitem3d-blender/", Fault.raw(b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message>"
+                                                  b"</Error>", "application/xml", status=403))
+    elif fault == "expired":
+        sim.upload_credentials_lifetime_s = 0.0
+    else:
+        sim.inject("/hitem3d-blender/", Fault.cut_request(0))
+    gen.model, gen.image_path = "hitem3dv1.5", str(pictures["front"])
+
+    assert words in error_of(bpy.ops.hitem3d.texture_selection)
+    assert sim.submissions == [] and sim.count(SUBMIT) == 0 and sim.balance == 1000.0
+    assert exports(addon) == [] and list(addon.engine.history.book()) == []
+    assert words in str(addon.ui.submit_calls.generate_notice())  # in the panel too
+
+    sim.upload_credentials_lifetime_s = 3600.0
+    assert bpy.ops.hitem3d.texture_selection() == {"FINISHED"}  # pressed again: it goes
+    assert len(sim.submissions) == 1 and exports(addon) == []
+
+
 def test_texture_selection_needs_a_model_that_textures_meshes(addon: ModuleType, prefs: Any,
                                                               sim: Hitem3DSimulator, gen: Any,
                                                               chair: bpy.types.Object) -> None:
