@@ -116,10 +116,10 @@ def measure(read: Reader, length: int) -> ImageSize | None:
 
 def _png(read: Reader, length: int, head: bytes) -> ImageSize | None:
     # The first chunk is IHDR: length(4) type(4) width(4) height(4) depth(1).
-    if len(head) < 25 or head[12:16] != b"IHDR":
+    if len(head) < 24 or head[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", head[16:24])
-    return ImageSize("png", width, height, FLOAT_PIXEL if head[24] > 8 else BYTE_PIXEL)
+    return ImageSize("png", width, height, FLOAT_PIXEL if head[24:25] > b"\x08" else BYTE_PIXEL)
 
 
 def _jpeg(read: Reader, length: int, head: bytes) -> ImageSize | None:

@@ -13,8 +13,8 @@ from .image_header import Unmeasurable, file_image_size
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of a PNG, JPEG or WebP file; None when unknown or
-    unreadable (a symlink is not followed). See ``image_header``."""
+    """(width, height) of a picture in any format Blender decodes; None when
+    unknown or unreadable (a symlink is not followed). See ``image_header``."""
     try:
         found = file_image_size(path)
     except (OSError, Unmeasurable):

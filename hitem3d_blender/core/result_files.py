@@ -15,14 +15,12 @@ from typing import Callable
 from . import safe_files
 from .downloader import check_glb
 from .errors import BadResultFile
-from .messages import msg
+from .image_header import Unmeasurable, file_image_size
+from .messages import Message, msg
 from .task_kinds import TaskKind
 
 _STL_HEADER = 80
 _STL_TRIANGLE = 50
-_PNG = b"\x89PNG\r\n\x1a\n"
-_EXR = b"\x76\x2f\x31\x01"
-_EXR_HEADER_LIMIT = 64 * 1024  # where the data window must have been said
 # Hitem3D's depth maps are 2K ("pro"); far larger is not a depth map to displace with.
 MAX_DEPTH_MAP_SIDE = 16384
 
@@ -43,48 +41,25 @@ def check_stl(path: Path) -> None:
 
 def check_png(path: Path) -> None:
     """Raise ``BadResultFile`` unless ``path`` starts like a PNG of a size Blender can displace with."""
-    with path.open("rb") as file:
-        head = file.read(len(_PNG) + 16)
-    # The signature, then the IHDR chunk: length, type, width, height.
-    if head[: len(_PNG)] != _PNG or head[len(_PNG) + 4: len(_PNG) + 8] != b"IHDR":
-        raise BadResultFile(msg("The downloaded depth map is not a PNG file: retry, or check the task on Hitem3D"))
-    width, height = struct.unpack(">II", head[len(_PNG) + 8:])
-    _check_size(width, height)
+    _check_depth_map(path, "png", msg("The downloaded depth map is not a PNG file: retry, or check the task on "
+                                      "Hitem3D"))
 
 
 def check_exr(path: Path) -> None:
     """Raise ``BadResultFile`` unless ``path`` is an OpenEXR file whose data window has a usable size."""
-    with path.open("rb") as file:
-        head = file.read(_EXR_HEADER_LIMIT)
-    if head[:4] != _EXR:
-        raise BadResultFile(msg("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D"))
-    window = _exr_data_window(head)
-    if window is None:
-        raise BadResultFile(msg("The downloaded depth map is not an EXR file: retry, or check the task on Hitem3D"))
-    x_min, y_min, x_max, y_max = window
-    _check_size(x_max - x_min + 1, y_max - y_min + 1)
+    _check_depth_map(path, "exr", msg("The downloaded depth map is not an EXR file: retry, or check the task on "
+                                      "Hitem3D"))
 
 
-def _exr_data_window(head: bytes) -> tuple[int, int, int, int] | None:
-    """The ``dataWindow`` attribute of an EXR header (after magic and version):
-    name, type (NUL-terminated), a 4-byte size, the value; an empty name ends it."""
-    offset = 8
-    while offset < len(head):
-        name_end = head.find(b"\0", offset)
-        if name_end < 0 or name_end == offset:
-            return None
-        type_end = head.find(b"\0", name_end + 1)
-        if type_end < 0 or type_end + 5 > len(head):
-            return None
-        (size,) = struct.unpack("<i", head[type_end + 1: type_end + 5])
-        value = head[type_end + 5: type_end + 5 + size]
-        if head[offset:name_end] == b"dataWindow" and head[name_end + 1: type_end] == b"box2i" and len(value) == 16:
-            x_min, y_min, x_max, y_max = struct.unpack("<4i", value)
-            return x_min, y_min, x_max, y_max
-        if size < 0:
-            return None
-        offset = type_end + 5 + size
-    return None
+def _check_depth_map(path: Path, kind: str, not_that_kind: Message) -> None:
+    # The one picture reader (``image_header``): headers only, no symlink followed.
+    try:
+        found = file_image_size(path)
+    except Unmeasurable:
+        found = None
+    if found is None or found.kind != kind:
+        raise BadResultFile(not_that_kind)
+    _check_size(found.width, found.height)
 
 
 def _check_size(width: int, height: int) -> None:
