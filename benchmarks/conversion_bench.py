@@ -62,8 +62,8 @@ def side_today(model: Path, warm: Path) -> dict[str, Any]:
     started = time.perf_counter()
     objects = importer.run_gltf(model)
     gltf_s = time.perf_counter() - started
-    placement.apply_options(objects, ImportOptions(), context=bpy.context, provenance={"hitem3d_task_id": TASK_ID})
-    placement.place_in_scene(objects, ImportOptions(collection="", at_cursor=False), context=bpy.context)
+    placement.finish_model(objects, ImportOptions(), provenance={"hitem3d_task_id": TASK_ID})
+    placement.place_in_scene(objects, ImportOptions(), context=bpy.context)
     total_s = time.perf_counter() - started
     return {"gltf_operator_s": gltf_s, "main_thread_s": total_s, "objects": len(objects),
             "peak_rss_mb": _peak_rss_mb()}

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import conversions
 from ..scene import importer, kind_import
@@ -74,8 +74,8 @@ def run(rec: TaskRecord) -> None:
         # A depth map or an STL: no glTF to convert, imported here.
         try:
             with blender_only():
-                names = kind_import.import_result(rec.task_id, path, rec.options, provenance=provenance(rec),
-                                                  request=rec.generation)
+                names = _whole(rec, lambda: kind_import.import_result(
+                    rec.task_id, path, rec.options, provenance=provenance(rec), request=rec.generation))
         except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
             _failed(rec, exc)
             return
@@ -100,7 +100,7 @@ def run(rec: TaskRecord) -> None:
         # Tests not about conversion: Blender's importer here. Workers wait at
         # their next checkpoint meanwhile (see core.cancel.WorkerGate).
         with blender_only():
-            names = conversions.import_here(spec)
+            names = _whole(rec, lambda: conversions.import_here(spec))
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
@@ -129,7 +129,7 @@ def finish_conversion(task_id: str, outcome: ConversionOutcome) -> None:
         return
     try:
         with blender_only():
-            names = conversions.append_result(task_id, outcome)
+            names = _whole(rec, lambda: conversions.append_result(task_id, outcome))
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
@@ -142,11 +142,19 @@ def append_from_library(rec: TaskRecord, entry: Path) -> None:
     cover = Path(rec.cover_path) if rec.cover_path else None
     try:
         with blender_only():
-            names = conversions.append_from_library(entry, rec.options, provenance(rec), cover)
+            names = _whole(rec, lambda: conversions.append_from_library(entry, rec.options, provenance(rec), cover))
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
     _done(rec, names)
+
+
+def _whole(rec: TaskRecord, bring: Callable[[], list[str]]) -> list[str]:
+    """Bring the result into the scene and arrange it as its kind asks (parts
+    into their collection, colours shown), all or nothing: a failure anywhere
+    removes every data-block either step made."""
+    with kind_import.import_failures(f"import of {rec.short_id}"):
+        return kind_import.arrange(rec.task_id, bring(), rec.generation)
 
 
 def _failed(rec: TaskRecord, exc: Exception) -> None:
@@ -165,12 +173,6 @@ def _done(rec: TaskRecord, names: list[str]) -> None:
     # held through them. A journal write running beside an undo push crashed
     # bpy 4.5 once in CI.
     with blender_only():
-        try:
-            # Parts into their collection, colours shown: what the task's kind asks of its objects.
-            names = kind_import.arrange(rec.task_id, names, rec.generation)
-        except Exception as exc:  # noqa: BLE001 - arrange took its objects back out
-            _failed(rec, exc)
-            return
         try:
             names = state.hooks.after_import(rec, names)
         except Exception:  # noqa: BLE001 - naming and placing are extras: the import stands

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import bpy
 
-from . import importer, library_entry, placement
+from . import datablocks, library_entry, placement
 from ..core.errors import ImportFailed
 from ..core.import_options import ImportOptions
 from ..core.messages import msg
@@ -30,19 +30,15 @@ def append_entry(entry: Path, options: ImportOptions, *, provenance: Mapping[str
     them. Returns their names; raises ``ImportFailed`` and then leaves nothing."""
     if bpy.context.view_layer is None:
         raise ImportFailed(msg("No view layer to import into"))
-    before = importer.snapshot_ids()
     try:
-        objects = _load_objects(entry)
-        baked = _take_baked_options(objects)
-        _catch_up(objects, baked, options, cover)
-        placement.tag(objects, provenance)
-        placement.place_in_scene(objects, options, context=bpy.context)
-    except ImportFailed:
-        importer.remove_new_ids(before)
-        raise
+        with datablocks.all_or_nothing(f"append of {entry.name}") as before:
+            objects = _load_objects(entry)
+            # An entry from an older version records nothing: take it as finished as asked.
+            baked = _take_baked_options(objects) or options
+            placement.finish_model(objects, options, cover_path=cover, provenance=provenance, already=baked)
+            placement.place_in_scene(objects, options, context=bpy.context)
     except (OSError, RuntimeError, ReferenceError) as exc:
         log.warning("Appending %s failed: %s", entry.name, exc)
-        importer.remove_new_ids(before)
         raise ImportFailed(msg("Could not read the model from the Hitem3D asset library: retry")) from None
     _drop_library_ids(before)
     return [obj.name for obj in objects]
@@ -82,22 +78,3 @@ def _take_baked_options(objects: list[bpy.types.Object]) -> ImportOptions | None
     except ValueError:
         return None
 
-
-def _catch_up(objects: list[bpy.types.Object], baked: ImportOptions | None, wanted: ImportOptions,
-              cover: Path | None) -> None:
-    """Apply the scene-independent options asked for now but not when the
-    entry was made. What cannot be taken back (an origin already moved) is kept."""
-    if baked is None:
-        return
-    if wanted.origin_bottom_center and not baked.origin_bottom_center:
-        placement.set_origins_to_bottom_center(objects)
-    if wanted.scale_to_size and (not baked.scale_to_size or baked.target_size != wanted.target_size):
-        placement.scale_to_size(objects, wanted.target_size)
-    if wanted.shade_smooth and not baked.shade_smooth:
-        placement.shade_smooth(objects)
-    if wanted.mark_asset and not baked.mark_asset:
-        placement.mark_as_asset(objects, cover)
-    elif baked.mark_asset and not wanted.mark_asset:
-        for obj in objects:
-            if obj.asset_data is not None:
-                obj.asset_clear()

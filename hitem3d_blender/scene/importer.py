@@ -106,13 +106,3 @@ def import_glb(path: Path, spec: ConversionSpec) -> list[str]:
         placement.place_in_scene(new_objects, spec.options, context=bpy.context)
     return [obj.name for obj in new_objects]
 
-
-def snapshot_ids() -> datablocks.Snapshot:
-    """Every data-block that exists now (``datablocks.snapshot``)."""
-    return datablocks.snapshot()
-
-
-def remove_new_ids(before: datablocks.Snapshot) -> None:
-    """Remove every data-block made since ``before``: an import that failed
-    half-way leaves nothing in the file."""
-    datablocks.remove_created(before)

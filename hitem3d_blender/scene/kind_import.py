@@ -8,11 +8,12 @@ failure nothing that this import created is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import bpy
 
@@ -23,7 +24,7 @@ from ..core.messages import msg
 from ..core.kind_requests import DEFAULT_RELIEF_HEIGHT, KindRequest
 from ..core.task_ids import short_id
 from ..core.task_kinds import ResultStyle, kind_of
-from .placement import apply_options
+from . import datablocks, placement
 
 log = logging.getLogger(__package__)
 
@@ -54,68 +55,48 @@ def import_result(task_id: str, path: Path, options: ImportOptions, *,
     an STL a mesh. Returns the new objects' names. Raises ``ImportFailed``;
     nothing it made is left then."""
     extension = path.suffix.lower().lstrip(".")
-    if extension == "stl":
-        return _all_or_nothing(lambda: _import_stl(path, options, provenance))
-    made = KindRequest.from_dict(request or {})
-    height = made.relief_height if made is not None else DEFAULT_RELIEF_HEIGHT
-    name = _name_for(task_id, request)
-    return _all_or_nothing(lambda: _relief(path, options, provenance, name, height))
+    with import_failures(f"import of {short_id(task_id)}"):
+        if extension == "stl":
+            return _import_stl(path, options, provenance)
+        made = KindRequest.from_dict(request or {})
+        height = made.relief_height if made is not None else DEFAULT_RELIEF_HEIGHT
+        return _relief(path, options, provenance, _name_for(task_id, request), height)
 
 
 def arrange(task_id: str, names: list[str], request: Mapping[str, Any] | None = None) -> list[str]:
     """What the task's kind asks of its imported objects: parts into their own
     collection, named in order; colours shown. Returns the objects' names now.
-    On failure the objects are removed and ``ImportFailed`` raised."""
+    Raises ``ImportFailed``; the caller runs the import and this in one
+    ``import_failures`` block, so a failure here takes the whole import back."""
     finish = _FINISHERS.get(kind_of(task_id).result_style)
     if finish is None:
         return names
     arranged = list(names)
-    try:
-        finish(arranged, _name_for(task_id, request))
-    except Exception as exc:  # noqa: BLE001 - leave no half-arranged import behind
-        _remove_objects(arranged)
-        if isinstance(exc, ImportFailed):
-            raise
-        log.exception("Arranging the result of %s failed", short_id(task_id))
-        raise ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry")) from None
+    finish(arranged, _name_for(task_id, request))
     return arranged
 
 
-def _all_or_nothing(build: Callable[[], list[str]]) -> list[str]:
-    """Run ``build``; if it fails, remove every object, mesh, image and texture it added."""
-    collections: list[Any] = [bpy.data.objects, bpy.data.meshes, bpy.data.images, bpy.data.textures]
-    before = [set(collection) for collection in collections]
+@contextlib.contextmanager
+def import_failures(what: str) -> Iterator[None]:
+    """All or nothing (``datablocks.all_or_nothing``: every data-block the
+    block made is removed when it fails), and any failure that is not already
+    ours reaches the artist as one line (the traceback goes to the log)."""
     try:
-        return build()
-    except Exception as exc:
-        for collection, existing in zip(collections, before):
-            for item in [item for item in collection if item not in existing]:
-                collection.remove(item)
-        if isinstance(exc, ImportFailed):
-            raise
-        log.exception("Import failed")
+        with datablocks.all_or_nothing(what):
+            yield
+    except ImportFailed:
+        raise
+    except Exception:  # noqa: BLE001 - any failure must leave a retryable task
+        log.exception("The %s failed", what)
         raise ImportFailed(msg("Unexpected error while importing: see the Hitem3D log, then retry")) from None
-
-
-def _remove_objects(names: list[str]) -> None:
-    for name in names:
-        obj = bpy.data.objects.get(name)
-        if obj is not None:
-            bpy.data.objects.remove(obj)
 
 
 def _place(new_objects: list[bpy.types.Object], options: ImportOptions,
            provenance: Mapping[str, str] | None) -> list[str]:
-    view_layer = bpy.context.view_layer
-    if view_layer is None:
+    if bpy.context.view_layer is None:
         raise ImportFailed(msg("No view layer to import into"))
-    apply_options(new_objects, options, context=bpy.context, provenance=provenance)
-    for obj in view_layer.objects:
-        obj.select_set(False)
-    for obj in new_objects:
-        if obj.name in view_layer.objects:
-            obj.select_set(True)
-    view_layer.objects.active = new_objects[0]
+    placement.finish_model(new_objects, options, provenance=provenance)
+    placement.place_in_scene(new_objects, options, context=bpy.context)
     return [obj.name for obj in new_objects]
 
 

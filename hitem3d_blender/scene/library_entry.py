@@ -29,21 +29,9 @@ BAKED_PROPERTY = "hitem3d_baked_options"
 
 
 def finish_objects(objects: list[bpy.types.Object], spec: ConversionSpec) -> None:
-    """Apply the options that do not depend on the scene, and the provenance."""
-    options = spec.options
-    view_layer = bpy.context.view_layer
-    if view_layer is not None:
-        # Bone and vertex parents are read from the depsgraph: make it current.
-        view_layer.update()
-    if options.origin_bottom_center:
-        placement.set_origins_to_bottom_center(objects)
-    if options.scale_to_size:
-        placement.scale_to_size(objects, options.target_size)
-    if options.shade_smooth:
-        placement.shade_smooth(objects)
-    if options.mark_asset:
-        placement.mark_as_asset(objects, usable_cover(spec))
-    placement.tag(objects, spec.provenance)
+    """Apply the options that do not depend on the scene, and the provenance
+    (``placement.finish_model``), with the spec's cover if it is usable."""
+    placement.finish_model(objects, spec.options, cover_path=usable_cover(spec), provenance=spec.provenance)
 
 
 def usable_cover(spec: ConversionSpec) -> Path | None:

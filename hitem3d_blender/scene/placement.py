@@ -63,34 +63,39 @@ class Box(NamedTuple):
                 for y in (self.low.y, self.high.y) for z in (self.low.z, self.high.z)]
 
 
-def apply_options(objects: list[bpy.types.Object], options: ImportOptions, *,
-                  context: bpy.types.Context, cover_path: Path | None = None,
-                  provenance: Mapping[str, str | float | int] | None = None) -> None:
-    """Apply ``options`` to the objects one import created, in this order:
-    collection, origin, scale, cursor, smooth, asset, provenance."""
+def finish_model(objects: list[bpy.types.Object], options: ImportOptions, *, cover_path: Path | None = None,
+                 provenance: Mapping[str, str | float | int] | None = None,
+                 already: ImportOptions | None = None) -> None:
+    """The one place that applies the options that do not depend on the open
+    scene: origin, size, shading, asset mark, then the provenance. The
+    converter, an import in this Blender, Import Again and every task kind
+    come through here; ``place_in_scene`` does the rest.
+
+    ``already``: the options these objects were finished with before (a
+    library entry records them): only what is asked now and was not then is
+    done. What cannot be taken back (an origin already moved) is kept."""
     if not objects:
         return
-    scene = context.scene
-    view_layer = context.view_layer
-    assert scene is not None and view_layer is not None, "placement needs a scene"
-    # Bone and vertex parents are read from the depsgraph: make it current.
-    view_layer.update()
-    if options.collection:
-        move_to_collection(objects, options.collection, scene)
-    if options.origin_bottom_center:
+    view_layer = bpy.context.view_layer
+    if view_layer is not None:
+        # Bone and vertex parents are read from the depsgraph: make it current.
+        view_layer.update()
+    done = already or ImportOptions(origin_bottom_center=False, scale_to_size=False, shade_smooth=False,
+                                    mark_asset=False)
+    if options.origin_bottom_center and not done.origin_bottom_center:
         set_origins_to_bottom_center(objects)
-    if options.scale_to_size:
+    if options.scale_to_size and (not done.scale_to_size or done.target_size != options.target_size):
         scale_to_size(objects, options.target_size)
-    if options.at_cursor:
-        move_to(objects, scene.cursor.location.copy())
-    if options.shade_smooth:
+    if options.shade_smooth and not done.shade_smooth:
         shade_smooth(objects)
-    if options.mark_asset:
+    if options.mark_asset and not done.mark_asset:
         mark_as_asset(objects, cover_path)
+    elif done.mark_asset and not options.mark_asset:
+        for obj in objects:
+            if obj.asset_data is not None:
+                obj.asset_clear()
     if provenance:
         tag(objects, provenance)
-    # The caller (selection, redraw) sees current matrices and bounds.
-    view_layer.update()
 
 
 # -- collection --------------------------------------------------------------------
@@ -354,8 +359,8 @@ def tag(objects: list[bpy.types.Object], provenance: Mapping[str, str | float | 
 
 def place_in_scene(objects: list[bpy.types.Object], options: ImportOptions, *,
                    context: bpy.types.Context) -> None:
-    """What depends on the open scene: the collection, the position at the
-    cursor, the selection and the active object."""
+    """The one place for what depends on the open scene: the collection, the
+    position at the cursor, the selection and the active object."""
     scene = context.scene
     view_layer = context.view_layer
     assert scene is not None and view_layer is not None, "placement needs a scene"
@@ -373,10 +378,13 @@ def place_in_scene(objects: list[bpy.types.Object], options: ImportOptions, *,
     view_layer.update()
     for obj in view_layer.objects:
         obj.select_set(False)
-    for obj in objects:
-        if obj.name in view_layer.objects:
-            obj.select_set(True)
-    view_layer.objects.active = pick_active(objects)
+    visible = [obj for obj in objects if obj.name in view_layer.objects]
+    for obj in visible:
+        obj.select_set(True)
+    # NOTE: a collection the artist excluded from the view layer holds objects
+    # that cannot be selected or active: the import still stands.
+    if visible:
+        view_layer.objects.active = pick_active(visible)
 
 
 def pick_active(objects: list[bpy.types.Object]) -> bpy.types.Object:

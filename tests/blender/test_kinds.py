@@ -110,6 +110,27 @@ def test_parts_converted_in_a_child_blender_are_arranged_after_the_append(
     assert parts.name in bpy.data.collections["Hitem3D"].children
 
 
+def test_parts_that_fail_to_arrange_leave_no_collection_mesh_or_object(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, clean: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The parts' collection is made, then naming fails: the import and the
+    # arrangement are one all-or-nothing block, so nothing of either stays.
+    sim.add_task(SPLIT_ID, ["success"], glb=parts_glb_bytes(3))
+    real = addon.scene.kind_import.arrange_parts
+
+    def arrange_then_fail(names: list[str], name: str) -> None:
+        real(names, name)
+        raise RuntimeError("naming failed")
+
+    monkeypatch.setitem(addon.scene.kind_import._FINISHERS, addon.core.task_kinds.ResultStyle.PARTS,
+                        arrange_then_fail)
+    before = {name: set(getattr(bpy.data, name)) for name in ("objects", "meshes", "collections", "materials")}
+
+    assert "Unexpected error while importing" in import_error(SPLIT_ID)
+
+    assert record_of(addon, SPLIT_ID).state.value == "failed"
+    assert {name: set(getattr(bpy.data, name)) for name in before} == before
+
+
 def test_a_depth_task_becomes_a_relief_sized_from_the_pictures_aspect(prefs: Any, sim: Hitem3DSimulator,
                                                                       clean: None) -> None:
     sim.add_task(DEPTH_ID, ["success"], glb=depth_png_bytes(32, 16), extension="png")

@@ -45,8 +45,9 @@ def apply(placement: ModuleType, objects: list[bpy.types.Object], addon: ModuleT
           **chosen: Any) -> None:
     cover_path = chosen.pop("cover_path", None)
     provenance = chosen.pop("provenance", None)
-    placement.apply_options(objects, options(addon, **chosen), context=bpy.context,
-                            cover_path=cover_path, provenance=provenance)
+    chosen_options = options(addon, **chosen)
+    placement.finish_model(objects, chosen_options, cover_path=cover_path, provenance=provenance)
+    placement.place_in_scene(objects, chosen_options, context=bpy.context)
 
 
 # -- scene builders ---------------------------------------------------------------
@@ -474,7 +475,8 @@ def test_defaults_on_an_imported_glb(placement: ModuleType, addon: ModuleType) -
     shift = Vector((4, -1, 2)) - bottom_center(objects)
     defaults = addon.core.import_options.ImportOptions()
 
-    placement.apply_options(objects, defaults, context=bpy.context, provenance=PROVENANCE)
+    placement.finish_model(objects, defaults, provenance=PROVENANCE)
+    placement.place_in_scene(objects, defaults, context=bpy.context)
 
     collection = bpy.data.collections[defaults.collection]
     assert all(list(obj.users_collection) == [collection] for obj in objects)
