@@ -107,7 +107,10 @@ def measure(read: Reader, length: int) -> ImageSize | None:
     head = read(0, 64)
     for test, reader in _FORMATS:
         if test(head):
-            return reader(read, length, head)
+            try:
+                return reader(read, length, head)
+            except (struct.error, IndexError, ValueError, OverflowError):
+                return None  # a header cut short: no decoder gets past it either
     return _tga(head)
 
 

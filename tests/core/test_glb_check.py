@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pytest
 
 from hitem3d_blender.core.errors import BadResultFile
-from hitem3d_blender.core.draco_header import draco_counts
+from hitem3d_blender.core.draco_header import DracoError, draco_counts
 from hitem3d_blender.core.glb_check import GlbLimits, check_cover, check_glb, importer_extensions
 from hitem3d_blender.core.image_header import (BYTE_PIXEL, FLOAT_PIXEL, ImageSize, Unmeasurable,
                                                file_image_size, image_size)
@@ -855,3 +855,40 @@ def test_an_action_per_animation_and_animated_object_is_bounded(tmp_path: Path) 
                                 "channels": [{"sampler": 0, "target": {"node": node, "path": "translation"}}
                                              for node in (0, 1)]}] * 2501)
     assert "5,002 actions, over the limit of 5,000" in refused(tmp_path, glb(doc, binary))
+
+
+def test_damaged_picture_headers_are_measured_or_not_never_an_error() -> None:
+    random = Random(19)
+    headers = [png_header(64, 32), jpeg_with(metadata=100), webp_vp8x_header(64, 64), tga_header(64, 64),
+               tiff_header(64, 64), hdr_header(64, 64), exr_header(64, 64), bmp_header(64, 64), dds_header(64, 64),
+               psd_header(64, 64), b"\x01\xda\x01\x01" + bytes(60), b"\x80\x2a\x5f\xd7" + bytes(1000),
+               b"SDPX" + bytes(1000), b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(40), b"\xff\x4f\xff\x51" + bytes(60),
+               b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00avifmif1" + bytes(40), b"II+\0", b"MM\0*\0\0"]
+    for header in headers:
+        for _ in range(300):
+            damaged = bytearray(header[:random.randint(0, len(header))])
+            for _ in range(random.randint(0, 4)):
+                if damaged:
+                    damaged[random.randrange(len(damaged))] = random.randrange(256)
+            damaged += bytes(random.randrange(256) for _ in range(random.randint(0, 40)))
+            try:
+                found = image_size(bytes(header[:4]) + bytes(damaged))
+            except Unmeasurable:
+                continue
+            assert found is None or (found.width >= 0 and found.height >= 0)
+
+
+def test_damaged_draco_streams_are_counted_or_refused_never_an_error() -> None:
+    random = Random(23)
+    streams = [draco_stream(faces=100, points=60), draco_stream(faces=100, points=60, edgebreaker=True, metadata=True)]
+    for stream in streams:
+        for _ in range(500):
+            damaged = bytearray(stream[:random.randint(0, len(stream))])
+            for _ in range(random.randint(0, 4)):
+                if len(damaged) > 5:
+                    damaged[random.randrange(5, len(damaged))] = random.randrange(256)
+            try:
+                points, faces = draco_counts(bytes_reader(bytes(damaged)), len(damaged))
+            except DracoError:
+                continue
+            assert points >= 0 and faces >= 0
