@@ -9,6 +9,7 @@ failure nothing that this import created is left behind.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -124,14 +125,32 @@ def _natural_key(text: str) -> list[Any]:
     return [int(piece) if piece.isdigit() else piece.lower() for piece in re.split(r"(\d+)", text)]
 
 
+def _free_name(name: str, own: list[bpy.types.Object], count: int) -> str:
+    """``name``, else ``name 2``, ``name 3`` …: the first under which this
+    run's collection and each of its ``count`` parts (objects and meshes) get
+    names nobody else holds. So a second split of the same model is
+    ``Chair 2 parts`` with ``Chair 2 part 01`` …, never a mix of Blender's
+    ``.001`` suffixes."""
+    own_names = {obj.name for obj in own} | {obj.data.name for obj in own if obj.data is not None}
+    for number in itertools.count(1):
+        base = name if number == 1 else f"{name} {number}"
+        wanted = [f"{base} part {index:02d}" for index in range(1, count + 1)]
+        if f"{base} parts" in bpy.data.collections:
+            continue
+        if not any((part in bpy.data.objects or part in bpy.data.meshes) and part not in own_names for part in wanted):
+            return base
+    raise AssertionError("unreachable")
+
+
 def arrange_parts(names: list[str], name: str) -> None:
     """Put the imported parts in a collection of their own, ``<name> parts``,
     inside the one they were placed in, and name the meshes ``<name> part 01`` …
-    in the service's order."""
+    in the service's order (``<name> 2`` … when those names are taken)."""
     objects = [bpy.data.objects[object_name] for object_name in names]
     meshes = sorted((obj for obj in objects if obj.type == "MESH"), key=lambda obj: _natural_key(obj.name))
     if not meshes:
         raise ImportFailed(msg("The result holds no parts"))
+    name = _free_name(name, objects, len(meshes))
     home = objects[0].users_collection[0] if objects[0].users_collection else None
     scene = bpy.context.scene
     assert scene is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -588,6 +589,11 @@ def test_the_kinds_speak_chinese(addon: ModuleType, tmp_path: Path) -> None:
     assert chinese(info.value.message) == "颜色数 必须在 0 到 8 之间，而不是 9"
     assert chinese(request.describe()) == "Chair 的多色"
     assert chinese(core.messages.msg("Kind: {kind}", kind=core.task_kinds.DEPTH.title)) == "类型：深度图／浮雕"
+    assert chinese(core.task_kinds.SPLIT.failed_message()) == "拆分为部件在 Hitem3D 上失败（积分已退还）：请重试，或换一个网格"
+    for kind in core.task_kinds.KINDS:
+        assert chinese(kind.failed_message()) != str(kind.failed_message())
+        note = kind.unconfirmed()
+        assert note is None or chinese(note).startswith("未经确认")
 
 
 def test_colours_get_a_material_that_reads_them_when_the_model_has_none(addon: ModuleType, clean: None) -> None:
@@ -633,9 +639,29 @@ def test_import_again_of_parts_makes_a_second_set_in_its_own_collection(addon: M
 
     assert bpy.ops.hitem3d.import_again(task_id=SPLIT_ID) == {"FINISHED"}
 
-    sets = [c for c in bpy.data.collections if c.name.startswith("split_8f1c2d3e parts")]
-    assert len(sets) == 2 and all(len(c.objects) == 2 for c in sets)
+    sets = [bpy.data.collections["split_8f1c2d3e parts"], bpy.data.collections["split_8f1c2d3e 2 parts"]]
+    assert all(len(c.objects) == 2 for c in sets)
     assert sorted(record_of(addon, SPLIT_ID).imported_objects) == sorted(obj.name for obj in sets[1].objects)
+
+
+SUFFIX = re.compile(r"\.\d{3}$")  # what Blender adds to a name already taken
+
+
+def test_splitting_the_same_model_twice_names_each_run_alike_in_its_own_collection(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, kinds: Any, sample_glb: Path) -> None:
+    kinds.source, kinds.mesh_path = "FILE", str(sample_glb)
+    stem = sample_glb.stem
+
+    for _ in range(3):
+        assert bpy.ops.hitem3d.split_parts() == {"FINISHED"}
+
+    runs = [record_of(addon, sent.task_id).imported_objects for sent in sim.submissions]
+    for base, names in zip((stem, f"{stem} 2", f"{stem} 3"), runs):
+        assert sorted(names) == [f"{base} part {n:02d}" for n in range(1, 4)]
+        assert sorted(obj.name for obj in bpy.data.collections[f"{base} parts"].objects) == sorted(names)
+        assert all(bpy.data.objects[name].data.name == name for name in names)
+    shown = [name for names in runs for name in names] + [c.name for c in bpy.data.collections]
+    assert not [name for name in shown if SUFFIX.search(name)]
 
 
 # -- a kind is one row of the table ------------------------------------------------------------------

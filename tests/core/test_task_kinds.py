@@ -153,6 +153,25 @@ def test_both_refund_codes_fail_the_task_with_credits_refunded(sim: Hitem3DSimul
         client.query_task(IDS["split"])
 
 
+@pytest.mark.parametrize("kind, message", [
+    ("image3d", "Generation failed on Hitem3D (credits are refunded): retry, or try another image"),
+    ("split", "Split into parts failed on Hitem3D (credits are refunded): retry, or try another mesh"),
+    ("segmentation", "Segmentation failed on Hitem3D (credits are refunded): retry, or try another mesh"),
+    ("multicolor", "Multicolour failed on Hitem3D (credits are refunded): retry, or try another mesh"),
+    ("depth", "Depth map / relief failed on Hitem3D (credits are refunded): retry, or try another picture"),
+])
+@pytest.mark.parametrize("answer", ["state", "code"])
+def test_a_failed_task_says_what_to_try_another_of_for_its_kind(sim: Hitem3DSimulator, client: Hitem3DClient,
+                                                                kind: str, message: str, answer: str) -> None:
+    failed = "failed" if answer == "state" else {"code": 5001001, "msg": "generate failed", "data": {}}
+    sim.add_task(IDS[kind], [failed])
+
+    with pytest.raises(GenerationFailed) as info:
+        client.query_task(IDS[kind])
+
+    assert str(info.value) == (message if answer == "state" else f"{message} (code 5001001)")
+
+
 def test_a_depth_answer_has_no_cover(sim: Hitem3DSimulator, client: Hitem3DClient) -> None:
     sim.add_task(IDS["depth"], ["success"], glb=depth_png_bytes(), extension="png")
 
