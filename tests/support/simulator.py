@@ -1047,9 +1047,9 @@ def _parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], li
 
 def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str, bytes]]) -> tuple[int, str] | None:
     """The documented submit-task checks; returns (code, msg) of the first failure."""
-    request_type = fields.get("request_type", "")
+    request_type = fields.get("request_type", "3")  # 3 when not sent [doc]
     if request_type not in ("1", "2", "3"):
-        # ASSUMPTION: no code is documented for a missing/bad request_type.
+        # ASSUMPTION: no code is documented for a bad request_type.
         return 10000000, "system error: request_type must be 1, 2 or 3"
     model = fields.get("model", "")
     if model not in MODEL_RESOLUTIONS:
@@ -1076,7 +1076,7 @@ def _validate_submission(fields: dict[str, str], files: list[tuple[str, str, str
             return 10000000, "system error: multi_images_bit must be 4 characters of 0/1 with the front view set"
         if bits.count("1") != len(multi):
             return 10031009, "multi images count does not match multi_images_bit"
-    if fields.get("resolution", "") not in MODEL_RESOLUTIONS[model]:
+    if fields.get("resolution", "1024") not in MODEL_RESOLUTIONS[model]:  # 1024 when not sent [doc]
         return 10031003, "Resolution not valid"
     if "face" in fields:  # optional: the server picks a default
         face = fields["face"]

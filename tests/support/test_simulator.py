@@ -597,3 +597,71 @@ def test_blender_makes_real_assets(tmp_path: Path) -> None:
     assert glb.read_bytes()[:4] == b"glTF" and b"Hitem3D_Sample_2" in glb.read_bytes()
     webp = make_webp(tmp_path / "cover.webp", size=32).read_bytes()
     assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP"
+
+
+# -- the documented schemes, required fields and unpublished paths, as modes ------------------------
+
+
+def _create(sim: Hitem3DSimulator, route: str, scheme: str, fields: dict[str, str]) -> dict[str, Any]:
+    parts: dict[str, Any] = {name: (None, value) for name, value in fields.items()}
+    parts["mesh"] = ("chair.glb", minimal_glb_bytes(), "model/gltf-binary")
+    response = requests.post(url(sim, route), files=parts, timeout=TIMEOUT,
+                             headers={"Authorization": f"{scheme} {sim.issue_token()}"})
+    return response.json()
+
+
+@pytest.mark.parametrize("mode, takes", [("documented", {"Token"}), ("bearer", {"Bearer"}),
+                                         ("any", {"Token", "Bearer"})])
+def test_split_create_takes_the_schemes_of_its_mode(mode: str, takes: set[str]) -> None:
+    with Hitem3DSimulator(auth_mode=mode) as sim:  # type: ignore[arg-type]
+        for scheme in ("Token", "Bearer"):
+            answer = _create(sim, "split/create-task", scheme, {"model": "general", "level": "low", "format": "2"})
+            assert (answer["code"] == 200) is (scheme in takes), (scheme, answer)
+
+
+@pytest.mark.parametrize("route, fields, missing", [
+    ("split/create-task", {"model": "character", "part": "a", "format": "2"}, "joint"),
+    ("split/create-task", {"model": "general", "format": "2"}, "level"),
+    ("segmentation/create-task", {"seg_level": "low"}, "format"),
+    ("segmentation/create-task", {"format": "2"}, "seg_level"),
+])
+def test_a_missing_required_field_is_refused_and_nothing_charged(route: str, fields: dict[str, str],
+                                                                  missing: str) -> None:
+    with Hitem3DSimulator(auth_mode="any") as sim:
+        answer = _create(sim, route, "Token", fields)
+        assert answer["code"] == 10000000 and missing in answer["msg"]
+        assert sim.balance == 1000.0 and sim.submissions == []
+
+
+def test_depth_takes_only_the_documented_model_type() -> None:
+    with Hitem3DSimulator() as sim:
+        headers = {"Authorization": f"Bearer {sim.issue_token()}"}
+        for model_type, code in (("pro", 200), ("base", 10000000)):
+            answer = requests.post(url(sim, "depth/create-task"), headers=headers, timeout=TIMEOUT, files={
+                "model_type": (None, model_type), "rmbg": (None, "1"), "format": (None, "2"),
+                "image": ("a.png", PNG, "image/png")}).json()
+            assert answer["code"] == code
+
+
+@pytest.mark.parametrize("mode, own, generic", [("own", 200, 40040000), ("generic", 404, 200), ("none", 404, 40040000)])
+def test_an_unpublished_query_path_is_served_per_its_mode(mode: str, own: int, generic: int) -> None:
+    with Hitem3DSimulator(auth_mode="any") as sim:
+        sim.query_routes["segmentation"] = mode
+        task_id = sim.add_task("segmentation_0a1b2c3d", ["success"])
+        headers = {"Authorization": f"Bearer {sim.issue_token()}"}
+
+        at_own = requests.get(url(sim, "segmentation/query-task"), params={"task_id": task_id}, headers=headers,
+                              timeout=TIMEOUT)
+        at_generic = requests.get(url(sim, "query-task"), params={"task_id": task_id}, headers=headers,
+                                  timeout=TIMEOUT)
+
+        assert (at_own.status_code if at_own.status_code == 404 else at_own.json()["code"]) == own
+        assert at_generic.json()["code"] == generic
+
+
+def test_an_unpublished_create_path_can_be_unserved() -> None:
+    with Hitem3DSimulator(auth_mode="any") as sim:
+        sim.unserved_creates.add("multicolor")
+        response = requests.post(url(sim, "muilticolor/create-task"), timeout=TIMEOUT,
+                                 headers={"Authorization": f"Bearer {sim.issue_token()}"})
+        assert response.status_code == 404
