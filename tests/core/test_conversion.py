@@ -50,6 +50,12 @@ elif mode == "blender_temp":
     os.mkdir(os.path.join(tempfile.gettempdir(), "blender_stand_in"))
     open(spec.result + ".temp", "w").write(tempfile.gettempdir())
     time.sleep(60)
+elif mode == "grow_holding_the_gil":
+    # As if its own watchdog could not run: one allocation, then C code that keeps the GIL.
+    import re
+    pattern = re.compile(r"(a+)+$")
+    block = bytearray(400 * 1024 * 1024)
+    pattern.match("a" * 40 + "b")
 elif mode == "alarm_with_the_gil_held":
     from hitem3d_blender.core import process_guard
     process_guard.guard(os.getppid(), timeout_s=spec.timeout_s)
@@ -232,6 +238,24 @@ def test_a_child_over_the_memory_cap_is_stopped_by_blender(tmp_path: Path) -> No
     assert outcome.error == conversion.out_of_memory_message(Limits(memory_bytes=limit))
     assert str(outcome.error).startswith("Converting the model needed more than 200 MB of memory, the converter's")
     assert process.pid is not None and gone(process.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_blender_stops_a_child_over_its_cap_whose_gil_is_held(tmp_path: Path) -> None:
+    limit = 200 * 1024**2
+    process = start_child(tmp_path, "grow_holding_the_gil", Limits(timeout_s=30.0, memory_bytes=limit))
+    outcome = outcome_of(process)
+    assert outcome.error == conversion.out_of_memory_message(Limits(memory_bytes=limit))
+
+
+def test_a_child_the_windows_job_refused_memory_is_out_of_memory(tmp_path: Path) -> None:
+    # Windows cannot run here: a stand-in for the reaped child, as the job object reports its peak.
+    limits = Limits(memory_bytes=3 * 1024**3)
+    process = ConversionProcess(spec_in(tmp_path), tmp_path / "s.json", ["blender"], {}, limits, tmp_path / "l")
+    process._child = type("Reaped", (), {"peak_job_memory": 3 * 1024**3, "returncode": 3})()  # type: ignore
+    assert process._judge(3, 1.0).error == conversion.out_of_memory_message(limits)
+    process._child.peak_job_memory = 1024**3
+    assert process._judge(3, 1.0).error == conversion.CRASHED
 
 
 def test_a_child_over_the_memory_cap_stops_itself(tmp_path: Path) -> None:
