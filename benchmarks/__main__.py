@@ -26,7 +26,7 @@ from benchmarks import assets
 from benchmarks.common import REPO_ROOT, log
 
 ORDER = ("main_thread", "main_thread_long_history", "download", "time_to_scene", "request_economy", "conversion",
-         "scale", "fairness", "offload", "gui_frames")
+         "converter_start", "scale", "fairness", "offload", "gui_frames")
 BLENDER_BENCHMARKS = set(ORDER) - {"download", "conversion", "offload", "gui_frames"}
 
 

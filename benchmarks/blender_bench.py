@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from benchmarks import assets, scale_bench
+from benchmarks import assets, converter_bench, scale_bench
 from benchmarks.common import REPO_ROOT, JsonStdout, log, summary_ms, target
 from benchmarks.simproc import SimulatorProcess
 
@@ -515,6 +515,7 @@ BENCHMARKS: dict[str, Callable[[ModuleType, bool], dict[str, Any]]] = {
     "request_economy": bench_request_economy,
     "scale": lambda addon, quick: scale_bench.bench_scale(addon, quick),
     "fairness": lambda addon, quick: scale_bench.bench_fairness(addon, quick),
+    "converter_start": converter_bench.bench_converter_start,
 }
 
 

@@ -1,0 +1,163 @@
+"""Starting and stopping converters: what each costs Blender's main thread.
+
+Run inside ``blender_bench`` (an isolated Blender with the add-on installed
+and the simulator in a child process), as ``converter_start``.
+
+Blender's process is made big first (``BALLAST_BYTES`` allocated and touched),
+as an artist's is with a scene open: a spawn that copies the parent's page
+tables (``fork``) costs in proportion to it. Then, with at most one converter
+at once, timer calls are timed while:
+
+- a task is made on Hitem3D: the call that starts the converter ahead (warm);
+- the task is cancelled: the call that stops that converter (it is killed,
+  never waited for, and reaped by a later call);
+- two tasks finish together: the call that hands the first to the waiting
+  converter (with the GLB check and the spec), and the call that starts a
+  converter for the second when the first is done (a start from the queue).
+
+Each figure is the timer call's whole time (``engine.timer.tick``), the
+longest of ``rounds``, next to the limit of any other timer call (2 ms), and
+the spawn alone inside it.
+"""
+
+from __future__ import annotations
+
+import time
+from types import ModuleType
+from typing import Any, Callable
+
+from benchmarks.common import log, summary_ms, target
+
+TICK_LIMIT_MS = 2.0
+BALLAST_BYTES = 2 * 1024**3
+
+
+class _Counted:
+    """Wraps a function (a method too: the wrapper is a plain function): counts
+    calls and adds up their time."""
+
+    def __init__(self, owner: Any, name: str, kind: Callable[..., str] | None = None) -> None:
+        self.owner, self.name = owner, name
+        self.inner = getattr(owner, name)
+        self.calls: list[tuple[str, int]] = []
+        inner, calls = self.inner, self.calls
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter_ns()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                calls.append((kind(*args, **kwargs) if kind else name, time.perf_counter_ns() - started))
+
+        setattr(owner, name, counted)
+
+    def restore(self) -> None:
+        setattr(self.owner, self.name, self.inner)
+
+
+def _ballast(size: int) -> bytearray:
+    block = bytearray(size)
+    for offset in range(0, size, 4096):
+        block[offset] = 1  # touched: resident, with page tables to copy
+    return block
+
+
+def bench_converter_start(addon: ModuleType, quick: bool) -> dict[str, Any]:
+    import bpy
+
+    from benchmarks.blender_bench import SimulatorProcess, point_prefs_at, task_id
+    from tests.support.glb_factory import cached_glb
+
+    rounds = 2 if quick else 5
+    ballast = _ballast(BALLAST_BYTES // (4 if quick else 1))
+    conversion = addon.core.conversion
+    conversions = addon.engine.conversions
+    conversions.USE_CHILD_PROCESS = True
+    timer = addon.engine.timer
+    spawn = _Counted(conversion, "spawn", lambda *args, **kwargs: "warm" if kwargs.get("stdin") == -1 else "cold")
+    abandon = _Counted(conversion.WarmChild, "abandon")
+    hand_over = _Counted(addon.engine.import_step, "run")
+    appended = _Counted(conversions, "append_result")
+    ticks: dict[str, list[int]] = {"warm_start": [], "warm_stop": [], "hand_over": [], "queued_start": [],
+                                   "append": [], "other": []}
+    sample = cached_glb(objects=2)
+
+    def drive(until: Callable[[], bool], timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            spawns, abandons, runs, appends = (len(spawn.calls), len(abandon.calls), len(hand_over.calls),
+                                               len(appended.calls))
+            started = time.perf_counter_ns()
+            interval = timer.tick()
+            elapsed = time.perf_counter_ns() - started
+            new_spawns = [kind for kind, _ in spawn.calls[spawns:]]
+            if len(hand_over.calls) > runs:
+                ticks["hand_over"].append(elapsed)
+            elif "warm" in new_spawns:
+                ticks["warm_start"].append(elapsed)
+            elif "cold" in new_spawns:
+                ticks["queued_start"].append(elapsed)
+            elif len(abandon.calls) > abandons:
+                ticks["warm_stop"].append(elapsed)
+            elif len(appended.calls) > appends:
+                ticks["append"].append(elapsed)
+            else:
+                ticks["other"].append(elapsed)
+            if until():
+                return
+            time.sleep(interval if interval is not None else timer.BUSY_INTERVAL_S)
+        raise RuntimeError("the converters did not get there in time")
+
+    def state(task: str) -> str:
+        rec = addon.engine.history.book().get(task)
+        return rec.state.value if rec is not None else ""
+
+    log(f"converter_start: Blender holds {len(ballast) / 1024**3:.1f} GB more; {rounds} rounds, "
+        "at most 1 converter at once")
+    with SimulatorProcess() as sim:
+        prefs = point_prefs_at(sim, 0.2)
+        prefs.max_converters = 1
+        try:
+            for number in range(rounds):
+                made = task_id(70_000 + number)
+                sim.add_task(made, ["queueing"] * 200)
+                bpy.ops.hitem3d.import_task(task_id=made)
+                drive(lambda: conversions.warm_pid() is not None)
+                time.sleep(1.0)  # its Blender starts meanwhile
+                bpy.ops.hitem3d.cancel_task(task_id=made)
+                drive(lambda: state(made) == "cancelled" and conversions.warm_pid() is None
+                      and not conversions.reaping())
+                first, second = task_id(71_000 + number), task_id(72_000 + number)
+                sim.add_task(first, ["processing", "processing", "success"], glb=sample)
+                sim.add_task(second, ["processing", "processing", "success"], glb=sample)
+                bpy.ops.hitem3d.import_task(task_id=f"{first} {second}")
+                drive(lambda: state(first) in ("done", "failed") and state(second) in ("done", "failed")
+                      and not conversions.busy())
+                if state(first) != "done" or state(second) != "done":
+                    raise RuntimeError(f"an import failed: {state(first)}, {state(second)}")
+        finally:
+            prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
+            for wrapped in (spawn, abandon, hand_over, appended):
+                wrapped.restore()
+    del ballast
+
+    def longest(name: str) -> float | None:
+        return round(max(ticks[name]) / 1e6, 3) if ticks[name] else None
+
+    spawn_ms = [elapsed for _, elapsed in spawn.calls]
+    return {
+        "scenario": {"rounds": rounds, "blender_extra_memory_bytes": BALLAST_BYTES // (4 if quick else 1),
+                     "converters_at_once": 1},
+        "spawn": summary_ms(spawn_ms),
+        "tick_starting_warm_converter": summary_ms(ticks["warm_start"]),
+        "tick_stopping_warm_converter": summary_ms(ticks["warm_stop"]),
+        "tick_starting_queued_converter": summary_ms(ticks["queued_start"]),
+        # The GLB check and the spec are in it too: a reference, not held to the limit.
+        "tick_handing_over_a_download": summary_ms(ticks["hand_over"]),
+        # The append of a converted model (the import step, see main_thread): a reference.
+        "tick_appending_a_model": summary_ms(ticks["append"]),
+        "other_ticks": summary_ms(ticks["other"]),
+        "target_warm_start_ms": target(longest("warm_start"), TICK_LIMIT_MS),
+        "target_warm_stop_ms": target(longest("warm_stop"), TICK_LIMIT_MS),
+        "target_queued_start_ms": target(longest("queued_start"), TICK_LIMIT_MS),
+    }
