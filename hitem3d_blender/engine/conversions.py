@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,9 +78,14 @@ class _Conversion:
     on_start: Callable[[], None]
 
 
-# Every conversion handed over and not yet handed back, in the order they came:
-# the ones not started yet start in that order.
+# Every conversion handed over and not yet handed back ...
 _conversions: dict[str, _Conversion] = {}
+# ... those waiting for a converter, in the order they came (one removed
+# meanwhile is skipped) ...
+_queue: deque[str] = deque()
+# ... and those ``finished`` polls: started, or ended without starting. A
+# timer call costs in proportion to these, never to the queue.
+_active: dict[str, None] = {}
 _warm: WarmChild | None = None  # at most one, while a task is on its way
 _warm_failed = False  # the last start failed: no retry until no task is on its way
 _reaper = Reaper()
@@ -151,6 +157,7 @@ def start(spec: ConversionSpec, workdir: Path, cover: Path | None, on_start: Cal
     process = ConversionProcess(spec, spec_path, _command(spec_args(spec_path)), _environment(), limits(),
                                 workdir / f"{stem}.converter.log")
     _conversions[spec.task_id] = _Conversion(process, spec.options, dict(spec.provenance), cover, on_start)
+    _queue.append(spec.task_id)
     _start_waiting()
     if is_waiting(spec.task_id):
         log.info("Task %s waits for a converter (%s at once)", short_id(spec.task_id), at_once())
@@ -161,6 +168,7 @@ def _start(task_id: str) -> bool:
     one); False if it could not start (its end then says why)."""
     global _warm, _pruned
     conversion = _conversions[task_id]
+    _active[task_id] = None
     warm, _warm = _warm, None
     if not _pruned:
         _pruned = True
@@ -176,20 +184,24 @@ def _start(task_id: str) -> bool:
 
 def _running() -> int:
     """Converters started and not seen to end (the one started ahead not included)."""
-    return sum(1 for conversion in _conversions.values() if conversion.process.running)
+    return sum(1 for task_id in _active if _conversions[task_id].process.running)
 
 
-def _waiting() -> list[str]:
-    return [task_id for task_id, conversion in _conversions.items() if conversion.process.waiting]
+def _waiting() -> int:
+    return len(_conversions) - len(_active)
 
 
 def _start_waiting() -> None:
     """Start waiting conversions, in the order they came, while there is room."""
-    waiting = _waiting()
-    room = at_once() - _running()
-    for task_id in waiting[:max(0, room)]:
+    room = at_once() - _running() if _queue else 0
+    while room > 0 and _queue:
+        task_id = _queue.popleft()
+        conversion = _conversions.get(task_id)
+        if conversion is None or not conversion.process.waiting:
+            continue  # removed or cancelled while it waited
+        room -= 1
         if _start(task_id):
-            _conversions[task_id].on_start()
+            conversion.on_start()
 
 
 def _command(args: list[str]) -> list[str]:
@@ -209,7 +221,7 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
     is over when the model arrives; none otherwise. An idle converter holds
     about 270 MB. A converter not needed after all is killed, never waited for."""
     global _warm, _warm_failed
-    room = at_once() - _running() - len(_waiting())
+    room = at_once() - _running() - _waiting()
     current = limits()
     if not (wanted and USE_CHILD_PROCESS and room > 0):
         if not wanted:
@@ -267,13 +279,13 @@ def busy() -> bool:
 
 
 def finished() -> list[tuple[str, ConversionOutcome]]:
-    """The conversions that ended since the last call. Never waits. Reaps
-    killed converters and starts waiting ones where there is room."""
+    """The conversions that ended and were not handed back yet. Never waits.
+    Reaps killed converters and starts waiting ones where there is room."""
     _reaper.poll()
     _start_waiting()
     done: list[tuple[str, ConversionOutcome]] = []
-    for task_id, conversion in list(_conversions.items()):
-        outcome = conversion.process.poll()
+    for task_id in list(_active):
+        outcome = _conversions[task_id].process.poll()
         if outcome is not None:
             done.append((task_id, outcome))
     return done
@@ -284,6 +296,7 @@ def append_result(task_id: str, outcome: ConversionOutcome) -> list[str]:
     ``ImportFailed`` (and then removes the entry: the library holds only what
     was imported)."""
     conversion = _conversions.pop(task_id)
+    _active.pop(task_id, None)
     if not outcome.ok:
         raise ImportFailed(outcome.error)
     entry = Path(conversion.process.spec.entry)
@@ -308,6 +321,7 @@ def cancel(task_id: str) -> bool:
     if conversion is None:
         return False
     conversion.process.cancel()
+    _active[task_id] = None  # one that waited has ended too: finished says so
     return True
 
 
@@ -316,6 +330,7 @@ def forget(task_id: str) -> None:
     (its task was removed): killed now, reaped by a later tick, and then its
     files go."""
     conversion = _conversions.pop(task_id, None)
+    _active.pop(task_id, None)
     if conversion is not None:
         conversion.process.abandon(_reaper)
 
@@ -328,6 +343,8 @@ def stop_all() -> None:
         _warm = None
     stopping = list(_conversions.values())
     _conversions.clear()
+    _queue.clear()
+    _active.clear()
     for conversion in stopping:
         conversion.process.abandon(_reaper)
     _reaper.wait(1.0)

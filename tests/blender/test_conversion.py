@@ -292,6 +292,40 @@ def test_at_most_the_chosen_number_of_converters_run_and_the_rest_wait(interacti
 
 
 @child_process
+def test_a_model_waiting_for_a_converter_can_be_cancelled_or_removed(interactive: ModuleType, prefs: Any,
+                                                                     sim: Hitem3DSimulator,
+                                                                     sample_glb: Path) -> None:
+    prefs.max_converters = 1
+    conversions = interactive.engine.conversions
+    task_ids = [TASK_ID, OTHER_ID, THIRD_ID]
+    for task_id in task_ids:
+        sim.add_task(task_id, ["success"], glb=sample_glb)
+
+    def waiting() -> list[str]:
+        return [task_id for task_id in task_ids if conversions.is_waiting(task_id)]
+
+    try:
+        bpy.ops.hitem3d.import_task(task_id=" ".join(task_ids))
+        run_ticks(interactive, TASK_ID, until=lambda rec: len(waiting()) == 2)
+        cancelled, removed = waiting()
+        converting = next(task_id for task_id in task_ids if task_id not in (cancelled, removed))
+
+        bpy.ops.hitem3d.cancel_task(task_id=cancelled)
+        bpy.ops.hitem3d.remove_task(task_id=removed)
+        started: list[int | None] = []
+        rec = run_ticks(interactive, converting, until=lambda rec: started.append(conversions.pid_of(cancelled))
+                        or (rec.state.is_terminal and record_of(interactive, cancelled).state.is_terminal))
+    finally:
+        prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
+
+    assert rec.state.value == "done"
+    assert record_of(interactive, cancelled).state.value == "cancelled" and not any(started)
+    assert removed not in interactive.engine.history.book() and not imported_objects(removed)
+    tick_until_reaped(interactive)
+    assert not conversions.busy()
+
+
+@child_process
 def test_the_converters_share_one_memory_budget(interactive: ModuleType, prefs: Any) -> None:
     conversions = interactive.engine.conversions
     budget = conversions.MEMORY_BUDGET
