@@ -63,7 +63,8 @@ def _source_image(rec: TaskRecord) -> str:
 
 def run(rec: TaskRecord) -> None:
     """Import ``rec``'s downloaded file: in a child Blender (the timer appends
-    its result later) or, in background mode, right here."""
+    its result later), or right here for what imports itself (a depth map,
+    STL parts) and where conversion is switched off (tests)."""
     rec.move_to(TaskState.IMPORTING)
     state.current.import_requests.discard(rec.task_id)
     state.current.downloaded.discard(rec.task_id)

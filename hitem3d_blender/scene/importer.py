@@ -87,7 +87,7 @@ def run_gltf(path: Path) -> list[bpy.types.Object]:
 
 
 def import_glb(path: Path, spec: ConversionSpec) -> list[str]:
-    """Import ``path`` in this Blender (background mode, the command line):
+    """Import ``path`` in this Blender (``engine.conversions.USE_CHILD_PROCESS`` off):
     the same steps as the converter and the append, in one process. Writes
     the task's library entry, places the new objects as ``spec.options`` say,
     selects them and makes one active. Returns the new objects' names.

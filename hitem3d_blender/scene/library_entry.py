@@ -2,10 +2,10 @@
 depend on the open scene.
 
 The same functions run in the headless converter (``convert_child.py``) and,
-in background mode, in Blender itself, so both give the same objects and the
-same ``.blend``: the glTF import, origin, size, shading, asset marks and
-provenance, then one collection asset holding the result, written with
-``bpy.data.libraries.write``.
+where conversion is switched off (tests not about it), in Blender itself, so
+both give the same objects and the same ``.blend``: the glTF import, origin,
+size, shading, asset marks and provenance, then one collection asset holding
+the result, written with ``bpy.data.libraries.write``.
 """
 
 from __future__ import annotations
