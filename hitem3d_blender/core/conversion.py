@@ -355,8 +355,8 @@ class ChildProcess:
     its job object. ``kill`` never waits; ``poll`` reaps it, and then its
     folder and job go."""
 
-    def __init__(self, process: subprocess.Popen[bytes], temp_folder: Path, job: WindowsJob | None,
-                 log_path: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes] | SpawnedProcess, temp_folder: Path,
+                 job: WindowsJob | None, log_path: Path) -> None:
         self.process = process
         self.temp_folder = temp_folder
         self.job = job
@@ -427,25 +427,94 @@ class ChildProcess:
             action()
 
 
+class SpawnedProcess:
+    """A child started with ``os.posix_spawn``: the part of ``Popen`` a
+    converter needs (``pid``, ``stdin``, ``returncode``, ``poll``, ``wait``, ``kill``)."""
+
+    def __init__(self, pid: int, stdin: IO[bytes] | None) -> None:
+        self.pid = pid
+        self.stdin = stdin
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -int(signal.SIGKILL)  # reaped elsewhere: it is gone
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+            time.sleep(0.005)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+
+
+# NOTE: Python's Popen uses vfork on Linux only; on macOS it forks, which
+# copies the map of Blender's memory. posix_spawn is a system call there.
+SPAWN_WITH_POSIX_SPAWN = sys.platform == "darwin"
+
+
+def _posix_spawn(command: list[str], env: Mapping[str, str], output: IO[bytes], stdin: int) -> SpawnedProcess:
+    """``command`` in a session of its own, its output to ``output``, its stdin
+    from /dev/null (``subprocess.DEVNULL``) or a pipe (``subprocess.PIPE``).
+    Only descriptors that cannot be inherited stay closed: Python makes all
+    of its own so."""
+    read_end = write_end = -1
+    if stdin == subprocess.PIPE:
+        read_end, write_end = os.pipe()
+        source = read_end
+    else:
+        source = os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        actions = [(os.POSIX_SPAWN_DUP2, source, 0), (os.POSIX_SPAWN_DUP2, output.fileno(), 1),
+                   (os.POSIX_SPAWN_DUP2, output.fileno(), 2)]
+        starter = os.posix_spawn if os.path.dirname(command[0]) else os.posix_spawnp
+        pid = starter(command[0], command, dict(env), file_actions=actions, setsid=True,
+                      setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))  # as Popen restores them
+    except BaseException:
+        if write_end >= 0:
+            os.close(write_end)
+        raise
+    finally:
+        os.close(source)
+    return SpawnedProcess(pid, os.fdopen(write_end, "wb") if write_end >= 0 else None)
+
+
 def spawn(command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
-          memory_limit: int) -> ChildProcess:
+          memory_limit: int, posix_spawn: bool | None = None) -> ChildProcess:
     """Start a converter with its output in ``log_path``, in a session (or
     process group) of its own so it can be stopped whole, with a temporary
     folder of its own; ``OSError`` if it cannot start.
 
-    NOTE: on the main thread, in Blender's big process. Python's ``Popen``
-    uses ``vfork`` as long as it is given no ``preexec_fn`` (nor user or
-    group changes): the child borrows Blender's memory until it runs
-    ``exec``, so the cost does not grow with Blender's size (0.3 to 0.5 ms
-    with a 1.8 GB parent; a plain ``fork`` copying its page tables took 45 to
-    60 ms). Whatever must happen in the child before it runs happens in its
-    script instead (``process_guard.guard``)."""
+    NOTE: on the main thread, in Blender's big process, so never with a
+    ``fork`` that copies its memory map (45 to 60 ms for a 1.8 GB parent):
+    on Linux Python's ``Popen`` uses ``vfork`` as long as it is given no
+    ``preexec_fn`` (nor user or group changes), 0.3 to 0.5 ms whatever
+    Blender's size; on macOS ``posix_spawn`` (``posix_spawn``: True forces it,
+    for tests). Whatever must happen in the child before it runs happens in
+    its script instead (``process_guard.guard``)."""
     temp = make_temp_folder(log_path.parent)
     env = {**env, **{name: str(temp) for name in TEMP_VARIABLES}}
+    use_posix_spawn = SPAWN_WITH_POSIX_SPAWN if posix_spawn is None else posix_spawn
+    process: Any
     try:
         with _open_log(log_path) as output:
-            process = subprocess.Popen(command, stdin=stdin, stdout=output, stderr=subprocess.STDOUT, env=env,
-                                       close_fds=True, **_session_options())
+            if use_posix_spawn:
+                process = _posix_spawn(command, env, output, stdin)
+            else:
+                process = subprocess.Popen(command, stdin=stdin, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                           close_fds=True, **_session_options())
     except OSError:
         remove_temp_folder(temp)
         raise

@@ -488,3 +488,33 @@ def test_a_shared_limit_says_fewer_converters_would_give_more() -> None:
                            "imported; allow fewer converters at once in the add-on preferences, then retry")
     alone = conversion.out_of_memory_message(conversion.limits_for(1, 12 * 1024**3))
     assert str(alone).startswith("Converting the model needed more than 12.0 GB of memory, the converter's limit")
+
+
+# -- macOS's spawn (posix_spawn: Popen forks there), run here through the same calls -------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="POSIX")
+def test_the_posix_spawn_start_plays_every_ending(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conversion, "SPAWN_WITH_POSIX_SPAWN", True)
+    for name in ("ok", "crash", "cancel", "warm", "missing"):
+        (tmp_path / name).mkdir()
+    process = start_child(tmp_path / "ok", "ok")
+    assert isinstance(process._child.process, conversion.SpawnedProcess)  # type: ignore[union-attr]
+    assert outcome_of(process).ok and process.pid is not None and gone(process.pid)
+    assert outcome_of(start_child(tmp_path / "crash", "crash")).error == conversion.CRASHED
+
+    sleeping = start_child(tmp_path / "cancel", "sleep")
+    assert sleeping.pid is not None and os.getsid(sleeping.pid) == sleeping.pid  # a session of its own
+    sleeping.cancel()
+    assert outcome_of(sleeping, timeout_s=2.0).cancelled and gone(sleeping.pid)
+
+    warm = warm_child(tmp_path / "warm", "ok")  # its spec's path goes down the pipe posix_spawn gave it
+    waiting = warm.pid
+    adopted = cold_process(tmp_path / "warm", [str(tmp_path / "no-such-blender")])
+    adopted.start(warm=warm)
+    assert adopted.pid == waiting and outcome_of(adopted).ok
+
+    with pytest.raises(conversion.ConversionFailed):
+        ConversionProcess(spec_in(tmp_path / "missing"), tmp_path / "missing" / "s.json",
+                          [str(tmp_path / "no-blender")], {}, Limits(), tmp_path / "missing" / "l.log").start()
+    assert not [p for p in (tmp_path / "missing").iterdir() if p.name.startswith(conversion.TEMP_PREFIX)]
