@@ -9,8 +9,9 @@ This module owns the child process: its command line and environment, its
 limits (time, memory; ``core.process_guard`` holds them on each system),
 cancelling it, and reading its result. Nothing here waits on a child: ``poll``
 never blocks, a killed child is reaped later (``Reaper``: a killed Blender
-takes tens of milliseconds to end), and starting one costs a ``vfork``
-(see ``spawn``). Only quitting waits, at most a second.
+takes tens of milliseconds to end), and starting one never copies
+Blender's memory (``vfork`` or ``posix_spawn``, see ``spawn``). Only quitting
+waits, at most a second.
 
 NOTE: the child runs in its own process group (session on POSIX), so a kill
 reaches it and anything it started, and a Ctrl+C in Blender's terminal does
