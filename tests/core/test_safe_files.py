@@ -211,3 +211,180 @@ def test_a_symlinked_cached_result_is_never_used(tmp_path: Path) -> None:
     stl.unlink()
     stl.write_bytes(elsewhere.read_bytes())
     assert cached_result(dest, SPLIT) == stl
+
+
+# -- hostile and failing folders (issue 21.2, 21.3, 21.7, 21.12) ----------------------------------
+
+
+def special_files(tmp_path: Path) -> list[Path]:
+    """A FIFO, a socket and a folder where a file of ours should be."""
+    import socket
+
+    fifo = tmp_path / "journal.json"
+    os.mkfifo(fifo)
+    sock = tmp_path / "settings.json"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    folder = tmp_path / "result.json"
+    folder.mkdir()
+    return [fifo, sock, folder]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and sockets are POSIX")
+def test_a_fifo_socket_or_folder_is_never_read_and_never_blocks(tmp_path: Path) -> None:
+    import threading
+
+    done: list[Path] = []
+
+    def read_all() -> None:
+        for path in special_files(tmp_path):
+            with pytest.raises(OSError):
+                safe_files.read_bytes(path)
+            done.append(path)
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    reader.join(5.0)
+    assert len(done) == 3, "reading a FIFO blocked"
+    with pytest.raises(safe_files.NotAFile):
+        safe_files.read_bytes(Path("/dev/zero"), follow=True)  # a device: endless
+
+
+def test_a_file_larger_than_ours_can_be_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_bytes(b"x" * 2000)
+    with pytest.raises(OSError):
+        safe_files.read_bytes(path, max_bytes=1000)
+    assert safe_files.read_bytes(path, max_bytes=2000) == b"x" * 2000
+
+
+def test_nothing_to_delete_is_never_an_error_even_on_a_read_only_disk(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Linux answers EROFS before ENOENT: deleting what is not there fails on a read-only mount.
+    present = tmp_path / "present"
+    present.write_bytes(b"x")
+
+    def read_only_unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(safe_files.os, "unlink", read_only_unlink)
+    safe_files.remove(tmp_path / "missing")
+    with pytest.raises(OSError):
+        safe_files.remove(present)
+    assert safe_files.remove_quietly(present) is False  # logged, never raised
+
+
+def test_a_read_only_folder_is_named_once_and_nothing_is_left(tmp_path: Path) -> None:
+    from tests.support.read_only import read_only
+
+    folder = tmp_path / "library"
+    with read_only(folder):
+        with pytest.raises(safe_files.FolderUnusable) as caught:
+            safe_files.write_atomic(folder / "blender_assets.cats.txt", b"VERSION 1\n")
+        assert str(caught.value) == (f"Cannot write in {folder}: it is read-only, missing or not yours; fix it, "
+                                     "then retry")
+        with pytest.raises(safe_files.FolderUnusable):
+            safe_files.check_writable(folder)
+        with pytest.raises(safe_files.FolderUnusable):
+            safe_files.create_new(folder / "task.glb.part")
+    assert list(folder.iterdir()) == []
+
+
+def test_temporary_names_are_random_so_no_link_can_wait_for_them(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    names: list[str] = []
+    real = safe_files.tempfile.mkstemp
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        fd, name = real(*args, **kwargs)
+        names.append(Path(name).name)
+        return fd, name
+
+    monkeypatch.setattr(safe_files.tempfile, "mkstemp", spy)
+    for _ in range(3):
+        safe_files.write_atomic(tmp_path / "blender_assets.cats.txt", b"VERSION 1\n")
+    assert len(set(names)) == 3 and all(name.startswith(".blender_assets.cats.txt.") for name in names)
+
+
+def test_a_link_at_the_destination_is_replaced_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "bashrc"
+    victim.write_text("mine")
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "blender_assets.cats.txt").symlink_to(victim)
+    (library / "task.blend").symlink_to(victim)
+    staged = safe_files.private_folder(tmp_path / "work") / "task.blend"
+    staged.write_bytes(b"BLENDER-v405")
+
+    safe_files.write_atomic(library / "blender_assets.cats.txt", b"VERSION 1\n")
+    seal = safe_files.publish(staged, library / "task.blend")
+
+    assert victim.read_text() == "mine"
+    assert not (library / "task.blend").is_symlink() and (library / "task.blend").read_bytes() == b"BLENDER-v405"
+    assert safe_files.seal_holds(library / "task.blend", seal)
+
+
+def test_publishing_to_another_file_system_copies_under_a_random_name(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    real_replace = os.replace
+
+    def across_devices(source: Any, dest: Any) -> None:
+        if Path(source).parent.name != "library":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(source, dest)
+
+    monkeypatch.setattr(safe_files.os, "replace", across_devices)
+    staged = safe_files.private_folder(tmp_path / "work") / "task.blend"
+    staged.write_bytes(b"x" * 3_000_000)
+    library = tmp_path / "library"
+    seal = safe_files.publish(staged, library / "task.blend")
+    assert [p.name for p in library.iterdir()] == ["task.blend"]
+    assert safe_files.seal_holds(library / "task.blend", seal)
+
+
+def test_a_seal_holds_only_for_what_was_written(tmp_path: Path) -> None:
+    staged = safe_files.private_folder(tmp_path / "work") / "task.blend"
+    staged.write_bytes(b"ours")
+    entry = tmp_path / "library" / "task.blend"
+    seal = safe_files.publish(staged, entry)
+    assert seal.digest.startswith("sha256:") and safe_files.seal_holds(entry, seal)
+    # Copied back unchanged (a restore from backup): another identity, hashed again, still ours.
+    copy = tmp_path / "copy.blend"
+    copy.write_bytes(b"ours")
+    os.replace(copy, entry)
+    assert safe_files.seal_holds(entry, seal)
+    # Other content, even with the identity forged as far as a user can (size, mtime).
+    info = entry.stat()
+    entry.write_bytes(b"evil")
+    os.utime(entry, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert not safe_files.seal_holds(entry, seal)
+    assert not safe_files.seal_holds(entry, safe_files.Seal())  # no seal: nothing holds
+    entry.unlink()
+    entry.symlink_to(copy)
+    assert not safe_files.seal_holds(entry, seal)
+
+
+def test_a_program_writing_elsewhere_leaves_nothing_when_it_fails(tmp_path: Path) -> None:
+    folder = tmp_path / "uploads"
+    with safe_files.written_elsewhere(folder / "picture.png") as staged:
+        assert staged.parent.parent == folder and staged.parent.stat().st_mode & 0o077 == 0
+        staged.write_bytes(b"png")
+    assert [p.name for p in folder.iterdir()] == ["picture.png"]
+    with pytest.raises(RuntimeError):
+        with safe_files.written_elsewhere(folder / "other.png") as staged:
+            staged.write_bytes(b"half")
+            raise RuntimeError("the exporter failed")
+    assert [p.name for p in folder.iterdir()] == ["picture.png"]
+
+
+def test_only_private_folders_of_gone_blenders_are_leftovers(tmp_path: Path) -> None:
+    from tests.core.test_instance_lock import dead_pid
+    from hitem3d_blender.core.instance_lock import pid_alive
+
+    mine = safe_files.private_folder(tmp_path)
+    live = tmp_path / f"{safe_files.staging_prefix(os.getppid())}abc"
+    dead = tmp_path / f"{safe_files.staging_prefix(dead_pid())}abc"
+    live.mkdir()
+    dead.mkdir()
+    assert safe_files.leftover_staging(tmp_path, pid_alive) == [dead]
+    assert mine.exists()
