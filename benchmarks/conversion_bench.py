@@ -77,7 +77,7 @@ def side_child(model: Path, workdir: Path, download_s: float) -> dict[str, Any]:
     is measured apart and the same on both sides."""
     bpy = _fresh_blender()
     from hitem3d_blender.scene import append
-    from hitem3d_blender.core import asset_library
+    from hitem3d_blender.core import asset_library, safe_files
     from hitem3d_blender.core.conversion import ConversionProcess, ConversionSpec, Limits, WarmChild, \
         child_command, child_environment, spec_args, wait_args
     from hitem3d_blender.core.import_options import ImportOptions
@@ -90,7 +90,8 @@ def side_child(model: Path, workdir: Path, download_s: float) -> dict[str, Any]:
         options=ImportOptions(), provenance={"hitem3d_task_id": TASK_ID},
         asset=asset_library.asset_info(task_id=TASK_ID, model="", when=datetime.now(timezone.utc),
                                        source_image=""),
-        memory_limit_bytes=Limits().memory_bytes, parent_pid=os.getpid())
+        memory_limit_bytes=Limits().memory_bytes, parent_pid=os.getpid(),
+        staging=str(safe_files.private_folder(workdir)))
     spec_path = workdir / "task.spec.json"
     command = child_command(script=script, args=spec_args(spec_path), blender_binary="", python=sys.executable)
     process = ConversionProcess(spec, spec_path, command, child_environment(os.environ, real_blender=False),
@@ -127,7 +128,8 @@ def side_child(model: Path, workdir: Path, download_s: float) -> dict[str, Any]:
         raise RuntimeError(f"the converter failed: {outcome.error}")
     bpy.ops.ed.undo_push(message="Before")
     append_started = time.perf_counter()
-    names = append.append_entry(Path(spec.entry), ImportOptions(), provenance={"hitem3d_task_id": TASK_ID})
+    names = append.append_entry(Path(spec.entry), ImportOptions(), provenance={"hitem3d_task_id": TASK_ID},
+                                seal=outcome.seal)
     append_s = time.perf_counter() - append_started
     undo_started = time.perf_counter()
     bpy.ops.ed.undo_push(message="Import Hitem3D task 2c2ad20c")

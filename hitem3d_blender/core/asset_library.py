@@ -6,12 +6,12 @@ No ``bpy`` here: names, metadata and the catalog file
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from . import safe_files
 from .conversion import AssetInfo
 from .task_ids import short_id
 
@@ -84,13 +84,17 @@ def _parents(path: str) -> Iterable[str]:
 def ensure_catalog(library: Path, when: datetime) -> str:
     """Add the date's catalogs (month and day) to the library's catalog file
     unless they are there; returns the day's catalog ID. Lines written by
-    Blender or by hand are kept as they are."""
+    Blender or by hand are kept as they are.
+
+    NOTE: the library may be a studio share: the file is read only if it is
+    a plain file (never through a link, never a FIFO), and written as a new
+    file with a random name renamed into place, never through a link planted
+    at any name. Raises ``OSError`` (``FolderUnusable``, ``DiskFull``) or
+    ``ValueError`` for a file that is not text."""
     path = catalog_path(when)
     target = library / CATALOG_FILE
     try:
-        if target.stat().st_size > MAX_CATALOG_BYTES:
-            raise OSError(f"{target.name} is larger than {MAX_CATALOG_BYTES} bytes")
-        text = target.read_text(encoding="utf-8")
+        text = safe_files.read_bytes(target, max_bytes=MAX_CATALOG_BYTES).decode("utf-8")
     except FileNotFoundError:
         text = _CATALOG_HEADER
     known = {line.split(":", 1)[0].strip() for line in text.splitlines() if line and not line.startswith("#")}
@@ -100,9 +104,5 @@ def ensure_catalog(library: Path, when: datetime) -> str:
         if not text.endswith("\n"):
             text += "\n"
         text += "".join(line + "\n" for line in missing)
-        library.mkdir(parents=True, exist_ok=True)
-        # NOTE: per process: two Blenders may share the library (a studio share).
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
+        safe_files.write_atomic(target, text.encode("utf-8"), fsync=False)
     return catalog_id(path)

@@ -30,7 +30,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from .errors import Hitem3DError
 from .import_options import ImportOptions
 from .messages import N_, NONE, Message, msg
 from .process_guard import EXIT_OUT_OF_MEMORY, EXIT_TIMED_OUT, WindowsJob, resident_bytes, windows_job
+from .safe_files import Seal
 
 log = logging.getLogger(__package__)
 
@@ -196,6 +196,9 @@ class ConversionSpec:
     memory_limit_bytes: int = 0
     parent_pid: int = 0
     timeout_s: float = 0.0  # the child's own alarm (``process_guard.arm_alarm``); 0: none
+    # A private folder of ours (``make_temp_folder``) where Blender writes the
+    # entry before it is moved into the library (``library_entry.write_entry``).
+    staging: str = ""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -220,6 +223,7 @@ class ConversionOutcome:
     cancelled: bool = False
     seconds: float = 0.0  # the child's whole life, start-up included
     import_s: float = 0.0  # the glTF importer inside it
+    seal: Seal = Seal()  # what the entry held when the child wrote it
 
     @property
     def ok(self) -> bool:
@@ -265,8 +269,7 @@ def make_temp_folder(work: Path) -> Path:
     """A new, empty folder in ``work`` for one child's temporary files (never
     an existing one: ``mkdtemp`` creates it or fails). Its name carries our
     process ID, so ``prune_temp_folders`` can tell whose it is."""
-    work.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=work))
+    return safe_files.private_folder(work, f"{TEMP_PREFIX}{os.getpid()}-")
 
 
 def remove_temp_folder(folder: Path) -> None:
@@ -306,16 +309,16 @@ def _remove(path: Path) -> None:
 
 def _open_log(path: Path) -> IO[bytes]:
     """A new log file for a child's output; a symlink planted there is removed, never followed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return safe_files.create_new(path)
+    safe_files.ensure_folder(path.parent)
+    return safe_files.create_new(path, 0o600)
 
 
 def _write_spec(path: Path, spec: ConversionSpec) -> None:
     """The spec, written before the child is started or told its path: no
     rename, no fsync (it is read from the page cache a moment later, and a
     crash ends the child too). A symlink planted there is removed, never followed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with safe_files.create_new(path) as file:
+    safe_files.ensure_folder(path.parent)
+    with safe_files.create_new(path, 0o600) as file:
         file.write(spec.to_json().encode("utf-8"))
 
 
@@ -346,6 +349,8 @@ def _session_options() -> dict[str, Any]:
 
 
 def _cannot_start(exc: OSError) -> ConversionFailed:
+    if isinstance(exc, Hitem3DError):  # our work folder is read-only, gone or full
+        return ConversionFailed(exc.message)
     reason = exc.strerror or type(exc).__name__
     return ConversionFailed(msg("Could not start Blender to convert the model ({reason}): retry, "
                                 "or check that Blender is installed completely", reason=reason))
@@ -654,7 +659,11 @@ class ConversionProcess:
         self.spec = dataclasses.replace(self.spec, memory_limit_bytes=self.limits.memory_bytes,
                                         timeout_s=self.limits.timeout_s)
         _remove(Path(self.spec.result))
-        _write_spec(self.spec_path, self.spec)
+        try:
+            _write_spec(self.spec_path, self.spec)
+        except OSError as exc:
+            self._cleanup(keep_entry=True)
+            raise _cannot_start(safe_files.write_error(exc, self.spec_path.parent)) from None
         if warm is not None and self._adopt(warm):
             self._started = time.monotonic()
             return
@@ -722,6 +731,7 @@ class ConversionProcess:
         if self._ending is None:
             self._cancelled = True
         if self._child is None:
+            self._cleanup(keep_entry=True)  # its private folder goes; an entry it never wrote stays
             self._outcome = ConversionOutcome(cancelled=True)
             return
         self._kill(NONE)
@@ -803,12 +813,16 @@ class ConversionProcess:
                 or not safe_files.is_regular_file(Path(self.spec.entry))):
             return ConversionOutcome(error=NO_RESULT, seconds=seconds)
         import_s = result.get("import_s")
-        return ConversionOutcome(objects=tuple(objects), seconds=seconds,
+        digest, identity = result.get("digest"), result.get("identity")
+        seal = Seal(digest, identity) if isinstance(digest, str) and isinstance(identity, str) else Seal()
+        return ConversionOutcome(objects=tuple(objects), seconds=seconds, seal=seal,
                                  import_s=float(import_s) if isinstance(import_s, (int, float)) else 0.0)
 
     def _cleanup(self, *, keep_entry: bool) -> None:
-        for path in (self.spec_path, Path(self.spec.result), partial_entry(self.spec)):
+        for path in (self.spec_path, Path(self.spec.result)):
             _remove(path)
+        if self.spec.staging:
+            remove_temp_folder(Path(self.spec.staging))
         if keep_entry:
             # The output only matters when something went wrong.
             _remove(self.log_path)
@@ -816,15 +830,6 @@ class ConversionProcess:
             # A child killed between its rename and its result leaves an entry
             # nobody asked for: the library holds only what was imported.
             _remove(Path(self.spec.entry))
-
-
-def partial_entry(spec: ConversionSpec) -> Path:
-    """Where the child writes the entry before renaming it into place. It ends
-    in ``.blend`` (Blender writes nothing else) but is hidden from the Asset
-    Browser, which skips dot files; the parent's process ID keeps two Blenders
-    sharing a library (a studio share) out of each other's way."""
-    entry = Path(spec.entry)
-    return entry.with_name(f".{entry.stem}.{spec.parent_pid}.partial.blend")
 
 
 def this_python() -> str:

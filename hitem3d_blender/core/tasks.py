@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping
 
 from .import_options import ImportOptions
 from .messages import NONE, N_, Message, msg, msg_own, verbatim
+from .safe_files import Seal
 
 from .task_ids import short_id
 
@@ -130,6 +131,9 @@ class TaskRecord:
     # empty for a task imported by ID.
     generation: dict[str, Any] = field(default_factory=dict)
     options: ImportOptions = field(default_factory=ImportOptions)
+    # What the task's asset library entry held when this Blender wrote it:
+    # Import Again appends it only if it still does (``scene.append``).
+    entry_seal: Seal = Seal()
     run: int = 0  # the run whose updates count (not saved: runs end with the session)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -204,6 +208,8 @@ class TaskRecord:
             "model": self.model,
             "generation": dict(self.generation),
             "options": self.options.to_dict(),
+            "entry_digest": self.entry_seal.digest,
+            "entry_identity": self.entry_seal.identity,
         }
 
     @classmethod
@@ -234,6 +240,7 @@ class TaskRecord:
         record.imported_objects = [str(name) for name in objects] if isinstance(objects, list) else []
         options = data.get("options")
         record.options = ImportOptions.from_dict(options if isinstance(options, dict) else None)
+        record.entry_seal = Seal(_text(data.get("entry_digest")), _text(data.get("entry_identity")))
         return record
 
 

@@ -167,8 +167,9 @@ def import_now(task_id: str, options: ImportOptions | None = None) -> TaskRecord
     if rec is None or rec.state not in (TaskState.DOWNLOADED, TaskState.DONE) or conversions.is_converting(task_id):
         return None
     entry = asset_library.entry_path(files.file_stem(task_id))
-    # A symlink planted at the entry's name is never appended from.
-    if rec.state is TaskState.DONE and safe_files.is_regular_file(entry):
+    # A symlink planted at the entry's name is never appended from, nor an
+    # entry this Blender did not write (no seal: converted again from the GLB).
+    if rec.state is TaskState.DONE and rec.entry_seal and safe_files.is_regular_file(entry):
         if options is not None:
             rec.options = options
         import_step.append_from_library(rec, entry)
@@ -226,8 +227,14 @@ def shutdown() -> None:
     it and resume next time."""
     old = state.reset()
     files.cache_changed()
-    conversions.stop_all()
-    clock.stop()
-    if old.runner is not None:
-        old.runner.shutdown(timeout_s=1.0)
-    ownership.release(old)
+    # NOTE: each step even when one before it failed: a converter that cannot
+    # be cleaned up must not leave the timer, the workers or the lock behind.
+    try:
+        conversions.stop_all()
+    finally:
+        try:
+            clock.stop()
+            if old.runner is not None:
+                old.runner.shutdown(timeout_s=1.0)
+        finally:
+            ownership.release(old)

@@ -34,6 +34,7 @@ import bpy
 
 from ..scene import append, asset_library, importer
 from ..core import asset_library as core_library
+from ..core import safe_files
 from ..core.conversion import (
     CHILD_ERRORS,
     ConversionFailed,
@@ -46,8 +47,10 @@ from ..core.conversion import (
     child_command,
     child_environment,
     limits_for,
+    make_temp_folder,
     memory_budget,
     prune_temp_folders,
+    remove_temp_folder,
     spec_args,
     wait_args,
 )
@@ -55,6 +58,7 @@ from ..core.errors import ImportFailed
 from ..core.messages import Message, msg
 from ..core.import_options import ImportOptions
 from ..core.process_guard import alive
+from ..core.safe_files import Seal
 from ..core.task_ids import short_id
 from . import state
 
@@ -116,6 +120,9 @@ def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions
     date's catalog in the library's catalog file."""
     try:
         library = asset_library.ensure_registered()
+        # A read-only or vanished library says so now, before a converter
+        # works for minutes on an entry it cannot save.
+        safe_files.check_writable(library)
     except OSError as exc:
         log.warning("Cannot use the asset library folder: %s", exc)
         raise ImportFailed(msg(CHILD_ERRORS["save_failed"])) from None
@@ -139,12 +146,19 @@ def make_spec(*, task_id: str, glb: Path, file_stem: str, options: ImportOptions
         memory_limit_bytes=current.memory_bytes,
         parent_pid=os.getpid(),
         timeout_s=current.timeout_s,
+        # Blender writes the entry here and it is moved into the library: a
+        # link planted in a shared library is never written through.
+        staging=str(make_temp_folder(workdir)),
     )
 
 
-def import_here(spec: ConversionSpec) -> list[str]:
-    """Everything in this process (``USE_CHILD_PROCESS`` off). Raises ``ImportFailed``."""
-    return importer.import_glb(Path(spec.glb), spec)
+def import_here(spec: ConversionSpec) -> tuple[list[str], Seal]:
+    """Everything in this process (``USE_CHILD_PROCESS`` off). Returns the
+    objects' names and the entry's seal; raises ``ImportFailed``."""
+    try:
+        return importer.import_glb(Path(spec.glb), spec)
+    finally:
+        remove_temp_folder(Path(spec.staging))
 
 
 def start(spec: ConversionSpec, workdir: Path, cover: Path | None, on_start: Callable[[], None]) -> None:
@@ -285,7 +299,13 @@ def finished() -> list[tuple[str, ConversionOutcome]]:
     _start_waiting()
     done: list[tuple[str, ConversionOutcome]] = []
     for task_id in list(_active):
-        outcome = _conversions[task_id].process.poll()
+        conversion = _conversions[task_id]
+        try:
+            outcome = conversion.process.poll()
+        except Exception:  # noqa: BLE001 - one failure, one message: never again on every tick
+            log.exception("Could not finish the conversion of task %s", short_id(task_id))
+            conversion.process.cancel()
+            outcome = ConversionOutcome(error=msg("Unexpected error while importing: see the Hitem3D log, then retry"))
         if outcome is not None:
             done.append((task_id, outcome))
     return done
@@ -302,16 +322,18 @@ def append_result(task_id: str, outcome: ConversionOutcome) -> list[str]:
     entry = Path(conversion.process.spec.entry)
     try:
         return append.append_entry(entry, conversion.options, provenance=conversion.provenance,
-                                   cover=conversion.cover)
+                                   cover=conversion.cover, seal=outcome.seal)
     except ImportFailed:
-        entry.unlink(missing_ok=True)
+        if safe_files.seal_holds(entry, outcome.seal):
+            safe_files.remove_quietly(entry)  # ours, but not imported: the library holds only what was
         raise
 
 
 def append_from_library(entry: Path, options: ImportOptions, provenance: dict[str, str],
-                        cover: Path | None) -> list[str]:
-    """Import Again: no download, no glTF import."""
-    return append.append_entry(entry, options, provenance=provenance, cover=cover)
+                        cover: Path | None, seal: Seal) -> list[str]:
+    """Import Again: no download, no glTF import; only an entry that still
+    holds what ``seal`` says."""
+    return append.append_entry(entry, options, provenance=provenance, cover=cover, seal=seal)
 
 
 def cancel(task_id: str) -> bool:
@@ -346,7 +368,10 @@ def stop_all() -> None:
     _queue.clear()
     _active.clear()
     for conversion in stopping:
-        conversion.process.abandon(_reaper)
+        try:
+            conversion.process.abandon(_reaper)
+        except Exception:  # noqa: BLE001 - the others must stop too
+            log.exception("Could not stop converter process %s", conversion.process.pid)
     _reaper.wait(1.0)
 
 

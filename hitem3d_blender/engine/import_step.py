@@ -23,9 +23,10 @@ from typing import Callable, Iterator
 
 from . import conversions
 from ..scene import importer, kind_import
-from ..core.conversion import ConversionOutcome
+from ..core.conversion import ConversionOutcome, ConversionSpec
 from ..core.errors import Hitem3DError, ImportFailed
 from ..core.messages import NONE, msg
+from ..core.safe_files import Seal
 from ..core.tasks import TaskRecord, TaskState
 from . import files, state
 
@@ -101,11 +102,11 @@ def run(rec: TaskRecord) -> None:
         # Tests not about conversion: Blender's importer here. Workers wait at
         # their next checkpoint meanwhile (see core.cancel.WorkerGate).
         with blender_only():
-            names = _whole(rec, lambda: conversions.import_here(spec))
+            names, seal = _import_here(rec, spec)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
-    _done(rec, names)
+    _done(rec, names, seal)
 
 
 def _converting(task_id: str) -> None:
@@ -134,20 +135,34 @@ def finish_conversion(task_id: str, outcome: ConversionOutcome) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
-    _done(rec, names)
+    _done(rec, names, outcome.seal)
 
 
 def append_from_library(rec: TaskRecord, entry: Path) -> None:
-    """Import Again: append the task's library entry (no download, no glTF import)."""
+    """Import Again: append the task's library entry (no download, no glTF
+    import), if it still holds what this Blender wrote (``rec.entry_seal``)."""
     rec.move_to(TaskState.IMPORTING)
     cover = Path(rec.cover_path) if rec.cover_path else None
     try:
         with blender_only():
-            names = _whole(rec, lambda: conversions.append_from_library(entry, rec.options, provenance(rec), cover))
+            names = _whole(rec, lambda: conversions.append_from_library(entry, rec.options, provenance(rec), cover,
+                                                                        rec.entry_seal))
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
     _done(rec, names)
+
+
+def _import_here(rec: TaskRecord, spec: ConversionSpec) -> tuple[list[str], Seal]:
+    """``conversions.import_here`` as a whole (``_whole``); the names and the entry's seal."""
+    sealed = Seal()
+
+    def bring() -> list[str]:
+        nonlocal sealed
+        names, sealed = conversions.import_here(spec)
+        return names
+
+    return _whole(rec, bring), sealed
 
 
 def _whole(rec: TaskRecord, bring: Callable[[], list[str]]) -> list[str]:
@@ -168,7 +183,7 @@ def _failed(rec: TaskRecord, exc: Exception) -> None:
     state.hooks.post_report(msg("Task {short}: {reason}", short=rec.short_id, reason=exc.message), "ERROR")
 
 
-def _done(rec: TaskRecord, names: list[str]) -> None:
+def _done(rec: TaskRecord, names: list[str], seal: Seal | None = None) -> None:
     # NOTE: what follows the import still calls Blender operators (the undo
     # push among them, which writes the whole file to memory): the gate stays
     # held through them. A journal write running beside an undo push crashed
@@ -179,6 +194,8 @@ def _done(rec: TaskRecord, names: list[str]) -> None:
         except Exception:  # noqa: BLE001 - naming and placing are extras: the import stands
             log.exception("After-import step of task %s failed", rec.task_id)
         rec.imported_objects = names
+        if seal is not None:
+            rec.entry_seal = seal
         rec.move_to(TaskState.DONE)
         rec.message = NONE
         state.current.journal_dirty = True

@@ -8,8 +8,10 @@ imports, keeping its own tasks for the session.
 
 from __future__ import annotations
 
+from .. import identity
+from ..core import safe_files
 from ..core.downloader import PARTIAL_SUFFIX
-from ..core.instance_lock import InstanceLock, leftover_partials
+from ..core.instance_lock import InstanceLock, leftover_partials, pid_alive
 from ..core.messages import msg
 from . import files, state
 
@@ -32,7 +34,12 @@ def remove_partial_files() -> None:
     if not owns_folder():
         return
     for partial in leftover_partials(files.results_dir(), PARTIAL_SUFFIX):
-        partial.unlink(missing_ok=True)
+        safe_files.remove_quietly(partial)
+    # The private folders where Blender wrote an upload or an export (the
+    # converters' own are pruned by ``conversions``).
+    for name in (identity.UPLOADS, identity.EXPORTS):
+        for folder in safe_files.leftover_staging(identity.user_dir() / name, pid_alive):
+            safe_files.remove_folder(folder)
 
 
 def release(session: state.Session) -> None:

@@ -643,6 +643,10 @@ MESSAGES: dict[str, str] = {
     "and Secret instead": "API 基础 URL 不能包含用户名或密码：请删除 @ 之前的部分，改为设置 Client ID 和 Client Secret",
     # Files and redirects (core.safe_files, core.api).
     "Not enough disk space in {folder}: free some space and retry": "{folder} 磁盘空间不足：请释放一些空间后重试",
+    "Cannot write in {folder}: it is read-only, missing or not yours; fix it, then retry":
+        "无法写入 {folder}：该文件夹只读、不存在或不属于你；请修正后重试",
+    "The model in the Hitem3D asset library is not the one saved here (it was changed or replaced): press Retry "
+    "to download and convert it again": "Hitem3D 资产库中的模型不是这里保存的那个（已被修改或替换）：请点击“重试”重新下载并转换",
     "The server sent the request round in a redirect loop: retry later, or check the API base URL and proxy":
         "服务器的重定向形成了循环：请稍后重试，或检查 API 基础 URL 和代理",
     "The server redirected to a link that is not http(s): refused": "服务器重定向到非 http(s) 链接：已拒绝",

@@ -14,6 +14,7 @@ import bpy
 
 from .. import identity
 from ..core import asset_library as core_library
+from ..core import safe_files
 
 log = logging.getLogger(__package__)
 
@@ -77,10 +78,15 @@ def entries() -> list[Path]:
 
 
 def remove_entry(file_stem: str) -> bool:
-    """Delete a task's entry; True when there was one."""
+    """Delete a task's entry (a link planted there loses the link, never its
+    target); True when there was one and it is gone. A library that refuses
+    (read-only, gone) is logged: removing the task must still work."""
     path = entry_path(file_stem)
+    if not safe_files.is_link(path) and not path.exists():
+        return False
     try:
-        path.unlink()
-    except FileNotFoundError:
+        safe_files.remove(path)
+    except OSError as exc:
+        log.warning("Could not delete %s from the asset library: %s", path.name, exc.strerror or exc)
         return False
     return True

@@ -82,8 +82,11 @@ def main(argv: list[str]) -> int:
         spec_path = Path(args[0])
     else:
         return 2
+    safe_files = importlib.import_module(f"{PACKAGE}.core.safe_files")
     try:
-        spec = conversion.ConversionSpec.from_json(spec_path.read_text(encoding="utf-8"))
+        # Never through a link, never a FIFO: the spec is a plain file of ours.
+        spec = conversion.ConversionSpec.from_json(
+            safe_files.read_bytes(spec_path, max_bytes=conversion.MAX_RESULT_BYTES).decode("utf-8"))
     except (OSError, ValueError, TypeError):
         return 3  # no result file: the parent reports a converter that ended without a result
     if guard is None:
@@ -108,7 +111,7 @@ def main(argv: list[str]) -> int:
         finish_started = time.monotonic()
         library_entry.finish_objects(objects, spec)
         write_started = time.monotonic()
-        library_entry.write_entry(objects, spec)
+        seal = library_entry.write_entry(objects, spec)
         written = time.monotonic()
     except (OSError, RuntimeError):
         logging.getLogger(PACKAGE).exception("Could not write the library entry")
@@ -117,7 +120,8 @@ def main(argv: list[str]) -> int:
     timings = {"import_s": import_s, "finish_s": write_started - finish_started, "write_s": written - write_started,
                "seconds": written - started}
     logging.getLogger(PACKAGE).info("Converted: %s", ", ".join(f"{k} {v:.3f}" for k, v in timings.items()))
-    conversion.write_result(result_path, {"objects": [obj.name for obj in objects], **timings})
+    conversion.write_result(result_path, {"objects": [obj.name for obj in objects], "digest": seal.digest,
+                                          "identity": seal.identity, **timings})
     return 0
 
 

@@ -18,6 +18,7 @@ from ..core.glb_check import check_glb, importer_extensions
 from ..core.logs import captured_stderr
 from ..core.messages import msg
 from ..core.import_options import ImportOptions
+from ..core.safe_files import Seal
 
 log = logging.getLogger(__package__)
 
@@ -86,12 +87,12 @@ def run_gltf(path: Path) -> list[bpy.types.Object]:
     return new_objects
 
 
-def import_glb(path: Path, spec: ConversionSpec) -> list[str]:
+def import_glb(path: Path, spec: ConversionSpec) -> tuple[list[str], Seal]:
     """Import ``path`` in this Blender (``engine.conversions.USE_CHILD_PROCESS`` off):
     the same steps as the converter and the append, in one process. Writes
     the task's library entry, places the new objects as ``spec.options`` say,
-    selects them and makes one active. Returns the new objects' names.
-    Raises ``ImportFailed``."""
+    selects them and makes one active. Returns the new objects' names and
+    the entry's seal. Raises ``ImportFailed``."""
     if bpy.context.view_layer is None:
         raise ImportFailed(msg("No view layer to import into"))
     # All or nothing, placing included: a failure anywhere removes what the import made.
@@ -99,10 +100,10 @@ def import_glb(path: Path, spec: ConversionSpec) -> list[str]:
         new_objects = run_gltf(path)
         try:
             library_entry.finish_objects(new_objects, spec)
-            library_entry.write_entry(new_objects, spec)
+            seal = library_entry.write_entry(new_objects, spec)
         except (OSError, RuntimeError) as exc:
             log.warning("Could not write the library entry of %s: %s", spec.task_id, exc)
             raise ImportFailed(msg(CHILD_ERRORS["save_failed"])) from None
         placement.place_in_scene(new_objects, spec.options, context=bpy.context)
-    return [obj.name for obj in new_objects]
+    return [obj.name for obj in new_objects], seal
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import bpy
 
 from . import placement
-from ..core.conversion import ConversionSpec, partial_entry
+from ..core import safe_files
+from ..core.conversion import ConversionSpec
+from ..core.safe_files import Seal
 
 log = logging.getLogger(__package__)
 
@@ -51,10 +52,16 @@ def usable_cover(spec: ConversionSpec) -> Path | None:
     return path
 
 
-def write_entry(objects: list[bpy.types.Object], spec: ConversionSpec) -> None:
+def write_entry(objects: list[bpy.types.Object], spec: ConversionSpec) -> Seal:
     """Write the library entry: one collection asset holding ``objects``, with
     the cover as preview and the task's metadata. Atomic: the entry appears
-    complete or not at all. The collection itself is not kept here."""
+    complete or not at all. The collection itself is not kept here. Returns
+    the entry's seal, which Import Again checks before appending it.
+
+    NOTE: Blender writes ``<file>@`` and renames it, following any link
+    planted at either name: it writes in ``spec.staging``, a fresh private
+    folder of ours, never in the library (a studio share anyone may write
+    in); ``safe_files.publish`` moves the file into place."""
     collection = bpy.data.collections.new(spec.collection_name)
     baked = json.dumps(spec.options.to_dict())
     try:
@@ -68,16 +75,16 @@ def write_entry(objects: list[bpy.types.Object], spec: ConversionSpec) -> None:
         if previews is not None:
             placement.set_preview(collection, previews)
         entry = Path(spec.entry)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        partial = partial_entry(spec)
+        if not spec.staging:
+            raise OSError("no private folder to write the library entry in")
+        staged = Path(spec.staging) / entry.name
         try:
             # NOTE: uncompressed: appending it is then mostly a memory copy on
             # the main thread (compressed, it takes several times longer).
-            bpy.data.libraries.write(str(partial), {collection}, fake_user=True, compress=False)
-            os.replace(partial, entry)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+            bpy.data.libraries.write(str(staged), {collection}, fake_user=True, compress=False)
+            return safe_files.publish(staged, entry)
+        finally:
+            safe_files.remove_quietly(staged)
     finally:
         for obj in objects:
             # NOTE: the stubs do not know that ID properties support ``in``.

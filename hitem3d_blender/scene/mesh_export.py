@@ -21,7 +21,7 @@ import bpy
 
 from .. import identity
 from . import operator_options
-from ..core import mesh_files
+from ..core import mesh_files, safe_files
 from ..core.mesh_files import MAX_MESH_BYTES, MeshFileRejected, check_mesh_file, megabytes
 from ..core.messages import msg
 from .placement import world_box
@@ -164,11 +164,15 @@ def export_meshes(objects: list[bpy.types.Object], context: bpy.types.Context,
     box = world_box(meshes)
     started = time.perf_counter()
     try:
-        with _object_mode(context), _only_selected(meshes, view_layer):
-            result = run_exporter(exporter_options(path))
-        if "FINISHED" not in result:
-            raise MeshExportFailed(msg("Blender's glTF exporter did not finish: nothing was sent"))
-        size = check_mesh_file(str(path), name=title)  # named as selected, not as the file
+        # NOTE: the exporter follows a link planted at the name it writes: it
+        # writes in a fresh private folder, and the file is moved into place
+        # once checked (a failure leaves nothing).
+        with safe_files.written_elsewhere(path) as staged:
+            with _object_mode(context), _only_selected(meshes, view_layer):
+                result = run_exporter(exporter_options(staged))
+            if "FINISHED" not in result:
+                raise MeshExportFailed(msg("Blender's glTF exporter did not finish: nothing was sent"))
+            size = check_mesh_file(str(staged), name=title)  # named as selected, not as the file
     except (RuntimeError, TypeError) as exc:
         # NOTE: TypeError: an option value this Blender's exporter does not take.
         _remove(path)

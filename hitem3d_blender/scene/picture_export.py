@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import bpy
 
 from .. import identity
+from ..core import safe_files
 from ..core.messages import msg
 from ..core.submission import IMAGE_TYPES, InvalidSubmission, is_picture_file, sniff_image_type, upload_file_name
 
@@ -62,7 +63,7 @@ def image_file(image: bpy.types.Image, folder: Path) -> str:
             kind = sniff_image_type(data[:16])
             if kind:
                 path = folder / upload_file_name(image.name, _stamp(), kind)
-                path.write_bytes(data)
+                safe_files.write_atomic(path, data, mode=0o600, fsync=False)
                 return str(path)
         else:
             source = Path(bpy.path.abspath(image.filepath, library=image.library))
@@ -111,8 +112,10 @@ def _save_png(image: bpy.types.Image, path: Path) -> str:
         # NOTE: setattr: the stubs list only 'NONE' for this dynamic enum.
         setattr(scene.view_settings, "view_transform", "Standard")
     try:
-        with _png_output(scene):
-            image.save_render(str(path), scene=scene)
+        # NOTE: Blender follows a link planted at the name it writes: it
+        # writes in a fresh private folder, and the file is moved into place.
+        with safe_files.written_elsewhere(path) as staged, _png_output(scene):
+            image.save_render(str(staged), scene=scene)
     except RuntimeError as exc:
         if "does not have any image data" in str(exc):
             if image.source == "FILE":  # a file Blender cannot read as a picture

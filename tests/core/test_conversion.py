@@ -334,16 +334,6 @@ def test_the_memory_budget_is_half_the_computer_within_bounds() -> None:
     assert 2 * 1024**3 <= conversion.memory_budget() <= 16 * 1024**3
 
 
-def test_the_partial_entry_is_hidden_and_belongs_to_one_blender(tmp_path: Path) -> None:
-    first, second = spec_in(tmp_path, parent_pid=100), spec_in(tmp_path, parent_pid=200)
-    partial = conversion.partial_entry(first)
-    # Hidden from the Asset Browser (a dot file), still a .blend for Blender's writer.
-    assert partial.parent == Path(first.entry).parent
-    assert partial.name.startswith(".") and partial.suffix == ".blend"
-    # Two Blenders sharing a library never write the same partial file.
-    assert partial != conversion.partial_entry(second)
-
-
 @pytest.mark.skipif(os.name == "nt", reason="the fallback for systems without the Windows API")
 def test_a_missing_memory_api_costs_the_check_never_the_import() -> None:
     assert process_guard._windows_working_set(os.getpid()) is None
