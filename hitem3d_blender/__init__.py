@@ -27,11 +27,12 @@ def _modules() -> tuple[ModuleType, ...]:
         picture_input,
         preferences,
         properties,
+        spending,
         texture_selection,
     )
 
     return (properties, preferences, operators, panels, generation_settings, generate, kinds_ui, texture_selection,
-            picture_input)
+            picture_input, spending)
 
 
 def _on_load_post(*_args: Any) -> None:

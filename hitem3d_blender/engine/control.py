@@ -195,6 +195,15 @@ def request_import(task_id: str) -> None:
     state.current.import_requests.add(task_id)
 
 
+def cancel_call(key: str) -> None:
+    """Cancel the call ``key``: dropped if it has not started, its sockets shut
+    if it has; its result (a ``Cancelled`` error, or what it had already got)
+    still reaches ``timer.tick``."""
+    if state.current.runner is not None:
+        state.current.runner.cancel(key)
+        clock.start()
+
+
 def start_call(key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], Any]) -> None:
     """Run ``call(client)`` on a worker; its result reaches ``timer.tick`` as a ``CallResult``."""
     register_secret(settings.client_secret)

@@ -60,6 +60,9 @@ class Hooks:
     post_report: Callable[[Message, str], None] = _log_report
     # A one-off call (not awaited by ``batch.run_calls``) has its result.
     call_done: Callable[[CallResult], None] = _ignore_call
+    # Every tick: move the queue of requests that spend credits on (a slot may
+    # have freed); True while one waits, so the timer keeps ticking for it.
+    pump_sends: Callable[[], bool] = lambda: False
     # Policy.
     auto_import: Callable[[], bool] = lambda: True
     max_download_bytes: Callable[[], int] = lambda: DEFAULT_MAX_BYTES

@@ -60,6 +60,8 @@ def _tick() -> float | None:
         else:
             apply_call(result)
             shown = True
+    # A task that ended may have freed a slot for a request waiting to be sent.
+    sends_waiting = state.hooks.pump_sends()
     converted = conversions.finished()
     ready = [rec for rec in (session.book.get(task_id) for task_id in list(session.downloaded))
              if rec is not None and rec.state is TaskState.DOWNLOADED and _should_import(rec)]
@@ -93,6 +95,8 @@ def _tick() -> float | None:
         return BUSY_INTERVAL_S if results else WAITING_INTERVAL_S
     if results:
         return BUSY_INTERVAL_S
+    if sends_waiting:
+        return WAITING_INTERVAL_S  # a request waits for its time to go again
     return None
 
 

@@ -76,6 +76,12 @@ UI: dict[tuple[str, str], str] = {
     (DEFAULT, "Send the image(s) to Hitem3D to generate a model; it is imported when ready"):
         "将图像发送到 Hitem3D 生成模型，模型就绪后自动导入",
     (OPERATOR, "Texture"): "生成纹理",
+    (DEFAULT, "Cancel this request: before it leaves nothing is sent; during its upload Hitem3D may already have it"):
+        "取消此请求：发出前取消则不发送任何内容；上传过程中取消时 Hitem3D 可能已收到它",
+    (DEFAULT, "Tasks at once (max)"): "同时运行的任务（上限）",
+    (DEFAULT, "At most this many tasks run on your Hitem3D account at once (Hitem3D's default limit is 10); "
+              "further requests wait in a queue and go as tasks end"):
+        "你的 Hitem3D 账户上最多同时运行这么多任务（Hitem3D 默认上限为 10）；更多请求在队列中等待，有任务结束时再发送",
     (DEFAULT, "Texture this geometry-only result on Hitem3D (a new task), from the image it was made from"):
         "在 Hitem3D 上用原图为这个仅几何体的结果生成纹理（新建一个任务）",
     (OPERATOR, "Refresh Balance"): "刷新余额",
@@ -541,6 +547,24 @@ MESSAGES: dict[str, str] = {
     "Submitting… {what}": "正在提交… {what}",
     "Sending to Hitem3D: {what}": "正在发送到 Hitem3D：{what}",
     "Sent to Hitem3D: task {short}": "已发送到 Hitem3D：任务 {short}",
+    # The send queue (``ui.submit_calls``, ``core.send_queue``).
+    "Checking the balance before sending: {what}": "发送前正在查询余额：{what}",
+    "Checking the balance, then sending: {what}": "正在查询余额，随后发送：{what}",
+    "Waiting for a free slot ({running} of {limit} tasks running on Hitem3D): {what}":
+        "正在等待空位（Hitem3D 上有 {running}/{limit} 个任务在运行）：{what}",
+    "Waiting for a free slot on Hitem3D: {what}": "正在等待 Hitem3D 上的空位：{what}",
+    "Waiting: Hitem3D turned it down while {running} tasks ran (likely too many at once); it goes again when one ends: {what}":
+        "等待中：Hitem3D 在 {running} 个任务运行时拒绝了它（可能同时运行的任务过多）；有任务结束后会再次发送：{what}",
+    "Stopping… {what}": "正在停止… {what}",
+    "Already on its way to Hitem3D: wait for the answer, or cancel it": "已在发送到 Hitem3D 的途中：请等待答复，或取消它",
+    "Nothing to cancel: it was answered already": "没有可取消的内容：已收到答复",
+    "Cancelled before sending: nothing was sent": "已在发送前取消：未发送任何内容",
+    "Stopping the upload: Hitem3D may have the request already": "正在停止上传：Hitem3D 可能已收到该请求",
+    "Cancelled: Hitem3D turned the request down, nothing was spent": "已取消：Hitem3D 拒绝了该请求，未花费积分",
+    "Sending stopped: if the upload had reached Hitem3D, a task was made and paid; the balance is checked again, and your tasks are on the Hitem3D platform":
+        "发送已停止：如果上传已到达 Hitem3D，任务已创建并扣费；正在重新查询余额，你的任务可在 Hitem3D 平台上查看",
+    "Hitem3D had made the task before the cancel reached it: task {short} is in the list":
+        "取消生效前 Hitem3D 已创建该任务：任务 {short} 已在列表中",
     "The new task was removed": "新任务已被移除",
     "Balance: {credits} credits": "余额：{credits} 积分",
     "Balance: checking…": "余额：正在查询…",

@@ -148,7 +148,9 @@ def _parser() -> argparse.ArgumentParser:
                     "texture that GLB from the picture instead. With --wait, wait for them and import the "
                     "models. Generations spend Hitem3D credits: the estimated cost (from the price list of "
                     f"{prices.PRICES_DATE}) and the balance are printed to standard error first, and nothing "
-                    "is sent when the balance is known to be too low (exit code 3).",
+                    "is sent when the balance is known to be too low (exit code 3). At most 'Tasks at once (max)' "
+                    "(an add-on preference, 10 by default) run on the account: the others wait, and go as "
+                    "tasks end.",
         epilog=f"example:\n  blender --online-mode --command {COMMAND} submit a.png b.png --model hitem3dv2.1 "
                "--resolution 1536pro --wait --output ab.blend",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -490,24 +492,26 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
     if not _say_uploads(wanted, settings, err):
         return EXIT_FAILED
     options = _options(args)
-    keys = [submit_calls.start_submission(submission, settings, options, timeout_s=args.timeout)
-            for submission in wanted]
+    # Every request waits in the send queue: at most the preference's number of
+    # tasks run on the account (10 by default), the rest go as tasks end.
+    # NOTE: without --wait a new task is not followed (no import job, nothing
+    # in the task list the next interactive session would resume): the queue
+    # only asks now and then whether it has ended.
+    keys = [submit_calls.start_submission(request, settings, options, timeout_s=args.timeout, button=COMMAND,
+                                          panel="", estimate=prices.for_request(request), follow=args.wait)
+            for request in wanted]
     task_ids: list[str] = []
     failures = 0
-    for submission, key in zip(wanted, keys):
-        outcome = submit_calls.wait_for_submission(key, SUBMIT_TIMEOUT_S)
+    for request, key in zip(wanted, keys):
+        outcome = submit_calls.wait_for_submission(
+            key, SUBMIT_TIMEOUT_S, on_waiting=lambda line: print(line, file=err, flush=True))
         if outcome.task_id:
             task_ids.append(outcome.task_id)
             print(outcome.task_id, file=out, flush=True)
         else:
             failures += 1
-            print(f"{submission.describe()}: {outcome.error}", file=err, flush=True)
+            print(f"{request.describe()}: {outcome.error}", file=err, flush=True)
     if not args.wait:
-        # NOTE: a submitted task starts its import job at once; without --wait
-        # it must not stay in the task list, or the next interactive session
-        # would resume it and import it into whatever file is open.
-        for task_id in task_ids:
-            control.remove(task_id)
         return EXIT_FAILED if failures else EXIT_OK
     if not task_ids:
         return EXIT_FAILED
@@ -541,13 +545,16 @@ def _affordable(wanted: list[submit_calls.Request], settings: ApiSettings, err: 
     """Print the estimated cost and the balance; False (after saying how many
     credits are missing) when the balance is known to be below the estimate."""
     estimate = prices.total([prices.for_request(request) for request in wanted])
-    answer = batch.run_calls(settings, {"cli-balance": lambda client: client.balance()},
-                              DEFAULT_STATUS_TIMEOUT_S)["cli-balance"]
-    balance = float(answer.value) if answer.ok else None
+    # The send queue's own balance check: the requests then go without asking again.
+    submit_calls.refresh_balance(settings)
+    batch.wait_for_call(DEFAULT_STATUS_TIMEOUT_S)
+    status = submit_calls.balance_status()
+    balance = status.credits if status is not None and not status.error else None
     print(f"{prices.cost_line(estimate, balance)} (an estimate from the price list of {prices.PRICES_DATE})",
           file=err, flush=True)
     if balance is None:
-        print(f"Balance unknown ({answer.error}): Hitem3D decides", file=err, flush=True)
+        reason = status.error if status is not None and status.error else "no answer"
+        print(f"Balance unknown ({reason}): Hitem3D decides", file=err, flush=True)
     try:
         prices.check_balance(estimate, balance)
     except prices.NotEnoughCredits as exc:

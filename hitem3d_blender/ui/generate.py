@@ -38,12 +38,17 @@ class HITEM3D_OT_submit_generation(bpy.types.Operator):
 
     timeout: spending.timeout_property()  # type: ignore[valid-type]
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return spending.can_press(cls)
+
     def execute(self, context: bpy.types.Context) -> Result:
         try:
             preferences.usable_settings(context)  # before writing any image out
+            spending.refuse_if_in_flight(self)
             submission = submission_of(settings_of(context))
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(exc.message)
+            submit_calls.set_notice(submit_calls.PANEL_GENERATE, exc.message)
             return refuse(self, exc)
         return spending.send(self, context, submission, self.timeout)
 
@@ -69,12 +74,13 @@ class HITEM3D_OT_texture_task(bpy.types.Operator):
         props = settings_of(context)
         try:
             preferences.usable_settings(context)
+            spending.refuse_if_in_flight(self)
             if all(Path(path).is_file() for _, path in made.inputs()):
                 image, views = made.image, dict(made.views)
             else:  # the original picture is gone: use the panel's
                 image, views = inputs_of(props)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(exc.message)
+            submit_calls.set_notice(submit_calls.PANEL_GENERATE, exc.message)
             return refuse(self, exc)
         submission = core_submission.texture_request(
             model=made.model,
@@ -218,11 +224,7 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
                                                                  request_type=RequestType.TEXTURE_MESH), width)
             statement, wrong = texture_selection.upload_statement()
             text_fit.wrapped(layout, translations.text(statement), width, icon="ERROR" if wrong else "EXPORT")
-        for pending in submit_calls.pending_submissions():
-            text_fit.wrapped(layout, translations.text(msg("Submitting… {what}", what=pending.submission.describe())), width,
-                     icon="TIME")
-        if submit_calls.generate_notice():
-            text_fit.wrapped(layout, translations.text(submit_calls.generate_notice()), width, icon="ERROR")
+        spending.draw_sends(layout, submit_calls.PANEL_GENERATE, width)
 
 
 classes = (

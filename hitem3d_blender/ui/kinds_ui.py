@@ -223,13 +223,24 @@ class _KindOperator(bpy.types.Operator):
         default=DEFAULT_TIMEOUT_S, min=1.0, unit="TIME_ABSOLUTE",
     )
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return spending.can_press(cls)
+
+    @property
+    def panel(self) -> str:
+        """Where its line and its notices are shown: the Relief panel for a kind made from a picture."""
+        kind = task_kinds.get(self.kind)
+        return submit_calls.PANEL_RELIEF if kind is not None and kind.takes_picture else submit_calls.PANEL_PARTS
+
     def execute(self, context: bpy.types.Context) -> Result:
         try:
+            spending.refuse_if_in_flight(self)  # before a selection is exported
             request = request_of(self.kind, context)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(exc.message)
+            submit_calls.set_notice(self.panel, exc.message)
             return refuse(self, exc)
-        return spending.send(self, context, request, self.timeout)
+        return spending.send(self, context, request, self.timeout, panel=self.panel)
 
 
 def operator_class(kind: TaskKind) -> type[bpy.types.Operator]:
@@ -250,10 +261,9 @@ OPERATORS: tuple[type[bpy.types.Operator], ...] = tuple(operator_class(kind) for
 # -- panels --------------------------------------------------------------------------------------------
 
 
-def _notice(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
-    width = context.region.width if context.region else text_fit.default_region_width()
-    if submit_calls.generate_notice():
-        text_fit.wrapped(layout, translations.text(submit_calls.generate_notice()), width, icon="ERROR")
+def _notice(layout: bpy.types.UILayout, context: bpy.types.Context, panel: str) -> None:
+    """The panel's requests on their way and its last problem (its own, not another panel's)."""
+    spending.draw_sends(layout, panel, context.region.width if context.region else text_fit.default_region_width())
 
 
 def _unsplit(layout: bpy.types.UILayout) -> bpy.types.UILayout:
@@ -311,7 +321,7 @@ class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):
         for kind in task_kinds.offered():
             if not kind.takes_picture:
                 draw_kind(layout, props, kind, width)
-        _notice(layout, context)
+        _notice(layout, context, submit_calls.PANEL_PARTS)
 
 
 class HITEM3D_PT_relief(SidebarPanel, bpy.types.Panel):
@@ -330,7 +340,7 @@ class HITEM3D_PT_relief(SidebarPanel, bpy.types.Panel):
         for kind in task_kinds.offered():
             if kind.takes_picture:
                 draw_kind(layout, props, kind, width)
-        _notice(layout, context)
+        _notice(layout, context, submit_calls.PANEL_RELIEF)
 
 
 classes = (HITEM3D_KindSettings, *OPERATORS, HITEM3D_PT_parts, HITEM3D_PT_relief)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from . import spending, text_fit, ui_sync
+from . import spending, submit_calls, text_fit, ui_sync
 from ..i18n import translations
 from ..core import display, images
 from ..core.errors import OnlineAccessDisabled
@@ -218,7 +218,10 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     if rec.state in (TaskState.FAILED, TaskState.CANCELLED, TaskState.UNFOLLOWED):
         _task_button(col, "hitem3d.retry_task", rec.task_id, icon="FILE_REFRESH")
     if texture_offered(rec):
-        _task_button(col, "hitem3d.texture_task", rec.task_id, icon="TEXTURE")
+        # Inactive while its request is on its way: a second press would pay twice.
+        button = col.row(align=True)
+        button.enabled = not submit_calls.in_flight(f"hitem3d.texture_task:{rec.task_id}")
+        _task_button(button, "hitem3d.texture_task", rec.task_id, icon="TEXTURE")
         spending.draw_cost(col, spending.texture_estimate(rec), width, boxes=1)
     if rec.state.is_active and rec.state is not TaskState.DOWNLOADED:
         _task_button(col, "hitem3d.cancel_task", rec.task_id, icon="CANCEL")

@@ -105,18 +105,23 @@ class HITEM3D_OT_generate_from_picture(bpy.types.Operator):
         spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
                                                          request_type=RequestType[props.request_type]), 360)
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return spending.can_press(cls)
+
     def execute(self, context: bpy.types.Context) -> Result:
         paths = _dropped_paths(self)
         props = generation_settings.settings_of(context)
         try:
             preferences.usable_settings(context)
+            spending.refuse_if_in_flight(self)
             if paths:
                 self._take(context, paths)
             elif not props.image_path:
                 raise InvalidSubmission(msg("Add an image to generate from"))
             submission = generation_settings.submission_of(props)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(exc.message)
+            submit_calls.set_notice(submit_calls.PANEL_GENERATE, exc.message)
             return refuse(self, exc)
         return spending.send(self, context, submission, DEFAULT_TIMEOUT_S)
 
@@ -178,13 +183,13 @@ class HITEM3D_OT_use_current_view(bpy.types.Operator):
             image = draw_view(context, viewport=self.view == "VIEWPORT")
             path = picture_export.image_file(image, picture_export.uploads_dir())
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(exc.message)
+            submit_calls.set_notice(submit_calls.PANEL_GENERATE, exc.message)
             return refuse(self, exc)
         props = generation_settings.settings_of(context)
         props.mode = "SINGLE"
         props.source = "FILE"
         props.image_path = path
-        submit_calls.set_generate_notice(NONE)
+        submit_calls.set_notice(submit_calls.PANEL_GENERATE, NONE)
         done = (msg("The viewport is the picture to generate from: press Generate") if self.view == "VIEWPORT"
                 else msg("The camera view is the picture to generate from: press Generate"))
         self.report({"INFO"}, translations.text(done))

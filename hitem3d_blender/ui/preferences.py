@@ -25,6 +25,7 @@ from ..core import settings as core_settings
 from ..core import settings_store
 from ..core.errors import OnlineAccessDisabled
 from ..core.messages import OWN_CONTEXT, msg
+from ..core.send_queue import DEFAULT_MAX_RUNNING
 from ..core.settings import ApiSettings
 from ..engine import conversions, files
 
@@ -98,6 +99,15 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         soft_min=1.0,
         max=60.0,
         unit="TIME_ABSOLUTE",
+    )
+    max_running_tasks: IntProperty(  # type: ignore[valid-type]
+        update=_changed,
+        name="Tasks at once (max)",
+        description="At most this many tasks run on your Hitem3D account at once (Hitem3D's default limit is 10); "
+                    "further requests wait in a queue and go as tasks end",
+        default=DEFAULT_MAX_RUNNING,
+        min=1,
+        max=100,
     )
     max_download_gb: FloatProperty(  # type: ignore[valid-type]
         update=_changed,
@@ -194,6 +204,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         col.prop(self, "client_secret")
         col.prop(self, "base_url")
         col.prop(self, "poll_interval")
+        col.prop(self, "max_running_tasks")
         self.draw_network(layout.box())
         row = layout.row()
         row.operator("hitem3d.test_connection", icon="LINKED")
@@ -296,6 +307,10 @@ def usable_settings(context: bpy.types.Context | None = None) -> ApiSettings:
 
 def auto_import() -> bool:
     return bool(get().auto_import)
+
+
+def max_running_tasks() -> int:
+    return int(get().max_running_tasks)
 
 
 def show_cost_estimate() -> bool:

@@ -31,6 +31,7 @@ def connect() -> None:
         list_changed=ui_sync.sync_list,
         post_report=ui_sync.post_report,
         call_done=_call_done,
+        pump_sends=submit_calls.pump,
         auto_import=preferences.auto_import,
         max_download_bytes=preferences.max_download_bytes,
         max_converters=preferences.max_converters,

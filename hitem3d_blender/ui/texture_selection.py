@@ -79,6 +79,8 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
+        if not spending.can_press(cls):
+            return False
         if not mesh_export.selected_meshes(context):
             cls.poll_message_set(translations.text(msg("Select one or more mesh objects")))
             return False
@@ -93,6 +95,7 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
         spec = models.get(props.model) or models.default()
         try:
             preferences.usable_settings(context)
+            spending.refuse_if_in_flight(self)
             if not spec.can_texture_mesh:
                 raise InvalidSubmission(cannot_texture(spec))
             # Before the export, which can take seconds for a big model.
@@ -104,7 +107,7 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
             mesh_upload.target_from_env()  # where it would go must be usable before the export
             exported = mesh_export.export_meshes(mesh_export.selected_meshes(context), context)
         except Hitem3DError as exc:
-            submit_calls.set_generate_notice(exc.message)
+            submit_calls.set_notice(submit_calls.PANEL_GENERATE, exc.message)
             return refuse(self, exc)
         submission = submission_for(props, exported, image, views)
         return spending.send(self, context, submission, self.timeout, placement_options(context, exported))

@@ -192,7 +192,7 @@ def test_problems_are_found_before_any_request(addon: ModuleType, prefs: Any, si
     assert message in submit_error()
 
     assert sim.requests == []
-    assert message in str(addon.ui.submit_calls.generate_notice())
+    assert message in str(addon.ui.submit_calls.notice("generate"))
     assert len(addon.engine.history.book()) == 0
 
 
@@ -238,29 +238,62 @@ def test_a_relief_picture_is_judged_by_its_bytes_too(addon: ModuleType, prefs: A
     assert sim.requests == []
 
 
-def test_out_of_credits_says_to_top_up_and_adds_no_task(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
-                                                        gen: Any, pictures: dict[str, Path]) -> None:
+def test_the_first_spend_fetches_the_balance_and_sends_nothing_it_cannot_cover(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path]) -> None:
     sim.balance = 10.0
+    gen.image_path = str(pictures["front"])
+    assert addon.ui.submit_calls.balance_status() is None  # not checked yet this session
+
+    message = submit_error()
+
+    assert "Not enough credits: at least 45 needed, 10 left (35 missing)" in message
+    assert "(35 missing)" in str(addon.ui.submit_calls.notice("generate"))
+    assert len(addon.engine.history.book()) == 0 and sim.submissions == []
+    assert [r.path for r in sim.requests if r.path in (SUBMIT, BALANCE)] == [BALANCE]
+    assert addon.ui.submit_calls.balance_status().credits == 10.0  # the balance shows how many are left
+
+
+def test_the_first_spend_fetches_the_balance_without_the_main_thread_waiting(
+        interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path]) -> None:
+    sim.default_states = ("processing",)
+    sim.inject(BALANCE, Fault.delay(1.0))
+    gen.image_path = str(pictures["front"])
+
+    started = time.monotonic()
+    assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
+    assert time.monotonic() - started < 0.5  # press: the operator returns at once
+
+    [pending] = interactive.ui.submit_calls.pending_submissions()
+    assert interactive.ui.submit_calls.stage_of(pending.key).value == "balance"
+    assert sim.count(SUBMIT) == 0
+    tick_until(interactive, lambda: not interactive.ui.submit_calls.pending_submissions())  # fetch, then send
+    assert [r.path for r in sim.requests if r.path in (SUBMIT, BALANCE)][:2] == [BALANCE, SUBMIT]
+
+
+def test_hitem3d_refusing_for_credits_is_shown_as_a_likely_cause(addon: ModuleType, prefs: Any,
+                                                                sim: Hitem3DSimulator, gen: Any,
+                                                                pictures: dict[str, Path]) -> None:
+    sim.balance, sim.submit_cost = 50.0, 60.0  # enough for our estimate, not for Hitem3D
     gen.image_path = str(pictures["front"])
 
     message = submit_error()
 
-    assert "(code 30010000); likely cause: not enough credits: top up on the Hitem3D platform" in message
-    assert "likely cause: not enough credits" in str(addon.ui.submit_calls.generate_notice())
-    assert len(addon.engine.history.book()) == 0 and sim.submissions == []
-    assert addon.ui.submit_calls.balance_status().credits == 10.0  # the balance shows how many are left
+    assert "Hitem3D answered: balance is not enough (code 30010000); likely cause: not enough credits" in message
+    assert "likely cause: not enough credits" in str(addon.ui.submit_calls.notice("generate"))
+    assert len(addon.engine.history.book()) == 0
 
 
 def test_a_failed_submission_shows_in_the_panel_notice(interactive: ModuleType, prefs: Any,
                                                        sim: Hitem3DSimulator, gen: Any,
                                                        pictures: dict[str, Path]) -> None:
-    sim.balance = 0.0
+    sim.submit_cost = 5000.0
     gen.image_path = str(pictures["front"])
     bpy.ops.hitem3d.submit_generation()
 
     tick_until(interactive, lambda: not interactive.ui.submit_calls.pending_submissions())
 
-    assert "likely cause: not enough credits" in str(interactive.ui.submit_calls.generate_notice())
+    assert "likely cause: not enough credits" in str(interactive.ui.submit_calls.notice("generate"))
+    assert not interactive.ui.submit_calls.notice("parts") and not interactive.ui.submit_calls.notice("relief")
 
 
 def test_offline_nothing_is_sent(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any,
@@ -285,7 +318,10 @@ def test_a_pending_submission_is_visible_until_answered(interactive: ModuleType,
 
     [pending] = interactive.ui.submit_calls.pending_submissions()
     assert str(pending.submission.describe()) == "Generate from front.png (Hitem3D v2.1)"
-    assert str(interactive.ui.generate.balance_text(interactive.ui.submit_calls.balance_status())) == "Balance: not checked yet"
+    # The first spend of the session asks for the balance first.
+    assert str(interactive.ui.generate.balance_text(interactive.ui.submit_calls.balance_status())) == "Balance: checking…"
+    tick_until(interactive, lambda: interactive.ui.submit_calls.stage_of(pending.key).value == "sending")
+    assert str(interactive.ui.submit_calls.line_of(pending)) == "Submitting… Generate from front.png (Hitem3D v2.1)"
     tick_until(interactive, lambda: not interactive.ui.submit_calls.pending_submissions())
     assert len(interactive.engine.history.book()) == 1
 
@@ -552,8 +588,9 @@ def test_the_panel_shows_the_face_range_pending_work_and_problems(interactive: M
     sim.inject(SUBMIT, Fault.delay(0.3))
     gen.image_path = str(pictures["front"])
     bpy.ops.hitem3d.submit_generation()
-    assert "Submitting… Generate from front.png (Hitem3D v2.1)" in labels(interactive)
-    interactive.ui.submit_calls.set_generate_notice(interactive.core.messages.verbatim(
+    assert "Checking the balance before sending: Generate from front.png (Hitem3D v2.1)" in labels(interactive)
+    assert ("operator", "hitem3d.cancel_send") in draw_panel(interactive)
+    interactive.ui.submit_calls.set_notice("generate", interactive.core.messages.verbatim(
         "Image: x.gif is not a PNG, JPEG or WebP file"))
     assert "Image: x.gif is not a PNG, JPEG or WebP file" in labels(interactive)
 

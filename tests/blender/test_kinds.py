@@ -48,7 +48,8 @@ def kinds(addon: ModuleType, clean: None) -> Iterator[Any]:
     for name in props.bl_rna.properties.keys():
         if name not in ("rna_type", "name"):
             props.property_unset(name)
-    addon.ui.submit_calls.set_generate_notice("")
+    for panel in ("generate", "parts", "relief"):
+        addon.ui.submit_calls.set_notice(panel, addon.core.messages.NONE)
     yield props
 
 
@@ -340,7 +341,8 @@ def test_a_task_that_is_not_finished_is_not_sent(addon: ModuleType, prefs: Any, 
         bpy.ops.hitem3d.split_parts()
 
     assert sim.submissions == []
-    assert str(addon.ui.submit_calls.generate_notice()) == "Select a finished task in the Hitem3D list first"
+    assert str(addon.ui.submit_calls.notice("parts")) == "Select a finished task in the Hitem3D list first"
+    assert not addon.ui.submit_calls.notice("generate")  # its own panel's notice, not New Generation's
 
 
 def test_a_depth_map_is_not_a_mesh_to_split(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,

@@ -172,6 +172,14 @@ UNPUBLISHED_QUERIES = ("split", "segmentation", "multicolor")
 BAD_MESH_MARK = b"not a mesh"
 CODE_GENERATE_FAILED_KINDS = 5001001
 
+# [doc] FAQ: "Default 10 concurrent tasks" per account. What the service answers
+# to one task too many is NOT documented: this code and text are ours, unknown to
+# the client on purpose (it must read an unplaced refusal while its tasks run as
+# "wait and resend"). Used in the limit mode (``max_running_tasks``).
+DOCUMENTED_MAX_RUNNING = 10
+CODE_TOO_MANY_TASKS = 30020000
+_RUNNING_STATES = frozenset({"created", "queueing", "processing"})
+
 # A 1x1 lossless WebP: the cover of tasks that were not given one.
 TINY_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
 
@@ -387,6 +395,12 @@ class Hitem3DSimulator:
         self.default_states: tuple[StateEntry, ...] = ("queueing", "processing", "success")
         self.default_glb: FileLike | None = None  # None: minimal_glb_bytes()
         self.reject_auth_on_files = False
+        # The limit mode: at most this many tasks running on the account (None: no
+        # limit; DOCUMENTED_MAX_RUNNING is the documented default). Each accepted
+        # create records how many ran before it; each refusal is counted.
+        self.max_running_tasks: int | None = None
+        self.running_at_create: list[int] = []
+        self.too_many_refusals = 0
         self.file_rate_limit: float | None = None  # bytes/s for /files/ bodies
         self.handler_errors: list[BaseException] = []  # simulator bugs, answered with HTTP 500
         # What a new task of each newer kind brings back (by kind name).
@@ -687,6 +701,21 @@ class Hitem3DSimulator:
             expiry = self._tokens.get(token.strip())
         return scheme.lower() in self._schemes(documented) and expiry is not None and expiry > time.monotonic()
 
+    def running_tasks(self) -> int:
+        """Tasks running on the account now: none of their queries has reported
+        success or failure yet (a task moves one state per query of it)."""
+        with self._lock:
+            return sum(1 for task in self._tasks.values() if _is_running(task))
+
+    def _over_limit(self) -> _Reply | None:
+        """The limit mode's refusal of one task too many (caller holds the lock)."""
+        running = sum(1 for task in self._tasks.values() if _is_running(task))
+        if self.max_running_tasks is not None and running >= self.max_running_tasks:
+            self.too_many_refusals += 1
+            return _api_error(CODE_TOO_MANY_TASKS, "concurrent task limit reached")
+        self.running_at_create.append(running)
+        return None
+
     def _token(self, request: RecordedRequest) -> _Reply:
         scheme, _, encoded = (request.header("Authorization") or "").partition(" ")
         try:
@@ -913,6 +942,9 @@ class Hitem3DSimulator:
         with self._lock:
             if self.balance < route.cost:
                 return _api_error(30010000, "balance is not enough")
+            refusal = self._over_limit()
+            if refusal is not None:
+                return refusal
             task_id = f"{route.prefix}{secrets.token_hex(16)}"
             states: list[StateEntry] = list(self.default_states)
             if bad_mesh:
@@ -941,6 +973,9 @@ class Hitem3DSimulator:
                     return _api_error(*error)
             if self.balance < self.submit_cost:
                 return _api_error(30010000, "balance is not enough")
+            refusal = self._over_limit()
+            if refusal is not None:
+                return refusal
             self.balance -= self.submit_cost
             task_id = _new_task_id()
             glb = _as_source(self.default_glb, minimal_glb_bytes())
@@ -962,6 +997,17 @@ def _check_uploads(uploads: list[tuple[str, str, str, bytes]], extensions: froze
         if len(data) > max_bytes:
             return 10031001, "Upload file size exceeds limit"
     return None
+
+
+def _is_running(task: _Task) -> bool:
+    """Running until a query has reported its end: the client and the account
+    see the slot free at the same moment."""
+    entry = task.states[min(max(task.queries - 1, 0), len(task.states) - 1)]
+    if isinstance(entry, Mapping):
+        if "code" in entry:
+            return False  # a whole replacement answer: a failure
+        entry = str(entry.get("state", ""))
+    return entry.lower() in _RUNNING_STATES
 
 
 def _route_of(task_id: str) -> KindRoute | None:

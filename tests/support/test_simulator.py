@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from tests.support.glb_factory import make_glb, make_webp, minimal_glb_bytes
-from tests.support.simulator import API, MAX_IMAGE_BYTES, Fault, Hitem3DSimulator
+from tests.support.simulator import (API, CODE_TOO_MANY_TASKS, DOCUMENTED_MAX_RUNNING, MAX_IMAGE_BYTES, Fault,
+                                     Hitem3DSimulator)
 
 TIMEOUT = 5.0
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # content is never decoded
@@ -537,6 +538,31 @@ def test_balance_and_deduction(sim: Hitem3DSimulator, bearer: dict[str, str]) ->
     assert balance()["data"]["totalBalance"] == 10.5
     assert submit(sim, bearer, FIELDS, ONE_IMAGE) == {"code": 30010000, "msg": "balance is not enough", "data": {}}
     assert len(sim.submissions) == 1
+
+
+def test_the_limit_mode_refuses_one_task_too_many_until_one_ends(sim: Hitem3DSimulator,
+                                                                 bearer: dict[str, str]) -> None:
+    sim.max_running_tasks = 2
+    sim.default_states = ("queueing", "success")
+    first = submit(sim, bearer, FIELDS, ONE_IMAGE)["data"]["task_id"]
+    submit(sim, bearer, FIELDS, ONE_IMAGE)
+    balance = sim.balance
+
+    refused = submit(sim, bearer, FIELDS, ONE_IMAGE)
+
+    assert refused["code"] == CODE_TOO_MANY_TASKS and sim.too_many_refusals == 1
+    assert sim.balance == balance and len(sim.submissions) == 2  # nothing made, nothing charged
+    query(sim, bearer, first)  # queueing: still running
+    assert submit(sim, bearer, FIELDS, ONE_IMAGE)["code"] == CODE_TOO_MANY_TASKS
+    query(sim, bearer, first)  # success: its slot is free
+    assert submit(sim, bearer, FIELDS, ONE_IMAGE)["code"] == 200
+    assert sim.running_at_create == [0, 1, 1]
+
+
+def test_without_the_limit_mode_any_number_runs(sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:
+    for _ in range(DOCUMENTED_MAX_RUNNING + 2):
+        assert submit(sim, bearer, FIELDS, ONE_IMAGE)["code"] == 200
+    assert sim.running_tasks() == DOCUMENTED_MAX_RUNNING + 2
 
 
 def test_submit_requires_multipart(sim: Hitem3DSimulator, bearer: dict[str, str]) -> None:

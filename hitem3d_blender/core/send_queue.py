@@ -1,0 +1,258 @@
+"""The requests that spend credits, on their way out: what may be sent now.
+
+Every create request (a generation, a texturing, a split, a relief, ...)
+waits here, in the order it was made, until it may go:
+
+1. The first spend of a session waits for the balance: it is fetched, never
+   guessed, and the main thread never waits for it (press, fetch, then send
+   or refuse).
+2. The balance, less what the requests already on their way will cost, must
+   cover the least this one could cost (``prices``); otherwise it is refused
+   here and nothing is sent. A request answered with a task is taken as paid
+   until a balance fetched after that answer shows the charge.
+3. At most ``limit`` tasks run on the account at once ([doc] FAQ: "Default 10
+   concurrent tasks"): further requests wait for a free slot, in order.
+4. What Hitem3D answers to one task too many is not documented. A refusal
+   this version cannot place, while tasks of ours run on the account, is read
+   as that: the request waits for one of them to end (or a minute) and goes
+   again; it never fails for it. With none of ours running, the same refusal
+   is shown as the failure it then is.
+
+Plain data and decisions only: no thread, no ``bpy``. ``ui.submit_calls``
+keeps a ``SendQueue`` on the main thread, feeds it the balance and the count
+of running tasks, and does what ``advance`` says; ``create_task`` and
+``remote_state`` are what its workers run.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Iterator, Union
+
+from . import sending
+from .api import Hitem3DClient
+from .errors import CODE_MESSAGES, LIKELY_CAUSES, ApiError, GenerationFailed, ServerError
+from .kind_requests import KindRequest
+from .messages import Message
+from .mesh_upload import HITEM3D_STORAGE, StorageTarget
+from .prices import Estimate, missing, shortage_message
+from .submission import Submission
+
+Request = Union[Submission, KindRequest]
+
+# The documented default of running tasks per account ([doc] FAQ; one
+# [community] client says 30): the preference's default.
+DEFAULT_MAX_RUNNING = 10
+# After a refusal read as "too many tasks", the request goes again as soon as
+# one of our tasks ends, or after this long (tasks made elsewhere end unseen).
+RESEND_AFTER_S = 60.0
+# HTTP's own "Too Many Requests".
+HTTP_TOO_MANY = 429
+
+
+class Stage(enum.Enum):
+    BALANCE = "balance"  # waiting for the session's first balance
+    SLOT = "slot"  # checked against the balance; waiting for a free slot on the account
+    SENDING = "sending"  # on a worker: the upload, then Hitem3D's answer
+    STOPPING = "stopping"  # cancelled while sending: waiting to learn how it ended
+
+
+# Cancelled in these, a request has not left: nothing is spent, nothing remains.
+WAITING = frozenset({Stage.BALANCE, Stage.SLOT})
+# Past the balance check: what these will cost is set aside from the balance.
+COMMITTED = frozenset({Stage.SLOT, Stage.SENDING, Stage.STOPPING})
+# On a worker: each takes a slot on the account.
+OUT = frozenset({Stage.SENDING, Stage.STOPPING})
+
+
+@dataclass
+class Send:
+    """One request in the queue (its key names its worker call too)."""
+
+    key: str
+    estimate: Estimate = field(default_factory=lambda: Estimate(None))
+    button: str = ""  # the button that made it: inactive while it is here
+    panel: str = ""  # where its line and its notices are shown
+    stage: Stage = Stage.BALANCE
+    # After a refusal read as "too many tasks": go again once fewer than this
+    # many run, or at ``resend_at`` (time.monotonic()).
+    running_at_refusal: int | None = None
+    resend_at: float = 0.0
+
+    @property
+    def cost(self) -> float:
+        return float(self.estimate.lowest or 0)
+
+
+@dataclass(frozen=True)
+class FetchBalance:
+    """Ask for the balance: a request waits for the session's first one."""
+
+
+@dataclass(frozen=True)
+class Go:
+    """Send ``key`` now (its stage is SENDING)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """``key`` is not sent: the balance cannot cover it (it has left the queue)."""
+
+    key: str
+    message: Message
+    panel: str = ""
+
+
+Step = Union[FetchBalance, Go, Refuse]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """What a worker brings back when Hitem3D turned a create request down
+    with an answer this version cannot place (see ``create_task``)."""
+
+    message: Message
+    code: str
+
+
+def means_too_many(running: int) -> bool:
+    """Whether an unplaced refusal reads as "too many tasks": only while tasks
+    of ours run on the account (with none running it cannot be ours to wait for)."""
+    return running > 0
+
+
+class SendQueue:
+    """The requests not yet answered, oldest first, and the charges not yet
+    seen in a balance. Main thread only."""
+
+    def __init__(self) -> None:
+        self._sends: dict[str, Send] = {}
+        self._charges: list[tuple[float, int]] = []  # (credits, the balance check that will show them)
+
+    def __iter__(self) -> Iterator[Send]:
+        return iter(list(self._sends.values()))
+
+    def __len__(self) -> int:
+        return len(self._sends)
+
+    def add(self, send: Send) -> None:
+        self._sends[send.key] = send
+
+    def get(self, key: str) -> Send | None:
+        return self._sends.get(key)
+
+    def remove(self, key: str) -> Send | None:
+        return self._sends.pop(key, None)
+
+    def in_flight(self, button: str) -> bool:
+        """A request of ``button`` is waiting or being sent."""
+        return any(send.button == button for send in self._sends.values())
+
+    def waiting(self) -> bool:
+        """Some request has not left yet."""
+        return any(send.stage in WAITING for send in self._sends.values())
+
+    # -- the balance ------------------------------------------------------------------
+
+    def reserved(self) -> float:
+        """Credits set aside from the balance: the requests past its check,
+        and the answered ones no balance has shown the charge of yet."""
+        return (sum(send.cost for send in self._sends.values() if send.stage in COMMITTED)
+                + sum(credits for credits, _ in self._charges))
+
+    def reserved_count(self) -> int:
+        """How many requests ``reserved`` is for."""
+        return sum(1 for send in self._sends.values() if send.stage in COMMITTED) + len(self._charges)
+
+    def charge(self, credits: float, balance_check: int) -> None:
+        """A request was (or may have been) paid: set ``credits`` aside until
+        the balance check numbered ``balance_check`` (or a later one) answers."""
+        if credits > 0:
+            self._charges.append((credits, balance_check))
+
+    def balance_seen(self, balance_check: int) -> None:
+        """The balance check numbered ``balance_check`` answered: the charges it shows are in it."""
+        self._charges = [(credits, check) for credits, check in self._charges if check > balance_check]
+
+    # -- what may go now ----------------------------------------------------------------
+
+    def advance(self, *, balance: float | None, balance_answered: bool, balance_checking: bool,
+                running: int, limit: int, now: float) -> list[Step]:
+        """Move every request as far as it may go now, in order; the steps
+        for the caller. ``balance`` is the last known (None: unknown),
+        ``balance_answered`` whether any balance answer came this session,
+        ``running`` the tasks of ours running on the account."""
+        steps: list[Step] = []
+        for send in list(self._sends.values()):
+            if send.stage is not Stage.BALANCE:
+                continue
+            if not balance_answered:
+                if not balance_checking and not steps:
+                    steps.append(FetchBalance())
+                break  # the ones after it wait for the same answer
+            if balance is not None and missing(send.estimate, balance, self.reserved()) > 0:
+                del self._sends[send.key]
+                steps.append(Refuse(send.key, shortage_message(send.estimate, balance, self.reserved(),
+                                                               self.reserved_count()), send.panel))
+                continue
+            send.stage = Stage.SLOT
+        free = limit - running - sum(1 for send in self._sends.values() if send.stage in OUT)
+        for send in list(self._sends.values()):
+            if send.stage is not Stage.SLOT:
+                continue
+            if send.running_at_refusal is not None:
+                if running >= send.running_at_refusal and now < send.resend_at:
+                    break  # Hitem3D said no: nothing goes before this one may
+                send.running_at_refusal = None
+            if free <= 0:
+                break
+            free -= 1
+            send.stage = Stage.SENDING
+            steps.append(Go(send.key))
+        return steps
+
+    def refused_too_many(self, key: str, running: int, now: float) -> None:
+        """``key`` was turned down, read as "too many tasks": back to wait
+        for a slot, and to go again once fewer than ``running`` run."""
+        send = self._sends.get(key)
+        if send is not None:
+            send.stage = Stage.SLOT
+            send.running_at_refusal = running
+            send.resend_at = now + RESEND_AFTER_S
+
+
+# -- on a worker ------------------------------------------------------------------------------------
+
+
+def _unplaced(exc: ApiError | ServerError) -> bool:
+    """A refusal this version cannot place: a code we have no reading of, or
+    HTTP 429 ("Too Many Requests")."""
+    if isinstance(exc, ServerError):
+        return dict(exc.message.values).get("status") == HTTP_TOO_MANY
+    return bool(exc.code) and exc.code not in CODE_MESSAGES and exc.code not in LIKELY_CAUSES
+
+
+def create_task(client: Hitem3DClient, request: Request, *,
+                storage: StorageTarget = HITEM3D_STORAGE) -> str | Refused:
+    """Create the task on Hitem3D (``sending.send``: a mesh of the artist's own
+    is uploaded to ``storage`` first); its ID, or ``Refused`` when Hitem3D
+    turned it down in a way this version cannot place (the main thread decides
+    whether that means "too many tasks"). Anything else raises as it is."""
+    try:
+        return sending.send(client, request, storage=storage)
+    except (ApiError, ServerError) as exc:
+        if _unplaced(exc):
+            return Refused(exc.message, exc.code or str(HTTP_TOO_MANY))
+        raise
+
+
+def remote_state(client: Hitem3DClient, task_id: str) -> str:
+    """The task's state on Hitem3D ("failed" for a failed one), to know when a
+    task sent without being followed has ended and freed its slot."""
+    try:
+        return client.query_task(task_id).state
+    except GenerationFailed:
+        return "failed"
