@@ -241,7 +241,7 @@ def test_a_relief_picture_is_judged_by_its_bytes_too(addon: ModuleType, prefs: A
 def test_the_first_spend_fetches_the_balance_and_sends_nothing_it_cannot_cover(
         addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path]) -> None:
     sim.balance = 10.0
-    gen.image_path = str(pictures["front"])
+    gen.resolution, gen.image_path = "1536pro", str(pictures["front"])  # 45 credits
     assert addon.ui.submit_calls.balance_status() is None  # not checked yet this session
 
     message = submit_error()

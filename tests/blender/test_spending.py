@@ -161,7 +161,7 @@ def test_the_balance_check_counts_the_requests_on_their_way(interactive: ModuleT
     known_balance(interactive, sim, 60.0)
     sim.default_states = ("processing",)
     sim.inject(SUBMIT, Fault.delay(0.5))
-    gen.image_path = str(pictures["front"])  # Hitem3D v2.1 1536pro: 45
+    gen.resolution, gen.image_path = "1536pro", str(pictures["front"])  # Hitem3D v2.1 1536pro: 45
     bpy.ops.hitem3d.submit_generation()
     split_a_file(kinds, sample_glb)  # 20
 
@@ -196,7 +196,7 @@ def test_a_notice_belongs_to_its_panel_and_clears_when_the_balance_changes(
         addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, kinds: Any,
         pictures: dict[str, Path]) -> None:
     sim.balance = 10.0
-    gen.image_path = str(pictures["front"])
+    gen.resolution, gen.image_path = "1536pro", str(pictures["front"])  # 45 credits
     error_of(bpy.ops.hitem3d.submit_generation)
     shortage = "Not enough credits: at least 45 needed, 10 left (35 missing)"
     assert shortage in str(calls(addon).notice("generate"))
@@ -241,7 +241,7 @@ def test_cancel_during_the_upload_says_honestly_what_is_known(interactive: Modul
     monkeypatch.setattr(interactive.ui.submit_calls, "RECHECK_AFTER_STOP_S", 1.5)
     known_balance(interactive, sim, 1000.0)
     sim.inject(SUBMIT, Fault.delay(1.0))  # Hitem3D takes the upload, and answers late
-    gen.image_path = str(pictures["front"])
+    gen.resolution, gen.image_path = "1536pro", str(pictures["front"])  # 45 credits
     bpy.ops.hitem3d.submit_generation()
     [pending] = calls(interactive).pending_submissions()
     tick_until(interactive, lambda: sim.count(SUBMIT) == 1)
