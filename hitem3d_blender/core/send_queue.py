@@ -79,6 +79,9 @@ class Send:
     # many run, or at ``resend_at`` (time.monotonic()).
     running_at_refusal: int | None = None
     resend_at: float = 0.0
+    # Tasks of ours running on the account (and requests out) when it left:
+    # its answer may come after they have ended.
+    running_at_send: int = 0
 
     @property
     def cost(self) -> float:
@@ -199,29 +202,42 @@ class SendQueue:
                                                                self.reserved_count()), send.panel))
                 continue
             send.stage = Stage.SLOT
-        free = limit - running - sum(1 for send in self._sends.values() if send.stage in OUT)
+        # Requests out take a slot too: Hitem3D may have made their tasks already.
+        occupied = running + self.out_count()
         for send in list(self._sends.values()):
             if send.stage is not Stage.SLOT:
                 continue
             if send.running_at_refusal is not None:
-                if running >= send.running_at_refusal and now < send.resend_at:
+                if occupied >= send.running_at_refusal and now < send.resend_at:
                     break  # Hitem3D said no: nothing goes before this one may
                 send.running_at_refusal = None
-            if free <= 0:
+            if occupied >= limit:
                 break
-            free -= 1
+            send.running_at_send = occupied
+            occupied += 1
             send.stage = Stage.SENDING
             steps.append(Go(send.key))
         return steps
 
     def refused_too_many(self, key: str, running: int, now: float) -> None:
         """``key`` was turned down, read as "too many tasks": back to wait
-        for a slot, and to go again once fewer than ``running`` run."""
+        for a slot, and to go again once fewer than ``running`` run (or are out)."""
         send = self._sends.get(key)
         if send is not None:
             send.stage = Stage.SLOT
             send.running_at_refusal = running
             send.resend_at = now + RESEND_AFTER_S
+
+    def out_count(self) -> int:
+        """Requests on a worker now: each may have become a task on the account."""
+        return sum(1 for send in self._sends.values() if send.stage in OUT)
+
+    def running_when_refused(self, send: Send, running: int) -> int:
+        """How many of ours ran when Hitem3D turned ``send`` (no longer in the
+        queue) down: the tasks running now and the requests still out (either
+        may have been on the account when it arrived), and at least as many as
+        when it left (its answer may come after some of them have ended)."""
+        return max(running + self.out_count(), send.running_at_send)
 
 
 # -- on a worker ------------------------------------------------------------------------------------

@@ -428,7 +428,7 @@ def _apply_submission(pending: PendingSubmission, send: Send, result: CallResult
     # kept; a retry exports it again.
     stopped = send.stage is Stage.STOPPING
     if result.ok and isinstance(result.value, Refused):
-        running = running_on_account()
+        running = _state.queue.running_when_refused(send, running_on_account())
         if not stopped and send_queue.means_too_many(running):
             # Undocumented: read as "too many tasks". Back in the queue, never failed for it.
             log.info("Hitem3D turned a request down while %d tasks ran (%s): it waits and goes again",

@@ -280,7 +280,8 @@ def test_a_request_waits_for_a_free_slot_in_the_sidebar_and_goes_when_a_task_end
     assert calls(interactive).stage_of(pending.key).value == "slot"
     assert "Waiting for a free slot (1 of 1 tasks running on Hitem3D): Split into parts for" in panel_labels(
         bpy.types.HITEM3D_PT_parts)
-    tick_until(interactive, lambda: sim.count(SPLIT) == 1)
+    tick_until(interactive, lambda: not calls(interactive).pending_submissions())
+    assert sim.count(SPLIT) == 1
     [first] = [rec for rec in interactive.engine.history.book() if not rec.task_id.startswith("split_")]
     assert first.state.value not in ("pending", "created", "queueing", "processing")  # it went once this ended
     assert sim.running_at_create == [0, 0]

@@ -135,6 +135,31 @@ def test_a_refusal_while_tasks_run_waits_for_one_to_end_then_goes_again() -> Non
     assert advance(queue, running=2, now=111.0) == [Go("submit-1")]
 
 
+def test_a_refusal_counts_the_tasks_that_ran_when_the_request_left() -> None:
+    queue = queue_of(20, 20)
+    advance(queue, running=2, limit=10)
+    [first, second] = list(queue)
+    assert (first.running_at_send, second.running_at_send) == (2, 3)
+    queue.remove(second.key)
+    # The first is still out: it may be on the account already.
+    assert queue.running_when_refused(second, running=0) == 3
+    queue.remove(first.key)
+    # Its answer came after they had all ended: it was still turned down while they ran.
+    assert queue.running_when_refused(second, running=0) == 3
+    queue.add(second)
+    queue.refused_too_many(second.key, running=3, now=0.0)
+    assert advance(queue, running=0, limit=10, now=1.0) == [Go(second.key)]  # fewer run now: it goes again
+
+
+def test_a_refusal_of_the_first_sent_counts_the_others_still_out() -> None:
+    queue = queue_of(20, 20, 20)
+    advance(queue, running=0, limit=10)
+    first = queue.remove("submit-1")
+    assert first is not None and first.running_at_send == 0
+    # Its answer came first, the others' not yet: they may be what filled the account.
+    assert queue.running_when_refused(first, running=0) == 2
+
+
 def test_a_refusal_waits_at_most_a_minute_for_tasks_made_elsewhere() -> None:
     queue = queue_of(20, 20)
     advance(queue, running=3, limit=4)
