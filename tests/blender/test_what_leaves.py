@@ -97,7 +97,8 @@ def test_the_first_request_of_a_session_says_what_leaves_once(interactive: Modul
     gen.image_path = str(pictures["front"])
 
     bpy.ops.hitem3d.submit_generation()
-    tick_until(interactive, lambda: len(sim.submissions) == 1)
+    # Answered: Generate is inactive while its request is on its way.
+    tick_until(interactive, lambda: len(sim.submissions) == 1 and not interactive.ui.submit_calls.pending_submissions())
     bpy.ops.hitem3d.submit_generation()
     tick_until(interactive, lambda: len(sim.submissions) == 2)
 

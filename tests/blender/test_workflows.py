@@ -138,7 +138,7 @@ def test_a_failed_upload_spends_nothing_says_why_and_texture_selection_works_aga
     assert words in error_of(bpy.ops.hitem3d.texture_selection)
     assert sim.submissions == [] and sim.count(SUBMIT) == 0 and sim.balance == 1000.0
     assert exports(addon) == [] and list(addon.engine.history.book()) == []
-    assert words in str(addon.ui.submit_calls.generate_notice())  # in the panel too
+    assert words in str(addon.ui.submit_calls.notice("generate"))  # in the panel too
 
     sim.upload_credentials_lifetime_s = 3600.0
     assert bpy.ops.hitem3d.texture_selection() == {"FINISHED"}  # pressed again: it goes
