@@ -88,6 +88,17 @@ class _TokenRefused(ApiError):
     """Every scheme refused a fresh token: the credentials, not the path."""
 
 
+class _NoTask(ApiError):
+    """A success answer without a task in it (no ``data.state``)."""
+
+    def __init__(self) -> None:
+        super().__init__(msg("Hitem3D sent an unreadable task status: retry in a few minutes"))
+
+
+def _has_state(data: Any) -> bool:
+    return isinstance(data, dict) and bool(str(data.get("state") or "").strip())
+
+
 def _missed(exc: Hitem3DError, *, guessed: bool) -> bool:
     """Whether an answer to a query means "this path does not serve this
     task", so another path may be asked: nothing served there (404); and on
@@ -351,10 +362,13 @@ class Hitem3DClient:
         own = kind.query
         if own.path == generic.path:
             return self._call("GET", own.path, auth=own.auth, params=params)
+        guessed = not own.source.confirmed
         try:
             data = self._call("GET", own.path, auth=own.auth, params=params)
+            if guessed and not _has_state(data):
+                raise _NoTask()
         except Hitem3DError as exc:
-            if not _missed(exc, guessed=not own.source.confirmed):
+            if not _missed(exc, guessed=guessed):
                 raise
             log.info("%s: %s does not answer (%s); asking %s", kind.id, own.path, exc, generic.path)
         else:
@@ -363,6 +377,8 @@ class Hitem3DClient:
             return data
         try:
             data = self._call("GET", generic.path, auth=generic.auth, params=params)
+            if not _has_state(data):
+                raise _NoTask()
         except Hitem3DError as exc:
             if not _missed(exc, guessed=True):  # that query-task serves this kind is a guess too
                 raise
@@ -515,9 +531,10 @@ class Hitem3DClient:
                         retry_after=_retry_after(response),
                     )
                 body = _json_body(response, token, self.host)
-                if status == 404 and (not isinstance(body, dict) or _code_of(body) in ("", "404")):
-                    raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP 404): check the API base URL",
-                                            host=self.host))
+                # 405: the path exists for another method only; not an API either.
+                if status in (404, 405) and (not isinstance(body, dict) or _code_of(body) in ("", "404", "405")):
+                    raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP {status}): check the API base URL",
+                                            host=self.host, status=status))
                 if not isinstance(body, dict):
                     raise ServerError(msg("Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes",
                                          status=status))
@@ -528,8 +545,8 @@ class Hitem3DClient:
         if code == errors.CODE_UNAUTHORIZED:
             raise _Unauthorized()
         if code == "404":  # the answer of an unknown route, in a body
-            raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP 404): check the API base URL",
-                                    host=self.host))
+            raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP {status}): check the API base URL",
+                                    host=self.host, status=404))
         if code != "200":
             raise error_for_code(code, _message_of(body))
         return body.get("data")

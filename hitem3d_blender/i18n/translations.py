@@ -359,8 +359,8 @@ MESSAGES: dict[str, str] = {
         "Hitem3D 未返回任务 ID：再次发送前，请先在 Hitem3D 平台上检查你的任务",
     "Hitem3D did not accept a fresh access token: check your credentials": "Hitem3D 不接受新的访问令牌：请检查你的凭据",
     "Hitem3D is unavailable (HTTP {status}): retry in a few minutes": "Hitem3D 暂时不可用（HTTP {status}）：请几分钟后重试",
-    "{host} has no Hitem3D API here (HTTP 404): check the API base URL":
-        "{host} 上没有 Hitem3D API（HTTP 404）：请检查 API 基础 URL",
+    "{host} has no Hitem3D API here (HTTP {status}): check the API base URL":
+        "{host} 上没有 Hitem3D API（HTTP {status}）：请检查 API 基础 URL",
     "Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes":
         "Hitem3D 返回的应答无法读取（HTTP {status}）：请几分钟后重试",
     # Connections (``core.network``).

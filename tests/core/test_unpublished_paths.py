@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,19 @@ def test_an_outage_is_waited_out_not_taken_for_an_unserved_path(sim: Hitem3DSimu
 
     assert updates[-1].state is TaskState.DOWNLOADED
     assert GENERIC not in paths(sim)
+
+
+@pytest.mark.parametrize("answer", [
+    Fault.json({"code": 200, "msg": "success", "data": None}),  # a success with no task in it
+    Fault.json({"code": 200, "msg": "success", "data": {}}),
+    Fault.status(405, b"Method Not Allowed"),
+    Fault.json({"code": 400, "msg": "bad task_id"}),
+])
+def test_whatever_query_task_says_of_a_task_it_cannot_place_keeps_the_task(
+        sim: Hitem3DSimulator, client: Hitem3DClient, answer: Any) -> None:
+    sim.query_routes["multicolor"] = UNSERVED
+    sim.add_task(IDS["multicolor"], ["success"])
+    sim.inject(GENERIC, answer)
+
+    with pytest.raises(NotFollowable):
+        client.query_task(IDS["multicolor"])
