@@ -7,6 +7,8 @@
     python build.py typecheck [...]       run mypy (configured in pyproject.toml) against the
                                           Blender 4.2 stubs and against the newest stubs
     python build.py demo                  build the zip, then run `python -m tests.demo`
+    python build.py sandbox [--port N]    start a local Hitem3D stand-in to try the extension
+                                          in your own Blender without an account (no venv)
     python build.py bench [--quick]       build the zip, then run `python -m benchmarks`
     python build.py gui-test [...]        build the zip, then run it in a real Blender window
                                           (`python -m tests.gui`; a Debian 13 chroot, needs root)
@@ -749,6 +751,17 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     return run([python, "-m", "tests.demo", *extra], env=env)
 
 
+def cmd_sandbox(args: argparse.Namespace, extra: list[str]) -> int:
+    # NOTE: the simulator is standard library only, so a user who only wants to
+    # try the extension needs no venv (and no 1 GB bpy download) for it; it runs
+    # in this process, so Ctrl+C reaches it alone and it stops cleanly.
+    sys.path.insert(0, str(REPO_ROOT))
+    # NOTE: imported by name, so mypy's check of build.py stays out of the test tree.
+    sandbox = importlib.import_module("tests.sandbox")
+    code: int = sandbox.main(extra)
+    return code
+
+
 def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
     python = python_for(DEFAULT_BPY, args.no_venv)
     zip_path = build_zip(DIST_DIR, python)
@@ -777,7 +790,7 @@ if TYPE_CHECKING:  # only for mypy: `list[str]` at runtime would break Python < 
     Command = Callable[[argparse.Namespace, list[str]], int]
 
 # Subcommands that pass unknown arguments through to the tool they run.
-PASSTHROUGH = {"test", "typecheck", "demo", "bench", "gui-test", "screenshots"}
+PASSTHROUGH = {"test", "typecheck", "demo", "sandbox", "bench", "gui-test", "screenshots"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -841,6 +854,18 @@ def build_parser() -> argparse.ArgumentParser:
         "imports a sample task). HITEM3D_EXTENSION_ZIP holds the zip's path.",
     )
     demo.set_defaults(command="demo", func=cmd_demo)
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        usage="build.py sandbox [-h] [--port PORT] [--quiet]",
+        allow_abbrev=False,
+        add_help=False,  # `build.py sandbox --help` shows the sandbox's own options
+        help="try the extension in your own Blender without a Hitem3D account: a local stand-in for Hitem3D",
+        description="Start the project's Hitem3D simulator on 127.0.0.1 with ready tasks of every kind and "
+        "print the API base URL, credentials and task IDs to paste into Blender; Ctrl+C stops it. Runs "
+        "with this Python (standard library only, no venv).",
+    )
+    sandbox.set_defaults(command="sandbox", func=cmd_sandbox)
 
     bench = sub.add_parser(
         "bench",

@@ -450,10 +450,12 @@ class Hitem3DSimulator:
 
     # ---- lifecycle ----
 
-    def start(self) -> Hitem3DSimulator:
+    def start(self, port: int = 0, storage_port: int = 0) -> Hitem3DSimulator:
+        """Serve on loopback: the API on ``port``, the object storage on
+        ``storage_port`` (0: any free port, as tests want)."""
         if self._server is not None or self._stopping.is_set():
             raise RuntimeError("a simulator starts once")
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", port), _Handler)
         server.sim = self
         self._server = server
         self._port = int(server.server_address[1])
@@ -462,7 +464,7 @@ class Hitem3DSimulator:
         )
         self._thread.start()
         # The storage is a host of its own, as the real one is.
-        storage = _Server(("127.0.0.1", 0), _Handler)
+        storage = _Server(("127.0.0.1", storage_port), _Handler)
         storage.sim = self
         storage.storage = True
         self._storage_server = storage
