@@ -40,7 +40,10 @@ from ..engine import batch, control, state
 COMMAND = "hitem3d"
 PROG = f"blender --command {COMMAND}"
 EXIT_OK = 0
-EXIT_FAILED = 1
+# NOTE: 1 is Blender's: it exits with 1 when no add-on registered the command
+# (`Unrecognized command`) or the command raised, so a failed task has its own code.
+EXIT_NOT_INSTALLED = 1
+EXIT_FAILED = 5
 EXIT_USAGE = 2
 EXIT_CREDITS = 3
 EXIT_UNFOLLOWED = 4
@@ -59,9 +62,11 @@ Import Hitem3D results, send images to generate, split, colour or turn into
 reliefs, and check tasks, without the user interface. Credentials come from the add-on preferences or from the
 HITEM3D_CLIENT_ID and HITEM3D_CLIENT_SECRET environment variables.
 
-exit codes: 0 success, 1 a task or the connection failed, 2 bad usage,
-3 not enough credits for the estimated cost (nothing was sent), 4 a task was
-created on Hitem3D but this version cannot follow it yet (kept; retry later)
+exit codes: 0 success, 1 Blender's own (no hitem3d command: the extension is
+not installed or not enabled; or a Python error), 2 bad usage, 3 not enough
+credits for the estimated cost (nothing was sent), 4 a task was created on
+Hitem3D but this version cannot follow it yet (kept; retry later), 5 a task,
+the connection or the credentials failed
 """
 
 _EPILOG = f"""\
@@ -130,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="wait for tasks and import their models",
         description="Wait for each task to finish on Hitem3D, download its result and import it into the "
                     "scene according to its kind (parts in their own collection, a depth map as a relief, "
-                    "multicolour with its colours). Tasks run side by side; one progress line is printed per change. Exit code 1 "
+                    "multicolour with its colours). Tasks run side by side; one progress line is printed per change. Exit code 5 "
                     "when any task failed (the others are still imported and saved).",
         epilog=f"example:\n  blender --online-mode --command {COMMAND} import ID1 ID2 --collection Props "
                "--output props.blend",
@@ -185,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Ask Hitem3D for the state of each task (of any kind: image to 3D, " + ", ".join(
                         kind.id_prefix for kind in task_kinds.KINDS if kind.id_prefix) + ") and print one line per "
                     "task: the ID, the state (created, queueing, processing, success, failed) and the progress "
-                    "when known. Exit code 1 when a task failed or could not be asked for; 4 when a task exists "
+                    "when known. Exit code 5 when a task failed or could not be asked for; 4 when a task exists "
                     "but no query path this version knows answers for it (state unfollowed).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     status.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="Hitem3D task IDs")

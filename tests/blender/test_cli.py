@@ -146,7 +146,7 @@ def test_import_of_several_tasks_takes_links_and_ids(cli: Any, prefs: Any, sim: 
     assert imported_objects(TASK_ID) and imported_objects(OTHER_ID)
 
 
-def test_failed_task_exits_1_with_the_reason_on_stderr_and_keeps_the_rest(
+def test_failed_task_exits_5_with_the_reason_on_stderr_and_keeps_the_rest(
         cli: Any, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path, tmp_path: Path) -> None:
     sim.add_task(TASK_ID, [{"code": 50010001, "msg": "generate failed", "data": {}}])
     sim.add_task(OTHER_ID, ["success"], glb=sample_glb)
@@ -154,7 +154,7 @@ def test_failed_task_exits_1_with_the_reason_on_stderr_and_keeps_the_rest(
 
     run = cli("import", TASK_ID, OTHER_ID, "--output", str(output))
 
-    assert run.code == 1
+    assert run.code == 5
     assert f"{TASK_ID}: failed: Generation failed on Hitem3D" in run.err
     assert "Generation failed" not in run.out
     assert imported_objects(OTHER_ID)
@@ -187,7 +187,7 @@ def test_import_stops_a_converter_over_its_memory_limit(cli: Any, prefs: Any, si
 
     run = cli("import", TASK_ID)
 
-    assert run.code == 1
+    assert run.code == 5
     assert f"{TASK_ID}: failed: Converting the model needed more than 40 MB of memory" in run.err
     assert not imported_objects()
 
@@ -197,7 +197,7 @@ def test_unreachable_api_names_the_cause_on_stderr(cli: Any, prefs: Any) -> None
 
     run = cli("status", TASK_ID)
 
-    assert run.code == 1
+    assert run.code == 5
     assert f"Cannot reach 127.0.0.1:{port}: connection refused" in run.err
 
 
@@ -216,12 +216,12 @@ def test_status_prints_each_state_without_importing(cli: Any, prefs: Any, sim: H
     assert not imported_objects(OTHER_ID)
 
 
-def test_status_of_a_failed_task_exits_1(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:
+def test_status_of_a_failed_task_exits_5(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:
     sim.add_task(TASK_ID, ["failed"])
 
     run = cli("status", TASK_ID)
 
-    assert run.code == 1
+    assert run.code == 5
     assert run.out.splitlines() == [f"{TASK_ID}: failed"]
     assert "Generation failed" in run.err
 
@@ -238,7 +238,7 @@ def test_status_as_json(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:
 def test_status_of_an_unknown_task_says_so(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:
     run = cli("status", TASK_ID)
 
-    assert run.code == 1
+    assert run.code == 5
     assert "no task with this ID" in run.err
 
 
@@ -410,22 +410,22 @@ def test_help_explains_each_command(cli: Any, argv: list[str], words: list[str])
     assert "blender --command hitem3d" in run.out
 
 
-def test_online_access_off_exits_1_and_says_how_to_turn_it_on(cli: Any, prefs: Any,
+def test_online_access_off_exits_5_and_says_how_to_turn_it_on(cli: Any, prefs: Any,
                                                               sim: Hitem3DSimulator) -> None:
     bpy.context.preferences.system.use_online_access = False
 
     run = cli("import", TASK_ID)
 
-    assert run.code == 1
+    assert run.code == 5
     assert "--online-mode" in run.err and "Allow Online Access" in run.err
     assert sim.requests == []
 
 
-def test_missing_credentials_exit_1_with_the_message(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:
+def test_missing_credentials_exit_5_with_the_message(cli: Any, prefs: Any, sim: Hitem3DSimulator) -> None:
     prefs.client_secret = ""
 
     run = cli("status", TASK_ID)
 
-    assert run.code == 1
+    assert run.code == 5
     assert "No Hitem3D credentials" in run.err
     assert sim.requests == []

@@ -162,7 +162,10 @@ def cli_exit_codes(run: Run) -> None:
     out_blend = f"{INSIDE}/home/cli/{good[-10:]}.blend"
 
     def hitem3d(*args: str, online: bool = True) -> tuple[int, str]:
-        cmd = ["blender", "-b", "--online-mode" if online else "--offline-mode", "--command", "hitem3d", *args]
+        # "--factory-startup" first: Blender without add-ons, as on a node without the extension.
+        start = ["--factory-startup"] if args[:1] == ("--factory-startup",) else []
+        args = args[len(start):]
+        cmd = ["blender", "-b", *start, "--online-mode" if online else "--offline-mode", "--command", "hitem3d", *args]
         done = run.chroot.run(cmd, timeout=180, check=False, **env)
         return done.returncode, done.stdout + done.stderr
 
@@ -170,10 +173,12 @@ def cli_exit_codes(run: Run) -> None:
         (("--help",), True, 0, "import"),
         (("import", good, "--output", out_blend), True, 0, f"{good}: done"),
         (("status", good, "--json"), True, 0, '"state"'),
-        (("import", bad), True, 1, bad),
+        (("import", bad), True, 5, bad),
         (("import",), True, 2, "usage"),
         (("import", "../etc/passwd"), True, 2, "Not a task ID"),
-        (("status", good), False, 1, "--online-mode"),  # started with --offline-mode
+        (("status", good), False, 5, "--online-mode"),  # started with --offline-mode
+        # No extension: Blender's own 1, which the command never returns for a task.
+        (("--factory-startup", "status", good), True, 1, 'Unrecognized command: "hitem3d"'),
     ]
     for args, online, code, text in cases:
         got, output = hitem3d(*args, online=online)
