@@ -72,6 +72,39 @@ def test_the_readme_says_where_to_get_an_access_key_and_a_task_id() -> None:
     assert "task ID" in start and "jjewelry-aigc-api" in start
 
 
+def anchor(heading: str) -> str:
+    """GitHub's link target for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def headings() -> list[tuple[int, str]]:
+    """(level, title) of every heading outside code blocks, in order."""
+    found, in_code = [], False
+    for line in README.splitlines():
+        in_code ^= line.startswith("```")
+        match = None if in_code else re.match(r"(#{2,4}) (.+)$", line)
+        if match:
+            found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+def test_the_first_screen_says_how_to_get_it_try_it_and_work_on_it() -> None:
+    first_screen = README.split("![", 1)[0]  # before the first picture
+    for words in ("hitem3d_blender-<version>.zip", "python build.py repo", "Install from Disk",
+                  "python build.py sandbox", "without an account", "python build.py demo", "python build.py test"):
+        assert words in first_screen, words
+
+
+def test_the_contents_list_every_section_and_every_link_finds_its_heading() -> None:
+    contents = README.split("**Contents**", 1)[1].split("\n## ", 1)[0]
+    links = re.findall(r"^ *- \[(.+)\]\(#(.+)\)$", contents, re.MULTILINE)
+    targets = {anchor(title) for _, title in headings()}
+    assert [target for _, target in links if target not in targets] == []
+    listed = {title for title, _ in links}
+    missing = [f"- [{title}](#{anchor(title)})" for level, title in headings() if level == 2 and title not in listed]
+    assert not missing, f"add these lines to the README's Contents: {missing}"
+
+
 def test_no_file_points_outside_the_repository() -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     # NOTE: written in pieces, so that this file does not match itself.
