@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -265,17 +266,57 @@ def read_rss(pid: int) -> int | None:
 # -- files of ours: the only places this module creates or removes files --------------------------------
 
 
+# Temporary folders of converters that have ended, emptied, for the next ones:
+# a converter's start then creates no folder (a few tenths of a millisecond
+# of Blender's main thread, more when the disk is busy).
+_spare_temp_folders: list[Path] = []
+
+
+def _is_plain_folder(path: Path) -> bool:
+    """A folder, not a symlink to one (planted while it was spare)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def make_temp_folder(work: Path) -> Path:
-    """A new, empty folder in ``work`` for one child's temporary files (never
-    an existing one: ``mkdtemp`` creates it or fails). Its name carries our
-    process ID, so ``prune_temp_folders`` can tell whose it is."""
+    """An empty, private folder in ``work`` for one child's temporary files:
+    a spare one of ours, else a new one (never an existing one). Its name
+    carries our process ID, so ``prune_temp_folders`` can tell whose it is."""
+    while _spare_temp_folders:
+        folder = _spare_temp_folders.pop()
+        if folder.parent == work and _is_plain_folder(folder):
+            return folder
+        remove_temp_folder(folder)
     return safe_files.private_folder(work, f"{TEMP_PREFIX}{os.getpid()}-")
+
+
+def release_temp_folder(folder: Path) -> None:
+    """A child has ended: what it left in its folder goes (Blender's
+    ``blender_*`` folder, when it was killed); the folder is kept for the next."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            _remove(Path(entry.path))
+    _spare_temp_folders.append(folder)
 
 
 def remove_temp_folder(folder: Path) -> None:
     """Remove a child's temporary folder and what it holds; a symlink in it is
     removed, never followed (``shutil.rmtree`` works by file descriptor)."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_spare_temp_folders() -> None:
+    """Quitting, disabling: no folder of ours is left behind."""
+    while _spare_temp_folders:
+        remove_temp_folder(_spare_temp_folders.pop())
 
 
 def prune_temp_folders(work: Path, alive: Callable[[int], bool]) -> int:
@@ -427,7 +468,7 @@ class ChildProcess:
         if self.job is not None:
             self.peak_job_memory = self.job.peak_process_memory()
             self.job.close()
-        remove_temp_folder(self.temp_folder)
+        release_temp_folder(self.temp_folder)
         actions, self._on_end = self._on_end, []
         for action in actions:
             action()

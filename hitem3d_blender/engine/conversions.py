@@ -50,6 +50,7 @@ from ..core.conversion import (
     make_temp_folder,
     memory_budget,
     prune_temp_folders,
+    remove_spare_temp_folders,
     remove_temp_folder,
     spec_args,
     wait_args,
@@ -373,6 +374,7 @@ def stop_all() -> None:
         except Exception:  # noqa: BLE001 - the others must stop too
             log.exception("Could not stop converter process %s", conversion.process.pid)
     _reaper.wait(1.0)
+    remove_spare_temp_folders()
 
 
 def reaping() -> list[int]:

@@ -400,6 +400,9 @@ def test_a_killed_converter_leaves_nothing_in_the_temporary_folder(interactive: 
 
     assert not list(system_temp.iterdir())
     work = interactive.engine.files.work_dir()
+    # Emptied, and kept for the next converter until Blender quits.
+    assert not [path.name for path in work.iterdir() if path.name.startswith("tmp-") and any(path.iterdir())]
+    interactive.engine.conversions.stop_all()
     assert not [path.name for path in work.iterdir() if path.name.startswith("tmp-")]
 
 # -- the asset library ---------------------------------------------------------------------------
@@ -773,6 +776,7 @@ def test_quitting_blender_stops_the_converter_within_a_second(interactive: Modul
     assert time.monotonic() - started < 1.0
     assert not Path(f"/proc/{pid}").exists() and not converter_pids()
     assert not os.path.exists(entry_of(interactive))
+    assert not [path.name for path in interactive.engine.files.work_dir().iterdir() if path.name.startswith("tmp-")]
 
 
 def test_the_glb_checks_apply_before_any_conversion(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,

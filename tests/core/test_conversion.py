@@ -128,6 +128,19 @@ def outcome_of(process: ConversionProcess, timeout_s: float = 20.0) -> conversio
     raise AssertionError("the child did not end")
 
 
+@pytest.fixture(autouse=True)
+def no_spare_folders() -> Any:
+    yield
+    conversion.remove_spare_temp_folders()
+
+
+def left_in(folder: Path) -> list[str]:
+    """What conversions left in ``folder``. An empty temporary folder of ours
+    is kept for the next converter (its start then makes none): not a leftover."""
+    return sorted(p.name for p in folder.iterdir()
+                  if not (p.name.startswith(conversion.TEMP_PREFIX) and p.is_dir() and not any(p.iterdir())))
+
+
 def wait_until(condition: Any, timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -190,7 +203,7 @@ def test_success_keeps_the_entry_and_cleans_the_work_files(tmp_path: Path) -> No
     outcome = outcome_of(process)
     assert outcome.ok and outcome.objects == ("Hitem3D_Sample",) and outcome.import_s == 0.5
     assert Path(process.spec.entry).read_bytes() == b"BLENDER"
-    assert not list((tmp_path / "work").iterdir())
+    assert not left_in(tmp_path / "work")
     assert process.pid is not None and gone(process.pid)
 
 
@@ -210,7 +223,7 @@ def test_a_crash_says_so_and_leaves_no_entry(tmp_path: Path) -> None:
     assert outcome.error == conversion.CRASHED
     assert not list((tmp_path / "library").iterdir())
     # Its output stays for support; the spec and any result are gone.
-    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["task-1.log"]
+    assert left_in(tmp_path / "work") == ["task-1.log"]
 
 
 def test_a_child_killed_after_writing_its_entry_leaves_no_entry(tmp_path: Path) -> None:
@@ -368,7 +381,7 @@ def test_a_converter_started_ahead_takes_the_spec(tmp_path: Path) -> None:
     assert process.pid == pid
     assert outcome_of(process).ok
     assert pid is not None and gone(pid)
-    assert not list((tmp_path / "work").iterdir())
+    assert not left_in(tmp_path / "work")
 
 
 def test_a_converter_that_died_waiting_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
@@ -412,7 +425,7 @@ def test_a_killed_converter_leaves_nothing_in_the_temporary_folder(tmp_path: Pat
     process.cancel()
     assert outcome_of(process).cancelled
     assert not list(system_temp.iterdir())
-    assert not [p.name for p in (tmp_path / "work").iterdir() if p.name.startswith(conversion.TEMP_PREFIX)]
+    assert not [name for name in left_in(tmp_path / "work") if name.startswith(conversion.TEMP_PREFIX)]
 
 
 def test_a_killed_converter_is_never_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -425,7 +438,7 @@ def test_a_killed_converter_is_never_waited_for(tmp_path: Path, monkeypatch: pyt
     process.abandon(reaper)
     assert pid is not None and wait_until(lambda: (reaper.poll(), not len(reaper))[1])
     assert gone(pid)
-    assert not list((tmp_path / "work").iterdir()) and not list((tmp_path / "library").iterdir())
+    assert not left_in(tmp_path / "work") and not list((tmp_path / "library").iterdir())
 
 
 def test_the_converters_own_alarm_ends_it_when_nobody_watches(tmp_path: Path) -> None:
@@ -508,3 +521,21 @@ def test_the_posix_spawn_start_plays_every_ending(tmp_path: Path, monkeypatch: p
         ConversionProcess(spec_in(tmp_path / "missing"), tmp_path / "missing" / "s.json",
                           [str(tmp_path / "no-blender")], {}, Limits(), tmp_path / "missing" / "l.log").start()
     assert not [p for p in (tmp_path / "missing").iterdir() if p.name.startswith(conversion.TEMP_PREFIX)]
+
+
+def test_the_next_converter_takes_the_emptied_folder_and_quitting_removes_it(tmp_path: Path) -> None:
+    first = start_child(tmp_path, "blender_temp")
+    used = Path(first.spec.result + ".temp")
+    assert wait_until(used.exists)
+    folder = Path(used.read_text())
+    first.cancel()
+    assert outcome_of(first).cancelled
+    assert folder.is_dir() and not list(folder.iterdir())  # Blender's folder went with it
+
+    second = start_child(tmp_path, "blender_temp")
+    assert wait_until(used.exists) and Path(used.read_text()) == folder
+    second.cancel()
+    outcome_of(second)
+
+    conversion.remove_spare_temp_folders()
+    assert not [p for p in (tmp_path / "work").iterdir() if p.name.startswith(conversion.TEMP_PREFIX)]
