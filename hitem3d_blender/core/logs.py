@@ -77,17 +77,50 @@ def one_line(text: str, limit: int = MAX_SERVER_TEXT) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's final message with secrets masked."""
+    """Rewrites each record's final message with secrets masked.
+
+    NOTE: a record logged as ``log.info("... %s", message)`` keeps our words
+    as they are: the format and each argument are masked on their own, and a
+    ``Message`` argument masks only its values (``Message.masked_text``),
+    never its template (our own words, which "access token: retry" would
+    otherwise lose to a mask). Anything else is masked whole."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        if getattr(record, _MASKED, False):
+            return True  # another handler's filter did it: masking twice would garble our words
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg = redact(message)
+        record.msg = _masked_message(record)
         record.args = None
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        setattr(record, _MASKED, True)
         return True
+
+
+_MASKED = "hitem3d_masked"
+
+
+def _masked_arg(arg: Any) -> Any:
+    # A Message, or an error that carries one: its values masked, its template ours.
+    masked_text = getattr(arg, "masked_text", None) or getattr(getattr(arg, "message", None), "masked_text", None)
+    if callable(masked_text):
+        return masked_text()
+    return arg if isinstance(arg, (int, float)) else redact(str(arg))
+
+
+def _masked_message(record: logging.LogRecord) -> str:
+    """The record's text with what came from outside masked: the format and
+    each argument on its own (a message's template stays whole), or the whole text."""
+    args = record.args
+    if isinstance(args, tuple) and args:
+        try:
+            return redact(str(record.msg)) % tuple(_masked_arg(arg) for arg in args)
+        except (TypeError, ValueError):
+            pass
+    elif not args and callable(getattr(record.msg, "masked_text", None)):
+        return str(_masked_arg(record.msg))
+    return redact(record.getMessage())
 
 
 class _OneLineFormatter(logging.Formatter):

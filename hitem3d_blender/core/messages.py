@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
-from .logs import clean_text
+from .logs import clean_text, redact
 
 # Blender's default translation context, and ours: a word Blender's own
 # catalogue already translates another way ("Starting" is 未完善 there) is
@@ -78,6 +78,15 @@ class Message:
 
     def __str__(self) -> str:
         return self.render()
+
+    def masked_text(self) -> str:
+        """The English text for the log: each text value (what came from
+        outside) masked by ``logs.redact``, the templates (ours) as they are."""
+        if not self.values:
+            return self.template
+        return self.template.format(**{name: value.masked_text() if isinstance(value, Message)
+                                       else redact(value) if isinstance(value, str) else value
+                                       for name, value in self.values})
 
     def __repr__(self) -> str:
         return f"Message({self.template!r}, {dict(self.values)!r})"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ast
 import gettext
+import io
+import logging
 import os
 import re
 import sys
@@ -35,7 +37,7 @@ from hitem3d_blender.i18n import translations
 from hitem3d_blender.core import errors, messages, models
 from hitem3d_blender.core.api import TaskStatus
 from hitem3d_blender.core.errors import BadResultFile, Hitem3DError, clean_message
-from hitem3d_blender.core.logs import register_secret
+from hitem3d_blender.core.logs import RedactingFilter, register_secret
 from hitem3d_blender.core.messages import Message, msg
 from hitem3d_blender.core.display import duration
 from hitem3d_blender.core.pipeline import ImportJob, _download
@@ -236,6 +238,19 @@ def test_masking_and_translation_leave_every_template_of_ours_as_it_is() -> None
     error or loaded back from the journal (both mask), alone or inside another
     message, keeps its words and its translation."""
     register_secret("a-registered-secret-value")
+    logged = io.StringIO()
+    logger = logging.getLogger("hitem3d-test-templates")
+    handler = logging.StreamHandler(logged)
+    handler.addFilter(RedactingFilter())
+    logger.addHandler(handler)
+    logger.propagate = False
+
+    def log_line(*args: object) -> str:
+        logged.seek(0)
+        logged.truncate()
+        logger.warning(*args)
+        return logged.getvalue().rstrip("\n")
+
     changed = []
     for context, template, where in source_templates()[0]:
         for ctx in [context] if context else [DEFAULT, OWN]:
@@ -248,11 +263,24 @@ def test_masking_and_translation_leave_every_template_of_ours_as_it_is() -> None
                     if (masked != original or str(masked) != str(original) or chinese(masked) != chinese(original)
                             or translations.text(masked) != str(original)):
                         changed.append(f"{where}: {template!r} -> {str(masked)!r}")
+                # The log masks too: our words reach the log file and the console as they are.
+                for line in (log_line("%s", original), log_line("Task failed: %s", Hitem3DError(original)),
+                             log_line(original)):
+                    if str(original) not in line:
+                        changed.append(f"{where}: {template!r} logged as {line!r}")
+    logger.removeHandler(handler)
     assert not changed
 
 
 def test_a_value_from_outside_is_still_masked_inside_our_template() -> None:
     register_secret("a-registered-secret-value")
+    record = logging.LogRecord("t", logging.WARNING, "", 0, "%s for %s", (msg(
+        "Hitem3D did not accept a fresh access token: check your credentials"), "token=a-registered-secret-value"),
+        None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "Hitem3D did not accept a fresh access token: check your credentials for token=***"
+    logged = msg("Cannot reach {host}: check your internet connection, then retry", host="a-registered-secret-value")
+    assert logged.masked_text() == "Cannot reach ***: check your internet connection, then retry"
     message = Hitem3DError(msg("Cannot reach {host}: check your internet connection, then retry",
                                host="a-registered-secret-value.example.com")).message
     assert str(message) == "Cannot reach ***.example.com: check your internet connection, then retry"
