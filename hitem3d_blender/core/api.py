@@ -273,8 +273,9 @@ class Hitem3DClient:
         }
         try:
             body = self._send("POST", "/auth/token", headers=headers)
-        except _Unauthorized:
-            raise InvalidCredentials() from None
+        except (_Unauthorized, InvalidCredentials):
+            # Said with where the pair came from: preferences or environment.
+            raise self.settings.sources.rejected() from None
         token = body.get("accessToken") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise ServerError(msg("Hitem3D sent no access token: retry in a few minutes"))
@@ -503,7 +504,16 @@ class Hitem3DClient:
         raise _TokenRefused(msg("Hitem3D did not accept a fresh access token: check your credentials"))
 
     def _send(self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any) -> Any:
-        """One request; returns ``data`` of a success answer or raises."""
+        """One request; returns ``data`` of a success answer or raises. A
+        failure to reach the API says where its address came from, when that
+        is not the preferences' field (``settings.Sources.about_base_url``)."""
+        try:
+            return self._send_once(method, path, headers=headers, **kwargs)
+        except (NetworkError, PathNotServed) as exc:
+            exc.reword(self.settings.sources.about_base_url(exc.message))
+            raise
+
+    def _send_once(self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any) -> Any:
         url = self.settings.base_url + API_PREFIX + path
         token = current_token()
         try:

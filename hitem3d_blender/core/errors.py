@@ -68,6 +68,12 @@ class Hitem3DError(Exception):
         self.message = message
         self.code = code
 
+    def reword(self, message: Message) -> None:
+        """Say the same failure in other words (a note on where a setting came
+        from, added where that is known); the type and code stay."""
+        self.message = clean_message(message)
+        self.args = (str(self.message),)
+
 
 class OnlineAccessDisabled(Hitem3DError):
     def __init__(self) -> None:
@@ -77,16 +83,20 @@ class OnlineAccessDisabled(Hitem3DError):
 
 
 class CredentialsMissing(Hitem3DError):
-    def __init__(self) -> None:
+    # NOTE: the message names where the credentials were looked for when some
+    # came from the environment (``settings.Sources.missing``).
+    def __init__(self, message: Message | None = None) -> None:
         super().__init__(
-            msg("No Hitem3D credentials: set Client ID and Client Secret in the add-on preferences")
+            message or msg("No Hitem3D credentials: set Client ID and Client Secret in the add-on preferences")
         )
 
 
 class InvalidCredentials(Hitem3DError):
-    def __init__(self) -> None:
+    # NOTE: the message names where the rejected pair came from when that is
+    # known (``settings.Sources.rejected``): preferences, environment or both.
+    def __init__(self, message: Message | None = None) -> None:
         super().__init__(
-            msg("Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences"),
+            message or msg("Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences"),
             code=CODE_INVALID_CREDENTIALS,
         )
 

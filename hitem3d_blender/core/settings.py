@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from .errors import CredentialsMissing, Hitem3DError
-from .messages import msg
+from .errors import CredentialsMissing, Hitem3DError, InvalidCredentials
+from .messages import Message, msg
 
 DEFAULT_BASE_URL = "https://api.hitem3d.ai"
 DEFAULT_POLL_INTERVAL_S = 3.0
@@ -34,8 +34,58 @@ PROXY_CUSTOM = "custom"  # every request through proxy_url
 PROXY_MODES = (PROXY_SYSTEM, PROXY_ENVIRONMENT, PROXY_NONE, PROXY_CUSTOM)
 
 
+# Where a setting's value came from: the add-on preferences, an environment
+# variable (pipelines, farms, the sandbox), or neither (the default, or unset).
+FROM_PREFERENCES = "preferences"
+FROM_ENVIRONMENT = "environment"
+FROM_DEFAULT = "default"
+
+
 class InvalidBaseUrl(Hitem3DError):
     pass
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where each connection setting came from, so the preferences, Copy
+    Diagnostics and every message about a setting name the place its value
+    really is (a pipeline's variables win silently otherwise)."""
+
+    base_url: str = FROM_DEFAULT
+    client_id: str = FROM_PREFERENCES
+    client_secret: str = FROM_PREFERENCES
+
+    def missing(self) -> CredentialsMissing:
+        """The error for credentials that are not both set, naming the variable
+        still missing when the other came from the environment."""
+        if self.client_id == FROM_ENVIRONMENT and self.client_secret == FROM_DEFAULT:
+            return CredentialsMissing(msg("No Hitem3D Client Secret: HITEM3D_CLIENT_ID is set, so set "
+                                          "HITEM3D_CLIENT_SECRET too (or both in the add-on preferences)"))
+        if self.client_secret == FROM_ENVIRONMENT and self.client_id == FROM_DEFAULT:
+            return CredentialsMissing(msg("No Hitem3D Client ID: HITEM3D_CLIENT_SECRET is set, so set "
+                                          "HITEM3D_CLIENT_ID too (or both in the add-on preferences)"))
+        return CredentialsMissing()
+
+    def rejected(self) -> InvalidCredentials:
+        """The error for a key pair Hitem3D refused, sending the artist to where it came from."""
+        from_env = (self.client_id == FROM_ENVIRONMENT, self.client_secret == FROM_ENVIRONMENT)
+        if from_env == (True, True):
+            return InvalidCredentials(msg("Hitem3D rejected the Client ID or Client Secret from HITEM3D_CLIENT_ID "
+                                          "and HITEM3D_CLIENT_SECRET: check those environment variables"))
+        if from_env == (False, True):
+            return InvalidCredentials(msg("Hitem3D rejected the Client ID or Client Secret: check the Client ID in "
+                                          "the add-on preferences and HITEM3D_CLIENT_SECRET"))
+        if from_env == (True, False):
+            return InvalidCredentials(msg("Hitem3D rejected the Client ID or Client Secret: check HITEM3D_CLIENT_ID "
+                                          "and the Client Secret in the add-on preferences"))
+        return InvalidCredentials()
+
+    def about_base_url(self, message: Message) -> Message:
+        """``message``, about the API's address, with where that address came
+        from when it is not the preferences' field the artist looks at."""
+        if self.base_url != FROM_ENVIRONMENT:
+            return message
+        return msg("{message} (API base URL from HITEM3D_API_BASE)", message=message)
 
 
 class InvalidNetworkSetting(Hitem3DError):
@@ -72,6 +122,7 @@ class ApiSettings:
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     network: NetworkConfig = NetworkConfig()
+    sources: Sources = Sources()
 
     @property
     def has_credentials(self) -> bool:
@@ -79,7 +130,7 @@ class ApiSettings:
 
     def require_credentials(self) -> None:
         if not self.has_credentials:
-            raise CredentialsMissing()
+            raise self.sources.missing()
 
 
 def _is_loopback(host: str) -> bool:
@@ -195,12 +246,46 @@ def resolve(
     URL equal to the default counts as not set: the preferences field shows
     the default, and a pipeline's ``$HITEM3D_API_BASE`` must still apply."""
     env = os.environ if environ is None else environ
+    chosen = _choose_all(base_url, client_id, client_secret, env)
+    sources = Sources(**{name: source for name, (_, source) in chosen.items()})
+    try:
+        url = normalize_base_url(chosen["base_url"][0] or DEFAULT_BASE_URL)
+    except InvalidBaseUrl as exc:
+        exc.reword(sources.about_base_url(exc.message))
+        raise
     return ApiSettings(
-        base_url=normalize_base_url(_explicit(base_url, DEFAULT_BASE_URL) or env.get(ENV_BASE_URL, "").strip()
-                                    or DEFAULT_BASE_URL),
-        client_id=client_id.strip() or env.get(ENV_CLIENT_ID, "").strip(),
-        client_secret=client_secret.strip() or env.get(ENV_CLIENT_SECRET, "").strip(),
+        base_url=url,
+        client_id=chosen["client_id"][0],
+        client_secret=chosen["client_secret"][0],
         poll_interval_s=max(0.05, poll_interval_s),
         request_timeout_s=max(1.0, request_timeout_s),
         network=resolve_network(proxy_mode=proxy_mode, proxy_url=proxy_url, ca_bundle=ca_bundle, environ=env),
+        sources=sources,
     )
+
+
+def where_from(*, base_url: str = "", client_id: str = "", client_secret: str = "",
+               environ: Mapping[str, str] | None = None) -> tuple[Sources, str]:
+    """Where each connection setting comes from, and the API base URL in use
+    as written (unchecked): cheap enough for every redraw of the preferences."""
+    chosen = _choose_all(base_url, client_id, client_secret, os.environ if environ is None else environ)
+    sources = Sources(**{name: source for name, (_, source) in chosen.items()})
+    return sources, chosen["base_url"][0] or DEFAULT_BASE_URL
+
+
+def _choose_all(base_url: str, client_id: str, client_secret: str,
+                env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Each connection setting's value and source, by the order ``resolve`` promises."""
+    return {name: _choose(preference, env.get(variable, "")) for name, preference, variable in (
+        ("base_url", _explicit(base_url, DEFAULT_BASE_URL), ENV_BASE_URL),
+        ("client_id", client_id, ENV_CLIENT_ID), ("client_secret", client_secret, ENV_CLIENT_SECRET))}
+
+
+def _choose(preference: str, variable: str) -> tuple[str, str]:
+    """The value that wins, and where it came from: a set preference, then the
+    environment variable, then nothing."""
+    if preference.strip():
+        return preference.strip(), FROM_PREFERENCES
+    if variable.strip():
+        return variable.strip(), FROM_ENVIRONMENT
+    return "", FROM_DEFAULT

@@ -298,6 +298,21 @@ MESSAGES: dict[str, str] = {
         "没有 Hitem3D 凭据：请在插件偏好设置中填写 Client ID 和 Client Secret",
     "Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences":
         "Hitem3D 拒绝了 Client ID 或 Client Secret：请在插件偏好设置中检查",
+    "Hitem3D rejected the Client ID or Client Secret from HITEM3D_CLIENT_ID and HITEM3D_CLIENT_SECRET: check those "
+    "environment variables": "Hitem3D 拒绝了来自 HITEM3D_CLIENT_ID 和 HITEM3D_CLIENT_SECRET 的 Client ID 或 Client Secret："
+                             "请检查这两个环境变量",
+    "Hitem3D rejected the Client ID or Client Secret: check the Client ID in the add-on preferences and "
+    "HITEM3D_CLIENT_SECRET": "Hitem3D 拒绝了 Client ID 或 Client Secret：请检查插件偏好设置中的 Client ID 和 HITEM3D_CLIENT_SECRET",
+    "Hitem3D rejected the Client ID or Client Secret: check HITEM3D_CLIENT_ID and the Client Secret in the add-on "
+    "preferences": "Hitem3D 拒绝了 Client ID 或 Client Secret：请检查 HITEM3D_CLIENT_ID 和插件偏好设置中的 Client Secret",
+    "No Hitem3D Client Secret: HITEM3D_CLIENT_ID is set, so set HITEM3D_CLIENT_SECRET too (or both in the add-on "
+    "preferences)": "缺少 Hitem3D Client Secret：已设置 HITEM3D_CLIENT_ID，请同时设置 HITEM3D_CLIENT_SECRET（或在插件偏好设置中填写两者）",
+    "No Hitem3D Client ID: HITEM3D_CLIENT_SECRET is set, so set HITEM3D_CLIENT_ID too (or both in the add-on "
+    "preferences)": "缺少 Hitem3D Client ID：已设置 HITEM3D_CLIENT_SECRET，请同时设置 HITEM3D_CLIENT_ID（或在插件偏好设置中填写两者）",
+    "{message} (API base URL from HITEM3D_API_BASE)": "{message}（API 基础 URL 来自 HITEM3D_API_BASE）",
+    "Client ID in use: from HITEM3D_CLIENT_ID": "正在使用的 Client ID：来自 HITEM3D_CLIENT_ID",
+    "Client Secret in use: from HITEM3D_CLIENT_SECRET": "正在使用的 Client Secret：来自 HITEM3D_CLIENT_SECRET",
+    "API base URL in use: {url}, from HITEM3D_API_BASE": "正在使用的 API 基础 URL：{url}，来自 HITEM3D_API_BASE",
     "API base URL must look like {example}": "API 基础 URL 的格式应类似 {example}",
     "API base URL must use https:// (http:// only for this computer)": "API 基础 URL 必须使用 https://（http:// 仅限本机）",
     "SOCKS proxies are not supported: use an HTTP proxy URL such as http://proxy:3128":
@@ -386,6 +401,7 @@ MESSAGES: dict[str, str] = {
     "Connection to {host} failed: retry in a moment": "与 {host} 的连接失败：请稍后重试",
     "Connecting…": "正在连接…",
     "Connected: credentials accepted": "已连接：凭据有效",
+    "Connected to {host}: credentials accepted": "已连接 {host}：凭据有效",
     "Hitem3D connection OK": "Hitem3D 连接正常",
     "No answer from Hitem3D": "Hitem3D 没有应答",
     "No answer from Hitem3D in time: retry": "Hitem3D 未及时应答：请重试",

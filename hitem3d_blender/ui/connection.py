@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from . import ui_sync
 from ..core.jobs import CallResult
@@ -20,6 +21,9 @@ class ConnectionStatus:
 
 
 _status: list[ConnectionStatus] = []  # the latest, or none since the last reset
+# The API address the latest test went to, as the artist should read it: the
+# host, and where the address came from when not from the preferences' field.
+_tested: list[Message] = []
 
 
 def connection_status() -> ConnectionStatus | None:
@@ -32,6 +36,8 @@ def set_connection_status(ok: bool, text: Message) -> None:
 
 
 def test_connection(settings: ApiSettings) -> None:
+    host = urlsplit(settings.base_url).netloc
+    _tested[:] = [settings.sources.about_base_url(msg("Connected to {host}: credentials accepted", host=host))]
     _status[:] = [ConnectionStatus(True, msg("Connecting…"))]
     control.start_call(CONNECTION_KEY, settings, lambda client: client.fetch_token() and True)
 
@@ -41,7 +47,7 @@ def apply_call(result: CallResult) -> bool:
     if result.key != CONNECTION_KEY:
         return False
     if result.ok:
-        set_connection_status(True, msg("Connected: credentials accepted"))
+        set_connection_status(True, _tested[-1] if _tested else msg("Connected: credentials accepted"))
         ui_sync.post_report(msg("Hitem3D connection OK"), "INFO")
     else:
         set_connection_status(False, result.error)
@@ -51,3 +57,4 @@ def apply_call(result: CallResult) -> bool:
 
 def reset() -> None:
     _status.clear()
+    _tested.clear()

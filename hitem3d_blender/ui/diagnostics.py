@@ -14,7 +14,8 @@ import urllib3
 
 from .. import identity
 from ..core.logs import RecentProblems, redact
-from ..core.settings import ENV_CLIENT_ID, ENV_CLIENT_SECRET
+from ..core.settings import (ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, FROM_ENVIRONMENT, FROM_PREFERENCES,
+                             where_from)
 from ..core.tasks import TaskRecord, TaskState
 from ..engine import files, history
 
@@ -36,12 +37,9 @@ def addon_version() -> str:
     return str(manifest.get("version", "unknown"))
 
 
-def _is_set(value: str, env_name: str) -> str:
-    import os
-
-    if value:
-        return "set in preferences"
-    return f"from ${env_name}" if os.environ.get(env_name) else "not set"
+def _source(source: str, env_name: str, unset: str = "not set") -> str:
+    """Where a setting came from, in the report's English (support reads it)."""
+    return {FROM_ENVIRONMENT: f"from ${env_name}", FROM_PREFERENCES: "set in preferences"}.get(source, unset)
 
 
 def failed_task_lines(records: list[TaskRecord], limit: int = FAILED_TASKS_SHOWN) -> list[str]:
@@ -59,15 +57,17 @@ def report(context: bpy.types.Context) -> str:
     from . import preferences
 
     prefs = preferences.get(context)
+    sources, base_url = where_from(base_url=prefs.base_url, client_id=prefs.client_id,
+                                  client_secret=prefs.client_secret)
     states = Counter(str(rec.state.label) for rec in history.book())
     lines = [
         f"Hitem3D for Blender {addon_version()}",
         f"Blender {bpy.app.version_string}, Python {platform.python_version()}, {platform.platform()}",
         f"requests {requests.__version__}, urllib3 {urllib3.__version__}",
         f"Online access: {'on' if bpy.app.online_access else 'off'}",
-        f"API base URL: {prefs.base_url or '(default or $HITEM3D_API_BASE)'}",
-        f"Client ID: {_is_set(prefs.client_id, ENV_CLIENT_ID)}",
-        f"Client Secret: {_is_set(prefs.client_secret, ENV_CLIENT_SECRET)}",
+        f"API base URL: {base_url} ({_source(sources.base_url, ENV_BASE_URL, unset='default')})",
+        f"Client ID: {_source(sources.client_id, ENV_CLIENT_ID)}",
+        f"Client Secret: {_source(sources.client_secret, ENV_CLIENT_SECRET)}",
         f"Check every: {prefs.poll_interval:g} s; import when ready: {'on' if prefs.auto_import else 'off'}",
         "Tasks: " + (", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items())) or "none"),
         f"Log file: {log_path()}",

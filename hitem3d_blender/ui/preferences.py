@@ -24,7 +24,8 @@ from ..core import conversion
 from ..core import settings as core_settings
 from ..core import settings_store
 from ..core.errors import OnlineAccessDisabled
-from ..core.messages import OWN_CONTEXT, msg
+from ..core.logs import clean_text
+from ..core.messages import OWN_CONTEXT, Message, msg
 from ..core.send_queue import DEFAULT_MAX_RUNNING
 from ..core.settings import ApiSettings
 from ..engine import conversions, files
@@ -196,6 +197,21 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
             ca_bundle=bpy.path.abspath(self.ca_bundle) if self.ca_bundle.strip() else "",
         )
 
+    def source_notes(self) -> list[Message]:
+        """What the fields above do not show: a value in use that comes from
+        the environment (a pipeline's variables, the sandbox's) instead."""
+        sources, url = core_settings.where_from(base_url=self.base_url, client_id=self.client_id,
+                                                client_secret=self.client_secret)
+        notes = []
+        if sources.client_id == core_settings.FROM_ENVIRONMENT:
+            notes.append(msg("Client ID in use: from HITEM3D_CLIENT_ID"))
+        if sources.client_secret == core_settings.FROM_ENVIRONMENT:
+            notes.append(msg("Client Secret in use: from HITEM3D_CLIENT_SECRET"))
+        if sources.base_url == core_settings.FROM_ENVIRONMENT:
+            # Cleaned like any text from outside: a password in it is masked.
+            notes.append(msg("API base URL in use: {url}, from HITEM3D_API_BASE", url=clean_text(url)))
+        return notes
+
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
@@ -203,6 +219,8 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         col.prop(self, "client_id")
         col.prop(self, "client_secret")
         col.prop(self, "base_url")
+        for note in self.source_notes():
+            col.label(text=translations.text(note), icon="INFO", translate=False)
         col.prop(self, "poll_interval")
         col.prop(self, "max_running_tasks")
         self.draw_network(layout.box())
