@@ -81,8 +81,20 @@ CHILD_ERRORS: dict[str, str] = {
     "save_failed": N_("Could not save the converted model to the Hitem3D asset library: check the folder "
                       "in the add-on preferences, then retry"),
 }
+# The child's GLB check refused the file: the check's own message travels in
+# the result (``refusal_message``), so the artist reads why, not "could not import".
+REFUSED = "refused"
 CRASHED = msg("Blender crashed while converting the model: retry, or report it with the log")
 NO_RESULT = msg("The model converter ended without a result: retry, or report it with the log")
+
+
+def refusal_message(saved: object) -> Message:
+    """The GLB check's message as the child saved it (``Message.to_dict``);
+    read like the journal (checked, never trusted), else the plain message."""
+    try:
+        return Message.from_dict(saved)
+    except ValueError:
+        return msg(CHILD_ERRORS["import_failed"])
 
 
 # -- limits -----------------------------------------------------------------------------------------
@@ -841,6 +853,8 @@ class ConversionProcess:
             return ConversionOutcome(error=timeout_message(self.limits.timeout_s), seconds=seconds)
         result = read_result(Path(self.spec.result))
         if code != 0 or result is None:
+            if result is not None and result.get("error") == REFUSED:
+                return ConversionOutcome(error=refusal_message(result.get("message")), seconds=seconds)
             if result is not None and result.get("error") in CHILD_ERRORS:
                 return ConversionOutcome(error=msg(CHILD_ERRORS[str(result["error"])]), seconds=seconds)
             return ConversionOutcome(error=CRASHED if code != 0 else NO_RESULT, seconds=seconds)

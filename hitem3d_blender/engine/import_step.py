@@ -26,6 +26,7 @@ from ..scene import importer, kind_import
 from ..core.conversion import ConversionOutcome, ConversionSpec
 from ..core.errors import Hitem3DError, ImportFailed
 from ..core.messages import NONE, msg
+from ..core import safe_files
 from ..core.safe_files import Seal
 from ..core.tasks import TaskRecord, TaskState
 from . import files, state
@@ -84,12 +85,12 @@ def run(rec: TaskRecord) -> None:
         _done(rec, names)
         return
     try:
-        try:
-            # The checks on a GLB apply whoever imports it (the converter cannot
-            # say why it refused one: the message is given here).
-            importer.check_result(path)
-        except OSError:
-            raise ImportFailed(msg("The downloaded model is gone from the cache: retry")) from None
+        # The checks on a GLB apply whoever imports it: the converter runs them
+        # in its own process (and says why it refused a file), an import here
+        # in ``importer.run_gltf``. Never on this thread: a hostile file's JSON
+        # can take the check a second.
+        if not safe_files.is_regular_file(path):
+            raise ImportFailed(msg("The downloaded model is gone from the cache: retry"))
         spec = conversions.make_spec(
             task_id=rec.task_id, glb=path, file_stem=files.file_stem(rec.task_id), options=rec.options,
             provenance=provenance(rec), cover=cover, model=rec.model, source_image=_source_image(rec),

@@ -100,6 +100,16 @@ def main(argv: list[str]) -> int:
     library_entry = importlib.import_module(f"{PACKAGE}.scene.library_entry")
     errors = importlib.import_module(f"{PACKAGE}.core.errors")
     try:
+        # NOTE: checked here, not in Blender's main thread (a hostile file's
+        # JSON can take it a second); the reason travels back as a message.
+        importer.check_result(Path(spec.glb))
+    except errors.BadResultFile as exc:
+        conversion.write_result(result_path, {"error": conversion.REFUSED, "message": exc.message.to_dict()})
+        return 1
+    except OSError:
+        conversion.write_result(result_path, {"error": "import_failed"})
+        return 1
+    try:
         import_started = time.monotonic()
         objects = importer.run_gltf(Path(spec.glb))
         import_s = time.monotonic() - import_started

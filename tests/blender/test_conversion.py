@@ -166,6 +166,28 @@ def test_the_timer_converts_in_a_child_and_appends(interactive: ModuleType, pref
 
 
 @child_process
+def test_a_file_the_converter_refuses_says_why_and_blenders_main_thread_never_checks_it(
+        interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Meshopt passes the download's check (extensions are the importer's
+    # business) and is refused where the file is imported: by a Blender whose
+    # importer cannot read it, or by the file checks of any other version.
+    from tests.core.test_glb_check import glb, meshopt_document
+
+    if "EXT_meshopt_compression" in interactive.core.glb_check.importer_extensions(bpy.app.version):
+        pytest.skip("this Blender imports meshopt: the refusal needs a 4.x or 5.0/5.1 importer")
+    sim.add_task(TASK_ID, ["success"], glb=glb(*meshopt_document()))
+    checked_here: list[str] = []
+    monkeypatch.setattr(interactive.scene.importer, "check_result", lambda path: checked_here.append(path.name))
+
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    rec = run_ticks(interactive, TASK_ID)
+
+    assert rec.state.value == "failed"
+    assert "compressed with meshopt, which this version" in str(rec.message), str(rec.message)
+    assert checked_here == []  # the check ran in the converter, not on Blender's main thread
+
+
+@child_process
 def test_a_converter_starts_while_the_task_is_made_and_takes_it(interactive: ModuleType, prefs: Any,
                                                                 sim: Hitem3DSimulator, sample_glb: Path) -> None:
     sim.add_task(TASK_ID, ["queueing", "processing", "processing", "processing", "success"], glb=sample_glb)
