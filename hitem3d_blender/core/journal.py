@@ -3,6 +3,11 @@
 One small JSON file in the extension's user folder, written atomically (a
 temporary file, then ``os.replace``) so a crash mid-write leaves the previous
 journal intact. A journal that cannot be read is moved aside, never fatal.
+
+The file is one task per line, oldest first:
+``{"version": 1, "tasks": [`` / one JSON object a line / ``]}``. Any JSON with
+that shape loads (older versions wrote it indented); the line form lets a load
+parse only what it keeps and a write encode only what changed.
 """
 
 from __future__ import annotations
@@ -14,41 +19,69 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable, Iterable, TypeVar
 
 from .messages import NONE, Message, msg
 from . import safe_files
 from .errors import clean_message
-from .tasks import TaskRecord
+from .tasks import TERMINAL_STATES, TaskBook, TaskRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 VERSION = 1
-# Enough history for weeks of work; the oldest finished tasks drop off first.
+# Enough history for weeks of work: the newest finished tasks are kept (and
+# every unfinished one); the oldest finished drop off first.
 MAX_ENTRIES = 500
+
+_HEAD = f'{{"version": {VERSION}, "tasks": [\n'
+_TAIL = "\n]}\n"
+_SEPARATOR = ",\n"
+_FINISHED = frozenset(state.value for state in TERMINAL_STATES)
+# A journal is read from its end in blocks of this size.
+_BLOCK = 1 << 20
 
 
 @dataclass
 class Loaded:
     records: list[TaskRecord] = field(default_factory=list)
     warning: Message = NONE  # for the user when the file had to be moved aside
+    # Each record's line as read, for ``JournalFile``: a record the load had
+    # to change (a path outside the folder dropped) has none.
+    lines: dict[str, str] = field(default_factory=dict)
+    left_unread: bool = False  # the file held older tasks than it may keep
 
 
 def load(path: Path) -> Loaded:
     """The saved tasks, oldest first. A missing file is an empty journal; a
-    corrupt one is renamed ``<name>.corrupt-<time>`` and reported in ``warning``."""
+    corrupt one is renamed ``<name>.corrupt-<time>`` and reported in ``warning``.
+
+    The file is read from its newest task back, and no further than its
+    MAX_ENTRIES newest finished tasks: a journal this add-on wrote is read
+    whole (it never keeps more), one that holds more (made elsewhere) costs
+    what is kept, not its length."""
     try:
-        raw = safe_files.read_bytes(path)  # a symlinked journal is not followed
+        with safe_files.open_read(path) as file:  # a symlinked journal is not followed
+            newest = _newest_lines(file)
+            if newest is None:
+                file.seek(0)
+                raw = file.read()
     except FileNotFoundError:
         return Loaded()
     except OSError as exc:
         log.warning("Could not read the task journal %s: %s", path, exc)
         return Loaded(warning=msg("Could not read the Hitem3D task history: starting with an empty list"))
     try:
-        data = json.loads(raw.decode("utf-8"))
-        entries = data["tasks"] if isinstance(data, dict) else None
-        if not isinstance(entries, list):
-            raise ValueError("no task list")
+        if newest is not None:
+            pairs, left_unread = newest
+        else:
+            data = json.loads(raw.decode("utf-8"))
+            entries = data["tasks"] if isinstance(data, dict) else None
+            if not isinstance(entries, list):
+                raise ValueError("no task list")
+            kept = _newest(reversed(entries), _state_of)
+            left_unread = len(kept) < len(entries)
+            pairs = [(entry, "") for entry in kept]
     except (ValueError, KeyError, TypeError) as exc:
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
@@ -58,141 +91,208 @@ def load(path: Path) -> Loaded:
         log.warning("Task journal %s is damaged (%s); moved to %s", path, exc, aside.name)
         return Loaded(warning=msg("The Hitem3D task history was damaged and was set aside as {name}",
                                   name=aside.name))
-    records: list[TaskRecord] = []
-    for entry in entries:
+    loaded = Loaded(left_unread=left_unread)
+    for entry, line in reversed(pairs):
         try:
             record = TaskRecord.from_dict(entry if isinstance(entry, dict) else {})
         except ValueError as exc:
             log.warning("Skipped a journal entry: %s", exc)
             continue
-        _forget_outside_paths(record, path.parent)
-        records.append(record)
-    return Loaded(records)
+        if not _forget_outside_paths(record, path.parent) and line:
+            loaded.lines[record.task_id] = line
+        loaded.records.append(record)
+    if left_unread:
+        log.info("Task journal %s holds more than the newest %d finished tasks: the older ones were not read",
+                 path.name, MAX_ENTRIES)
+    return loaded
 
 
-def _forget_outside_paths(record: TaskRecord, folder: Path) -> None:
+def _newest_lines(file: BinaryIO) -> tuple[list[tuple[Any, str]], bool] | None:
+    """The entries of a journal in the line form with their lines, newest
+    first, as far back as ``load`` keeps; with whether older ones were left
+    unread. None for a journal in another form (the caller parses it whole).
+    Raises ``ValueError`` for a line that is no JSON."""
+    size = file.seek(0, os.SEEK_END)
+    head, tail = _HEAD.encode(), _TAIL.encode()
+    if size < len(head) + len(tail):
+        return None
+    file.seek(0)
+    if file.read(len(head)) != head:
+        return None
+    file.seek(size - len(tail))
+    if file.read(len(tail)) != tail:
+        return None
+    separator = _SEPARATOR.encode()
+    lines: list[tuple[Any, str]] = []
+    finished = 0
+    position = size - len(tail)
+    carry = b""  # the oldest line of the blocks read so far, maybe cut by the block's start
+    while position > len(head):
+        start = max(len(head), position - _BLOCK)
+        file.seek(start)
+        parts = (file.read(position - start) + carry).split(separator)
+        position = start
+        carry = parts.pop(0) if position > len(head) else b""
+        for part in reversed(parts):
+            line = part.decode("utf-8")
+            entry = json.loads(line)
+            if _state_of(entry) in _FINISHED:
+                finished += 1
+                if finished > MAX_ENTRIES:
+                    return lines, True
+            lines.append((entry, line))
+    return lines, False
+
+
+def _state_of(entry: object) -> object:
+    return entry.get("state") if isinstance(entry, dict) else None
+
+
+def _newest(newest_first: Iterable[T], state_of: Callable[[T], object]) -> list[T]:
+    """What a load keeps, newest first: everything newer than the finished
+    task that would be one too many."""
+    kept: list[T] = []
+    finished = 0
+    for entry in newest_first:
+        if state_of(entry) in _FINISHED:
+            finished += 1
+            if finished > MAX_ENTRIES:
+                break
+        kept.append(entry)
+    return kept
+
+
+def _kept(entries: list[Any], states: list[object]) -> list[Any]:
+    """What a save keeps: every entry that is not finished, and the newest
+    MAX_ENTRIES finished ones, oldest first."""
+    skip = sum(1 for state in states if state in _FINISHED) - MAX_ENTRIES
+    if skip <= 0:
+        return entries
+    kept = []
+    for entry, state in zip(entries, states):
+        if skip and state in _FINISHED:
+            skip -= 1
+            continue
+        kept.append(entry)
+    return kept
+
+
+def _forget_outside_paths(record: TaskRecord, folder: Path) -> bool:
     """A journal is input: a file path outside its folder (an edited or
     planted journal) is dropped, never read or imported, and the saved
-    message is cleaned like any text from outside."""
-    record.message = clean_message(record.message)
+    message is cleaned like any text from outside. True when the record
+    changed."""
+    changed = False
+    cleaned = clean_message(record.message)
+    if cleaned != record.message:
+        record.message = cleaned
+        changed = True
     for name in ("result_path", "cover_path"):
         value = getattr(record, name)
         if value and not safe_files.inside(folder, value):
             log.warning("Journal entry %s: ignored a file outside the Hitem3D folder", record.short_id)
             setattr(record, name, "")
+            changed = True
+    return changed
 
 
 def save(path: Path, records: list[TaskRecord]) -> None:
-    """Write ``records`` (oldest first) atomically; keeps the newest MAX_ENTRIES,
-    never dropping an unfinished task."""
+    """Write ``records`` (oldest first) at once, keeping what ``load`` keeps.
+    The session saves through ``JournalFile`` instead: only what changed."""
     write(path, snapshot(records))
 
 
-def snapshot(records: list[TaskRecord], snapshots: Snapshots | None = None) -> list[dict[str, Any]]:
-    """What ``save`` writes, as fresh plain values: taken on the main thread
-    (records are touched there only), written by ``write`` on any thread.
-    With ``snapshots``, records unchanged since its last call cost nothing."""
-    kept = records
-    if len(records) > MAX_ENTRIES:
-        excess = len(records) - MAX_ENTRIES
-        kept = []
-        for record in records:
-            if excess > 0 and record.state.is_terminal:
-                excess -= 1
-                continue
-            kept.append(record)
-    if snapshots is not None:
-        return snapshots.take(kept)
+def snapshot(records: list[TaskRecord]) -> list[dict[str, Any]]:
+    """What ``save`` writes: every unfinished record and the newest
+    MAX_ENTRIES finished ones, as plain values."""
+    kept = _kept(records, [record.state.value for record in records])
     return [record.to_dict() for record in kept]
 
 
-class Snapshots:
-    """The saved form of each record as of its last change.
-
-    NOTE: a paste of 1,000 IDs, or a long history, would otherwise convert
-    every record at every save on the main thread; the dicts handed out are
-    never changed afterwards, so the writer thread may read them."""
-
-    def __init__(self, max_fresh: int | None = None) -> None:
-        self._taken: dict[str, tuple[int, dict[str, Any]]] = {}
-        # At most this many records looked at per ``take`` while many have
-        # changed (None: all at once): the saved forms of a paste of 1,000 IDs
-        # are made over several timer calls, each short, and written once.
-        self.max_fresh = max_fresh
-        self.complete = True  # the last ``take`` returned every record's current form
-        self._cursor = 0  # where the next partial ``take`` goes on
-
-    def _stale(self, record: TaskRecord) -> bool:
-        cached = self._taken.get(record.task_id)
-        return cached is None or cached[0] != record.changes
-
-    def _convert(self, record: TaskRecord) -> dict[str, Any]:
-        entry = record.to_dict()
-        self._taken[record.task_id] = (record.changes, entry)
-        return entry
-
-    def take(self, records: list[TaskRecord]) -> list[dict[str, Any]]:
-        """Every record's saved form, oldest first; or, with ``max_fresh``
-        and more stale records than that, ``[]`` with ``complete`` False: the
-        next calls go on where this one stopped, the last one builds the list."""
-        budget = self.max_fresh
-        if budget is not None and self._cursor:
-            # A pass in progress: convert on from where the last call stopped.
-            while self._cursor < len(records):
-                record = records[self._cursor]
-                if self._stale(record):
-                    if budget <= 0:
-                        self.complete = False
-                        return []
-                    budget -= 1
-                    self._convert(record)
-                self._cursor += 1
-        self._cursor = 0
-        entries: list[dict[str, Any]] = []
-        for index, record in enumerate(records):
-            if self._stale(record):
-                if budget is not None:
-                    if budget <= 0:
-                        self._cursor = index
-                        self.complete = False
-                        return []
-                    budget -= 1
-                entries.append(self._convert(record))
-            else:
-                entries.append(self._taken[record.task_id][1])
-        self.complete = True
-        if len(self._taken) > len(entries):  # forget removed tasks
-            kept = {record.task_id for record in records}
-            self._taken = {key: value for key, value in self._taken.items() if key in kept}
-        return entries
-
-
 def write(path: Path, entries: list[dict[str, Any]]) -> None:
-    """Write a ``snapshot`` atomically (a temporary file, fsync, rename)."""
+    """Write entries atomically (a temporary file, fsync, rename)."""
     # A full disk raises DiskFull and leaves the previous journal whole.
-    safe_files.write_atomic(path, _encode(path, entries).encode("utf-8"))
+    safe_files.write_atomic(path, _text(json.dumps(entry) for entry in entries).encode("utf-8"))
 
 
-# The entries of the last write to each journal with their JSON text.
-# NOTE: a long history is mostly finished tasks that never change: encoding
-# only what changed keeps a save cheap (a 500-task journal took 20 ms of
-# Python, holding the GIL that Blender's main thread needs).
-_encoded: dict[Path, dict[str, tuple[dict[str, Any], str]]] = {}
-_encoded_lock = threading.Lock()
+def _text(lines: Iterable[str]) -> str:
+    return _HEAD + _SEPARATOR.join(lines) + _TAIL
 
 
-def _encode(path: Path, entries: list[dict[str, Any]]) -> str:
-    """The journal's text: one task per line."""
-    with _encoded_lock:
-        previous = _encoded.get(path, {})
-    current: dict[str, tuple[dict[str, Any], str]] = {}
-    lines: list[str] = []
-    for entry in entries:
-        key = str(entry.get("task_id"))
-        cached = previous.get(key)
-        line = cached[1] if cached is not None and cached[0] == entry else json.dumps(entry)
-        current[key] = (entry, line)
-        lines.append(line)
-    with _encoded_lock:
-        _encoded[path] = current
-    return f'{{"version": {VERSION}, "tasks": [\n' + ",\n".join(lines) + "\n]}\n"
+class Changes:
+    """The main thread's side of saving: the saved form of each task that
+    changed since the last save, from the book's own record of changes.
+
+    NOTE: a timer call must not cost more with a longer history: nothing here
+    looks at a task that did not change, and the order is copied only when it
+    moved. A paste of 1,000 IDs is converted over several calls (``max_fresh``
+    a call) and handed over once."""
+
+    def __init__(self) -> None:
+        self._todo: set[str] = set()
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._order_version = -1
+
+    def take(self, book: TaskBook, max_fresh: int | None = None
+             ) -> tuple[list[str] | None, dict[str, dict[str, Any]]] | None:
+        """``(order, entries)``: the task IDs oldest first (None when the
+        order has not moved since the last take) and the saved form of every
+        task that changed; or None while converting goes on (``max_fresh``
+        records a call)."""
+        self._todo |= book.take_changes()
+        converted = 0
+        while self._todo and (max_fresh is None or converted < max_fresh):
+            task_id = self._todo.pop()
+            record = book.get(task_id)
+            if record is not None:
+                self._entries[task_id] = record.to_dict()
+                converted += 1
+        if self._todo:
+            return None
+        order = None
+        if book.order_version != self._order_version:
+            order = book.ids_oldest_first()
+            self._order_version = book.order_version
+        entries, self._entries = self._entries, {}
+        return order, entries
+
+
+class JournalFile:
+    """The writer's side: the journal's text as one line per task, in the
+    book's order. ``post`` (main thread, costs what changed) hands over what
+    ``Changes.take`` gave; ``write`` (any one thread) encodes only the tasks
+    that changed and writes the file.
+
+    NOTE: the lines read at load are kept, so the first save after enabling
+    encodes the tasks that changed, not the whole history."""
+
+    def __init__(self, path: Path, lines: dict[str, str] | None = None) -> None:
+        self.path = path
+        self._lines: dict[str, str] = dict(lines or {})
+        self._lock = threading.Lock()
+        self._order: list[str] = []
+        self._entries: dict[str, dict[str, Any]] = {}
+
+    def post(self, order: list[str] | None, entries: dict[str, dict[str, Any]]) -> None:
+        """What changed since the last post: a write started later includes it."""
+        with self._lock:
+            if order is not None:
+                self._order = order
+            self._entries.update(entries)
+
+    def write(self) -> None:
+        """Write the journal as of the last ``post``. Raises ``OSError``
+        (``DiskFull``); what was posted is written by the next call."""
+        with self._lock:
+            order, entries, self._entries = self._order, self._entries, {}
+        lines = self._lines
+        for task_id, entry in entries.items():
+            lines[task_id] = json.dumps(entry)
+        if len(lines) > len(order):  # removed tasks
+            kept = set(order)
+            self._lines = lines = {task_id: line for task_id, line in lines.items() if task_id in kept}
+        missing = [task_id for task_id in order if task_id not in lines]
+        if missing:
+            log.warning("Journal: %d tasks had no saved form and were left out", len(missing))
+        safe_files.write_atomic(self.path, _text(lines[task_id] for task_id in order if task_id in lines)
+                                .encode("utf-8"))

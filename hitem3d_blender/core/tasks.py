@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .import_options import ImportOptions
 from .messages import NONE, N_, Message, msg, msg_own, verbatim
@@ -137,11 +137,15 @@ class TaskRecord:
     run: int = 0  # the run whose updates count (not saved: runs end with the session)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Every assignment counts as a change: the journal snapshot takes a
-        # fresh copy of changed records only (``journal.Snapshots``).
+        # Every assignment counts as a change, and the book holding the record
+        # hears of it: the journal then saves only the records that changed.
         # NOTE: fields are replaced, never changed in place, so this sees all.
         super().__setattr__(name, value)
-        super().__setattr__("_changes", self.__dict__.get("_changes", 0) + 1)
+        fields = self.__dict__
+        fields["_changes"] = fields.get("_changes", 0) + 1
+        book = fields.get("_book")
+        if book is not None:
+            book._touched(self, name)
 
     @property
     def changes(self) -> int:
@@ -258,10 +262,21 @@ def _message(data: Mapping[str, Any]) -> Message:
 
 
 class TaskBook:
-    """All tasks this session knows, newest first."""
+    """All tasks this session knows, newest first.
+
+    NOTE: the timer runs many times a second beside a history of hundreds of
+    finished tasks: the book keeps what that work asks about (the unfinished
+    tasks, what changed since the journal last looked, whether the order
+    moved) up to date as records change, so nothing walks the whole list.
+    """
 
     def __init__(self) -> None:
-        self._records: dict[str, TaskRecord] = {}
+        self._records: dict[str, TaskRecord] = {}  # oldest first
+        self._unfinished: dict[str, TaskRecord] = {}
+        self._changed: set[str] = set()
+        # Bumped whenever a task is added, removed or moved: the journal and
+        # the UI list only copy the order when it moved.
+        self.order_version = 0
 
     def __len__(self) -> int:
         return len(self._records)
@@ -278,13 +293,15 @@ class TaskBook:
     def add(self, task_id: str) -> TaskRecord:
         """A new PENDING record, or the existing one moved to the end (newest)."""
         record = self._records.pop(task_id, None) or TaskRecord(task_id)
-        self._records[task_id] = record
+        self._adopt(record)
         return record
 
     def put(self, record: TaskRecord) -> None:
         """Add a restored record as the newest (the journal loads oldest first)."""
-        self._records.pop(record.task_id, None)
-        self._records[record.task_id] = record
+        previous = self._records.pop(record.task_id, None)
+        if previous is not None and previous is not record:
+            previous.__dict__.pop("_book", None)
+        self._adopt(record)
 
     def bring_to_top(self, task_ids: list[str]) -> None:
         """List ``task_ids`` first, in the order given (the book lists the
@@ -293,15 +310,76 @@ class TaskBook:
             record = self._records.pop(task_id, None)
             if record is not None:
                 self._records[task_id] = record
+                self.order_version += 1
 
     def oldest_first(self) -> list[TaskRecord]:
         return list(self._records.values())
 
+    def ids_newest_first(self) -> list[str]:
+        return list(reversed(self._records))
+
+    def ids_oldest_first(self) -> list[str]:
+        return list(self._records)
+
     def remove(self, task_id: str) -> None:
-        self._records.pop(task_id, None)
+        record = self._records.pop(task_id, None)
+        if record is not None:
+            record.__dict__.pop("_book", None)
+            self._unfinished.pop(task_id, None)
+            self._changed.discard(task_id)
+            self.order_version += 1
 
     def active(self) -> list[TaskRecord]:
         return [record for record in self if record.state.is_active]
 
+    def unfinished(self) -> Iterable[TaskRecord]:
+        """The tasks not finished, in no particular order; costs nothing per finished task."""
+        return self._unfinished.values()
+
+    @property
+    def finished_count(self) -> int:
+        return len(self._records) - len(self._unfinished)
+
     def latest(self) -> TaskRecord | None:
         return next(iter(self), None)
+
+    def trim(self, max_finished: int) -> list[str]:
+        """Forget the oldest finished tasks beyond ``max_finished``, never an
+        unfinished one; returns their IDs. Costs nothing while within bounds."""
+        excess = self.finished_count - max_finished
+        if excess <= 0:
+            return []
+        dropped = []
+        for task_id, record in self._records.items():
+            if record.state.is_terminal:
+                dropped.append(task_id)
+                if len(dropped) == excess:
+                    break
+        for task_id in dropped:
+            self.remove(task_id)
+        return dropped
+
+    def take_changes(self) -> set[str]:
+        """The IDs of the tasks added or changed since the last call (removed
+        ones are left out: they are gone from the order)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def mark_changed(self, task_id: str) -> None:
+        if task_id in self._records:
+            self._changed.add(task_id)
+
+    def _adopt(self, record: TaskRecord) -> None:
+        self._records[record.task_id] = record
+        record.__dict__["_book"] = self
+        self.order_version += 1
+        self._touched(record, "state")
+
+    def _touched(self, record: TaskRecord, name: str) -> None:
+        """``record`` had ``name`` assigned (``TaskRecord.__setattr__``)."""
+        self._changed.add(record.task_id)
+        if name == "state":
+            if record.state.is_terminal:
+                self._unfinished.pop(record.task_id, None)
+            else:
+                self._unfinished[record.task_id] = record

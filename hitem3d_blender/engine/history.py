@@ -1,11 +1,13 @@
 """The journal glue: the book is read from the journal once and saved to it
-after changes, off the main thread when there is an event loop."""
+after changes, off the main thread when there is an event loop.
+
+What a save costs on the main thread follows what changed (``journal.Changes``);
+the book keeps no more finished tasks than the journal does.
+"""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 
 from ..core import journal
 from ..core.tasks import TaskBook, TaskRecord, TaskState
@@ -37,20 +39,32 @@ def ensure_loaded() -> None:
         return
     session.loaded = True
     try:
-        loaded = journal.load(files.journal_path())
+        path = files.journal_path()
+        loaded = journal.load(path)
     except OSError:
         log.warning("Could not open the task journal", exc_info=True)
         return
     owner = ownership.owns_folder()
+    restarted = []
     for rec in loaded.records:
         if rec.state.is_active and not owner:
             continue  # the owning Blender runs it
-        if rec.state.is_active:
-            # Interrupted by a quit or a disable: it starts again from the top.
-            rec.state = TaskState.PENDING
-            rec.restart()
-            session.resume_pending = True
         session.book.put(rec)
+        if rec.state.is_active:
+            restarted.append(rec)
+    # What was read is saved as it is: only what changes from here is written again.
+    session.book.take_changes()
+    session.journal_file = journal.JournalFile(path, loaded.lines)
+    for rec in session.book.oldest_first():
+        if rec.task_id not in loaded.lines:
+            session.book.mark_changed(rec.task_id)
+    for rec in restarted:
+        # Interrupted by a quit or a disable: it starts again from the top.
+        rec.state = TaskState.PENDING
+        rec.restart()
+        session.resume_pending = True
+    if loaded.left_unread:
+        session.journal_dirty = True  # the file is written again without them
     session.list_dirty = True
     if loaded.warning:
         state.hooks.post_report(loaded.warning, "WARNING")
@@ -61,33 +75,37 @@ def changed() -> None:
     state.current.journal_dirty = True
 
 
+def trim() -> None:
+    """Keep the book within the journal's bounds (the oldest finished tasks
+    beyond them leave the list)."""
+    if state.current.book.trim(journal.MAX_ENTRIES):
+        state.current.list_dirty = True
+
+
 def save() -> None:
     session = state.current
-    if not session.loaded or not ownership.owns_folder():
+    if not session.loaded or not ownership.owns_folder() or session.journal_file is None:
         return
     session.journal_dirty = False
-    try:
-        path = files.journal_path()
-    except OSError:
-        log.warning("Could not save the task journal", exc_info=True)
-        return
+    trim()
     background = state.runs_to_end()
-    session.snapshots.max_fresh = None if background else MAX_FRESH_PER_SAVE
-    entries = journal.snapshot(session.book.oldest_first(), session.snapshots)
-    if not session.snapshots.complete:
+    taken = session.journal_changes.take(session.book, None if background else MAX_FRESH_PER_SAVE)
+    if taken is None:
         session.journal_dirty = True  # the rest at the next tick, then one write
         return
+    target = session.journal_file
+    target.post(*taken)
     if background:
-        _write(path, entries)
+        _write(target)
     else:
         # NOTE: the write ends in an fsync, milliseconds long (tens during a
-        # download): the main thread only takes the snapshot.
-        state.runner().write_later(files.JOURNAL_NAME, lambda: _write(path, entries))
+        # download): the main thread only hands over what changed.
+        state.runner().write_later(files.JOURNAL_NAME, lambda: _write(target))
 
 
-def _write(path: Path, entries: list[dict[str, Any]]) -> None:
+def _write(target: journal.JournalFile) -> None:
     try:
-        journal.write(path, entries)
+        target.write()
     except OSError as exc:
         # A full disk says so in one line (DiskFull names the folder).
         log.warning("Could not save the task journal: %s", exc, exc_info=True)

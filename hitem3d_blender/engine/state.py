@@ -85,7 +85,8 @@ class Session:
         self.loaded = False  # the journal has been read into the book
         self.resume_pending = False
         self.journal_dirty = False
-        self.snapshots = journal.Snapshots()  # the journal's copy of unchanged records
+        self.journal_changes = journal.Changes()  # what changed since the last save
+        self.journal_file: journal.JournalFile | None = None  # made when the journal is read
         self.list_dirty = True
         self.import_requests: set[str] = set()
         self.last_shown = 0.0  # time.monotonic() the UI was last told something changed

@@ -133,22 +133,35 @@ def test_pasting_many_ids_saves_the_journal_once(interactive: ModuleType, prefs:
     ids = [f"{n:032x}.jjewelry-aigc-api.Paste{n:05d}" for n in range(60)]
     for task_id in ids:
         sim.add_task(task_id, ["processing"])
-    snapshots: list[int] = []
-    snapshot = interactive.core.journal.snapshot
-    monkeypatch.setattr(interactive.core.journal, "snapshot",
-                        lambda records, *args: snapshots.append(len(records)) or snapshot(records, *args))
+    takes: list[bool] = []
+    posts: list[int] = []
+    journal = interactive.core.journal
+    take, post = journal.Changes.take, journal.JournalFile.post
+    monkeypatch.setattr(journal.Changes, "take", lambda self, *args: takes.append(True) or take(self, *args))
+    monkeypatch.setattr(journal.JournalFile, "post",
+                        lambda self, order, entries: posts.append(len(entries)) or post(self, order, entries))
     bpy.ops.hitem3d.import_task(task_id=" ".join(ids))
-    assert snapshots == []  # the paste itself saves nothing
+    assert takes == []  # the paste itself saves nothing
     for _ in range(10):
         interactive.engine.timer.tick()
         if not interactive.engine.state.current.journal_dirty:
             break
     # One save for the burst, spread over as few timer calls as keep each one short.
     per_call = interactive.engine.history.MAX_FRESH_PER_SAVE
-    assert len(snapshots) == -(-60 // per_call)
+    assert len(takes) == -(-60 // per_call)
+    assert posts == [60]
     assert interactive.engine.state.runner().flush_writes(5.0)  # written off the main thread
     saved = interactive.core.journal.load(interactive.engine.files.journal_path()).records
     assert {rec.task_id for rec in saved} == set(ids)
+
+
+def test_a_poll_that_changes_nothing_shown_asks_for_no_redraw(addon: ModuleType) -> None:
+    update = addon.core.tasks.TaskUpdate
+    processing = addon.core.tasks.TaskState.PROCESSING
+    addon.engine.history.book().add(TASK_ID)
+    assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.4))
+    assert not addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.4))
+    assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.5))
 
 
 def test_a_poll_that_changes_nothing_shown_asks_for_no_redraw(addon: ModuleType) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hitem3d_blender.core import journal
 from hitem3d_blender.core.import_options import ImportOptions
 from hitem3d_blender.core.messages import msg
-from hitem3d_blender.core.tasks import TaskRecord, TaskState
+from hitem3d_blender.core.tasks import TaskBook, TaskRecord, TaskState
 
 
 def record(task_id: str, state: TaskState = TaskState.DONE, **fields: object) -> TaskRecord:
@@ -126,33 +127,164 @@ def test_history_is_bounded_but_unfinished_tasks_are_never_dropped(tmp_path: Pat
     journal.save(path, records)
 
     kept = [r.task_id for r in journal.load(path).records]
-    assert kept == ["task-run1", "task-0003", "task-0004"]
+    assert kept == ["task-run1", "task-0002", "task-0003", "task-0004"]
 
 
-def test_snapshots_convert_only_records_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
-    records = [TaskRecord(f"t{n}") for n in range(5)]
-    snapshots = journal.Snapshots()
-    first = journal.snapshot(records, snapshots)
+def _journal_of(path: Path, count: int, *, running: tuple[int, ...] = ()) -> list[str]:
+    """A journal in the line form, written whole (as no save of ours would if it is over the limit)."""
+    records = [record(f"task-{n:06d}", TaskState.PROCESSING if n in running else TaskState.DONE)
+               for n in range(count)]
+    journal.write(path, [rec.to_dict() for rec in records])
+    return [rec.task_id for rec in records]
+
+
+def test_an_oversized_journal_is_read_no_further_than_what_is_kept(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "journal.json"
+    ids = _journal_of(path, 20_000, running=(7, 19_990))
+    parsed: list[str] = []
+    original = journal.json.loads
+    monkeypatch.setattr(journal.json, "loads", lambda text: parsed.append(text) or original(text))
+    read: list[int] = []
+    open_read = journal.safe_files.open_read
+
+    def counting(target: Path) -> Any:
+        file = open_read(target)
+        real_read = file.read
+        file.read = lambda size=-1: read.append(len(data := real_read(size))) or data  # type: ignore[method-assign]
+        return file
+
+    monkeypatch.setattr(journal.safe_files, "open_read", counting)
+
+    loaded = journal.load(path)
+
+    # The newest finished tasks and the running one among them; the running
+    # task older than all of them was in no journal this add-on wrote.
+    kept = ids[-journal.MAX_ENTRIES - 1:]
+    assert [r.task_id for r in loaded.records] == kept and loaded.left_unread
+    assert len(parsed) == len(kept) + 1  # and the one that was one too many
+    assert sum(read) < path.stat().st_size / 5  # one block from the end
+
+
+def test_a_journal_this_add_on_wrote_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "journal.json"
+    records = [record(f"task-{n:04d}", TaskState.DONE) for n in range(journal.MAX_ENTRIES + 100)]
+    records[3].state = TaskState.QUEUEING  # running since before the history
+    journal.save(path, records)
+    loaded = journal.load(path)
+    assert [r.task_id for r in loaded.records] == ["task-0003"] + [r.task_id for r in records[-journal.MAX_ENTRIES:]]
+    assert not loaded.left_unread
+
+
+def test_an_oversized_journal_of_another_form_keeps_the_same_tasks(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "MAX_ENTRIES", 3)
+    path = tmp_path / "journal.json"
+    entries = [record(f"task-{n:04d}", TaskState.QUEUEING if n in (1, 4) else TaskState.DONE).to_dict()
+               for n in range(7)]
+    path.write_text(json.dumps({"version": 1, "tasks": entries}, indent=2))  # as older versions wrote it
+
+    loaded = journal.load(path)
+
+    assert [r.task_id for r in loaded.records] == ["task-0003", "task-0004", "task-0005", "task-0006"]
+    assert loaded.left_unread and loaded.lines == {}
+
+
+def test_an_empty_journal_in_the_line_form_loads_empty(tmp_path: Path) -> None:
+    path = tmp_path / "journal.json"
+    journal.save(path, [])
+    loaded = journal.load(path)
+    assert loaded.records == [] and not loaded.warning and not loaded.left_unread
+
+
+def test_the_journal_file_keeps_its_line_form(tmp_path: Path) -> None:
+    path = tmp_path / "journal.json"
+    journal.save(path, [record("task-0001"), record("task-0002")])
+    lines = path.read_text().splitlines()
+    assert lines[0] == '{"version": 1, "tasks": [' and lines[-1] == "]}"
+    assert [json.loads(line.rstrip(","))["task_id"] for line in lines[1:-1]] == ["task-0001", "task-0002"]
+    assert json.loads(path.read_text())["version"] == 1
+
+
+def _saved(path: Path) -> list[dict[str, object]]:
+    entries: list[dict[str, object]] = json.loads(path.read_text())["tasks"]
+    return entries
+
+
+def test_a_save_converts_and_encodes_only_the_tasks_that_changed(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "journal.json"
+    _journal_of(path, 300)
+    loaded = journal.load(path)
+    book = TaskBook()
+    for rec in loaded.records:
+        book.put(rec)
+    book.take_changes()  # as read: nothing to write again
+    changes, target = journal.Changes(), journal.JournalFile(path, loaded.lines)
     converted: list[str] = []
-    original = TaskRecord.to_dict
+    encoded: list[object] = []
+    original_to_dict, original_dumps = TaskRecord.to_dict, journal.json.dumps
+    monkeypatch.setattr(TaskRecord, "to_dict", lambda self: converted.append(self.task_id) or original_to_dict(self))
+    monkeypatch.setattr(journal.json, "dumps", lambda value: encoded.append(value) or original_dumps(value))
 
-    def counting(self: TaskRecord) -> dict[str, object]:
-        converted.append(self.task_id)
-        return original(self)
+    changed = book.get("task-000100")
+    assert changed is not None
+    changed.message = msg("Imported again")
+    book.add("task-new")
+    target.post(*changes.take(book))  # type: ignore[misc]
+    target.write()
 
-    monkeypatch.setattr(TaskRecord, "to_dict", counting)
-    records[2].move_to(TaskState.FAILED)
-    second = journal.snapshot(records, snapshots)
-    assert converted == ["t2"]
-    assert second[2]["state"] == "failed" and second[0] is first[0]
-    assert second == [record.to_dict() for record in records]
+    assert sorted(converted) == ["task-000100", "task-new"] and len(encoded) == 2
+    saved = _saved(path)
+    assert [entry["task_id"] for entry in saved] == [rec.task_id for rec in loaded.records] + ["task-new"]
+    assert saved[100]["message"] == "Imported again"
 
 
-def test_a_big_snapshot_is_made_over_several_calls_then_taken_whole() -> None:
-    records = [TaskRecord(f"t{n}") for n in range(10)]
-    snapshots = journal.Snapshots(max_fresh=4)
-    assert journal.snapshot(records, snapshots) == [] and not snapshots.complete
-    assert journal.snapshot(records, snapshots) == [] and not snapshots.complete
-    records[0].move_to(TaskState.FAILED)  # changed meanwhile: the last call converts it again
-    entries = journal.snapshot(records, snapshots)
-    assert snapshots.complete and entries == [record.to_dict() for record in records]
+def test_a_save_follows_removals_and_moves(tmp_path: Path) -> None:
+    path = tmp_path / "journal.json"
+    book = TaskBook()
+    for task_id in ("a", "b", "c"):
+        book.add(task_id).move_to(TaskState.FAILED)
+    changes, target = journal.Changes(), journal.JournalFile(path)
+    target.post(*changes.take(book))  # type: ignore[misc]
+    target.write()
+    book.remove("b")
+    book.bring_to_top(["a"])
+    order, entries = changes.take(book)  # type: ignore[misc]
+    assert order == ["c", "a"] and entries == {}  # moved, not changed: no line is encoded again
+    target.post(order, entries)
+    target.write()
+    assert [entry["task_id"] for entry in _saved(path)] == ["c", "a"]
+    assert changes.take(book) == (None, {})  # nothing moved, nothing changed
+
+
+def test_a_write_that_fails_is_made_good_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "journal.json"
+    book = TaskBook()
+    book.add("a")
+    changes, target = journal.Changes(), journal.JournalFile(path)
+    target.post(*changes.take(book))  # type: ignore[misc]
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(journal.safe_files, "write_atomic", full)
+        with pytest.raises(OSError):
+            target.write()
+    target.write()
+    assert [entry["task_id"] for entry in _saved(path)] == ["a"]
+
+
+def test_many_changes_are_converted_over_several_calls_then_handed_over_whole() -> None:
+    book = TaskBook()
+    records = [book.add(f"t{n}") for n in range(10)]
+    changes = journal.Changes()
+    assert changes.take(book, max_fresh=4) is None
+    assert changes.take(book, max_fresh=4) is None
+    records[0].move_to(TaskState.FAILED)  # changed meanwhile: converted again
+    taken = changes.take(book, max_fresh=4)
+    assert taken is not None
+    order, entries = taken
+    assert order == [f"t{n}" for n in range(10)]
+    assert entries == {rec.task_id: rec.to_dict() for rec in records}

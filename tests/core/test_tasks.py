@@ -222,6 +222,64 @@ def test_book_active_lists_only_running_tasks_newest_first() -> None:
     assert [r.task_id for r in book.active()] == ["new-running", "old-running"]
 
 
+def test_book_knows_its_unfinished_tasks_as_they_move() -> None:
+    book = TaskBook()
+    book.add("done").move_to(S.FAILED)
+    running = book.add("running")
+    assert [r.task_id for r in book.unfinished()] == ["running"] and book.finished_count == 1
+    running.move_to(S.CANCELLED)
+    assert list(book.unfinished()) == [] and book.finished_count == 2
+    running.move_to(S.PENDING)  # a retry
+    assert list(book.unfinished()) == [running]
+    book.remove("running")
+    assert list(book.unfinished()) == [] and len(book) == 1
+
+
+def test_book_hands_out_the_tasks_that_changed_once() -> None:
+    book = TaskBook()
+    first, second = book.add("a"), book.add("b")
+    assert book.take_changes() == {"a", "b"}
+    assert book.take_changes() == set()
+    second.progress = 0.5
+    assert book.take_changes() == {"b"}
+    first.message = msg("Hitem3D is busy")
+    book.remove("b")
+    assert book.take_changes() == {"a"}
+    loose = TaskRecord("c")
+    loose.progress = 0.1  # a record in no book tells no book
+    assert book.take_changes() == set()
+
+
+def test_a_record_removed_from_the_book_no_longer_reports_to_it() -> None:
+    book = TaskBook()
+    record = book.add("a")
+    book.remove("a")
+    record.move_to(S.FAILED)
+    assert book.take_changes() == set() and list(book.unfinished()) == []
+
+
+def test_book_order_version_moves_only_with_the_order() -> None:
+    book = TaskBook()
+    book.add("a")
+    book.add("b")
+    version = book.order_version
+    book.get("a").progress = 0.3  # type: ignore[union-attr]
+    assert book.order_version == version
+    book.bring_to_top(["a"])
+    assert book.order_version > version and book.ids_newest_first() == ["a", "b"]
+
+
+def test_trim_drops_the_oldest_finished_tasks_and_never_an_unfinished_one() -> None:
+    book = TaskBook()
+    book.add("old-running")
+    for n in range(5):
+        book.add(f"done-{n}").move_to(S.FAILED)
+    book.add("new-running")
+    assert book.trim(5) == []
+    assert book.trim(2) == ["done-0", "done-1", "done-2"]
+    assert book.ids_oldest_first() == ["old-running", "done-3", "done-4", "new-running"]
+
+
 def test_empty_book_has_no_latest() -> None:
     assert TaskBook().latest() is None
 
