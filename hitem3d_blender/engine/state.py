@@ -89,7 +89,6 @@ class Session:
         self.journal_file: journal.JournalFile | None = None  # made when the journal is read
         self.list_dirty = True
         self.import_requests: set[str] = set()
-        self.last_shown = 0.0  # time.monotonic() the UI was last told something changed
         self.downloaded: set[str] = set()  # tasks that reached DOWNLOADED: the timer imports from here
         self.awaited_calls: dict[str, CallResult | None] = {}  # batch.run_calls: key -> result once in
         self.lock: InstanceLock | None = None  # ownership of the folder, taken on first use

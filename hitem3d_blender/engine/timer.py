@@ -10,9 +10,12 @@ through the same code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
+from typing import Callable
 
+from ..core.conversion import ConversionOutcome
 from ..core.jobs import CallResult
 from ..core.messages import msg
 from ..core.tasks import IllegalTransition, TaskRecord, TaskState, TaskUpdate
@@ -24,8 +27,11 @@ BUSY_INTERVAL_S = 0.1
 # States in which a task is on its way to an import.
 _WARM_STATES = frozenset({TaskState.CREATED, TaskState.QUEUEING, TaskState.PROCESSING, TaskState.DOWNLOADING})
 WAITING_INTERVAL_S = 0.5
-# While tasks run, the elapsed times shown move: a redraw at least this often.
-ELAPSED_REFRESH_S = 1.0
+# A timer call starts imports and appends converted models while less than
+# this has gone (a frame at 60 Hz), then leaves the rest to the next call: an
+# append of a big model takes a tenth of a second, and Blender should draw and
+# take input between two.
+IMPORT_BUDGET_S = 1 / 60
 
 
 def tick() -> float | None:
@@ -43,6 +49,8 @@ def tick() -> float | None:
 
 
 def _tick() -> float | None:
+    # NOTE: what a call costs follows what changed since the last one (the
+    # results drained, the tasks that moved): never a pass over the history.
     session = state.current
     if session.resume_pending and not state.runs_to_end():
         # NOTE: never in background mode: a batch job must not import tasks
@@ -65,31 +73,25 @@ def _tick() -> float | None:
     converted = conversions.finished()
     ready = [rec for rec in (session.book.get(task_id) for task_id in list(session.downloaded))
              if rec is not None and rec.state is TaskState.DOWNLOADED and _should_import(rec)]
+    importing = bool(ready or converted)
     # NOTE: after an import the workers stay held until this call is over:
     # released at once, sixteen of them would wake together and keep the rest
     # of this call waiting for the GIL (16 ms instead of 1 in the benchmark).
-    with import_step.blender_only() if ready or converted else contextlib.nullcontext():
-        for task_id, outcome in converted:
-            import_step.finish_conversion(task_id, outcome)
-        for rec in ready:
-            import_step.run(rec)
+    with import_step.blender_only() if importing else contextlib.nullcontext():
+        left = _import_in_turns(converted, ready)
         # A converter starts while a task is made on Hitem3D or downloads, so
         # Blender's start-up (about a second) is over when the model arrives;
         # none is kept when no task is on its way to an import.
-        conversions.keep_warm(
-            not state.runs_to_end()
-            and any(rec.state in _WARM_STATES and _should_import(rec) for rec in session.book),
-            files.work_dir)
+        conversions.keep_warm(_import_ahead(), files.work_dir)
+        if session.journal_dirty:
+            history.save()
         if session.list_dirty:
             session.list_dirty = False
             state.hooks.list_changed()
-        if session.journal_dirty:
-            history.save()
-        now = time.monotonic()
-        if shown or ready or converted or (busy and now - session.last_shown >= ELAPSED_REFRESH_S):
-            session.last_shown = now
+        if shown or importing or busy:
+            # The UI looks at the rows it shows (the elapsed times move while tasks run).
             state.hooks.shown_changed()
-    if conversions.busy():
+    if conversions.busy() or left:
         return BUSY_INTERVAL_S  # a child is converting: poll it (never wait on it)
     if busy:
         return BUSY_INTERVAL_S if results else WAITING_INTERVAL_S
@@ -98,6 +100,32 @@ def _tick() -> float | None:
     if sends_waiting:
         return WAITING_INTERVAL_S  # a request waits for its time to go again
     return None
+
+
+def _import_in_turns(converted: list[tuple[str, ConversionOutcome]], ready: list[TaskRecord]) -> bool:
+    """Append converted models, then start the imports that are ready, while
+    the call is within IMPORT_BUDGET_S (the first always); True when some are
+    left for the next call."""
+    steps: list[Callable[[], None]] = [functools.partial(import_step.finish_conversion, task_id, outcome)
+                                       for task_id, outcome in converted]
+    steps += [functools.partial(import_step.run, rec) for rec in ready]
+    started = time.perf_counter()
+    for index, step in enumerate(steps):
+        if index and time.perf_counter() - started >= IMPORT_BUDGET_S:
+            return True
+        step()
+    return False
+
+
+def _import_ahead() -> bool:
+    """Whether a task that will be imported is still made on Hitem3D or downloading."""
+    session = state.current
+    if state.runs_to_end():
+        return False
+    if state.hooks.auto_import():
+        return any(rec.state in _WARM_STATES for rec in session.book.unfinished())
+    requested = (session.book.get(task_id) for task_id in session.import_requests)
+    return any(rec is not None and rec.state in _WARM_STATES for rec in requested)
 
 
 def _should_import(rec: TaskRecord) -> bool:

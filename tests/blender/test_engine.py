@@ -173,6 +173,79 @@ def test_a_poll_that_changes_nothing_shown_asks_for_no_redraw(addon: ModuleType)
     assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.5))
 
 
+def _history(addon: ModuleType, count: int) -> list[str]:
+    """``count`` finished tasks in the book, as weeks of use leave them."""
+    book = addon.engine.history.book()
+    ids = [f"{n:032x}.jjewelry-aigc-api.Done{n:05d}" for n in range(count)]
+    for task_id in ids:
+        book.put(addon.core.tasks.TaskRecord(task_id, state=addon.core.tasks.TaskState.DONE))
+    return ids
+
+
+def test_a_timer_call_never_walks_the_history(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    history = _history(interactive, 300)
+    sim.add_task(TASK_ID, ["queueing", "processing", "processing", "processing", "failed"])
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    for _ in range(20):  # the list and the journal take the history in once
+        interactive.engine.timer.tick()
+        if not interactive.engine.state.current.journal_dirty:
+            break
+    assert interactive.engine.state.runner().flush_writes(5.0)
+    walked: list[str] = []
+    converted: list[str] = []
+    book_type, record_type = interactive.core.tasks.TaskBook, interactive.core.tasks.TaskRecord
+    for name in ("__iter__", "oldest_first", "active"):
+        original = getattr(book_type, name)
+        monkeypatch.setattr(book_type, name, lambda self, _o=original, _n=name: walked.append(_n) or _o(self))
+    to_dict = record_type.to_dict
+    monkeypatch.setattr(record_type, "to_dict", lambda self: converted.append(self.task_id) or to_dict(self))
+
+    rec = run_ticks(interactive, TASK_ID)
+
+    assert rec.state.value == "failed"
+    assert walked == []
+    assert converted and set(converted) == {TASK_ID}  # the journal encodes the task that changed, not the history
+    assert interactive.engine.state.runner().flush_writes(5.0)
+    saved = interactive.core.journal.load(interactive.engine.files.journal_path()).records
+    assert [r.task_id for r in saved] == history + [TASK_ID] and saved[-1].state.value == "failed"
+
+
+def test_the_list_keeps_no_more_finished_tasks_than_the_journal(interactive: ModuleType, prefs: Any,
+                                                               sim: Hitem3DSimulator,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interactive.core.journal, "MAX_ENTRIES", 5)
+    history = _history(interactive, 5)
+    sim.add_task(TASK_ID, ["failed"])
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    rec = run_ticks(interactive, TASK_ID)
+    interactive.engine.timer.tick()
+    assert rec.state.value == "failed"
+    shown = [item.task_id for item in bpy.context.window_manager.hitem3d.tasks]
+    assert shown == [TASK_ID] + history[:0:-1]  # the oldest finished task left the list
+
+
+def test_appends_take_turns(interactive: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two models converted at once: each timer call appends what fits its
+    budget (one big model), and leaves the rest for the next call."""
+    timer = interactive.engine.timer
+    waiting = [(TASK_ID, object()), (OTHER_ID, object())]
+    appended: list[list[str]] = []
+
+    def append(task_id: str, outcome: Any) -> None:
+        time.sleep(timer.IMPORT_BUDGET_S)  # an append of a big model takes longer than the budget
+        appended[-1].append(task_id)
+        waiting[:] = [pair for pair in waiting if pair[0] != task_id]
+
+    monkeypatch.setattr(interactive.engine.conversions, "finished", lambda: list(waiting))
+    monkeypatch.setattr(interactive.engine.import_step, "finish_conversion", append)
+    for _ in range(3):
+        appended.append([])
+        interval = timer.tick()
+        assert interval == timer.BUSY_INTERVAL_S or not waiting
+    assert appended == [[TASK_ID], [OTHER_ID], []]
+
+
 # -- redraws ---------------------------------------------------------------------------------------
 
 
