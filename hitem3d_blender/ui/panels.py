@@ -75,6 +75,21 @@ def row_progress_text(rec: TaskRecord) -> str:
     return f"{(rec.progress or 0.0) * 100:.0f}%"
 
 
+def row_texts(rec: TaskRecord) -> tuple[tuple[TaskState, str], str]:
+    """What a task's row shows that moves: its state (the icon) and the bar's
+    text (or the state in words); and the elapsed time in its largest unit."""
+    middle = row_progress_text(rec) if has_bar(rec) else translations.text(state_label(rec))
+    return (rec.state, middle), translations.text(display.duration(rec.elapsed_s(), units=1))
+
+
+def details_texts(rec: TaskRecord) -> tuple[tuple[object, ...], str]:
+    """What the selected task's details show that moves: state, bar, message,
+    cover, file and what was imported; and the elapsed time."""
+    return ((rec.state, translations.text(state_label(rec)), progress_text(rec) if has_bar(rec) else "", rec.message,
+             rec.cover_path, rec.result_path, rec.finished_at, len(rec.imported_objects), rec.model),
+            translations.text(display.duration(rec.elapsed_s())))
+
+
 @functools.lru_cache(maxsize=64)
 def _cover_size(path: str, mtime_ns: int) -> tuple[int, int] | None:
     return images.image_size(Path(path))  # the one header reader: no symlink followed
@@ -113,8 +128,10 @@ class HITEM3D_UL_tasks(bpy.types.UIList):
         region = context.region if context is not None else None
         width = text_fit.list_row_width(region.width if region is not None else text_fit.default_region_width())
         bar = has_bar(rec)
-        middle = row_progress_text(rec) if bar else translations.text(state_label(rec))
-        elapsed = translations.text(display.duration(rec.elapsed_s(), units=1))
+        texts = row_texts(rec)
+        (_, middle), elapsed = texts
+        # Only the rows drawn are watched for a change (Blender draws the visible ones).
+        ui_sync.showing(region, rec.task_id, row_texts, texts)
         scale = text_fit.ui_scale()
         fitted = display.fit_row(width, display.task_name(rec), middle, elapsed, text_fit.measurer(),
                                  icon=text_fit.ICON_WIDTH * scale, padding=text_fit.CELL_PADDING * scale,
@@ -149,6 +166,7 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
         assert layout is not None
         width = context.region.width if context.region else text_fit.default_region_width()
         state = window_state(context)
+        ui_sync.begin_draw(context.region)
         col = layout.column(align=True)
         col.label(text="Task ID")
         col.prop(state, "task_id", text="")
@@ -165,6 +183,7 @@ class HITEM3D_PT_main(SidebarPanel, bpy.types.Panel):
         if 0 <= state.active_index < len(state.tasks):
             rec = history.record(state.tasks[state.active_index].task_id)
             if rec is not None:
+                ui_sync.showing(context.region, rec.task_id, details_texts, details_texts(rec))
                 draw_details(layout.box(), rec, width)
         row = layout.row()
         row.alignment = "RIGHT"

@@ -19,7 +19,11 @@ def _call_done(result: CallResult) -> None:
 
 
 def _shown_changed() -> None:
-    ui_sync.redraw()
+    ui_sync.refresh()
+
+
+def _list_changed() -> None:
+    ui_sync.sync_list()
 
 
 def connect() -> None:
@@ -28,7 +32,7 @@ def connect() -> None:
     clock.install(timer.tick)
     state.hooks = state.Hooks(
         shown_changed=_shown_changed,
-        list_changed=ui_sync.sync_list,
+        list_changed=_list_changed,
         post_report=ui_sync.post_report,
         call_done=_call_done,
         pump_sends=submit_calls.pump,
@@ -39,6 +43,12 @@ def connect() -> None:
         after_import=texture_selection.place_beside,
     )
     history.book()
+    # The list is filled here (once, a few milliseconds for the longest
+    # history), not in a timer call.
+    if ui_sync.sync_list():
+        state.current.list_dirty = False
+    if state.current.journal_dirty:
+        history.save()  # a journal longer than it may be is written again now, not in a timer call
     if state.current.resume_pending:
         clock.start()
 

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 import bpy
 import bpy.utils.previews
@@ -24,10 +24,18 @@ log = logging.getLogger(__package__)
 
 CATEGORY = "Hitem3D"  # the sidebar tab of every Hitem3D panel (panels.SidebarPanel)
 # At most this many redraws a second; one asked for sooner waits for the rest.
-REDRAWS_PER_S = 4.0
+# NOTE: in software OpenGL a sidebar redraw stalls the window 50 to 300 ms.
+REDRAWS_PER_S = 2.0
+# Elapsed times alone redraw at most this often: tasks started a fraction of
+# a second apart would otherwise each turn a second in turn.
+ELAPSED_REFRESH_S = 1.0
 # Categories of a region that has not drawn yet (or cannot say): it may show ours.
 _UNKNOWN_CATEGORIES = {"", "UNSUPPORTED"}
 _PREFERENCE_SECTIONS = {"ADDONS", "EXTENSIONS"}
+
+# What a panel computes from a record to show it: what moves with the task's
+# progress, and its elapsed time. What it gave at the last draw is compared with now.
+Shown = Callable[[TaskRecord], tuple[Hashable, str]]
 
 
 class _State:
@@ -38,6 +46,13 @@ class _State:
         self.previews: Any = None  # bpy.utils.previews collection, made on first use
         self.preview_paths: dict[str, str] = {}
         self.last_redraw = 0.0  # time.monotonic() of the last regions tagged
+        # The task IDs in the window manager's list as last written, newest
+        # first, the list's owner (as_pointer) and the book's order then.
+        self.mirror: list[str] = []
+        self.mirror_owner = 0
+        self.mirror_version = -1
+        # Per region (as_pointer): what each task's row or details showed at its last draw.
+        self.shown: dict[int, dict[tuple[str, Shown], tuple[Hashable, str]]] = {}
 
 
 _state = _State()
@@ -52,43 +67,129 @@ def set_notice(text: Message) -> None:
     redraw()
 
 
-def sync_list() -> None:
+def sync_list() -> bool:
     """Mirror the book's order into the window manager's task list (the
-    UIList needs an RNA collection). Cheap when nothing changed."""
+    UIList needs an RNA collection); False when there is no list yet. Costs
+    what changed: pasted IDs are added at the top, removed ones taken out,
+    the rest left alone."""
     wm = getattr(bpy.context, "window_manager", None)
-    state = getattr(wm, "hitem3d", None)
-    if state is None:
-        return
-    wanted = [rec.task_id for rec in history.book()]
-    if [item.task_id for item in state.tasks] == wanted:
-        return
-    selected = state.tasks[state.active_index].task_id if 0 <= state.active_index < len(state.tasks) else ""
-    state.tasks.clear()
-    for task_id in wanted:
-        state.tasks.add().task_id = task_id
-    if selected in wanted:
-        state.active_index = wanted.index(selected)
-    elif wanted:
-        state.active_index = 0
+    holder = getattr(wm, "hitem3d", None)
+    if holder is None:
+        return False
+    book = history.book()
+    tasks = holder.tasks
+    owner = holder.as_pointer()
+    mirror = _state.mirror
+    if owner == _state.mirror_owner and len(tasks) == len(mirror):
+        if book.order_version == _state.mirror_version:
+            return True
+        wanted = book.ids_newest_first()
+        if wanted == mirror:
+            _state.mirror_version = book.order_version
+            return True
+        index = holder.active_index
+        selected = mirror[index] if 0 <= index < len(mirror) else ""
+        _edit(tasks, mirror, wanted)
+    else:  # a new window manager (another file) or a list changed behind our back
+        index = holder.active_index
+        selected = tasks[index].task_id if 0 <= index < len(tasks) else ""
+        wanted = book.ids_newest_first()
+        tasks.clear()
+        for task_id in wanted:
+            tasks.add().task_id = task_id
+        _state.mirror = mirror = list(wanted)
+        _state.mirror_owner = owner
+    _state.mirror_version = book.order_version
+    if selected and selected in book:
+        chosen = mirror.index(selected)
     else:
-        state.active_index = -1
+        chosen = 0 if mirror else -1
+    if holder.active_index != chosen:
+        holder.active_index = chosen
+    redraw()
+    return True
+
+
+def _edit(tasks: Any, mirror: list[str], wanted: list[str]) -> None:
+    """Make the RNA list ``tasks`` (and ``mirror``, its copy) read ``wanted``
+    in as few steps as the change needs."""
+    for task_id in set(mirror).difference(wanted):
+        index = mirror.index(task_id)
+        tasks.remove(index)
+        del mirror[index]
+    # The longest common tail (found by halving: each test is one list
+    # comparison in C) is left alone; only the head is put in order.
+    low, high = 0, min(len(mirror), len(wanted))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if mirror[len(mirror) - middle:] == wanted[len(wanted) - middle:]:
+            low = middle
+        else:
+            high = middle - 1
+    head = len(wanted) - low
+    for index in range(head):
+        task_id = wanted[index]
+        if index < len(mirror) and mirror[index] == task_id:
+            continue
+        try:
+            found = mirror.index(task_id, index, len(mirror) - low)
+        except ValueError:
+            tasks.add().task_id = task_id
+            found = len(mirror)
+            mirror.append(task_id)
+        tasks.move(found, index)
+        mirror.insert(index, mirror.pop(found))
 
 
 def select(task_id: str) -> None:
     """Make ``task_id`` the selected row of the task list."""
     sync_list()
-    state = getattr(getattr(bpy.context, "window_manager", None), "hitem3d", None)
-    if state is None:
+    holder = getattr(getattr(bpy.context, "window_manager", None), "hitem3d", None)
+    if holder is None or task_id not in _state.mirror:
         return
-    for index, item in enumerate(state.tasks):
-        if item.task_id == task_id:
-            state.active_index = index
+    holder.active_index = _state.mirror.index(task_id)
 
 
 def on_file_loaded() -> None:
     """After File > Open or New: the window manager's list may be new; the
     tasks (and the persistent timer) carry on."""
     sync_list()
+
+
+def begin_draw(region: Any) -> None:
+    """A panel starts drawing the task list in ``region``: what it shows is told anew."""
+    _state.shown[_region_key(region)] = {}
+
+
+def showing(region: Any, task_id: str, shown: Shown, value: tuple[Hashable, str]) -> None:
+    """``region`` now shows ``value``, which is ``shown(record)`` for ``task_id``."""
+    _state.shown.setdefault(_region_key(region), {})[(task_id, shown)] = value
+
+
+def _region_key(region: Any) -> int:
+    return int(region.as_pointer()) if region is not None and hasattr(region, "as_pointer") else 0
+
+
+def refresh(*, now: float | None = None) -> list[Any]:
+    """The engine says tasks moved on: tag the regions showing Hitem3D if a
+    row they show would read differently now (a state, a percentage, a size:
+    at most REDRAWS_PER_S times a second; only an elapsed time: at most once
+    every ELAPSED_REFRESH_S). Costs the rows shown, whatever the length of the list."""
+    clock = time.monotonic() if now is None else now
+    book = history.book()
+    elapsed_moved = False
+    for rows in _state.shown.values():
+        for (task_id, shown), (content, elapsed) in rows.items():
+            rec = book.get(task_id)
+            if rec is None:
+                return redraw(now=clock)
+            content_now, elapsed_now = shown(rec)
+            if content_now != content:
+                return redraw(now=clock)
+            elapsed_moved = elapsed_moved or elapsed_now != elapsed
+    if elapsed_moved and clock - _state.last_redraw >= ELAPSED_REFRESH_S:
+        return redraw(now=clock)
+    return []
 
 
 def cover_icon(rec: TaskRecord) -> int:
@@ -171,6 +272,9 @@ def redraw(*, now: float | None = None) -> list[Any]:
     regions = regions_showing_hitem3d(wm.windows, getattr(preferences, "active_section", ""))
     for region in regions:
         region.tag_redraw()
+    # Filled again by the draws this asks for; a panel that does not draw
+    # (closed, another tab) shows no rows, and asks for no more.
+    _state.shown.clear()
     return regions
 
 

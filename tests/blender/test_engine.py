@@ -164,15 +164,6 @@ def test_a_poll_that_changes_nothing_shown_asks_for_no_redraw(addon: ModuleType)
     assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.5))
 
 
-def test_a_poll_that_changes_nothing_shown_asks_for_no_redraw(addon: ModuleType) -> None:
-    update = addon.core.tasks.TaskUpdate
-    processing = addon.core.tasks.TaskState.PROCESSING
-    addon.engine.history.book().add(TASK_ID)
-    assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.4))
-    assert not addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.4))
-    assert addon.engine.timer.apply_update(update(TASK_ID, processing, progress=0.5))
-
-
 def _history(addon: ModuleType, count: int) -> list[str]:
     """``count`` finished tasks in the book, as weeks of use leave them."""
     book = addon.engine.history.book()
@@ -246,6 +237,59 @@ def test_appends_take_turns(interactive: ModuleType, monkeypatch: pytest.MonkeyP
     assert appended == [[TASK_ID], [OTHER_ID], []]
 
 
+def test_the_list_mirror_changes_only_what_moved(addon: ModuleType) -> None:
+    class Collection:
+        """Stands in for the window manager's RNA list and counts the steps."""
+
+        def __init__(self, ids: list[str]) -> None:
+            self.items = [SimpleNamespace(task_id=task_id) for task_id in ids]
+            self.steps: list[str] = []
+
+        def add(self) -> Any:
+            self.steps.append("add")
+            self.items.append(SimpleNamespace(task_id=""))
+            return self.items[-1]
+
+        def remove(self, index: int) -> None:
+            self.steps.append("remove")
+            del self.items[index]
+
+        def move(self, source: int, target: int) -> None:
+            self.steps.append("move")
+            self.items.insert(target, self.items.pop(source))
+
+    old = [f"task-{n:03d}" for n in range(500)]
+    cases = {
+        "paste of two": (["new-1", "new-2"] + old, ["add", "move", "add", "move"]),
+        "a task removed": (old[:200] + old[201:], ["remove"]),
+        "the oldest left": (old[:-3], ["remove"] * 3),
+        "a retry brings an old task to the top": ([old[400]] + old[:400] + old[401:], ["move"]),
+        "nothing": (old, []),
+    }
+    for case, (wanted, steps) in cases.items():
+        tasks, mirror = Collection(old), list(old)
+        addon.ui.ui_sync._edit(tasks, mirror, wanted)
+        assert [item.task_id for item in tasks.items] == wanted == mirror, case
+        assert tasks.steps == steps, case
+
+
+def test_the_list_follows_the_book_and_keeps_the_selection(addon: ModuleType) -> None:
+    book, ui_sync = addon.engine.history.book(), addon.ui.ui_sync
+    holder = bpy.context.window_manager.hitem3d
+    history = _history(addon, 20)
+    ui_sync.sync_list()
+    ui_sync.select(history[5])
+    book.add("new-task")
+    book.remove(history[10])
+    book.bring_to_top([history[2]])
+    ui_sync.sync_list()
+    assert [item.task_id for item in holder.tasks] == book.ids_newest_first()
+    assert holder.tasks[holder.active_index].task_id == history[5]
+    holder.tasks.clear()  # changed behind our back (another file's window manager)
+    ui_sync.sync_list()
+    assert [item.task_id for item in holder.tasks] == book.ids_newest_first()
+
+
 # -- redraws ---------------------------------------------------------------------------------------
 
 
@@ -288,11 +332,48 @@ def test_redraws_skip_a_sidebar_open_on_another_tab_and_reach_the_add_on_prefere
     assert addon.ui.ui_sync.regions_showing_hitem3d(windows, "KEYMAP") == [ours]
 
 
-def test_redraws_come_at_most_four_times_a_second(addon: ModuleType, view3d: Any) -> None:
+def test_redraws_come_at_most_twice_a_second(addon: ModuleType, view3d: Any) -> None:
     view3d.spaces.active.show_region_ui = True
     ui_sync = addon.ui.ui_sync
     start = time.monotonic() + 1000.0
     assert ui_sync.redraw(now=start)
-    assert ui_sync.redraw(now=start + 0.1) == []  # too soon: it waits for the rest of the interval
+    assert ui_sync.redraw(now=start + 0.3) == []  # too soon: it waits for the rest of the interval
     assert bpy.app.timers.is_registered(ui_sync._deferred_redraw)
-    assert ui_sync.redraw(now=start + 0.26)
+    assert ui_sync.redraw(now=start + 0.51)
+
+
+def test_a_row_is_redrawn_only_when_what_it_shows_changes(addon: ModuleType, view3d: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    view3d.spaces.active.show_region_ui = True
+    ui_sync, panels = addon.ui.ui_sync, addon.ui.panels
+    sidebar = next(region for region in view3d.regions if region.type == "UI")
+    rec = addon.engine.history.book().add(TASK_ID)
+    rec.move_to(addon.core.tasks.TaskState.PROCESSING)
+    rec.progress = 0.40
+    rec.started_at = time.time() - 30.2
+    clock = time.monotonic() + 1000.0
+
+    def drawn() -> None:
+        ui_sync.begin_draw(sidebar)
+        ui_sync.showing(sidebar, TASK_ID, panels.row_texts, panels.row_texts(rec))
+
+    drawn()
+    rec.progress = 0.403  # still "40%"
+    assert ui_sync.refresh(now=clock) == []
+    rec.progress = 0.45
+    assert [region.as_pointer() for region in ui_sync.refresh(now=clock)] == [sidebar.as_pointer()]
+    rec.progress = 0.5
+    assert ui_sync.refresh(now=clock + 1) == []  # no draw came after the last one: the panel is not shown
+    drawn()
+    real_time = time.time
+    with monkeypatch.context() as later:
+        later.setattr(time, "time", lambda: real_time() + 1.0)  # "30s" becomes "31s"...
+        assert ui_sync.refresh(now=clock + 0.8) == []  # ...less than a second after the last redraw
+        assert ui_sync.refresh(now=clock + 2)
+    rec.move_to(addon.core.tasks.TaskState.FAILED)
+    drawn()
+    with monkeypatch.context() as later:
+        later.setattr(time, "time", lambda: real_time() + 100.0)  # a finished task's time stands still
+        assert ui_sync.refresh(now=clock + 3) == []
+    addon.engine.history.book().add(OTHER_ID).progress = 0.9  # a row not drawn (scrolled away, say)
+    assert ui_sync.refresh(now=clock + 4) == []
