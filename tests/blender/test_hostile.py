@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 from tests.support.blender_helpers import OTHER_ID, TASK_ID, record_of
 from tests.support.simulator import Hitem3DSimulator
 from tests.core.test_glb_check import POSITIONS, document, glb, webp_vp8x_header
+from tests.core.test_instance_lock import another_blender, crashed_holder
 from tests.core.test_safe_files import FullDisk
 
 DATA_KINDS = ("objects", "meshes", "materials", "images", "collections", "node_groups", "actions", "textures")
@@ -105,9 +105,13 @@ def test_a_second_blender_is_a_guest_that_still_imports(addon: ModuleType, prefs
                                                         sample_glb: Path) -> None:
     addon.ui.session.shutdown()
     folder = addon.engine.files.user_dir()
-    owner_pid = os.getppid()  # a live process that is not us: the owning Blender
-    (folder / "instance.lock").write_text(json.dumps({"pid": owner_pid, "host": socket.gethostname(),
-                                                      "cookie": "owner"}))
+    with another_blender(folder) as said:  # the owning Blender, holding the folder's lock
+        assert said == "owner"
+        owner_pid = json.loads((folder / "instance.lock").read_text())["pid"]
+        guest_imports(addon, sim, sample_glb, owner_pid)
+
+
+def guest_imports(addon: ModuleType, sim: Hitem3DSimulator, sample_glb: Path, owner_pid: int) -> None:
     running = addon.core.tasks.TaskRecord(OTHER_ID)
     running.state = addon.core.tasks.TaskState.PROCESSING
     addon.core.journal.save(addon.engine.files.journal_path(), [running])
@@ -132,8 +136,7 @@ def test_the_owner_takes_over_a_dead_instances_lock_and_cleans_its_partials(addo
     folder = addon.engine.files.user_dir()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    (folder / "instance.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(),
-                                                      "cookie": "crashed"}))
+    crashed_holder(folder, gone.pid)
     results = addon.engine.files.results_dir()
     results.mkdir(parents=True, exist_ok=True)  # the path is cached; the fixture emptied the folder
     leftover = results / f"task-x.glb.{gone.pid}.part"
@@ -144,6 +147,14 @@ def test_the_owner_takes_over_a_dead_instances_lock_and_cleans_its_partials(addo
     assert not leftover.exists()
     assert addon.engine.ownership.owns_folder()
     assert json.loads((folder / "instance.lock").read_text())["pid"] == os.getpid()
+
+
+def test_a_reused_pid_in_a_crashed_blenders_lock_never_makes_a_guest(addon: ModuleType) -> None:
+    addon.ui.session.shutdown()
+    folder = addon.engine.files.user_dir()
+    # The crashed Blender's PID now belongs to another live process.
+    crashed_holder(folder, os.getppid(), started="the crashed Blender's start")
+    assert addon.engine.ownership.owns_folder()
 
 
 # -- settings survive disable and enable ---------------------------------------------------------
