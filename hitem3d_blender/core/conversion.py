@@ -877,7 +877,7 @@ class ConversionProcess:
         for path in (self.spec_path, Path(self.spec.result)):
             _remove(path)
         if self.spec.staging:
-            remove_temp_folder(Path(self.spec.staging))
+            release_temp_folder(Path(self.spec.staging))  # emptied, kept for the next one
         if keep_entry:
             # The output only matters when something went wrong.
             _remove(self.log_path)

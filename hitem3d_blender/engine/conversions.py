@@ -50,8 +50,8 @@ from ..core.conversion import (
     make_temp_folder,
     memory_budget,
     prune_temp_folders,
+    release_temp_folder,
     remove_spare_temp_folders,
-    remove_temp_folder,
     spec_args,
     wait_args,
 )
@@ -159,7 +159,7 @@ def import_here(spec: ConversionSpec) -> tuple[list[str], Seal]:
     try:
         return importer.import_glb(Path(spec.glb), spec)
     finally:
-        remove_temp_folder(Path(spec.staging))
+        release_temp_folder(Path(spec.staging))
 
 
 def start(spec: ConversionSpec, workdir: Path, cover: Path | None, on_start: Callable[[], None]) -> None:
