@@ -192,7 +192,7 @@ def error_for_code(code: str, message: str) -> Hitem3DError:
         return ServerError(errors.message_for_code(code, message), code=code)
     if code in errors.GENERATE_FAILED_CODES:
         return GenerationFailed(msg("{message} (code {code})", message=_generation_failed(), code=code), code=code)
-    if code in errors.CODE_MESSAGES:  # our wording beats a guess from the server's text
+    if code in errors.CODE_MESSAGES or code in errors.LIKELY_CAUSES:  # our reading beats a guess from its words
         return ApiError(errors.message_for_code(code, message), code=code)
     if any(hint in message.lower() for hint in _NOT_FOUND_HINTS):
         return TaskNotFound(msg("{message} (code {code})", code=code,

@@ -24,29 +24,32 @@ CODE_GENERATE_FAILED = "50010001"
 GENERATE_FAILED_CODES = frozenset({CODE_GENERATE_FAILED, "5001001"})
 
 # Messages for documented codes, keyed by the code as a string (the API documents
-# codes as strings and sends numbers: we always compare strings).
+# codes as strings and sends numbers: we always compare strings). Only the
+# official pages' codes: our words replace the server's.
 CODE_MESSAGES: dict[str, str] = {
     CODE_SYSTEM_ERROR: N_("Hitem3D server error: retry in a few minutes"),
-    "10031001": N_("An image is larger than 20 MB: use a smaller image"),
-    "10031002": N_("Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)"),
-    "10031003": N_("Resolution is not available for this model: choose one from the list"),
-    "10031004": N_("Hitem3D does not support this output format"),
-    "10031005": N_("Images must be PNG, JPEG or WebP files"),
-    "10031006": N_("Hitem3D does not know this model version: choose another model, or update the extension"),
-    "10031007": N_("Send one image or views, not both"),
-    "10031008": N_("Add an image to generate from"),
-    "10031009": N_("Too many views: at most 4 (front, back, left, right), one image each"),
-    "10031010": N_("An image file is empty: choose another file"),
-    "10031011": N_("Texturing needs the model to texture: choose a finished geometry-only task"),
-    "10031012": N_("The mesh URL must start with http"),
 }
 
 
-# Codes only third parties describe: the server's own words are shown, and our
-# reading of the code as a likely cause, not as a fact (docs/hitem3d-api.md).
+# Codes only third parties describe (docs/hitem3d-api.md, "Codes"): the server's
+# own words are shown, and our reading of the code as a likely cause, never as
+# a fact. 30010000, 10031001, 5, 7 and 9 are in several third-party clients;
+# the others in one alone.
 LIKELY_CAUSES: dict[str, str] = {
     CODE_BALANCE_NOT_ENOUGH: N_("not enough credits: top up on the Hitem3D platform, then refresh the balance "
                                 "and try again"),
+    "10031001": N_("a file larger than Hitem3D takes (20 MB a picture, 200 MB a mesh): use a smaller one"),
+    "10031002": N_("a face count out of range for this model (100,000 to 2,000,000; 5,000,000 for v3.0)"),
+    "10031003": N_("a resolution this model does not offer: choose one from the list"),
+    "10031004": N_("a file format Hitem3D does not take: update the extension, or report it with the code"),
+    "10031005": N_("a picture that is not PNG, JPEG or WebP: save it as PNG and try again"),
+    "10031006": N_("a model version Hitem3D does not know: choose another model, or update the extension"),
+    "10031007": N_("one picture and views sent together: update the extension, or report it with the code"),
+    "10031008": N_("no picture sent: add one and try again"),
+    "10031009": N_("too many views: at most 4 (front, back, left, right), one picture each"),
+    "10031010": N_("an empty file: choose another file"),
+    "10031011": N_("no model to texture: choose a finished geometry-only task"),
+    "10031012": N_("a model link that does not start with http: update the extension, or report it with the code"),
 }
 
 

@@ -340,22 +340,31 @@ MESSAGES: dict[str, str] = {
     "Hitem3D answered: {text} (code {code}); likely cause: {cause}": "Hitem3D 返回：{text}（代码 {code}）；可能的原因：{cause}",
     "not enough credits: top up on the Hitem3D platform, then refresh the balance and try again":
         "积分不足：请在 Hitem3D 平台充值，然后刷新余额再试",
-    "An image is larger than 20 MB: use a smaller image": "有图像大于 20 MB：请使用更小的图像",
-    "Face count is out of range for this model: 100,000 to 2,000,000 (5,000,000 for v3.0)":
-        "面数超出此模型的范围：100,000 至 2,000,000（v3.0 为 5,000,000）",
-    "Resolution is not available for this model: choose one from the list": "此模型不提供该分辨率：请从列表中选择",
-    "Hitem3D does not support this output format": "Hitem3D 不支持此输出格式",
-    "Images must be PNG, JPEG or WebP files": "图像必须是 PNG、JPEG 或 WebP 文件",
-    "Hitem3D does not know this model version: choose another model, or update the extension":
-        "Hitem3D 不认识此模型版本：请选择其他模型，或更新扩展",
     "Send one image or views, not both": "请发送单张图像或多视图，不能同时发送",
     "Add an image to generate from": "请添加用于生成的图像",
-    "Too many views: at most 4 (front, back, left, right), one image each":
-        "视图过多：最多 4 个（正面、背面、左侧、右侧），每个视图一张图像",
-    "An image file is empty: choose another file": "有图像文件为空：请选择其他文件",
     "Texturing needs the model to texture: choose a finished geometry-only task":
         "生成纹理需要指定模型：请选择一个已完成的仅几何体任务",
     "The mesh URL must start with http": "网格 URL 必须以 http 开头",
+    "a file larger than Hitem3D takes (20 MB a picture, 200 MB a mesh): use a smaller one":
+        "文件超过 Hitem3D 的上限（图片 20 MB，网格 200 MB）：请使用更小的文件",
+    "a face count out of range for this model (100,000 to 2,000,000; 5,000,000 for v3.0)":
+        "面数超出此模型的范围（100,000 至 2,000,000；v3.0 为 5,000,000）",
+    "a resolution this model does not offer: choose one from the list": "此模型不提供该分辨率：请从列表中选择",
+    "a file format Hitem3D does not take: update the extension, or report it with the code":
+        "Hitem3D 不接受该文件格式：请更新扩展，或附上代码报告此问题",
+    "a picture that is not PNG, JPEG or WebP: save it as PNG and try again":
+        "图片不是 PNG、JPEG 或 WebP：请另存为 PNG 后重试",
+    "a model version Hitem3D does not know: choose another model, or update the extension":
+        "Hitem3D 不认识此模型版本：请选择其他模型，或更新扩展",
+    "one picture and views sent together: update the extension, or report it with the code":
+        "同时发送了单张图片和多视图：请更新扩展，或附上代码报告此问题",
+    "no picture sent: add one and try again": "未发送图片：请添加一张后重试",
+    "too many views: at most 4 (front, back, left, right), one picture each":
+        "视图过多：最多 4 个（正面、背面、左侧、右侧），每个视图一张图片",
+    "an empty file: choose another file": "文件为空：请选择其他文件",
+    "no model to texture: choose a finished geometry-only task": "没有要生成纹理的模型：请选择一个已完成的仅几何体任务",
+    "a model link that does not start with http: update the extension, or report it with the code":
+        "模型链接不以 http 开头：请更新扩展，或附上代码报告此问题",
     "Created on Hitem3D: this version cannot follow it yet; its ID is kept, retry after an update":
         "已在 Hitem3D 上创建：此版本暂时无法跟踪它；任务 ID 已保留，请在更新后重试",
     "Hitem3D does not offer {kind} at the path this version knows (HTTP 404): nothing was spent; update the "

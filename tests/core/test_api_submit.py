@@ -13,7 +13,7 @@ import pytest
 import responses
 
 from hitem3d_blender.core.api import Hitem3DClient
-from hitem3d_blender.core.errors import CODE_MESSAGES, ApiError, ServerError
+from hitem3d_blender.core.errors import CODE_MESSAGES, LIKELY_CAUSES, ApiError, ServerError
 from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import VIEWS, InvalidSubmission, RequestType, Submission
 from tests.support.simulator import Hitem3DSimulator, _parse_multipart
@@ -25,8 +25,9 @@ SUBMIT_URL = f"{BASE}/open-api/v1/submit-task"
 QUERY_URL = f"{BASE}/open-api/v1/query-task"
 NEW_ID = "0123456789abcdef0123456789abcdef.jjewelry-aigc-api.Q1w2E3r4T5"
 OLD_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
-# Every code the API notes list for submit-task.
-SUBMIT_CODES = ["10000000"] + [f"100310{n:02d}" for n in range(1, 13)]
+# The submit-task code an official page documents, and those only third parties describe.
+OFFICIAL_CODES = ["10000000"]
+COMMUNITY_CODES = ["30010000"] + [f"100310{n:02d}" for n in range(1, 13)]
 
 
 @pytest.fixture
@@ -158,7 +159,7 @@ def test_an_answer_without_task_id_is_an_error(rsps: responses.RequestsMock, cli
 # -- documented codes ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("code", SUBMIT_CODES)
+@pytest.mark.parametrize("code", OFFICIAL_CODES)
 def test_each_documented_submit_code_has_our_message(rsps: responses.RequestsMock, client: Hitem3DClient,
                                                      images: dict[str, str], code: str) -> None:
     token(rsps, "tok-1")
@@ -167,6 +168,24 @@ def test_each_documented_submit_code_has_our_message(rsps: responses.RequestsMoc
         client.submit_task(single(images["front"]))
     assert str(caught.value) == f"{CODE_MESSAGES[code]} (code {code})"
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize("code", COMMUNITY_CODES)
+def test_a_code_only_third_parties_describe_shows_hitem3d_s_words_and_ours_as_a_likely_cause(
+        rsps: responses.RequestsMock, client: Hitem3DClient, images: dict[str, str], code: str) -> None:
+    token(rsps, "tok-1")
+    # A number or a string, and words that would read as "no such task": our reading still applies.
+    rsps.add(responses.POST, SUBMIT_URL, json={"code": code if code.endswith("1") else int(code),
+                                               "msg": "task not found", "data": {}})
+    with pytest.raises(ApiError) as caught:
+        client.submit_task(single(images["front"]))
+    assert str(caught.value) == f"Hitem3D answered: task not found (code {code}); likely cause: {LIKELY_CAUSES[code]}"
+    assert caught.value.code == code
+
+
+def test_only_the_official_pages_codes_are_worded_as_facts() -> None:
+    assert set(CODE_MESSAGES) == set(OFFICIAL_CODES)
+    assert set(LIKELY_CAUSES) == set(COMMUNITY_CODES)
 
 
 def test_out_of_credits_tells_the_user_to_top_up(rsps: responses.RequestsMock, client: Hitem3DClient,

@@ -196,6 +196,12 @@ def test_every_failure_of_the_service_and_the_network_is_in_the_table(template: 
     assert any(quotes(message, template) for message in troubleshooting_messages()), template
 
 
+@pytest.mark.parametrize("code", sorted(errors.LIKELY_CAUSES))
+def test_every_code_only_third_parties_describe_is_in_the_table_as_a_likely_cause(code: str) -> None:
+    expected = f"Hitem3D answered: … (code {code}); likely cause: {errors.LIKELY_CAUSES[code]}"
+    assert expected in troubleshooting_messages()
+
+
 def test_the_readme_says_where_to_get_an_access_key_and_a_task_id() -> None:
     start = README.split("## Before you start", 1)[1].split("\n## ", 1)[0]
     assert "API Key Management" in start and "Client ID" in start and "Client Secret" in start
