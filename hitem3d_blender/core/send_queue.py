@@ -27,14 +27,15 @@ of running tasks, and does what ``advance`` says; ``create_task`` and
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import Iterator, Mapping, Union
 
 from . import sending
 from .api import Hitem3DClient
-from .errors import CODE_MESSAGES, LIKELY_CAUSES, ApiError, GenerationFailed, ServerError
+from .errors import CODE_MESSAGES, LIKELY_CAUSES, ApiError, GenerationFailed, Hitem3DError, ServerError
 from .kind_requests import KindRequest
-from .messages import Message
+from .messages import Message, msg
 from .mesh_upload import HITEM3D_STORAGE, StorageTarget
 from .prices import Estimate, missing, shortage_message
 from .submission import Submission
@@ -44,11 +45,47 @@ Request = Union[Submission, KindRequest]
 # The documented default of running tasks per account ([doc] FAQ; one
 # [community] client says 30): the preference's default.
 DEFAULT_MAX_RUNNING = 10
+# The preference's bounds, and those of the variable and the command line's option.
+MAX_RUNNING_RANGE = (1, 100)
+# A pipeline's limit, as the other HITEM3D_* variables set the others
+# (``limit_from``); the command line's --max-tasks wins over both.
+ENV_MAX_RUNNING = "HITEM3D_MAX_TASKS"
 # After a refusal read as "too many tasks", the request goes again as soon as
 # one of our tasks ends, or after this long (tasks made elsewhere end unseen).
 RESEND_AFTER_S = 60.0
 # HTTP's own "Too Many Requests".
 HTTP_TOO_MANY = 429
+
+
+class InvalidLimit(Hitem3DError):
+    """``$HITEM3D_MAX_TASKS`` is not a whole number in ``MAX_RUNNING_RANGE``."""
+
+
+def checked_limit(text: str, source: str) -> int:
+    """``text`` as a limit of running tasks; ``source`` names where it was set.
+    Raises ``InvalidLimit``."""
+    low, high = MAX_RUNNING_RANGE
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if not low <= value <= high:
+        raise InvalidLimit(msg("{source} must be a whole number from {low} to {high}, not {value}", source=source,
+                               low=low, high=high, value=repr(text.strip()[:20])))
+    return value
+
+
+def limit_from(preference: int, environ: Mapping[str, str] | None = None) -> int:
+    """How many tasks may run on the account at once: the preference when it
+    was changed from the documented default, else ``$HITEM3D_MAX_TASKS`` when
+    set, else the default (the rule of every HITEM3D_* variable: a value set
+    in the preferences wins; one left at its default counts as not set).
+    Raises ``InvalidLimit`` for a variable that is set but unusable."""
+    env = os.environ if environ is None else environ
+    if preference != DEFAULT_MAX_RUNNING:
+        return preference
+    text = env.get(ENV_MAX_RUNNING, "").strip()
+    return checked_limit(text, ENV_MAX_RUNNING) if text else DEFAULT_MAX_RUNNING
 
 
 class Stage(enum.Enum):

@@ -80,8 +80,9 @@ UI: dict[tuple[str, str], str] = {
         "取消此请求：发出前取消则不发送任何内容；上传过程中取消时 Hitem3D 可能已收到它",
     (DEFAULT, "Tasks at once (max)"): "同时运行的任务（上限）",
     (DEFAULT, "At most this many tasks run on your Hitem3D account at once (Hitem3D's default limit is 10); "
-              "further requests wait in a queue and go as tasks end"):
-        "你的 Hitem3D 账户上最多同时运行这么多任务（Hitem3D 默认上限为 10）；更多请求在队列中等待，有任务结束时再发送",
+              "further requests wait in a queue and go as tasks end (at 10: $HITEM3D_MAX_TASKS if set)"):
+        "你的 Hitem3D 账户上最多同时运行这么多任务（Hitem3D 默认上限为 10）；更多请求在队列中等待，有任务结束时再发送"
+        "（为 10 时：若设置了 $HITEM3D_MAX_TASKS 则用它）",
     (DEFAULT, "Texture this geometry-only result on Hitem3D (a new task), from the image it was made from"):
         "在 Hitem3D 上用原图为这个仅几何体的结果生成纹理（新建一个任务）",
     (OPERATOR, "Refresh Balance"): "刷新余额",
@@ -365,6 +366,7 @@ MESSAGES: dict[str, str] = {
     "no model to texture: choose a finished geometry-only task": "没有要生成纹理的模型：请选择一个已完成的仅几何体任务",
     "a model link that does not start with http: update the extension, or report it with the code":
         "模型链接不以 http 开头：请更新扩展，或附上代码报告此问题",
+    "{source} must be a whole number from {low} to {high}, not {value}": "{source} 必须是 {low} 到 {high} 之间的整数，而不是 {value}",
     "Created on Hitem3D: this version cannot follow it yet; its ID is kept, retry after an update":
         "已在 Hitem3D 上创建：此版本暂时无法跟踪它；任务 ID 已保留，请在更新后重试",
     "Hitem3D does not offer {kind} at the path this version knows (HTTP 404): nothing was spent; update the "

@@ -22,7 +22,7 @@ from typing import Any, Callable, TextIO
 import bpy
 
 from . import preferences, submit_calls
-from ..core import mesh_upload, models, prices, sending
+from ..core import mesh_upload, models, prices, send_queue, sending
 from ..core import submission as core_submission
 from ..core.api import Hitem3DClient, TaskStatus
 from ..core.errors import GenerationFailed, Hitem3DError, NotFollowable, OnlineAccessDisabled
@@ -109,6 +109,22 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _max_tasks(text: str) -> int:
+    try:
+        return send_queue.checked_limit(text, "--max-tasks")
+    except send_queue.InvalidLimit as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _limit_option(parser: argparse.ArgumentParser) -> None:
+    """--max-tasks, for the commands that send requests."""
+    low, high = send_queue.MAX_RUNNING_RANGE
+    parser.add_argument("--max-tasks", type=_max_tasks, metavar="N",
+                        help=f"at most N tasks run on the account at once, {low} to {high}; the others wait and go "
+                             f"as tasks end (default: the add-on preference 'Tasks at once (max)', else "
+                             f"${send_queue.ENV_MAX_RUNNING}, else {send_queue.DEFAULT_MAX_RUNNING})")
+
+
 def _placement(parser: argparse.ArgumentParser) -> None:
     """Import options, shared by import and submit --wait."""
     group = parser.add_argument_group("placement")
@@ -153,9 +169,9 @@ def _parser() -> argparse.ArgumentParser:
                     "texture that GLB from the picture instead. With --wait, wait for them and import the "
                     "models. Generations spend Hitem3D credits: the estimated cost (from the price list of "
                     f"{prices.PRICES_DATE}) and the balance are printed to standard error first, and nothing "
-                    "is sent when the balance is known to be too low (exit code 3). At most 'Tasks at once (max)' "
-                    "(an add-on preference, 10 by default) run on the account: the others wait, and go as "
-                    "tasks end.",
+                    "is sent when the balance is known to be too low (exit code 3). At most --max-tasks (else "
+                    f"the add-on preference 'Tasks at once (max)', else ${send_queue.ENV_MAX_RUNNING}, else "
+                    f"{send_queue.DEFAULT_MAX_RUNNING}) run on the account: the others wait, and go as tasks end.",
         epilog=f"example:\n  blender --online-mode --command {COMMAND} submit a.png b.png --model hitem3dv2.1 "
                "--resolution 1536pro --wait --output ab.blend",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -179,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--remove-lighting", type=_fraction, metavar="STRENGTH",
                         help="remove the picture's lighting from the texture, 0 to 1 (models that offer it)")
     submit.add_argument("--wait", action="store_true", help="wait for the tasks and import their models")
+    _limit_option(submit)
     submit.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help="with --wait: give up waiting after this long (default %(default).0f)")
     _placement(submit)
@@ -249,6 +266,7 @@ def _kind_parsers(commands: Any) -> None:
                                 help="how deep the relief is made in Blender, not sent to Hitem3D "
                                      "(default %(default)s)")
         parser.add_argument("--wait", action="store_true", help="wait for the task and import its result")
+        _limit_option(parser)
         parser.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                             help="with --wait: give up waiting after this long (default %(default).0f)")
         _placement(parser)
@@ -489,16 +507,31 @@ def _send_and_follow(args: argparse.Namespace, build: Callable[[argparse.Namespa
     if output is not None and not args.wait:
         raise UsageError("--output needs --wait (there is nothing to save before the models are imported)")
     wanted = build(args)
+    limit = args.max_tasks
+    if limit is None:
+        try:
+            limit = send_queue.limit_from(preferences.get().max_running_tasks)
+        except send_queue.InvalidLimit as exc:
+            raise UsageError(f"{exc} (nothing was sent)") from None
     settings = _settings(err)
     if settings is None:
         return EXIT_FAILED
+    submit_calls.set_max_running(limit)
+    try:
+        return _send(args, wanted, settings, output, out, err)
+    finally:
+        submit_calls.set_max_running(None)
+
+
+def _send(args: argparse.Namespace, wanted: list[Any], settings: ApiSettings, output: Path | None,
+          out: TextIO, err: TextIO) -> int:
     if not _affordable(wanted, settings, err):
         return EXIT_CREDITS
     if not _say_uploads(wanted, settings, err):
         return EXIT_FAILED
     options = _options(args)
-    # Every request waits in the send queue: at most the preference's number of
-    # tasks run on the account (10 by default), the rest go as tasks end.
+    # Every request waits in the send queue: at most ``limit`` tasks run on the
+    # account (10 by default), the rest go as tasks end.
     # NOTE: without --wait a new task is not followed (no import job, nothing
     # in the task list the next interactive session would resume): the queue
     # only asks now and then whether it has ended.

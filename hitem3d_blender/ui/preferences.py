@@ -26,6 +26,7 @@ from ..core import settings_store
 from ..core.errors import OnlineAccessDisabled
 from ..core.logs import clean_text
 from ..core.messages import OWN_CONTEXT, Message, msg
+from ..core import send_queue
 from ..core.send_queue import DEFAULT_MAX_RUNNING
 from ..core.settings import ApiSettings
 from ..engine import conversions, files
@@ -105,7 +106,7 @@ class HITEM3D_Preferences(bpy.types.AddonPreferences):
         update=_changed,
         name="Tasks at once (max)",
         description="At most this many tasks run on your Hitem3D account at once (Hitem3D's default limit is 10); "
-                    "further requests wait in a queue and go as tasks end",
+                    "further requests wait in a queue and go as tasks end (at 10: $HITEM3D_MAX_TASKS if set)",
         default=DEFAULT_MAX_RUNNING,
         min=1,
         max=100,
@@ -327,8 +328,21 @@ def auto_import() -> bool:
     return bool(get().auto_import)
 
 
+# The unusable $HITEM3D_MAX_TASKS values already logged (the limit is read on every timer tick).
+_limit_warned: set[str] = set()
+
+
 def max_running_tasks() -> int:
-    return int(get().max_running_tasks)
+    """The limit of running tasks: the preference, else ``$HITEM3D_MAX_TASKS``
+    (``send_queue.limit_from``). An unusable variable is logged once and the
+    default applies (the command line refuses it with exit code 2)."""
+    try:
+        return send_queue.limit_from(int(get().max_running_tasks))
+    except send_queue.InvalidLimit as exc:
+        if str(exc) not in _limit_warned:
+            _limit_warned.add(str(exc))
+            log.warning("%s: using %d", exc, DEFAULT_MAX_RUNNING)
+        return DEFAULT_MAX_RUNNING
 
 
 def show_cost_estimate() -> bool:

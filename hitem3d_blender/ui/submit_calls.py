@@ -112,6 +112,7 @@ class _State:
         self.disclosed = False  # what leaves this computer was said (at the first request of a session)
         self.watched: dict[str, _Watched] = {}
         self.recheck: tuple[float, ApiSettings] | None = None  # (when, with what) to ask for the balance again
+        self.max_running: int | None = None  # a command's --max-tasks, over the preference
 
 
 _state = _State()
@@ -174,10 +175,22 @@ def line_of(pending: PendingSubmission) -> Message:
                    "again when one ends: {what}", running=send.running_at_refusal, what=what)
     if stage is Stage.SLOT:
         return msg("Waiting for a free slot ({running} of {limit} tasks running on Hitem3D): {what}",
-                   running=running_on_account(), limit=preferences.max_running_tasks(), what=what)
+                   running=running_on_account(), limit=max_running(), what=what)
     if stage is Stage.STOPPING:
         return msg("Stopping… {what}", what=what)
     return msg("Submitting… {what}", what=what)
+
+
+def max_running() -> int:
+    """How many tasks may run on the account at once: a command's
+    ``--max-tasks`` (``set_max_running``), else the preference or
+    ``$HITEM3D_MAX_TASKS`` (``preferences.max_running_tasks``)."""
+    return _state.max_running or preferences.max_running_tasks()
+
+
+def set_max_running(limit: int | None) -> None:
+    """The command line's ``--max-tasks`` for one command (None: the preference again)."""
+    _state.max_running = limit
 
 
 def running_on_account() -> int:
@@ -202,7 +215,7 @@ def pump() -> bool:
     status = _state.balance or BalanceStatus()
     steps = _state.queue.advance(balance=status.credits, balance_answered=_state.balance_answered,
                                  balance_checking=status.checking, running=running_on_account(),
-                                 limit=preferences.max_running_tasks(), now=time.monotonic())
+                                 limit=max_running(), now=time.monotonic())
     for step in steps:
         if isinstance(step, FetchBalance):
             first = next(iter(_state.submissions.values()))

@@ -384,3 +384,49 @@ def test_a_batch_refused_for_too_many_tasks_waits_and_resends(addon: ModuleType,
     assert code == 0, err
     assert len(out.splitlines()) == 4 and len(sim.submissions) == 4
     assert sim.too_many_refusals >= 1
+
+
+def test_a_pipeline_sets_the_limit_with_max_tasks_or_the_variable(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        sample_glb: Path) -> None:
+    sim.default_states = ("queueing", "processing", "processing", "success")
+
+    code, out, err = run_cli(addon, "submit", *pictures_in(tmp_path, 3), *CHEAP, "--max-tasks", "1")
+
+    assert code == 0, err
+    assert sim.running_at_create == [0, 0, 0]  # each went once the one before had ended
+    assert "Waiting for a free slot (1 of 1 tasks running on Hitem3D)" in err
+    assert calls(addon).max_running() == 10  # the option was for that command only
+
+    code, out, err = run_cli(addon, "split", str(sample_glb), "--max-tasks", "2")  # every sending command takes it
+    assert code == 0, err
+
+    monkeypatch.setenv("HITEM3D_MAX_TASKS", "2")
+    sim.running_at_create.clear()
+    left_running = sim.running_tasks()  # the last task of each command above: no longer asked about
+    code, out, err = run_cli(addon, "submit", *pictures_in(tmp_path, 4), *CHEAP)
+
+    assert code == 0, err
+    assert max(sim.running_at_create) - left_running == 1 and len(out.splitlines()) == 4
+    assert calls(addon).max_running() == 2  # the sidebar keeps to the variable too
+
+
+@pytest.mark.parametrize("argv", [("--max-tasks", "0"), ("--max-tasks", "many")])
+def test_an_unusable_max_tasks_stops_the_command_before_anything_is_sent(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, tmp_path: Path, argv: tuple[str, str]) -> None:
+    code, _, err = run_cli(addon, "submit", *pictures_in(tmp_path, 1), *argv)
+
+    assert code == 2 and "--max-tasks must be a whole number from 1 to 100" in err
+    assert sim.count(API) == 0
+
+
+def test_an_unusable_limit_variable_stops_the_command_before_anything_is_sent(
+        addon: ModuleType, prefs: Any, sim: Hitem3DSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HITEM3D_MAX_TASKS", "lots")
+
+    code, _, err = run_cli(addon, "submit", *pictures_in(tmp_path, 1), *CHEAP)
+
+    assert code == 2
+    assert "HITEM3D_MAX_TASKS must be a whole number from 1 to 100, not 'lots' (nothing was sent)" in err
+    assert sim.count(API) == 0
+    assert calls(addon).max_running() == 10  # the sidebar goes on with the default

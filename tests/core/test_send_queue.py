@@ -123,6 +123,21 @@ def test_the_default_limit_is_the_documented_ten() -> None:
     assert len(advance(queue, running=0, limit=send_queue.DEFAULT_MAX_RUNNING)) == 10
 
 
+def test_a_pipeline_sets_the_limit_with_a_variable_unless_the_preference_was_changed() -> None:
+    env = {send_queue.ENV_MAX_RUNNING: " 3 "}
+    assert send_queue.limit_from(send_queue.DEFAULT_MAX_RUNNING, env) == 3
+    assert send_queue.limit_from(5, env) == 5  # a value set in the preferences wins, as for every HITEM3D_* variable
+    assert send_queue.limit_from(send_queue.DEFAULT_MAX_RUNNING, {}) == 10
+    assert send_queue.limit_from(send_queue.DEFAULT_MAX_RUNNING, {send_queue.ENV_MAX_RUNNING: ""}) == 10
+
+
+@pytest.mark.parametrize("value", ["0", "101", "ten", "2.5", "-1"])
+def test_an_unusable_limit_variable_is_named_not_guessed(value: str) -> None:
+    with pytest.raises(send_queue.InvalidLimit) as caught:
+        send_queue.limit_from(send_queue.DEFAULT_MAX_RUNNING, {send_queue.ENV_MAX_RUNNING: value})
+    assert str(caught.value) == f"HITEM3D_MAX_TASKS must be a whole number from 1 to 100, not {value!r}"
+
+
 # -- a refusal read as "too many tasks" -------------------------------------------------------------------
 
 
