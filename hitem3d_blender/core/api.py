@@ -244,6 +244,8 @@ class Hitem3DClient:
         self._schemes: dict[str, Auth] = {}
         # kind -> the query endpoint that answered for its tasks (``_ask``).
         self._query_at: dict[str, task_kinds.Endpoint] = {}
+        # The key prefix Hitem3D's storage took an upload under (``mesh_upload``).
+        self.upload_key_prefix = ""
         self._downloads: requests.Session | None = None
 
     @property

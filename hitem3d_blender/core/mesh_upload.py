@@ -8,7 +8,9 @@ TOS object storage; the file goes up with a PutObject to bucket
 own (``<prefix>/mesh/<date>/<uuid>.glb``); the link sent is Hitem3D's public
 base followed by that key. We do the same, signed by ``tos_signing``, with the
 payload's SHA-256 signed too, so a body damaged on the way is refused rather
-than stored.
+than stored. Which keys the temporary credentials may write is said nowhere:
+on AccessDenied the upload is tried once under the vendor's own layout
+(``comfyui/mesh/...``), and the prefix that worked is kept for the session.
 
 Where it goes is data (``StorageTarget``); for tests two environment
 variables override it: ``HITEM3D_UPLOAD_ENDPOINT`` (the URL an object is PUT
@@ -60,6 +62,14 @@ MAX_ERROR_BYTES = 64 * 1024
 _EXPIRED_CODES = frozenset({"ExpiredToken", "TokenExpired", "InvalidSecurityToken", "InvalidToken",
                             "ExpiredSecurityToken"})
 _CLOCK_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
+# "Not allowed here": what S3-style stores (TOS among them) answer when the
+# credentials' policy does not cover the key. The temporary credentials may
+# allow only the vendor's own folder (nothing says which): the upload is tried
+# once more under the vendor's key layout (``VENDOR_KEY_PREFIX``).
+_DENIED_CODES = frozenset({"AccessDenied"})
+# The vendor's client names its uploads ``comfyui/mesh/<date>/<uuid>.<ext>``
+# (dev-hitem/hitem3d-comfyUI, api/utils.py, ``upload_file``).
+VENDOR_KEY_PREFIX = "comfyui"
 
 
 @dataclass(frozen=True)
@@ -155,9 +165,17 @@ def _replace(target: StorageTarget, **changes: str) -> StorageTarget:
     return StorageTarget(**values)
 
 
-def object_key(target: StorageTarget, when: datetime, unique: str) -> str:
-    """``<prefix>/mesh/<yyyy-mm-dd>/<uuid>.glb``, as the vendor's client names its uploads."""
-    return f"{target.key_prefix}/mesh/{when.astimezone(timezone.utc):%Y-%m-%d}/{unique}.glb"
+def object_key(target: StorageTarget, when: datetime, unique: str, prefix: str = "") -> str:
+    """``<prefix>/mesh/<yyyy-mm-dd>/<uuid>.glb``, as the vendor's client names its
+    uploads; ``prefix`` is the target's own unless given."""
+    return f"{prefix or target.key_prefix}/mesh/{when.astimezone(timezone.utc):%Y-%m-%d}/{unique}.glb"
+
+
+def key_prefixes(target: StorageTarget, remembered: str = "") -> list[str]:
+    """The key prefixes an upload tries, in order: the one that worked before
+    in this session (``remembered``), else ours; then the other of ours and
+    the vendor's."""
+    return list(dict.fromkeys([remembered or target.key_prefix, target.key_prefix, VENDOR_KEY_PREFIX]))
 
 
 def destination(target: StorageTarget) -> Message:
@@ -272,13 +290,16 @@ class _Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def _reason(status: int, code: str, message: str) -> str:
+    return f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")
+
+
 def refused_message(status: int, code: str, message: str) -> Message:
     if code in _CLOCK_CODES:
         return msg("Hitem3D's storage refused the mesh because this computer's clock is off: set the date and "
                    "time automatically, then try again (nothing was spent)")
-    reason = f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")
     return msg("Hitem3D's storage refused the mesh ({reason}): nothing was spent; try again in a few minutes",
-               reason=reason)
+               reason=_reason(status, code, message))
 
 
 # -- the upload -----------------------------------------------------------------------------------
@@ -288,6 +309,8 @@ class UploadClient(Protocol):
     """What an upload needs of ``api.Hitem3DClient``."""
 
     settings: ApiSettings
+    # The key prefix an upload worked under this session ('' before the first).
+    upload_key_prefix: str
 
     @property
     def downloads(self) -> requests.Session: ...
@@ -334,26 +357,43 @@ def upload_mesh(client: UploadClient, body: UploadBody, *, target: StorageTarget
                 unique: Callable[[], str] = lambda: str(uuid.uuid4())) -> Uploaded:
     """Upload ``body`` to the storage; returns its key and the ``mesh_url``
     Hitem3D reads it from. Raises ``UploadFailed`` (or ``Cancelled``), with
-    nothing sent to Hitem3D; a refused or expired temporary credential is
-    asked for anew once."""
+    nothing sent to Hitem3D. A refused or expired temporary credential is
+    asked for anew once; a key the credentials may not write (AccessDenied)
+    is tried once under the vendor's key layout, and the layout that worked
+    is kept on ``client`` for the session. At most four PUTs."""
     try:
         payload = body.sha256()
     except OSError as exc:
         raise UploadFailed(msg("Mesh: cannot read {name}: {reason}", name=body.path.name,
                                reason=exc.strerror or str(exc))) from None
-    key = object_key(target, now(), unique())
+    prefixes = key_prefixes(target, client.upload_key_prefix)
+    unique_name, day = unique(), now()
     credentials = _credentials(client)
-    for attempt in (1, 2):
+    renewed, index, denied = False, 0, []
+    while True:
+        key = object_key(target, day, unique_name, prefixes[index])
         try:
             put_object(client.downloads, target, credentials, key, body, payload,
                        timeout_s=client.settings.request_timeout_s, when=now())
             log.info("Uploaded %d bytes to %s as %s", body.size, target.host, key)
+            client.upload_key_prefix = prefixes[index]
             return Uploaded(key, target.public_url(key), body.size)
         except _Refused as exc:
-            log.warning("The storage refused the upload: HTTP %d %s", exc.status, exc.code)
-            if attempt == 1 and (exc.code in _EXPIRED_CODES or exc.status == 401):
-                credentials = _credentials(client)
+            log.warning("The storage refused the upload under %s/: HTTP %d %s", prefixes[index], exc.status,
+                        exc.code)
+            if not renewed and (exc.code in _EXPIRED_CODES or exc.status == 401):
+                credentials, renewed = _credentials(client), True
                 continue
+            if exc.code in _DENIED_CODES or (exc.status == 403 and not exc.code):
+                denied.append(f"{prefixes[index]}/")
+                if index + 1 < len(prefixes):
+                    index += 1
+                    continue
+                if len(denied) > 1:
+                    raise UploadFailed(msg("Hitem3D's storage did not let its upload credentials store the mesh "
+                                           "under {keys} ({reason}): nothing was spent; update the extension, or "
+                                           "report it", keys=", ".join(denied),
+                                           reason=_reason(exc.status, exc.code, exc.message))) from None
             raise UploadFailed(refused_message(exc.status, exc.code, exc.message)) from None
         except OSError as exc:
             if isinstance(exc, requests.RequestException):
@@ -364,7 +404,6 @@ def upload_mesh(client: UploadClient, body: UploadBody, *, target: StorageTarget
                                        reason=failure_error(exc, target.host).message)) from None
             raise UploadFailed(msg("Mesh: cannot read {name}: {reason}", name=body.path.name,
                                    reason=exc.strerror or str(exc))) from None
-    raise AssertionError("unreachable")
 
 
 def _credentials(client: UploadClient) -> StorageCredentials:

@@ -641,6 +641,9 @@ MESSAGES: dict[str, str] = {
     "Hitem3D's storage refused the mesh because this computer's clock is off: set the date and time "
     "automatically, then try again (nothing was spent)":
         "Hitem3D 的存储拒绝了该网格，因为本机时钟不准：请设为自动设置日期和时间，然后重试（未花费积分）",
+    "Hitem3D's storage did not let its upload credentials store the mesh under {keys} ({reason}): nothing was "
+    "spent; update the extension, or report it":
+        "Hitem3D 的存储不允许其上传凭证将网格保存在 {keys} 下（{reason}）：未花费任何积分；请更新扩展，或报告此问题",
     "Hitem3D's storage refused the mesh ({reason}): nothing was spent; try again in a few minutes":
         "Hitem3D 的存储拒绝了该网格（{reason}）：未花费积分；请几分钟后重试",
     "Uploading the mesh failed, nothing was spent: {reason}": "网格上传失败，未花费积分：{reason}",

@@ -354,6 +354,25 @@ def test_submit_texture_mesh_textures_a_glb_and_imports_it_named_after_the_file(
     assert mesh.exists()  # the artist's own file is never removed
 
 
+def test_submit_texture_mesh_uploads_where_the_credentials_allow_or_spends_nothing(
+        cli: Any, prefs: Any, sim: Hitem3DSimulator, sample_glb: Path, tmp_path: Path) -> None:
+    image = png_file(tmp_path / "chair.png")
+    sim.storage_key_prefixes = ("comfyui/",)  # temporary credentials scoped to the vendor's folder
+
+    run = cli("submit", "--texture-mesh", str(sample_glb), str(image))
+
+    assert run.code == 0, run.err
+    [(key, _)] = sim.stored.items()
+    assert key.startswith("comfyui/mesh/") and sim.submissions[0].fields["mesh_url"] == sim.public_base + key
+
+    sim.storage_key_prefixes = ("elsewhere/",)
+    run = cli("submit", "--texture-mesh", str(sample_glb), str(image))
+
+    assert run.code == 5
+    assert "did not let its upload credentials store the mesh under comfyui/, hitem3d-blender/" in run.err
+    assert len(sim.submissions) == 1 and len(sim.stored) == 1  # nothing more sent, nothing spent
+
+
 @pytest.mark.parametrize("extra, words", [
     (["--model", "hitem3dv2.0"], "cannot texture an existing model"),
     (["--geometry-only"], "cannot be --geometry-only"),

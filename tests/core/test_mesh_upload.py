@@ -36,6 +36,7 @@ from tests.support.submission_helpers import images  # noqa: F401 - a fixture
 
 GLB = minimal_glb_bytes()  # its object is named Hitem3D_Sample
 SENT = neutral_glb(GLB, "Chair")  # what leaves: the same geometry, the names neutral
+VENDOR_KEY = re.compile(r"comfyui/mesh/\d{4}-\d{2}-\d{2}/[0-9a-f-]{36}\.glb")
 KEY = re.compile(r"hitem3d-blender/mesh/\d{4}-\d{2}-\d{2}/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\.glb")
 
 
@@ -165,13 +166,47 @@ def test_incomplete_upload_credentials_spend_nothing(sim: Hitem3DSimulator, clie
 def test_a_storage_refusal_in_xml_says_its_code_and_spends_nothing(
         sim: Hitem3DSimulator, client: Hitem3DClient, storage: StorageTarget, mesh: Path,
         images: dict[str, str]) -> None:
-    body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
-            b"<Message>Access Denied &amp; logged</Message><RequestId>1</RequestId></Error>")
-    sim.inject("/hitem3d-blender/", Fault.raw(body, "application/xml", status=403))
+    body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code>'
+            b"<Message>The bucket &amp; its keys are gone</Message><RequestId>1</RequestId></Error>")
+    sim.inject("/hitem3d-blender/", Fault.raw(body, "application/xml", status=404))
     message = failure(client, storage, mesh, images)
-    assert message == ("Hitem3D's storage refused the mesh (AccessDenied: Access Denied & logged): nothing was "
-                       "spent; try again in a few minutes")
-    assert nothing_spent(sim) and sim.count(f"{API}/upload/token") == 1  # access denied: not asked again
+    assert message == ("Hitem3D's storage refused the mesh (NoSuchBucket: The bucket & its keys are gone): nothing "
+                       "was spent; try again in a few minutes")
+    assert nothing_spent(sim) and sim.count(f"{API}/upload/token") == 1  # not the credentials: not asked again
+    assert len(sim.storage_requests) == 1  # nor the key: not tried elsewhere
+
+
+def test_credentials_that_allow_only_the_vendor_s_folder_upload_there_from_then_on(
+        sim: Hitem3DSimulator, client: Hitem3DClient, storage: StorageTarget, mesh: Path,
+        images: dict[str, str]) -> None:
+    sim.storage_key_prefixes = ("comfyui/",)
+    sending.send(client, texture(mesh, images), storage=storage)
+    [(key, body)] = sim.stored.items()
+    assert VENDOR_KEY.fullmatch(key) and body == SENT
+    assert sim.submissions[0].fields["mesh_url"] == sim.public_base + key
+    assert [r.path.split("/")[1] for r in sim.storage_requests] == ["hitem3d-blender", "comfyui"]
+    assert sim.count(f"{API}/upload/token") == 1  # the same credentials, another key
+
+    sending.send(client, texture(mesh, images), storage=storage)  # the session remembers where it may write
+    assert [r.path.split("/")[1] for r in sim.storage_requests][2:] == ["comfyui"] and len(sim.submissions) == 2
+
+
+def test_credentials_that_allow_neither_folder_spend_nothing_and_say_so(
+        sim: Hitem3DSimulator, client: Hitem3DClient, storage: StorageTarget, mesh: Path,
+        images: dict[str, str]) -> None:
+    sim.storage_key_prefixes = ("someone-else/",)
+    message = failure(client, storage, mesh, images)
+    assert message == ("Hitem3D's storage did not let its upload credentials store the mesh under hitem3d-blender/, "
+                       "comfyui/ (AccessDenied: Access Denied): nothing was spent; update the extension, or report it")
+    assert len(sim.storage_requests) == 2 and sim.stored == {} and nothing_spent(sim)
+
+
+def test_a_bare_403_from_the_storage_is_taken_as_access_denied(
+        sim: Hitem3DSimulator, client: Hitem3DClient, storage: StorageTarget, mesh: Path,
+        images: dict[str, str]) -> None:
+    sim.inject("/hitem3d-blender/", Fault.status(403))
+    sending.send(client, texture(mesh, images), storage=storage)
+    assert [key.split("/")[0] for key in sim.stored] == ["comfyui"] and len(sim.submissions) == 1
 
 
 def test_a_bad_signature_is_refused_by_the_storage_and_said(sim: Hitem3DSimulator, client: Hitem3DClient,

@@ -413,6 +413,11 @@ class Hitem3DSimulator:
         # it (tos/exceptions.py), or S3's XML.
         self.upload_credentials_lifetime_s = 3600.0
         self.storage_error_format: Literal["json", "xml"] = "json"
+        # The keys the upload credentials may write: only under these prefixes
+        # (None: anywhere). ASSUMPTION: nothing says how Hitem3D scopes them; an
+        # S3-style store answers a key outside a temporary credential's policy
+        # with 403 AccessDenied. The vendor's client writes under "comfyui/".
+        self.storage_key_prefixes: tuple[str, ...] | None = None
         self.max_mesh_bytes = MAX_MESH_BYTES
         # Upload limits by kind, lowered by tests (nobody uploads 200 MB in a unit test).
         self.max_source_bytes: dict[str, int] = {name: route.max_source_bytes for name, route in KIND_ROUTES.items()}
@@ -762,6 +767,9 @@ class Hitem3DSimulator:
         key = unquote(request.path[1:])
         if not key:
             return self._storage_error(400, "InvalidObjectName", "The object name is empty")
+        allowed = self.storage_key_prefixes
+        if allowed is not None and not key.startswith(allowed):
+            return self._storage_error(403, "AccessDenied", "Access Denied")
         with self._lock:
             self._objects[key] = request.body
         return _Reply(200, b"", {"ETag": f'"{hashlib.md5(request.body).hexdigest()}"',

@@ -473,6 +473,17 @@ def test_the_storage_refuses_expired_credentials_and_a_skewed_clock(sim: Hitem3D
     assert born_expired.value.code == "ExpiredToken" and sim.stored == {}
 
 
+def test_credentials_scoped_to_a_folder_are_refused_elsewhere(sim: Hitem3DSimulator,
+                                                              bearer: dict[str, str]) -> None:
+    tos = pytest.importorskip("tos")
+    sim.storage_key_prefixes = ("comfyui/",)
+    credentials = upload_credentials(sim, bearer)
+    with pytest.raises(tos.exceptions.TosServerError) as caught:
+        sdk_put(sim, credentials, "hitem3d-blender/mesh/2026-11-03/a.glb", GLB)
+    sdk_put(sim, credentials, "comfyui/mesh/2026-11-03/a.glb", GLB)
+    assert caught.value.code == "AccessDenied" and list(sim.stored) == ["comfyui/mesh/2026-11-03/a.glb"]
+
+
 def test_the_storage_words_a_refusal_in_json_or_in_xml(sim: Hitem3DSimulator) -> None:
     json_answer = requests.put(f"{sim.storage_url}/k.glb", data=GLB, timeout=TIMEOUT)
     sim.storage_error_format = "xml"
