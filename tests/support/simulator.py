@@ -672,10 +672,12 @@ class Hitem3DSimulator:
             return self._serve_public(request)
         route = self._routes.get(request.path)
         if route is None or not self._served(request.path, route[3]):
+            # ASSUMPTION: no page says what an unknown path answers; a web
+            # framework's 404 (a bare one is tested with ``inject``).
             return _json_reply({"code": 404, "msg": "Not Found"}, status=404)
         method, scheme, handler, _ = route
         if request.method != method:
-            return _json_reply({"code": 405, "msg": "Method Not Allowed"}, status=405)
+            return _json_reply({"code": 405, "msg": "Method Not Allowed"}, status=405)  # ASSUMPTION, as the 404
         if scheme is not None and not self._authorized(request, scheme):
             # The API answers a bad token either way: HTTP 401, or HTTP 200 with code 401 [doc].
             return _json_reply({"code": 401, "msg": "Unauthorized"}, 401 if self.auth_failure_style == "http" else 200)
@@ -730,7 +732,8 @@ class Hitem3DSimulator:
         except (binascii.Error, UnicodeDecodeError):
             user = password = ""
         if scheme.lower() != "basic" or (user, password) != (self.client_id, self.client_secret):
-            return _api_error(40010000, "client credentials are invalid")
+            return _api_error(40010000, "client credentials are invalid")  # [doc] get-token
+        # [doc] get-token: accessToken, tokenType Bearer, nonce; valid 24 hours.
         data = {"accessToken": self.issue_token(), "tokenType": "Bearer", "nonce": secrets.token_hex(16)}
         # The docs' token example says "message" where every other answer says "msg".
         return _json_reply({"code": 200, "message": "success", "data": data})
@@ -862,6 +865,7 @@ class Hitem3DSimulator:
     def _balance(self, request: RecordedRequest) -> _Reply:
         with self._lock:
             balance = float(self.balance)
+        # [doc] query-balance: data.totalBalance, a decimal number of credits.
         return _json_reply({"code": 200, "msg": "success", "data": {"totalBalance": balance}})
 
     def _query_task(self, request: RecordedRequest, route: KindRoute | None = None) -> _Reply:
@@ -879,7 +883,11 @@ class Hitem3DSimulator:
             entry = task.states[min(task.queries, len(task.states) - 1)]
             task.queries += 1
             if isinstance(entry, Mapping) and "code" in entry:
-                return _json_reply(dict(entry))  # a whole replacement answer, e.g. 50010001
+                # A whole replacement answer, e.g. 50010001 "generate failed" ([community]).
+                return _json_reply(dict(entry))
+            # [doc] query-task: data.state is one of the five states; on success
+            # data.url (model) and data.cover_url (WebP), both one hour, and
+            # data.id = <task_id>_0. ``progress`` is undocumented: a test adds it.
             overrides = dict(entry) if isinstance(entry, Mapping) else {"state": entry}
             data: dict[str, Any] = {"task_id": task_id, "state": overrides.get("state", "")}
             if str(data["state"]).lower() == "success":
@@ -951,7 +959,7 @@ class Hitem3DSimulator:
         bad_mesh = any(f[0] == route.source_field and BAD_MESH_MARK in f[3][:64] for f in files)
         with self._lock:
             if self.balance < route.cost:
-                return _api_error(30010000, "balance is not enough")
+                return _api_error(30010000, "balance is not enough")  # [community], with HTTP 200
             refusal = self._over_limit()
             if refusal is not None:
                 return refusal
@@ -982,17 +990,17 @@ class Hitem3DSimulator:
                 if error is not None:
                     return _api_error(*error)
             if self.balance < self.submit_cost:
-                return _api_error(30010000, "balance is not enough")
+                return _api_error(30010000, "balance is not enough")  # [community], with HTTP 200
             refusal = self._over_limit()
             if refusal is not None:
                 return refusal
             self.balance -= self.submit_cost
             task_id = _new_task_id()
             glb = _as_source(self.default_glb, minimal_glb_bytes())
-            extension = FORMAT_EXTENSIONS[fields.get("format", "1")]  # the server defaults to obj
+            extension = FORMAT_EXTENSIONS[fields.get("format", "1")]  # the server defaults to obj [vendor, community]
             self._tasks[task_id] = _Task(list(self.default_states), glb, TINY_WEBP, extension)
             self._submissions.append(Submission(fields, files, task_id))
-        return _json_reply({"code": 200, "msg": "success", "data": {"task_id": task_id}})
+        return _json_reply({"code": 200, "msg": "success", "data": {"task_id": task_id}})  # [doc] submit-task
 
 
 def _check_uploads(uploads: list[tuple[str, str, str, bytes]], extensions: frozenset[str], max_bytes: int,
