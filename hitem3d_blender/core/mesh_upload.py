@@ -6,9 +6,10 @@ own client (``dev-hitem/hitem3d-comfyUI``, ``api/utils.py``) gets there so:
 TOS object storage; the file goes up with a PutObject to bucket
 ``mm-sparc3d-prod`` in region ``ap-southeast-1`` under a key of the client's
 own (``<prefix>/mesh/<date>/<uuid>.glb``); the link sent is Hitem3D's public
-base followed by that key. We do the same, signed by ``tos_signing``, with the
-payload's SHA-256 signed too, so a body damaged on the way is refused rather
-than stored. Which keys the temporary credentials may write is said nowhere:
+base followed by that key. We do the same, signed by ``tos_signing`` exactly
+as that SDK signs a PutObject: ``x-tos-content-sha256: UNSIGNED-PAYLOAD`` (its
+default), so any storage that takes the vendor's uploads takes ours (TLS
+guards the body on the way; Content-Length its size). Which keys the temporary credentials may write is said nowhere:
 on AccessDenied the upload is tried once under the vendor's own layout
 (``comfyui/mesh/...``), and the prefix that worked is kept for the session.
 
@@ -17,13 +18,12 @@ variables override it: ``HITEM3D_UPLOAD_ENDPOINT`` (the URL an object is PUT
 under, its key appended as the path) and ``HITEM3D_UPLOAD_PUBLIC_BASE`` (what
 ``mesh_url`` starts with).
 
-No ``bpy``. ``upload_mesh`` runs on a worker: it reads the file twice (its
-hash, then the upload), never whole into memory.
+No ``bpy``. ``upload_mesh`` runs on a worker: it reads the file as it sends
+it, never whole into memory.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import logging
@@ -226,12 +226,6 @@ class UploadBody:
                 left -= len(chunk)
                 yield chunk
 
-    def sha256(self) -> str:
-        digest = hashlib.sha256()
-        for chunk in self.chunks():
-            digest.update(chunk)
-        return digest.hexdigest()
-
 
 class _Stream:
     """A body ``requests`` sends with a Content-Length and without reading it whole."""
@@ -326,13 +320,15 @@ class Uploaded:
 
 
 def put_object(session: requests.Session, target: StorageTarget, credentials: StorageCredentials, key: str,
-               body: UploadBody, payload_sha256: str, *, timeout_s: float, when: datetime) -> None:
+               body: UploadBody, *, timeout_s: float, when: datetime) -> None:
     """One signed PutObject. Raises ``_Refused`` for the storage's no,
     ``requests.RequestException`` when the connection fails."""
     headers = {
         "Host": target.host,
         "Content-Type": CONTENT_TYPE,
-        tos_signing.CONTENT_SHA256: payload_sha256,
+        # What Volcengine's SDK sends unless given a hash (clientv2's _req):
+        # signed as a header and as the canonical request's payload line.
+        tos_signing.CONTENT_SHA256: tos_signing.UNSIGNED_PAYLOAD,
     }
     signed = tos_signing.sign("PUT", target.path_of(key), {}, headers, credentials, target.region, when)
     token = current_token()
@@ -361,11 +357,6 @@ def upload_mesh(client: UploadClient, body: UploadBody, *, target: StorageTarget
     asked for anew once; a key the credentials may not write (AccessDenied)
     is tried once under the vendor's key layout, and the layout that worked
     is kept on ``client`` for the session. At most four PUTs."""
-    try:
-        payload = body.sha256()
-    except OSError as exc:
-        raise UploadFailed(msg("Mesh: cannot read {name}: {reason}", name=body.path.name,
-                               reason=exc.strerror or str(exc))) from None
     prefixes = key_prefixes(target, client.upload_key_prefix)
     unique_name, day = unique(), now()
     credentials = _credentials(client)
@@ -373,7 +364,7 @@ def upload_mesh(client: UploadClient, body: UploadBody, *, target: StorageTarget
     while True:
         key = object_key(target, day, unique_name, prefixes[index])
         try:
-            put_object(client.downloads, target, credentials, key, body, payload,
+            put_object(client.downloads, target, credentials, key, body,
                        timeout_s=client.settings.request_timeout_s, when=now())
             log.info("Uploaded %d bytes to %s as %s", body.size, target.host, key)
             client.upload_key_prefix = prefixes[index]

@@ -118,6 +118,18 @@ def test_the_storage_secrets_are_masked_wherever_they_are_echoed(
     assert credentials.secret_access_key not in repr(credentials)
 
 
+def test_an_upload_token_answer_with_more_than_the_three_names_is_read(
+        sim: Hitem3DSimulator, client: Hitem3DClient) -> None:
+    """Only the three names the vendor's client reads are needed: a code as a
+    string, ``message`` for ``msg`` and fields of its own do not matter."""
+    sim.inject(f"{API}/upload/token", Fault.json({"code": "200", "message": "ok", "data": {
+        "accessKeyId": "AKLTabc", "secretAccessKey": "c2VjcmV0", "sessionKey": "STS2xyz",
+        "expiredTime": "2026-11-03T10:00:00Z", "bucket": "mm-sparc3d-prod", "region": "ap-southeast-1"}}))
+    credentials = client.upload_credentials()
+    assert (credentials.access_key_id, credentials.secret_access_key, credentials.security_token) == (
+        "AKLTabc", "c2VjcmV0", "STS2xyz")
+
+
 def test_an_expired_access_token_for_the_upload_token_is_renewed(
         sim: Hitem3DSimulator, client: Hitem3DClient, storage: StorageTarget, mesh: Path,
         images: dict[str, str]) -> None:

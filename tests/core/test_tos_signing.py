@@ -48,7 +48,7 @@ def ours(method: str, path: str, params: dict[str, str], headers: dict[str, str]
 
 
 CASES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
-    # The PutObject of a mesh, as we send it: a signed payload hash.
+    # A PutObject with a signed payload hash.
     ("PUT", "/hitem3d-blender/mesh/2026-11-03/0f8fad5b-d9cb-469f-a165-70867728950e.glb", {},
      {"Host": HOST, "Content-Type": "model/gltf-binary", "Content-Length": "1234", "x-tos-content-sha256": SHA}),
     # As the vendor's client sends it: no payload hash (UNSIGNED-PAYLOAD).
@@ -156,3 +156,38 @@ def test_our_headers_sign_the_put_object_the_sdk_sends_the_same_way(rsps: respon
                 if name.lower() not in ("authorization", "x-tos-date", "x-tos-security-token")}
     mine = tos_signing.sign("PUT", "/" + key, {}, unsigned, CREDENTIALS, REGION, WHEN)
     assert mine["Authorization"] == sent["Authorization"]
+
+
+def test_our_put_object_has_the_headers_the_sdk_sends_by_default(rsps: responses.RequestsMock,
+                                                                  tmp_path: Any) -> None:
+    """The vendor's client calls ``put_object_from_file`` with no hash: the SDK
+    then sends and signs ``x-tos-content-sha256: UNSIGNED-PAYLOAD``. Ours is
+    the same, so a storage that takes the vendor's uploads takes ours, even
+    one that signs the payload line as UNSIGNED-PAYLOAD whatever comes."""
+    import requests
+
+    from hitem3d_blender.core import mesh_upload
+
+    key = "hitem3d-blender/mesh/2026-11-03/a.glb"
+    rsps.add(responses.PUT, f"https://{HOST}/{key}", status=200)
+    rsps.add(responses.PUT, f"https://{HOST}/comfyui/{key}", status=200)
+    client = tos.TosClientV2(CREDENTIALS.access_key_id, CREDENTIALS.secret_access_key,
+                             "tos-ap-southeast-1.volces.com", REGION, security_token=CREDENTIALS.security_token,
+                             enable_crc=False, max_retry_count=0)
+    client.put_object("mm-sparc3d-prod", "comfyui/" + key, content=b"glTF" + bytes(60))
+    path = tmp_path / "a.glb"
+    path.write_bytes(b"glTF" + bytes(60))
+    with requests.Session() as session:
+        mesh_upload.put_object(session, mesh_upload.HITEM3D_STORAGE, CREDENTIALS, key,
+                               mesh_upload.UploadBody(b"", path, 0, 64), timeout_s=5.0, when=WHEN)
+    sdk, mine = (call.request.headers for call in rsps.calls)
+    assert sdk["x-tos-content-sha256"] == mine["x-tos-content-sha256"] == "UNSIGNED-PAYLOAD"
+    signed = [headers["Authorization"].split("SignedHeaders=")[1].split(",")[0] for headers in (sdk, mine)]
+    assert signed[0] == signed[1] == "content-type;host;x-tos-content-sha256;x-tos-date;x-tos-security-token"
+    # A verifier that always signs UNSIGNED-PAYLOAD as the payload line agrees with our signature.
+    canonical = tos_signing.canonical_request("PUT", "/" + key, {}, {
+        name: mine[name] for name in ("Host", "Content-Type", "x-tos-content-sha256", "x-tos-date",
+                                      "x-tos-security-token")})
+    assert canonical.endswith("\nUNSIGNED-PAYLOAD")
+    expected = tos_signing.signature(CREDENTIALS.secret_access_key, canonical, mine["x-tos-date"], REGION)
+    assert mine["Authorization"].endswith("Signature=" + expected)
