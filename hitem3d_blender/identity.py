@@ -27,6 +27,7 @@ EXPORTS = "meshes"  # meshes exported for Texture Selection, split and the rest
 CONVERTING = "converting"  # specs, results and output of running converters
 
 JOURNAL_NAME = "journal.json"
+KEPT_REQUESTS_NAME = "waiting_requests.json"  # requests that had not left when a session ended
 LOG_NAME = "hitem3d.log"
 
 
@@ -42,6 +43,10 @@ def user_subdir(name: str) -> Path:
 
 def journal_path() -> Path:
     return user_dir() / JOURNAL_NAME
+
+
+def kept_requests_path() -> Path:
+    return user_dir() / KEPT_REQUESTS_NAME
 
 
 def settings_path() -> Path:

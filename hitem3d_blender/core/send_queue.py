@@ -93,10 +93,13 @@ class Stage(enum.Enum):
     SLOT = "slot"  # checked against the balance; waiting for a free slot on the account
     SENDING = "sending"  # on a worker: the upload, then Hitem3D's answer
     STOPPING = "stopping"  # cancelled while sending: waiting to learn how it ended
+    KEPT = "kept"  # from an earlier session (``kept_sends``): goes only when the artist says so (``resume``)
 
 
 # Cancelled in these, a request has not left: nothing is spent, nothing remains.
-WAITING = frozenset({Stage.BALANCE, Stage.SLOT})
+WAITING = frozenset({Stage.BALANCE, Stage.SLOT, Stage.KEPT})
+# Moving on by themselves: what keeps the timer ticking.
+MOVING = frozenset({Stage.BALANCE, Stage.SLOT})
 # Past the balance check: what these will cost is set aside from the balance.
 COMMITTED = frozenset({Stage.SLOT, Stage.SENDING, Stage.STOPPING})
 # On a worker: each takes a slot on the account.
@@ -188,12 +191,25 @@ class SendQueue:
         return self._sends.pop(key, None)
 
     def in_flight(self, button: str) -> bool:
-        """A request of ``button`` is waiting or being sent."""
-        return any(send.button == button for send in self._sends.values())
+        """A request of ``button`` is waiting or being sent (one kept from an
+        earlier session waits for its own Send and holds no button)."""
+        return any(send.button == button and send.stage is not Stage.KEPT for send in self._sends.values())
 
     def waiting(self) -> bool:
-        """Some request has not left yet."""
-        return any(send.stage in WAITING for send in self._sends.values())
+        """Some request has not left yet and moves on by itself."""
+        return any(send.stage in MOVING for send in self._sends.values())
+
+    def unsent(self) -> list[Send]:
+        """The requests that have not left, oldest first: what ``kept_sends`` keeps."""
+        return [send for send in self._sends.values() if send.stage in WAITING]
+
+    def resume(self, key: str) -> bool:
+        """A kept request goes on like a new one (balance, then a slot); False if it is not kept."""
+        send = self._sends.get(key)
+        if send is None or send.stage is not Stage.KEPT:
+            return False
+        send.stage = Stage.BALANCE
+        return True
 
     # -- the balance ------------------------------------------------------------------
 

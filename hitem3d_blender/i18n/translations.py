@@ -78,6 +78,9 @@ UI: dict[tuple[str, str], str] = {
     (OPERATOR, "Texture"): "生成纹理",
     (DEFAULT, "Cancel this request: before it leaves nothing is sent; during its upload Hitem3D may already have it"):
         "取消此请求：发出前取消则不发送任何内容；上传过程中取消时 Hitem3D 可能已收到它",
+    (OPERATOR, "Send"): "发送",
+    (DEFAULT, "Send this request kept from your last session: it spends credits, after the balance check"):
+        "发送这个上次会话保留下来的请求：查询余额后发送，会花费积分",
     (DEFAULT, "Tasks at once (max)"): "同时运行的任务（上限）",
     (DEFAULT, "At most this many tasks run on your Hitem3D account at once (Hitem3D's default limit is 10); "
               "further requests wait in a queue and go as tasks end (at 10: $HITEM3D_MAX_TASKS if set)"):
@@ -585,6 +588,9 @@ MESSAGES: dict[str, str] = {
     "Stopping… {what}": "正在停止… {what}",
     "Already on its way to Hitem3D: wait for the answer, or cancel it": "已在发送到 Hitem3D 的途中：请等待答复，或取消它",
     "Nothing to cancel: it was answered already": "没有可取消的内容：已收到答复",
+    "Kept from your last session, not sent: {what}": "上次会话保留下来、尚未发送：{what}",
+    "Nothing to send: it was sent or cancelled already": "没有可发送的内容：它已发送或已取消",
+    "The kept request was not sent: {reason}": "保留的请求未发送：{reason}",
     "Cancelled before sending: nothing was sent": "已在发送前取消：未发送任何内容",
     "Stopping the upload: Hitem3D may have the request already": "正在停止上传：Hitem3D 可能已收到该请求",
     "Cancelled: Hitem3D turned the request down, nothing was spent": "已取消：Hitem3D 拒绝了该请求，未花费积分",

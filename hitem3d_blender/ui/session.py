@@ -28,7 +28,7 @@ def _list_changed() -> None:
 
 def connect() -> None:
     """Install the hooks and the timer's tick, then read the journal (history
-    shows, unfinished tasks resume)."""
+    shows, unfinished tasks resume) and the requests kept unsent."""
     clock.install(timer.tick)
     state.hooks = state.Hooks(
         shown_changed=_shown_changed,
@@ -43,6 +43,7 @@ def connect() -> None:
         after_import=texture_selection.place_beside,
     )
     history.book()
+    submit_calls.restore_kept()
     # The list is filled here (once, a few milliseconds for the longest
     # history), not in a timer call.
     if ui_sync.sync_list():

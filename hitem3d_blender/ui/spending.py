@@ -111,10 +111,13 @@ def draw_sends(layout: bpy.types.UILayout, panel: str, width: float) -> None:
     for pending in submit_calls.pending_submissions(panel):
         row = layout.row(align=True)
         stage = submit_calls.stage_of(pending.key)
-        # The Cancel button beside the text takes a square of its own.
-        text_width = content_width(width) - (ICON_WIDTH + CELL_PADDING) * ui_scale()
+        # The buttons beside the text (Send for a kept request, Cancel) take a square each.
+        buttons = 2 if stage is Stage.KEPT else 1
+        text_width = content_width(width) - buttons * (ICON_WIDTH + CELL_PADDING) * ui_scale()
         wrapped_label(row.column(), translations.text(submit_calls.line_of(pending)), text_width,
-                      "SORTTIME" if stage in (Stage.BALANCE, Stage.SLOT) else "TIME")
+                      "SORTTIME" if stage in (Stage.BALANCE, Stage.SLOT, Stage.KEPT) else "TIME")
+        if stage is Stage.KEPT:
+            setattr(row.operator("hitem3d.resume_send", text="", icon="PLAY"), "key", pending.key)
         if stage is not Stage.STOPPING:
             setattr(row.operator("hitem3d.cancel_send", text="", icon="X"), "key", pending.key)
     if submit_calls.notice(panel):
@@ -191,6 +194,24 @@ class HITEM3D_OT_cancel_send(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class HITEM3D_OT_resume_send(bpy.types.Operator):
+    """Send this request kept from your last session: it spends credits, after the balance check"""
+
+    bl_idname = "hitem3d.resume_send"
+    bl_label = "Send"
+    bl_options = {"INTERNAL"}
+
+    key: StringProperty(options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        try:
+            settings = preferences.usable_settings(context)
+        except Hitem3DError as exc:
+            return refuse(self, exc)
+        self.report({"INFO"}, translations.text(submit_calls.resume(self.key, settings)))
+        return {"FINISHED"}
+
+
 def timeout_property() -> Any:
     """The ``timeout`` of the operators that send a request and wait for its model."""
     return FloatProperty(
@@ -202,4 +223,4 @@ def timeout_property() -> Any:
     )
 
 
-classes = (HITEM3D_OT_cancel_send,)
+classes = (HITEM3D_OT_cancel_send, HITEM3D_OT_resume_send)

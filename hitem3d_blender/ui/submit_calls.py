@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit
 
 from ..scene import mesh_export
 from . import preferences, ui_sync
-from ..core import mesh_upload, prices, send_queue, sending
+from .. import identity
+from ..core import kept_sends, kind_requests, mesh_upload, prices, send_queue, sending
 from ..core.api import Hitem3DClient
-from ..core.errors import Cancelled
+from ..core.errors import Cancelled, Hitem3DError
 from ..core.import_options import ImportOptions
 from ..core.jobs import CallResult
 from ..core.kind_requests import KindRequest
@@ -30,9 +31,9 @@ from ..core.pipeline import DEFAULT_TIMEOUT_S
 from ..core.prices import Estimate
 from ..core.send_queue import FetchBalance, Go, Refuse, Refused, Send, Stage
 from ..core.settings import DEFAULT_BASE_URL, ApiSettings
-from ..core.submission import Submission
+from ..core.submission import Submission, validate
 from ..core.tasks import TaskState
-from ..engine import control, history, state, timer
+from ..engine import control, history, ownership, state, timer
 
 log = logging.getLogger(__package__)
 
@@ -113,6 +114,9 @@ class _State:
         self.watched: dict[str, _Watched] = {}
         self.recheck: tuple[float, ApiSettings] | None = None  # (when, with what) to ask for the balance again
         self.max_running: int | None = None  # a command's --max-tasks, over the preference
+        # The requests not yet left, as last handed to the kept file (``_keep_unsent``).
+        self.kept_keys: tuple[str, ...] = ()
+        self.keeping = False  # this session keeps them (interactive, and the folder is ours)
 
 
 _state = _State()
@@ -120,11 +124,85 @@ _state = _State()
 
 def reset() -> None:
     """Forget everything (``session.shutdown`` has stopped the workers). A
-    selection exported for a request that never left is removed with it."""
+    selection exported for a request that never left is removed with it,
+    unless the request is kept for the next session (``kept_sends``)."""
     global _state
     for pending in _state.submissions.values():
-        discard_mesh(pending.submission)
+        if pending.key not in _state.kept_keys:
+            discard_mesh(pending.submission)
     _state = _State()
+
+
+# -- kept for the next session ---------------------------------------------------------------------
+
+
+def restore_kept() -> None:
+    """At the start of an interactive session: the requests that had not
+    left when the last one ended come back, kept, each waiting for its Send.
+    Only the Blender that owns the folder keeps them; background mode
+    (the command line) neither reads nor writes them."""
+    if state.runs_to_end() or not ownership.owns_folder():
+        return
+    _state.keeping = True
+    restored = kept_sends.load(identity.kept_requests_path(), mesh_export.exports_dir())
+    # Never sent as they are: the settings of the moment replace these when Send is pressed.
+    unset = ApiSettings(DEFAULT_BASE_URL, "", "")
+    for item in restored:
+        _state.submit_count += 1
+        key = f"{SUBMIT_KEY_PREFIX}{_state.submit_count}"
+        _state.submissions[key] = PendingSubmission(key, item.request, unset, item.options, item.thumbnail,
+                                                    DEFAULT_TIMEOUT_S)
+        _state.queue.add(Send(key, prices.for_request(item.request), item.button, item.panel, stage=Stage.KEPT))
+    _state.kept_keys = tuple(_state.submissions)
+    if restored:
+        log.info("%d request(s) kept from the last session, not sent", len(restored))
+        ui_sync.redraw()
+
+
+def resume(key: str, settings: ApiSettings) -> Message:
+    """Send a kept request now, with ``settings``: it waits for the balance
+    and a slot like a new one. Returns what to tell the artist."""
+    pending = _state.submissions.get(key)
+    send = _state.queue.get(key)
+    if pending is None or send is None or send.stage is not Stage.KEPT:
+        return msg("Nothing to send: it was sent or cancelled already")
+    try:
+        # Its files may have gone since (an export is kept a day, a picture a week).
+        if isinstance(pending.submission, KindRequest):
+            kind_requests.validate(pending.submission)
+        else:
+            validate(pending.submission)
+    except Hitem3DError as exc:
+        _state.queue.remove(key)
+        del _state.submissions[key]
+        message = msg("The kept request was not sent: {reason}", reason=exc.message)
+        _failed(pending, message, send.panel)
+        pump()
+        return message
+    _state.submissions[key] = replace(pending, settings=settings)
+    _state.queue.resume(key)
+    _state.notices.pop(send.panel, None)
+    pump()
+    ui_sync.redraw()
+    return msg("Sending to Hitem3D: {what}", what=pending.submission.describe())
+
+
+def _keep_unsent() -> None:
+    """Hand the requests that have not left to the kept file when they
+    changed (off the main thread): a quit, a crash or a disable keeps them."""
+    if not _state.keeping:
+        return
+    unsent = [send for send in _state.queue.unsent() if send.key in _state.submissions]
+    keys = tuple(send.key for send in unsent)
+    if keys == _state.kept_keys:
+        return
+    _state.kept_keys = keys
+    data = kept_sends.encode([
+        kept_sends.Kept(_state.submissions[send.key].submission, send.panel, send.button,
+                        _state.submissions[send.key].thumbnail, _state.submissions[send.key].options)
+        for send in unsent])
+    path = identity.kept_requests_path()
+    state.runner().write_later(identity.KEPT_REQUESTS_NAME, lambda: kept_sends.write(path, data))
 
 
 # -- sending ---------------------------------------------------------------------------------------
@@ -168,6 +246,8 @@ def line_of(pending: PendingSubmission) -> Message:
     what = pending.submission.describe()
     send = _send(pending.key)
     stage = send.stage if send is not None else Stage.SENDING
+    if stage is Stage.KEPT:
+        return msg("Kept from your last session, not sent: {what}", what=what)
     if stage is Stage.BALANCE:
         return msg("Checking the balance before sending: {what}", what=what)
     if stage is Stage.SLOT and send is not None and send.running_at_refusal is not None:
@@ -203,8 +283,15 @@ def running_on_account() -> int:
 
 def pump() -> bool:
     """Move the queue on: fetch the first balance, refuse what it cannot
-    cover, send what a free slot allows. True while a request waits (the
-    timer keeps ticking for it). Main thread; cheap when nothing waits."""
+    cover, send what a free slot allows; keep what has not left. True while
+    a request waits (the timer keeps ticking for it). Main thread; cheap when
+    nothing waits."""
+    moving = _advance()
+    _keep_unsent()
+    return moving
+
+
+def _advance() -> bool:
     if _state.recheck is not None and time.monotonic() >= _state.recheck[0]:
         settings, _state.recheck = _state.recheck[1], None
         refresh_balance(settings, force=True)
@@ -218,7 +305,7 @@ def pump() -> bool:
                                  limit=max_running(), now=time.monotonic())
     for step in steps:
         if isinstance(step, FetchBalance):
-            first = next(iter(_state.submissions.values()))
+            first = next(pending for pending in _state.submissions.values() if stage_of(pending.key) is Stage.BALANCE)
             refresh_balance(first.settings)
         elif isinstance(step, Refuse):
             _failed(_state.submissions.pop(step.key), step.message, step.panel)

@@ -247,5 +247,5 @@ def test_the_state_of_a_task_sent_without_being_followed() -> None:
 
 
 def test_stages_that_have_not_left_spend_nothing_when_cancelled() -> None:
-    assert send_queue.WAITING == {Stage.BALANCE, Stage.SLOT}
+    assert send_queue.WAITING == {Stage.BALANCE, Stage.SLOT, Stage.KEPT}
     assert Stage.SENDING not in send_queue.WAITING

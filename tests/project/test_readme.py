@@ -131,6 +131,7 @@ NOT_PROBLEMS: dict[str, str] = {
     "Waiting for Hitem3D task {names}": PROGRESS, "Submitting… {what}": PROGRESS, "Stopping… {what}": PROGRESS,
     "Sending to Hitem3D: {what}": PROGRESS, "Checking the balance, then sending: {what}": PROGRESS,
     "Checking the balance before sending: {what}": PROGRESS, "Waiting for a free slot on Hitem3D: {what}": PROGRESS,
+    "Kept from your last session, not sent: {what}": STATE,
     "Task {short}: {reason}": PART, "{message} (code {code})": PART,
     # what was done
     "Connected: credentials accepted": DONE, "Connected to {host}: credentials accepted": DONE,
