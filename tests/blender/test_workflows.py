@@ -114,7 +114,8 @@ def test_both_texturing_buttons_build_their_request_in_one_place(
 
 @pytest.mark.parametrize(("fault", "words"), [
     ("token", "Hitem3D gave no permission to upload the mesh"),
-    ("xml", "Hitem3D's storage refused the mesh (AccessDenied: Access Denied)"),
+    ("xml", "Hitem3D's storage refused the mesh (NoSuchBucket: The bucket is gone)"),
+    ("denied", "did not let its upload credentials store the mesh under hitem3d-blender/, comfyui/ (AccessDenied"),
     ("expired", "ExpiredToken"),
     ("cut", "Uploading the mesh failed, nothing was spent: "),
 ])
@@ -127,8 +128,10 @@ def test_a_failed_upload_spends_nothing_says_why_and_texture_selection_works_aga
         sim.inject("/open-api/v1/upload/token", Fault.json({"code": 10000000, "msg": "system error", "data": {}}))
     elif fault == "xml":
         sim.storage_error_format = "xml"
-        sim.inject("/hitem3d-blender/", Fault.raw(b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message>"
-                                                  b"</Error>", "application/xml", status=403))
+        sim.inject("/hitem3d-blender/", Fault.raw(b"<Error><Code>NoSuchBucket</Code><Message>The bucket is gone"
+                                                  b"</Message></Error>", "application/xml", status=404))
+    elif fault == "denied":
+        sim.storage_key_prefixes = ("someone-elses/",)  # the upload credentials allow neither of our names
     elif fault == "expired":
         sim.upload_credentials_lifetime_s = 0.0
     else:
@@ -140,7 +143,7 @@ def test_a_failed_upload_spends_nothing_says_why_and_texture_selection_works_aga
     assert exports(addon) == [] and list(addon.engine.history.book()) == []
     assert words in str(addon.ui.submit_calls.notice("generate"))  # in the panel too
 
-    sim.upload_credentials_lifetime_s = 3600.0
+    sim.upload_credentials_lifetime_s, sim.storage_key_prefixes = 3600.0, None
     assert bpy.ops.hitem3d.texture_selection() == {"FINISHED"}  # pressed again: it goes
     assert len(sim.submissions) == 1 and exports(addon) == []
 
