@@ -45,7 +45,7 @@ class _State:
         self.notice: Message = NONE  # last input problem, shown under the ID field
         self.previews: Any = None  # bpy.utils.previews collection, made on first use
         self.preview_paths: dict[str, str] = {}
-        self.last_redraw = 0.0  # time.monotonic() of the last regions tagged
+        self.last_redraw = 0.0  # time.monotonic() of the last regions tagged, or our panel drawn
         # The task IDs in the window manager's list as last written, newest
         # first, the list's owner (as_pointer) and the book's order then.
         self.mirror: list[str] = []
@@ -159,6 +159,9 @@ def on_file_loaded() -> None:
 def begin_draw(region: Any) -> None:
     """A panel starts drawing the task list in ``region``: what it shows is told anew."""
     _state.shown[_region_key(region)] = {}
+    # A redraw Blender made itself (the mouse, an operator) counts against the
+    # rate too: it shows the state of now.
+    _state.last_redraw = max(_state.last_redraw, time.monotonic())
 
 
 def showing(region: Any, task_id: str, shown: Shown, value: tuple[Hashable, str]) -> None:
@@ -264,6 +267,10 @@ def redraw(*, now: float | None = None) -> list[Any]:
         if not bpy.app.timers.is_registered(_deferred_redraw):
             bpy.app.timers.register(_deferred_redraw, first_interval=wait)
         return []
+    return _redraw_now(clock)
+
+
+def _redraw_now(clock: float) -> list[Any]:
     _state.last_redraw = clock
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
@@ -278,8 +285,15 @@ def redraw(*, now: float | None = None) -> list[Any]:
     return regions
 
 
-def _deferred_redraw() -> None:
-    redraw()
+def _deferred_redraw() -> float | None:
+    """The one-shot timer of a redraw asked for too soon; again later if the
+    region was drawn meanwhile (Blender's own redraws count too)."""
+    clock = time.monotonic()
+    wait = _state.last_redraw + 1.0 / REDRAWS_PER_S - clock
+    if wait > 0:
+        return wait
+    _redraw_now(clock)
+    return None
 
 
 # Set on log records whose message Blender has already printed to the console

@@ -342,6 +342,15 @@ def test_redraws_come_at_most_twice_a_second(addon: ModuleType, view3d: Any) -> 
     assert ui_sync.redraw(now=start + 0.51)
 
 
+def test_a_redraw_blender_made_itself_counts_against_the_rate(addon: ModuleType, view3d: Any) -> None:
+    view3d.spaces.active.show_region_ui = True
+    ui_sync = addon.ui.ui_sync
+    sidebar = next(region for region in view3d.regions if region.type == "UI")
+    ui_sync.begin_draw(sidebar)  # the mouse moved over the sidebar, say: it shows the state of now
+    assert ui_sync.redraw(now=time.monotonic() + 0.1) == []
+    assert bpy.app.timers.is_registered(ui_sync._deferred_redraw)
+
+
 def test_a_row_is_redrawn_only_when_what_it_shows_changes(addon: ModuleType, view3d: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     view3d.spaces.active.show_region_ui = True
