@@ -35,7 +35,11 @@ from benchmarks.simproc import SimulatorProcess
 
 ADDON_MODULE = "bl_ext.user_default.hitem3d_blender"
 MAIN_THREAD_LIMIT_MS = 5.0
+# With a history in the list, a timer call costs what changed, not what is kept.
+LONG_HISTORY_LIMIT_MS = 1.0
 TIME_TO_SCENE_LIMIT = 1.1
+ENABLE_LIMIT_S = 0.5  # enabling the add-on on a journal of 100,000 tasks
+OVERSIZED_JOURNAL = 100_000
 
 
 def task_id(number: int) -> str:
@@ -153,7 +157,11 @@ class ImportClock:
         started, appended, undo = (_Timed(conversions.start), _Timed(conversions.append_result),
                                    _Timed(conversions.push_undo))
         self.step = _Sum(in_process, started, appended, undo)
+        self.appended = appended
         self.gltf = _Timed(bpy.ops.import_scene.gltf)
+        # A converter started ahead, while a task is made on Hitem3D or downloads.
+        self.warm = _Timed(conversions.keep_warm)
+        conversions.keep_warm = self.warm
         importer.import_glb = in_process
         conversions.start, conversions.append_result, conversions.push_undo = started, appended, undo
         # importer calls bpy.ops.import_scene.gltf through its module global `bpy`.
@@ -165,6 +173,7 @@ class TickSample:
     total_ns: int
     import_ns: int  # importer.import_glb inside this call
     gltf_ns: int  # bpy.ops.import_scene.gltf inside this call
+    warm_ns: int = 0  # conversions.keep_warm (a converter started ahead) inside this call
 
 
 @dataclass
@@ -184,13 +193,12 @@ class TickDriver:
             pause = next_at - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-            import_before, gltf_before = self.clock.step.ns, self.clock.gltf.ns
+            import_before, gltf_before, warm_before = self.clock.step.ns, self.clock.gltf.ns, self.clock.warm.ns
             started = time.perf_counter_ns()
             interval = timer.tick()
             elapsed = time.perf_counter_ns() - started
-            self.samples.append(
-                TickSample(elapsed, self.clock.step.ns - import_before, self.clock.gltf.ns - gltf_before)
-            )
+            self.samples.append(TickSample(elapsed, self.clock.step.ns - import_before,
+                                           self.clock.gltf.ns - gltf_before, self.clock.warm.ns - warm_before))
             if until():
                 return True
             if interval is None:
@@ -216,27 +224,51 @@ def _any_running(addon: ModuleType, ids: list[str]) -> bool:
 # -- 2. main-thread cost ---------------------------------------------------------------
 
 
-def _fill_history(addon: ModuleType, count: int) -> None:
-    """Give the task list ``count`` finished tasks, as weeks of use would, by
-    writing them into the journal and letting the add-on read it again."""
+def _history_entries(addon: ModuleType, count: int) -> list[dict[str, Any]]:
+    """``count`` finished tasks as the add-on saves them (weeks of use): files
+    in its folder, imported objects, import options, half of them generations."""
+    files, tasks = addon.engine.files, addon.core.tasks
     now = time.time()
-    entries = [
-        {"task_id": task_id(10_000 + n), "state": "done", "started_at": now - 86400 + n,
-         "finished_at": now - 86300 + n, "imported_objects": ["Hitem3D_Model"], "model": "hitem3dv2.0"}
-        for n in range(count)
-    ]
+    entries = []
+    for n in range(count):
+        task = task_id(10_000 + n)
+        rec = tasks.TaskRecord(task, state=tasks.TaskState.DONE, started_at=now - 86400 + n,
+                               finished_at=now - 86300 + n, result_path=str(files.result_path(task)),
+                               cover_path=str(files.cover_path(task)), imported_objects=[f"Hitem3D_{n:05d}"],
+                               model="hitem3dv2.0")
+        if n % 2:
+            rec.generation = {"request_type": 3, "model": "hitem3dv2.0", "resolution": "1536", "face": 1_000_000,
+                              "pbr": False, "image": f"/home/artist/refs/chair {n}.png", "views": {},
+                              "mesh_task_id": "", "mesh": "", "mesh_name": "", "mesh_box": [], "shading": None}
+        entries.append(rec.to_dict())
+    return entries
+
+
+def _write_journal(addon: ModuleType, count: int) -> Path:
+    """A journal of ``count`` finished tasks in the add-on's own form (one per line)."""
+    path = addon.engine.files.journal_path()
+    addon.core.journal.write(path, _history_entries(addon, count))
+    return path
+
+
+def _fill_history(addon: ModuleType, count: int, in_journal: int | None = None) -> None:
+    """Give the task list ``count`` finished tasks, as weeks of use would, by
+    writing ``in_journal`` (default ``count``) into the journal and letting
+    the add-on read it again."""
     addon.ui.session.shutdown()
-    addon.engine.files.journal_path().write_text(json.dumps({"version": 1, "tasks": entries}), encoding="utf-8")
+    _write_journal(addon, in_journal or count)
+    addon.ui.session.connect()  # as enabling the add-on does: the journal is read, the list filled
     if len(addon.engine.history.book()) != count:
         raise RuntimeError(f"the add-on read {len(addon.engine.history.book())} tasks from the journal, not {count}")
 
 
-def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0) -> dict[str, Any]:
+def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0,
+                      in_journal: int | None = None) -> dict[str, Any]:
     """20 tasks polling and one big download (then its import), every tick timed.
 
     Every task is polled at its interval (waiting tasks hold no worker).
-    ``history`` puts that many finished tasks in the list first. Only the run
-    with an empty list is held to the target.
+    ``history`` puts that many finished tasks in the list first, from a
+    journal of ``in_journal`` (default ``history``) tasks.
     """
     import bpy
 
@@ -246,7 +278,7 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0) -> di
     rate = 25e6  # bytes/s (200 Mbit/s): the download lasts seconds, as on a good connection
     model = assets.padded_glb(assets.realistic_glb(quick=quick), size)
     if history:
-        _fill_history(addon, history)
+        _fill_history(addon, history, in_journal)
     slots = addon.core.jobs.DEFAULT_MAX_WORKERS
     clock = ImportClock(addon)
     driver = TickDriver(addon, clock)
@@ -282,13 +314,15 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0) -> di
     without_step = [s.total_ns - s.import_ns for s in samples]
     without_gltf = [s.total_ns - s.gltf_ns for s in samples]
     worst = round(max(without_step) / 1e6, 3) if without_step else None
-    verdict = target(worst, MAIN_THREAD_LIMIT_MS)
+    verdict = target(worst, LONG_HISTORY_LIMIT_MS if history else MAIN_THREAD_LIMIT_MS)
     return {
         "scenario": {
             "tasks_polling": pollers,
             "api_workers": slots,
             "tasks_polling_at_once": len(recent - {download}),
             "finished_tasks_in_list": history,
+            "tasks_in_the_journal_read": in_journal or history,
+            "journal_max_finished_tasks": addon.core.journal.MAX_ENTRIES,
             "poll_interval_s": poll_interval_s,
             "download_bytes": size,
             "download_rate_limit_bytes_per_s": rate,
@@ -298,12 +332,15 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0) -> di
         "tick_excluding_import_step": summary_ms(without_step),
         "tick_excluding_gltf_operator_only": summary_ms(without_gltf),
         "tick_including_everything": summary_ms([s.total_ns for s in samples]),
+        # Starting a converter ahead (a process spawn) inside a timer call, and the calls without it.
+        "converter_start_in_tick": summary_ms([s.warm_ns for s in samples if s.warm_ns > 1_000_000]),
+        "tick_excluding_import_step_and_converter_start": summary_ms([s.total_ns - s.import_ns - s.warm_ns
+                                                                      for s in samples]),
         "import_step_ms": round(clock.step.ns / 1e6, 1),
         "gltf_operator_ms": round(clock.gltf.ns / 1e6, 1),
         "placement_ms": round((clock.step.ns - clock.gltf.ns) / 1e6, 1),
         "timer_stopped_early": driver.stopped_early,
-        # A long list is beyond the issue's scenario: shown next to the limit, not held to it.
-        ("reference_max_ms" if history else "target_max_ms"): verdict,
+        "target_max_ms": verdict,
     }
 
 
@@ -326,11 +363,17 @@ def _plain_download(url: str, dest: Path) -> tuple[float, str]:
 
 
 def bench_time_to_scene(addon: ModuleType, quick: bool) -> dict[str, Any]:
+    """Success answer to objects in the scene with the import in this process,
+    as in background mode and the command line (a window's converter path
+    has its own figure: ``conversion``), against curl plus Blender's importer."""
     import bpy
 
     sys.path.insert(0, str(REPO_ROOT))
     from tests.support.glb_factory import cached_glb
 
+    # NOTE: what we add around Blender's importer, as the row says: with the
+    # converter process the figure measured the converter's start instead.
+    addon.engine.conversions.USE_CHILD_PROCESS = False
     model = assets.realistic_glb(quick=quick)
     rounds = 2 if quick else 4
     clock = ImportClock(addon)
@@ -407,6 +450,7 @@ def bench_time_to_scene(addon: ModuleType, quick: bool) -> dict[str, Any]:
         run["around_gltf_operator_s"] = run["total_s"] - run["gltf_operator_s"]
     return {
         "model": {"file": model.name, **assets.glb_stats(model)},
+        "import": "in this process (background mode, the command line)",
         "plain_method": f"{', '.join(sorted(methods))}, then bpy.ops.import_scene.gltf",
         "rounds": rounds,
         "ours": [{key: round(value, 3) for key, value in run.items()} for run in ours],
@@ -508,9 +552,108 @@ def bench_request_economy(addon: ModuleType, quick: bool) -> dict[str, Any]:
     }
 
 
+# -- appends take turns -------------------------------------------------------------------
+
+
+def bench_appends(addon: ModuleType, quick: bool) -> dict[str, Any]:
+    """Two models finish converting at the same moment: each timer call should
+    append what fits its budget (one big model) and leave the other to the next."""
+    import bpy
+
+    model = assets.realistic_glb(quick=quick)
+    clock = ImportClock(addon)
+    conversions = addon.engine.conversions
+    ids = [task_id(30), task_id(31)]
+    with SimulatorProcess() as sim:
+        prefs = point_prefs_at(sim, 0.5)
+        prefs.max_converters = 2  # both convert at once
+        for task in ids:
+            sim.add_task(task, ["success"], glb=model)
+        bpy.ops.hitem3d.import_task(task_id=" ".join(ids))
+        driver = TickDriver(addon, clock)
+        log("appends: two models converted in their own processes, then appended at once")
+        if not driver.run(lambda: all(conversions.is_converting(task) for task in ids), timeout_s=300):
+            raise RuntimeError("the two conversions did not both start")
+        # No timer call while they convert: both are done when the next one comes.
+        deadline = time.monotonic() + 600
+        while len(conversions.finished()) < len(ids):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the conversions did not end in 10 minutes")
+            time.sleep(0.05)
+        calls: list[dict[str, Any]] = []
+        timer = addon.engine.timer
+        for _ in range(5):
+            appended_before, appends_before = clock.appended.ns, clock.appended.calls
+            started = time.perf_counter_ns()
+            timer.tick()
+            elapsed = time.perf_counter_ns() - started
+            calls.append({"ms": round(elapsed / 1e6, 1), "appended": clock.appended.calls - appends_before,
+                          "append_ms": round((clock.appended.ns - appended_before) / 1e6, 1)})
+            if _all_terminal(addon, ids):
+                break
+            time.sleep(timer.BUSY_INTERVAL_S)
+        prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
+    states = [rec.state.value if rec else None for rec in _records(addon, ids)]
+    with_appends = [call for call in calls if call["appended"]]
+    return {
+        "model": {"file": model.name, **assets.glb_stats(model)},
+        "states": states,
+        "import_budget_ms": round(addon.engine.timer.IMPORT_BUDGET_S * 1000, 1),
+        "timer_calls": calls,
+        "longest_call_ms": max(call["ms"] for call in calls),
+        "longest_append_ms": max((call["append_ms"] for call in with_appends), default=None),
+        # Each append of this model takes longer than the budget: one a call.
+        "target_appends_per_call": target(max(call["appended"] for call in calls), 1),
+    }
+
+
+# -- enabling on a long journal ----------------------------------------------------------------
+
+
+def bench_enable(addon: ModuleType, quick: bool) -> dict[str, Any]:
+    """Enable the add-on (register, read the journal, fill the list) on
+    journals of growing length, and time the first timer call after it."""
+    import addon_utils
+
+    sizes = (0, 500, 10_000, OVERSIZED_JOURNAL)
+    runs = []
+    for size in sizes:
+        addon_utils.disable(ADDON_MODULE, default_set=True)
+        path = _write_journal(addon, size) if size else None
+        journal_bytes = path.stat().st_size if path is not None else 0
+        started = time.perf_counter()
+        addon_utils.enable(ADDON_MODULE, default_set=True)
+        enable_s = time.perf_counter() - started
+        addon = sys.modules[ADDON_MODULE]
+        addon.engine.state.runs_to_end = lambda: False
+        kept = len(addon.engine.history.book())
+        tick_started = time.perf_counter_ns()
+        addon.engine.timer.tick()  # writes the journal again without what was dropped (off the main thread)
+        first_tick_ms = (time.perf_counter_ns() - tick_started) / 1e6
+        addon.engine.state.runner().flush_writes(30.0)
+        written = len(addon.core.journal.load(addon.engine.files.journal_path()).records) if size else 0
+        log(f"enable: journal of {size:,} tasks ({journal_bytes / 1e6:.1f} MB): {enable_s * 1000:.0f} ms, "
+            f"{kept} kept; first timer call {first_tick_ms:.2f} ms")
+        runs.append({"journal_tasks": size, "journal_mb": round(journal_bytes / 1e6, 1),
+                     "enable_ms": round(enable_s * 1000, 1), "tasks_kept": kept, "journal_tasks_after": written,
+                     "first_tick_ms": round(first_tick_ms, 3)})
+    largest = runs[-1]
+    return {
+        "runs": runs,
+        "journal_max_finished_tasks": addon.core.journal.MAX_ENTRIES,
+        "enable_ms_empty_journal": runs[0]["enable_ms"],
+        "target_enable_100000_s": target(round(largest["enable_ms"] / 1000, 3), ENABLE_LIMIT_S),
+    }
+
+
 BENCHMARKS: dict[str, Callable[[ModuleType, bool], dict[str, Any]]] = {
     "main_thread": bench_main_thread,
     "main_thread_long_history": functools.partial(bench_main_thread, history=500),
+    # The journal's maximum of finished tasks, read from a journal 200 times longer.
+    "main_thread_oversized_journal": lambda addon, quick: bench_main_thread(
+        addon, quick, history=addon.core.journal.MAX_ENTRIES, in_journal=OVERSIZED_JOURNAL),
+    "appends": bench_appends,
+    "enable": bench_enable,
     "time_to_scene": bench_time_to_scene,
     "request_economy": bench_request_economy,
     "scale": lambda addon, quick: scale_bench.bench_scale(addon, quick),

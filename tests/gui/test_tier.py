@@ -121,3 +121,10 @@ def test_frame_figures_are_median_p99_and_max_of_the_gaps() -> None:
     assert figures["redraws_per_s"] == {"SpaceView3D.UI": 2.0}
     assert figures["gaps_over_50ms"] == 1
     assert figures["share_of_time_in_gaps_over_50ms"] == 0.2
+
+
+def test_our_draw_time_is_the_panels_draw_time_per_second_and_per_redraw() -> None:
+    draw_ns = {"HITEM3D_PT_main.draw": [3_000_000, 4], "HITEM3D_PT_generate.draw": [1_000_000, 4]}
+    figures = probe.summary({"gaps": [0.01], "draws": {"SpaceView3D.UI": 4}, "seconds": 2.0, "draw_ns": draw_ns})
+    assert figures["our_draw_ms_per_s"] == 2.0
+    assert figures["our_draw_ms_per_sidebar_redraw"] == 1.0
