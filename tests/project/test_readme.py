@@ -242,6 +242,31 @@ def test_the_contents_list_every_section_and_every_link_finds_its_heading() -> N
     assert not missing, f"add these lines to the README's Contents: {missing}"
 
 
+FIGURES = README.split("\n### Where the figures come from\n", 1)[1].split("\n## ", 1)[0]
+
+
+def figure_rows() -> list[tuple[list[str], str, list[str]]]:
+    """(the figures quoted, the command, the commits) of each row of *Where the figures come from*."""
+    rows = [line for line in FIGURES.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
+    cells = [row.strip("| ").split(" | ") for row in rows]
+    return [(re.findall(r"“(.+?)”", cell[0]), cell[1], re.findall(r"\b[0-9a-f]{7,40}\b", cell[2])) for cell in cells]
+
+
+def test_every_figure_named_is_in_the_readme_with_its_command_and_commit() -> None:
+    """A figure changed in the text without being measured again, or a row
+    naming a commit that does not exist, fails here."""
+    rest = " ".join(README.replace(FIGURES, "").split())  # the prose wraps anywhere
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.strip() != "false"
+    assert len(figure_rows()) >= 10
+    for quoted, command, commits in figure_rows():
+        assert quoted and all(" ".join(figure.split()) in rest for figure in quoted), quoted
+        assert command.startswith("`") and commits, (quoted, command, commits)
+        for commit in commits if not shallow else []:
+            found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True)
+            assert found.returncode == 0, f"{quoted}: no commit {commit}"
+
+
 def test_no_file_points_outside_the_repository() -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     # NOTE: written in pieces, so that this file does not match itself.
