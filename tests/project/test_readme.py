@@ -267,6 +267,11 @@ def test_every_figure_named_is_in_the_readme_with_its_command_and_commit() -> No
             assert found.returncode == 0, f"{quoted}: no commit {commit}"
 
 
+def test_every_link_to_a_section_finds_its_heading() -> None:
+    targets = {anchor(title) for _, title in headings()}
+    assert sorted(set(re.findall(r"\]\(#([^)]+)\)", README)) - targets) == []
+
+
 def test_no_file_points_outside_the_repository() -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     # NOTE: written in pieces, so that this file does not match itself.
