@@ -242,6 +242,10 @@ class Hitem3DClient:
         self._token_expires = 0.0
         # path -> the scheme Hitem3D took there when the documented one was refused.
         self._schemes: dict[str, Auth] = {}
+        # A path whose page shows Token took Bearer: the other Token pages are
+        # likely wrong the same way, so they try Bearer first too (Bearer is
+        # what the vendor's client sends everywhere; never the other way round).
+        self._token_pages_take_bearer = False
         # kind -> the query endpoint that answered for its tasks (``_ask``).
         self._query_at: dict[str, task_kinds.Endpoint] = {}
         # The key prefix Hitem3D's storage took an upload under (``mesh_upload``).
@@ -472,9 +476,14 @@ class Hitem3DClient:
         return task_id.strip()
 
     def scheme_for(self, path: str, documented: Auth = Auth.BEARER) -> Auth:
-        """The scheme ``path`` is called with: the one that worked there, else ``documented``."""
+        """The scheme ``path`` is called with: the one that worked there, else
+        ``documented`` (Bearer for a Token page once another Token page took Bearer)."""
         with self._lock:
-            return self._schemes.get(path, documented)
+            if path in self._schemes:
+                return self._schemes[path]
+            if documented is Auth.TOKEN and self._token_pages_take_bearer:
+                return Auth.BEARER
+            return documented
 
     def _call(self, method: str, path: str, *, auth: Auth = Auth.BEARER, **kwargs: Any) -> Any:
         """A call with the access token under ``auth``, the scheme the
@@ -501,6 +510,8 @@ class Hitem3DClient:
                 log.info("%s takes the %s scheme, not %s: kept for this session", path, scheme.value, preferred.value)
                 with self._lock:
                     self._schemes[path] = scheme
+                    if auth is Auth.TOKEN and scheme is Auth.BEARER:
+                        self._token_pages_take_bearer = True
             return result
         self._forget_token(token)
         raise _TokenRefused(msg("Hitem3D did not accept a fresh access token: check your credentials"))

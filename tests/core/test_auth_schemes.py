@@ -96,6 +96,32 @@ def test_the_scheme_that_worked_is_kept_for_the_session(mesh: Path) -> None:
         assert sim.count(TOKEN_PATH) == 0
 
 
+def test_once_a_token_page_took_bearer_the_other_token_pages_try_bearer_first(mesh: Path) -> None:
+    with Hitem3DSimulator(auth_mode="bearer") as sim, client_for(sim) as client:
+        task_id = client.submit_kind(KindRequest("split", source_path=str(mesh)))
+        sim.reset_log()
+
+        client.query_task(task_id)
+        client.submit_kind(KindRequest("segmentation", source_path=str(mesh)))
+
+        assert schemes(sim, SPLIT_QUERY) == ["Bearer"] and schemes(sim, f"{API}/segmentation/create-task") == ["Bearer"]
+        assert sim.count(TOKEN_PATH) == 0
+
+
+def test_a_token_page_that_takes_token_keeps_it_though_another_took_bearer(mesh: Path) -> None:
+    """Only a hint: a Token page that refuses Bearer is answered as its page shows, and kept so."""
+    with Hitem3DSimulator(auth_mode="documented") as sim, client_for(sim) as client:
+        method, _, handler, kind = sim._routes[SPLIT_CREATE]
+        sim._routes[SPLIT_CREATE] = (method, "Bearer", handler, kind)  # a service whose split page is wrong
+        client.submit_kind(KindRequest("split", source_path=str(mesh)))  # Token refused twice: Bearer
+        sim.reset_log()
+
+        client.submit_kind(KindRequest("segmentation", source_path=str(mesh)))
+        client.submit_kind(KindRequest("segmentation", source_path=str(mesh)))
+
+        assert schemes(sim, f"{API}/segmentation/create-task") == ["Bearer", "Bearer", "Token", "Token"]
+
+
 def test_an_expired_token_and_a_wrong_scheme_at_once_cost_three_requests(mesh: Path) -> None:
     with Hitem3DSimulator(auth_mode="bearer") as sim, client_for(sim) as client:
         client.balance()  # a token, then it expires on the server
