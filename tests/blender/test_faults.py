@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import bpy
 import pytest
 
+from tests.blender.test_kinds import clean  # noqa: F401 - a fixture
 from tests.support.blender_helpers import TASK_ID, glb_downloads, imported_objects, record_of
 from tests.support.simulator import Fault, Hitem3DSimulator
 
@@ -125,7 +126,7 @@ def test_token_expiring_mid_task_is_renewed(addon: ModuleType, prefs: Any, sampl
 
 @pytest.mark.parametrize("mode", ["documented", "bearer"])
 def test_a_kind_is_followed_whichever_scheme_its_endpoint_takes(addon: ModuleType, prefs: Any, mode: str,
-                                                                 quiet_console: None) -> None:
+                                                                 quiet_console: None, clean: None) -> None:
     """The split pages show Token; a service that takes only Bearer costs a
     few requests once, then the task goes on as usual."""
     from tests.support.kind_assets import parts_glb_bytes
