@@ -8,6 +8,7 @@ and format are checked, and only then is it renamed into place (an atomic
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -20,6 +21,7 @@ from .api import USER_AGENT, network_error, redirect_error
 from .network import proxy_auth_error
 from .cancel import CancelToken
 from .errors import BadResultFile, Cancelled, ExpiredUrl, NetworkError
+from .instance_lock import process_tag
 from .messages import msg
 
 CHUNK_SIZE = 256 * 1024
@@ -53,10 +55,19 @@ def check_result_url(url: str) -> None:
 
 
 def partial_path(dest: Path) -> Path:
-    """Where ``dest`` is written until complete: ``<name>.<pid>.part``. The PID
-    keeps two Blender instances from writing one file, and tells the folder's
-    owner which leftovers belong to a process that is gone."""
-    return dest.with_name(f"{dest.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+    """Where ``dest`` is written until complete: ``<name>.<pid>-<tag>-<n>.part``,
+    a new name for each download. The PID and the process's tag tell the
+    folder's owner whose leftovers belong to a process that is gone
+    (``instance_lock.leftover_partials``); the random part keeps two downloads
+    of one task in this process (a run cancelled and started again before its
+    worker noticed) out of each other's file."""
+    global _tag
+    if _tag is None:
+        _tag = process_tag()
+    return dest.with_name(f"{dest.name}.{os.getpid()}-{_tag}-{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+
+
+_tag: str | None = None  # this process's tag, read once
 
 
 def check_glb(path: Path) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import safe_files
 from .errors import BadResultFile
 from .draco_header import DracoError, draco_counts
 from .image_header import ImageSize, Reader, Unmeasurable, file_image_size, measure
@@ -142,12 +143,12 @@ def check_glb(path: Path, limits: GlbLimits = DEFAULT_LIMITS, *,
     of extensions the importing Blender reads (``importer_extensions``); None
     leaves that to the check made where the file is imported. Never follows a
     symlink."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, flags)
+        # NOTE: never a FIFO or a device either: opening one would wait for ever.
+        opened = safe_files.open_read(path)
     except OSError:
         raise BadResultFile(msg("The downloaded result cannot be read: retry")) from None
-    with os.fdopen(fd, "rb") as file:
+    with opened as file:
         size = os.fstat(file.fileno()).st_size
         _Checker(file, size, limits, importer).run()
 

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from . import safe_files
+
 # What ``image_size`` looks at when handed only the start of a file.
 HEAD_BYTES = 256 * 1024
 
@@ -87,9 +89,8 @@ def image_size(data: bytes) -> ImageSize | None:
 def file_image_size(path: Path) -> ImageSize | None:
     """``image_size`` of a file, reading only the headers; never follows a
     symlink. Raises ``OSError`` and ``Unmeasurable``."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as file:
+    # NOTE: never a FIFO or a device either: opening one would wait for ever.
+    with safe_files.open_read(path) as file:
         length = os.fstat(file.fileno()).st_size
 
         def read(offset: int, size: int) -> bytes:

@@ -28,6 +28,7 @@ this session only and resumes nothing.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -310,14 +311,49 @@ class InstanceLock:
         return bool(started and holder.started and started != holder.started)  # the PID was reused
 
 
+def process_tag(pid: int | None = None) -> str:
+    """A short tag of a process's start time: with its PID, it names one
+    process, never a later one that got the same PID ('x' where unknown)."""
+    started = process_start_time(os.getpid() if pid is None else pid)
+    return hashlib.sha256(started.encode("utf-8")).hexdigest()[:8] if started else "x"
+
+
+def partial_owner(path: Path) -> tuple[int, str | None]:
+    """The writer named in a partial file's name ``<name>.<pid>-<tag>-<n>.part``:
+    its PID and process tag; ``(pid, None)`` for the older ``<name>.<pid>.part``
+    and ``(0, None)`` for a name without one."""
+    parts = path.name.split(".")
+    writer = parts[-2] if len(parts) >= 3 else ""
+    if writer.isdigit():
+        return int(writer), None
+    pieces = writer.split("-")
+    if len(pieces) == 3 and pieces[0].isdigit():
+        return int(pieces[0]), pieces[1]
+    return 0, None
+
+
 def leftover_partials(folder: Path, suffix: str = ".part") -> list[Path]:
-    """Partial downloads in ``folder`` whose writer is gone: named
-    ``<name>.<pid>.part`` with a PID that no longer runs (or with no PID, as
-    older versions named them). Only the folder's owner removes them."""
+    """Partial downloads in ``folder`` whose writer is gone: its process ended,
+    or its PID now belongs to another process (a later Blender, this one
+    included, that got the same PID). Only the folder's owner removes them;
+    a live guest's are kept."""
+    mine = (os.getpid(), process_tag())
+    tags: dict[int, str] = {}
     leftovers = []
-    for path in folder.glob("*" + suffix):
-        parts = path.name.split(".")
-        pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else 0
-        if pid != os.getpid() and not pid_alive(pid):
-            leftovers.append(path)
+    try:
+        found = list(folder.glob("*" + suffix))
+    except OSError:
+        return []
+    for path in found:
+        pid, tag = partial_owner(path)
+        if (pid, tag) == mine:
+            continue  # this process is writing it
+        if pid == mine[0] or not pid_alive(pid):
+            leftovers.append(path)  # an earlier process with our PID, or one that is gone
+            continue
+        if tag is not None and tag != "x":
+            if pid not in tags:
+                tags[pid] = process_tag(pid)
+            if tags[pid] not in ("x", tag):
+                leftovers.append(path)  # the PID was reused
     return leftovers

@@ -8,6 +8,7 @@ server's file name.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Callable
@@ -27,8 +28,8 @@ MAX_DEPTH_MAP_SIDE = 16384
 
 def check_stl(path: Path) -> None:
     """Raise ``BadResultFile`` unless ``path`` is a complete binary STL or starts like an ASCII one."""
-    size = path.stat().st_size
-    with path.open("rb") as file:
+    with safe_files.open_read(path) as file:  # never a FIFO: it would wait for ever
+        size = os.fstat(file.fileno()).st_size
         head = file.read(_STL_HEADER + 4)
     if head.startswith(b"solid") and b"\0" not in head:
         return  # ASCII STL (binary ones may also start with "solid": those carry NULs or a count)

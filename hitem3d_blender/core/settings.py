@@ -7,6 +7,7 @@ environment variable so pipelines and tests need no saved preferences.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import ssl
 from dataclasses import dataclass, field
@@ -229,6 +230,10 @@ def resolve_network(
     return NetworkConfig(mode, url, path, (stat.st_mtime_ns, stat.st_size))
 
 
+def _finite(value: float, default: float) -> float:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else default
+
+
 def resolve(
     *,
     base_url: str = "",
@@ -257,8 +262,10 @@ def resolve(
         base_url=url,
         client_id=chosen["client_id"][0],
         client_secret=chosen["client_secret"][0],
-        poll_interval_s=max(0.05, poll_interval_s),
-        request_timeout_s=max(1.0, request_timeout_s),
+        # NOTE: a NaN (a script, an old settings file) would compare false
+        # with every bound: the default instead.
+        poll_interval_s=max(0.05, _finite(poll_interval_s, DEFAULT_POLL_INTERVAL_S)),
+        request_timeout_s=max(1.0, _finite(request_timeout_s, DEFAULT_REQUEST_TIMEOUT_S)),
         network=resolve_network(proxy_mode=proxy_mode, proxy_url=proxy_url, ca_bundle=ca_bundle, environ=env),
         sources=sources,
     )

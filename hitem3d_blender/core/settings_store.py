@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,13 +29,53 @@ log = logging.getLogger(__name__)
 SETTINGS_NAME = "settings.json"
 VERSION = 1
 FILE_MODE = 0o600
+# A settings file is a few hundred bytes; one far larger is not ours.
+MAX_SETTINGS_BYTES = 256 * 1024
+# Longer than any path, URL or key a setting holds.
+MAX_TEXT_CHARS = 4096
 
 
-def load(path: Path, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The saved values of the keys in ``defaults``, each of its default's type;
-    anything missing, unreadable or of another type is left out."""
+@dataclass(frozen=True)
+class Bounds:
+    """What a setting may hold besides its type: a number's range (the
+    preference's own hard limits), a text's length, an enum's items."""
+
+    low: float | None = None
+    high: float | None = None
+    max_chars: int = MAX_TEXT_CHARS
+    choices: tuple[str, ...] = ()
+
+
+def _usable(value: Any, default: Any, bounds: Bounds) -> tuple[bool, Any]:
+    """Whether ``value`` may stand for ``default`` (and the value to use)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool), value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False, value
+        if isinstance(default, int) and not isinstance(value, int):
+            return False, value
+        # NOTE: JSON as Python reads it takes NaN and Infinity: a NaN poll
+        # interval polled at 20 Hz, a NaN download limit broke every import.
+        if not math.isfinite(value) or abs(value) > 1e15:
+            return False, value
+        if (bounds.low is not None and value < bounds.low) or (bounds.high is not None and value > bounds.high):
+            return False, value
+        return True, float(value) if isinstance(default, float) else value
+    if isinstance(default, str):
+        if not isinstance(value, str) or len(value) > bounds.max_chars or "\0" in value:
+            return False, value
+        return (not bounds.choices or value in bounds.choices), value
+    return isinstance(value, type(default)), value
+
+
+def load(path: Path, defaults: Mapping[str, Any], bounds: Mapping[str, Bounds] | None = None) -> dict[str, Any]:
+    """The saved values of the keys in ``defaults``: each of its default's
+    type and within its ``bounds`` (a finite number in range, a text of
+    reasonable length, a known enum item). Anything missing, unreadable or
+    unusable is left out (logged: it keeps its default)."""
     try:
-        data = json.loads(safe_files.read_bytes(path).decode("utf-8"))
+        data = json.loads(safe_files.read_bytes(path, max_bytes=MAX_SETTINGS_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -44,16 +86,13 @@ def load(path: Path, defaults: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     kept: dict[str, Any] = {}
     for key, default in defaults.items():
-        value = values.get(key)
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if isinstance(value, (int, float)) else value
-        else:
-            ok = isinstance(value, type(default))
+        if key not in values:
+            continue
+        ok, value = _usable(values[key], default, (bounds or {}).get(key, Bounds()))
         if ok:
             kept[key] = value
+        else:
+            log.warning("The setting %s in %s is not usable: it keeps its default", key, path.name)
     return kept
 
 

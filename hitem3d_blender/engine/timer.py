@@ -19,7 +19,7 @@ from ..core.conversion import ConversionOutcome
 from ..core.jobs import CallResult
 from ..core.messages import msg
 from ..core.tasks import IllegalTransition, TaskRecord, TaskState, TaskUpdate
-from . import control, conversions, files, history, import_step, state
+from . import control, conversions, files, history, import_step, ownership, state
 
 log = logging.getLogger(__package__)
 
@@ -99,6 +99,12 @@ def _tick() -> float | None:
         return BUSY_INTERVAL_S
     if sends_waiting:
         return WAITING_INTERVAL_S  # a request waits for its time to go again
+    # Nothing runs: partial files a Blender that is gone left here (a guest
+    # that crashed mid-download) go now, not at the owner's next start.
+    try:
+        ownership.remove_partial_files()
+    except OSError:
+        log.debug("Could not look for partial downloads", exc_info=True)
     return None
 
 

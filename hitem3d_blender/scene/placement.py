@@ -22,6 +22,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..bpy_compat import image_size, translation
+from ..core import safe_files
 from ..core.import_options import ImportOptions
 
 log = logging.getLogger(__package__)
@@ -298,6 +299,10 @@ class _Pixels(NamedTuple):
 
 def read_previews(path: Path) -> tuple[_Pixels, _Pixels] | None:
     """The cover as preview-sized and icon-sized RGBA pixels, or None (logged)."""
+    if not safe_files.is_regular_file(path):
+        # Blender opening a FIFO (or a device) would wait for ever; a link is not ours.
+        log.warning("Asset preview not set: %s is not a plain file", path.name)
+        return None
     try:
         image = bpy.data.images.load(str(path), check_existing=False)
     except RuntimeError as exc:

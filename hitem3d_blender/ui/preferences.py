@@ -11,6 +11,7 @@ base URL left at its default counts as not set).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..i18n import translations
 from ..core import conversion
 from ..core import settings as core_settings
 from ..core import settings_store
+from ..core.downloader import DEFAULT_MAX_BYTES
 from ..core.errors import OnlineAccessDisabled
 from ..core.logs import clean_text
 from ..core.messages import OWN_CONTEXT, Message, msg
@@ -269,6 +271,21 @@ def _values(prefs: bpy.types.AddonPreferences) -> dict[str, Any]:
     return {name: getattr(prefs, name) for name in names}
 
 
+def _bounds(prefs: bpy.types.AddonPreferences) -> dict[str, settings_store.Bounds]:
+    """Each preference's own limits (hard min and max, text length, enum
+    items): what settings.json may put back."""
+    bounds: dict[str, settings_store.Bounds] = {}
+    for prop in prefs.bl_rna.properties:
+        rna: Any = prop
+        if prop.type in {"INT", "FLOAT"}:
+            bounds[prop.identifier] = settings_store.Bounds(low=float(rna.hard_min), high=float(rna.hard_max))
+        elif prop.type == "STRING" and int(rna.length_max) > 0:
+            bounds[prop.identifier] = settings_store.Bounds(max_chars=int(rna.length_max))
+        elif prop.type == "ENUM":
+            bounds[prop.identifier] = settings_store.Bounds(choices=tuple(item.identifier for item in rna.enum_items))
+    return bounds
+
+
 def save_settings(prefs: bpy.types.AddonPreferences) -> None:
     try:
         settings_store.save(_settings_path(), _values(prefs))
@@ -280,7 +297,7 @@ def restore_settings(prefs: bpy.types.AddonPreferences) -> None:
     """Put the values of settings.json back into freshly made preferences; with
     no file yet, write one from the preferences as they are."""
     global _restoring
-    saved = settings_store.load(_settings_path(), _values(prefs))
+    saved = settings_store.load(_settings_path(), _values(prefs), _bounds(prefs))
     if not saved:
         save_settings(prefs)
         return
@@ -289,7 +306,7 @@ def restore_settings(prefs: bpy.types.AddonPreferences) -> None:
         for name, value in saved.items():
             try:
                 setattr(prefs, name, value)
-            except (TypeError, ValueError, AttributeError):  # an enum item that is gone
+            except (TypeError, ValueError, AttributeError, OverflowError):  # an enum item that is gone
                 log.info("Setting %s not restored", name)
     finally:
         _restoring = False
@@ -350,7 +367,9 @@ def show_cost_estimate() -> bool:
 
 
 def max_download_bytes() -> int:
-    return int(get().max_download_gb * 1e9)
+    gigabytes = float(get().max_download_gb)
+    # NOTE: a script can set NaN or infinity, which Blender does not clamp.
+    return int(gigabytes * 1e9) if math.isfinite(gigabytes) and gigabytes > 0 else DEFAULT_MAX_BYTES
 
 
 def max_converters() -> int:

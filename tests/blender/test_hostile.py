@@ -19,6 +19,7 @@ import pytest
 from tests.support.blender_helpers import OTHER_ID, TASK_ID, record_of
 from tests.support.simulator import Hitem3DSimulator
 from tests.core.test_glb_check import POSITIONS, document, glb, webp_vp8x_header
+from tests.conftest import point_prefs_at
 from tests.core.test_instance_lock import another_blender, crashed_holder
 from tests.core.test_safe_files import FullDisk
 
@@ -149,6 +150,39 @@ def test_the_owner_takes_over_a_dead_instances_lock_and_cleans_its_partials(addo
     assert json.loads((folder / "instance.lock").read_text())["pid"] == os.getpid()
 
 
+def test_partial_files_of_an_earlier_blender_with_this_pid_are_removed(addon: ModuleType) -> None:
+    # PIDs are few (in a container, a restarted Blender often gets the crashed one's).
+    addon.ui.session.shutdown()
+    results = addon.engine.files.results_dir()
+    results.mkdir(parents=True, exist_ok=True)
+    older = results / f"task-x.glb.{os.getpid()}.part"
+    earlier = results / f"task-y.glb.{os.getpid()}-0badc0de-01234567.part"
+    for path in (older, earlier):
+        path.write_bytes(b"half")
+    addon.engine.ownership.remove_partial_files()
+    assert not older.exists() and not earlier.exists()
+
+
+def test_a_crashed_guests_partial_file_goes_once_the_owners_tasks_end(addon: ModuleType, prefs: Any,
+                                                                     sim: Hitem3DSimulator, sample_glb: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.core.test_instance_lock import dead_pid
+    from tests.support.blender_helpers import run_ticks
+
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    results = addon.engine.files.results_dir()
+    results.mkdir(parents=True, exist_ok=True)
+    assert addon.engine.ownership.owns_folder()
+    guests = results / f"task-z.glb.{dead_pid()}-0badc0de-01234567.part"  # a guest killed mid-download
+    guests.write_bytes(b"half")
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    assert run_ticks(addon, TASK_ID).state.value == "done"
+    while addon.engine.timer.tick() is not None:  # until nothing runs
+        pass
+    assert not list(results.glob("*.part"))
+
+
 def test_a_reused_pid_in_a_crashed_blenders_lock_never_makes_a_guest(addon: ModuleType) -> None:
     addon.ui.session.shutdown()
     folder = addon.engine.files.user_dir()
@@ -171,10 +205,12 @@ def test_settings_survive_disable_and_enable(addon: ModuleType) -> None:
     prefs.poll_interval = 7.0
     prefs.auto_import = False
     prefs.proxy_mode = "NONE"
+    assert addon.engine.ownership.owns_folder()
 
     addon_utils.disable(ADDON_MODULE, default_set=True)
     assert ADDON_MODULE not in bpy.context.preferences.addons
-    assert not (addon.engine.files.user_dir() / "instance.lock").exists()  # released on disable
+    with another_blender(addon.engine.files.user_dir()) as said:
+        assert said == "owner"  # the lock was given back on disable
     addon_utils.enable(ADDON_MODULE, default_set=True)
 
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
@@ -187,6 +223,33 @@ def test_settings_survive_disable_and_enable(addon: ModuleType) -> None:
         for name in ("client_id", "client_secret", "poll_interval", "auto_import", "proxy_mode"):
             prop = prefs.bl_rna.properties[name]
             setattr(prefs, name, prop.default if name != "proxy_mode" else prop.default)
+
+
+def test_settings_that_are_not_usable_keep_their_defaults(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                          sample_glb: Path) -> None:
+    """Issue 21.12: a NaN in settings.json broke every import (the download
+    limit) or polled at 20 Hz (the interval)."""
+    import addon_utils
+
+    from tests.conftest import ADDON_MODULE
+
+    addon_utils.disable(ADDON_MODULE, default_set=True)
+    stored = addon.engine.files.user_dir() / "settings.json"
+    settings = json.loads(stored.read_text())
+    settings["settings"].update({"poll_interval": float("nan"), "max_download_gb": float("inf"),
+                                 "request_timeout": -5.0, "max_converters": 10**12, "proxy_mode": "EVIL",
+                                 "proxy_url": "http://x" * 1000})
+    stored.write_text(json.dumps(settings))  # NaN and Infinity, as Python's json writes them
+    addon_utils.enable(ADDON_MODULE, default_set=True)
+
+    current = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    defaults = {name: current.bl_rna.properties[name].default
+                for name in ("poll_interval", "max_download_gb", "request_timeout", "max_converters", "proxy_mode")}
+    assert {name: getattr(current, name) for name in defaults} == defaults
+    assert current.proxy_url == ""
+    point_prefs_at(sim)
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
 
 
 # -- files: no symlink followed, journal paths checked ---------------------------------------

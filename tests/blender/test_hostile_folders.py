@@ -6,9 +6,11 @@ replaced is never appended."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -378,3 +380,68 @@ def test_the_seal_is_kept_in_the_journal(interactive: ModuleType, library: Path,
     text = interactive.engine.files.journal_path().read_text()
     assert rec.entry_seal.digest.startswith("sha256:") and rec.entry_seal.digest in text
     assert not (library / f"{entry_of(interactive).name}.sha256").exists()  # never beside the file
+
+
+# -- a FIFO (or any non-file) where a file of ours should be (issue 21.12) ----------------------
+
+
+@contextlib.contextmanager
+def fifos(*paths: Path, rescue_after_s: float = 4.0) -> Iterator[None]:
+    """FIFOs at ``paths``. Should anything block opening one, a writer comes
+    after ``rescue_after_s`` and lets it go: the test then fails on time
+    instead of hanging."""
+    for path in paths:
+        if os.path.lexists(path):
+            path.unlink()
+        os.mkfifo(path)
+    stop = threading.Event()
+
+    def rescue() -> None:
+        if stop.wait(rescue_after_s):
+            return
+        while not stop.is_set():
+            for path in paths:
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    rescuer = threading.Thread(target=rescue, daemon=True)
+    rescuer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        rescuer.join()
+        for path in paths:
+            if os.path.lexists(path):
+                path.unlink()
+
+
+def test_fifos_at_the_journal_settings_and_lock_never_hold_up_enabling(addon: ModuleType) -> None:
+    import addon_utils
+
+    folder = addon.engine.files.user_dir()
+    addon_utils.disable(ADDON_MODULE, default_set=True)
+    with fifos(folder / "journal.json", folder / "settings.json", folder / "instance.lock"):
+        started = time.monotonic()
+        addon_utils.enable(ADDON_MODULE, default_set=True)
+        assert time.monotonic() - started < 2.0
+
+
+def test_a_fifo_at_a_cover_never_holds_up_the_sidebar_or_import_again(interactive: ModuleType, prefs: Any,
+                                                                    sim: Hitem3DSimulator, sample_glb: Path) -> None:
+    sim.add_task(TASK_ID, ["success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    rec = run_ticks(interactive, TASK_ID)
+    assert rec.state.value == "done" and rec.cover_path
+    for obj in imported_objects():
+        bpy.data.objects.remove(obj)
+    with fifos(Path(rec.cover_path)):
+        started = time.monotonic()
+        assert interactive.ui.panels.cover_size(rec) is None  # the sidebar measures the cover it shows
+        # Marked as an asset this time: the cover becomes its preview.
+        interactive.engine.control.import_now(TASK_ID, interactive.core.import_options.ImportOptions(mark_asset=True))
+        assert time.monotonic() - started < 2.0
+    assert record_of(interactive).state.value == "done"

@@ -186,11 +186,40 @@ def test_many_blenders_started_together_after_a_crash_have_exactly_one_owner(tmp
     assert owners_per_round == [1] * rounds
 
 
+def partial_of(folder: Path, pid: int, tag: str | None = None) -> Path:
+    name = f"task-{pid}-{tag}.glb.{pid}.part" if tag is None else f"task-{pid}-{tag}.glb.{pid}-{tag}-0a1b2c3d.part"
+    path = folder / name
+    path.write_bytes(b"half")
+    return path
+
+
 def test_only_partial_files_of_gone_processes_are_leftovers(tmp_path: Path) -> None:
-    live = tmp_path / f"task-a.glb.{os.getppid()}.part"
-    dead = tmp_path / f"task-b.glb.{dead_pid()}.part"
-    old_style = tmp_path / "task-c.glb.part"
-    for path in (live, dead, old_style):
-        path.write_bytes(b"x")
-    assert sorted(leftover_partials(tmp_path)) == sorted([dead, old_style])
+    live = partial_of(tmp_path, os.getppid(), instance_lock.process_tag(os.getppid()))
+    dead = partial_of(tmp_path, dead_pid(), "0badc0de")
+    old_style_dead = partial_of(tmp_path, dead_pid())
+    no_pid = tmp_path / "task-c.glb.part"
+    no_pid.write_bytes(b"x")
+    mine = partial_of(tmp_path, os.getpid(), instance_lock.process_tag())
+    assert sorted(leftover_partials(tmp_path)) == sorted([dead, old_style_dead, no_pid])
+    assert mine.exists() and live.exists()
     assert pid_alive(os.getpid()) and not pid_alive(dead_pid())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a PID's start time is read from /proc here")
+def test_a_partial_file_whose_pid_was_reused_is_a_leftover(tmp_path: Path) -> None:
+    # A crashed Blender's partial download; its PID now runs another process,
+    # or this very Blender (PIDs are few in a container).
+    reused = partial_of(tmp_path, os.getppid(), "0badc0de")
+    mine_from_before = partial_of(tmp_path, os.getpid(), "0badc0de")
+    old_style_mine = partial_of(tmp_path, os.getpid())
+    assert sorted(leftover_partials(tmp_path)) == sorted([reused, mine_from_before, old_style_mine])
+
+
+def test_each_download_has_a_partial_file_of_its_own(tmp_path: Path) -> None:
+    from hitem3d_blender.core.downloader import partial_path
+
+    first, second = partial_path(tmp_path / "task.glb"), partial_path(tmp_path / "task.glb")
+    assert first != second and first.name.endswith(".part") and first.name.startswith("task.glb.")
+    assert instance_lock.partial_owner(first) == (os.getpid(), instance_lock.process_tag())
+    first.write_bytes(b"x")
+    assert leftover_partials(tmp_path) == []  # this process is writing it

@@ -15,7 +15,7 @@ import pytest
 import requests
 import responses
 
-from hitem3d_blender.core import journal, safe_files
+from hitem3d_blender.core import downloader, journal, safe_files
 from hitem3d_blender.core.downloader import CancelToken, partial_path, stream_to_file
 from hitem3d_blender.core.errors import BadResultFile, Hitem3DError
 from hitem3d_blender.core.logs import install_file_handler
@@ -46,14 +46,17 @@ def enospc(*_args: Any, **_kwargs: Any) -> Any:
 # -- symlinks ------------------------------------------------------------------------------
 
 
-def test_a_symlink_planted_at_the_partial_file_is_not_written_through(rsps: responses.RequestsMock,
-                                                                       tmp_path: Path) -> None:
+def test_a_symlink_planted_at_the_partial_file_is_not_written_through(rsps: responses.RequestsMock, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     rsps.add(responses.GET, URL, body=GLB)
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     results = tmp_path / "results"
     results.mkdir()
-    partial_path(results / "task.glb").symlink_to(victim)
+    # The name is random; the planter guessed it anyway.
+    guessed = partial_path(results / "task.glb")
+    guessed.symlink_to(victim)
+    monkeypatch.setattr(downloader, "partial_path", lambda dest: guessed)
 
     download(results / "task.glb")
 
@@ -245,6 +248,7 @@ def test_a_fifo_socket_or_folder_is_never_read_and_never_blocks(tmp_path: Path) 
     reader = threading.Thread(target=read_all, daemon=True)
     reader.start()
     reader.join(5.0)
+    release_readers(tmp_path / "journal.json", reader)
     assert len(done) == 3, "reading a FIFO blocked"
     with pytest.raises(safe_files.NotAFile):
         safe_files.read_bytes(Path("/dev/zero"), follow=True)  # a device: endless
@@ -388,3 +392,42 @@ def test_only_private_folders_of_gone_blenders_are_leftovers(tmp_path: Path) -> 
     dead.mkdir()
     assert safe_files.leftover_staging(tmp_path, pid_alive) == [dead]
     assert mine.exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_result_and_picture_checks_never_wait_on_a_fifo(tmp_path: Path) -> None:
+    import threading
+
+    from hitem3d_blender.core import glb_check, image_header, result_files
+
+    fifo = tmp_path / "task.glb"
+    os.mkfifo(fifo)
+    done: list[str] = []
+
+    def check_all() -> None:
+        with pytest.raises(BadResultFile):
+            glb_check.check_glb(fifo)
+        done.append("glb")
+        with pytest.raises(OSError):
+            image_header.file_image_size(fifo)
+        done.append("picture")
+        with pytest.raises(OSError):
+            result_files.check_stl(fifo)
+        done.append("stl")
+
+    checker = threading.Thread(target=check_all, daemon=True)
+    checker.start()
+    checker.join(5.0)
+    release_readers(fifo, checker)
+    assert done == ["glb", "picture", "stl"], "a check waited on the FIFO"
+
+
+def release_readers(fifo: Path, reader: Any) -> None:
+    """Should a reader wait on ``fifo`` (the defect these tests catch), a
+    writer comes and goes until it ends: the test fails, it never hangs."""
+    while reader.is_alive():
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        reader.join(0.05)

@@ -63,3 +63,44 @@ def test_credentials_set_in_the_preferences_win_over_the_environment() -> None:
     assert resolve(client_id="pref-id", environ=environ).client_id == "pref-id"
     settings = resolve(environ=environ)
     assert (settings.client_id, settings.client_secret) == ("env-id", "env-secret")
+
+
+def test_numbers_that_are_not_finite_or_out_of_range_keep_their_default(tmp_path: Path) -> None:
+    """Issue 21.12: a NaN poll interval polled at 20 Hz, a NaN download limit broke every import."""
+    defaults = {"poll_interval": 3.0, "max_download_gb": 2.0, "max_converters": 2, "request_timeout": 30.0,
+                "auto_import": True}
+    bounds = {"poll_interval": settings_store.Bounds(0.1, 60.0), "max_download_gb": settings_store.Bounds(0.0001, 1e6),
+              "max_converters": settings_store.Bounds(1, 16), "request_timeout": settings_store.Bounds(1.0, 600.0)}
+    path = tmp_path / "settings.json"
+    for bad in ("NaN", "Infinity", "-Infinity", "-1", "1e300", "true", '"3"', "[3]"):
+        path.write_text('{"settings": {"poll_interval": %s, "max_download_gb": %s, "max_converters": %s, '
+                        '"request_timeout": %s, "auto_import": 1}}' % (bad, bad, bad, bad))
+        assert settings_store.load(path, defaults, bounds) == {}, bad
+    path.write_text('{"settings": {"max_converters": 2.5}}')  # a count is whole
+    assert settings_store.load(path, defaults, bounds) == {}
+    path.write_text('{"settings": {"poll_interval": 0.5, "max_download_gb": 4, "max_converters": 3}}')
+    assert settings_store.load(path, defaults, bounds) == {"poll_interval": 0.5, "max_download_gb": 4.0,
+                                                           "max_converters": 3}
+
+
+def test_texts_too_long_with_a_nul_or_an_unknown_item_keep_their_default(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    bounds = {"proxy_mode": settings_store.Bounds(choices=("SYSTEM", "NONE"))}
+    path.write_text('{"settings": {"client_id": "%s", "client_secret": "a\\u0000b", "proxy_mode": "EVIL"}}'
+                    % ("x" * 5000))
+    assert settings_store.load(path, DEFAULTS, bounds) == {}
+
+
+def test_a_settings_file_that_is_huge_or_a_fifo_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"settings": {"client_id": "%s"}}' % ("x" * 300_000))
+    assert settings_store.load(path, DEFAULTS) == {}
+    if hasattr(os, "mkfifo"):
+        path.unlink()
+        os.mkfifo(path)
+        assert settings_store.load(path, DEFAULTS) == {}  # returns at once: never waits for a writer
+
+
+def test_a_poll_interval_or_timeout_that_is_not_a_number_is_the_default() -> None:
+    settings = resolve(poll_interval_s=float("nan"), request_timeout_s=float("inf"), environ={})
+    assert settings.poll_interval_s == 3.0 and settings.request_timeout_s == 30.0
