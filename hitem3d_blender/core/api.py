@@ -570,6 +570,10 @@ class Hitem3DClient:
         if code == "404":  # the answer of an unknown route, in a body
             raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP {status}): check the API base URL",
                                     host=self.host, status=404))
+        if code == "" and status == 200 and isinstance(body.get("data"), dict):
+            # Every documented answer has a code; one without, with HTTP 200
+            # and its data, is read as the success it says it is.
+            return body["data"]
         if code != "200":
             raise error_for_code(code, _message_of(body))
         return body.get("data")

@@ -255,6 +255,16 @@ def test_success_code_accepted_as_number_or_string(
     assert client.query_task(TASK_ID).state == "processing"
 
 
+def test_an_answer_without_a_code_is_read_by_its_status_and_data(rsps: responses.RequestsMock,
+                                                                  client: Hitem3DClient) -> None:
+    add_tokens(rsps, "tok")
+    rsps.add(responses.GET, QUERY_URL, json={"data": {**task_body()["data"], "extra": [1, 2]}})
+    rsps.add(responses.GET, QUERY_URL, json={"msg": "busy"})  # no code and no data: not a success
+    assert client.query_task(TASK_ID).state == "processing"
+    with pytest.raises(ApiError):
+        client.query_task(TASK_ID)
+
+
 @pytest.mark.parametrize("code", [50010001, "50010001"])
 def test_generate_failed_code_raises_generation_failed(
     rsps: responses.RequestsMock, client: Hitem3DClient, code: Any
