@@ -143,12 +143,30 @@ def _checked_url(variable: str, value: str) -> str:
     return value
 
 
-def target_from_env(environ: Mapping[str, str] | None = None) -> StorageTarget:
+# Hosts of Hitem3D's own API: its pages use api.hitem3d.ai and, in examples,
+# api.hitem3d.com. Any other API (the sandbox, a test server) never gets an
+# artist's mesh uploaded to Hitem3D's real storage by default.
+HITEM3D_API_DOMAINS = ("hitem3d.ai", "hitem3d.com")
+
+
+def is_hitem3d_api(api_base_url: str) -> bool:
+    host = (urlsplit(api_base_url).hostname or "").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in HITEM3D_API_DOMAINS)
+
+
+def target_from_env(environ: Mapping[str, str] | None = None, *, api_base_url: str | None = None) -> StorageTarget:
     """Hitem3D's storage, or where the two environment variables point.
-    Raises ``InvalidUploadTarget``: nothing is sent to an address we cannot trust."""
+    Raises ``InvalidUploadTarget``: nothing is sent to an address we cannot
+    trust, and with ``api_base_url`` not Hitem3D's own (the sandbox, say) the
+    storage must be named too, so a mesh never goes to Hitem3D's storage for
+    a service that is not Hitem3D."""
     env = os.environ if environ is None else environ
     endpoint = env.get(ENV_ENDPOINT, "").strip()
     public_base = env.get(ENV_PUBLIC_BASE, "").strip()
+    if api_base_url is not None and not endpoint and not is_hitem3d_api(api_base_url):
+        raise InvalidUploadTarget(msg("The API base URL is not Hitem3D's ({host}): set {variable} to its storage, "
+                                      "so your mesh is not uploaded to Hitem3D's",
+                                      host=urlsplit(api_base_url).netloc, variable=ENV_ENDPOINT))
     target = HITEM3D_STORAGE
     if endpoint:
         target = _replace(target, endpoint=_checked_url(ENV_ENDPOINT, endpoint).rstrip("/"))

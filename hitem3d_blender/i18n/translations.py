@@ -610,6 +610,8 @@ MESSAGES: dict[str, str] = {
     "{variable} must be an https:// address: check the environment variable":
         "{variable} 必须是 https:// 地址：请检查该环境变量",
     "{variable} must not contain a user name or password": "{variable} 不能包含用户名或密码",
+    "The API base URL is not Hitem3D's ({host}): set {variable} to its storage, so your mesh is not uploaded to "
+    "Hitem3D's": "API 基础 URL 不是 Hitem3D 的（{host}）：请把 {variable} 设为它的存储地址，以免您的网格被上传到 Hitem3D 的存储",
     "{variable} must use https:// (http:// only for this computer)": "{variable} 必须使用 https://（http:// 仅限本机）",
     "Uploads the selected meshes as one GLB, without their names, to Hitem3D's storage ({host}); "
     "Hitem3D reads it from {public}":

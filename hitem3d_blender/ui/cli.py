@@ -567,7 +567,7 @@ def _say_uploads(wanted: list[submit_calls.Request], settings: ApiSettings, err:
             continue
         assert isinstance(request, Submission)
         try:
-            target = mesh_upload.target_from_env()
+            target = mesh_upload.target_from_env(api_base_url=settings.base_url)
             size = Path(request.mesh).stat().st_size
         except Hitem3DError as exc:
             print(f"{exc} (nothing was sent)", file=err, flush=True)

@@ -222,7 +222,8 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
             if mesh_export.selected_meshes(context):
                 spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
                                                                  request_type=RequestType.TEXTURE_MESH), width)
-            statement, wrong = texture_selection.upload_statement()
+            settings = _settings_or_none(context)
+            statement, wrong = texture_selection.upload_statement(settings.base_url if settings is not None else None)
             text_fit.wrapped(layout, translations.text(statement), width, icon="ERROR" if wrong else "EXPORT")
         spending.draw_sends(layout, submit_calls.PANEL_GENERATE, width)
 

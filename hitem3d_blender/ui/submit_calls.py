@@ -315,7 +315,7 @@ def _advance() -> bool:
                 # Once a session, as the first request leaves: what goes where.
                 _state.disclosed = True
                 ui_sync.post_report(what_leaves(pending.settings), "INFO")
-            control.start_call(step.key, pending.settings, sender(pending.submission))
+            control.start_call(step.key, pending.settings, sender(pending.submission, pending.settings))
     if steps:
         ui_sync.redraw()
     return _state.queue.waiting()
@@ -372,13 +372,14 @@ def _send(key: str) -> Send | None:
     return _state.queue.get(key)
 
 
-def sender(submission: Request) -> Callable[[Hitem3DClient], Any]:
+def sender(submission: Request, settings: ApiSettings) -> Callable[[Hitem3DClient], Any]:
     """The worker's call that creates the task on Hitem3D (``core.sending``:
     with the upload of an own mesh first; ``core.send_queue.create_task``
     brings back a refusal it cannot place as a value). Where an upload goes is
     read now, on the main thread: what the artist was told is where it goes."""
     try:
-        storage = mesh_upload.target_from_env() if sending.uploads_mesh(submission) else mesh_upload.HITEM3D_STORAGE
+        storage = (mesh_upload.target_from_env(api_base_url=settings.base_url) if sending.uploads_mesh(submission)
+                   else mesh_upload.HITEM3D_STORAGE)
     except mesh_upload.InvalidUploadTarget as exc:
         refusal = exc
 
@@ -395,9 +396,10 @@ def disclosed() -> bool:
 
 def what_leaves(settings: ApiSettings | None) -> Message:
     """What leaves this computer, with the hosts it goes to now."""
-    api = urlsplit(settings.base_url if settings is not None else DEFAULT_BASE_URL).netloc
+    base_url = settings.base_url if settings is not None else DEFAULT_BASE_URL
+    api = urlsplit(base_url).netloc
     try:
-        storage = mesh_upload.target_from_env()
+        storage = mesh_upload.target_from_env(api_base_url=base_url)
     except mesh_upload.InvalidUploadTarget:
         storage = mesh_upload.HITEM3D_STORAGE
     return sending.what_leaves(api, storage)

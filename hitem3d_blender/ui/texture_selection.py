@@ -94,7 +94,7 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
         props = generation_settings.settings_of(context)
         spec = models.get(props.model) or models.default()
         try:
-            preferences.usable_settings(context)
+            settings = preferences.usable_settings(context)
             spending.refuse_if_in_flight(self)
             if not spec.can_texture_mesh:
                 raise InvalidSubmission(cannot_texture(spec))
@@ -104,7 +104,8 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
             image, views = generation_settings.inputs_of(props)
             if not image and not views:
                 raise InvalidSubmission(msg("Texturing needs a reference image: add one under New Generation"))
-            mesh_upload.target_from_env()  # where it would go must be usable before the export
+            # Where it would go must be usable before the export.
+            mesh_upload.target_from_env(api_base_url=settings.base_url)
             exported = mesh_export.export_meshes(mesh_export.selected_meshes(context), context)
         except Hitem3DError as exc:
             submit_calls.set_notice(submit_calls.PANEL_GENERATE, exc.message)
@@ -113,11 +114,11 @@ class HITEM3D_OT_texture_selection(bpy.types.Operator):
         return spending.send(self, context, submission, self.timeout, placement_options(context, exported))
 
 
-def upload_statement() -> tuple[Message, bool]:
+def upload_statement(api_base_url: str | None) -> tuple[Message, bool]:
     """What the button uploads and where, said beside it before anything is
     sent; (the problem, True) when the storage's address cannot be used."""
     try:
-        return mesh_upload.destination(mesh_upload.target_from_env()), False
+        return mesh_upload.destination(mesh_upload.target_from_env(api_base_url=api_base_url)), False
     except Hitem3DError as exc:
         return exc.message, True
 

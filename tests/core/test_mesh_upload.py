@@ -326,6 +326,21 @@ def test_an_unusable_override_is_refused_and_named(variable: str, value: str, wo
     assert variable in str(caught.value) and words in str(caught.value) and "pw" not in str(caught.value)
 
 
+@pytest.mark.parametrize("api", ["https://api.hitem3d.ai", "http://api.hitem3d.com", "https://eu.api.hitem3d.ai"])
+def test_with_hitem3ds_own_api_the_mesh_goes_to_its_storage(api: str) -> None:
+    assert target_from_env({}, api_base_url=api) == HITEM3D_STORAGE
+
+
+@pytest.mark.parametrize("api", ["http://127.0.0.1:8765", "https://hitem3d.ai.example.com", "https://evilhitem3d.ai"])
+def test_another_api_never_uploads_to_hitem3ds_storage_unless_told_where(api: str) -> None:
+    # The sandbox set in the preferences: its uploads must not go to Hitem3D's real storage.
+    with pytest.raises(InvalidUploadTarget) as caught:
+        target_from_env({}, api_base_url=api)
+    assert "HITEM3D_UPLOAD_ENDPOINT" in str(caught.value)
+    named = target_from_env({"HITEM3D_UPLOAD_ENDPOINT": "http://127.0.0.1:8766"}, api_base_url=api)
+    assert named.host == "127.0.0.1:8766"
+
+
 def test_plain_http_is_allowed_to_this_computer_only() -> None:
     target = target_from_env({"HITEM3D_UPLOAD_ENDPOINT": "http://127.0.0.1:8000"})
     assert target.host == "127.0.0.1:8000"
