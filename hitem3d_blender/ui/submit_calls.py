@@ -111,6 +111,7 @@ class _State:
         self.balance_seq = 0  # the latest balance check started
         self.balance_applied = 0  # the latest balance check applied
         self.disclosed = False  # what leaves this computer was said (at the first request of a session)
+        self.disclosed_by = ""  # the key of that first request
         self.watched: dict[str, _Watched] = {}
         self.recheck: tuple[float, ApiSettings] | None = None  # (when, with what) to ask for the balance again
         self.max_running: int | None = None  # a command's --max-tasks, over the preference
@@ -313,7 +314,7 @@ def _advance() -> bool:
             pending = _state.submissions[step.key]
             if not _state.disclosed:
                 # Once a session, as the first request leaves: what goes where.
-                _state.disclosed = True
+                _state.disclosed, _state.disclosed_by = True, step.key
                 ui_sync.post_report(what_leaves(pending.settings), "INFO")
             control.start_call(step.key, pending.settings, sender(pending.submission, pending.settings))
     if steps:
@@ -390,8 +391,12 @@ def sender(submission: Request, settings: ApiSettings) -> Callable[[Hitem3DClien
 
 
 def disclosed() -> bool:
-    """Whether this session has said what leaves this computer (its first request is sent)."""
-    return _state.disclosed
+    """Whether this session has said what leaves this computer: its first
+    request is sent and answered. NOTE: not as it leaves: the panel's
+    statement then went at the press, moving what was below it up under the
+    mouse, where a double click's second click landed (on Texture Selection,
+    say)."""
+    return _state.disclosed and _state.disclosed_by not in _state.submissions
 
 
 def what_leaves(settings: ApiSettings | None) -> Message:

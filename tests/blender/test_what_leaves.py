@@ -17,7 +17,7 @@ from hitem3d_blender.core.picture_metadata import strip
 from tests.blender.test_generate import gen, interactive, labels, pictures, tick_until  # noqa: F401
 from tests.support import picture_factory
 from tests.support.glb_factory import cached_webp
-from tests.support.simulator import Hitem3DSimulator
+from tests.support.simulator import API, Fault, Hitem3DSimulator
 
 WHAT_LEAVES = "What leaves this computer: pictures go to 127.0.0.1:"
 
@@ -105,6 +105,22 @@ def test_the_first_request_of_a_session_says_what_leaves_once(interactive: Modul
     said = [text for text in posted if text.startswith(WHAT_LEAVES)]
     assert len(said) == 1 and "without their metadata (EXIF, GPS, text) or file names" in said[0]
     assert WHAT_LEAVES not in labels(interactive)  # said once: the panel no longer repeats it
+
+
+def test_the_panel_says_what_leaves_until_the_first_request_is_answered(interactive: ModuleType, prefs: Any,
+                                                                       sim: Hitem3DSimulator, gen: Any,
+                                                                       pictures: dict[str, Path]) -> None:
+    """Not only until it leaves: gone at the press, the statement moved what
+    was below it up under the mouse, and a double click's second click landed
+    there (on Texture Selection, say)."""
+    calls = interactive.ui.submit_calls
+    sim.inject(f"{API}/submit-task", Fault.delay(1.0))
+    gen.image_path = str(pictures["front"])
+    bpy.ops.hitem3d.submit_generation()
+    tick_until(interactive, lambda: any(calls.stage_of(p.key).value == "sending" for p in calls.pending_submissions()))
+    assert WHAT_LEAVES in labels(interactive)  # on its way: still said
+    tick_until(interactive, lambda: not calls.pending_submissions())
+    assert len(sim.submissions) == 1 and WHAT_LEAVES not in labels(interactive)
 
 
 def test_texture_selection_says_beside_its_button_what_it_uploads_and_where(addon: ModuleType, gen: Any,
