@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.simulator import Hitem3DSimulator
+from tests.support.simulator import API, Fault, Hitem3DSimulator
 
 from .session import INSIDE, Blender, Chroot, GuiFailure
 
 ADDON = "bl_ext.user_default.hitem3d_blender"
+GENERATE = "hitem3d.submit_generation"
 _ids = itertools.count(1)
 
 
@@ -144,6 +145,17 @@ def slow_download(run: Run, label: str, *, size: int = 40_000_000, rate: float =
         run.sim.file_rate_limit = None
 
 
+def keep_picture(run: Run, name: str) -> None:
+    """The sidebar as the scenario sees it, kept with the logs (``--keep-logs``) to be looked at."""
+    blender = run.window
+    blender.chroot.xdotool("mousemove", 1, 1)  # no hover highlight, no tooltip
+    time.sleep(0.4)
+    shot = blender.chroot.screenshot(name, blender.call("result = sidebar()")["rect"])
+    folder = run.chroot.run_dir / "logs" / "pictures"
+    folder.mkdir(exist_ok=True)
+    shot.replace(folder / f"{name}.png")
+
+
 def no_partial_files(run: Run) -> None:
     partial = sorted(p.name for p in run.results_dir().glob("*.part")) if run.results_dir().is_dir() else []
     expect(not partial, f"partial downloads left behind: {partial}")
@@ -256,19 +268,37 @@ def cancel_download(run: Run) -> None:
 
 
 def new_generation(run: Run) -> None:
-    """New Generation: choose a picture, click Generate; the new task is imported like any other."""
+    """New Generation: choose a picture, scroll down to Generate and double-click it: nothing moves
+    under the mouse, the button greys out while its request is on its way and the second click
+    sends nothing; the new task is imported like any other."""
     blender = run.window
     picture = run.chroot.run_dir / "home" / "chair.png"
     picture.write_bytes(tiny_png())
     submitted = len(run.sim.submissions)
     before = {t["task_id"] for t in blender.call("result = tasks()")}
-    blender.call(f"bpy.context.scene.hitem3d_generate.image_path = {INSIDE + '/home/chair.png'!r}\nredraw_all()")
-    press(blender, "hitem3d.submit_generation")
-    blender.until(f"result = len([t for t in tasks() if t['task_id'] not in {sorted(before)!r}])", 30,
-                  "the generated task in the list")
-    expect(len(run.sim.submissions) == submitted + 1, "Generate sent no submission (or more than one)")
-    new = [t for t in blender.call("result = tasks()") if t["task_id"] not in before][0]
-    states = watch_states(blender, new["task_id"], {"done", "failed"}, 60)
+    model = blender.call(f"g = bpy.context.scene.hitem3d_generate\ng.image_path = {INSIDE + '/home/chair.png'!r}\n"
+                         "redraw_all()\nresult = g.model")
+    x, y = blender.find_in_sidebar(GENERATE, from_end=True)
+    lit = blender.shade(x, y)
+    run.sim.inject(f"{API}/submit-task", Fault.delay(3.0))  # on its way long enough to look at
+    blender.chroot.xdotool("mousemove", x, y, "sleep", "0.05", "click", "--repeat", "2", "--delay", "150", "1")
+    blender.until("result = bool(submodule('ui.submit_calls').pending_submissions())", 5, "Generate's request")
+    # (This probe comes after the second click: X input arrives in order.)
+    expect(GENERATE in blender.probe_point(x, y), "the panel moved at the press: Generate left the mouse")
+    dim = blender.shade(x, y)
+    keep_picture(run, "new-generation-on-its-way")
+    # Before the answer: a charge clears the panel's notices.
+    notice = blender.call("result = str(submodule('ui.submit_calls').notice('generate'))")
+    expect(not notice, f"the second click reached the operator ({notice!r}): Generate was not inactive")
+    expect(dim < lit - 0.05, f"Generate does not look inactive while its request is on its way "
+                             f"(lightness {lit:.2f} before, {dim:.2f} during)")
+    new = blender.until(f"result = [t['task_id'] for t in tasks() if t['task_id'] not in {sorted(before)!r}]", 30,
+                        "the generated task in the list")
+    expect(len(run.sim.submissions) == submitted + 1,
+           f"a double click on Generate sent {len(run.sim.submissions) - submitted} requests")
+    sent = run.sim.submissions[-1].fields.get("model")
+    expect(sent == model, f"Generate sent model {sent!r}; the panel said {model!r}")
+    states = watch_states(blender, new[0], {"done", "failed"}, 60)
     expect(states[-1] == "done", f"the generated task ended {states[-1]}")
 
 

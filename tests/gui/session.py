@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 INSIDE = "/tmp/hitem3d-gui"  # the run's folder as the chroot sees it
 WIDTH, HEIGHT = 1920, 1080
+# At the default interface scale (measured on Blender 4.3): a button's height,
+# and how far one notch of the mouse wheel scrolls a panel region.
+BUTTON_PX = 20
+WHEEL_NOTCH_PX = 40
 
 
 class GuiFailure(AssertionError):
@@ -232,27 +236,125 @@ class Blender:
             return dict(rect)
         raise GuiFailure(f"no Hitem3D tab in the sidebar (last: {info['category']!r})")
 
+    # ---- scrolling: the sidebar is often taller than the window ----
+
+    def sidebar_scroll(self) -> int:
+        """How far the sidebar is scrolled down, in pixels (0 at the top)."""
+        return round(-self.call("_, reg = view3d()\nresult = reg.view2d.region_to_view(0, reg.height)[1]")) + 1
+
+    def _settled_scroll(self) -> int:
+        """The scroll once it stops moving and the sidebar has been drawn there."""
+        last = self.sidebar_scroll()
+        for _ in range(20):
+            time.sleep(0.1)
+            now = self.sidebar_scroll()
+            if now == last:
+                break
+            last = now
+        self.call("redraw_all()")
+        time.sleep(0.25)  # software OpenGL: the sidebar's redraw takes a moment
+        return last
+
+    def scroll_sidebar(self, notches: int) -> int:
+        """Turn the mouse wheel over the sidebar (positive: down), as a user
+        does; returns how many pixels the view moved (0 at the end)."""
+        rect = self.call("result = sidebar()")["rect"]
+        before = self.sidebar_scroll()
+        self.chroot.xdotool("mousemove", rect["x"] + rect["w"] // 2, rect["y"] + rect["h"] // 2,
+                            "click", "--repeat", abs(notches), "--delay", "10", 5 if notches > 0 else 4)
+        return self._settled_scroll() - before
+
+    def sidebar_home(self) -> None:
+        """Home over the sidebar: back to its top (nothing when it is there already)."""
+        if self.sidebar_scroll() > 0:
+            rect = self.call("result = sidebar()")["rect"]
+            self.chroot.xdotool("mousemove", rect["x"] + rect["w"] // 2, rect["y"] + rect["h"] // 2,
+                                "key", "Home")
+            self._settled_scroll()
+
     def probe_point(self, x: int, y: int) -> str:
         """What Ctrl+C copies with the mouse at (x, y): a field's text or an operator's Python."""
         self.chroot.xdotool("mousemove", x, y, "sleep", "0.03", "key", "ctrl+c", "sleep", "0.03")
         return str(self.call("wm = bpy.context.window_manager\nresult, wm.clipboard = wm.clipboard, '<none>'"))
 
     def find_in_sidebar(self, wanted: str, *, x_fraction: float = 0.5, step: int = 16,
-                        start: int = 30) -> tuple[int, int]:
-        """Scan the sidebar top-down for the button whose Ctrl+C text contains ``wanted``."""
-        return self.find_button(self.call("result = sidebar()")["rect"], wanted, x_fraction=x_fraction, step=step,
-                                start=start)
+                        start: int = 30, from_end: bool = False) -> tuple[int, int]:
+        """Find the button whose Ctrl+C text contains ``wanted`` as a user
+        would: from the sidebar's top (``start`` pixels down) to its bottom,
+        then with the mouse wheel a page at a time, looking only at what came
+        into view; ``from_end``: scrolled to the end first, then upwards (for
+        the buttons at the end of a long panel). Returns where it is now, in
+        screen pixels."""
+        rect = self.call("result = sidebar()")["rect"]
+        pages = max(1, (rect["h"] - 2 * BUTTON_PX) // WHEEL_NOTCH_PX)
+        if from_end:
+            while self.scroll_sidebar(2 * pages) > 0:
+                pass
+        else:
+            self.sidebar_home()
+        try:
+            return self.find_button(rect, wanted, x_fraction=x_fraction, step=step, start=start, upward=from_end)
+        except GuiFailure:
+            pass
+        scrolled = 0
+        while True:
+            moved = self.scroll_sidebar(-pages if from_end else pages)
+            if moved == 0:
+                raise GuiFailure(f"no button for {wanted!r} in the sidebar {rect}, scrolled {abs(scrolled)} px "
+                                 f"to its {'top' if from_end else 'end'}")
+            scrolled += moved
+            # Only what came into view; a button cut at the old edge is looked at again.
+            if from_end:
+                seen_from = -moved + 10 + BUTTON_PX
+                found = self._find_quietly(rect, wanted, x_fraction, step, start, min(seen_from, rect["h"]), True)
+            else:
+                seen_to = rect["h"] - 10 - moved - BUTTON_PX
+                found = self._find_quietly(rect, wanted, x_fraction, step, max(start - scrolled, seen_to, 0),
+                                           rect["h"], False)
+            if found is not None:
+                return found
 
-    def find_button(self, rect: dict[str, int], wanted: str, *, x_fraction: float = 0.5, step: int = 16,
-                    start: int = 30) -> tuple[int, int]:
-        """Scan ``rect`` (screen pixels) top-down for the button whose Ctrl+C text contains ``wanted``.
+    def _find_quietly(self, rect: dict[str, int], wanted: str, x_fraction: float, step: int, start: int,
+                      end: int, upward: bool) -> tuple[int, int] | None:
+        try:
+            return self.find_button(rect, wanted, x_fraction=x_fraction, step=step, start=start, end=end,
+                                    upward=upward)
+        except GuiFailure:
+            return None
 
-        NOTE: Blender exposes no button rectangles to Python, and each probe costs
-        about half a second in software OpenGL; buttons are 20 px tall at the default
-        scale, so a 16 px step hits every one."""
+    def find_near(self, wanted: str, y: int, *, reach: int = 320, x_fraction: float = 0.5) -> tuple[int, int]:
+        """The button whose Ctrl+C text contains ``wanted``, looked for outward
+        from screen row ``y`` (where it was before the panel changed)."""
+        rect = self.call("result = sidebar()")["rect"]
         x = rect["x"] + int(rect["w"] * x_fraction)
         self.call("bpy.context.window_manager.clipboard = '<none>'")
-        for dy in range(start, rect["h"] - 10, step):
+        for distance in range(0, reach, 16):
+            for row in sorted({y - distance, y + distance}):
+                if rect["y"] + 10 <= row < rect["y"] + rect["h"] - 10 and wanted in self.probe_point(x, row):
+                    return x, row
+        raise GuiFailure(f"no button for {wanted!r} within {reach} px of y={y} in {rect}")
+
+    def shade(self, x: int, y: int, w: int = 120, h: int = 12) -> float:
+        """How light the screen is around (x, y), from 0 (black) to 1, with
+        the mouse elsewhere: an inactive button is drawn darker."""
+        self.chroot.xdotool("mousemove", 1, 1)
+        time.sleep(0.4)  # the hover highlight goes with the next redraw
+        self.chroot.screenshot("shade", {"x": x - w // 2, "y": y - h // 2, "w": w, "h": h})
+        return float(self.chroot.run(["convert", f"{INSIDE}/shots/shade.png", "-colorspace", "Gray",
+                                      "-format", "%[fx:mean]", "info:"]).stdout)
+
+    def find_button(self, rect: dict[str, int], wanted: str, *, x_fraction: float = 0.5, step: int = 16,
+                    start: int = 30, end: int | None = None, upward: bool = False) -> tuple[int, int]:
+        """Scan ``rect`` (screen pixels) from ``start`` to ``end`` pixels down
+        (``upward``: the other way) for the button whose Ctrl+C text contains ``wanted``.
+
+        NOTE: Blender exposes no button rectangles to Python, and each probe costs
+        about a tenth of a second in software OpenGL; buttons are 20 px tall at the
+        default scale, so a 16 px step hits every one."""
+        x = rect["x"] + int(rect["w"] * x_fraction)
+        self.call("bpy.context.window_manager.clipboard = '<none>'")
+        rows = range(start, min(rect["h"] if end is None else end, rect["h"] - 10), step)
+        for dy in reversed(rows) if upward else rows:
             y = rect["y"] + dy
             if wanted in self.probe_point(x, y):
                 return x, y
