@@ -139,6 +139,10 @@ def balance_text(status: submit_calls.BalanceStatus | None) -> Message:
     return msg("Balance: not checked yet")
 
 
+GENERATE = "hitem3d.submit_generation"
+TEXTURE_SELECTION = "hitem3d.texture_selection"
+
+
 class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
     bl_idname = "HITEM3D_PT_generate"
     bl_label = "New Generation"
@@ -210,22 +214,24 @@ class HITEM3D_PT_generate(SidebarPanel, bpy.types.Panel):
                                                  low=f"{spec.face_min:,}", high=f"{spec.face_max:,}")),
                       icon="ERROR", translate=False)
 
-        layout.operator("hitem3d.submit_generation", icon="PLAY")
+        layout.operator(GENERATE, icon="PLAY")
         spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
                                                          request_type=RequestType[props.request_type]), width)
+        spending.draw_sends(layout, submit_calls.PANEL_GENERATE, width, button=GENERATE)
         # Texture Selection (``texture_selection``): the same picture and model, the selected meshes.
         layout.separator()
-        layout.operator("hitem3d.texture_selection", icon="TEXTURE")
+        layout.operator(TEXTURE_SELECTION, icon="TEXTURE")
         if not spec.can_texture_mesh:
             text_fit.wrapped(layout, translations.text(cannot_texture(spec)), width, icon="INFO")
-        else:
-            if mesh_export.selected_meshes(context):
-                spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
-                                                                 request_type=RequestType.TEXTURE_MESH), width)
+        elif mesh_export.selected_meshes(context):
+            spending.draw_cost(layout, prices.for_generation(props.model, props.resolution,
+                                                             request_type=RequestType.TEXTURE_MESH), width)
+        spending.draw_sends(layout, submit_calls.PANEL_GENERATE, width, button=TEXTURE_SELECTION)
+        if spec.can_texture_mesh:
             settings = _settings_or_none(context)
             statement, wrong = texture_selection.upload_statement(settings.base_url if settings is not None else None)
             text_fit.wrapped(layout, translations.text(statement), width, icon="ERROR" if wrong else "EXPORT")
-        spending.draw_sends(layout, submit_calls.PANEL_GENERATE, width)
+        spending.draw_sends(layout, submit_calls.PANEL_GENERATE, width, placed=(GENERATE, TEXTURE_SELECTION))
 
 
 classes = (

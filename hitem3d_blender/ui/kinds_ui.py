@@ -214,6 +214,11 @@ def request_of(kind_id: str, context: bpy.types.Context) -> KindRequest:
 # -- operators, one per kind ---------------------------------------------------------------------------
 
 
+def panel_of(kind: TaskKind | None) -> str:
+    """Where a kind's requests and notices are shown: the Relief panel for a kind made from a picture."""
+    return submit_calls.PANEL_RELIEF if kind is not None and kind.takes_picture else submit_calls.PANEL_PARTS
+
+
 class _KindOperator(bpy.types.Operator):
     bl_options = {"REGISTER"}
     kind = ""
@@ -229,9 +234,7 @@ class _KindOperator(bpy.types.Operator):
 
     @property
     def panel(self) -> str:
-        """Where its line and its notices are shown: the Relief panel for a kind made from a picture."""
-        kind = task_kinds.get(self.kind)
-        return submit_calls.PANEL_RELIEF if kind is not None and kind.takes_picture else submit_calls.PANEL_PARTS
+        return panel_of(task_kinds.get(self.kind))
 
     def execute(self, context: bpy.types.Context) -> Result:
         try:
@@ -262,8 +265,10 @@ OPERATORS: tuple[type[bpy.types.Operator], ...] = tuple(operator_class(kind) for
 
 
 def _notice(layout: bpy.types.UILayout, context: bpy.types.Context, panel: str) -> None:
-    """The panel's requests on their way and its last problem (its own, not another panel's)."""
-    spending.draw_sends(layout, panel, context.region.width if context.region else text_fit.default_region_width())
+    """The panel's last problem (its own, not another panel's); each request
+    on its way is under its kind's button."""
+    spending.draw_sends(layout, panel, context.region.width if context.region else text_fit.default_region_width(),
+                        placed=tuple(f"hitem3d.{kind.operator}" for kind in task_kinds.offered()))
 
 
 def _unsplit(layout: bpy.types.UILayout) -> bpy.types.UILayout:
@@ -293,6 +298,7 @@ def draw_kind(layout: bpy.types.UILayout, props: HITEM3D_KindSettings, kind: Tas
         text_fit.wrapped(box, translations.text(note), width, icon="INFO", boxes=1)
     box.operator(f"hitem3d.{kind.operator}", icon=kind.icon)  # type: ignore[arg-type]
     spending.draw_cost(box, prices.for_kind(kind.id), width, boxes=1)
+    spending.draw_sends(box, panel_of(kind), width, button=f"hitem3d.{kind.operator}", boxes=1)
 
 
 class HITEM3D_PT_parts(SidebarPanel, bpy.types.Panel):

@@ -12,7 +12,7 @@ Hitem3D's own answer decides whenever the balance is unknown or enough.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 import bpy
 from bpy.props import FloatProperty, StringProperty
@@ -105,22 +105,31 @@ def refuse_if_in_flight(op: Any) -> None:
         raise InvalidSubmission(busy_message())
 
 
-def draw_sends(layout: bpy.types.UILayout, panel: str, width: float) -> None:
-    """The panel's requests on their way, each with what it waits for and a
-    Cancel, then the panel's last problem."""
+def draw_sends(layout: bpy.types.UILayout, panel: str, width: float, *, button: str = "",
+               placed: Collection[str] = (), boxes: int = 0) -> None:
+    """Requests on their way, each with what it waits for and a Cancel:
+    ``button``'s only, drawn right under that button; otherwise the panel's
+    others (not those of the ``placed`` buttons), then its last problem.
+
+    NOTE: under their button: at the end of a panel taller than the window
+    (New Generation, a default window's sidebar), a pressed button only
+    greyed out and its "Waiting for a free slot" was out of view."""
     for pending in submit_calls.pending_submissions(panel):
+        made_by = submit_calls.button_of_request(pending.key)
+        if (made_by != button) if button else (made_by in placed):
+            continue
         row = layout.row(align=True)
         stage = submit_calls.stage_of(pending.key)
         # The buttons beside the text (Send for a kept request, Cancel) take a square each.
         buttons = 2 if stage is Stage.KEPT else 1
-        text_width = content_width(width) - buttons * (ICON_WIDTH + CELL_PADDING) * ui_scale()
+        text_width = content_width(width, boxes) - buttons * (ICON_WIDTH + CELL_PADDING) * ui_scale()
         wrapped_label(row.column(), translations.text(submit_calls.line_of(pending)), text_width,
                       "SORTTIME" if stage in (Stage.BALANCE, Stage.SLOT, Stage.KEPT) else "TIME")
         if stage is Stage.KEPT:
             setattr(row.operator("hitem3d.resume_send", text="", icon="PLAY"), "key", pending.key)
         if stage is not Stage.STOPPING:
             setattr(row.operator("hitem3d.cancel_send", text="", icon="X"), "key", pending.key)
-    if submit_calls.notice(panel):
+    if not button and submit_calls.notice(panel):
         wrapped(layout, translations.text(submit_calls.notice(panel)), width, icon="ERROR")
 
 

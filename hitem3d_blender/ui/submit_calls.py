@@ -232,6 +232,12 @@ def pending_submissions(panel: str | None = None) -> list[PendingSubmission]:
             if panel is None or (_send(pending.key) or Send("")).panel == panel]
 
 
+def button_of_request(key: str) -> str:
+    """The button that made the request ``key`` ("" once it is answered)."""
+    send = _state.queue.get(key)
+    return send.button if send is not None else ""
+
+
 def stage_of(key: str) -> Stage | None:
     send = _state.queue.get(key)
     return send.stage if send is not None else None

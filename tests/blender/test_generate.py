@@ -270,6 +270,22 @@ def test_the_first_spend_fetches_the_balance_without_the_main_thread_waiting(
     assert [r.path for r in sim.requests if r.path in (SUBMIT, BALANCE)][:2] == [BALANCE, SUBMIT]
 
 
+def test_a_request_on_its_way_is_shown_under_the_button_that_sent_it(
+        interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator, gen: Any, pictures: dict[str, Path]) -> None:
+    """Not at the end of the panel: New Generation is taller than a default
+    window's sidebar, and the row was out of view (seen in the real window)."""
+    sim.inject(BALANCE, Fault.delay(1.0))
+    gen.image_path = str(pictures["front"])
+    assert bpy.ops.hitem3d.submit_generation() == {"FINISHED"}
+
+    drawn = draw_panel(interactive)
+    line = next(index for index, (_, text) in enumerate(drawn) if text.startswith("Checking the balance"))
+    assert (drawn.index(("operator", "hitem3d.submit_generation")) < line
+            < drawn.index(("operator", "hitem3d.texture_selection")))
+    assert [text for _, text in drawn].count(drawn[line][1]) == 1  # once: not again at the end
+    tick_until(interactive, lambda: not interactive.ui.submit_calls.pending_submissions())
+
+
 def test_hitem3d_refusing_for_credits_is_shown_as_a_likely_cause(addon: ModuleType, prefs: Any,
                                                                 sim: Hitem3DSimulator, gen: Any,
                                                                 pictures: dict[str, Path]) -> None:

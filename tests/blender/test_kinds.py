@@ -423,6 +423,28 @@ def test_a_kind_resting_on_unconfirmed_facts_says_so_before_its_button(addon: Mo
     assert "Unconfirmed" not in relief["hitem3d.make_relief"]  # depth maps are documented
 
 
+def test_a_kind_request_on_its_way_is_shown_in_its_own_box(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                           kinds: Any, sample_glb: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under its button, not at the end of the panel, below the other kinds' boxes."""
+    from tests.support.simulator import Fault
+
+    monkeypatch.setattr(addon.engine.state, "runs_to_end", lambda: False)
+    sim.inject(f"{API}/balance", Fault.delay(1.0))
+    kinds.source, kinds.mesh_path = "FILE", str(sample_glb)
+    assert bpy.ops.hitem3d.split_parts() == {"FINISHED"}
+
+    drawn = _draw(bpy.types.HITEM3D_PT_parts)
+    line = next(index for index, (_, text) in enumerate(drawn) if text.startswith("Checking the balance"))
+    assert drawn.index(("operator", "hitem3d.split_parts")) < line < drawn.index(("operator", "hitem3d.segment_parts"))
+    for _ in range(500):
+        if not addon.ui.submit_calls.pending_submissions():
+            break
+        addon.engine.timer.tick()
+        time.sleep(0.01)
+    assert sim.submissions
+
+
 SPLIT_QUERY = f"{API}/split/query-task"
 
 
