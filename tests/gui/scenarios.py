@@ -302,6 +302,43 @@ def new_generation(run: Run) -> None:
     expect(states[-1] == "done", f"the generated task ended {states[-1]}")
 
 
+def waiting_for_a_free_slot(run: Run) -> None:
+    """With one task at once allowed and one running, Generate's request waits in a row that says
+    so, beside a Cancel (a click) that sends nothing; pressed again, it goes by itself when the
+    running task ends."""
+    blender = run.window
+    busy = run.sim.add_task(new_task_id("Busy"), [{"state": "processing", "progress": 40}] * 10_000)
+    start_import(blender, busy)
+    watch_states(blender, busy, {"processing"}, 30)
+    (run.chroot.run_dir / "home" / "chair.png").write_bytes(tiny_png())
+    blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.max_running_tasks = 1\n"
+                 f"bpy.context.scene.hitem3d_generate.image_path = {INSIDE + '/home/chair.png'!r}")
+    submitted = len(run.sim.submissions)
+    waiting = ("c = submodule('ui.submit_calls')\n"
+               "result = [str(c.line_of(p)) for p in c.pending_submissions() if c.stage_of(p.key).value == 'slot']")
+    try:
+        x, y = blender.find_in_sidebar(GENERATE, from_end=True)
+        blender.click(x, y)
+        line = blender.until(waiting, 10, "Generate's request waiting for a free slot")[0]
+        expect(line.startswith("Waiting for a free slot (1 of 1 tasks running on Hitem3D)"), f"the row says {line!r}")
+        keep_picture(run, "waiting-for-a-free-slot")
+        # Under Generate and its estimate, where the artist looks after pressing it.
+        blender.click(*blender.find_near("hitem3d.cancel_send", y + 60, reach=60, x_fraction=0.83))
+        blender.until("result = not submodule('ui.submit_calls').pending_submissions()", 5, "the row to go")
+        expect(len(run.sim.submissions) == submitted, "Cancel on a waiting request sent it")
+        blender.click(*blender.find_near(GENERATE, y))
+        blender.until(waiting, 10, "Generate's request waiting again")
+        before = {t["task_id"] for t in blender.call("result = tasks()")}
+        run.sim.add_task(busy, ["success"])  # the running task ends: its slot is free
+        new = blender.until(f"result = [t['task_id'] for t in tasks() if t['task_id'] not in {sorted(before)!r}]",
+                            30, "the waiting request to leave once the running task ended")
+        expect(len(run.sim.submissions) == submitted + 1, "the waiting request did not leave once")
+        expect(run.sim.running_at_create[-1] == 0, f"it left while {run.sim.running_at_create[-1]} tasks ran")
+        watch_states(blender, new[0], {"done"}, 60)
+    finally:
+        blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.max_running_tasks = 10")
+
+
 def test_connection(run: Run) -> None:
     """Preferences > Add-ons > Hitem3D > Test Connection (a click) says the key was accepted, then what is wrong."""
     blender = run.window
@@ -444,6 +481,7 @@ SCENARIOS: tuple[Callable[[Run], None], ...] = (
     failure_and_retry,
     cancel_download,
     new_generation,
+    waiting_for_a_free_slot,
     pictures_in_and_texture_selection,
     test_connection,
     chinese_interface,
