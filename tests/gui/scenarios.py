@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.simulator import API, Fault, Hitem3DSimulator
+from tests.support.simulator import API, OWN_PATH, UNSERVED, Fault, Hitem3DSimulator
 
 from .session import INSIDE, Blender, Chroot, GuiFailure
 
 ADDON = "bl_ext.user_default.hitem3d_blender"
 GENERATE = "hitem3d.submit_generation"
+KIND_PREFIXES = ("split_", "segmentation_", "depth_", "multicolor_")
 _ids = itertools.count(1)
 
 
@@ -278,7 +279,7 @@ def new_generation(run: Run) -> None:
     before = {t["task_id"] for t in blender.call("result = tasks()")}
     model = blender.call(f"g = bpy.context.scene.hitem3d_generate\ng.image_path = {INSIDE + '/home/chair.png'!r}\n"
                          "redraw_all()\nresult = g.model")
-    x, y = blender.find_in_sidebar(GENERATE, from_end=True)
+    x, y = blender.find_in_sidebar(GENERATE, origin="end")
     lit = blender.shade(x, y)
     run.sim.inject(f"{API}/submit-task", Fault.delay(3.0))  # on its way long enough to look at
     blender.chroot.xdotool("mousemove", x, y, "sleep", "0.05", "click", "--repeat", "2", "--delay", "150", "1")
@@ -317,7 +318,7 @@ def waiting_for_a_free_slot(run: Run) -> None:
     waiting = ("c = submodule('ui.submit_calls')\n"
                "result = [str(c.line_of(p)) for p in c.pending_submissions() if c.stage_of(p.key).value == 'slot']")
     try:
-        x, y = blender.find_in_sidebar(GENERATE, from_end=True)
+        x, y = blender.find_in_sidebar(GENERATE, origin="end")
         blender.click(x, y)
         line = blender.until(waiting, 10, "Generate's request waiting for a free slot")[0]
         expect(line.startswith("Waiting for a free slot (1 of 1 tasks running on Hitem3D)"), f"the row says {line!r}")
@@ -337,6 +338,43 @@ def waiting_for_a_free_slot(run: Run) -> None:
         watch_states(blender, new[0], {"done"}, 60)
     finally:
         blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.max_running_tasks = 10")
+
+
+def parts_not_followed_and_retry(run: Run) -> None:
+    """Parts and Colours, opened by a click on its header: Split (a click) on the finished task
+    makes a task no published path follows; its row says Not followed, its details keep the ID
+    and offer Retry, and Retry (a click) follows it once a path answers."""
+    blender = run.window
+    done = [t["task_id"] for t in blender.call("result = tasks()")
+            if t["state"] == "done" and not t["task_id"].startswith(KIND_PREFIXES)]
+    if not done:  # run alone
+        done.append(run.sim.add_task(new_task_id("Parts"), ["success"]))
+        start_import(blender, done[0])
+        watch_states(blender, done[0], {"done"}, 30)
+    select(blender, done[0])
+    before = {t["task_id"] for t in blender.call("result = tasks()")}
+    run.sim.query_routes["split"] = UNSERVED
+    try:
+        blender.open_closed_subpanel(2)  # Parts and Colours, above Relief
+        x, y = blender.find_in_sidebar("hitem3d.split_parts", origin="here")
+        keep_picture(run, "parts-and-colours")
+        blender.click(x, y)
+        new = blender.until(f"result = [t['task_id'] for t in tasks() if t['task_id'] not in {sorted(before)!r}]",
+                            30, "the split task in the list")[0]
+        states = watch_states(blender, new, {"unfollowed", "done", "failed"}, 30)
+        expect(new.startswith("split_") and states[-1] == "unfollowed", f"the split {new} ended {states}")
+        message = task(blender, new)["message"]  # type: ignore[index]
+        expect(message.startswith("Created on Hitem3D: this version cannot follow it yet"), f"it says {message!r}")
+        select(blender, new)
+        blender.sidebar_home()
+        keep_picture(run, "not-followed")
+        run.sim.query_routes["split"] = OWN_PATH  # an update, or Hitem3D publishing the path
+        press(blender, f'hitem3d.retry_task(task_id="{new}")')
+        states = watch_states(blender, new, {"done", "failed"}, 30)
+        expect(states[-1] == "done", f"after Retry the split ended {states}")
+        run.notes.append(f"parts: split {' > '.join(states)} after Retry")
+    finally:
+        run.sim.query_routes["split"] = OWN_PATH
 
 
 def test_connection(run: Run) -> None:
@@ -482,6 +520,7 @@ SCENARIOS: tuple[Callable[[Run], None], ...] = (
     cancel_download,
     new_generation,
     waiting_for_a_free_slot,
+    parts_not_followed_and_retry,
     pictures_in_and_texture_selection,
     test_connection,
     chinese_interface,

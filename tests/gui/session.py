@@ -30,6 +30,9 @@ WIDTH, HEIGHT = 1920, 1080
 # and how far one notch of the mouse wheel scrolls a panel region.
 BUTTON_PX = 20
 WHEEL_NOTCH_PX = 40
+# A closed sub-panel's header, and the margin under the last panel.
+PANEL_HEADER_PX = 26
+PANEL_END_PX = 4
 
 
 class GuiFailure(AssertionError):
@@ -272,25 +275,45 @@ class Blender:
                                 "key", "Home")
             self._settled_scroll()
 
+    def sidebar_end(self) -> None:
+        """The mouse wheel over the sidebar until it is at its end."""
+        rect = self.call("result = sidebar()")["rect"]
+        while self.scroll_sidebar(2 * rect["h"] // WHEEL_NOTCH_PX) > 0:
+            pass
+
+    def open_closed_subpanel(self, from_end: int) -> None:
+        """Click the header of a closed sub-panel, counted from the end of the
+        sidebar (1: the last), as a user opens it.
+
+        NOTE: Blender exposes no panel rectangles either, and a header copies
+        nothing; scrolled to its end, the sidebar ends with the closed
+        headers, each PANEL_HEADER_PX tall. The caller checks what opened."""
+        self.sidebar_end()
+        rect = self.call("result = sidebar()")["rect"]
+        bottom = rect["y"] + rect["h"] - PANEL_END_PX
+        self.click(rect["x"] + rect["w"] // 3, bottom - PANEL_HEADER_PX * from_end + PANEL_HEADER_PX // 2)
+        self.chroot.xdotool("mousemove", 1, 1)
+        self._settled_scroll()
+
     def probe_point(self, x: int, y: int) -> str:
         """What Ctrl+C copies with the mouse at (x, y): a field's text or an operator's Python."""
         self.chroot.xdotool("mousemove", x, y, "sleep", "0.03", "key", "ctrl+c", "sleep", "0.03")
         return str(self.call("wm = bpy.context.window_manager\nresult, wm.clipboard = wm.clipboard, '<none>'"))
 
     def find_in_sidebar(self, wanted: str, *, x_fraction: float = 0.5, step: int = 16,
-                        start: int = 30, from_end: bool = False) -> tuple[int, int]:
+                        start: int = 30, origin: str = "top") -> tuple[int, int]:
         """Find the button whose Ctrl+C text contains ``wanted`` as a user
         would: from the sidebar's top (``start`` pixels down) to its bottom,
         then with the mouse wheel a page at a time, looking only at what came
-        into view; ``from_end``: scrolled to the end first, then upwards (for
-        the buttons at the end of a long panel). Returns where it is now, in
-        screen pixels."""
+        into view. ``origin``: "top", "here" (the view as it is, then down),
+        or "end" (scrolled to the end, then upwards: for the buttons at the
+        end of a long panel). Returns where it is now, in screen pixels."""
         rect = self.call("result = sidebar()")["rect"]
         pages = max(1, (rect["h"] - 2 * BUTTON_PX) // WHEEL_NOTCH_PX)
+        from_end = origin == "end"
         if from_end:
-            while self.scroll_sidebar(2 * pages) > 0:
-                pass
-        else:
+            self.sidebar_end()
+        elif origin == "top":
             self.sidebar_home()
         try:
             return self.find_button(rect, wanted, x_fraction=x_fraction, step=step, start=start, upward=from_end)
