@@ -23,6 +23,7 @@ from .session import INSIDE, Blender, Chroot, GuiFailure
 
 ADDON = "bl_ext.user_default.hitem3d_blender"
 GENERATE = "hitem3d.submit_generation"
+TEXTURE_SELECTION = "hitem3d.texture_selection"
 KIND_PREFIXES = ("split_", "segmentation_", "depth_", "multicolor_")
 _ids = itertools.count(1)
 
@@ -459,9 +460,9 @@ def quit_mid_download(run: Run) -> None:
 
 def pictures_in_and_texture_selection(run: Run) -> None:
     """Use Current View draws the viewport into the picture (the GPU path the bpy module cannot
-    take), a picture drop target is registered for the 3D Viewport, and Texture Selection sends
-    the selected cube (as Blender's UI calls the operator: it returns at once, the timer and
-    the converter do the rest) and places the textured result beside it."""
+    take), a picture drop target is registered for the 3D Viewport, and Texture Selection (a
+    click, below the statement of what it uploads and where) sends the selected cube and places
+    the textured result beside it."""
     blender = run.window
     drop = blender.call(
         "h = getattr(bpy.types, 'HITEM3D_FH_picture', None)\n"
@@ -490,10 +491,11 @@ def pictures_in_and_texture_selection(run: Run) -> None:
         "with override():\n"
         "    bpy.ops.mesh.primitive_cube_add(size=2.0, location=(0.0, 0.0, 1.0))\n"
         "bpy.context.active_object.name = 'Stool'\n"
-        "with override():\n"
-        "    bpy.ops.hitem3d.texture_selection()\n"
         "redraw_all()"
     )
+    button = blender.find_in_sidebar(TEXTURE_SELECTION, origin="end")
+    keep_picture(run, "texture-selection")
+    blender.click(*button)
     # The list's order is the sidebar's (newest first): find the new task by its ID.
     new = blender.until(f"result = [t['task_id'] for t in tasks() if t['task_id'] not in {sorted(before)!r}]", 30,
                         "the texturing task in the list")
@@ -520,8 +522,8 @@ SCENARIOS: tuple[Callable[[Run], None], ...] = (
     cancel_download,
     new_generation,
     waiting_for_a_free_slot,
-    parts_not_followed_and_retry,
     pictures_in_and_texture_selection,
+    parts_not_followed_and_retry,  # leaves Parts and Colours open: the sidebar's end is far after it
     test_connection,
     chinese_interface,
     disable_mid_download,
