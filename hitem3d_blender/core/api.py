@@ -37,7 +37,7 @@ from .cancel import CancelToken, current_token
 from .logs import clean_text, register_secret
 from .network import failure_error, new_session, proxy_auth_error
 from .settings import ApiSettings
-from . import kind_requests, task_kinds
+from . import kind_requests, task_ids, task_kinds
 from .task_kinds import Auth
 from .kind_requests import KindRequest
 from .submission import InvalidSubmission, RequestType, Submission, form_fields, read_files, validate
@@ -343,7 +343,7 @@ class Hitem3DClient:
         url = data.get("url")
         cover = data.get("cover_url")
         return TaskStatus(
-            task_id=str(data.get("task_id") or task_id),
+            task_id=task_id,  # the one asked for: the answer's own is input, and says nothing more
             state=state,
             progress=_progress_of(data),
             model_url=url if isinstance(url, str) and url else None,
@@ -438,10 +438,7 @@ class Hitem3DClient:
         files = read_files(submission)
         create = task_kinds.IMAGE_TO_3D.create
         data = self._call("POST", create.path, auth=create.auth, data=form_fields(submission), files=files)
-        task_id = data.get("task_id") if isinstance(data, dict) else None
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again"))
-        return task_id.strip()
+        return task_ids.from_server(data.get("task_id") if isinstance(data, dict) else None)
 
     def submit_kind(self, request: KindRequest) -> str:
         """Create a task of a newer kind (split, depth, …); returns its ID.
@@ -470,10 +467,7 @@ class Hitem3DClient:
             # A path only third parties name, and it is not there: the guess missed, not the base URL.
             raise ApiError(msg("Hitem3D does not offer {kind} at the path this version knows (HTTP 404): nothing "
                                "was spent; update the extension", kind=spec.title)) from None
-        task_id = data.get("task_id") if isinstance(data, dict) else None
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again"))
-        return task_id.strip()
+        return task_ids.from_server(data.get("task_id") if isinstance(data, dict) else None)
 
     def scheme_for(self, path: str, documented: Auth = Auth.BEARER) -> Auth:
         """The scheme ``path`` is called with: the one that worked there, else

@@ -40,6 +40,7 @@ from . import safe_files
 from .display import duration
 from .errors import Hitem3DError
 from .import_options import ImportOptions
+from .logs import clean_lines
 from .messages import N_, NONE, Message, msg
 from .process_guard import EXIT_OUT_OF_MEMORY, EXIT_TIMED_OUT, WindowsJob, resident_bytes, windows_job
 from .safe_files import Seal
@@ -838,7 +839,8 @@ class ConversionProcess:
                 text = file.read().decode("utf-8", "replace")
         except OSError:
             return "(no output)"
-        return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+        # NOTE: cleaned line by line: the importer prints the GLB's own text.
+        return clean_lines(text, max_lines=lines) or "(no output)"
 
     def _judge(self, code: int, seconds: float) -> ConversionOutcome:
         if self._cancelled:

@@ -7,6 +7,8 @@ signed URL's key are masked before a record is written anywhere.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import io
 import logging
@@ -14,9 +16,11 @@ import logging.handlers
 import re
 import sys
 import threading
+import unicodedata
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 _PATTERNS = (
@@ -28,7 +32,8 @@ _PATTERNS = (
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!user:password@)[^/\s@]*@")
 # Terminal escape sequences (colours, cursor moves, window titles), then any
 # other control or direction-changing character.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+                      r"|\x1b[@-_]?")
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+")
 # Longest piece of server text we show, log, store or raise: a real message
 # is one sentence; 100 KB of it is not a message.
@@ -37,11 +42,35 @@ _secrets: set[str] = set()
 _lock = threading.Lock()
 
 
+# The shortest encoded piece of a secret that is masked: shorter ones could
+# be ordinary words.
+_MIN_ENCODED = 8
+
+
 def register_secret(value: str) -> None:
-    """Mask ``value`` wherever it appears in log output from now on."""
+    """Mask ``value`` wherever it appears in log output from now on, and its
+    encoded forms: a server may echo it percent-encoded, in base64 (the Basic
+    header is base64 of "id:secret"), or in hex."""
     if value and len(value) >= 4:
+        forms = {value} | encoded_forms(value)
         with _lock:
-            _secrets.add(value)
+            _secrets.update(forms)
+
+
+def encoded_forms(value: str) -> set[str]:
+    """How ``value`` looks percent-encoded, in hex, and in base64 (standard
+    and URL-safe) wherever it starts in what was encoded: for each of the
+    three byte alignments, the characters that come from its bytes alone."""
+    data = value.encode("utf-8")
+    forms = {quote(value, safe=""), quote_plus(value, safe="")}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), form) for form in forms}
+    forms |= {binascii.hexlify(data).decode("ascii"), binascii.hexlify(data).decode("ascii").upper()}
+    for shift in range(3):
+        encoded = base64.b64encode(bytes(shift) + data).decode("ascii")
+        # Character i holds bits 6i to 6i+6; the value's bits are 8*shift to 8*(shift+len).
+        core = encoded[-(-8 * shift // 6):(8 * (shift + len(data))) // 6]
+        forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return {form for form in forms if len(form) >= _MIN_ENCODED and form != value}
 
 
 def redact(text: str) -> str:
@@ -56,15 +85,40 @@ def redact(text: str) -> str:
     return _PATTERNS[1].sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
+def _visible(text: str) -> str:
+    """``text`` without escape sequences and without any character that is
+    not seen as itself: controls, direction marks and overrides (U+061C,
+    U+202E, ...), invisible formatting, tag characters (U+E0000 to U+E007F),
+    line separators, private-use and unassigned code points."""
+    text = _CONTROLS.sub(" ", _ESCAPES.sub("", text))
+    if text.isascii():
+        return text
+    return "".join(" " if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") else ch
+                   for ch in text)
+
+
 def clean_text(text: str, limit: int = MAX_SERVER_TEXT) -> str:
     """Text from outside made fit to show, log, store or raise: one line, no
-    escape or control characters, at most ``limit`` characters, redacted.
-    Redaction runs before shortening so no secret is cut into a visible part."""
-    text = _CONTROLS.sub(" ", _ESCAPES.sub("", text))
+    escape, control or invisible characters, at most ``limit`` characters,
+    redacted. Redaction runs before shortening so no secret is cut into a
+    visible part."""
+    # NOTE: what lies past ten times the limit is never shown; cutting first
+    # bounds the work on a 100 KB message.
+    text = _visible(text[:10 * limit + 100])
     text = redact(" ".join(text.split()))
     if len(text) > limit:
         text = text[:limit - 1].rstrip() + "…"
     return text
+
+
+def clean_lines(text: str, *, max_lines: int = 40, limit: int = MAX_SERVER_TEXT) -> str:
+    """Output of another program (Blender's glTF importer, a converter) fit
+    for the log and the console: its last ``max_lines`` lines, each cleaned
+    like server text. NOTE: the importer prints names, the generator and
+    extras from the GLB, which is input: an escape sequence there would drive
+    the artist's terminal."""
+    lines = (clean_text(line, limit) for line in text.splitlines()[-max_lines:])
+    return "\n".join(line for line in lines if line)
 
 
 def one_line(text: str, limit: int = MAX_SERVER_TEXT) -> str:
@@ -72,7 +126,7 @@ def one_line(text: str, limit: int = MAX_SERVER_TEXT) -> str:
     ``limit`` characters, and not redacted: for our own message templates,
     which a mask would garble ("access token: *** in a few minutes") and take
     out of the catalogue their translation is looked up in."""
-    text = " ".join(_CONTROLS.sub(" ", _ESCAPES.sub("", text)).split())
+    text = " ".join(_visible(text).split())
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
@@ -211,14 +265,14 @@ class RecentProblems(logging.Handler):
         return list(self._lines)
 
 
-class _ThreadStderr:
-    """Stands in for ``sys.stderr``: the capturing thread's writes go to a
-    buffer, every other thread's to the real stream."""
+class _ThreadStream:
+    """Stands in for ``sys.stdout`` or ``sys.stderr``: the capturing thread's
+    writes go to a buffer, every other thread's to the real stream."""
 
-    def __init__(self, real: Any, owner: int) -> None:
+    def __init__(self, real: Any, owner: int, buffer: io.StringIO) -> None:
         self.real = real
         self.owner = owner
-        self.buffer = io.StringIO()
+        self.buffer = buffer
 
     def write(self, text: str) -> int:
         if threading.get_ident() == self.owner:
@@ -234,15 +288,21 @@ class _ThreadStderr:
 
 
 @contextlib.contextmanager
-def captured_stderr() -> Iterator[io.StringIO]:
-    """What this thread writes to ``sys.stderr`` in the block, kept out of the
-    console. NOTE: Blender prints an operator's Python traceback there itself
-    (38 lines for a failed glTF import): that detail belongs in the log file."""
-    real = sys.stderr
-    proxy = _ThreadStderr(real, threading.get_ident())
-    sys.stderr = proxy
+def captured_output() -> Iterator[io.StringIO]:
+    """What this thread writes to ``sys.stdout`` and ``sys.stderr`` in the
+    block, kept out of the console. NOTE: Blender prints an operator's Python
+    traceback to stderr itself (38 lines for a failed glTF import), and the
+    glTF importer logs the GLB's names to stdout: the detail belongs in the
+    log file, cleaned (``clean_lines``)."""
+    buffer = io.StringIO()
+    owner = threading.get_ident()
+    real_out, real_err = sys.stdout, sys.stderr
+    out, err = _ThreadStream(real_out, owner, buffer), _ThreadStream(real_err, owner, buffer)
+    sys.stdout, sys.stderr = out, err
     try:
-        yield proxy.buffer
+        yield buffer
     finally:
-        if sys.stderr is proxy:
-            sys.stderr = real
+        if sys.stdout is out:
+            sys.stdout = real_out
+        if sys.stderr is err:
+            sys.stderr = real_err

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import InvalidTaskId
+from .errors import ApiError, InvalidTaskId
 from .messages import Message, msg
 from .task_kinds import kind_of
 
@@ -60,6 +60,28 @@ def _problem(text: str) -> Message:
     if len(text) < 8:
         return msg("too short")
     return msg("it must start with a letter or digit")
+
+
+def is_task_id(text: object) -> bool:
+    """Whether ``text`` is shaped like a task ID (what a journal entry must hold)."""
+    return isinstance(text, str) and _TASK_ID.fullmatch(text) is not None
+
+
+def from_server(value: object) -> str:
+    """The ID of a task Hitem3D has just created, as it sent it. An ID is
+    shown, stored in the journal and the asset's metadata and sent back: one
+    with a right-to-left override, an escape, a new line or 20 KB is refused
+    as a pasted one would be (``ApiError``, never quoting it); so is none.
+    The request may have been accepted and paid for: the message says to look
+    on the platform before sending again."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise ApiError(msg("Hitem3D sent no task ID: check your tasks on the Hitem3D platform before "
+                           "sending again"))
+    if not _TASK_ID.fullmatch(text):
+        raise ApiError(msg("Hitem3D sent a task ID that is not one ({problem}): check your tasks on the "
+                           "Hitem3D platform before sending again", problem=_problem(text)))
+    return text
 
 
 def parse_task_ids(text: str) -> list[str]:

@@ -16,7 +16,7 @@ from .import_options import ImportOptions
 from .messages import NONE, N_, Message, msg, msg_own, verbatim
 from .safe_files import Seal
 
-from .task_ids import short_id
+from .task_ids import is_task_id, short_id
 
 
 class TaskState(str, enum.Enum):
@@ -223,6 +223,9 @@ class TaskRecord:
         task_id = data.get("task_id")
         if not isinstance(task_id, str) or not task_id:
             raise ValueError("task entry without task_id")
+        if not is_task_id(task_id):
+            # An edited journal is input too: its IDs are shown and sent.
+            raise ValueError("task entry whose task_id is not one")
         try:
             state = TaskState(data.get("state"))
         except ValueError:

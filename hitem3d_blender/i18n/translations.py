@@ -386,6 +386,8 @@ MESSAGES: dict[str, str] = {
     "The task to texture has no finished model on Hitem3D yet": "要生成纹理的任务在 Hitem3D 上还没有完成的模型",
     "Hitem3D sent no task ID: check your tasks on the Hitem3D platform before sending again":
         "Hitem3D 未返回任务 ID：再次发送前，请先在 Hitem3D 平台上检查你的任务",
+    "Hitem3D sent a task ID that is not one ({problem}): check your tasks on the Hitem3D platform before sending "
+    "again": "Hitem3D 返回的任务 ID 无效（{problem}）：再次发送前，请先在 Hitem3D 平台上检查你的任务",
     "Hitem3D did not accept a fresh access token: check your credentials": "Hitem3D 不接受新的访问令牌：请检查你的凭据",
     "Hitem3D is unavailable (HTTP {status}): retry in a few minutes": "Hitem3D 暂时不可用（HTTP {status}）：请几分钟后重试",
     "{host} has no Hitem3D API here (HTTP {status}): check the API base URL":

@@ -15,7 +15,7 @@ from . import datablocks, library_entry, operator_options, placement
 from ..core.conversion import CHILD_ERRORS, ConversionSpec
 from ..core.errors import BadResultFile, ImportFailed
 from ..core.glb_check import check_glb, importer_extensions
-from ..core.logs import captured_stderr
+from ..core.logs import captured_output, clean_lines, clean_text
 from ..core.messages import msg
 from ..core.import_options import ImportOptions
 from ..core.safe_files import Seal
@@ -66,7 +66,7 @@ def run_gltf(path: Path) -> list[bpy.types.Object]:
     except BadResultFile as exc:
         raise ImportFailed(exc.message) from None
     before = set(bpy.data.objects)
-    with captured_stderr() as printed:
+    with captured_output() as printed:
         try:
             with bpy.context.temp_override(**window_override()):
                 if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():  # type: ignore[call-arg]
@@ -75,10 +75,13 @@ def run_gltf(path: Path) -> list[bpy.types.Object]:
                 result: Any = bpy.ops.import_scene.gltf(**importer_options(path))
         except (RuntimeError, OSError) as exc:
             # Blender printed its traceback (38 lines) to stderr: it goes to the
-            # log file only; the user gets the one line the caller reports.
+            # log file only, cleaned (the GLB's own text is in it); the user
+            # gets the one line the caller reports.
             log.info("glTF import of %s failed: %s\n%s", path.name,
-                     (str(exc).strip().splitlines() or [""])[-1], printed.getvalue())
+                     clean_text((str(exc).strip().splitlines() or [""])[-1]), clean_lines(printed.getvalue()))
             raise ImportFailed(msg("Blender could not import the GLB: retry, or report it with the log")) from None
+    if printed.getvalue():
+        log.debug("glTF importer on %s:\n%s", path.name, clean_lines(printed.getvalue()))
     if "FINISHED" not in result:
         raise ImportFailed(msg("Blender's glTF importer did not finish: retry"))
     new_objects = [obj for obj in bpy.data.objects if obj not in before]

@@ -361,3 +361,19 @@ def test_settings_survive_installing_the_same_version_again(addon: ModuleType, b
         prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
         for name in ("client_id", "poll_interval"):
             setattr(prefs, name, prefs.bl_rna.properties[name].default)
+
+
+# -- text from a GLB never drives the terminal (issue 21.9) ---------------------------------------
+
+
+def test_names_and_text_inside_a_glb_reach_the_console_clean(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
+                                                            capfd: pytest.CaptureFixture[str]) -> None:
+    hostile = document(nodes=[{"mesh": 0, "name": "Node\x1b]0;pwned\x07\x1b[31m"}],
+                       meshes=[{"name": "Mesh\x1b[2J\u202e", "primitives": [{"attributes": {"POSITION": 0}}]}],
+                       asset={"version": "2.0", "generator": "Gen\x1b[5m", "extras": {"note": "\x1b[8m"}})
+    sim.add_task(TASK_ID, ["success"], glb=glb(hostile))
+    capfd.readouterr()
+    assert bpy.ops.hitem3d.import_task(task_id=TASK_ID) == {"FINISHED"}
+    out, err = capfd.readouterr()
+    assert "\x1b" not in out + err and "\u202e" not in out + err
+    assert "\x1b" not in addon.ui.diagnostics.log_path().read_text(encoding="utf-8")

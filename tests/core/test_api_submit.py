@@ -249,3 +249,21 @@ def test_the_simulator_out_of_credits_answer_reaches_the_user(sim: Hitem3DSimula
     finally:
         client.close()
     assert "top up" in str(caught.value) and sim.submissions == []
+
+
+@pytest.mark.parametrize("sent_id", ["2c2ad20cb3204697ba7f8035\u202eevil.exe", "2c2ad20c\x1b]0;pwned\x07",
+                                     "2c2ad20cb32046\nInjected line", "2c2ad20c" * 2500, "../../../etc/passwd"],
+                         ids=["rtl-override", "escape", "newline", "20-kb", "path"])
+def test_a_task_id_hitem3d_sends_back_is_checked_like_a_pasted_one(rsps: responses.RequestsMock,
+                                                                   client: Hitem3DClient, images: dict[str, str],
+                                                                   sent_id: str) -> None:
+    """Issue 21.9: the ID of a new task reached the sidebar, the journal and
+    the asset's metadata as it came."""
+    token(rsps, "tok-1")
+    rsps.add(responses.POST, SUBMIT_URL, json={"code": 200, "msg": "success", "data": {"task_id": sent_id}})
+    with pytest.raises(ApiError) as caught:
+        client.submit_task(single(images["front"]))
+    text = str(caught.value)
+    assert text.startswith("Hitem3D sent a task ID that is not one (") and text.endswith(
+        "): check your tasks on the Hitem3D platform before sending again")
+    assert sent_id[8:] not in text and len(text) < 200

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,72 @@ def test_console_handler_writes_to_the_stderr_of_the_moment(monkeypatch: pytest.
         assert second.getvalue() == "Hitem3D WARNING: after the swap\n"
     finally:
         logger.removeHandler(handler)
+
+
+# -- encoded echoes and invisible characters (issue 21.9) ----------------------------------------
+
+
+def test_a_secret_echoed_in_base64_at_any_alignment_is_masked() -> None:
+    import base64
+
+    secret = unique_secret()
+    register_secret(secret)
+    for prefix in (b"", b"a", b"ab", b"abc"):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            echoed = encode(prefix + secret.encode()).decode()
+            masked = redact(f"the server said: {echoed}")
+            assert MASK in masked, (prefix, echoed)
+            # What is left can no longer be decoded into the secret.
+            assert secret[2:-2] not in base64.b64decode(masked.split()[-1].replace(MASK, "") + "===",
+                                                        altchars=b"-_" if encode is base64.urlsafe_b64encode
+                                                        else None).decode("latin-1")
+
+
+def test_the_basic_headers_base64_of_id_and_secret_is_masked() -> None:
+    import base64
+
+    secret = unique_secret()
+    register_secret(secret)
+    value = base64.b64encode(f"my-client-id:{secret}".encode()).decode()
+    masked = redact(f"rejected credentials {value}")
+    assert value not in masked and MASK in masked
+    visible = masked.split()[-1].replace(MASK, "")
+    assert len(visible) <= len(base64.b64encode(b"my-client-id:")) + 3  # only the ID's part is left
+
+
+def test_a_secret_echoed_percent_encoded_or_in_hex_is_masked() -> None:
+    from urllib.parse import quote, quote_plus
+
+    secret = unique_secret() + "/+= &!"
+    register_secret(secret)
+    for echoed in (quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower(),
+                   secret.encode().hex(), secret.encode().hex().upper()):
+        assert redact(f"echo: {echoed}.") == f"echo: {MASK}.", echoed
+
+
+@pytest.mark.parametrize("invisible", ["\u061c", "\U000e0041", "\U000e007f", "\U000e0001", "\u202e", "\u2066",
+                                       "\u200e", "\u2028", "\u2029", "\u00ad", "\u2060", "\ufff9", "\ue000",
+                                       "\x1b[31m", "\x9b31m", "\x07"])
+def test_invisible_and_direction_changing_characters_are_removed(invisible: str) -> None:
+    from hitem3d_blender.core.logs import clean_text
+
+    assert clean_text(f"Model{invisible}failed") in ("Model failed", "Modelfailed")
+    assert invisible not in clean_text(f"Model{invisible}failed")
+
+
+def test_other_programs_output_is_cleaned_line_by_line() -> None:
+    from hitem3d_blender.core.logs import clean_lines
+
+    printed = "12:00 | INFO: Blender create Mesh node M\x1b[2J\x1b]0;pwned\x07\nsecond \u202eline\n"
+    assert clean_lines(printed) == "12:00 | INFO: Blender create Mesh node M\nsecond line"
+
+
+def test_a_failed_converters_output_reaches_the_log_cleaned(tmp_path: Path) -> None:
+    from hitem3d_blender.core.conversion import ConversionProcess, Limits
+    from tests.core.test_conversion import spec_in
+
+    log_path = tmp_path / "task.converter.log"
+    log_path.write_bytes(b"INFO: Blender create Mesh node M\x1b[2J\x1b]0;pwned\x07\nTraceback \xe2\x80\xaeevil\n")
+    process = ConversionProcess(spec_in(tmp_path), tmp_path / "spec.json", ["true"], {}, Limits(), log_path)
+    tail = process._output_tail()
+    assert tail == "INFO: Blender create Mesh node M\nTraceback evil"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hitem3d_blender.core.errors import InvalidTaskId
@@ -140,3 +142,15 @@ def test_parse_task_ids_of_only_separators_asks_for_a_task_id() -> None:
 
 def test_short_id_is_the_first_eight_characters() -> None:
     assert short_id(REAL_ID) == "2c2ad20c"
+
+
+def test_a_journal_entry_whose_id_is_not_a_task_id_is_skipped(tmp_path: Path) -> None:
+    from hitem3d_blender.core import journal
+    from hitem3d_blender.core.tasks import TaskRecord
+
+    good = TaskRecord("2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU")
+    path = tmp_path / "journal.json"
+    journal.save(path, [good])
+    text = path.read_text().replace('"tasks": [', '"tasks": [{"task_id": "2c2ad20c\\u202eexe.evil", "state": "done"},')
+    path.write_text(text)
+    assert [rec.task_id for rec in journal.load(path).records] == [good.task_id]
