@@ -142,28 +142,27 @@ class _Sum:
 
 
 class ImportClock:
-    """Times the add-on's import step on the main thread (``importer.import_glb``:
-    the glTF operator plus placement; or, when a converter process imports,
-    starting it, the append with placement, and the undo step) and, inside
-    it, the glTF operator alone."""
+    """Times the add-on's import step on the main thread: all that
+    ``engine.import_step`` does for a task in a timer call (in-process, the
+    glTF operator and placement; with a converter process, the hand-over
+    with the library entry's registration, then the append with placement
+    and the undo step) and, inside it, the glTF operator and the appends alone."""
 
     def __init__(self, addon: ModuleType) -> None:
         import bpy
 
         importer = addon.scene.importer
         conversions = addon.engine.conversions
-        in_process = _Timed(importer.import_glb)
-        # The child path's share on the main thread: start the converter, append, the undo step.
-        started, appended, undo = (_Timed(conversions.start), _Timed(conversions.append_result),
-                                   _Timed(conversions.push_undo))
-        self.step = _Sum(in_process, started, appended, undo)
-        self.appended = appended
+        import_step = addon.engine.import_step
+        # The outer calls only: everything else of an import happens inside them.
+        run, finish = _Timed(import_step.run), _Timed(import_step.finish_conversion)
+        self.step = _Sum(run, finish)
+        self.appended = _Timed(conversions.append_result)
         self.gltf = _Timed(bpy.ops.import_scene.gltf)
         # A converter started ahead, while a task is made on Hitem3D or downloads.
         self.warm = _Timed(conversions.keep_warm)
-        conversions.keep_warm = self.warm
-        importer.import_glb = in_process
-        conversions.start, conversions.append_result, conversions.push_undo = started, appended, undo
+        import_step.run, import_step.finish_conversion = run, finish
+        conversions.keep_warm, conversions.append_result = self.warm, self.appended
         # importer calls bpy.ops.import_scene.gltf through its module global `bpy`.
         importer.bpy = _Proxy(bpy, ops=_Proxy(bpy.ops, import_scene=_Proxy(bpy.ops.import_scene, gltf=self.gltf)))
 
@@ -313,8 +312,15 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0,
     samples = driver.samples
     without_step = [s.total_ns - s.import_ns for s in samples]
     without_gltf = [s.total_ns - s.gltf_ns for s in samples]
-    worst = round(max(without_step) / 1e6, 3) if without_step else None
-    verdict = target(worst, LONG_HISTORY_LIMIT_MS if history else MAIN_THREAD_LIMIT_MS)
+    without_start = [s.total_ns - s.import_ns - s.warm_ns for s in samples]
+    if history:
+        # What the list and the tasks cost: the converter's start has its own
+        # benchmark and limit (converter_start), and the import step its own.
+        worst = round(max(without_start) / 1e6, 3) if without_start else None
+        verdict = target(worst, LONG_HISTORY_LIMIT_MS)
+    else:
+        worst = round(max(without_step) / 1e6, 3) if without_step else None
+        verdict = target(worst, MAIN_THREAD_LIMIT_MS)
     return {
         "scenario": {
             "tasks_polling": pollers,
@@ -334,8 +340,7 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0,
         "tick_including_everything": summary_ms([s.total_ns for s in samples]),
         # Starting a converter ahead (a process spawn) inside a timer call, and the calls without it.
         "converter_start_in_tick": summary_ms([s.warm_ns for s in samples if s.warm_ns > 1_000_000]),
-        "tick_excluding_import_step_and_converter_start": summary_ms([s.total_ns - s.import_ns - s.warm_ns
-                                                                      for s in samples]),
+        "tick_excluding_import_step_and_converter_start": summary_ms(without_start),
         "import_step_ms": round(clock.step.ns / 1e6, 1),
         "gltf_operator_ms": round(clock.gltf.ns / 1e6, 1),
         "placement_ms": round((clock.step.ns - clock.gltf.ns) / 1e6, 1),
