@@ -11,7 +11,7 @@ import bpy
 
 from . import spending, submit_calls, text_fit, ui_sync
 from ..i18n import translations
-from ..core import display, images
+from ..core import display, images, models
 from ..core.errors import OnlineAccessDisabled
 from ..core.messages import Message, msg, msg_own
 from ..core.submission import texture_offered
@@ -219,7 +219,8 @@ def draw_details(box: bpy.types.UILayout, rec: TaskRecord, width: float) -> None
     if kind is not IMAGE_TO_3D:
         facts.append(msg("Kind: {kind}", kind=kind.title))
     if rec.model and rec.model != kind.id:
-        facts.append(msg("Model: {model}", model=rec.model))
+        spec = models.get(rec.model)  # its name as the New Generation panel shows it
+        facts.append(msg("Model: {model}", model=spec.label if spec is not None else rec.model))
     if rec.result_path and Path(rec.result_path).is_file():
         facts.append(msg("File: {size}", size=format_size(Path(rec.result_path).stat().st_size)))
     if rec.finished_at is not None:

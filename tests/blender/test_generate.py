@@ -622,4 +622,5 @@ def test_task_details_offer_texture_for_a_geometry_only_result(addon: ModuleType
 
     addon.ui.panels.draw_details(FakeLayout(drawn), rec, 300)
 
+    assert ("label", "Model: Hitem3D v1.5") in drawn  # as New Generation names it, not "hitem3dv1.5"
     assert ("operator", "hitem3d.texture_task") in drawn

@@ -551,7 +551,7 @@ def test_with_the_interface_in_chinese_panels_and_reports_show_chinese(addon: Mo
     shown = " ".join(text for kind, text in drawn if kind == "label")
     assert "Hitem3D 服务器错误：请几分钟后重试（代码 10000000）" in shown
     assert "失败" in shown  # the state, in our own context
-    assert "模型：hitem3dv2.1" in shown and "结束于 " in shown and "0秒" in shown
+    assert "模型：Hitem3D v2.1" in shown and "结束于 " in shown and "0秒" in shown
 
     drawn = []
     bpy.types.HITEM3D_PT_main.draw(type("Panel", (), {"layout": FakeLayout(drawn)})(), bpy.context)
