@@ -143,6 +143,32 @@ def redraw_all() -> None:
         area.tag_redraw()
 
 
+# ---------------------------------------------------------------- the sidebar drawn anew
+
+_sidebar_draws: dict[str, Any] = {"handle": None, "count": 0}
+
+
+def _sidebar_drawn() -> None:
+    _sidebar_draws["count"] += 1
+
+
+def sidebar_draws_watch() -> None:
+    """Count the sidebar's draws from now (and ask for one): after a scroll,
+    the buttons are where the host probes once it was drawn there. Only while
+    waiting, so the probe's figures never include it."""
+    if _sidebar_draws["handle"] is None:
+        _sidebar_draws["handle"] = bpy.types.SpaceView3D.draw_handler_add(_sidebar_drawn, (), "UI", "POST_PIXEL")
+    _sidebar_draws["count"] = 0
+    view3d()[0].tag_redraw()
+
+
+def sidebar_draws_unwatch() -> int:
+    handle, _sidebar_draws["handle"] = _sidebar_draws["handle"], None
+    if handle is not None:
+        bpy.types.SpaceView3D.draw_handler_remove(handle, "UI")
+    return int(_sidebar_draws["count"])
+
+
 def threads() -> list[str]:
     import threading
 

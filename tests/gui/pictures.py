@@ -25,8 +25,8 @@ from pathlib import Path
 from tests.support.simulator import Hitem3DSimulator
 
 from .runner import REPO_ROOT, guarded, say
-from .scenarios import ADDON, Run, configure, new_task_id, select, start_import, watch_states
-from .session import INSIDE, Blender, Chroot
+from .scenarios import ADDON, GENERATE, Run, configure, new_task_id, select, start_import, watch_states
+from .session import INSIDE, WHEEL_NOTCH_PX, Blender, Chroot
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "images"
 
@@ -47,10 +47,19 @@ def shoot(blender: Blender, name: str, crop: dict[str, int] | None, output: Path
     return target
 
 
+def bottom_of(blender: Blender, x: int, y: int) -> int:
+    """The screen row just below the button at (x, y): probed down 2 px at a time."""
+    inside = blender.probe_point(x, y)
+    while blender.probe_point(x, y + 2) == inside:
+        y += 2
+    return y + 2
+
+
 def below(blender: Blender, operator: str, start: int = 30) -> int:
-    """How far down the sidebar a picture must reach to show this button (found by Ctrl+C)."""
-    y = blender.find_in_sidebar(operator, x_fraction=0.8, start=start)[1]
-    return int(y - blender.call("result = sidebar()")["rect"]["y"] + 18)
+    """How far down the sidebar a picture must reach to show this button
+    whole (found by Ctrl+C, the sidebar at its top)."""
+    x, y = blender.find_in_sidebar(operator, x_fraction=0.8, start=start)
+    return bottom_of(blender, x, y) - blender.call("result = sidebar()")["rect"]["y"] + 6
 
 
 def sidebar_crop(blender: Blender, *, height: int | None = None, left: int = 0) -> dict[str, int]:
@@ -112,6 +121,22 @@ def stage_tasks(run: Run, cover: Path) -> dict[str, str]:
     return ids
 
 
+def new_generation_crop(blender: Blender) -> dict[str, int]:
+    """New Generation from its header to Generate's estimate, scrolled into
+    view (the sidebar is taller than the window), the statement of what
+    leaves naming Hitem3D's address rather than the simulator's (the
+    caller sets the simulator's back)."""
+    blender.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.base_url = 'https://api.hitem3d.ai'")
+    side = sidebar_crop(blender)
+    y = blender.find_in_sidebar("hitem3d.refresh_balance", x_fraction=0.83)[1]
+    moved = blender.scroll_sidebar(max(0, (y - side["y"] - 60) // WHEEL_NOTCH_PX))
+    y = blender.find_near("hitem3d.refresh_balance", y - moved, x_fraction=0.83)[1]
+    top = y - side["y"] - 40  # the panel's header
+    x, y = blender.find_in_sidebar(GENERATE, origin="here", start=top + 60)
+    bottom = bottom_of(blender, x, y) - side["y"] + 30  # and the estimate's line
+    return {"x": side["x"], "y": side["y"] + top, "w": side["w"], "h": bottom - top}
+
+
 def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
     output.mkdir(parents=True, exist_ok=True)
     run = Run(jail, sim)
@@ -145,10 +170,8 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
         select(blender, ids["failed"])
         shoot(blender, "sidebar-failure", sidebar_crop(blender, height=below(blender, "hitem3d.clear_finished")),
               output)
-        top = blender.find_in_sidebar("hitem3d.refresh_balance", x_fraction=0.83)[1] - side["y"] - 40
-        bottom = below(blender, "hitem3d.submit_generation", start=top)
-        shoot(blender, "new-generation", {"x": side["x"], "y": side["y"] + top, "w": side["w"], "h": bottom - top},
-              output)
+        shoot(blender, "new-generation", new_generation_crop(blender), output)
+        configure(blender, sim, poll_s=1.0)
         blender.call("prefs = bpy.context.preferences.view\nprefs.language = 'zh_HANS'\n"
                      "prefs.use_translate_interface = True\nprefs.use_translate_tooltips = True")
         select(blender, ids["done"])
@@ -158,9 +181,11 @@ def take(jail: Chroot, sim: Hitem3DSimulator, output: Path) -> int:
         # What a user sees after typing their key (not the simulator's address).
         blender.call(f"p = bpy.context.preferences.addons[{ADDON!r}].preferences\n"
                      "p.base_url = 'https://api.hitem3d.ai'\np.client_id = 'your-client-id'\np.poll_interval = 3.0")
-        blender.open_preferences()
-        # The window's top 690 px hold the add-on whole; below is empty.
-        shoot(blender, "preferences", {"x": 0, "y": 0, "w": 1000, "h": 690}, output, window_title="Preferences")
+        rect = blender.open_preferences()
+        # Down to the add-on's last button; below is empty.
+        x, y = blender.find_button(rect, "hitem3d.copy_diagnostics", start=rect["h"] // 2)
+        shoot(blender, "preferences", {"x": 0, "y": 0, "w": rect["w"], "h": bottom_of(blender, x, y) - rect["y"] + 8},
+              output, window_title="Preferences")
     finally:
         sim.file_rate_limit = None
     blender.quit()
