@@ -388,7 +388,7 @@ def push_undo(task_id: str) -> None:
     message = f"Import Hitem3D task {short_id(task_id)}"
     try:
         # NOTE: a timer runs without a window in its context; the undo stack needs one.
-        with bpy.context.temp_override(**importer.window_override()):
+        with importer.in_window():
             undo: Any = bpy.ops.ed.undo_push
             if undo.poll():
                 undo(message=message)

@@ -5,9 +5,10 @@ Runs on the main thread only (from the timer or an operator).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ContextManager, Mapping
 
 import bpy
 
@@ -56,6 +57,18 @@ def check_result(path: Path) -> None:
     check_glb(path, importer=importer_extensions(bpy.app.version))
 
 
+def in_window() -> ContextManager[Any]:
+    """The window and 3D view as the operators' context when we have them;
+    with no window (background mode, the converter), no override at all.
+
+    NOTE: an override, even an empty one, makes every context lookup inside
+    the operator go through Python (``BPY_context_member_get``), which with
+    Python 3.11 (Blender 4.2 to 5.0) skips taking the GIL whenever any thread
+    holds it (see docs/threads-in-blender.md): never one we do not need."""
+    override = window_override()
+    return bpy.context.temp_override(**override) if override else contextlib.nullcontext()
+
+
 def run_gltf(path: Path) -> list[bpy.types.Object]:
     """Blender's glTF importer on ``path``, checked first (``core.glb_check``:
     nothing outside the file is read, nothing it does not hold is allocated);
@@ -68,7 +81,7 @@ def run_gltf(path: Path) -> list[bpy.types.Object]:
     before = set(bpy.data.objects)
     with captured_output() as printed:
         try:
-            with bpy.context.temp_override(**window_override()):
+            with in_window():
                 if bpy.context.mode != "OBJECT" and bpy.ops.object.mode_set.poll():  # type: ignore[call-arg]
                     bpy.ops.object.mode_set(mode="OBJECT")
                 # The stubs type operator calls as returning None; they return a set.
