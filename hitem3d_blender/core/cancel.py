@@ -26,8 +26,6 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .errors import Cancelled
 
 _local = threading.local()
-# How often a worker held at the gate looks at its cancel token.
-_GATE_POLL_S = 0.05
 
 
 def _shutdown(sock: Any) -> None:
@@ -48,59 +46,10 @@ def _socket_of_response(response: requests.Response) -> Any:
     return getattr(getattr(fp, "raw", None), "_sock", None)
 
 
-class WorkerGate:
-    """Holds workers at their next checkpoint while the main thread runs a
-    Blender operator (the glTF import).
-
-    NOTE: Blender releases the GIL around operator calls and warns that Python
-    threads running meanwhile can crash it; bpy 4.2 as a module did segfault
-    here that way, twice in about 25 test runs. A held worker waits on an
-    event, outside the interpreter, and sends no request, until the import is
-    over or its job is cancelled.
-    """
+class CancelToken:
+    """Cancels a job from another thread: sets an event and aborts its sockets."""
 
     def __init__(self) -> None:
-        self._open = threading.Event()
-        self._open.set()
-        self._lock = threading.Lock()
-        self._holds = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self._open.is_set()
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Keep workers at their checkpoints while the block runs (nestable)."""
-        with self._lock:
-            self._holds += 1
-            self._open.clear()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._holds -= 1
-                if self._holds == 0:
-                    self._open.set()
-
-    def pass_through(self, token: CancelToken) -> None:
-        """Return once the gate is open or ``token`` is cancelled. The main
-        thread, which holds the gate, never waits here."""
-        if threading.current_thread() is threading.main_thread():
-            return
-        while not self._open.wait(_GATE_POLL_S):
-            if token.cancelled:
-                return
-
-
-class CancelToken:
-    """Cancels a job from another thread: sets an event and aborts its sockets.
-
-    With a ``gate``, its checkpoints (``raise_if_cancelled``, the end of
-    ``wait``) also hold the worker while the gate is held."""
-
-    def __init__(self, gate: WorkerGate | None = None) -> None:
-        self._gate = gate
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._connections: set[Any] = set()
@@ -131,16 +80,10 @@ class CancelToken:
                 pass
 
     def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds`` (and while the gate is held); True if cancelled meanwhile."""
-        if self._event.wait(max(0.0, seconds)):
-            return True
-        if self._gate is not None:
-            self._gate.pass_through(self)
-        return self._event.is_set()
+        """Sleep up to ``seconds``; True if cancelled meanwhile."""
+        return self._event.wait(max(0.0, seconds))
 
     def raise_if_cancelled(self) -> None:
-        if self._gate is not None:
-            self._gate.pass_through(self)
         if self._event.is_set():
             raise Cancelled()
 

@@ -1,4 +1,4 @@
-"""The one owner of worker threads.
+"""The one owner of worker threads (in the worker process, see ``worker_process``).
 
 Jobs are step generators (see ``steps``). A job that waits for its next poll
 is an entry in a queue ordered by due time, not a sleeping thread: a small
@@ -6,7 +6,9 @@ pool of API workers runs the steps that are due (status checks, one-off
 calls), and a separate pool of transfer workers runs downloads, so a large
 body never keeps another task's status check waiting. Workers put plain
 results on one queue; the main thread drains it (``drain``). Nothing else in
-the add-on starts threads.
+the add-on starts threads, and none of them runs in Blender's process: the
+runner lives in the worker process (``worker_main``), and Blender's side talks
+to it through ``worker_process.WorkerProcess``, which has the same methods.
 
 NOTE: every wait here is cancellable within a fraction of a second: a queued
 job that is cancelled ends at once (its CANCELLED result is queued by
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Union
 
 from .api import Hitem3DClient
-from .cancel import CancelToken, WorkerGate, cancel_scope
+from .cancel import CancelToken, cancel_scope
 from .errors import Cancelled, Hitem3DError
 from .messages import NONE, Message, msg
 from .pipeline import ImportJob, import_steps
@@ -68,6 +70,15 @@ class CallResult:
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+@dataclass(frozen=True)
+class JobEnded:
+    """A run is over and sends nothing more (``JobRunner(report_ends=True)``):
+    the worker process passes it on, so Blender's side knows what still runs."""
+
+    key: str
+    run: int
 
 
 Result = Union[TaskUpdate, CallResult]
@@ -201,20 +212,14 @@ class _Writer:
 
     NOTE: a write that ends in fsync takes milliseconds, tens while a download
     fills the disk cache: too long for Blender's main thread. Only the newest
-    write per key is kept, so a burst of state changes costs one write. The
-    writer passes the gate before each write and ``wait_parked`` lets the main
-    thread know none is under way: no Python of ours runs beside Blender's
-    importer (see ``WorkerGate``).
+    write per key is kept, so a burst of state changes costs one write.
     """
 
-    def __init__(self, gate: WorkerGate) -> None:
-        self._gate = gate
-        self._token = CancelToken()  # cancelled on close: a held writer then goes on
+    def __init__(self) -> None:
         self._changed = threading.Condition()
         self._pending: dict[str, Callable[[], None]] = {}
         self._idle = threading.Event()
         self._idle.set()
-        self._writing = False
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -240,41 +245,12 @@ class _Writer:
                 if not self._pending:
                     self._idle.set()
                     return
-            # A checkpoint: no write starts while Blender's importer runs.
-            self._gate.pass_through(self._token)
-            with self._changed:
-                # NOTE: the gate is looked at again under the lock that
-                # ``wait_parked`` takes: a main thread that closed it just after
-                # ``pass_through`` returned then either sees this write under
-                # way and waits for it, or this write waits for the gate. Without
-                # it the write ran beside Blender's undo push and crashed bpy
-                # 4.2 and 4.5 (a journal save comes right before every import).
-                if not self._gate.is_open and not self._token.cancelled:
-                    continue
                 pending, self._pending = self._pending, {}
-                self._writing = True
-            try:
-                for key, write in pending.items():
-                    try:
-                        write()
-                    except Exception:  # noqa: BLE001 - a failed write must not end the writer
-                        log.exception("Background write %s failed", key)
-            finally:
-                with self._changed:
-                    self._writing = False
-                    self._changed.notify_all()
-
-    def wait_parked(self, timeout_s: float) -> bool:
-        """Wait until no write is under way (the gate, held by the caller,
-        keeps new ones from starting); False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while self._writing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(left)
-        return True
+            for key, write in pending.items():
+                try:
+                    write()
+                except Exception:  # noqa: BLE001 - a failed write must not end the writer
+                    log.exception("Background write %s failed", key)
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until every write handed over is done; False on timeout."""
@@ -286,7 +262,6 @@ class _Writer:
             self._closed = True
             thread = self._thread
             self._changed.notify_all()
-        self._token.cancel()
         if thread is not None:
             thread.join(timeout_s)
             if thread.is_alive():
@@ -300,8 +275,12 @@ class JobRunner:
 
     def __init__(self, max_workers: int = DEFAULT_MAX_WORKERS, *,
                  transfer_workers: int = DEFAULT_TRANSFER_WORKERS,
-                 checks_per_s: float | None = STATUS_CHECKS_PER_S) -> None:
-        self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+                 checks_per_s: float | None = STATUS_CHECKS_PER_S,
+                 results: queue.SimpleQueue[Any] | None = None, report_ends: bool = False) -> None:
+        # Results go to ``results`` when given (the worker process sends them
+        # on from there); with ``report_ends`` a ``JobEnded`` follows each run's last one.
+        self._results: queue.SimpleQueue[Any] = results if results is not None else queue.SimpleQueue()
+        self._report_ends = report_ends
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._current: dict[str, _Job] = {}  # the latest run of each key
@@ -314,9 +293,7 @@ class JobRunner:
         budget = RequestBudget(checks_per_s) if checks_per_s else None
         self._api = _Pool(self, "api", max_workers, budget)
         self._transfer = _Pool(self, "transfer", transfer_workers, None)
-        # Held by the main thread around Blender operators (see WorkerGate).
-        self.gate = WorkerGate()
-        self._writer = _Writer(self.gate)
+        self._writer = _Writer()
         # Every thread starts here, once (see ``_Pool.start``).
         self._api.start()
         self._transfer.start()
@@ -339,12 +316,12 @@ class JobRunner:
         job = self._current.get(key)
         return job is not None and not job.done and not job.cancel.cancelled
 
-    def start_import(self, job: ImportJob, settings: ApiSettings) -> int:
-        """Start polling and downloading ``job``; returns the run's number,
-        which every ``TaskUpdate`` of this run carries."""
+    def start_import(self, job: ImportJob, settings: ApiSettings, *, run: int | None = None) -> int:
+        """Start polling and downloading ``job``; returns the run's number
+        (``run``, or the next of our own), which every ``TaskUpdate`` of this run carries."""
         client = self.client_for(settings)
-        run = next(self._runs)
-        cancel = CancelToken(self.gate)
+        run = next(self._runs) if run is None else run
+        cancel = CancelToken()
 
         def emit(update: TaskUpdate) -> None:
             self._results.put(dataclasses.replace(update, run=run))
@@ -354,11 +331,12 @@ class JobRunner:
                          lambda: emit(TaskUpdate(job.task_id, TaskState.CANCELLED))))
         return run
 
-    def start_call(self, key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], Any]) -> None:
+    def start_call(self, key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], Any], *,
+                   run: int | None = None) -> None:
         """Run ``call(client)`` on an API worker; its value or error message
         arrives as a ``CallResult`` named ``key``."""
         client = self.client_for(settings)
-        cancel = CancelToken(self.gate)
+        cancel = CancelToken()
 
         def steps() -> Steps:
             try:
@@ -377,7 +355,7 @@ class JobRunner:
             return
             yield  # a generator of one step
 
-        self._start(_Job(key, next(self._runs), steps(), cancel, _CALL,
+        self._start(_Job(key, next(self._runs) if run is None else run, steps(), cancel, _CALL,
                          lambda: self._results.put(CallResult(key, error=Cancelled().message))))
 
     @contextlib.contextmanager
@@ -407,10 +385,6 @@ class JobRunner:
         """Wait for the writes handed to ``write_later``; False on timeout."""
         return self._writer.flush(timeout_s)
 
-    def park_writer(self, timeout_s: float = 1.0) -> bool:
-        """With the gate held: wait until the writer is not writing."""
-        return self._writer.wait_parked(timeout_s)
-
     def _start(self, job: _Job) -> None:
         with self._changed:
             if self._closed:
@@ -428,8 +402,6 @@ class JobRunner:
         """Run one step of ``job`` on this worker, then queue it again or end it."""
         step: Wait | Transfer | None = None
         try:
-            # A checkpoint: no step starts while Blender's importer runs.
-            self.gate.pass_through(job.cancel)
             with cancel_scope(job.cancel):
                 if job.cancel.cancelled:
                     step = job.steps.throw(Cancelled())
@@ -454,6 +426,7 @@ class JobRunner:
             # Cancelled (or shut down) after its step was over: it ends now,
             # not when its next poll falls due.
             self._drop(job)
+        self._ended(job)
 
     def _end(self, job: _Job) -> None:
         """Caller holds the lock."""
@@ -461,6 +434,11 @@ class JobRunner:
         self._live.discard(job)
         if self._current.get(job.key) is job:
             del self._current[job.key]
+
+    def _ended(self, job: _Job) -> None:
+        """After a run's last result (its final update, or the cancel ``_drop`` queued)."""
+        if self._report_ends:
+            self._results.put(JobEnded(job.key, job.run))
 
     # -- results and stopping ------------------------------------------------------
 
@@ -487,6 +465,7 @@ class JobRunner:
                 return
             self._end(job)  # its queue entry is skipped from now on
         self._drop(job)
+        self._ended(job)
 
     @staticmethod
     def _drop(job: _Job) -> None:
@@ -534,6 +513,7 @@ class JobRunner:
             job.cancel.cancel()
         for job in queued:
             self._drop(job)  # each reports its cancel, like a running one
+            self._ended(job)
         deadline = time.monotonic() + timeout_s
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))

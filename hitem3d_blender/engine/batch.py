@@ -5,9 +5,9 @@ work they wait for is over."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
-from ..core.api import Hitem3DClient
+from ..core.calls import Call
 from ..core.jobs import CallResult
 from ..core.logs import register_secret
 from ..core.messages import msg
@@ -45,9 +45,9 @@ def wait_for(task_ids: list[str], timeout_s: float,
         time.sleep(POLL_S)
 
 
-def run_calls(settings: ApiSettings, calls: dict[str, Callable[[Hitem3DClient], Any]],
+def run_calls(settings: ApiSettings, calls: dict[str, Call],
               timeout_s: float) -> dict[str, CallResult]:
-    """Run each ``call(client)`` on a worker and wait for all of them, driving
+    """Run each call (``core.calls``) on a worker and wait for all of them, driving
     ``tick``; a call with no answer in time is cancelled and comes back with
     an error."""
     register_secret(settings.client_secret)

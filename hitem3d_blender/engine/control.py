@@ -7,12 +7,12 @@ network and file work and hand plain results to ``timer.tick``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import ContextManager
 
 from ..scene import asset_library
 from . import conversions
 from ..core import safe_files
-from ..core.api import Hitem3DClient
+from ..core.calls import Call
 from ..core.errors import Hitem3DError
 from ..core.import_options import ImportOptions
 from ..core.logs import register_secret
@@ -204,8 +204,8 @@ def cancel_call(key: str) -> None:
         clock.start()
 
 
-def start_call(key: str, settings: ApiSettings, call: Callable[[Hitem3DClient], Any]) -> None:
-    """Run ``call(client)`` on a worker; its result reaches ``timer.tick`` as a ``CallResult``."""
+def start_call(key: str, settings: ApiSettings, call: Call) -> None:
+    """Run ``call`` (``core.calls``) on a worker; its result reaches ``timer.tick`` as a ``CallResult``."""
     register_secret(settings.client_secret)
     state.runner().start_call(key, settings, call)
     clock.start()

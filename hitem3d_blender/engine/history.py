@@ -99,8 +99,9 @@ def save() -> None:
         _write(target)
     else:
         # NOTE: the write ends in an fsync, milliseconds long (tens during a
-        # download): the main thread only hands over what changed.
-        state.runner().write_later(files.JOURNAL_NAME, lambda: _write(target))
+        # download): the main thread only hands over what changed, to the
+        # worker process.
+        state.runner().write_journal(target, *taken)
 
 
 def _write(target: journal.JournalFile) -> None:

@@ -15,11 +15,10 @@ timer and ``control.import_now`` both come through here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from . import conversions
 from ..scene import importer, kind_import
@@ -45,19 +44,6 @@ def provenance(rec: TaskRecord) -> dict[str, str]:
     return tags
 
 
-@contextlib.contextmanager
-def blender_only() -> Iterator[None]:
-    """While Blender runs an operator here (the glTF import, an append), no
-    Python of ours runs on another thread: workers wait at their next
-    checkpoint (see ``core.cancel.WorkerGate``) and a journal write under way
-    ends first (milliseconds); no new one starts."""
-    runner = state.runner()
-    with runner.gate.held():
-        if not runner.park_writer():
-            log.warning("The journal writer is still writing during an import")
-        yield
-
-
 def _source_image(rec: TaskRecord) -> str:
     image = rec.generation.get("image") or (rec.generation.get("views") or {}).get("front", "")
     return image if isinstance(image, str) else ""
@@ -76,9 +62,8 @@ def run(rec: TaskRecord) -> None:
     if kind_import.imports_itself(rec.task_id, path):
         # A depth map or an STL: no glTF to convert, imported here.
         try:
-            with blender_only():
-                names = _whole(rec, lambda: kind_import.import_result(
-                    rec.task_id, path, rec.options, provenance=provenance(rec), request=rec.generation))
+            names = _whole(rec, lambda: kind_import.import_result(
+                rec.task_id, path, rec.options, provenance=provenance(rec), request=rec.generation))
         except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
             _failed(rec, exc)
             return
@@ -100,10 +85,8 @@ def run(rec: TaskRecord) -> None:
             conversions.start(spec, files.work_dir(), cover, on_start=lambda: _converting(rec.task_id))
             state.hooks.shown_changed()
             return  # the timer polls it; see finish_conversion
-        # Tests not about conversion: Blender's importer here. Workers wait at
-        # their next checkpoint meanwhile (see core.cancel.WorkerGate).
-        with blender_only():
-            names, seal = _import_here(rec, spec)
+        # Tests not about conversion: Blender's importer here.
+        names, seal = _import_here(rec, spec)
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
@@ -131,8 +114,7 @@ def finish_conversion(task_id: str, outcome: ConversionOutcome) -> None:
         state.current.journal_dirty = True
         return
     try:
-        with blender_only():
-            names = _whole(rec, lambda: conversions.append_result(task_id, outcome))
+        names = _whole(rec, lambda: conversions.append_result(task_id, outcome))
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
@@ -145,9 +127,8 @@ def append_from_library(rec: TaskRecord, entry: Path) -> None:
     rec.move_to(TaskState.IMPORTING)
     cover = Path(rec.cover_path) if rec.cover_path else None
     try:
-        with blender_only():
-            names = _whole(rec, lambda: conversions.append_from_library(entry, rec.options, provenance(rec), cover,
-                                                                        rec.entry_seal))
+        names = _whole(rec, lambda: conversions.append_from_library(entry, rec.options, provenance(rec), cover,
+                                                                    rec.entry_seal))
     except Exception as exc:  # noqa: BLE001 - any failure must leave a retryable task
         _failed(rec, exc)
         return
@@ -185,22 +166,17 @@ def _failed(rec: TaskRecord, exc: Exception) -> None:
 
 
 def _done(rec: TaskRecord, names: list[str], seal: Seal | None = None) -> None:
-    # NOTE: what follows the import still calls Blender operators (the undo
-    # push among them, which writes the whole file to memory): the gate stays
-    # held through them. A journal write running beside an undo push crashed
-    # bpy 4.5 once in CI.
-    with blender_only():
-        try:
-            names = state.hooks.after_import(rec, names)
-        except Exception:  # noqa: BLE001 - naming and placing are extras: the import stands
-            log.exception("After-import step of task %s failed", rec.task_id)
-        rec.imported_objects = names
-        if seal is not None:
-            rec.entry_seal = seal
-        rec.move_to(TaskState.DONE)
-        rec.message = NONE
-        state.current.journal_dirty = True
-        if not state.runs_to_end():
-            conversions.push_undo(rec.task_id)
+    try:
+        names = state.hooks.after_import(rec, names)
+    except Exception:  # noqa: BLE001 - naming and placing are extras: the import stands
+        log.exception("After-import step of task %s failed", rec.task_id)
+    rec.imported_objects = names
+    if seal is not None:
+        rec.entry_seal = seal
+    rec.move_to(TaskState.DONE)
+    rec.message = NONE
+    state.current.journal_dirty = True
+    if not state.runs_to_end():
+        conversions.push_undo(rec.task_id)
     state.hooks.post_report(msg("Imported {count} object(s) from Hitem3D task {short}", count=len(names),
                                 short=rec.short_id), "INFO")

@@ -17,10 +17,11 @@ from ..core.conversion import default_at_once
 from ..core.downloader import DEFAULT_MAX_BYTES
 from ..core.errors import CredentialsMissing
 from ..core.instance_lock import InstanceLock
-from ..core.jobs import CallResult, JobRunner
+from ..core.jobs import CallResult
 from ..core.messages import Message
 from ..core.settings import ApiSettings
 from ..core.tasks import TaskBook, TaskRecord
+from ..core.worker_process import WorkerProcess
 
 log = logging.getLogger(__package__)
 
@@ -80,7 +81,7 @@ class Session:
     """Everything the engine holds between two shutdowns."""
 
     def __init__(self) -> None:
-        self.runner: JobRunner | None = None
+        self.runner: WorkerProcess | None = None  # the workers, in a process of their own
         self.book = TaskBook()
         self.loaded = False  # the journal has been read into the book
         self.resume_pending = False
@@ -112,9 +113,11 @@ def runs_to_end() -> bool:
     return bool(bpy.app.background)
 
 
-def runner() -> JobRunner:
+def runner() -> WorkerProcess:
+    """The workers. NOTE: in a process of their own: no Python thread of ours
+    may run in Blender's (see ``core.worker_process``)."""
     if current.runner is None:
-        current.runner = JobRunner()
+        current.runner = WorkerProcess()
     return current.runner
 
 

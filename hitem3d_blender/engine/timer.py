@@ -9,7 +9,6 @@ through the same code.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
@@ -74,23 +73,19 @@ def _tick() -> float | None:
     ready = [rec for rec in (session.book.get(task_id) for task_id in list(session.downloaded))
              if rec is not None and rec.state is TaskState.DOWNLOADED and _should_import(rec)]
     importing = bool(ready or converted)
-    # NOTE: after an import the workers stay held until this call is over:
-    # released at once, sixteen of them would wake together and keep the rest
-    # of this call waiting for the GIL (16 ms instead of 1 in the benchmark).
-    with import_step.blender_only() if importing else contextlib.nullcontext():
-        left = _import_in_turns(converted, ready)
-        # A converter starts while a task is made on Hitem3D or downloads, so
-        # Blender's start-up (about a second) is over when the model arrives;
-        # none is kept when no task is on its way to an import.
-        conversions.keep_warm(_import_ahead(), files.work_dir)
-        if session.journal_dirty:
-            history.save()
-        if session.list_dirty:
-            session.list_dirty = False
-            state.hooks.list_changed()
-        if shown or importing or busy:
-            # The UI looks at the rows it shows (the elapsed times move while tasks run).
-            state.hooks.shown_changed()
+    left = _import_in_turns(converted, ready)
+    # A converter starts while a task is made on Hitem3D or downloads, so
+    # Blender's start-up (about a second) is over when the model arrives;
+    # none is kept when no task is on its way to an import.
+    conversions.keep_warm(_import_ahead(), files.work_dir)
+    if session.journal_dirty:
+        history.save()
+    if session.list_dirty:
+        session.list_dirty = False
+        state.hooks.list_changed()
+    if shown or importing or busy:
+        # The UI looks at the rows it shows (the elapsed times move while tasks run).
+        state.hooks.shown_changed()
     if conversions.busy() or left:
         return BUSY_INTERVAL_S  # a child is converting: poll it (never wait on it)
     if busy:

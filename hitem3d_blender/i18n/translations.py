@@ -466,6 +466,10 @@ MESSAGES: dict[str, str] = {
         "无法启动 Blender 来转换模型（{reason}）：请重试，或检查 Blender 是否完整安装",
     "Blender crashed while converting the model: retry, or report it with the log":
         "Blender 在转换模型时崩溃：请重试，或附上日志报告问题",
+    "The Hitem3D background process stopped unexpectedly: retry; if it happens again, report it with the log":
+        "Hitem3D 后台进程意外停止：请重试；如果再次发生，请附上日志报告问题",
+    "Could not start the Hitem3D background process ({reason}): retry, or check that Blender is installed "
+    "completely": "无法启动 Hitem3D 后台进程（{reason}）：请重试，或检查 Blender 是否完整安装",
     "The model converter ended without a result: retry, or report it with the log":
         "模型转换程序结束但没有结果：请重试，或附上日志报告问题",
     "Could not save the converted model to the Hitem3D asset library: check the folder in the add-on "

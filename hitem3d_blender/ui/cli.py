@@ -22,9 +22,9 @@ from typing import Any, Callable, TextIO
 import bpy
 
 from . import preferences, submit_calls
-from ..core import mesh_upload, models, prices, send_queue, sending
+from ..core import calls, mesh_upload, models, prices, send_queue, sending
 from ..core import submission as core_submission
-from ..core.api import Hitem3DClient, TaskStatus
+from ..core.api import TaskStatus
 from ..core.errors import GenerationFailed, Hitem3DError, NotFollowable, OnlineAccessDisabled
 from ..core.import_options import DEFAULT_COLLECTION, ImportOptions
 from ..core.pipeline import DEFAULT_TIMEOUT_S
@@ -601,13 +601,10 @@ def _affordable(wanted: list[submit_calls.Request], settings: ApiSettings, err: 
     return True
 
 
-def _query(task_id: str) -> Callable[[Hitem3DClient], Any]:
-    def call(client: Hitem3DClient) -> TaskStatus | GenerationFailed | NotFollowable:
-        try:
-            return client.query_task(task_id)
-        except (GenerationFailed, NotFollowable) as exc:
-            return exc  # a state, not a failure to ask
-    return call
+def _query(task_id: str) -> calls.Call:
+    # The value: a TaskStatus, or the GenerationFailed or NotFollowable that
+    # is the task's state (not a failure to ask).
+    return calls.query_task(task_id)
 
 
 def _run_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

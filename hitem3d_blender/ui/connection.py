@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from . import ui_sync
+from ..core import calls
 from ..core.jobs import CallResult
 from ..core.messages import Message, msg
 from ..core.settings import ApiSettings
@@ -39,7 +40,7 @@ def test_connection(settings: ApiSettings) -> None:
     host = urlsplit(settings.base_url).netloc
     _tested[:] = [settings.sources.about_base_url(msg("Connected to {host}: credentials accepted", host=host))]
     _status[:] = [ConnectionStatus(True, msg("Connecting…"))]
-    control.start_call(CONNECTION_KEY, settings, lambda client: client.fetch_token() and True)
+    control.start_call(CONNECTION_KEY, settings, calls.fetch_token())
 
 
 def apply_call(result: CallResult) -> bool:

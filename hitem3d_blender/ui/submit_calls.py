@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Union
+from typing import Callable, Union
 from urllib.parse import urlsplit
 
 from ..scene import mesh_export
 from . import preferences, ui_sync
 from .. import identity
-from ..core import kept_sends, kind_requests, mesh_upload, prices, send_queue, sending
-from ..core.api import Hitem3DClient
+from ..core import calls, kept_sends, kind_requests, mesh_upload, prices, send_queue, sending
 from ..core.errors import Cancelled, Hitem3DError
 from ..core.import_options import ImportOptions
 from ..core.jobs import CallResult
@@ -203,7 +202,7 @@ def _keep_unsent() -> None:
                         _state.submissions[send.key].thumbnail, _state.submissions[send.key].options)
         for send in unsent])
     path = identity.kept_requests_path()
-    state.runner().write_later(identity.KEPT_REQUESTS_NAME, lambda: kept_sends.write(path, data))
+    state.runner().write_later(identity.KEPT_REQUESTS_NAME, calls.kept_requests(path, data))
 
 
 # -- sending ---------------------------------------------------------------------------------------
@@ -379,7 +378,7 @@ def _send(key: str) -> Send | None:
     return _state.queue.get(key)
 
 
-def sender(submission: Request, settings: ApiSettings) -> Callable[[Hitem3DClient], Any]:
+def sender(submission: Request, settings: ApiSettings) -> calls.Call:
     """The worker's call that creates the task on Hitem3D (``core.sending``:
     with the upload of an own mesh first; ``core.send_queue.create_task``
     brings back a refusal it cannot place as a value). Where an upload goes is
@@ -388,12 +387,8 @@ def sender(submission: Request, settings: ApiSettings) -> Callable[[Hitem3DClien
         storage = (mesh_upload.target_from_env(api_base_url=settings.base_url) if sending.uploads_mesh(submission)
                    else mesh_upload.HITEM3D_STORAGE)
     except mesh_upload.InvalidUploadTarget as exc:
-        refusal = exc
-
-        def refuse(client: Hitem3DClient) -> Any:
-            raise refusal  # on the worker, so it comes back like any refusal
-        return refuse
-    return lambda client: send_queue.create_task(client, submission, storage=storage)
+        return calls.refuse(exc)  # on the worker, so it comes back like any refusal
+    return calls.submit(submission, storage)
 
 
 def disclosed() -> bool:
@@ -483,7 +478,7 @@ def refresh_balance(settings: ApiSettings, *, force: bool = False) -> int:
         return _state.balance_seq
     _state.balance_seq += 1
     _state.balance = BalanceStatus(previous.credits, NONE, checking=True)
-    control.start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, lambda client: client.balance())
+    control.start_call(f"{BALANCE_KEY_PREFIX}{_state.balance_seq}", settings, calls.balance())
     ui_sync.redraw()
     return _state.balance_seq
 
@@ -615,8 +610,8 @@ def _ask_watched() -> None:
             control.start_call(f"{WATCH_KEY_PREFIX}{task_id}", watched.settings, _asker(task_id))
 
 
-def _asker(task_id: str) -> Callable[[Hitem3DClient], str]:
-    return lambda client: send_queue.remote_state(client, task_id)
+def _asker(task_id: str) -> calls.Call:
+    return calls.remote_state(task_id)
 
 
 def _apply_watch(task_id: str, result: CallResult) -> None:

@@ -21,6 +21,7 @@ import pytest
 from tests.blender.test_kinds import clean  # noqa: F401 - a fixture
 from tests.support.blender_helpers import TASK_ID, glb_downloads, imported_objects, record_of
 from tests.support.simulator import Fault, Hitem3DSimulator
+from tests.support.worker_patch import patch_workers
 
 QUERY = "/open-api/v1/query-task"
 TOKEN = "/open-api/v1/auth/token"
@@ -35,9 +36,9 @@ def quiet_console(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
 
 
 @pytest.fixture
-def fast_retries(addon: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+def fast_retries(addon: ModuleType, tmp_path: Path) -> None:
     """Retries keep their shape (exponential, jittered, capped) but start small."""
-    monkeypatch.setattr(sys.modules[addon.__name__ + ".core.pipeline"], "BACKOFF_CAP_S", 0.5)
+    patch_workers(addon, tmp_path, "core.pipeline.BACKOFF_CAP_S = 0.5", modules=("pipeline",))
 
 
 def outcome(addon: ModuleType) -> tuple[str, str]:

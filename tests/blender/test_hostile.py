@@ -22,6 +22,30 @@ from tests.core.test_glb_check import POSITIONS, document, glb, webp_vp8x_header
 from tests.conftest import point_prefs_at
 from tests.core.test_instance_lock import another_blender, crashed_holder
 from tests.core.test_safe_files import FullDisk
+from tests.support.worker_patch import patch_workers
+
+# In the worker process: every file the downloader creates takes nothing.
+FULL_DISK = """
+import errno
+safe_files = core.safe_files
+real_create = safe_files.create_new
+
+class FullDisk:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        pass
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+def full_disk(path, mode=0o644):
+    real_create(path, mode).close()
+    return FullDisk()
+
+safe_files.create_new = full_disk
+"""
 
 DATA_KINDS = ("objects", "meshes", "materials", "images", "collections", "node_groups", "actions", "textures")
 
@@ -303,15 +327,10 @@ def test_a_background_wait_that_runs_out_says_why(addon: ModuleType, prefs: Any,
 
 
 def test_a_full_disk_fails_the_task_with_the_folder_named(addon: ModuleType, prefs: Any, sim: Hitem3DSimulator,
-                                                          sample_glb: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          sample_glb: Path, tmp_path: Path,
                                                           capfd: pytest.CaptureFixture[str]) -> None:
-    real_create = addon.core.safe_files.create_new
-
-    def full_disk(path: Path, mode: int = 0o644) -> Any:
-        real_create(path, mode).close()
-        return FullDisk()
-
-    monkeypatch.setattr(addon.core.safe_files, "create_new", full_disk)
+    # The download runs in the worker process: the disk fills there.
+    patch_workers(addon, tmp_path, FULL_DISK, modules=("safe_files",))
     sim.add_task(TASK_ID, ["success"], glb=sample_glb)
     results = addon.engine.files.results_dir()
 

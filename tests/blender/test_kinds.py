@@ -21,6 +21,7 @@ from hitem3d_blender.core.glb_names import neutral_glb
 from tests.support.blender_helpers import TASK_ID, import_error, record_of, run_ticks
 from tests.support.kind_assets import colour_glb_bytes, depth_png_bytes, parts_glb_bytes, stl_bytes
 from tests.support.simulator import API, BAD_MESH_MARK, Hitem3DSimulator
+from tests.support.worker_patch import patch_workers
 
 SPLIT_ID = "split_8f1c2d3e4b5a69788796a5b4c3d2e1f0"
 SEG_ID = "segmentation_0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -691,6 +692,25 @@ def test_splitting_the_same_model_twice_names_each_run_alike_in_its_own_collecti
 # -- a kind is one row of the table ------------------------------------------------------------------
 
 
+# A kind as a row of the table: evaluated here and in the worker process.
+RETOPO = """tk.TaskKind(
+    id="retopo", label="Retopology", id_prefix="retopo_",
+    create=tk.Endpoint("/retopo/create-task", tk.Auth.TOKEN, community, community),
+    query=tk.Endpoint("/retopo/query-task", tk.Auth.TOKEN, community, community),
+    result_style=tk.ResultStyle.MODEL, result_extensions=("glb",),
+    source_field="mesh", source_url_field="mesh_url", source_extensions=("glb",), max_source_bytes=10 * tk.MB,
+    formats={"2": "glb"}, request_format="2",
+    fields=(
+        tk.FieldSpec("density", "Level", "medium", (("low", "Low"), ("medium", "Medium"), ("high", "High"))),
+        tk.FieldSpec("symmetry", "Symmetry", "1", (("1", "Yes"), ("0", "No")), cli=None,
+                     cli_flag=("--no-symmetry", "0")),
+        tk.FieldSpec("target", "Faces", "5000", minimum=100, maximum=100_000, integer=True),
+    ),
+    operator="retopologise", button="Retopologise", tooltip="Retopologise the mesh on Hitem3D",
+    icon="MOD_REMESH", command="retopo",
+)"""
+
+
 def test_a_kind_added_to_the_table_gets_its_settings_button_command_request_and_price(
         addon: ModuleType, prefs: Any, clean: None, sample_glb: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -702,23 +722,10 @@ def test_a_kind_added_to_the_table_gets_its_settings_button_command_request_and_
     from tests.support import simulator
 
     tk = addon.core.task_kinds
-    community = addon.core.sources.Source.COMMUNITY
-    retopo = tk.TaskKind(
-        id="retopo", label="Retopology", id_prefix="retopo_",
-        create=tk.Endpoint("/retopo/create-task", tk.Auth.TOKEN, community, community),
-        query=tk.Endpoint("/retopo/query-task", tk.Auth.TOKEN, community, community),
-        result_style=tk.ResultStyle.MODEL, result_extensions=("glb",),
-        source_field="mesh", source_url_field="mesh_url", source_extensions=("glb",), max_source_bytes=10 * tk.MB,
-        formats={"2": "glb"}, request_format="2",
-        fields=(
-            tk.FieldSpec("density", "Level", "medium", (("low", "Low"), ("medium", "Medium"), ("high", "High"))),
-            tk.FieldSpec("symmetry", "Symmetry", "1", (("1", "Yes"), ("0", "No")), cli=None,
-                         cli_flag=("--no-symmetry", "0")),
-            tk.FieldSpec("target", "Faces", "5000", minimum=100, maximum=100_000, integer=True),
-        ),
-        operator="retopologise", button="Retopologise", tooltip="Retopologise the mesh on Hitem3D",
-        icon="MOD_REMESH", command="retopo",
-    )
+    retopo = eval(RETOPO, {"tk": tk, "community": addon.core.sources.Source.COMMUNITY})
+    # The worker process checks and sends the request: the kind is added there too.
+    patch_workers(addon, tmp_path, "tk = core.task_kinds\ncommunity = core.sources.Source.COMMUNITY\n"
+                  f"tk.KINDS = (*tk.KINDS, {RETOPO})", modules=("task_kinds", "sources"))
     monkeypatch.setattr(tk, "KINDS", (*tk.KINDS, retopo))
     monkeypatch.setitem(addon.core.prices.PER_TASK, "retopo", 30)
 

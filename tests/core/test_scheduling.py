@@ -206,37 +206,6 @@ def test_a_task_started_again_after_a_cancel_is_a_new_run(sim: Hitem3DSimulator,
         runner.shutdown()
 
 
-def test_the_journal_writer_starts_no_write_while_the_gate_is_held() -> None:
-    runner = JobRunner()
-    written = threading.Event()
-    try:
-        with runner.gate.held():
-            runner.write_later("journal", written.set)
-            assert not written.wait(0.3)
-        assert written.wait(2.0)
-    finally:
-        runner.shutdown()
-
-
-def test_parking_the_writer_waits_for_a_write_under_way() -> None:
-    runner = JobRunner()
-    started, finished = threading.Event(), threading.Event()
-
-    def slow_write() -> None:
-        started.set()
-        time.sleep(0.3)
-        finished.set()
-
-    try:
-        runner.write_later("journal", slow_write)
-        assert started.wait(2.0)
-        with runner.gate.held():
-            assert runner.park_writer(2.0)
-            assert finished.is_set()
-    finally:
-        runner.shutdown()
-
-
 def test_the_budget_allows_its_burst_then_its_rate() -> None:
     now = [100.0]
     budget = RequestBudget(10.0, burst=3.0, clock=lambda: now[0])
@@ -244,17 +213,3 @@ def test_the_budget_allows_its_burst_then_its_rate() -> None:
     assert budget.take() == pytest.approx(0.1)
     now[0] += 0.1
     assert budget.take() == 0.0
-
-
-def test_a_held_gate_holds_workers_before_their_next_step(sim: Hitem3DSimulator, tmp_path: Path) -> None:
-    runner = JobRunner()
-    sim.add_task(task(1), ["processing"])
-    try:
-        with runner.gate.held():
-            runner.start_import(job(task(1), tmp_path), settings_of(sim))
-            time.sleep(0.3)
-            assert query_times(sim, task(1)) == []
-        drain_until(runner, lambda r: S.PROCESSING in states(r, task(1)))
-    finally:
-        runner.shutdown()
-

@@ -175,6 +175,13 @@ def threads() -> list[str]:
     return sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
 
 
+def worker_pid() -> int | None:
+    """The add-on's worker process (its workers never run in Blender's), if it has one."""
+    state = submodule("engine.state")
+    runner = state.current.runner if state is not None else None
+    return runner.pid if runner is not None else None
+
+
 # ---------------------------------------------------------------- the probe
 
 _probe: dict[str, Any] = {"on": False}

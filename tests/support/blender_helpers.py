@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -42,6 +45,24 @@ def record_of(addon: ModuleType, task_id: str = TASK_ID) -> Any:
     rec = addon.engine.history.book().get(task_id)
     assert rec is not None
     return rec
+
+
+def threads_running_addon_code(addon: ModuleType) -> list[str]:
+    """Threads of this process (Blender's) other than the main one with the
+    add-on's code on their stack: there must be none (see
+    docs/threads-in-blender.md). The simulator's threads run only its own code."""
+    folder = str(Path(addon.__file__).resolve().parent)
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    found: list[str] = []
+    for ident, frame in sys._current_frames().items():
+        if ident == threading.main_thread().ident:
+            continue
+        while frame is not None:
+            if str(Path(frame.f_code.co_filename).resolve()).startswith(folder):
+                found.append(names.get(ident, str(ident)))
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+    return found
 
 
 def glb_downloads(sim: Any) -> int:
