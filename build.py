@@ -700,17 +700,12 @@ def cmd_repo(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_test(args: argparse.Namespace, extra: list[str]) -> int:
     python = python_for(args.bpy, args.no_venv)
     log(f"running pytest with bpy {args.bpy}")
-    code = run([python, "-m", "pytest", *extra])
+    # NOTE: faulthandler prints every thread's Python stack if Blender
+    # crashes. A crash is a failure like any other and is never run again
+    # (docs/threads-in-blender.md has the one we found).
+    code = run([python, "-X", "faulthandler", "-m", "pytest", *extra])
     if code < 0:
-        # NOTE: bpy 4.2 as a Python module has segfaulted twice in about 25
-        # full runs here, never on 4.5 or 5.0 and never reproduced alone. The
-        # stack of the second crash: the main thread inside a bpy.ops call (the
-        # glTF importer's nested select_all; Blender releases the GIL around
-        # operator calls) while another Python thread (the test's simulator)
-        # crashed in pure-Python code. A crash is not a verdict, so the suite
-        # runs once more and that run decides; a test failure is never retried.
-        log(f"warning: pytest was killed by signal {-code}; running the suite once more")
-        code = run([python, "-X", "faulthandler", "-m", "pytest", *extra])
+        log(f"error: pytest was killed by signal {-code}: Blender crashed")
     if code == 5:
         # pytest's "no tests collected" must never look like a green run.
         log("error: pytest collected no tests (exit code 5)")
