@@ -106,6 +106,7 @@ def test_a_kept_request_whose_picture_is_gone_is_not_sent_and_says_so(
 
     assert calls(interactive).pending_submissions() == []
     assert str(calls(interactive).notice("generate")).startswith("The kept request was not sent: Image: ")
+    assert interactive.engine.state.runner().flush_writes()  # written off Blender's process
     assert sim.count(SUBMIT) == 0 and not kept_file(interactive).exists()
 
 
