@@ -41,6 +41,15 @@ def _on_load_post(*_args: Any) -> None:
     ui_sync.on_file_loaded()
 
 
+def _on_save_pre(*_args: Any) -> None:
+    from .scene import save_scrub
+
+    try:
+        save_scrub.scrub_before_save()
+    except Exception:  # noqa: BLE001 - a save must never fail for this
+        log.warning("Could not clear freed memory from packed images before saving", exc_info=True)
+
+
 def _at_exit() -> None:
     # Quitting Blender does not call unregister(): stop workers and the timer
     # here so nothing runs (or hangs the interpreter) after the scene is gone.
@@ -84,6 +93,8 @@ def register() -> None:
         log.warning("Could not clean partial downloads", exc_info=True)
     # Tasks keep running across File > Open / New: only the UI list is redone.
     bpy.app.handlers.load_post.append(bpy.app.handlers.persistent(_on_load_post))
+    # Freed memory of this process never goes into a saved file (scene/save_scrub.py).
+    bpy.app.handlers.save_pre.append(bpy.app.handlers.persistent(_on_save_pre))
     session.connect()  # the engine's hooks; the journal is read: history shows, unfinished tasks resume
     atexit.register(_at_exit)
     # `blender --command hitem3d ...`. NOTE: getattr, as the stubs say this
@@ -109,6 +120,8 @@ def unregister() -> None:
         bpy.utils.unregister_cli_command(_cli_commands.pop())
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
+    if _on_save_pre in bpy.app.handlers.save_pre:
+        bpy.app.handlers.save_pre.remove(_on_save_pre)
     translations.unregister()
     for module in reversed(_modules()):
         if hasattr(module, "unregister"):
