@@ -788,6 +788,7 @@ def draco_streams(path: Path) -> list[bytes]:
     data = path.read_bytes()
     json_length = struct.unpack("<I", data[12:16])[0]
     doc = json.loads(data[20:20 + json_length])
+    assert "KHR_draco_mesh_compression" in doc.get("extensionsUsed", []), "Blender's exporter wrote no Draco"
     binary = data[20 + json_length + 8:]
     streams = []
     for mesh in doc["meshes"]:
@@ -801,8 +802,10 @@ def draco_streams(path: Path) -> list[bytes]:
 @pytest.mark.slow
 @pytest.mark.parametrize("faces, level", [(200_000, 0), (200_000, 6), (200_000, 10), (5_000_000, 6)])
 def test_draco_exports_are_accepted_and_bounded_by_their_streams(faces: int, level: int) -> None:
-    from tests.support.glb_factory import cached_blender_export
+    from tests.support.glb_factory import cached_blender_export, exporter_writes_draco
 
+    if not exporter_writes_draco():
+        pytest.skip("this bpy wheel has no Draco library: Blender's exporter writes no Draco here (4.5 has it)")
     path = cached_blender_export(kind="draco", faces=faces, level=level)
     check_glb(path)
     imported = json.loads(Path(f"{path}.json").read_text())

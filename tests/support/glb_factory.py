@@ -365,6 +365,21 @@ leave(p["out"])
 """
 
 
+@lru_cache(maxsize=None)
+def exporter_writes_draco() -> bool:
+    """Whether this bpy wheel ships the Draco library Blender's glTF exporter
+    loads (4.2 looks for ``libextern_draco``, 5.x for ``libbf_intern_draco_bridge``,
+    beside the add-on or in ``lib``). Without it the exporter writes plain
+    meshes with only a console error: of the wheels we test, only 4.5 has it.
+    Read from the wheel's files, without importing bpy or starting a Blender."""
+    from importlib.util import find_spec
+
+    spec = find_spec("bpy")
+    roots = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
+    names = ("libextern_draco.", "extern_draco.", "libbf_intern_draco_bridge.", "bf_intern_draco_bridge.")
+    return any(found.name.startswith(names) for root in roots for found in root.rglob("*draco*"))
+
+
 def make_blender_export(dest: Path, **params: Any) -> Path:
     """A GLB written by Blender's glTF exporter: ``kind`` "shape_keys" (``keys``
     on a 127k-vertex sphere), "draco" (a grid of ``faces`` triangles at Draco
