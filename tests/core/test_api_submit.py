@@ -43,7 +43,6 @@ def client() -> Iterator[Hitem3DClient]:
     instance.close()
 
 
-
 def token(rsps: responses.RequestsMock, *tokens: str) -> None:
     for value in tokens:
         rsps.add(responses.POST, TOKEN_URL,
@@ -210,12 +209,6 @@ def test_an_unknown_code_is_shown_verbatim(rsps: responses.RequestsMock, client:
 
 
 # -- against the simulator ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sim() -> Iterator[Hitem3DSimulator]:
-    with Hitem3DSimulator() as simulator:
-        yield simulator
 
 
 def sim_client(sim: Hitem3DSimulator) -> Hitem3DClient:

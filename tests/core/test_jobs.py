@@ -34,12 +34,6 @@ def runner() -> Iterator[JobRunner]:
     instance.shutdown()
 
 
-@pytest.fixture
-def sim() -> Iterator[Hitem3DSimulator]:
-    with Hitem3DSimulator() as instance:
-        yield instance
-
-
 def sim_settings(sim: Hitem3DSimulator) -> ApiSettings:
     return ApiSettings(sim.base_url, sim.client_id, sim.client_secret)
 

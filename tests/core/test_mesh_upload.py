@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import struct
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from hitem3d_blender.core.mesh_upload import (
     UploadFailed,
     target_from_env,
 )
-from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import RequestType, Submission
 from hitem3d_blender.core.glb_names import neutral_glb
 from tests.support.glb_factory import minimal_glb_bytes
@@ -38,19 +36,6 @@ GLB = minimal_glb_bytes()  # its object is named Hitem3D_Sample
 SENT = neutral_glb(GLB, "Chair")  # what leaves: the same geometry, the names neutral
 VENDOR_KEY = re.compile(r"comfyui/mesh/\d{4}-\d{2}-\d{2}/[0-9a-f-]{36}\.glb")
 KEY = re.compile(r"hitem3d-blender/mesh/\d{4}-\d{2}-\d{2}/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\.glb")
-
-
-@pytest.fixture
-def sim() -> Iterator[Hitem3DSimulator]:
-    with Hitem3DSimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def client(sim: Hitem3DSimulator) -> Iterator[Hitem3DClient]:
-    instance = Hitem3DClient(ApiSettings(sim.base_url, sim.client_id, sim.client_secret, request_timeout_s=5.0))
-    yield instance
-    instance.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ such in every message about it, never sent to "the add-on preferences"."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,12 +25,6 @@ from tests.support.network_helpers import closed_port
 from tests.support.simulator import API, Fault, Hitem3DSimulator
 
 PREFERENCES_MESSAGE = "Hitem3D rejected the Client ID or Client Secret: check them in the add-on preferences"
-
-
-@pytest.fixture
-def sim() -> Iterator[Hitem3DSimulator]:
-    with Hitem3DSimulator() as simulator:
-        yield simulator
 
 
 def test_each_setting_says_where_it_came_from() -> None:

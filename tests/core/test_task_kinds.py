@@ -5,7 +5,6 @@ against the simulator (no Blender)."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from hitem3d_blender.core.errors import ApiError, BadResultFile, GenerationFaile
 from hitem3d_blender.core.kind_requests import KindRequest, form_fields, validate
 from hitem3d_blender.core.pipeline import ImportJob, run_import_job
 from hitem3d_blender.core.result_files import cached_result, check_exr, check_png, check_stl
-from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import InvalidSubmission
 from hitem3d_blender.core.task_ids import parse_task_id
 from hitem3d_blender.core.tasks import TaskState, TaskUpdate
@@ -42,19 +40,6 @@ QUERY_PATHS = {
     "depth": f"{API}/depth/query-task",
     "multicolor": f"{API}/muilticolor/query-task",
 }
-
-
-@pytest.fixture
-def sim() -> Iterator[Hitem3DSimulator]:
-    with Hitem3DSimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def client(sim: Hitem3DSimulator) -> Iterator[Hitem3DClient]:
-    instance = Hitem3DClient(ApiSettings(sim.base_url, sim.client_id, sim.client_secret, request_timeout_s=5.0))
-    yield instance
-    instance.close()
 
 
 @pytest.fixture

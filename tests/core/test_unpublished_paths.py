@@ -5,7 +5,6 @@ modes for each such path; no Blender)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from hitem3d_blender.core.cancel import CancelToken
 from hitem3d_blender.core.errors import ApiError, GenerationFailed, NotFollowable, TaskNotFound
 from hitem3d_blender.core.kind_requests import KindRequest
 from hitem3d_blender.core.pipeline import ImportJob, run_import_job
-from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.tasks import TaskState, TaskUpdate
 from tests.support.glb_factory import minimal_glb_bytes
 from tests.support.simulator import API, GENERIC_ONLY, UNSERVED, Fault, Hitem3DSimulator
@@ -34,19 +32,6 @@ OWN = {
 GENERIC = f"{API}/query-task"
 DEPTH_ID = "depth_77aa66bb55cc44dd33ee22ff11009988"
 IMAGE_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
-
-
-@pytest.fixture
-def sim() -> Iterator[Hitem3DSimulator]:
-    with Hitem3DSimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def client(sim: Hitem3DSimulator) -> Iterator[Hitem3DClient]:
-    instance = Hitem3DClient(ApiSettings(sim.base_url, sim.client_id, sim.client_secret, request_timeout_s=5.0))
-    yield instance
-    instance.close()
 
 
 def paths(sim: Hitem3DSimulator) -> list[str]:
