@@ -20,7 +20,8 @@ import bpy
 import pytest
 
 from tests.conftest import ADDON_MODULE
-from tests.support.blender_helpers import OTHER_ID, TASK_ID, imported_objects, record_of, run_ticks
+from tests.support.blender_helpers import (OTHER_ID, TASK_ID, current_prefs, imported_objects, record_of,
+                                          run_ticks)
 from tests.support.read_only import read_only
 from tests.support.simulator import Hitem3DSimulator
 
@@ -59,7 +60,9 @@ def library(prefs: Any, tmp_path: Path) -> Iterator[Path]:
     folder.mkdir()
     prefs.asset_library_folder = str(folder)
     yield folder
-    prefs.asset_library_folder = ""
+    current = current_prefs()  # not ``prefs``: a test here disables and enables the add-on
+    if current is not None:
+        current.asset_library_folder = ""
 
 
 def entry_of(addon: ModuleType, task_id: str = TASK_ID) -> Path:

@@ -67,3 +67,16 @@ def threads_running_addon_code(addon: ModuleType) -> list[str]:
 
 def glb_downloads(sim: Any) -> int:
     return sum(1 for r in sim.requests if r.path.startswith("/files/") and r.path.endswith(".glb"))
+
+
+def current_prefs() -> Any:
+    """The add-on's preferences as they are now, or None while it is disabled.
+
+    Disabling an add-on frees its preferences struct, and enabling it makes a new
+    one: a reference taken before (a fixture's ``prefs``) then points at freed
+    memory, and writing through it crashed bpy 5.2. A fixture that restores a
+    setting after a test that may disable the add-on goes through this."""
+    from tests.conftest import ADDON_MODULE
+
+    entry = bpy.context.preferences.addons.get(ADDON_MODULE)
+    return entry.preferences if entry is not None else None
