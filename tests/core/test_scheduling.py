@@ -20,7 +20,7 @@ from hitem3d_blender.core.jobs import (
 from hitem3d_blender.core.pipeline import ImportJob
 from hitem3d_blender.core.tasks import TaskState, TaskUpdate
 from tests.support.simulator import Fault, Hitem3DSimulator
-from tests.core.test_jobs import drain_until, import_job, sim  # noqa: F401 - sim is a fixture
+from tests.core.test_jobs import drain_until, import_job
 from tests.core.test_jobs import sim_settings as settings_of
 
 S = TaskState

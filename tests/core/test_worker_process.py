@@ -30,7 +30,6 @@ from hitem3d_blender.core.tasks import TaskRecord, TaskState, TaskUpdate
 from hitem3d_blender.core.worker_process import WORKER_ENDED, WorkerProcess, _JournalFeed
 from tests.core.test_jobs import TASK_A, TASK_B, TASK_C, call_result, calls_done, finished, import_job, sim_settings, \
     updates_for
-from tests.core.test_jobs import sim  # noqa: F401 - a fixture
 from tests.support.simulator import Fault, Hitem3DSimulator
 
 S = TaskState
