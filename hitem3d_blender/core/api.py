@@ -78,6 +78,16 @@ class _Unauthorized(Exception):
     """HTTP 401 or code 401: the token is missing, bad or expired."""
 
 
+class _Forbidden(Exception):
+    """HTTP 403 without a code of Hitem3D's own. No official page shows one; a
+    gateway in front of an API may answer it, rather than 401, to a scheme it
+    does not take, so it gets the same new token and other scheme as a 401."""
+
+    def __init__(self, said: str) -> None:
+        super().__init__(said)
+        self.said = said
+
+
 class PathNotServed(ApiError):
     """HTTP 404 (with no API answer of its own), or code 404: nothing is
     served at this path. A wrong API base URL for the documented paths; for a
@@ -492,6 +502,7 @@ class Hitem3DClient:
         """
         preferred = self.scheme_for(path, auth)
         token = self._current_token()
+        forbidden: _Forbidden | None = None
         for scheme, renew in ((preferred, False), (preferred, True), (preferred.other, False)):
             if renew:
                 self._forget_token(token)
@@ -499,6 +510,9 @@ class Hitem3DClient:
             try:
                 result = self._send(method, path, headers={"Authorization": f"{scheme.value} {token}"}, **kwargs)
             except _Unauthorized:
+                continue
+            except _Forbidden as exc:
+                forbidden = exc
                 continue
             if scheme is not preferred:
                 log.info("%s takes the %s scheme, not %s: kept for this session", path, scheme.value, preferred.value)
@@ -508,6 +522,10 @@ class Hitem3DClient:
                         self._token_pages_take_bearer = True
             return result
         self._forget_token(token)
+        if forbidden is not None:
+            # Not the credentials for sure: the token was issued for them. Nothing was made.
+            raise ApiError(msg("Hitem3D refused this request (HTTP 403: {message}): check on the Hitem3D platform "
+                               "that your key may use it", message=forbidden.said or "Forbidden"), code="403")
         raise _TokenRefused(msg("Hitem3D did not accept a fresh access token: check your credentials"))
 
     def _send(self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any) -> Any:
@@ -552,6 +570,8 @@ class Hitem3DClient:
                 if status in (404, 405) and (not isinstance(body, dict) or _code_of(body) in ("", "404", "405")):
                     raise PathNotServed(msg("{host} has no Hitem3D API here (HTTP {status}): check the API base URL",
                                             host=self.host, status=status))
+                if status == 403 and (not isinstance(body, dict) or _code_of(body) in ("", "403")):
+                    raise _Forbidden(_message_of(body) if isinstance(body, dict) else "")
                 if not isinstance(body, dict):
                     raise ServerError(msg("Hitem3D sent an unreadable answer (HTTP {status}): retry in a few minutes",
                                          status=status))

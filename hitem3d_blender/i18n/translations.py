@@ -389,6 +389,8 @@ MESSAGES: dict[str, str] = {
     "Hitem3D sent a task ID that is not one ({problem}): check your tasks on the Hitem3D platform before sending "
     "again": "Hitem3D 返回的任务 ID 无效（{problem}）：再次发送前，请先在 Hitem3D 平台上检查你的任务",
     "Hitem3D did not accept a fresh access token: check your credentials": "Hitem3D 不接受新的访问令牌：请检查你的凭据",
+    "Hitem3D refused this request (HTTP 403: {message}): check on the Hitem3D platform that your key may use it":
+        "Hitem3D 拒绝了此请求（HTTP 403：{message}）：请在 Hitem3D 平台上确认你的密钥可以使用它",
     "Hitem3D is unavailable (HTTP {status}): retry in a few minutes": "Hitem3D 暂时不可用（HTTP {status}）：请几分钟后重试",
     "{host} has no Hitem3D API here (HTTP {status}): check the API base URL":
         "{host} 上没有 Hitem3D API（HTTP {status}）：请检查 API 基础 URL",

@@ -164,3 +164,36 @@ def test_a_code_401_in_the_body_is_a_401_too(mesh: Path) -> None:
     with Hitem3DSimulator(auth_mode="bearer", auth_failure_style="code") as sim, client_for(sim) as client:
         assert client.submit_kind(KindRequest("segmentation", source_path=str(mesh))).startswith("segmentation_")
         assert schemes(sim, f"{API}/segmentation/create-task") == ["Token", "Token", "Bearer"]
+
+
+def test_a_gateway_403_gets_the_other_scheme_like_a_401(mesh: Path) -> None:
+    # Not documented: a 403 without a Hitem3D code is treated as a refused scheme.
+    with Hitem3DSimulator(auth_failure_style="gateway403") as sim, client_for(sim) as client:
+        assert client.submit_kind(KindRequest("segmentation", source_path=str(mesh))).startswith("segmentation_")
+        assert schemes(sim, f"{API}/segmentation/create-task") == ["Token"]
+    with Hitem3DSimulator(auth_mode="bearer", auth_failure_style="gateway403") as sim, client_for(sim) as client:
+        assert client.submit_kind(KindRequest("segmentation", source_path=str(mesh))).startswith("segmentation_")
+        assert schemes(sim, f"{API}/segmentation/create-task") == ["Token", "Token", "Bearer"]
+        assert sim.count(TOKEN_PATH) == 2  # the first token, and one new one
+
+
+def test_a_403_under_both_schemes_says_so_and_never_blames_the_credentials(sim: Hitem3DSimulator,
+                                                                          client: Hitem3DClient) -> None:
+    client.balance()
+    sim.reset_log()
+    sim.inject(f"{API}/balance", Fault.json({"message": "Plan does not include the API"}, status=403), times=5)
+
+    with pytest.raises(ApiError) as raised:
+        client.balance()
+
+    assert str(raised.value) == ("Hitem3D refused this request (HTTP 403: Plan does not include the API): check on "
+                                 "the Hitem3D platform that your key may use it")
+    assert schemes(sim, f"{API}/balance") == ["Bearer", "Bearer", "Token"]  # three, and no loop
+
+
+def test_a_403_with_a_code_of_hitem3d_s_own_is_that_code() -> None:
+    with Hitem3DSimulator() as sim, client_for(sim) as client:
+        sim.inject(f"{API}/balance", Fault.json({"code": 30010000, "msg": "balance not enough"}, status=403), times=1)
+        with pytest.raises(ApiError, match="30010000"):
+            client.balance()
+        assert schemes(sim, f"{API}/balance") == ["Bearer"]  # answered, not a scheme to change

@@ -375,13 +375,13 @@ class Hitem3DSimulator:
         client_secret: str = "sim-client-secret",
         *,
         token_lifetime_s: float = 86400.0,
-        auth_failure_style: Literal["http", "code"] = "http",
+        auth_failure_style: Literal["http", "code", "gateway403"] = "http",
         auth_mode: Literal["documented", "bearer", "any"] = "documented",
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_lifetime_s = token_lifetime_s
-        self.auth_failure_style: Literal["http", "code"] = auth_failure_style
+        self.auth_failure_style: Literal["http", "code", "gateway403"] = auth_failure_style
         # Which schemes the routes take: "documented" (``ROUTE_AUTH`` and the
         # kinds': Token where the pages show it), "bearer" (only Bearer, on
         # every route: what the vendor's client sends everywhere), "any".
@@ -680,6 +680,11 @@ class Hitem3DSimulator:
             return _json_reply({"code": 405, "msg": "Method Not Allowed"}, status=405)  # ASSUMPTION, as the 404
         if scheme is not None and not self._authorized(request, scheme):
             # The API answers a bad token either way: HTTP 401, or HTTP 200 with code 401 [doc].
+            if self.auth_failure_style == "gateway403":
+                # Not from Hitem3D's pages: what an API gateway in front of a service
+                # may answer to a scheme it does not take (AWS API Gateway's shape),
+                # a stand-in for the undocumented, so the client is seen to survive it.
+                return _json_reply({"message": "Forbidden"}, 403)
             return _json_reply({"code": 401, "msg": "Unauthorized"}, 401 if self.auth_failure_style == "http" else 200)
         return handler(request)
 
