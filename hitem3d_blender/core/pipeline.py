@@ -142,6 +142,10 @@ def _steps(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
     failures = 0
     refreshes = 0
     state = TaskState.PENDING
+    # NOTE: a poll whose answer reads as the last one sent says nothing new:
+    # it is not sent, so Blender's main thread pays for what changed, not for
+    # every poll of every task (20 a second at most).
+    last_sent: tuple[TaskState, float | None] | None = None
     while True:
         cancel.raise_if_cancelled()
         try:
@@ -171,12 +175,15 @@ def _steps(job: ImportJob, client: Hitem3DClient, downloads: requests.Session,
             emit(TaskUpdate(job.task_id, state,
                             message=msg("Retrying ({attempt} of {limit}): {reason}", attempt=failures + 1,
                                         limit=MAX_RETRIES_IN_A_ROW, reason=exc.message)))
+            last_sent = None  # the next answer clears the notice
             yield Wait(min(delay, max(0.0, deadline - clock())))
             continue
         failures = 0
         state = _REMOTE_STATES[status.state]
         progress = None if status.progress is None else status.progress / 100.0
-        emit(TaskUpdate(job.task_id, state, progress=progress))
+        if (state, progress) != last_sent:
+            emit(TaskUpdate(job.task_id, state, progress=progress))
+            last_sent = (state, progress)
         if clock() >= deadline:
             raise TaskTimeout(msg("Task not finished after {duration}: retry to keep waiting",
                                   duration=duration(job.timeout_s)))

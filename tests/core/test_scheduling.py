@@ -47,6 +47,25 @@ def our_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("hitem3d-") and t.name != "hitem3d-simulator"]
 
 
+def polls(sim: Hitem3DSimulator, task_id: str) -> int:
+    return sum(1 for r in list(sim.requests) if r.path.endswith("/query-task") and r.query.get("task_id") == task_id)
+
+
+def test_a_poll_that_reads_as_the_last_is_not_sent_to_blender(sim: Hitem3DSimulator, tmp_path: Path) -> None:
+    # Blender's main thread pays for what changed: five polls of a task still
+    # processing are one update; a change of progress is another.
+    runner = JobRunner(checks_per_s=None)
+    task_id = task(1)
+    sim.add_task(task_id, ["processing"] * 5 + [{"state": "processing", "progress": 40}] * 5 + ["processing"])
+    try:
+        runner.start_import(job(task_id, tmp_path, poll_interval_s=0.05), settings_of(sim))
+        results = drain_until(runner, lambda r: polls(sim, task_id) >= 12)
+        assert [(u.state, u.progress) for u in results if u.task_id == task_id] == [
+            (S.PROCESSING, None), (S.PROCESSING, 0.4), (S.PROCESSING, None)]
+    finally:
+        runner.shutdown()
+
+
 def test_tasks_waiting_between_polls_hold_no_thread(sim: Hitem3DSimulator, tmp_path: Path) -> None:
     runner = JobRunner(checks_per_s=None)
     ids = [task(n) for n in range(40)]
@@ -54,7 +73,8 @@ def test_tasks_waiting_between_polls_hold_no_thread(sim: Hitem3DSimulator, tmp_p
         for task_id in ids:
             sim.add_task(task_id, ["processing"])
             runner.start_import(job(task_id, tmp_path, poll_interval_s=0.2), settings_of(sim))
-        drain_until(runner, lambda r: all(len(states(r, t)) >= 2 for t in ids))
+        # Each task checked twice (an answer that reads as the last one is not sent on: count at the service).
+        drain_until(runner, lambda r: all(polls(sim, t) >= 2 for t in ids))
         assert len(our_threads()) <= DEFAULT_MAX_WORKERS + DEFAULT_TRANSFER_WORKERS + 1  # and the writer
     finally:
         assert runner.shutdown() == []
