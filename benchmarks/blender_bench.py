@@ -32,6 +32,7 @@ from typing import Any, Callable
 from benchmarks import assets, converter_bench, scale_bench
 from benchmarks.common import REPO_ROOT, JsonStdout, log, summary_ms, target
 from benchmarks.simproc import SimulatorProcess
+from tests.support.isolation import throwaway_user_folder
 
 ADDON_MODULE = "bl_ext.user_default.hitem3d_blender"
 MAIN_THREAD_LIMIT_MS = 5.0
@@ -52,12 +53,7 @@ def task_id(number: int) -> str:
 
 def isolate() -> Path:
     """Point Blender at a throwaway user folder. Must run before ``import bpy``."""
-    user = Path(tempfile.mkdtemp(prefix="hitem3d-bench-user-"))
-    os.environ["BLENDER_USER_RESOURCES"] = str(user)
-    os.environ["XDG_CACHE_HOME"] = str(user / "cache")
-    for name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET"):
-        os.environ.pop(name, None)
-    return user
+    return throwaway_user_folder("hitem3d-bench-user-")
 
 
 def install(zip_path: Path) -> ModuleType:

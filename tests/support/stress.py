@@ -43,18 +43,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from tests.support.isolation import throwaway_user_folder
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADDON_MODULE = "bl_ext.user_default.hitem3d_blender"
-
-
-def _isolate() -> Path:
-    """A throwaway Blender user folder; must run before ``import bpy``."""
-    user = Path(tempfile.mkdtemp(prefix="hitem3d-stress-user-"))
-    os.environ["BLENDER_USER_RESOURCES"] = str(user)
-    os.environ["XDG_CACHE_HOME"] = str(user / "cache")
-    for name in ("HITEM3D_API_BASE", "HITEM3D_CLIENT_ID", "HITEM3D_CLIENT_SECRET"):
-        os.environ.pop(name, None)
-    return user
 
 
 def _task_id(number: int) -> str:
@@ -303,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run a plain Python thread in Blender's process (must crash on Python 3.11)")
     args = parser.parse_args(argv)
     faulthandler.enable(all_threads=True)
-    user = _isolate()
+    user = throwaway_user_folder("hitem3d-stress-user-")  # before ``import bpy``
     work = Path(tempfile.mkdtemp(prefix="hitem3d-stress-"))
     sys.path.insert(0, str(REPO_ROOT))
     try:
