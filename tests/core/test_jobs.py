@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -43,12 +43,21 @@ def import_job(task_id: str, folder: Path, poll_interval_s: float = 0.01) -> Imp
                      timeout_s=30.0, download_timeout_s=10.0)
 
 
-def drain_until(runner: JobRunner, done: Callable[[list[Result]], bool], timeout_s: float = 3.0) -> list[Result]:
+class Drains(Protocol):
+    def drain(self, limit: int = 1000) -> list[Result]: ...
+
+
+def drain_until(runner: Drains, done: Callable[[list[Result]], bool], timeout_s: float = 3.0, *,
+                rest: bool = False) -> list[Result]:
+    """Results of ``runner`` (a ``JobRunner`` or a ``WorkerProcess``) until
+    ``done`` says so; ``rest``: then whatever else has arrived too."""
     results: list[Result] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         results.extend(runner.drain())
         if done(results):
+            while rest and (more := runner.drain()):  # a drain takes at most 1,000
+                results.extend(more)
             return results
         time.sleep(0.005)
     raise AssertionError(f"timed out; results so far: {results}")

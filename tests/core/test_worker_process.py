@@ -28,6 +28,7 @@ from hitem3d_blender.core.settings import ApiSettings
 from hitem3d_blender.core.submission import Submission
 from hitem3d_blender.core.tasks import TaskRecord, TaskState, TaskUpdate
 from hitem3d_blender.core.worker_process import WORKER_ENDED, WorkerProcess, _JournalFeed
+from tests.core.test_jobs import drain_until as jobs_drain_until
 from tests.core.test_jobs import TASK_A, TASK_B, TASK_C, call_result, calls_done, finished, import_job, sim_settings, \
     updates_for
 from tests.support.simulator import Fault, Hitem3DSimulator
@@ -57,16 +58,8 @@ def alive(pid: int) -> bool:
 
 
 def drain_until(workers: WorkerProcess, done: Callable[[list[Result]], bool], timeout_s: float = 10.0) -> list[Result]:
-    results: list[Result] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        results.extend(workers.drain())
-        if done(results):
-            while more := workers.drain():  # a drain takes at most 1,000
-                results.extend(more)
-            return results
-        time.sleep(0.005)
-    raise AssertionError(f"timed out; results so far: {results}")
+    # A process starts slower than threads: a longer wait, and the rest read too.
+    return jobs_drain_until(workers, done, timeout_s, rest=True)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
