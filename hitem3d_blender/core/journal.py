@@ -51,6 +51,11 @@ class Loaded:
     lines: dict[str, str] = field(default_factory=dict)
     left_unread: bool = False  # the file held older tasks than it may keep
 
+    @property
+    def order(self) -> list[str]:
+        """The task IDs read, oldest first, each once (where it first came)."""
+        return list(dict.fromkeys(record.task_id for record in self.records))
+
 
 def load(path: Path) -> Loaded:
     """The saved tasks, oldest first. A missing file is an empty journal; a
@@ -219,26 +224,80 @@ def _text(lines: Iterable[str]) -> str:
     return _HEAD + _SEPARATOR.join(lines) + _TAIL
 
 
+@dataclass(frozen=True)
+class OrderChange:
+    """How the book's order moved between two saves: ``whole`` (every task
+    ID, oldest first) when it is copied again, then ``moves`` in turn: (task
+    ID, True) put last, (task ID, False) gone.
+
+    NOTE: a save hands the moves over, not the order: one finished task
+    pushing the oldest out of a 500-task history is two moves, where the
+    order is 500 IDs to copy, encode and send on the main thread."""
+
+    moves: tuple[tuple[str, bool], ...] = ()
+    whole: tuple[str, ...] | None = None
+
+    def then(self, later: OrderChange) -> OrderChange:
+        """This change followed by ``later``, as one."""
+        if later.whole is not None:
+            return later
+        return OrderChange(self.moves + later.moves, self.whole)
+
+    def apply(self, order: dict[str, None]) -> dict[str, None]:
+        """``order`` (task IDs oldest first, as dict keys) with this change made."""
+        if self.whole is not None:
+            order = dict.fromkeys(self.whole)
+        for task_id, last in self.moves:
+            order.pop(task_id, None)
+            if last:
+                order[task_id] = None
+        return order
+
+    def to_wire(self) -> dict[str, Any]:
+        """The change as plain values for a message (``from_wire`` reads it back)."""
+        value: dict[str, Any] = {"moves": [[task_id, 1 if last else 0] for task_id, last in self.moves]}
+        if self.whole is not None:
+            value["order"] = list(self.whole)
+        return value
+
+    @classmethod
+    def from_wire(cls, value: Any) -> OrderChange | None:
+        """A change sent by ``to_wire``; None when ``value`` holds none.
+        Raises ``ValueError`` for one of another shape."""
+        if not isinstance(value, dict) or ("moves" not in value and "order" not in value):
+            return None
+        whole, moves = value.get("order"), value.get("moves") or []
+        if (whole is not None and not (isinstance(whole, list) and all(isinstance(t, str) for t in whole))) \
+                or not isinstance(moves, list) \
+                or not all(isinstance(m, list) and len(m) == 2 and isinstance(m[0], str) and m[1] in (0, 1)
+                           for m in moves):
+            raise ValueError("a journal order change of another shape")
+        return cls(tuple((task_id, bool(last)) for task_id, last in moves),
+                   tuple(whole) if whole is not None else None)
+
+
 class Changes:
     """The main thread's side of saving: the saved form of each task that
-    changed since the last save, from the book's own record of changes.
+    changed since the last save, and how the order moved, from the book's
+    own record of changes.
 
     NOTE: a timer call must not cost more with a longer history: nothing here
-    looks at a task that did not change, and the order is copied only when it
-    moved. A paste of 1,000 IDs is converted over several calls (``max_fresh``
-    a call) and handed over once."""
+    looks at a task that did not change, and the order goes as its moves. A
+    paste of 1,000 IDs is converted over several calls (``max_fresh`` a call)
+    and handed over once."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_step: bool = False) -> None:
+        """``in_step``: the writer's order is the book's as of now (both read
+        from the same file); else the first take copies the whole order."""
         self._todo: set[str] = set()
         self._entries: dict[str, dict[str, Any]] = {}
-        self._order_version = -1
+        self._in_step = in_step
 
     def take(self, book: TaskBook, max_fresh: int | None = None
-             ) -> tuple[list[str] | None, dict[str, dict[str, Any]]] | None:
-        """``(order, entries)``: the task IDs oldest first (None when the
-        order has not moved since the last take) and the saved form of every
-        task that changed; or None while converting goes on (``max_fresh``
-        records a call)."""
+             ) -> tuple[OrderChange | None, dict[str, dict[str, Any]]] | None:
+        """``(order, entries)``: how the order moved since the last take
+        (None: it has not) and the saved form of every task that changed; or
+        None while converting goes on (``max_fresh`` records a call)."""
         self._todo |= book.take_changes()
         converted = 0
         while self._todo and (max_fresh is None or converted < max_fresh):
@@ -249,10 +308,13 @@ class Changes:
                 converted += 1
         if self._todo:
             return None
-        order = None
-        if book.order_version != self._order_version:
-            order = book.ids_oldest_first()
-            self._order_version = book.order_version
+        moves = book.take_moves()
+        order: OrderChange | None = None
+        if moves is None or not self._in_step:
+            order = OrderChange(whole=tuple(book.ids_oldest_first()))
+            self._in_step = True
+        elif moves:
+            order = OrderChange(tuple(moves))
         entries, self._entries = self._entries, {}
         return order, entries
 
@@ -266,25 +328,44 @@ class JournalFile:
     NOTE: the lines read at load are kept, so the first save after enabling
     encodes the tasks that changed, not the whole history."""
 
-    def __init__(self, path: Path, lines: dict[str, str] | None = None) -> None:
+    def __init__(self, path: Path, lines: dict[str, str] | None = None, order: Iterable[str] = ()) -> None:
+        """``lines``: each task's line as read; ``order``: the task IDs as
+        read, oldest first (``Loaded.order``)."""
         self.path = path
         self._lines: dict[str, str] = dict(lines or {})
         self._lock = threading.Lock()
-        self._order: list[str] = []
+        self._order: dict[str, None] = dict.fromkeys(order)
         self._entries: dict[str, dict[str, Any]] = {}
 
-    def post(self, order: list[str] | None, entries: dict[str, dict[str, Any]]) -> None:
+    @classmethod
+    def read(cls, path: Path) -> JournalFile:
+        """The writer of the journal at ``path``, started from what is there."""
+        loaded = load(path)
+        return cls(path, loaded.lines, loaded.order)
+
+    def post(self, order: OrderChange | None, entries: dict[str, dict[str, Any]]) -> None:
         """What changed since the last post: a write started later includes it."""
         with self._lock:
             if order is not None:
-                self._order = order
+                self._order = order.apply(self._order)
             self._entries.update(entries)
+
+    def order(self) -> list[str]:
+        """The task IDs as the next write lists them, oldest first."""
+        with self._lock:
+            return list(self._order)
+
+    def unwritten(self) -> tuple[list[str], dict[str, dict[str, Any]]]:
+        """The order, and every entry posted since this file's own last write
+        (Blender's copy never writes while a child does: all that changed)."""
+        with self._lock:
+            return list(self._order), dict(self._entries)
 
     def write(self) -> None:
         """Write the journal as of the last ``post``. Raises ``OSError``
         (``DiskFull``); what was posted is written by the next call."""
         with self._lock:
-            order, entries, self._entries = self._order, self._entries, {}
+            order, entries, self._entries = list(self._order), self._entries, {}
         lines = self._lines
         for task_id, entry in entries.items():
             lines[task_id] = json.dumps(entry)

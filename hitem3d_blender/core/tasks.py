@@ -277,9 +277,13 @@ class TaskBook:
         self._records: dict[str, TaskRecord] = {}  # oldest first
         self._unfinished: dict[str, TaskRecord] = {}
         self._changed: set[str] = set()
-        # Bumped whenever a task is added, removed or moved: the journal and
-        # the UI list only copy the order when it moved.
+        # Bumped whenever a task is added, removed or moved: the UI list only
+        # copies the order when it moved.
         self.order_version = 0
+        # How the order moved since the journal last looked (``take_moves``):
+        # (task ID, True) put last, (task ID, False) gone; None when more
+        # moved than the book holds (then the whole order goes again).
+        self._moves: list[tuple[str, bool]] | None = []
 
     def __len__(self) -> int:
         return len(self._records)
@@ -314,6 +318,7 @@ class TaskBook:
             if record is not None:
                 self._records[task_id] = record
                 self.order_version += 1
+                self._moved(task_id, True)
 
     def oldest_first(self) -> list[TaskRecord]:
         return list(self._records.values())
@@ -331,6 +336,7 @@ class TaskBook:
             self._unfinished.pop(task_id, None)
             self._changed.discard(task_id)
             self.order_version += 1
+            self._moved(task_id, False)
 
     def active(self) -> list[TaskRecord]:
         return [record for record in self if record.state.is_active]
@@ -368,6 +374,23 @@ class TaskBook:
         changed, self._changed = self._changed, set()
         return changed
 
+    def take_moves(self) -> list[tuple[str, bool]] | None:
+        """How the order moved since the last call, oldest move first:
+        (task ID, True) put last, (task ID, False) gone; None when the whole
+        order should be copied (more moved than the book holds)."""
+        moves, self._moves = self._moves, []
+        return moves
+
+    def _moved(self, task_id: str, last: bool) -> None:
+        moves = self._moves
+        if moves is None:
+            return
+        moves.append((task_id, last))
+        # NOTE: bounded: a book whose journal is never saved (another Blender
+        # owns the folder) would keep every move of the session.
+        if len(moves) > 2 * len(self._records) + 64:
+            self._moves = None
+
     def mark_changed(self, task_id: str) -> None:
         if task_id in self._records:
             self._changed.add(task_id)
@@ -376,6 +399,7 @@ class TaskBook:
         self._records[record.task_id] = record
         record.__dict__["_book"] = self
         self.order_version += 1
+        self._moved(record.task_id, True)
         self._touched(record, "state")
 
     def _touched(self, record: TaskRecord, name: str) -> None:

@@ -224,10 +224,8 @@ class Worker:
         path = str(message["path"])
         target = self.journals.get(path)
         if target is None:
-            target = self.journals[path] = journal.JournalFile(Path(path), journal.load(Path(path)).lines)
-        order = message.get("order")
-        target.post([str(task_id) for task_id in order] if isinstance(order, list) else None,
-                    dict(message.get("entries") or {}))
+            target = self.journals[path] = journal.JournalFile.read(Path(path))
+        target.post(journal.OrderChange.from_wire(message), dict(message.get("entries") or {}))
         if message.get("write"):
             self.runner.write_later(path, partial(_write_journal, target))
 

@@ -47,7 +47,7 @@ from typing import Any, Iterator, Mapping
 
 from . import calls, wire
 from .errors import Cancelled
-from .journal import JournalFile
+from .journal import JournalFile, OrderChange
 from .jobs import (
     DEFAULT_MAX_WORKERS,
     DEFAULT_TRANSFER_WORKERS,
@@ -118,7 +118,7 @@ class _Run:
 class _JournalFeed:
     """What goes to the child of one journal (``journal.JournalFile``): the
     saved form of each task that changed (``journal.Changes.take``), a batch
-    a call, then a ``write`` with the order when it moved. The child keeps its
+    a call, then a ``write`` with how the order moved. The child keeps its
     own ``JournalFile``, started from the file on disk; Blender's side keeps
     one too (``history.save`` posts to it), which writes the file itself
     when no child can (``WorkerProcess._write_journals_here``)."""
@@ -127,20 +127,27 @@ class _JournalFeed:
         self.target = target
         self.path = str(target.path)
         self.pending: dict[str, dict[str, Any]] = {}
-        self.order: list[str] | None = None  # the latest order known
-        self.order_unsent = False
+        self.order: OrderChange | None = None  # how the order moved since the child last heard
         self.write_wanted = False
+        self.heard = False  # a child was told of this journal
 
-    def stage(self, order: list[str] | None, entries: dict[str, dict[str, Any]]) -> None:
+    def stage(self, order: OrderChange | None, entries: dict[str, dict[str, Any]]) -> None:
         if order is not None:
-            self.order = order
-            self.order_unsent = True
+            self.order = order if self.order is None else self.order.then(order)
         self.pending.update(entries)
         self.write_wanted = True
 
     def restart(self) -> None:
-        """A new child starts from the file on disk: the order goes again with its next write."""
-        self.order_unsent = self.order is not None
+        """A new child starts from the file on disk: as read at the start
+        when no child was told of it, else maybe older than what the last one
+        heard (then the whole order goes with its next write)."""
+        if self.heard:
+            # What the last one was told and may not have written goes again.
+            whole, posted = self.target.unwritten()
+            self.order = OrderChange(whole=tuple(whole))
+            self.pending = {**posted, **self.pending}
+            self.write_wanted = True
+            self.heard = False
 
     def take(self, budget: int | None) -> list[dict[str, Any]]:
         """The next messages, with at most ``budget`` records (None: all)."""
@@ -149,13 +156,15 @@ class _JournalFeed:
             count = len(self.pending) if budget is None else min(budget, len(self.pending))
             chunk = {task_id: self.pending.pop(task_id) for task_id in list(itertools.islice(self.pending, count))}
             messages.append({"op": "journal", "path": self.path, "entries": chunk})
+            self.heard = True
         if not self.pending and self.write_wanted:
             message: dict[str, Any] = {"op": "journal", "path": self.path, "write": True}
-            if self.order_unsent and self.order is not None:
-                message["order"] = self.order
-                self.order_unsent = False
+            if self.order is not None:
+                message.update(self.order.to_wire())
+                self.order = None
             messages.append(message)
             self.write_wanted = False
+            self.heard = True
         return messages
 
     @property
@@ -164,10 +173,13 @@ class _JournalFeed:
         return bool(self.pending) or self.write_wanted
 
     def written_elsewhere(self) -> None:
-        """Written without the child: nothing waits; a next child reads the file."""
+        """Written without the child: nothing waits; a next child reads the
+        file (the whole order goes with its first write, in case this write
+        failed and the file is older)."""
         self.pending = {}
         self.write_wanted = False
-        self.order_unsent = self.order is not None
+        self.order = OrderChange(whole=tuple(self.target.order()))
+        self.heard = False
 
 
 class _Link:
@@ -445,7 +457,7 @@ class WorkerProcess:
         run.cancelled = True
         self._send({"op": "cancel", "key": key})
 
-    def write_journal(self, target: JournalFile, order: list[str] | None,
+    def write_journal(self, target: JournalFile, order: OrderChange | None,
                       entries: dict[str, dict[str, Any]]) -> None:
         """Have ``target``'s file written off Blender's process with what
         ``journal.Changes.take`` gave (``order`` None: it has not moved); the

@@ -52,9 +52,13 @@ def ensure_loaded() -> None:
         session.book.put(rec)
         if rec.state.is_active:
             restarted.append(rec)
-    # What was read is saved as it is: only what changes from here is written again.
+    # What was read is saved as it is: only what changes from here is written
+    # again, and the order as it moves (the writer reads the same file).
     session.book.take_changes()
-    session.journal_file = journal.JournalFile(path, loaded.lines)
+    session.book.take_moves()
+    order = loaded.order
+    session.journal_file = journal.JournalFile(path, loaded.lines, order)
+    session.journal_changes = journal.Changes(in_step=order == session.book.ids_oldest_first())
     for rec in session.book.oldest_first():
         if rec.task_id not in loaded.lines:
             session.book.mark_changed(rec.task_id)

@@ -251,11 +251,90 @@ def test_a_save_follows_removals_and_moves(tmp_path: Path) -> None:
     book.remove("b")
     book.bring_to_top(["a"])
     order, entries = changes.take(book)  # type: ignore[misc]
-    assert order == ["c", "a"] and entries == {}  # moved, not changed: no line is encoded again
+    # Moved, not changed: no line is encoded again, and only the moves go.
+    assert order == journal.OrderChange((("b", False), ("a", True))) and entries == {}
     target.post(order, entries)
     target.write()
     assert [entry["task_id"] for entry in _saved(path)] == ["c", "a"]
     assert changes.take(book) == (None, {})  # nothing moved, nothing changed
+
+
+def test_a_save_hands_over_what_moved_not_the_whole_history(tmp_path: Path) -> None:
+    """A finished task pushing the oldest out of a full history is two moves, however long the history."""
+    path = tmp_path / "journal.json"
+    book = TaskBook()
+    for n in range(journal.MAX_ENTRIES):
+        book.add(f"old{n}").move_to(TaskState.FAILED)
+    changes, target = journal.Changes(), journal.JournalFile(path)
+    first = changes.take(book)
+    assert first is not None and first[0] is not None and first[0].whole is not None  # copied once
+    target.post(*first)
+    target.write()
+    book.add("new").move_to(TaskState.FAILED)
+    assert book.trim(journal.MAX_ENTRIES) == ["old0"]
+    order, entries = changes.take(book)  # type: ignore[misc]
+    assert order == journal.OrderChange((("new", True), ("old0", False)))
+    assert list(entries) == ["new"]
+    target.post(order, entries)
+    target.write()
+    saved = [entry["task_id"] for entry in _saved(path)]
+    assert saved == [f"old{n}" for n in range(1, journal.MAX_ENTRIES)] + ["new"]
+
+
+def test_a_writer_read_from_the_file_is_in_step_with_the_book_read_from_it(tmp_path: Path) -> None:
+    path = tmp_path / "journal.json"
+    journal.save(path, [record(task_id) for task_id in ("task-0001", "task-0002", "task-0003")])
+    loaded = journal.load(path)
+    book = TaskBook()
+    for rec in loaded.records:
+        book.put(rec)
+    book.take_changes()
+    book.take_moves()
+    writer = journal.JournalFile.read(path)  # the worker process's copy
+    changes = journal.Changes(in_step=loaded.order == book.ids_oldest_first())
+    book.remove("task-0001")
+    order, entries = changes.take(book)  # type: ignore[misc]
+    assert order == journal.OrderChange((("task-0001", False),)) and entries == {}
+    writer.post(order, entries)
+    writer.write()
+    assert [entry["task_id"] for entry in _saved(path)] == ["task-0002", "task-0003"]
+    # Out of step (a writer that never read the file): the whole order goes first.
+    book.add("task-0004")
+    order, _ = journal.Changes().take(book)  # type: ignore[misc]
+    assert order is not None and order.whole == ("task-0002", "task-0003", "task-0004")
+
+
+def test_more_moves_than_the_book_holds_copy_the_whole_order_instead() -> None:
+    """A book whose journal is never saved (another Blender owns it) keeps a bounded record of moves."""
+    book = TaskBook()
+    book.add("a")
+    changes = journal.Changes(in_step=True)
+    book.take_moves()
+    for _ in range(100):
+        book.bring_to_top(["a"])
+    assert book.take_moves() is None
+    for _ in range(100):
+        book.bring_to_top(["a"])
+    order, _ = changes.take(book)  # type: ignore[misc]
+    assert order == journal.OrderChange(whole=("a",))
+
+
+@pytest.mark.parametrize("value", [
+    {"moves": [["a", 2]]}, {"moves": [["a"]]}, {"moves": "a"}, {"order": [1, 2]}, {"order": "ab"},
+    {"moves": [[1, 1]]},
+])
+def test_an_order_change_of_another_shape_is_refused(value: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        journal.OrderChange.from_wire(value)
+
+
+def test_an_order_change_crosses_the_wire_whole() -> None:
+    change = journal.OrderChange((("x", True), ("y", False)), ("y", "z"))
+    assert journal.OrderChange.from_wire(change.to_wire()) == change
+    assert journal.OrderChange.from_wire({"entries": {}}) is None
+    assert change.apply({}) == {"z": None, "x": None}
+    assert journal.OrderChange((("a", True),)).then(journal.OrderChange((("b", False),))) == \
+        journal.OrderChange((("a", True), ("b", False)))
 
 
 def test_a_write_that_fails_is_made_good_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,5 +365,5 @@ def test_many_changes_are_converted_over_several_calls_then_handed_over_whole() 
     taken = changes.take(book, max_fresh=4)
     assert taken is not None
     order, entries = taken
-    assert order == [f"t{n}" for n in range(10)]
+    assert order is not None and order.whole == tuple(f"t{n}" for n in range(10))
     assert entries == {rec.task_id: rec.to_dict() for rec in records}

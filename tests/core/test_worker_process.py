@@ -207,7 +207,7 @@ def test_nothing_waits_on_a_child_that_does_not_answer(workers: WorkerProcess, s
         with workers.starting_many():
             for task_id in ids:  # far more than the socket's buffers hold
                 workers.start_import(import_job(task_id, tmp_path, poll_interval_s=30.0), sim_settings(sim))
-        workers.write_journal(journal.JournalFile(tmp_path / "journal.json"), ids,
+        workers.write_journal(journal.JournalFile(tmp_path / "journal.json"), whole(ids),
                               {task_id: record(task_id) for task_id in ids})
         workers.cancel(ids[0])
         worst = 0.0
@@ -396,7 +396,15 @@ def record(task_id: str, state: TaskState = S.DONE) -> dict[str, Any]:
     return TaskRecord(task_id, state).to_dict()
 
 
-def handed_over(workers: WorkerProcess, target: journal.JournalFile, order: list[str] | None,
+def whole(ids: list[str]) -> journal.OrderChange:
+    return journal.OrderChange(whole=tuple(ids))
+
+
+def moves(*moved: tuple[str, bool]) -> journal.OrderChange:
+    return journal.OrderChange(tuple(moved))
+
+
+def handed_over(workers: WorkerProcess, target: journal.JournalFile, order: journal.OrderChange | None,
                 entries: dict[str, dict[str, Any]]) -> None:
     """What ``history.save`` does: post to Blender's copy, hand the same to the workers."""
     target.post(order, entries)
@@ -410,21 +418,40 @@ def saved(path: Path) -> list[tuple[str, str]]:
 def test_journal_records_go_over_once_per_change() -> None:
     feed = _JournalFeed(journal.JournalFile(Path("/j.json")))
     first, second = record("a"), record("b", S.PROCESSING)
-    feed.stage(["a", "b"], {"a": first, "b": second})
+    feed.stage(whole(["a", "b"]), {"a": first, "b": second})
     assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"a": first, "b": second}},
-                               {"op": "journal", "path": "/j.json", "write": True, "order": ["a", "b"]}]
+                               {"op": "journal", "path": "/j.json", "write": True, "order": ["a", "b"], "moves": []}]
     changed = record("b")
     feed.stage(None, {"b": changed})  # the order did not move
     assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"b": changed}},
                                {"op": "journal", "path": "/j.json", "write": True}]
-    feed.stage(["b"], {})  # "a" removed: only the order says so
-    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "write": True, "order": ["b"]}]
+    feed.stage(moves(("a", False)), {})  # "a" removed: only the move says so
+    feed.stage(moves(("c", True)), {})  # two saves before a write: both moves go, in turn
+    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "write": True, "moves": [["a", 0], ["c", 1]]}]
+
+
+def test_a_new_child_hears_again_what_the_last_one_was_told() -> None:
+    """A child that never heard of a journal reads the file as Blender read
+    it: moves suffice. One started after another was told may find an older
+    file: the whole order goes, and every record told since the last write here."""
+    target = journal.JournalFile(Path("/j.json"), order=["a"])
+    feed = _JournalFeed(target)
+    feed.restart()  # the first child: nothing is sent again
+    assert feed.take(None) == []
+    first = record("b")
+    handed = (moves(("b", True)), {"b": first})
+    target.post(*handed)
+    feed.stage(*handed)
+    assert feed.take(None)[-1]["moves"] == [["b", 1]]
+    feed.restart()  # that child is gone
+    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"b": first}},
+                               {"op": "journal", "path": "/j.json", "write": True, "order": ["a", "b"], "moves": []}]
 
 
 def test_many_journal_records_go_over_a_batch_per_call() -> None:
     feed = _JournalFeed(journal.JournalFile(Path("/j.json")))
     ids = [str(n) for n in range(120)]
-    feed.stage(ids, {task_id: record(task_id) for task_id in ids})
+    feed.stage(whole(ids), {task_id: record(task_id) for task_id in ids})
     batches = [feed.take(50) for _ in range(3)]
     assert [len(batch[0]["entries"]) for batch in batches] == [50, 50, 20]
     assert [message.get("write") for message in batches[2]] == [None, True]
@@ -434,28 +461,33 @@ def test_many_journal_records_go_over_a_batch_per_call() -> None:
 def test_the_journal_is_written_by_the_child(workers: WorkerProcess, tmp_path: Path) -> None:
     path = tmp_path / "journal.json"
     target = journal.JournalFile(path)
-    handed_over(workers, target, [TASK_A, TASK_B], {TASK_A: record(TASK_A), TASK_B: record(TASK_B, S.FAILED)})
+    handed_over(workers, target, whole([TASK_A, TASK_B]),
+                {TASK_A: record(TASK_A), TASK_B: record(TASK_B, S.FAILED)})
     assert workers.flush_writes(10.0)
     assert saved(path) == [(TASK_A, "done"), (TASK_B, "failed")]
-    handed_over(workers, target, [TASK_B], {})
+    handed_over(workers, target, moves((TASK_A, False)), {})
     assert workers.flush_writes(10.0)
     assert saved(path) == [(TASK_B, "failed")]
 
 
 def test_the_child_starts_from_the_journal_on_disk(workers: WorkerProcess, tmp_path: Path) -> None:
-    """Blender sends what changed, never the history it read: the child reads it from the file."""
+    """Blender sends what changed, never the history it read: the child reads
+    it from the file, its order too, and follows the moves."""
     path = tmp_path / "journal.json"
     journal.save(path, [TaskRecord(TASK_A, S.DONE), TaskRecord(TASK_B, S.FAILED)])
-    target = journal.JournalFile(path, journal.load(path).lines)
-    handed_over(workers, target, [TASK_A, TASK_B, TASK_C], {TASK_C: record(TASK_C)})
+    target = journal.JournalFile.read(path)
+    handed_over(workers, target, moves((TASK_C, True)), {TASK_C: record(TASK_C)})
     assert workers.flush_writes(10.0)
     assert saved(path) == [(TASK_A, "done"), (TASK_B, "failed"), (TASK_C, "done")]
+    handed_over(workers, target, moves((TASK_A, True), (TASK_B, False)), {})
+    assert workers.flush_writes(10.0)
+    assert saved(path) == [(TASK_C, "done"), (TASK_A, "done")]
 
 
 def test_a_journal_write_handed_over_lands_even_at_once_shut_down(tmp_path: Path) -> None:
     workers = WorkerProcess()
     path = tmp_path / "journal.json"
-    handed_over(workers, journal.JournalFile(path), [TASK_A], {TASK_A: record(TASK_A)})
+    handed_over(workers, journal.JournalFile(path), whole([TASK_A]), {TASK_A: record(TASK_A)})
     workers.shutdown()
     assert saved(path) == [(TASK_A, "done")]
 
@@ -464,15 +496,20 @@ def test_a_journal_write_handed_over_lands_even_at_once_shut_down(tmp_path: Path
 def test_a_dead_child_is_replaced_and_the_journal_stays_whole(workers: WorkerProcess, tmp_path: Path) -> None:
     path = tmp_path / "journal.json"
     target = journal.JournalFile(path)
-    handed_over(workers, target, [TASK_A], {TASK_A: record(TASK_A)})
+    handed_over(workers, target, whole([TASK_A]), {TASK_A: record(TASK_A)})
     assert workers.flush_writes(10.0)
     pid = workers.pid
     assert pid is not None
+    # Told, never written: a frozen child reads nothing of it, then dies; Blender writes it.
+    os.kill(pid, signal.SIGSTOP)
+    handed_over(workers, target, moves((TASK_C, True)), {TASK_C: record(TASK_C)})
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: workers.drain() == [] and workers.pid is None)
-    handed_over(workers, target, [TASK_A, TASK_B], {TASK_B: record(TASK_B, S.FAILED)})  # a new child
+    assert saved(path) == [(TASK_A, "done"), (TASK_C, "done")]
+    # A new child reads the file as Blender left it, then follows the moves.
+    handed_over(workers, target, moves((TASK_B, True)), {TASK_B: record(TASK_B, S.FAILED)})
     assert workers.flush_writes(10.0)
-    assert saved(path) == [(TASK_A, "done"), (TASK_B, "failed")]
+    assert saved(path) == [(TASK_A, "done"), (TASK_C, "done"), (TASK_B, "failed")]
 
 
 @posix_only
@@ -484,7 +521,7 @@ def test_the_timer_goes_on_until_a_journal_write_has_gone_over(workers: WorkerPr
     ids = [f"{n:032x}.jjewelry-aigc-api.J{n:05d}" for n in range(400)]
     os.kill(pid, signal.SIGSTOP)
     try:
-        handed_over(workers, journal.JournalFile(path), ids, {task_id: record(task_id) for task_id in ids})
+        handed_over(workers, journal.JournalFile(path), whole(ids), {task_id: record(task_id) for task_id in ids})
         assert workers.busy  # 50 records a call: the rest waits for the next ones
     finally:
         os.kill(pid, signal.SIGCONT)
@@ -499,7 +536,7 @@ def test_a_child_lost_with_a_journal_write_leaves_it_written_here(workers: Worke
     pid = started(workers, sim)
     path = tmp_path / "journal.json"
     os.kill(pid, signal.SIGSTOP)
-    handed_over(workers, journal.JournalFile(path), [TASK_A], {TASK_A: record(TASK_A)})
+    handed_over(workers, journal.JournalFile(path), whole([TASK_A]), {TASK_A: record(TASK_A)})
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: workers.drain() == [] and workers.pid is None)
     assert saved(path) == [(TASK_A, "done")]
