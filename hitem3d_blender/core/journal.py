@@ -34,6 +34,9 @@ VERSION = 1
 # every unfinished one); the oldest finished drop off first.
 MAX_ENTRIES = 500
 
+# The journal's name among those that follow the book's order (``TaskBook.take_moves``).
+MOVES_FOLLOWER = "journal"
+
 _HEAD = f'{{"version": {VERSION}, "tasks": [\n'
 _TAIL = "\n]}\n"
 _SEPARATOR = ",\n"
@@ -308,7 +311,7 @@ class Changes:
                 converted += 1
         if self._todo:
             return None
-        moves = book.take_moves()
+        moves = book.take_moves(MOVES_FOLLOWER)
         order: OrderChange | None = None
         if moves is None or not self._in_step:
             order = OrderChange(whole=tuple(book.ids_oldest_first()))

@@ -44,7 +44,9 @@ DEFAULT_TIMEOUT_S = 3600.0
 MAX_RETRIES_IN_A_ROW = 6
 BACKOFF_CAP_S = 60.0
 MAX_URL_REFRESHES = 3
-PROGRESS_EMIT_INTERVAL_S = 0.1
+# Download progress sent to Blender at most this often: the sidebar shows it at
+# most twice a second (ui_sync.REDRAWS_PER_S), and each update costs its main thread.
+PROGRESS_EMIT_INTERVAL_S = 0.25
 MAX_COVER_BYTES = 20 * 1024 * 1024
 
 _REMOTE_STATES = {
@@ -228,7 +230,6 @@ def _download(job: ImportJob, status: TaskStatus, downloads: requests.Session,
     def on_progress(done: int, total: int | None) -> None:
         nonlocal last_emit
         now = time.monotonic()
-        # The main thread redraws per update: a few per second is plenty.
         if now - last_emit >= PROGRESS_EMIT_INTERVAL_S:
             last_emit = now
             fraction = done / total if total else None

@@ -280,10 +280,10 @@ class TaskBook:
         # Bumped whenever a task is added, removed or moved: the UI list only
         # copies the order when it moved.
         self.order_version = 0
-        # How the order moved since the journal last looked (``take_moves``):
-        # (task ID, True) put last, (task ID, False) gone; None when more
-        # moved than the book holds (then the whole order goes again).
-        self._moves: list[tuple[str, bool]] | None = []
+        # How the order moved since each follower (the journal, the UI list)
+        # last looked (``take_moves``): (task ID, True) put last, (task ID,
+        # False) gone; None when more moved than the book holds.
+        self._moves: dict[str, list[tuple[str, bool]] | None] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -374,22 +374,24 @@ class TaskBook:
         changed, self._changed = self._changed, set()
         return changed
 
-    def take_moves(self) -> list[tuple[str, bool]] | None:
-        """How the order moved since the last call, oldest move first:
-        (task ID, True) put last, (task ID, False) gone; None when the whole
-        order should be copied (more moved than the book holds)."""
-        moves, self._moves = self._moves, []
+    def take_moves(self, follower: str) -> list[tuple[str, bool]] | None:
+        """How the order moved since ``follower`` last asked, oldest move
+        first: (task ID, True) put last, (task ID, False) gone; None when the
+        whole order should be copied (its first call, or more moved than the
+        book holds). What follows a copy of the order costs what moved."""
+        moves = self._moves.get(follower)
+        self._moves[follower] = []
         return moves
 
     def _moved(self, task_id: str, last: bool) -> None:
-        moves = self._moves
-        if moves is None:
-            return
-        moves.append((task_id, last))
-        # NOTE: bounded: a book whose journal is never saved (another Blender
-        # owns the folder) would keep every move of the session.
-        if len(moves) > 2 * len(self._records) + 64:
-            self._moves = None
+        for follower, moves in self._moves.items():
+            if moves is None:
+                continue
+            moves.append((task_id, last))
+            # NOTE: bounded: a follower that stops asking (a journal never
+            # saved while another Blender owns the folder) keeps no more.
+            if len(moves) > 2 * len(self._records) + 64:
+                self._moves[follower] = None
 
     def mark_changed(self, task_id: str) -> None:
         if task_id in self._records:

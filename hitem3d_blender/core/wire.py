@@ -27,8 +27,12 @@ from .tasks import TaskState, TaskUpdate
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
+# One encoder for every line: ``json.dumps`` with options builds a new one a call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(message: Mapping[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+    return _ENCODER.encode(message).encode("utf-8") + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:

@@ -87,6 +87,10 @@ RECEIVE_BYTES = 256 * 1024
 WORKER_NICENESS = 5
 # After a failed start, starts within this long fail the same way at once.
 START_RETRY_S = 1.0
+# Journal changes wait at most this long for a call with little else to do.
+JOURNAL_WAIT_S = 0.5
+# How often a running child's process is looked at (its socket says at once when it ends).
+PROCESS_CHECK_S = 1.0
 # Journal records encoded per timer call: after a paste of 1,000 IDs the
 # records go over in many short calls, never in one long one.
 JOURNAL_RECORDS_PER_CALL = 50
@@ -150,22 +154,25 @@ class _JournalFeed:
             self.heard = False
 
     def take(self, budget: int | None) -> list[dict[str, Any]]:
-        """The next messages, with at most ``budget`` records (None: all)."""
-        messages: list[dict[str, Any]] = []
+        """The next message, with at most ``budget`` records (None: all): the
+        last one of a save also says how the order moved and to write.
+        NOTE: one message a call, so one send: a loopback send costs tens of
+        microseconds of Blender's main thread."""
+        message: dict[str, Any] = {"op": "journal", "path": self.path}
         if self.pending:
             count = len(self.pending) if budget is None else min(budget, len(self.pending))
-            chunk = {task_id: self.pending.pop(task_id) for task_id in list(itertools.islice(self.pending, count))}
-            messages.append({"op": "journal", "path": self.path, "entries": chunk})
-            self.heard = True
+            message["entries"] = {task_id: self.pending.pop(task_id)
+                                  for task_id in list(itertools.islice(self.pending, count))}
         if not self.pending and self.write_wanted:
-            message: dict[str, Any] = {"op": "journal", "path": self.path, "write": True}
+            message["write"] = True
             if self.order is not None:
                 message.update(self.order.to_wire())
                 self.order = None
-            messages.append(message)
             self.write_wanted = False
-            self.heard = True
-        return messages
+        if len(message) == 2:
+            return []
+        self.heard = True
+        return [message]
 
     @property
     def waiting(self) -> bool:
@@ -199,6 +206,7 @@ class _Link:
         self.outbox: collections.deque[tuple[bytes, bool]] = collections.deque(
             [(wire.encode({"op": "config", **config}), False)])
         self.ended = False  # the connection closed or failed
+        self.checked_at = 0.0  # time.monotonic() of the last look at the process
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.setblocking(False)
         try:
@@ -397,6 +405,7 @@ class WorkerProcess:
         self._results: collections.deque[Result] = collections.deque()
         self._settings_ids: dict[ApiSettings, int] = {}
         self._journals: dict[str, _JournalFeed] = {}
+        self._journal_since: float | None = None  # time.monotonic() since when journal changes wait
         self._writes: dict[str, calls.Write] = {}  # the latest of each key, for when no child can
         self._flushed: dict[int, bool] = {}
         self._flush_ids = itertools.count(1)
@@ -458,7 +467,7 @@ class WorkerProcess:
         self._send({"op": "cancel", "key": key})
 
     def write_journal(self, target: JournalFile, order: OrderChange | None,
-                      entries: dict[str, dict[str, Any]]) -> None:
+                      entries: dict[str, dict[str, Any]], *, now: bool = True) -> None:
         """Have ``target``'s file written off Blender's process with what
         ``journal.Changes.take`` gave (``order`` None: it has not moved); the
         caller has posted the same to ``target``. Only what changed goes over."""
@@ -468,7 +477,11 @@ class WorkerProcess:
         feed.target = target
         feed.stage(order, entries)
         self._ensure_link()
-        self._feed_journals(JOURNAL_RECORDS_PER_CALL)
+        if now:
+            self._feed_journals(JOURNAL_RECORDS_PER_CALL)
+        # What is left goes with a later drain that has little else to do.
+        if self._journal_since is None and feed.waiting:
+            self._journal_since = time.monotonic()
 
     def write_later(self, key: str, write: calls.Write) -> None:
         """Have ``write`` (``calls.Write``: a small file of ours) done off
@@ -494,7 +507,24 @@ class WorkerProcess:
         """Results waiting for the main thread, oldest first (never blocks)."""
         self._pump()
         self._decode(limit)
-        return [self._results.popleft() for _ in range(min(limit, len(self._results)))]
+        taken = [self._results.popleft() for _ in range(min(limit, len(self._results)))]
+        self._feed_when_light(len(taken))
+        return taken
+
+    def _feed_when_light(self, results: int) -> None:
+        """Hand journal changes over in a call that brings at most one result
+        (or when they have waited JOURNAL_WAIT_S): a call that applies a burst
+        of results, and saves them, does not also encode and send the last
+        call's save."""
+        since = self._journal_since
+        if since is None:
+            return
+        now = time.monotonic()
+        if results > 1 and now - since < JOURNAL_WAIT_S:
+            return
+        self._feed_journals(JOURNAL_RECORDS_PER_CALL)
+        # A long save goes a batch a call, each waiting its turn again.
+        self._journal_since = now if any(feed.waiting for feed in self._journals.values()) else None
 
     @property
     def busy(self) -> bool:
@@ -624,13 +654,23 @@ class WorkerProcess:
             if not link.connected:
                 self._check_start(link)
                 return
-        self._feed_journals(JOURNAL_RECORDS_PER_CALL)
         link.send()
         link.receive()
-        if link.ended or link.process.poll() is not None:
+        if link.ended or self._exited(link):
             self._read_all()  # what it said before it went
             if self._link is link and not self._closed:
                 self._lose(WORKER_ENDED)
+
+    @staticmethod
+    def _exited(link: _Link) -> bool:
+        """Whether the child has ended, asked at most every PROCESS_CHECK_S.
+        NOTE: its end closes the socket, which ``receive`` sees at once; the
+        system call is a second check, not worth tens of microseconds a tick."""
+        now = time.monotonic()
+        if now - link.checked_at < PROCESS_CHECK_S:
+            return False
+        link.checked_at = now
+        return link.process.poll() is not None
 
     def _check_start(self, link: _Link) -> None:
         code = link.process.poll()

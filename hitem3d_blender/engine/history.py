@@ -55,7 +55,7 @@ def ensure_loaded() -> None:
     # What was read is saved as it is: only what changes from here is written
     # again, and the order as it moves (the writer reads the same file).
     session.book.take_changes()
-    session.book.take_moves()
+    session.book.take_moves(journal.MOVES_FOLLOWER)
     order = loaded.order
     session.journal_file = journal.JournalFile(path, loaded.lines, order)
     session.journal_changes = journal.Changes(in_step=order == session.book.ids_oldest_first())
@@ -86,7 +86,10 @@ def trim() -> None:
         state.current.list_dirty = True
 
 
-def save() -> None:
+def save(soon: bool = False) -> None:
+    """Save what changed. ``soon`` (the timer's saves): the worker process
+    gets it with a later timer call that has little else to do, within half
+    a second; else at once."""
     session = state.current
     if not session.loaded or not ownership.owns_folder() or session.journal_file is None:
         return
@@ -105,7 +108,7 @@ def save() -> None:
         # NOTE: the write ends in an fsync, milliseconds long (tens during a
         # download): the main thread only hands over what changed, to the
         # worker process.
-        state.runner().write_journal(target, *taken)
+        state.runner().write_journal(target, *taken, now=not soon)
 
 
 def _write(target: journal.JournalFile) -> None:

@@ -29,6 +29,8 @@ REDRAWS_PER_S = 2.0
 # Elapsed times alone redraw at most this often: tasks started a fraction of
 # a second apart would otherwise each turn a second in turn.
 ELAPSED_REFRESH_S = 1.0
+# The list's name among those that follow the book's order (``TaskBook.take_moves``).
+LIST_FOLLOWER = "ui-list"
 # Categories of a region that has not drawn yet (or cannot say): it may show ours.
 _UNKNOWN_CATEGORIES = {"", "UNSUPPORTED"}
 _PREFERENCE_SECTIONS = {"ADDONS", "EXTENSIONS"}
@@ -70,8 +72,8 @@ def set_notice(text: Message) -> None:
 def sync_list() -> bool:
     """Mirror the book's order into the window manager's task list (the
     UIList needs an RNA collection); False when there is no list yet. Costs
-    what changed: pasted IDs are added at the top, removed ones taken out,
-    the rest left alone."""
+    what moved (``TaskBook.take_moves``): pasted IDs are added at the top,
+    removed ones taken out, the rest left alone."""
     wm = getattr(bpy.context, "window_manager", None)
     holder = getattr(wm, "hitem3d", None)
     if holder is None:
@@ -81,19 +83,24 @@ def sync_list() -> bool:
     owner = holder.as_pointer()
     mirror = _state.mirror
     if owner == _state.mirror_owner and len(tasks) == len(mirror):
+        moves = book.take_moves(LIST_FOLLOWER)
         if book.order_version == _state.mirror_version:
-            return True
-        wanted = book.ids_newest_first()
-        if wanted == mirror:
-            _state.mirror_version = book.order_version
             return True
         index = holder.active_index
         selected = mirror[index] if 0 <= index < len(mirror) else ""
-        _edit(tasks, mirror, wanted)
+        if moves is None:  # more moved than the list holds (or nobody looked): compared whole
+            wanted = book.ids_newest_first()
+            if wanted == mirror:
+                _state.mirror_version = book.order_version
+                return True
+            _edit(tasks, mirror, wanted)
+        else:
+            _follow(tasks, mirror, moves)
     else:  # a new window manager (another file) or a list changed behind our back
         index = holder.active_index
         selected = tasks[index].task_id if 0 <= index < len(tasks) else ""
         wanted = book.ids_newest_first()
+        book.take_moves(LIST_FOLLOWER)  # what moves from here on is followed
         tasks.clear()
         for task_id in wanted:
             tasks.add().task_id = task_id
@@ -108,6 +115,30 @@ def sync_list() -> bool:
         holder.active_index = chosen
     redraw()
     return True
+
+
+def _follow(tasks: Any, mirror: list[str], moves: list[tuple[str, bool]]) -> None:
+    """Make the RNA list ``tasks`` (and ``mirror``, its copy, newest first)
+    follow the book's moves: (task ID, True) to the top, (task ID, False) out.
+    NOTE: costs what moved, where comparing with the book's order costs the
+    history (a finished task pushing the oldest out of 500 is two moves)."""
+    for task_id, last in moves:
+        try:
+            index = mirror.index(task_id)
+        except ValueError:
+            index = -1
+        if not last:
+            if index >= 0:
+                tasks.remove(index)
+                del mirror[index]
+            continue
+        if index < 0:
+            tasks.add().task_id = task_id
+            index = len(mirror)
+            mirror.append(task_id)
+        if index:
+            tasks.move(index, 0)
+            mirror.insert(0, mirror.pop(index))
 
 
 def _edit(tasks: Any, mirror: list[str], wanted: list[str]) -> None:

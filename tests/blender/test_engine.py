@@ -4,6 +4,7 @@ costs one journal save, and redraws reach only what shows Hitem3D state."""
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from types import ModuleType, SimpleNamespace
@@ -159,6 +160,33 @@ def test_pasting_many_ids_saves_the_journal_once(interactive: ModuleType, prefs:
     assert {rec.task_id for rec in saved} == set(ids)
 
 
+def test_a_burst_of_results_is_applied_over_several_calls(interactive: ModuleType,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve tasks cancelled at once: no timer call applies more than its
+    share, and each call asks to be called again soon while results wait."""
+    tasks, timer = interactive.core.tasks, interactive.engine.timer
+    ids = [f"{n:032x}.jjewelry-aigc-api.Burst{n:05d}" for n in range(12)]
+    for task_id in ids:
+        interactive.engine.history.book().add(task_id)
+    waiting = [tasks.TaskUpdate(task_id, tasks.TaskState.CANCELLED) for task_id in ids]
+    runner = interactive.engine.state.runner()
+
+    def drain(limit: int = 1000) -> list[Any]:
+        taken, waiting[:] = waiting[:limit], waiting[limit:]
+        return taken
+
+    monkeypatch.setattr(runner, "drain", drain)
+    monkeypatch.setattr(type(runner), "busy", property(lambda self: bool(waiting)))
+    applied: list[int] = []
+    for _ in range(3):
+        before = sum(1 for task_id in ids if record_of(interactive, task_id).state.is_terminal)
+        interval = timer.tick()
+        applied.append(sum(1 for task_id in ids if record_of(interactive, task_id).state.is_terminal) - before)
+        assert interval == timer.BUSY_INTERVAL_S
+    per_call = timer.RESULTS_PER_CALL
+    assert applied == [per_call, per_call, 12 - 2 * per_call]
+
+
 def test_a_poll_that_changes_nothing_shown_asks_for_no_redraw(addon: ModuleType) -> None:
     update = addon.core.tasks.TaskUpdate
     processing = addon.core.tasks.TaskState.PROCESSING
@@ -275,6 +303,26 @@ def test_the_list_mirror_changes_only_what_moved(addon: ModuleType) -> None:
         addon.ui.ui_sync._edit(tasks, mirror, wanted)
         assert [item.task_id for item in tasks.items] == wanted == mirror, case
         assert tasks.steps == steps, case
+    # Following the book's moves costs what moved: a finished task pushing
+    # the oldest out of a full history is one step each, the rest untouched.
+    moves_cases = {
+        "a new task, the oldest out": ([("new-1", True), (old[-1], False)], ["add", "move", "remove"]),
+        "a retry": ([(old[400], True)], ["move"]),
+        "a paste, newest last": ([("new-1", True), ("new-2", True)], ["add", "move", "add", "move"]),
+        "gone before it was seen": ([("new-1", True), ("new-1", False)], ["add", "move", "remove"]),
+        "a move of a task already gone": ([(old[0], False), (old[0], False)], ["remove"]),
+    }
+    for case, (moves, steps) in moves_cases.items():
+        book = addon.core.tasks.TaskBook()
+        for task_id in reversed(old):
+            book.add(task_id)
+        book.take_moves("test")
+        for task_id, last in moves:
+            book.add(task_id) if last else book.remove(task_id)
+        tasks, mirror = Collection(old), list(old)
+        addon.ui.ui_sync._follow(tasks, mirror, moves)
+        assert [item.task_id for item in tasks.items] == mirror == book.ids_newest_first(), case
+        assert tasks.steps == steps, case
 
 
 def test_the_list_follows_the_book_and_keeps_the_selection(addon: ModuleType) -> None:
@@ -290,6 +338,26 @@ def test_the_list_follows_the_book_and_keeps_the_selection(addon: ModuleType) ->
     assert [item.task_id for item in holder.tasks] == book.ids_newest_first()
     assert holder.tasks[holder.active_index].task_id == history[5]
     holder.tasks.clear()  # changed behind our back (another file's window manager)
+    ui_sync.sync_list()
+    assert [item.task_id for item in holder.tasks] == book.ids_newest_first()
+    # Many steps between two looks, each followed in turn; then more than the list holds.
+    rng = random.Random(7)
+    for round_ in range(40):
+        for _ in range(rng.randrange(1, 6)):
+            ids = book.ids_oldest_first()
+            step = rng.randrange(4)
+            if step == 0:
+                book.add(f"round-{round_}-{rng.randrange(10**6)}")
+            elif step == 1 and ids:
+                book.remove(rng.choice(ids))
+            elif step == 2 and ids:
+                book.bring_to_top(rng.sample(ids, min(3, len(ids))))
+            else:
+                book.trim(10)
+        ui_sync.sync_list()
+        assert [item.task_id for item in holder.tasks] == book.ids_newest_first(), round_
+    for _ in range(200):
+        book.bring_to_top([book.ids_oldest_first()[0]])
     ui_sync.sync_list()
     assert [item.task_id for item in holder.tasks] == book.ids_newest_first()
 

@@ -289,7 +289,7 @@ def test_a_writer_read_from_the_file_is_in_step_with_the_book_read_from_it(tmp_p
     for rec in loaded.records:
         book.put(rec)
     book.take_changes()
-    book.take_moves()
+    book.take_moves(journal.MOVES_FOLLOWER)
     writer = journal.JournalFile.read(path)  # the worker process's copy
     changes = journal.Changes(in_step=loaded.order == book.ids_oldest_first())
     book.remove("task-0001")
@@ -309,10 +309,10 @@ def test_more_moves_than_the_book_holds_copy_the_whole_order_instead() -> None:
     book = TaskBook()
     book.add("a")
     changes = journal.Changes(in_step=True)
-    book.take_moves()
+    book.take_moves(journal.MOVES_FOLLOWER)
     for _ in range(100):
         book.bring_to_top(["a"])
-    assert book.take_moves() is None
+    assert book.take_moves(journal.MOVES_FOLLOWER) is None
     for _ in range(100):
         book.bring_to_top(["a"])
     order, _ = changes.take(book)  # type: ignore[misc]

@@ -419,12 +419,11 @@ def test_journal_records_go_over_once_per_change() -> None:
     feed = _JournalFeed(journal.JournalFile(Path("/j.json")))
     first, second = record("a"), record("b", S.PROCESSING)
     feed.stage(whole(["a", "b"]), {"a": first, "b": second})
-    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"a": first, "b": second}},
-                               {"op": "journal", "path": "/j.json", "write": True, "order": ["a", "b"], "moves": []}]
+    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"a": first, "b": second},
+                                "write": True, "order": ["a", "b"], "moves": []}]
     changed = record("b")
     feed.stage(None, {"b": changed})  # the order did not move
-    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"b": changed}},
-                               {"op": "journal", "path": "/j.json", "write": True}]
+    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"b": changed}, "write": True}]
     feed.stage(moves(("a", False)), {})  # "a" removed: only the move says so
     feed.stage(moves(("c", True)), {})  # two saves before a write: both moves go, in turn
     assert feed.take(None) == [{"op": "journal", "path": "/j.json", "write": True, "moves": [["a", 0], ["c", 1]]}]
@@ -444,8 +443,34 @@ def test_a_new_child_hears_again_what_the_last_one_was_told() -> None:
     feed.stage(*handed)
     assert feed.take(None)[-1]["moves"] == [["b", 1]]
     feed.restart()  # that child is gone
-    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"b": first}},
-                               {"op": "journal", "path": "/j.json", "write": True, "order": ["a", "b"], "moves": []}]
+    assert feed.take(None) == [{"op": "journal", "path": "/j.json", "entries": {"b": first}, "write": True,
+                                "order": ["a", "b"], "moves": []}]
+
+
+def test_a_save_goes_over_with_a_call_that_has_little_else_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timer's saves wait for a drain that brings at most one result, or
+    half a second: a call that applies a burst does not also encode and send
+    the last one's save."""
+    workers = WorkerProcess()
+    fed: list[int | None] = []
+    monkeypatch.setattr(workers, "_feed_journals", fed.append)
+    monkeypatch.setattr(workers, "_ensure_link", lambda: None)
+    clock = [100.0]
+    monkeypatch.setattr(worker_process.time, "monotonic", lambda: clock[0])
+    workers.write_journal(journal.JournalFile(Path("/j.json")), None, {"a": record("a")}, now=False)
+    assert fed == [] and workers.busy  # the timer goes on for it
+    workers._results.extend([CallResult("k1", 1), CallResult("k2", 2)])
+    workers.drain()  # a burst: not now
+    assert fed == []
+    workers._results.extend([CallResult("k3", 3), CallResult("k4", 4)])
+    clock[0] += worker_process.JOURNAL_WAIT_S
+    workers.drain()  # but not later than this
+    assert fed == [worker_process.JOURNAL_RECORDS_PER_CALL]
+    workers._results.append(CallResult("k5", 5))
+    workers.drain()  # a light call
+    assert len(fed) == 2
+    workers.write_journal(journal.JournalFile(Path("/j.json")), None, {"b": record("b")})
+    assert len(fed) == 3  # a save outside the timer goes at once
 
 
 def test_many_journal_records_go_over_a_batch_per_call() -> None:
@@ -454,7 +479,7 @@ def test_many_journal_records_go_over_a_batch_per_call() -> None:
     feed.stage(whole(ids), {task_id: record(task_id) for task_id in ids})
     batches = [feed.take(50) for _ in range(3)]
     assert [len(batch[0]["entries"]) for batch in batches] == [50, 50, 20]
-    assert [message.get("write") for message in batches[2]] == [None, True]
+    assert [batch[0].get("write") for batch in batches] == [None, None, True]  # with the last batch
     assert feed.take(50) == []
 
 
