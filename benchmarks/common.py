@@ -6,6 +6,10 @@ import json
 import math
 import os
 import sys
+try:
+    import resource
+except ImportError:  # not on Windows: no figure is then said to be preempted
+    resource = None  # type: ignore[assignment]
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,6 +39,21 @@ def summary_ms(values_ns: Sequence[int]) -> dict[str, Any]:
         "p99_ms": round(percentile(values, 0.99), 3) if values else None,
         "median_ms": round(percentile(values, 0.5), 3) if values else None,
     }
+
+
+def preemptions() -> int:
+    """How often the system has taken the calling thread off a CPU for
+    another while it could run (Linux's involuntary context switches of
+    the thread); 0 where it cannot say.
+
+    NOTE: a call that spans one measures the scheduler as much as the call:
+    on the 2-core benchmark machine the simulator, the worker process and a
+    converter compete with Blender's main thread, which a user's machine
+    (the simulator stands for a server elsewhere, and more cores) does not."""
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    if who is None:
+        return 0
+    return int(resource.getrusage(who).ru_nivcsw)
 
 
 def target(value: float | None, limit: float, *, at_most: bool = True) -> dict[str, Any]:

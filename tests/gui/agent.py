@@ -200,6 +200,7 @@ PROBED = {
 def _count(key: str) -> None:
     if _probe["on"]:
         _probe["draws"][key] = _probe["draws"].get(key, 0) + 1
+        _probe["times"].setdefault(key, []).append(time.perf_counter())
 
 
 def _our_draw_functions() -> list[tuple[type, str]]:
@@ -258,13 +259,15 @@ def probe_start() -> None:
                 handle = space.draw_handler_add(_count, (key,), region_type, "POST_PIXEL")
                 _handlers.append((space, handle, region_type))
     _time_our_draws()
-    _probe.update(on=True, gaps=[], draws={}, draw_ns={}, last=time.perf_counter(), started=time.perf_counter())
+    _probe.update(on=True, gaps=[], draws={}, times={}, draw_ns={}, last=time.perf_counter(),
+                  started=time.perf_counter())
     bpy.app.timers.register(_tick, first_interval=0.01)
 
 
 def probe_stop() -> dict[str, Any]:
     _probe["on"] = False
     return {"gaps": _probe.get("gaps", []), "draws": dict(_probe.get("draws", {})),
+            "times": {key: list(value) for key, value in _probe.get("times", {}).items()},
             "draw_ns": {key: list(value) for key, value in _probe.get("draw_ns", {}).items()},
             "seconds": time.perf_counter() - _probe.get("started", time.perf_counter())}
 

@@ -124,6 +124,11 @@ def summary(sample: dict[str, Any]) -> dict[str, Any]:
     # A list's rows are drawn inside its panel's draw: the panels' time is all of ours.
     ours_ns = sum(spent for spent, _ in draw_ns.values())
     sidebar_draws = sample["draws"].get(SIDEBAR, 0)
+    # NOTE: n redraws half a second apart span (n - 1) halves: counted in a
+    # window of 8 s they read 17 / 8 = 2.12 a second. The rate between the
+    # first and the last redraw is what "at most twice a second" limits.
+    times = sorted(sample.get("times", {}).get(SIDEBAR, []))
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
     return {
         "seconds": round(seconds, 2),
         "frames": len(gaps_ms),
@@ -135,6 +140,8 @@ def summary(sample: dict[str, Any]) -> dict[str, Any]:
         "share_of_time_in_gaps_over_50ms": round(sum(long_gaps) / 1000 / seconds, 3),
         "redraws": dict(sorted(sample["draws"].items())),
         "redraws_per_s": {key: round(count / seconds, 2) for key, count in sorted(sample["draws"].items())},
+        "sidebar_redraws_per_s_first_to_last": round((len(times) - 1) / span, 2) if span > 0 else 0.0,
+        "sidebar_shortest_interval_s": round(min(b - a for a, b in zip(times, times[1:])), 3) if span > 0 else None,
         "our_draw_ms_per_s": round(ours_ns / 1e6 / seconds, 3),
         "our_draw_ms_per_sidebar_redraw": round(ours_ns / 1e6 / sidebar_draws, 3) if sidebar_draws else None,
         "our_draw_calls": {key: {"calls": calls, "ms": round(spent / 1e6, 3)} for key, (spent, calls) in sorted(draw_ns.items())},
@@ -227,7 +234,7 @@ def bench(jail: Chroot, sim: Hitem3DSimulator, seconds: float) -> dict[str, Any]
     ours = busy["redraws"].get(VIEWPORT_MAIN, 0) - off["redraws"].get(VIEWPORT_MAIN, 0)
     report["target_viewport_main_redraws_by_us"] = {"value": max(0, ours), "limit": 0, "met": ours <= 0}
     for phase, limit in (("download", DOWNLOAD_REDRAWS_PER_S), ("polling", POLLING_REDRAWS_PER_S)):
-        rate = report[phase]["redraws_per_s"].get(SIDEBAR, 0.0)
+        rate = report[phase]["sidebar_redraws_per_s_first_to_last"]
         report[f"target_{phase}_sidebar_redraws_per_s"] = {"value": rate, "limit": limit, "rule": "at most",
                                                            "met": rate <= limit}
     return report
@@ -238,13 +245,15 @@ PHASES = ("idle", "download", "polling", "busy", "busy_redraws_off", "polling_lo
 
 def table(report: dict[str, Any]) -> str:
     rows = ["phase | frames | median gap | p99 gap | max gap | time in gaps > 50 ms | 3D viewport redraws/s | "
-            "sidebar redraws/s | our draw, ms per redraw", "--- | --- | --- | --- | --- | --- | --- | --- | ---"]
+            "sidebar redraws/s (in the window; first to last) | our draw, ms per redraw",
+            "--- | --- | --- | --- | --- | --- | --- | --- | ---"]
     for phase in PHASES:
         figures = report[phase]
         rows.append(f"{phase} | {figures['frames']} | {figures['median_gap_ms']} ms | {figures['p99_gap_ms']} ms | "
                     f"{figures['max_gap_ms']} ms | {figures['share_of_time_in_gaps_over_50ms']:.0%} | "
                     f"{figures['redraws_per_s'].get(VIEWPORT_MAIN, 0)} | "
-                    f"{figures['redraws_per_s'].get(SIDEBAR, 0)} | {figures['our_draw_ms_per_sidebar_redraw']}")
+                    f"{figures['redraws_per_s'].get(SIDEBAR, 0)}; {figures['sidebar_redraws_per_s_first_to_last']} | "
+                    f"{figures['our_draw_ms_per_sidebar_redraw']}")
     return "\n".join(rows)
 
 

@@ -123,6 +123,22 @@ def test_frame_figures_are_median_p99_and_max_of_the_gaps() -> None:
     assert figures["share_of_time_in_gaps_over_50ms"] == 0.2
 
 
+def test_the_sidebar_rate_is_taken_between_its_first_and_last_redraw() -> None:
+    """17 redraws half a second apart in an 8 s window are twice a second,
+    not 2.12; one sooner than half a second after another shows."""
+    times = [10.0 + 0.5 * n for n in range(17)]
+    figures = probe.summary({"gaps": [0.01], "draws": {"SpaceView3D.UI": 17}, "seconds": 8.0,
+                             "times": {"SpaceView3D.UI": times}})
+    assert figures["redraws_per_s"] == {"SpaceView3D.UI": 2.12}
+    assert figures["sidebar_redraws_per_s_first_to_last"] == 2.0
+    assert figures["sidebar_shortest_interval_s"] == 0.5
+    times.insert(1, 10.1)
+    figures = probe.summary({"gaps": [0.01], "draws": {"SpaceView3D.UI": 18}, "seconds": 8.0,
+                             "times": {"SpaceView3D.UI": times}})
+    assert figures["sidebar_redraws_per_s_first_to_last"] == 2.12
+    assert figures["sidebar_shortest_interval_s"] == 0.1
+
+
 def test_our_draw_time_is_the_panels_draw_time_per_second_and_per_redraw() -> None:
     draw_ns = {"HITEM3D_PT_main.draw": [3_000_000, 4], "HITEM3D_PT_generate.draw": [1_000_000, 4]}
     figures = probe.summary({"gaps": [0.01], "draws": {"SpaceView3D.UI": 4}, "seconds": 2.0, "draw_ns": draw_ns})
