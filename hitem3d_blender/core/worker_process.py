@@ -87,7 +87,10 @@ RECEIVE_BYTES = 256 * 1024
 WORKER_NICENESS = 5
 # After a failed start, starts within this long fail the same way at once.
 START_RETRY_S = 1.0
-# Journal changes wait at most this long for a call with little else to do.
+# Journal changes the timer hands over go in messages of this many records,
+# while its call has time left; a batch goes however late once they have
+# waited this long (``hand_over_journal``).
+JOURNAL_BATCH = 5
 JOURNAL_WAIT_S = 0.5
 # How often a running child's process is looked at (its socket says at once when it ends).
 PROCESS_CHECK_S = 1.0
@@ -406,6 +409,7 @@ class WorkerProcess:
         self._settings_ids: dict[ApiSettings, int] = {}
         self._journals: dict[str, _JournalFeed] = {}
         self._journal_since: float | None = None  # time.monotonic() since when journal changes wait
+        self._journal_urgent = False  # a save outside the timer is still going over
         self._writes: dict[str, calls.Write] = {}  # the latest of each key, for when no child can
         self._flushed: dict[int, bool] = {}
         self._flush_ids = itertools.count(1)
@@ -479,7 +483,9 @@ class WorkerProcess:
         self._ensure_link()
         if now:
             self._feed_journals(JOURNAL_RECORDS_PER_CALL)
-        # What is left goes with a later drain that has little else to do.
+            # A long one goes on a batch a drain, as it always did.
+            self._journal_urgent = feed.waiting
+        # Else in the timer's spare time (``hand_over_journal``).
         if self._journal_since is None and feed.waiting:
             self._journal_since = time.monotonic()
 
@@ -508,23 +514,29 @@ class WorkerProcess:
         self._pump()
         self._decode(limit)
         taken = [self._results.popleft() for _ in range(min(limit, len(self._results)))]
-        self._feed_when_light(len(taken))
         return taken
 
-    def _feed_when_light(self, results: int) -> None:
-        """Hand journal changes over in a call that brings at most one result
-        (or when they have waited JOURNAL_WAIT_S): a call that applies a burst
-        of results, and saves them, does not also encode and send the last
-        call's save."""
+    def hand_over_journal(self, until: float) -> None:
+        """Hand the journal changes saved with ``now=False`` to the child, in
+        messages of JOURNAL_BATCH records, while ``time.perf_counter()`` is
+        before ``until`` (what is left of the timer call's budget); one
+        message however late once they have waited JOURNAL_WAIT_S. Never waits.
+        NOTE: encoding a record and sending it cost the main thread tens of
+        microseconds: a burst of saves goes over in the calls' spare time."""
         since = self._journal_since
         if since is None:
             return
-        now = time.monotonic()
-        if results > 1 and now - since < JOURNAL_WAIT_S:
-            return
-        self._feed_journals(JOURNAL_RECORDS_PER_CALL)
-        # A long save goes a batch a call, each waiting its turn again.
-        self._journal_since = now if any(feed.waiting for feed in self._journals.values()) else None
+        late = time.monotonic() - since >= JOURNAL_WAIT_S
+        sent = False
+        while any(feed.waiting for feed in self._journals.values()):
+            if not late and time.perf_counter() >= until:
+                break
+            self._feed_journals(JOURNAL_BATCH)
+            late, sent = False, True
+        if not any(feed.waiting for feed in self._journals.values()):
+            self._journal_since = None
+        elif sent:
+            self._journal_since = time.monotonic()  # the rest waits its turn again
 
     @property
     def busy(self) -> bool:
@@ -654,6 +666,9 @@ class WorkerProcess:
             if not link.connected:
                 self._check_start(link)
                 return
+        if self._journal_urgent:
+            self._feed_journals(JOURNAL_RECORDS_PER_CALL)
+            self._journal_urgent = any(feed.waiting for feed in self._journals.values())
         link.send()
         link.receive()
         if link.ended or self._exited(link):

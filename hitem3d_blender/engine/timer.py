@@ -35,10 +35,13 @@ IMPORT_BUDGET_S = 1 / 60
 # checks a second, and a poll that reads as the last one is not sent); a burst
 # (20 tasks cancelled at once, a paste of finished tasks) is applied over a few
 # calls 0.1 s apart, so no call grows with it: a result costs its decoding,
-# its record, and its share of the journal's save and of the list (60 to 80 µs
-# on the 2-core benchmark machine), so 5 keep a call well under a millisecond
-# and 20 cancels all show within 0.4 s.
-RESULTS_PER_CALL = 5
+# its record, and its share of the journal's save and of the list (up to 200
+# µs on the 2-core benchmark machine), so 3 keep a call under a millisecond
+# there, and 20 cancels all show within 0.7 s.
+RESULTS_PER_CALL = 3
+# A call hands journal changes to the worker process while it has taken less
+# than this (a batch however late once they have waited half a second).
+JOURNAL_BUDGET_S = 0.5e-3
 
 
 def tick() -> float | None:
@@ -58,6 +61,7 @@ def tick() -> float | None:
 def _tick() -> float | None:
     # NOTE: what a call costs follows what changed since the last one (the
     # results drained, the tasks that moved): never a pass over the history.
+    started = time.perf_counter()
     session = state.current
     if session.resume_pending and not state.runs_to_end():
         # NOTE: never in background mode: a batch job must not import tasks
@@ -84,11 +88,11 @@ def _tick() -> float | None:
     # none is kept when no task is on its way to an import.
     conversions.keep_warm(_import_ahead(), files.work_dir)
     if session.journal_dirty:
-        history.save(soon=True)  # handed to the worker process by a later call
+        history.save(soon=True)  # handed to the worker process in this call's spare time
     # NOTE: asked after the drain and the save: the worker process reads its
     # child's lines in order (a run's results, then its end), so a runner idle
     # now has no result to come without a new run, started from this thread
-    # with the timer; it is busy while the save waits to be handed over.
+    # with the timer; it is busy while a save waits to be handed over.
     busy = session.runner is not None and session.runner.busy
     if session.list_dirty:
         session.list_dirty = False
@@ -96,6 +100,9 @@ def _tick() -> float | None:
     if shown or importing or busy:
         # The UI looks at the rows it shows (the elapsed times move while tasks run).
         state.hooks.shown_changed()
+    if session.runner is not None:
+        session.runner.hand_over_journal(started + JOURNAL_BUDGET_S)
+        busy = session.runner.busy  # the save may all have gone
     if conversions.busy() or left:
         return BUSY_INTERVAL_S  # a child is converting: poll it (never wait on it)
     if busy:

@@ -447,30 +447,38 @@ def test_a_new_child_hears_again_what_the_last_one_was_told() -> None:
                                 "order": ["a", "b"], "moves": []}]
 
 
-def test_a_save_goes_over_with_a_call_that_has_little_else_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The timer's saves wait for a drain that brings at most one result, or
-    half a second: a call that applies a burst does not also encode and send
-    the last one's save."""
+def test_the_timers_saves_go_over_in_its_calls_spare_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save from the timer is handed over in batches while the call has
+    time left, and a batch however late once it has waited half a second: a
+    call that applies a burst of results does not also encode them all."""
     workers = WorkerProcess()
     fed: list[int | None] = []
-    monkeypatch.setattr(workers, "_feed_journals", fed.append)
+    feed = _JournalFeed(journal.JournalFile(Path("/j.json")))
+
+    def feed_journals(budget: int | None) -> None:
+        fed.append(budget)
+        feed.take(budget)
+
+    monkeypatch.setattr(workers, "_feed_journals", feed_journals)
     monkeypatch.setattr(workers, "_ensure_link", lambda: None)
+    workers._journals[feed.path] = feed
     clock = [100.0]
     monkeypatch.setattr(worker_process.time, "monotonic", lambda: clock[0])
-    workers.write_journal(journal.JournalFile(Path("/j.json")), None, {"a": record("a")}, now=False)
+    ids = [f"t{n}" for n in range(12)]
+    workers.write_journal(feed.target, whole(ids), {task_id: record(task_id) for task_id in ids}, now=False)
     assert fed == [] and workers.busy  # the timer goes on for it
-    workers._results.extend([CallResult("k1", 1), CallResult("k2", 2)])
-    workers.drain()  # a burst: not now
+    spent = time.perf_counter() - 1.0
+    workers.hand_over_journal(spent)  # a call with no time left: not now
     assert fed == []
-    workers._results.extend([CallResult("k3", 3), CallResult("k4", 4)])
     clock[0] += worker_process.JOURNAL_WAIT_S
-    workers.drain()  # but not later than this
-    assert fed == [worker_process.JOURNAL_RECORDS_PER_CALL]
-    workers._results.append(CallResult("k5", 5))
-    workers.drain()  # a light call
-    assert len(fed) == 2
-    workers.write_journal(journal.JournalFile(Path("/j.json")), None, {"b": record("b")})
-    assert len(fed) == 3  # a save outside the timer goes at once
+    workers.hand_over_journal(spent)  # but one batch once it has waited
+    assert fed == [worker_process.JOURNAL_BATCH] and workers.busy
+    workers.hand_over_journal(spent)  # the rest waits its turn again
+    assert len(fed) == 1
+    workers.hand_over_journal(time.perf_counter() + 10.0)  # a call with time to spare: all of it
+    assert len(fed) == 3 and not feed.waiting and not workers.busy
+    workers.write_journal(feed.target, None, {"b": record("b")})
+    assert len(fed) == 4  # a save outside the timer goes at once
 
 
 def test_many_journal_records_go_over_a_batch_per_call() -> None:
