@@ -240,6 +240,24 @@ def _time_our_draws() -> None:
             setattr(cls, name, _timed(cls, name, function))
 
 
+def _note_our_tags() -> None:
+    """Note when the extension tags regions for a redraw (``ui_sync._redraw_now``),
+    so a sidebar redraw it did not ask for shows as Blender's own."""
+    module = sys.modules.get(f"{ADDON}.ui.ui_sync")
+    function = getattr(module, "_redraw_now", None)
+    if function is None or hasattr(function, "__wrapped__"):
+        return
+
+    def noted(clock: float) -> Any:
+        if _probe["on"]:
+            _probe["tags"].append(time.perf_counter())
+        return function(clock)
+
+    noted.__wrapped__ = function  # type: ignore[attr-defined]
+    noted.__module__ = function.__module__  # switched off with the rest (probe.REDRAWS_OFF)
+    setattr(module, "_redraw_now", noted)
+
+
 def _tick() -> float | None:
     if not _probe["on"]:
         return None
@@ -259,7 +277,8 @@ def probe_start() -> None:
                 handle = space.draw_handler_add(_count, (key,), region_type, "POST_PIXEL")
                 _handlers.append((space, handle, region_type))
     _time_our_draws()
-    _probe.update(on=True, gaps=[], draws={}, times={}, draw_ns={}, last=time.perf_counter(),
+    _note_our_tags()
+    _probe.update(on=True, gaps=[], draws={}, times={}, tags=[], draw_ns={}, last=time.perf_counter(),
                   started=time.perf_counter())
     bpy.app.timers.register(_tick, first_interval=0.01)
 
@@ -268,6 +287,7 @@ def probe_stop() -> dict[str, Any]:
     _probe["on"] = False
     return {"gaps": _probe.get("gaps", []), "draws": dict(_probe.get("draws", {})),
             "times": {key: list(value) for key, value in _probe.get("times", {}).items()},
+            "tags": list(_probe.get("tags", [])),
             "draw_ns": {key: list(value) for key, value in _probe.get("draw_ns", {}).items()},
             "seconds": time.perf_counter() - _probe.get("started", time.perf_counter())}
 

@@ -139,6 +139,18 @@ def test_the_sidebar_rate_is_taken_between_its_first_and_last_redraw() -> None:
     assert figures["sidebar_shortest_interval_s"] == 0.1
 
 
+def test_the_limit_is_judged_on_the_redraws_we_ask_for() -> None:
+    """Blender redraws the sidebar itself after an operator: the redraws the
+    extension asked for are told apart by when it tagged the region."""
+    draws = [10.0, 10.06] + [10.5 + 0.5 * n for n in range(15)]
+    tags = [9.995] + [10.495 + 0.5 * n for n in range(15)]
+    figures = probe.summary({"gaps": [0.01], "draws": {"SpaceView3D.UI": 17}, "seconds": 8.0,
+                             "times": {"SpaceView3D.UI": draws}, "tags": tags})
+    assert figures["sidebar_redraws_per_s_first_to_last"] == 2.13
+    assert figures["our_redraw_requests_per_s_first_to_last"] == 2.0
+    assert figures["our_redraw_requests_at_s"][:2] == [-0.005, 0.495]
+
+
 def test_our_draw_time_is_the_panels_draw_time_per_second_and_per_redraw() -> None:
     draw_ns = {"HITEM3D_PT_main.draw": [3_000_000, 4], "HITEM3D_PT_generate.draw": [1_000_000, 4]}
     figures = probe.summary({"gaps": [0.01], "draws": {"SpaceView3D.UI": 4}, "seconds": 2.0, "draw_ns": draw_ns})
