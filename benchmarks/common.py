@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import sys
+import time
 try:
     import resource
 except ImportError:  # not on Windows: no figure is then said to be preempted
@@ -54,6 +56,38 @@ def preemptions() -> int:
     if who is None:
         return 0
     return int(resource.getrusage(who).ru_nivcsw)
+
+
+def waits() -> int:
+    """How often the calling thread has given up its CPU by itself so far
+    (Linux's voluntary context switches: a blocking read, write or lock); 0
+    where it cannot say."""
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    if who is None:
+        return 0
+    return int(resource.getrusage(who).ru_nvcsw)
+
+
+class GcClock:
+    """Adds up the time Python's garbage collector runs, while installed."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self._started = 0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        elif self._started:
+            self.ns += time.perf_counter_ns() - self._started
+            self._started = 0
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        gc.callbacks.remove(self)
 
 
 def target(value: float | None, limit: float, *, at_most: bool = True) -> dict[str, Any]:
