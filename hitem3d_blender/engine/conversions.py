@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -93,6 +94,9 @@ _queue: deque[str] = deque()
 _active: dict[str, None] = {}
 _warm: WarmChild | None = None  # at most one, while a task is on its way
 _warm_failed = False  # the last start failed: no retry until no task is on its way
+_warm_deferred_since: float | None = None  # time.monotonic() since a start ahead waits for a quiet call
+# A start ahead waits at most this long for a timer call that has done little else.
+WARM_START_WAIT_S = 1.0
 _reaper = Reaper()
 _pruned = False  # the temporary folders of a crashed session were looked for
 
@@ -230,15 +234,19 @@ def _environment() -> dict[str, str]:
     return child_environment(os.environ, real_blender=bool(bpy.app.binary_path))
 
 
-def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
+def keep_warm(wanted: bool, workdir: Callable[[], Path], *, may_start: bool = True) -> None:
     """While a task is on its way (made on Hitem3D, downloading) and a
     converter may start, keep one started and waiting, so Blender's start-up
     is over when the model arrives; none otherwise. An idle converter holds
-    about 270 MB. A converter not needed after all is killed, never waited for."""
-    global _warm, _warm_failed
+    about 270 MB. A converter not needed after all is killed, never waited for.
+    ``may_start`` False: one that would start waits for a later call (the
+    timer's call has done much already; a start costs about a millisecond),
+    for at most WARM_START_WAIT_S."""
+    global _warm, _warm_failed, _warm_deferred_since
     room = at_once() - _running() - _waiting()
     current = limits()
     if not (wanted and USE_CHILD_PROCESS and room > 0):
+        _warm_deferred_since = None
         if not wanted:
             _warm_failed = False
         if _warm is not None:
@@ -249,6 +257,13 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
         return
     if _warm_failed:
         return
+    now = time.monotonic()
+    if not may_start:
+        if _warm_deferred_since is None:
+            _warm_deferred_since = now
+        if now - _warm_deferred_since < WARM_START_WAIT_S:
+            return
+    _warm_deferred_since = None
     if _warm is not None:
         _warm.abandon(_reaper)  # it died waiting, or its limits changed: start another
     _warm = WarmChild(_command(wait_args(current.memory_bytes, os.getpid())), _environment(),

@@ -720,6 +720,46 @@ def test_a_converter_that_cannot_start_ahead_is_not_tried_on_every_tick(interact
     assert len(starts) == 1 and conversions.warm_pid() is None
 
 
+def test_a_converter_starts_ahead_in_a_quiet_call_or_after_a_second(interactive: ModuleType,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """A start costs the main thread about a millisecond: the timer's call
+    that has done much already leaves it to a later one, for at most a second."""
+    conversions = interactive.engine.conversions
+    monkeypatch.setattr(conversions, "USE_CHILD_PROCESS", True)
+    started: list[int] = []
+
+    class Child:
+        def __init__(self, command: Any, environment: Any, log_path: Any, limits: Any) -> None:
+            self.limits, self.alive, self.pid = limits, True, 1
+
+        def start(self) -> None:
+            started.append(1)
+
+        def abandon(self, reaper: Any) -> None:
+            self.alive = False
+
+    monkeypatch.setattr(conversions, "WarmChild", Child)
+    clock = [100.0]
+    monkeypatch.setattr(conversions.time, "monotonic", lambda: clock[0])
+    conversions.keep_warm(False, lambda: tmp_path)  # from no task on its way, as after an earlier test
+    try:
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)
+        clock[0] += conversions.WARM_START_WAIT_S / 2
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)
+        assert started == []
+        conversions.keep_warm(True, lambda: tmp_path)  # a quiet call
+        assert started == [1]
+        conversions.keep_warm(False, lambda: tmp_path)  # none wanted any more: stopped at once
+        assert conversions.warm_pid() is None
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)
+        clock[0] += conversions.WARM_START_WAIT_S
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)  # busy calls only: not later than this
+        assert started == [1, 1]
+    finally:
+        conversions.keep_warm(False, lambda: tmp_path)
+
+
 @child_process
 def test_a_crashing_converter_says_so(interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator,
                                       sample_glb: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
