@@ -296,8 +296,9 @@ def watch_parent_linux(parent_pid: int, on_orphan: Callable[[], None] = _exit_or
     we look whether it had ended before we asked. Returns the parent's ID the
     rest of the guard watches.
 
-    NOTE: "parent" is the thread that started us: the converter is started on
-    Blender's main thread, which lives as long as Blender."""
+    NOTE: "parent" is the thread that started us: Blender's ``Starter``
+    thread (``core.conversion``), which ends only after it has stopped every
+    converter, or the main thread."""
     expected = os.getppid()
     try:
         library = libc if libc is not None else ctypes.CDLL(None, use_errno=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,6 +43,7 @@ from ..core.conversion import (
     ConversionSpec,
     Limits,
     Reaper,
+    Starter,
     WarmChild,
     child_command,
     child_environment,
@@ -94,10 +94,10 @@ _queue: deque[str] = deque()
 _active: dict[str, None] = {}
 _warm: WarmChild | None = None  # at most one, while a task is on its way
 _warm_failed = False  # the last start failed: no retry until no task is on its way
-_warm_deferred_since: float | None = None  # time.monotonic() since a start ahead waits for a quiet call
-# A start ahead waits at most this long for a timer call that has done little else.
-WARM_START_WAIT_S = 1.0
 _reaper = Reaper()
+# Converters are started on this thread: a spawn waits for the child's exec,
+# up to 4 ms on a busy machine, which no timer call should (issue 22).
+_starter = Starter()
 _pruned = False  # the temporary folders of a crashed session were looked for
 
 
@@ -174,7 +174,7 @@ def start(spec: ConversionSpec, workdir: Path, cover: Path | None, on_start: Cal
     stem = Path(spec.entry).stem
     spec_path = workdir / f"{stem}.spec.json"
     process = ConversionProcess(spec, spec_path, _command(spec_args(spec_path)), _environment(), limits(),
-                                workdir / f"{stem}.converter.log")
+                                workdir / f"{stem}.converter.log", starter=_starter)
     _conversions[spec.task_id] = _Conversion(process, spec.options, dict(spec.provenance), cover, on_start)
     _queue.append(spec.task_id)
     _start_waiting()
@@ -197,7 +197,8 @@ def _start(task_id: str) -> bool:
     except ConversionFailed as exc:
         conversion.process.fail_to_start(exc.message)
         return False
-    log.info("Converting task %s in process %s", short_id(task_id), conversion.process.pid)
+    pid = conversion.process.pid  # None while its start runs on the starter's thread
+    log.info("Converting task %s%s", short_id(task_id), f" in process {pid}" if pid is not None else "")
     return True
 
 
@@ -234,19 +235,16 @@ def _environment() -> dict[str, str]:
     return child_environment(os.environ, real_blender=bool(bpy.app.binary_path))
 
 
-def keep_warm(wanted: bool, workdir: Callable[[], Path], *, may_start: bool = True) -> None:
+def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
     """While a task is on its way (made on Hitem3D, downloading) and a
     converter may start, keep one started and waiting, so Blender's start-up
     is over when the model arrives; none otherwise. An idle converter holds
     about 270 MB. A converter not needed after all is killed, never waited for.
-    ``may_start`` False: one that would start waits for a later call (the
-    timer's call has done much already; a start costs about a millisecond),
-    for at most WARM_START_WAIT_S."""
-    global _warm, _warm_failed, _warm_deferred_since
+    Its start runs on the starter's thread: this call never waits for it."""
+    global _warm, _warm_failed
     room = at_once() - _running() - _waiting()
     current = limits()
     if not (wanted and USE_CHILD_PROCESS and room > 0):
-        _warm_deferred_since = None
         if not wanted:
             _warm_failed = False
         if _warm is not None:
@@ -255,19 +253,18 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path], *, may_start: bool = Tr
         return
     if _warm is not None and _warm.alive and _warm.limits == current:
         return
+    if _warm is not None and _warm.failed is not None:
+        # The import will say so, with the same reason, when it starts a child itself.
+        log.info("No converter started ahead: %s", _warm.failed)
+        _warm.abandon(_reaper)
+        _warm = None
+        _warm_failed = True  # not again on every tick; the import tries once more itself
     if _warm_failed:
         return
-    now = time.monotonic()
-    if not may_start:
-        if _warm_deferred_since is None:
-            _warm_deferred_since = now
-        if now - _warm_deferred_since < WARM_START_WAIT_S:
-            return
-    _warm_deferred_since = None
     if _warm is not None:
         _warm.abandon(_reaper)  # it died waiting, or its limits changed: start another
     _warm = WarmChild(_command(wait_args(current.memory_bytes, os.getpid())), _environment(),
-                      workdir() / "warm.converter.log", current)
+                      workdir() / "warm.converter.log", current, starter=_starter)
     try:
         _warm.start()
     except ConversionFailed as exc:
@@ -389,6 +386,8 @@ def stop_all() -> None:
         except Exception:  # noqa: BLE001 - the others must stop too
             log.exception("Could not stop converter process %s", conversion.process.pid)
     _reaper.wait(1.0)
+    # Only now: a converter is killed with the thread that started it.
+    _starter.stop(1.0)
     remove_spare_temp_folders()
 
 

@@ -39,8 +39,6 @@ IMPORT_BUDGET_S = 1 / 60
 # µs on the 2-core benchmark machine), so 3 keep a call under a millisecond
 # there, and 20 cancels all show within 0.7 s.
 RESULTS_PER_CALL = 3
-# A converter is started ahead only by a call that has taken less than this.
-WARM_START_BUDGET_S = 0.3e-3
 # A call hands journal changes to the worker process while it has taken less
 # than this (a batch however late once they have waited half a second).
 JOURNAL_BUDGET_S = 0.5e-3
@@ -87,10 +85,9 @@ def _tick() -> float | None:
     left = _import_in_turns(converted, ready)
     # A converter starts while a task is made on Hitem3D or downloads, so
     # Blender's start-up (about a second) is over when the model arrives;
-    # none is kept when no task is on its way to an import. It starts ahead,
-    # so it waits for a call that has done little else (0.1 s later at most).
-    conversions.keep_warm(_import_ahead(), files.work_dir,
-                          may_start=time.perf_counter() - started < WARM_START_BUDGET_S)
+    # none is kept when no task is on its way to an import. Its start runs
+    # on the converter starter's thread: this call only asks for it.
+    conversions.keep_warm(_import_ahead(), files.work_dir)
     if session.journal_dirty:
         history.save(soon=True)  # handed to the worker process in this call's spare time
     # NOTE: asked after the drain and the save: the worker process reads its

@@ -356,19 +356,21 @@ def test_a_missing_memory_api_costs_the_check_never_the_import() -> None:
 # -- a converter started ahead ----------------------------------------------------------------
 
 
-def warm_child(tmp_path: Path, mode: str) -> conversion.WarmChild:
+def warm_child(tmp_path: Path, mode: str, starter: conversion.Starter | None = None,
+               command: list[str] | None = None) -> conversion.WarmChild:
     env = {**os.environ, "MODE": mode, "REPO_ROOT": str(REPO_ROOT)}
-    warm = conversion.WarmChild([sys.executable, "-c", CHILD, "--wait"], env, tmp_path / "work" / "warm.log")
+    warm = conversion.WarmChild(command or [sys.executable, "-c", CHILD, "--wait"], env,
+                                tmp_path / "work" / "warm.log", starter=starter)
     warm.start()
     return warm
 
 
-def cold_process(tmp_path: Path, command: list[str]) -> ConversionProcess:
+def cold_process(tmp_path: Path, command: list[str], starter: conversion.Starter | None = None) -> ConversionProcess:
     (tmp_path / "library").mkdir(exist_ok=True)
     spec_path = tmp_path / "work" / "task-1.spec.json"
     env = {**os.environ, "MODE": "ok", "REPO_ROOT": str(REPO_ROOT)}
     return ConversionProcess(spec_in(tmp_path), spec_path, [*command, str(spec_path)], env, Limits(timeout_s=30.0),
-                             tmp_path / "work" / "task-1.log")
+                             tmp_path / "work" / "task-1.log", starter=starter)
 
 
 def test_a_converter_started_ahead_takes_the_spec(tmp_path: Path) -> None:
@@ -539,3 +541,126 @@ def test_the_next_converter_takes_the_emptied_folder_and_quitting_removes_it(tmp
 
     conversion.remove_spare_temp_folders()
     assert not [p for p in (tmp_path / "work").iterdir() if p.name.startswith(conversion.TEMP_PREFIX)]
+
+
+# -- started on the starter's thread: the main thread never waits for a spawn --------------------
+
+SLOW_SPAWN_S = 0.4
+
+
+@pytest.fixture
+def slow_starter(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A ``Starter`` whose spawns take SLOW_SPAWN_S, as on a busy machine
+    (4 ms there): long enough to act while the child is still starting."""
+    spawn = conversion.spawn
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(SLOW_SPAWN_S)
+        return spawn(*args, **kwargs)
+
+    monkeypatch.setattr(conversion, "spawn", slow)
+    starter = conversion.Starter()
+    yield starter
+    starter.stop(5.0)
+    assert not starter.running
+
+
+def started_pid(process: ConversionProcess) -> int:
+    assert wait_until(lambda: process.pid is not None or process.poll() is not None)
+    assert process.pid is not None
+    return process.pid
+
+
+def test_a_start_on_the_starter_thread_never_waits_for_the_spawn(tmp_path: Path, slow_starter: Any) -> None:
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD], starter=slow_starter)
+    asked = time.monotonic()
+    process.start()
+    assert time.monotonic() - asked < SLOW_SPAWN_S / 4
+    assert process.pid is None and process.running and process.poll() is None  # still starting
+    outcome = outcome_of(process)
+    assert outcome.ok and process.pid is not None and gone(process.pid)
+    assert not left_in(tmp_path / "work")
+
+
+def test_a_conversion_cancelled_while_it_starts_leaves_no_process(tmp_path: Path, slow_starter: Any) -> None:
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD], starter=slow_starter)
+    process.start()
+    process.cancel()  # the spawn has not returned yet
+    assert process.poll() is None  # ended only once its process is reaped
+    outcome = outcome_of(process, timeout_s=5.0)
+    assert outcome.cancelled
+    assert process.pid is not None and gone(process.pid)
+    # As for any cancelled converter, its output stays (the caller removes it with the task).
+    assert left_in(tmp_path / "work") == ["task-1.log"] and not list((tmp_path / "library").iterdir())
+
+
+def test_a_conversion_abandoned_while_it_starts_is_reaped(tmp_path: Path, slow_starter: Any) -> None:
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD], starter=slow_starter)
+    process.start()
+    reaper = conversion.Reaper()
+    process.abandon(reaper)
+    assert len(reaper) == 1 and reaper.pids == []  # no process yet to name
+    assert wait_until(lambda: (reaper.poll(), not len(reaper))[1])
+    assert process.pid is not None and gone(process.pid)
+    assert not left_in(tmp_path / "work") and not list((tmp_path / "library").iterdir())
+
+
+def test_stopping_a_conversion_while_it_starts_reaps_it(tmp_path: Path, slow_starter: Any) -> None:
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD], starter=slow_starter)
+    process.start()
+    process.stop(timeout_s=5.0)
+    assert process.pid is not None and gone(process.pid)
+
+
+def test_a_start_that_fails_on_the_starter_thread_says_so_when_polled(tmp_path: Path, slow_starter: Any) -> None:
+    process = cold_process(tmp_path, [str(tmp_path / "no-blender")], starter=slow_starter)
+    process.start()  # nothing to say yet
+    outcome = outcome_of(process)
+    assert str(outcome.error).startswith("Could not start Blender to convert the model (No such file or directory)")
+    assert not process.spec_path.exists()
+    assert not [p for p in (tmp_path / "work").iterdir() if p.name.startswith(conversion.TEMP_PREFIX)]
+
+
+def test_a_converter_started_ahead_still_starting_takes_the_spec_once_started(tmp_path: Path,
+                                                                               slow_starter: Any) -> None:
+    warm = warm_child(tmp_path, "ok", starter=slow_starter)
+    assert warm.alive and warm.pid is None  # still starting
+    process = cold_process(tmp_path, [str(tmp_path / "no-such-blender")], starter=slow_starter)  # would fail
+
+    process.start(warm=warm)
+
+    pid = started_pid(process)
+    assert outcome_of(process).ok  # so the converter started ahead converted it
+    assert gone(pid) and not left_in(tmp_path / "work")
+
+
+def test_a_converter_started_ahead_that_could_not_start_is_replaced(tmp_path: Path, slow_starter: Any) -> None:
+    warm = warm_child(tmp_path, "ok", starter=slow_starter, command=[str(tmp_path / "no-blender"), "--wait"])
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD], starter=slow_starter)
+
+    process.start(warm=warm)  # taken while it starts; its start fails after
+
+    assert outcome_of(process).ok
+    assert warm.failed is None  # handed over: the conversion's now
+    assert not left_in(tmp_path / "work")
+
+
+def test_a_converter_started_ahead_says_why_it_could_not_start(tmp_path: Path, slow_starter: Any) -> None:
+    warm = warm_child(tmp_path, "ok", starter=slow_starter, command=[str(tmp_path / "no-blender"), "--wait"])
+    assert warm.failed is None
+    assert wait_until(lambda: not warm.alive)
+    assert warm.failed is not None and "No such file or directory" in str(warm.failed)
+    reaper = conversion.Reaper()
+    warm.abandon(reaper)
+    assert not len(reaper)
+
+
+def test_the_starter_thread_ends_when_stopped(tmp_path: Path) -> None:
+    starter = conversion.Starter()
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD], starter=starter)
+    process.start()
+    assert starter.running
+    assert outcome_of(process).ok
+    starter.stop(2.0)
+    assert not starter.running
+    assert not [t for t in __import__("threading").enumerate() if t.name == starter.name]
