@@ -173,6 +173,7 @@ class TickSample:
     waited: int = 0  # times the call gave up its CPU by itself (blocked)
     gc_ns: int = 0  # Python's garbage collector inside this call
     results: int = 0  # worker results the call applied
+    cpu_ns: int = 0  # the main thread's CPU time in the call (less than total_ns: it waited, or lost its CPU)
 
 
 @dataclass
@@ -215,13 +216,15 @@ class TickDriver:
                 time.sleep(pause)
             import_before, gltf_before, warm_before = self.clock.step.ns, self.clock.gltf.ns, self.clock.warm.ns
             switched, waited, gc_before, applied[0] = preemptions(), waits(), self.gc_clock.ns, 0
+            cpu_before = time.thread_time_ns()
             started = time.perf_counter_ns()
             interval = timer.tick()
             elapsed = time.perf_counter_ns() - started
+            cpu = time.thread_time_ns() - cpu_before
             self.samples.append(TickSample(elapsed, self.clock.step.ns - import_before,
                                            self.clock.gltf.ns - gltf_before, self.clock.warm.ns - warm_before,
                                            preempted=preemptions() != switched, waited=waits() - waited,
-                                           gc_ns=self.gc_clock.ns - gc_before, results=applied[0]))
+                                           gc_ns=self.gc_clock.ns - gc_before, results=applied[0], cpu_ns=cpu))
             if until():
                 return True
             if interval is None:
@@ -374,7 +377,7 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0,
         # The five longest calls the limit is judged on, with what may explain them.
         "longest_not_preempted": [
             {"ms": round((s.total_ns - s.import_ns - s.warm_ns) / 1e6, 3), "results": s.results,
-             "waited": s.waited, "gc_ms": round(s.gc_ns / 1e6, 3)}
+             "waited": s.waited, "gc_ms": round(s.gc_ns / 1e6, 3), "cpu_ms": round(s.cpu_ns / 1e6, 3)}
             for s in sorted((s for s in samples if not s.preempted),
                             key=lambda s: s.total_ns - s.import_ns - s.warm_ns, reverse=True)[:5]],
         "import_step_ms": round(clock.step.ns / 1e6, 1),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -95,9 +96,18 @@ _active: dict[str, None] = {}
 _warm: WarmChild | None = None  # at most one, while a task is on its way
 _warm_failed = False  # the last start failed: no retry until no task is on its way
 _reaper = Reaper()
-# Converters are started on this thread: a spawn waits for the child's exec,
-# up to 4 ms on a busy machine, which no timer call should (issue 22).
-_starter = Starter()
+# Where Python threads are safe in Blender's process (Python 3.12 and newer:
+# Blender 5.1 and newer), converters are started on a thread of their own: a
+# spawn waits for the child's exec, up to 4 ms on a busy machine, which no
+# timer call should. NOTE: with Python 3.11 (Blender 4.2 to 5.0) a thread of
+# ours running Python while an operator runs can crash Blender
+# (docs/threads-in-blender.md): there the timer's call starts them, ahead
+# only in a call that has done little else.
+THREADS_ARE_SAFE = sys.version_info >= (3, 12)
+_starter: Starter | None = Starter() if THREADS_ARE_SAFE else None
+_warm_deferred_since: float | None = None  # time.monotonic() since a start ahead waits for a quiet call
+# A start ahead waits at most this long for a timer call that has done little else.
+WARM_START_WAIT_S = 1.0
 _pruned = False  # the temporary folders of a crashed session were looked for
 
 
@@ -235,16 +245,20 @@ def _environment() -> dict[str, str]:
     return child_environment(os.environ, real_blender=bool(bpy.app.binary_path))
 
 
-def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
+def keep_warm(wanted: bool, workdir: Callable[[], Path], *, may_start: bool = True) -> None:
     """While a task is on its way (made on Hitem3D, downloading) and a
     converter may start, keep one started and waiting, so Blender's start-up
     is over when the model arrives; none otherwise. An idle converter holds
     about 270 MB. A converter not needed after all is killed, never waited for.
-    Its start runs on the starter's thread: this call never waits for it."""
-    global _warm, _warm_failed
+    With a starter thread its start runs there, and this call never waits
+    for it. Without one, ``may_start`` False: one that would start waits for
+    a later call (the timer's call has done much already; a start costs
+    about a millisecond), for at most WARM_START_WAIT_S."""
+    global _warm, _warm_failed, _warm_deferred_since
     room = at_once() - _running() - _waiting()
     current = limits()
     if not (wanted and USE_CHILD_PROCESS and room > 0):
+        _warm_deferred_since = None
         if not wanted:
             _warm_failed = False
         if _warm is not None:
@@ -261,6 +275,13 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path]) -> None:
         _warm_failed = True  # not again on every tick; the import tries once more itself
     if _warm_failed:
         return
+    now = time.monotonic()
+    if not may_start and _starter is None:
+        if _warm_deferred_since is None:
+            _warm_deferred_since = now
+        if now - _warm_deferred_since < WARM_START_WAIT_S:
+            return
+    _warm_deferred_since = None
     if _warm is not None:
         _warm.abandon(_reaper)  # it died waiting, or its limits changed: start another
     _warm = WarmChild(_command(wait_args(current.memory_bytes, os.getpid())), _environment(),
@@ -386,8 +407,8 @@ def stop_all() -> None:
         except Exception:  # noqa: BLE001 - the others must stop too
             log.exception("Could not stop converter process %s", conversion.process.pid)
     _reaper.wait(1.0)
-    # Only now: a converter is killed with the thread that started it.
-    _starter.stop(1.0)
+    if _starter is not None:
+        _starter.stop(1.0)  # only now: a converter is killed with the thread that started it
     remove_spare_temp_folders()
 
 

@@ -38,7 +38,13 @@ IMPORT_BUDGET_S = 1 / 60
 # its record, and its share of the journal's save and of the list (up to 200
 # µs on the 2-core benchmark machine), so 3 keep a call under a millisecond
 # there, and 20 cancels all show within 0.7 s.
+# NOTE: a fixed count, not a time budget (tried: under load a call then took
+# one result, and a task's last update was applied a call before its job's
+# end, so a task shown failed refused Retry until the next call; 7 tests saw it).
 RESULTS_PER_CALL = 3
+# Without a converter starter thread (Python 3.11), a converter is started
+# ahead only by a call that has taken less than this.
+WARM_START_BUDGET_S = 0.3e-3
 # A call hands journal changes to the worker process while it has taken less
 # than this (a batch however late once they have waited half a second).
 JOURNAL_BUDGET_S = 0.5e-3
@@ -86,8 +92,11 @@ def _tick() -> float | None:
     # A converter starts while a task is made on Hitem3D or downloads, so
     # Blender's start-up (about a second) is over when the model arrives;
     # none is kept when no task is on its way to an import. Its start runs
-    # on the converter starter's thread: this call only asks for it.
-    conversions.keep_warm(_import_ahead(), files.work_dir)
+    # on the converter starter's thread where there is one (this call only
+    # asks for it), else it waits for a call that has done little else (0.1 s
+    # later at most).
+    conversions.keep_warm(_import_ahead(), files.work_dir,
+                          may_start=time.perf_counter() - started < WARM_START_BUDGET_S)
     if session.journal_dirty:
         history.save(soon=True)  # handed to the worker process in this call's spare time
     # NOTE: asked after the drain and the save: the worker process reads its

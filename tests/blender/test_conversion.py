@@ -9,6 +9,7 @@ Blender each); the others import in-process, which gives the same result.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -721,12 +722,59 @@ def test_a_converter_that_cannot_start_ahead_is_not_tried_on_every_tick(interact
     assert len(starts) == 1 and conversions.warm_pid() is None
 
 
+def test_a_converter_starts_ahead_in_a_quiet_call_or_after_a_second(interactive: ModuleType,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """Without a starter thread (Python 3.11), a start costs the main thread
+    about a millisecond: the timer's call that has done much already leaves
+    it to a later one, for at most a second."""
+    conversions = interactive.engine.conversions
+    monkeypatch.setattr(conversions, "USE_CHILD_PROCESS", True)
+    monkeypatch.setattr(conversions, "_starter", None)
+    started: list[int] = []
+
+    class Child:
+        failed = None
+
+        def __init__(self, command: Any, environment: Any, log_path: Any, limits: Any, starter: Any) -> None:
+            self.limits, self.alive, self.pid = limits, True, 1
+
+        def start(self) -> None:
+            started.append(1)
+
+        def abandon(self, reaper: Any) -> None:
+            self.alive = False
+
+    monkeypatch.setattr(conversions, "WarmChild", Child)
+    clock = [100.0]
+    monkeypatch.setattr(conversions.time, "monotonic", lambda: clock[0])
+    conversions.keep_warm(False, lambda: tmp_path)  # from no task on its way, as after an earlier test
+    try:
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)
+        clock[0] += conversions.WARM_START_WAIT_S / 2
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)
+        assert started == []
+        conversions.keep_warm(True, lambda: tmp_path)  # a quiet call
+        assert started == [1]
+        conversions.keep_warm(False, lambda: tmp_path)  # none wanted any more: stopped at once
+        assert conversions.warm_pid() is None
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)
+        clock[0] += conversions.WARM_START_WAIT_S
+        conversions.keep_warm(True, lambda: tmp_path, may_start=False)  # busy calls only: not later than this
+        assert started == [1, 1]
+    finally:
+        conversions.keep_warm(False, lambda: tmp_path)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="no starter thread with Python 3.11: a thread of ours "
+                    "running Python while an operator runs can crash Blender (docs/threads-in-blender.md)")
 def test_a_converter_started_ahead_never_holds_up_the_timer_call(interactive: ModuleType,
                                                                   monkeypatch: pytest.MonkeyPatch,
                                                                   tmp_path: Path) -> None:
     """A spawn returns when the child reaches exec: 0.8 ms on a quiet machine,
-    up to 4 ms on a busy one. The timer's call only asks for it; the converter
-    starter's thread waits, and ends when conversions stop."""
+    up to 4 ms on a busy one. Where Python threads are safe in Blender's
+    process, the timer's call only asks for it; the converter starter's
+    thread waits, and ends when conversions stop."""
     conversions, conversion = interactive.engine.conversions, interactive.core.conversion
     monkeypatch.setattr(conversions, "USE_CHILD_PROCESS", True)
     spawn = conversion.spawn
