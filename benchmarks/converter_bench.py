@@ -18,7 +18,8 @@ at once, timer calls are timed while:
 Each figure is the timer call's whole time (``engine.timer.tick``), the
 longest of ``rounds``, next to the limit of any other timer call (2 ms); the
 start asked for inside it (``conversion.begin``) and, for reference, the spawn
-itself, which runs on the converter starter's thread.
+itself, which runs on the converter starter's thread (Python 3.12 and newer)
+or in the worker process (Python 3.11: ``spawn`` then counts no call here).
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def bench_converter_start(addon: ModuleType, quick: bool) -> dict[str, Any]:
         # On the converter starter's thread where there is one (Python 3.12 and
         # newer), else inside the timer call: a reference.
         "spawn": summary_ms(spawn_ms),
-        "spawn_on_starter_thread": conversions._starter is not None,
+        "spawn_on_starter_thread": isinstance(conversions._starter, conversion.Starter),
+        "spawn_in_worker_process": isinstance(conversions._starter, addon.core.converter_host.RemoteStarter),
         "start_asked_on_main_thread": summary_ms([elapsed for _, elapsed in begin.calls]),
         "tick_starting_warm_converter": summary_ms(ticks["warm_start"]),
         "tick_stopping_warm_converter": summary_ms(ticks["warm_stop"]),

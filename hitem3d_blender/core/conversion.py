@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, TypeAlias
+from typing import IO, Any, Callable, Mapping, Protocol
 
 from . import safe_files
 from .display import duration
@@ -298,16 +298,18 @@ def _is_plain_folder(path: Path) -> bool:
         return False
 
 
-def make_temp_folder(work: Path) -> Path:
+def make_temp_folder(work: Path, owner: int | None = None) -> Path:
     """An empty, private folder in ``work`` for one child's temporary files:
     a spare one of ours, else a new one (never an existing one). Its name
-    carries our process ID, so ``prune_temp_folders`` can tell whose it is."""
+    carries the process ID of the Blender it is for (``owner``, else ours),
+    so ``prune_temp_folders`` can tell whose it is."""
+    owner = os.getpid() if owner is None else owner
     while _spare_temp_folders:
         folder = _spare_temp_folders.pop()
-        if folder.parent == work and _is_plain_folder(folder):
+        if folder.parent == work and folder.name.startswith(f"{TEMP_PREFIX}{owner}-") and _is_plain_folder(folder):
             return folder
         remove_temp_folder(folder)
-    return safe_files.private_folder(work, f"{TEMP_PREFIX}{os.getpid()}-")
+    return safe_files.private_folder(work, f"{TEMP_PREFIX}{owner}-")
 
 
 def release_temp_folder(folder: Path) -> None:
@@ -428,6 +430,7 @@ class ChildProcess:
         self.log_path = log_path
         self.peak_job_memory = 0  # Windows: the most it committed, read before the job closes
         self.returncode: int | None = None
+        self.error: ConversionFailed | None = None  # never: it started
         self._on_end: list[Callable[[], None]] = []
 
     @property
@@ -435,8 +438,22 @@ class ChildProcess:
         return self.process.pid
 
     @property
-    def stdin(self) -> IO[bytes] | None:
-        return self.process.stdin
+    def started(self) -> bool:
+        return True
+
+    def give(self, line: bytes) -> bool:
+        """One line on its stdin, which then closes (a converter started
+        ahead takes its spec's path so); False if it has no stdin or cannot
+        take it. NOTE: one short line into an empty pipe: it never blocks."""
+        stdin = self.process.stdin
+        if stdin is None:
+            return False
+        try:
+            stdin.write(line)
+            stdin.close()
+        except OSError:
+            return False
+        return True
 
     def when_ended(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the process has been reaped (now, if it has)."""
@@ -557,7 +574,7 @@ def _posix_spawn(command: list[str], env: Mapping[str, str], output: IO[bytes], 
 
 
 def spawn(command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
-          memory_limit: int, posix_spawn: bool | None = None) -> ChildProcess:
+          memory_limit: int, posix_spawn: bool | None = None, owner: int | None = None) -> ChildProcess:
     """Start a converter with its output in ``log_path``, in a session (or
     process group) of its own so it can be stopped whole, with a temporary
     folder of its own; ``OSError`` if it cannot start.
@@ -568,8 +585,10 @@ def spawn(command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: 
     ``preexec_fn`` (nor user or group changes), 0.3 to 0.5 ms whatever
     Blender's size; on macOS ``posix_spawn`` (``posix_spawn``: True forces it,
     for tests). Whatever must happen in the child before it runs happens in
-    its script instead (``process_guard.guard``)."""
-    temp = make_temp_folder(log_path.parent)
+    its script instead (``process_guard.guard``). ``owner``: the Blender
+    it converts for, when another process of ours starts it
+    (``converter_host``)."""
+    temp = make_temp_folder(log_path.parent, owner)
     env = {**env, **{name: str(temp) for name in TEMP_VARIABLES}}
     use_posix_spawn = SPAWN_WITH_POSIX_SPAWN if posix_spawn is None else posix_spawn
     process: Any
@@ -650,6 +669,17 @@ class Starter:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def ready(self) -> bool:
+        """It can start a converter now (``Launcher``): always."""
+        return True
+
+    def launch(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
+               memory_limit: int) -> StartingChild:
+        start = Start(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
+        self.submit(start)
+        return StartingChild(start)
+
     def submit(self, start: Start) -> None:
         if not self.running:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -703,10 +733,10 @@ class StartingChild:
         child = self._settle()
         return child.pid if child is not None else None
 
-    @property
-    def stdin(self) -> IO[bytes] | None:
+    def give(self, line: bytes) -> bool:
+        """As ``ChildProcess.give``, once started (False before)."""
         child = self._settle()
-        return child.stdin if child is not None else None
+        return child is not None and child.give(line)
 
     @property
     def peak_job_memory(self) -> int:
@@ -768,20 +798,58 @@ class StartingChild:
             child.kill()
 
 
+class Child(Protocol):
+    """A converter as its owners see it, however it was started:
+    ``ChildProcess`` (here, now), ``StartingChild`` (on a ``Starter``'s
+    thread), ``converter_host.RemoteChild`` (by the worker process). Until
+    ``started`` it has no ``pid`` and takes no line; a start that failed
+    ends it with ``START_FAILED`` and ``error``."""
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def started(self) -> bool: ...
+    @property
+    def log_path(self) -> Path: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def peak_job_memory(self) -> int: ...
+    @property
+    def error(self) -> ConversionFailed | None: ...
+    def give(self, line: bytes) -> bool: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout_s: float) -> int | None: ...
+    def kill(self) -> None: ...
+    def when_ended(self, action: Callable[[], None]) -> None: ...
+
+
+class Launcher(Protocol):
+    """Who starts converters so that Blender's main thread never waits for a
+    spawn: a ``Starter`` (a thread, where Python threads are safe in
+    Blender), the worker process (``converter_host.RemoteStarter``)."""
+
+    @property
+    def ready(self) -> bool:
+        """It would start one now (else ``begin`` starts it on the caller's thread)."""
+        ...
+
+    def launch(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
+               memory_limit: int) -> Child | None:
+        """The converter, started or starting; None if it cannot take it now."""
+        ...
+
+
 def begin(command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int, memory_limit: int,
-          starter: Starter | None) -> ChildProcess | StartingChild:
-    """Start a converter: on ``starter``'s thread, the caller never waiting
-    for it (a start that fails ends the child, see ``StartingChild``); without
-    one, now (``OSError`` if it cannot start)."""
-    if starter is None:
-        return spawn(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
-    start = Start(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
-    starter.submit(start)
-    return StartingChild(start)
-
-
-# A converter started, or handed to a ``Starter`` (see ``begin``).
-Child: TypeAlias = "ChildProcess | StartingChild"
+          starter: Launcher | None) -> Child:
+    """Start a converter: by ``starter``, the caller never waiting for it (a
+    start that fails ends the child with ``START_FAILED``); without one, or
+    one that cannot take it now, here and now (``OSError`` if it cannot start)."""
+    if starter is not None:
+        child = starter.launch(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
+        if child is not None:
+            return child
+    return spawn(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
 
 
 class Reaper:
@@ -820,7 +888,7 @@ class WarmChild:
     start-up (about a second) then never adds to the time to scene."""
 
     def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path,
-                 limits: Limits | None = None, starter: Starter | None = None) -> None:
+                 limits: Limits | None = None, starter: Launcher | None = None) -> None:
         self.command = command
         self.env = dict(env)
         self.log_path = log_path
@@ -850,7 +918,7 @@ class WarmChild:
     def failed(self) -> ConversionFailed | None:
         """Why its start on the starter's thread failed, if it did."""
         child = self._child
-        if isinstance(child, StartingChild) and child.poll() is not None:
+        if child is not None and child.poll() is not None:
             return child.error
         return None
 
@@ -884,7 +952,7 @@ class ConversionProcess:
     ``cancel``, ``abandon`` or ``stop`` it; it cleans its own files."""
 
     def __init__(self, spec: ConversionSpec, spec_path: Path, command: list[str], env: Mapping[str, str],
-                 limits: Limits, log_path: Path, starter: Starter | None = None) -> None:
+                 limits: Limits, log_path: Path, starter: Launcher | None = None) -> None:
         self.spec = spec
         self.spec_path = spec_path
         self.command = command
@@ -915,8 +983,12 @@ class ConversionProcess:
 
     @property
     def running(self) -> bool:
-        """Started, and not seen to end yet (``poll`` has not reaped it)."""
-        return self._child is not None and self._child.returncode is None and self._outcome is None
+        """Started, and not seen to end yet by ``poll``.
+        NOTE: not by its child's exit code, which the worker process's word
+        sets when the timer drains it (``converter_host``), before this
+        call's ``poll``: the call that appends a model must not also start
+        the next converter, as when ``poll`` reaped it here."""
+        return self._child is not None and self._outcome is None
 
     def start(self, warm: WarmChild | None = None, limits: Limits | None = None) -> None:
         """Write the spec and hand it to ``warm`` if that child is still
@@ -957,7 +1029,7 @@ class ConversionProcess:
         child = warm.take()
         if child is None:
             return False
-        if isinstance(child, StartingChild) and not child.started:
+        if not child.started:
             self._child = child
             self.log_path = child.log_path
             self._handing_over = True  # poll sends the path once the spawn has returned
@@ -967,16 +1039,7 @@ class ConversionProcess:
     def _send_spec(self, child: Child) -> bool:
         """The spec's path to a child started ahead; False (and that child
         killed, its output gone) if it cannot take it."""
-        if child.stdin is None:
-            child.when_ended(lambda: _remove(child.log_path))
-            child.kill()
-            child.wait(1.0)
-            return False
-        try:
-            # NOTE: one short line into an empty pipe: the write never blocks.
-            child.stdin.write(str(self.spec_path).encode("utf-8") + b"\n")
-            child.stdin.close()
-        except OSError:
+        if not child.give(str(self.spec_path).encode("utf-8") + b"\n"):
             child.when_ended(lambda: _remove(child.log_path))
             child.kill()
             child.wait(1.0)
@@ -1007,7 +1070,7 @@ class ConversionProcess:
         """The converter started ahead was still starting when the spec came:
         send it the spec's path once started, or start one of our own if it
         cannot take it. True while that is not settled."""
-        if isinstance(child, StartingChild) and not child.started:
+        if not child.started:
             return True
         self._handing_over = False
         if self._ending is not None or self._cancelled:
@@ -1106,7 +1169,7 @@ class ConversionProcess:
             return ConversionOutcome(cancelled=True, seconds=seconds)
         if self._ending is not None:
             return ConversionOutcome(error=self._ending, seconds=seconds)
-        if code == START_FAILED and isinstance(self._child, StartingChild) and self._child.error is not None:
+        if code == START_FAILED and self._child is not None and self._child.error is not None:
             return ConversionOutcome(error=self._child.error.message, seconds=seconds)
         if code == EXIT_OUT_OF_MEMORY or (code != 0 and self._child is not None
                                           and self._child.peak_job_memory >= self.limits.memory_bytes > 0):

@@ -418,7 +418,8 @@ class Guard:
         elif platform == "win32":
             watch_parent_windows(parent_pid)
         if parent_pid and self.parent != parent_pid:
-            log.info("Converter started by process %s, not Blender (%s)", self.parent, parent_pid)
+            log.info("Converter started by process %s (the worker process, or a launcher), not Blender (%s)",
+                 self.parent, parent_pid)
         threading.Thread(target=self._watch, name="hitem3d-converter-watchdog", daemon=True).start()
 
     def limit(self, memory_bytes: int, timeout_s: float) -> None:

@@ -90,6 +90,9 @@ class Worker:
         self.settings: dict[int, Any] = {}
         self.secrets: dict[int, dict[str, str]] = {}  # pieces, until their settings arrive
         self.journals: dict[str, Any] = {}  # path -> journal.JournalFile
+        from .converter_host import ConverterHost
+
+        self.converters = ConverterHost(self.outgoing.put)
         self._sender = threading.Thread(target=self._send_all, name="hitem3d-sender", daemon=True)
         self._sender.start()
 
@@ -209,6 +212,8 @@ class Worker:
             if not calls.known_write(item.name):
                 raise ValueError(f"no write named {item.name!r}")
             self.runner.write_later(str(message["key"]), partial(calls.write, item))
+        elif op.startswith("converter_"):
+            self.converters.handle(message)
         elif op == "flush":
             threading.Thread(target=self._flush, args=(message["id"], float(message.get("timeout", 5.0))),
                              name="hitem3d-flush", daemon=True).start()
@@ -234,6 +239,10 @@ class Worker:
 
     def stop(self, timeout_s: float) -> None:
         """Cancel everything, finish the writes, say goodbye with what would not stop."""
+        from .conversion import remove_spare_temp_folders
+
+        self.converters.stop(timeout_s)  # Blender's side stopped them first, unless it is gone
+        remove_spare_temp_folders()
         alive = self.runner.shutdown(timeout_s=timeout_s)
         self.outgoing.put({"op": "bye", "alive": alive})
         self.outgoing.put(None)

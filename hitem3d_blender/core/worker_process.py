@@ -43,7 +43,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from . import calls, wire
 from .errors import Cancelled
@@ -104,6 +104,10 @@ PYTHON = sys.executable
 _DROPPED_ENV_PREFIXES = ("HITEM3D_",)
 # The add-on's package in this process, for the child's log records.
 _ROOT = __name__.rsplit(".", 2)[0]
+# How a converter's event begins on the line (``wire.encode`` puts ``op``
+# first, without spaces): read apart from results, so a converter's end is
+# never behind a backlog of them (``converter_host``).
+_CONVERTER_EVENT = b'{"op":"converter",'
 
 WORKER_ENDED = msg("The Hitem3D background process stopped unexpectedly: retry; if it happens again, "
                    "report it with the log")
@@ -204,6 +208,7 @@ class _Link:
         self._buffer = bytearray(RECEIVE_BYTES)
         self._view = memoryview(self._buffer)
         self.lines: collections.deque[bytes] = collections.deque()
+        self.events: collections.deque[bytes] = collections.deque()  # converters' (``_CONVERTER_EVENT``)
         # Lines to send, each with whether it holds a secret. The config goes
         # first, once the child has proved who it is.
         self.outbox: collections.deque[tuple[bytes, bool]] = collections.deque(
@@ -330,7 +335,8 @@ class _Link:
                 self.ended = True
                 return
             try:
-                self.lines.extend(self.inbox.feed(bytes(self._view[:size])))
+                for line in self.inbox.feed(bytes(self._view[:size])):
+                    (self.events if line.startswith(_CONVERTER_EVENT) else self.lines).append(line)
             except ValueError:
                 log.warning("The Hitem3D background process sent a line too long: closing it")
                 self.ended = True
@@ -417,6 +423,9 @@ class WorkerProcess:
         self._start_failed: tuple[float, Message] | None = None  # when and why the last start failed
         self._batching = 0
         self._closed = False
+        # Converters this process was asked to start (``converter_host``), by number: who hears of them.
+        self._converters: dict[int, Callable[[dict[str, Any]], None]] = {}
+        self._converter_numbers = itertools.count(1)  # never reused, even by a later child
 
     # -- starting work ---------------------------------------------------------------------
 
@@ -469,6 +478,55 @@ class WorkerProcess:
             return
         run.cancelled = True
         self._send({"op": "cancel", "key": key})
+
+    # -- converters (``converter_host``) ------------------------------------------------------
+
+    @property
+    def can_start_converters(self) -> bool:
+        """A child runs (or starts) that can start a converter now."""
+        return not self._closed and self._link is not None and not self._link.ended
+
+    def start_converter(self, fields: dict[str, Any], listener: Callable[[dict[str, Any]], None]) -> int | None:
+        """Have the child start a converter (``converter_host.ConverterHost``);
+        ``listener`` hears its events. None if no child can."""
+        if not self.can_start_converters:
+            return None
+        number = next(self._converter_numbers)
+        self._converters[number] = listener
+        self._send({"op": "converter_start", "id": number, **fields})
+        return number
+
+    def tell_converter(self, number: int, op: str, fields: dict[str, Any] | None = None) -> None:
+        """``kill`` or ``give`` one of its converters; nothing once it is gone
+        (a converter ends with the child that started it)."""
+        if number in self._converters and self.can_start_converters:
+            self._send({"op": f"converter_{op}", "id": number, **(fields or {})})
+
+    def wait_for(self, done: Callable[[], bool], timeout_s: float) -> None:
+        """Read the child until ``done()``, for up to ``timeout_s``.
+        NOTE: blocks; for quitting and tests, never for the timer."""
+        self._wait(done, timeout_s)
+
+    def _converter_events(self, link: _Link) -> None:
+        while link.events:
+            try:
+                self._converter_event(wire.decode(link.events.popleft()))
+            except (ValueError, KeyError, TypeError):
+                log.warning("Ignored a message from the Hitem3D background process", exc_info=True)
+
+    def _converter_event(self, message: dict[str, Any]) -> None:
+        number = int(message["id"])
+        listener = self._converters.get(number)
+        if message.get("event") in ("ended", "failed"):
+            self._converters.pop(number, None)
+        if listener is not None:
+            listener(message)
+
+    def _lose_converters(self) -> None:
+        """The child is gone, and its converters with it."""
+        listeners, self._converters = self._converters, {}
+        for listener in listeners.values():
+            listener({"event": "lost"})
 
     def write_journal(self, target: JournalFile, order: OrderChange | None,
                       entries: dict[str, dict[str, Any]], *, now: bool = True) -> None:
@@ -671,6 +729,8 @@ class WorkerProcess:
             self._journal_urgent = any(feed.waiting for feed in self._journals.values())
         link.send()
         link.receive()
+        if link.events:
+            self._converter_events(link)
         if link.ended or self._exited(link):
             self._read_all()  # what it said before it went
             if self._link is link and not self._closed:
@@ -697,6 +757,9 @@ class WorkerProcess:
         self._lose(worker_not_started(reason))
 
     def _read_all(self) -> None:
+        link = self._link
+        if link is not None:
+            self._converter_events(link)
         while self._decode_next():
             pass
 
@@ -742,6 +805,8 @@ class WorkerProcess:
             self._flushed[int(message["id"])] = bool(message.get("ok"))
         elif op == "bye":
             self._bye = [str(key) for key in message.get("alive") or []]
+        elif op == "converter":
+            self._converter_event(message)
 
     def _log(self, message: dict[str, Any]) -> None:
         """A record of the child's, into the add-on's log (its handlers redact again)."""
@@ -779,6 +844,7 @@ class WorkerProcess:
         if link is not None:
             link.close(0.0)  # gone, or no longer answering: never waited on
         self._fail_live(reason)
+        self._lose_converters()
         if link is not None and reason:
             # Its last journal write may not have landed: done here, once
             # (a child that dies at every start must not be started for it).

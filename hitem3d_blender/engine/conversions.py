@@ -42,6 +42,7 @@ from ..core.conversion import (
     ConversionOutcome,
     ConversionProcess,
     ConversionSpec,
+    Launcher,
     Limits,
     Reaper,
     Starter,
@@ -57,6 +58,7 @@ from ..core.conversion import (
     spec_args,
     wait_args,
 )
+from ..core.converter_host import RemoteStarter
 from ..core.errors import ImportFailed
 from ..core.messages import Message, msg
 from ..core.import_options import ImportOptions
@@ -96,15 +98,18 @@ _active: dict[str, None] = {}
 _warm: WarmChild | None = None  # at most one, while a task is on its way
 _warm_failed = False  # the last start failed: no retry until no task is on its way
 _reaper = Reaper()
-# Where Python threads are safe in Blender's process (Python 3.12 and newer:
-# Blender 5.1 and newer), converters are started on a thread of their own: a
-# spawn waits for the child's exec, up to 4 ms on a busy machine, which no
-# timer call should. NOTE: with Python 3.11 (Blender 4.2 to 5.0) a thread of
+# A spawn waits for the child's exec, up to 4 ms on a busy machine, which no
+# timer call should. Where Python threads are safe in Blender's process
+# (Python 3.12 and newer: Blender 5.1 and newer), converters are started on a
+# thread of their own. NOTE: with Python 3.11 (Blender 4.2 to 5.0) a thread of
 # ours running Python while an operator runs can crash Blender
-# (docs/threads-in-blender.md): there the timer's call starts them, ahead
-# only in a call that has done little else.
+# (docs/threads-in-blender.md): there the worker process starts them
+# (``core.converter_host``). With no worker process running (a conversion
+# before any download), the timer's call starts them, ahead only in a call
+# that has done little else.
 THREADS_ARE_SAFE = sys.version_info >= (3, 12)
-_starter: Starter | None = Starter() if THREADS_ARE_SAFE else None
+_starter: Launcher | None = (Starter() if THREADS_ARE_SAFE
+                             else RemoteStarter(lambda: state.current.runner))
 _warm_deferred_since: float | None = None  # time.monotonic() since a start ahead waits for a quiet call
 # A start ahead waits at most this long for a timer call that has done little else.
 WARM_START_WAIT_S = 1.0
@@ -207,7 +212,7 @@ def _start(task_id: str) -> bool:
     except ConversionFailed as exc:
         conversion.process.fail_to_start(exc.message)
         return False
-    pid = conversion.process.pid  # None while its start runs on the starter's thread
+    pid = conversion.process.pid  # None while it starts on the starter's thread or in the worker process
     log.info("Converting task %s%s", short_id(task_id), f" in process {pid}" if pid is not None else "")
     return True
 
@@ -250,9 +255,9 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path], *, may_start: bool = Tr
     converter may start, keep one started and waiting, so Blender's start-up
     is over when the model arrives; none otherwise. An idle converter holds
     about 270 MB. A converter not needed after all is killed, never waited for.
-    With a starter thread its start runs there, and this call never waits
-    for it. Without one, ``may_start`` False: one that would start waits for
-    a later call (the timer's call has done much already; a start costs
+    With a starter thread or the worker process its start runs there, and
+    this call never waits for it. Without, ``may_start`` False: one that
+    would start waits for a later call (the timer's call has done much already; a start costs
     about a millisecond), for at most WARM_START_WAIT_S."""
     global _warm, _warm_failed, _warm_deferred_since
     room = at_once() - _running() - _waiting()
@@ -276,7 +281,7 @@ def keep_warm(wanted: bool, workdir: Callable[[], Path], *, may_start: bool = Tr
     if _warm_failed:
         return
     now = time.monotonic()
-    if not may_start and _starter is None:
+    if not may_start and (_starter is None or not _starter.ready):
         if _warm_deferred_since is None:
             _warm_deferred_since = now
         if now - _warm_deferred_since < WARM_START_WAIT_S:
@@ -407,7 +412,7 @@ def stop_all() -> None:
         except Exception:  # noqa: BLE001 - the others must stop too
             log.exception("Could not stop converter process %s", conversion.process.pid)
     _reaper.wait(1.0)
-    if _starter is not None:
+    if isinstance(_starter, Starter):
         _starter.stop(1.0)  # only now: a converter is killed with the thread that started it
     remove_spare_temp_folders()
 

@@ -9,12 +9,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
-from hitem3d_blender.core import conversion, process_guard
+from hitem3d_blender.core import conversion, converter_host, process_guard
 from hitem3d_blender.core.conversion import ConversionProcess, ConversionSpec, Limits
+from hitem3d_blender.core.worker_process import WorkerProcess
 from hitem3d_blender.core.import_options import ImportOptions
 
 TASK_ID = "2c2ad20cb3204697ba7f80351c3e8606.jjewelry-aigc-api.1NraEb5ohU"
@@ -116,10 +117,21 @@ def start_child(tmp_path: Path, mode: str, limits: Limits = Limits(timeout_s=30.
     return process
 
 
+# What the timer's call does besides polling (the worker process's events are
+# read when it drains the workers): set by the ``slow_starter`` fixture.
+PUMPS: list[Callable[[], None]] = []
+
+
+def pump() -> None:
+    for each in PUMPS:
+        each()
+
+
 def outcome_of(process: ConversionProcess, timeout_s: float = 20.0) -> conversion.ConversionOutcome:
     """Poll the way the timer does until the child has ended."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        pump()
         outcome = process.poll()
         if outcome is not None:
             return outcome
@@ -144,6 +156,7 @@ def left_in(folder: Path) -> list[str]:
 def wait_until(condition: Any, timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        pump()
         if condition():
             return True
         time.sleep(0.02)
@@ -356,7 +369,7 @@ def test_a_missing_memory_api_costs_the_check_never_the_import() -> None:
 # -- a converter started ahead ----------------------------------------------------------------
 
 
-def warm_child(tmp_path: Path, mode: str, starter: conversion.Starter | None = None,
+def warm_child(tmp_path: Path, mode: str, starter: conversion.Launcher | None = None,
                command: list[str] | None = None) -> conversion.WarmChild:
     env = {**os.environ, "MODE": mode, "REPO_ROOT": str(REPO_ROOT)}
     warm = conversion.WarmChild(command or [sys.executable, "-c", CHILD, "--wait"], env,
@@ -365,7 +378,8 @@ def warm_child(tmp_path: Path, mode: str, starter: conversion.Starter | None = N
     return warm
 
 
-def cold_process(tmp_path: Path, command: list[str], starter: conversion.Starter | None = None) -> ConversionProcess:
+def cold_process(tmp_path: Path, command: list[str],
+                 starter: conversion.Launcher | None = None) -> ConversionProcess:
     (tmp_path / "library").mkdir(exist_ok=True)
     spec_path = tmp_path / "work" / "task-1.spec.json"
     env = {**os.environ, "MODE": "ok", "REPO_ROOT": str(REPO_ROOT)}
@@ -548,10 +562,25 @@ def test_the_next_converter_takes_the_emptied_folder_and_quitting_removes_it(tmp
 SLOW_SPAWN_S = 0.4
 
 
-@pytest.fixture
-def slow_starter(monkeypatch: pytest.MonkeyPatch) -> Any:
+@pytest.fixture(params=["thread", "worker process"])
+def slow_starter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A ``Starter`` whose spawns take SLOW_SPAWN_S, as on a busy machine
-    (4 ms there): long enough to act while the child is still starting."""
+    (4 ms there): long enough to act while the child is still starting.
+    Or the worker process (``converter_host``), whose converter is starting
+    until its word is read, as the timer does when it drains the workers
+    (``pump``)."""
+    if request.param == "worker process":
+        workers = WorkerProcess()
+        link = workers._ensure_link()
+        assert link is not None
+        workers.wait_for(lambda: link.connected, 30.0)
+        assert link.connected
+        PUMPS.append(lambda: workers.wait_for(lambda: False, 0.0))
+        yield converter_host.RemoteStarter(lambda: workers)
+        PUMPS.clear()
+        workers.shutdown(5.0)
+        assert not workers._converters  # every converter's end was heard
+        return
     spawn = conversion.spawn
 
     def slow(*args: Any, **kwargs: Any) -> Any:
