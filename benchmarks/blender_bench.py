@@ -161,6 +161,33 @@ class ImportClock:
         conversions.keep_warm, conversions.append_result = self.warm, self.appended
         # importer calls bpy.ops.import_scene.gltf through its module global `bpy`.
         importer.bpy = _Proxy(bpy, ops=_Proxy(bpy.ops, import_scene=_Proxy(bpy.ops.import_scene, gltf=self.gltf)))
+        # Where a timer call's time goes besides the import step: reported for
+        # its longest calls, so a long one says what it did.
+        workers, hooks, history = addon.core.worker_process.WorkerProcess, addon.engine.state.hooks, addon.engine.history
+        self.phases: dict[str, _Timed] = {
+            "drain": _timed_method(workers, "drain"),
+            "finished": _Timed(conversions.finished),
+            "save": _Timed(history.save),
+            "list_changed": _Timed(hooks.list_changed),
+            "shown_changed": _Timed(hooks.shown_changed),
+            "hand_over_journal": _timed_method(workers, "hand_over_journal"),
+        }
+        conversions.finished, history.save = self.phases["finished"], self.phases["save"]
+        hooks.list_changed, hooks.shown_changed = self.phases["list_changed"], self.phases["shown_changed"]
+
+    def phase_ns(self) -> dict[str, int]:
+        return {name: timed.ns for name, timed in self.phases.items()}
+
+
+def _timed_method(owner: type, name: str) -> _Timed:
+    """Time a method of ``owner`` (every instance's)."""
+    timed = _Timed(getattr(owner, name))
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return timed(self, *args, **kwargs)
+
+    setattr(owner, name, method)
+    return timed
 
 
 @dataclass
@@ -174,6 +201,7 @@ class TickSample:
     gc_ns: int = 0  # Python's garbage collector inside this call
     results: int = 0  # worker results the call applied
     cpu_ns: int = 0  # the main thread's CPU time in the call (less than total_ns: it waited, or lost its CPU)
+    phases_ns: dict[str, int] = field(default_factory=dict)  # ImportClock.phases inside this call
 
 
 @dataclass
@@ -215,6 +243,7 @@ class TickDriver:
             if pause > 0:
                 time.sleep(pause)
             import_before, gltf_before, warm_before = self.clock.step.ns, self.clock.gltf.ns, self.clock.warm.ns
+            phases_before = self.clock.phase_ns()
             switched, waited, gc_before, applied[0] = preemptions(), waits(), self.gc_clock.ns, 0
             cpu_before = time.thread_time_ns()
             started = time.perf_counter_ns()
@@ -224,7 +253,9 @@ class TickDriver:
             self.samples.append(TickSample(elapsed, self.clock.step.ns - import_before,
                                            self.clock.gltf.ns - gltf_before, self.clock.warm.ns - warm_before,
                                            preempted=preemptions() != switched, waited=waits() - waited,
-                                           gc_ns=self.gc_clock.ns - gc_before, results=applied[0], cpu_ns=cpu))
+                                           gc_ns=self.gc_clock.ns - gc_before, results=applied[0], cpu_ns=cpu,
+                                           phases_ns={name: ns - phases_before[name]
+                                                      for name, ns in self.clock.phase_ns().items()}))
             if until():
                 return True
             if interval is None:
@@ -377,7 +408,8 @@ def bench_main_thread(addon: ModuleType, quick: bool, *, history: int = 0,
         # The five longest calls the limit is judged on, with what may explain them.
         "longest_not_preempted": [
             {"ms": round((s.total_ns - s.import_ns - s.warm_ns) / 1e6, 3), "results": s.results,
-             "waited": s.waited, "gc_ms": round(s.gc_ns / 1e6, 3), "cpu_ms": round(s.cpu_ns / 1e6, 3)}
+             "waited": s.waited, "gc_ms": round(s.gc_ns / 1e6, 3), "cpu_ms": round(s.cpu_ns / 1e6, 3),
+             "phases_ms": {name: round(ns / 1e6, 3) for name, ns in s.phases_ns.items() if ns >= 50_000}}
             for s in sorted((s for s in samples if not s.preempted),
                             key=lambda s: s.total_ns - s.import_ns - s.warm_ns, reverse=True)[:5]],
         "import_step_ms": round(clock.step.ns / 1e6, 1),

@@ -48,6 +48,11 @@ class LineBuffer:
     def __init__(self) -> None:
         self._data = bytearray()
 
+    @property
+    def pending(self) -> bytearray:
+        """The partial line that waits for more (not a copy: read it before the next ``feed``)."""
+        return self._data
+
     def feed(self, data: bytes) -> list[bytes]:
         self._data += data
         if b"\n" not in data:

@@ -334,13 +334,22 @@ class _Link:
             if not size:
                 self.ended = True
                 return
+            data = bytes(self._view[:size])
+            # Rare: a converter's event is looked for line by line only when
+            # one is there (or began in the line an earlier read left partial).
+            pending = self.inbox.pending
+            event = _CONVERTER_EVENT in data or (bool(pending) and _CONVERTER_EVENT in bytes(pending) + data[:32])
             try:
-                for line in self.inbox.feed(bytes(self._view[:size])):
-                    (self.events if line.startswith(_CONVERTER_EVENT) else self.lines).append(line)
+                lines = self.inbox.feed(data)
             except ValueError:
                 log.warning("The Hitem3D background process sent a line too long: closing it")
                 self.ended = True
                 return
+            if event:
+                for line in lines:
+                    (self.events if line.startswith(_CONVERTER_EVENT) else self.lines).append(line)
+            else:
+                self.lines.extend(lines)
             if size < len(self._buffer):
                 return  # all there was (a read that finds nothing costs an exception)
 

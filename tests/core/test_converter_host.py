@@ -232,3 +232,30 @@ def test_a_garbled_event_never_starts_or_ends_a_converter() -> None:
     assert child.returncode == conversion.START_FAILED and child.error is not None
     assert str(child.error).startswith("Could not start Blender to convert the model")
 
+
+
+@pytest.mark.parametrize("cut", [5, 12, 30, 60])
+def test_a_converters_event_cut_across_two_reads_is_still_told_apart(workers: WorkerProcess, cut: int) -> None:
+    import socket
+
+    link = workers._link
+    assert link is not None
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    real, link.sock = link.sock, ours
+    try:
+        event = b'{"op":"converter","id":1,"event":"ended","code":0,"peak":0}'
+        result = b'{"op":"log","level":10,"name":"x","text":"before"}'
+        stream = result + b"\n" + event + b"\n" + result + b"\n"
+        at = len(result) + 1 + cut
+        theirs.sendall(stream[:at])
+        link.receive()
+        theirs.sendall(stream[at:])
+        link.receive()
+        assert list(link.events) == [event]
+        assert list(link.lines)[-2:] == [result, result]
+    finally:
+        link.sock = real
+        link.events.clear()
+        ours.close()
+        theirs.close()
