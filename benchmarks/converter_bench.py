@@ -84,15 +84,19 @@ def bench_converter_start(addon: ModuleType, quick: bool) -> dict[str, Any]:
     abandon = _Counted(conversion.WarmChild, "abandon")
     hand_over = _Counted(addon.engine.import_step, "run")
     appended = _Counted(conversions, "append_result")
+    conversion_start = _Counted(conversions, "_start")
     ticks: dict[str, list[int]] = {"warm_start": [], "warm_stop": [], "hand_over": [], "queued_start": [],
                                    "append": [], "other": []}
+    # Where each queued start's call went: the conversion's start (spec, start
+    # asked for, the task shown as converting), of it the asking, and the rest.
+    queued_phases: list[tuple[int, dict[str, float]]] = []
     sample = cached_glb(objects=2)
 
     def drive(until: Callable[[], bool], timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            spawns, abandons, runs, appends = (len(begin.calls), len(abandon.calls), len(hand_over.calls),
-                                               len(appended.calls))
+            spawns, abandons, runs, appends, starts = (len(begin.calls), len(abandon.calls), len(hand_over.calls),
+                                                       len(appended.calls), len(conversion_start.calls))
             started = time.perf_counter_ns()
             interval = timer.tick()
             elapsed = time.perf_counter_ns() - started
@@ -103,6 +107,11 @@ def bench_converter_start(addon: ModuleType, quick: bool) -> dict[str, Any]:
                 ticks["warm_start"].append(elapsed)
             elif "cold" in new_spawns:
                 ticks["queued_start"].append(elapsed)
+                start_ns = sum(ns for _, ns in conversion_start.calls[starts:])
+                asked_ns = sum(ns for _, ns in begin.calls[spawns:])
+                queued_phases.append((elapsed, {"conversion_start": round(start_ns / 1e6, 3),
+                                                "of_it_start_asked": round(asked_ns / 1e6, 3),
+                                                "rest_of_the_call": round((elapsed - start_ns) / 1e6, 3)}))
             elif len(abandon.calls) > abandons:
                 ticks["warm_stop"].append(elapsed)
             elif len(appended.calls) > appends:
@@ -143,7 +152,7 @@ def bench_converter_start(addon: ModuleType, quick: bool) -> dict[str, Any]:
                     raise RuntimeError(f"an import failed: {state(first)}, {state(second)}")
         finally:
             prefs.max_converters = prefs.bl_rna.properties["max_converters"].default
-            for wrapped in (begin, spawn, abandon, hand_over, appended):
+            for wrapped in (begin, spawn, abandon, hand_over, appended, conversion_start):
                 wrapped.restore()
     del ballast
 
@@ -163,6 +172,8 @@ def bench_converter_start(addon: ModuleType, quick: bool) -> dict[str, Any]:
         "tick_starting_warm_converter": summary_ms(ticks["warm_start"]),
         "tick_stopping_warm_converter": summary_ms(ticks["warm_stop"]),
         "tick_starting_queued_converter": summary_ms(ticks["queued_start"]),
+        "tick_starting_queued_converter_longest_phases_ms": max(queued_phases, key=lambda each: each[0])[1]
+        if queued_phases else None,
         # The GLB check and the spec are in it too: a reference, not held to the limit.
         "tick_handing_over_a_download": summary_ms(ticks["hand_over"]),
         # The append of a converted model (the import step, see main_thread): a reference.

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Protocol
 
@@ -220,8 +220,14 @@ class ConversionSpec:
     staging: str = ""
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # NOTE: not ``asdict``, whose deep copy took most of the 0.1 to 0.2 ms
+        # this cost the timer call that starts a conversion.
+        data: dict[str, Any] = {each.name: getattr(self, each.name) for each in fields(self)}
         data["options"] = self.options.to_dict()
+        data["provenance"] = dict(self.provenance)
+        asset = {each.name: getattr(self.asset, each.name) for each in fields(self.asset)}
+        asset["properties"] = dict(self.asset.properties)
+        data["asset"] = asset
         return json.dumps(data)
 
     @classmethod
@@ -374,13 +380,53 @@ def _open_log(path: Path) -> IO[bytes]:
     return safe_files.create_new(path, 0o600)
 
 
-def _write_spec(path: Path, spec: ConversionSpec) -> None:
-    """The spec, written before the child is started or told its path: no
-    rename, no fsync (it is read from the page cache a moment later, and a
-    crash ends the child too). A symlink planted there is removed, never followed."""
-    safe_files.ensure_folder(path.parent)
-    with safe_files.create_new(path, 0o600) as file:
-        file.write(spec.to_json().encode("utf-8"))
+@dataclass(frozen=True)
+class SpecFile:
+    """A conversion's spec as its converter reads it: written by whoever
+    starts that converter, or gives a converter started ahead its path, just
+    before: the starter's thread or the worker process, so Blender's main
+    thread never creates a file for it (0.3 to 0.7 ms on a busy machine)."""
+
+    path: Path
+    text: str
+    # Files of an earlier run that must be gone first: its result, which a
+    # converter that dies before writing its own must not be judged by.
+    stale: tuple[Path, ...] = ()
+
+    @property
+    def line(self) -> bytes:
+        """Its path, as a converter started ahead reads it on stdin."""
+        return str(self.path).encode("utf-8") + b"\n"
+
+    def write(self) -> None:
+        """No rename, no fsync (it is read from the page cache a moment later,
+        and a crash ends the child too). A symlink planted there is removed,
+        never followed. ``OSError`` (``DiskFull``, ``FolderUnusable``) if it
+        cannot be written."""
+        try:
+            for path in self.stale:
+                safe_files.remove(path)
+            safe_files.ensure_folder(self.path.parent)
+            with safe_files.create_new(self.path, 0o600) as file:
+                file.write(self.text.encode("utf-8"))
+        except OSError as exc:
+            raise safe_files.write_error(exc, self.path.parent) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "text": self.text, "stale": [str(path) for path in self.stale]}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SpecFile:
+        """From the worker's wire (input: ``ValueError`` unless absolute paths and a text)."""
+        if not isinstance(data, dict) or not isinstance(data.get("path"), str) or not isinstance(data.get("text"), str):
+            raise ValueError("a spec needs a path and a text")
+        stale = data.get("stale", [])
+        if not isinstance(stale, list) or not all(isinstance(each, str) for each in stale):
+            raise ValueError("a spec's stale files must be paths")
+        paths = [Path(data["path"]), *(Path(each) for each in stale)]
+        if not all(path.is_absolute() for path in paths):
+            raise ValueError("a spec's paths must be absolute")
+        return cls(paths[0], data["text"], tuple(paths[1:]))
 
 
 def read_result(path: Path) -> dict[str, Any] | None:
@@ -430,7 +476,7 @@ class ChildProcess:
         self.log_path = log_path
         self.peak_job_memory = 0  # Windows: the most it committed, read before the job closes
         self.returncode: int | None = None
-        self.error: ConversionFailed | None = None  # never: it started
+        self.error: ConversionFailed | None = None  # its spec could not be written (``hand``)
         self._on_end: list[Callable[[], None]] = []
 
     @property
@@ -454,6 +500,20 @@ class ChildProcess:
         except OSError:
             return False
         return True
+
+    def hand(self, spec: SpecFile) -> bool:
+        """Write ``spec``, then give its path (a converter started ahead);
+        False if it cannot take it. If the spec cannot be written, it is
+        killed and ``error`` says why: it takes no other."""
+        if self.returncode is not None or self.process.stdin is None:
+            return False
+        try:
+            spec.write()
+        except OSError as exc:
+            self.error = _cannot_start(exc)
+            self.kill()
+            return True
+        return self.give(spec.line)
 
     def when_ended(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the process has been reaped (now, if it has)."""
@@ -614,16 +674,18 @@ START_FAILED = -1000
 
 
 class Start:
-    """One converter's start, run on ``Starter``'s thread: ``child`` once the
-    spawn returned, or ``error`` if it could not start."""
+    """One converter's start, run on ``Starter``'s thread: its spec written
+    (if it has one), then the spawn; ``child`` once it returned, or ``error``
+    if it could not start."""
 
     def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
-                 memory_limit: int) -> None:
+                 memory_limit: int, spec: SpecFile | None = None) -> None:
         self.command = list(command)
         self.env = dict(env)
         self.log_path = log_path
         self.stdin = stdin
         self.memory_limit = memory_limit
+        self.spec = spec
         self.child: ChildProcess | None = None
         self.error: ConversionFailed | None = None
         self._done = threading.Event()
@@ -637,6 +699,8 @@ class Start:
 
     def run(self) -> None:
         try:
+            if self.spec is not None:
+                self.spec.write()
             self.child = spawn(self.command, self.env, self.log_path, stdin=self.stdin,
                                memory_limit=self.memory_limit)
         except OSError as exc:
@@ -648,9 +712,41 @@ class Start:
             self._done.set()
 
 
+class Hand:
+    """A spec handed to a converter started ahead, on ``Starter``'s thread
+    (``ChildProcess.hand``: the file written there, not on Blender's)."""
+
+    def __init__(self, child: ChildProcess, spec: SpecFile) -> None:
+        self.child = child
+        self.spec = spec
+        self.taken = False
+        self._done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._done.wait(max(0.0, timeout_s))
+
+    def run(self) -> None:
+        try:
+            self.taken = self.child.hand(self.spec)
+        except Exception:  # noqa: BLE001 - the thread goes on; the converter ends without a result
+            log.exception("Could not hand a spec to a converter")
+            self.child.kill()
+        finally:
+            self._done.set()
+
+
+class _Job(Protocol):
+    def run(self) -> None: ...
+
+
 class Starter:
-    """A thread that starts converters, so Blender's main thread never waits
-    for a spawn. Started with the first converter, stopped by ``stop``.
+    """A thread that starts converters and hands them their specs, so
+    Blender's main thread never waits for a spawn nor writes a spec. Started
+    with the first converter, stopped by ``stop``.
 
     NOTE: it must outlive the converters it started: on Linux a converter
     asks to be killed when the *thread* that started it ends
@@ -662,7 +758,7 @@ class Starter:
 
     def __init__(self, name: str = "hitem3d-converter-starter") -> None:
         self.name = name
-        self._queue: queue.SimpleQueue[Start | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     @property
@@ -675,19 +771,19 @@ class Starter:
         return True
 
     def launch(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
-               memory_limit: int) -> StartingChild:
-        start = Start(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
+               memory_limit: int, spec: SpecFile | None = None) -> StartingChild:
+        start = Start(command, env, log_path, stdin=stdin, memory_limit=memory_limit, spec=spec)
         self.submit(start)
-        return StartingChild(start)
+        return StartingChild(start, self)
 
-    def submit(self, start: Start) -> None:
+    def submit(self, job: _Job) -> None:
         if not self.running:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
-        self._queue.put(start)
+        self._queue.put(job)
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """End the thread once the starts handed over have run (quitting,
+        """End the thread once the jobs handed over have run (quitting,
         disabling: after every converter was stopped)."""
         thread, self._thread = self._thread, None
         if thread is None:
@@ -699,29 +795,41 @@ class Starter:
 
     def _run(self) -> None:
         while True:
-            start = self._queue.get()
-            if start is None:
+            job = self._queue.get()
+            if job is None:
                 return
-            start.run()
+            job.run()
 
 
 class StartingChild:
     """A converter handed to a ``Starter``: what its owners use of
     ``ChildProcess``, answered as a child that runs until the spawn has
     returned. A kill asked for meanwhile happens as soon as it has; a start
-    that failed ends it with ``START_FAILED`` and ``error``."""
+    that failed ends it with ``START_FAILED`` and ``error``. A spec handed to
+    it is written on the starter's thread too; until that is done it counts
+    as running (its end then waits: its files are not cleaned up while that
+    thread still writes one)."""
 
-    def __init__(self, start: Start) -> None:
+    def __init__(self, start: Start, starter: Starter | None = None) -> None:
         self._start = start
+        self._starter = starter
         self._child: ChildProcess | None = None
+        self._hand: Hand | None = None
         self._kill_asked = False
         self._on_end: list[Callable[[], None]] = []
-        self.error: ConversionFailed | None = None
+        self._error: ConversionFailed | None = None
         self.returncode: int | None = None
 
     @property
     def log_path(self) -> Path:
         return self._start.log_path
+
+    @property
+    def error(self) -> ConversionFailed | None:
+        """Why it could not start, or could not take its spec."""
+        if self._error is None and self._child is not None:
+            return self._child.error
+        return self._error
 
     @property
     def started(self) -> bool:
@@ -738,6 +846,18 @@ class StartingChild:
         child = self._settle()
         return child is not None and child.give(line)
 
+    def hand(self, spec: SpecFile) -> bool:
+        """As ``ChildProcess.hand``, on the starter's thread; False before it
+        has started, or once it has ended."""
+        child = self._settle()
+        if child is None or self._hand is not None or child.poll() is not None:
+            return False
+        if self._starter is None:
+            return child.hand(spec)
+        self._hand = Hand(child, spec)
+        self._starter.submit(self._hand)
+        return True
+
     @property
     def peak_job_memory(self) -> int:
         return self._child.peak_job_memory if self._child is not None else 0
@@ -747,7 +867,7 @@ class StartingChild:
         if self._child is not None or self.returncode is not None or not self._start.done:
             return self._child
         if self._start.child is None:
-            self.error = self._start.error or _cannot_start(OSError("no process"))
+            self._error = self._start.error or _cannot_start(OSError("no process"))
             self._end(START_FAILED)
             return None
         child = self._child = self._start.child
@@ -776,17 +896,20 @@ class StartingChild:
 
     def poll(self) -> int | None:
         child = self._settle()
-        if child is not None and self.returncode is None:
+        if child is not None and self.returncode is None and (self._hand is None or self._hand.done):
             self.returncode = child.poll()
         return self.returncode
 
     def wait(self, timeout_s: float) -> int | None:
-        """For quitting only: wait up to ``timeout_s`` for the start, then the end."""
+        """For quitting only: wait up to ``timeout_s`` for the start (and a
+        spec being handed), then the end."""
         deadline = time.monotonic() + timeout_s
         if not self._start.wait(timeout_s):
             log.warning("A converter did not start within %s s", timeout_s)
             return None
         child = self._settle()
+        if self._hand is not None and not self._hand.wait(deadline - time.monotonic()):
+            return None
         if child is not None and self.returncode is None:
             self.returncode = child.wait(deadline - time.monotonic())
         return self.returncode
@@ -802,8 +925,10 @@ class Child(Protocol):
     """A converter as its owners see it, however it was started:
     ``ChildProcess`` (here, now), ``StartingChild`` (on a ``Starter``'s
     thread), ``converter_host.RemoteChild`` (by the worker process). Until
-    ``started`` it has no ``pid`` and takes no line; a start that failed
-    ends it with ``START_FAILED`` and ``error``."""
+    ``started`` it has no ``pid`` and takes no spec; a start that failed
+    ends it with ``START_FAILED`` and ``error``. ``hand`` gives a converter
+    started ahead its spec, written by whoever started it; one that cannot be
+    written ends it, with ``error``."""
 
     @property
     def pid(self) -> int | None: ...
@@ -817,7 +942,7 @@ class Child(Protocol):
     def peak_job_memory(self) -> int: ...
     @property
     def error(self) -> ConversionFailed | None: ...
-    def give(self, line: bytes) -> bool: ...
+    def hand(self, spec: SpecFile) -> bool: ...
     def poll(self) -> int | None: ...
     def wait(self, timeout_s: float) -> int | None: ...
     def kill(self) -> None: ...
@@ -826,8 +951,8 @@ class Child(Protocol):
 
 class Launcher(Protocol):
     """Who starts converters so that Blender's main thread never waits for a
-    spawn: a ``Starter`` (a thread, where Python threads are safe in
-    Blender), the worker process (``converter_host.RemoteStarter``)."""
+    spawn nor writes a spec: a ``Starter`` (a thread, where Python threads
+    are safe in Blender), the worker process (``converter_host.RemoteStarter``)."""
 
     @property
     def ready(self) -> bool:
@@ -835,20 +960,23 @@ class Launcher(Protocol):
         ...
 
     def launch(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
-               memory_limit: int) -> Child | None:
-        """The converter, started or starting; None if it cannot take it now."""
+               memory_limit: int, spec: SpecFile | None = None) -> Child | None:
+        """The converter, started or starting, ``spec`` written first; None if it cannot take it now."""
         ...
 
 
 def begin(command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int, memory_limit: int,
-          starter: Launcher | None) -> Child:
-    """Start a converter: by ``starter``, the caller never waiting for it (a
-    start that fails ends the child with ``START_FAILED``); without one, or
-    one that cannot take it now, here and now (``OSError`` if it cannot start)."""
+          starter: Launcher | None, spec: SpecFile | None = None) -> Child:
+    """Start a converter, ``spec`` written first: by ``starter``, the caller
+    never waiting for it (a start that fails ends the child with
+    ``START_FAILED``); without one, or one that cannot take it now, here and
+    now (``OSError`` if it cannot start)."""
     if starter is not None:
-        child = starter.launch(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
+        child = starter.launch(command, env, log_path, stdin=stdin, memory_limit=memory_limit, spec=spec)
         if child is not None:
             return child
+    if spec is not None:
+        spec.write()
     return spawn(command, env, log_path, stdin=stdin, memory_limit=memory_limit)
 
 
@@ -967,6 +1095,7 @@ class ConversionProcess:
         self._ending: Message | None = None  # why we decided to kill it
         self._cancelled = False
         self._outcome: ConversionOutcome | None = None
+        self._spec_file: SpecFile | None = None
 
     @property
     def pid(self) -> int | None:
@@ -991,19 +1120,16 @@ class ConversionProcess:
         return self._child is not None and self._outcome is None
 
     def start(self, warm: WarmChild | None = None, limits: Limits | None = None) -> None:
-        """Write the spec and hand it to ``warm`` if that child is still
-        waiting, else start a child; ``ConversionFailed`` if it cannot start.
+        """Hand the spec to ``warm`` if that child is still waiting, else start
+        a child; ``ConversionFailed`` if it cannot start now (one that cannot
+        start, or whose spec cannot be written, on a starter ends with why).
         ``limits``: this converter's, if they changed since it was made."""
         if limits is not None:
             self.limits = limits
         self.spec = dataclasses.replace(self.spec, memory_limit_bytes=self.limits.memory_bytes,
                                         timeout_s=self.limits.timeout_s)
-        _remove(Path(self.spec.result))
-        try:
-            _write_spec(self.spec_path, self.spec)
-        except OSError as exc:
-            self._cleanup(keep_entry=True)
-            raise _cannot_start(safe_files.write_error(exc, self.spec_path.parent)) from None
+        # Written by whoever starts the converter, or gives one started ahead its path.
+        self._spec_file = SpecFile(self.spec_path, self.spec.to_json(), stale=(Path(self.spec.result),))
         if warm is not None and self._adopt(warm):
             self._started = time.monotonic()
             return
@@ -1013,7 +1139,7 @@ class ConversionProcess:
         """A converter of its own (on the starter's thread, if it has one)."""
         try:
             self._child = begin(self.command, self.env, self.log_path, stdin=subprocess.DEVNULL,
-                                memory_limit=self.limits.memory_bytes, starter=self.starter)
+                                memory_limit=self.limits.memory_bytes, starter=self.starter, spec=self._spec_file)
         except OSError as exc:
             self._cleanup(keep_entry=False)
             raise _cannot_start(exc) from None
@@ -1037,9 +1163,9 @@ class ConversionProcess:
         return self._send_spec(child)
 
     def _send_spec(self, child: Child) -> bool:
-        """The spec's path to a child started ahead; False (and that child
-        killed, its output gone) if it cannot take it."""
-        if not child.give(str(self.spec_path).encode("utf-8") + b"\n"):
+        """The spec to a child started ahead; False (and that child killed,
+        its output gone) if it cannot take it."""
+        if self._spec_file is None or not child.hand(self._spec_file):
             child.when_ended(lambda: _remove(child.log_path))
             child.kill()
             child.wait(1.0)
@@ -1169,7 +1295,7 @@ class ConversionProcess:
             return ConversionOutcome(cancelled=True, seconds=seconds)
         if self._ending is not None:
             return ConversionOutcome(error=self._ending, seconds=seconds)
-        if code == START_FAILED and self._child is not None and self._child.error is not None:
+        if self._child is not None and self._child.error is not None:  # not started, or no spec
             return ConversionOutcome(error=self._child.error.message, seconds=seconds)
         if code == EXIT_OUT_OF_MEMORY or (code != 0 and self._child is not None
                                           and self._child.peak_job_memory >= self.limits.memory_bytes > 0):

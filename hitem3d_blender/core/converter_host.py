@@ -26,7 +26,12 @@ converter is killed when the *thread* that started it ends
 watches its parent too (the worker, by its parent ID; Blender, by its own);
 on Windows the job object, held by the worker, kills it with the worker.
 
-NOTE: a kill, and the spec's path to a converter started ahead, go through
+The worker also writes each converter's spec (``conversion.SpecFile``)
+before it starts it, or gives a converter started ahead its path: Blender's
+side sends its text, and never creates the file itself. The converters'
+environment is sent with the first start and then only when it changes.
+
+NOTE: a kill, and the spec to a converter started ahead, go through
 the worker too: only the process that reaps a converter knows its process ID
 is still its own (a kill from Blender's side could reach a process that took
 a reused ID). The worker looks at the ended child without reaping it
@@ -48,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
-from .conversion import START_FAILED, ChildProcess, ConversionFailed, _cannot_start, spawn
+from .conversion import START_FAILED, ChildProcess, ConversionFailed, SpecFile, _cannot_start, spawn
 from .messages import Message
 from .worker_process import WORKER_ENDED
 
@@ -125,12 +130,13 @@ class RemoteChild:
         for action in actions:
             action()
 
-    def give(self, line: bytes) -> bool:
-        """The line goes to its stdin, by the worker (once started there). If
-        it cannot take it, the worker kills it, and its end says so."""
+    def hand(self, spec: SpecFile) -> bool:
+        """The worker writes the spec and gives its path to its stdin (once
+        started there). If it cannot, the worker kills it, and its end (with
+        ``error`` if the spec could not be written) says so."""
         if self.returncode is not None:
             return False
-        self._host.tell_converter(self.number, "give", {"line": line.decode("utf-8")})
+        self._host.tell_converter(self.number, "give", {"spec": spec.to_dict()})
         return True
 
     def poll(self) -> int | None:
@@ -165,6 +171,10 @@ class RemoteStarter:
 
     def __init__(self, host: Callable[[], Host | None]) -> None:
         self._host = host
+        # The environment the worker of the moment holds: sent with the first
+        # start, then only if it changed (encoding it costs the timer call
+        # up to 0.2 ms on every start).
+        self._sent: tuple[Host, dict[str, str]] | None = None
 
     @property
     def ready(self) -> bool:
@@ -172,17 +182,25 @@ class RemoteStarter:
         return host is not None and host.can_start_converters
 
     def launch(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
-               memory_limit: int) -> RemoteChild | None:
+               memory_limit: int, spec: SpecFile | None = None) -> RemoteChild | None:
         host = self._host()
         if host is None or not host.can_start_converters:
             return None
         child = RemoteChild(host, log_path)
-        number = host.start_converter({
-            "command": list(command), "env": dict(env), "log": str(log_path),
+        fields: dict[str, Any] = {
+            "command": list(command), "log": str(log_path),
             "stdin": "pipe" if stdin == subprocess.PIPE else "null", "memory_limit": int(memory_limit),
-            "owner": os.getpid()}, child.event)
+            "owner": os.getpid()}
+        sent = self._sent
+        if sent is None or sent[0] is not host or sent[1] != env:
+            fields["env"] = dict(env)
+        if spec is not None:
+            fields["spec"] = spec.to_dict()
+        number = host.start_converter(fields, child.event)
         if number is None:
             return None
+        if "env" in fields:
+            self._sent = (host, fields["env"])
         child.number = number
         return child
 
@@ -195,7 +213,7 @@ class _Hosted:
     number: int
     child: ChildProcess | None = None
     kill_asked: bool = False
-    line: str | None = None  # for its stdin, asked before it had started
+    spec: SpecFile | None = None  # handed to it before it had started
     ended: bool = False
     thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -208,6 +226,7 @@ class ConverterHost:
         self._events = events
         self._lock = threading.Lock()
         self._hosted: dict[int, _Hosted] = {}
+        self._env: dict[str, str] | None = None  # Blender sends it with the first start, then when it changes
 
     def handle(self, message: dict[str, Any]) -> None:
         op, number = message["op"], int(message["id"])
@@ -216,7 +235,7 @@ class ConverterHost:
         elif op == "converter_kill":
             self._kill(number)
         elif op == "converter_give":
-            self._give(number, str(message["line"]))
+            self._give(number, message.get("spec"))
         else:
             raise ValueError(f"unknown command {op!r}")
 
@@ -226,7 +245,12 @@ class ConverterHost:
     def _start(self, number: int, message: dict[str, Any]) -> None:
         try:
             command = [str(part) for part in message["command"]]
-            env = {str(name): str(value) for name, value in dict(message["env"]).items()}
+            if "env" in message:
+                self._env = {str(name): str(value) for name, value in dict(message["env"]).items()}
+            env = self._env
+            if env is None:
+                raise ValueError("no environment")
+            spec = SpecFile.from_dict(message["spec"]) if "spec" in message else None
             log_path = Path(str(message["log"]))
             stdin = _STDIN[str(message["stdin"])]
             memory_limit, owner = int(message["memory_limit"]), int(message["owner"])
@@ -241,7 +265,7 @@ class ConverterHost:
                 return
             hosted = self._hosted[number] = _Hosted(number)
         hosted.thread = threading.Thread(target=self._run, args=(hosted, command, env, log_path, stdin, memory_limit,
-                                                                 owner),
+                                                                 owner, spec),
                                          name=f"hitem3d-converter-{number}", daemon=True)
         try:
             hosted.thread.start()
@@ -251,9 +275,12 @@ class ConverterHost:
             self._say(number, "failed", message=_cannot_start(OSError(str(exc))).message.to_dict())
 
     def _run(self, hosted: _Hosted, command: list[str], env: dict[str, str], log_path: Path, stdin: int,
-             memory_limit: int, owner: int) -> None:
-        """Start, watch and reap one converter: this thread must live as long as it does (see the module)."""
+             memory_limit: int, owner: int, spec: SpecFile | None) -> None:
+        """Write its spec, then start, watch and reap one converter: this
+        thread must live as long as it does (see the module)."""
         try:
+            if spec is not None:
+                spec.write()
             child = spawn(command, env, log_path, stdin=stdin, memory_limit=memory_limit, owner=owner)
         except Exception as exc:  # noqa: BLE001 - Blender's side is told, whatever it was
             failure = _cannot_start(exc if isinstance(exc, OSError) else OSError(type(exc).__name__))
@@ -266,8 +293,8 @@ class ConverterHost:
             self._say(hosted.number, "started", pid=child.pid)
             if hosted.kill_asked:
                 child.kill()
-            elif hosted.line is not None:
-                self._give_now(child, hosted.line)
+            elif hosted.spec is not None:
+                self._hand_now(hosted, hosted.spec)
         self._wait_for_end(child)
         with self._lock:
             code = child.poll()  # reaps it: its ID may be reused from now on
@@ -304,21 +331,31 @@ class ConverterHost:
             if hosted.child is not None and not hosted.ended:
                 hosted.child.kill()
 
-    def _give(self, number: int, line: str) -> None:
+    def _give(self, number: int, data: Any) -> None:
+        try:
+            spec = SpecFile.from_dict(data)
+        except ValueError as exc:
+            log.warning("Refused a converter's spec: %s", exc)
+            self._kill(number)  # it would wait for one for ever: its end says it ended without a result
+            return
         with self._lock:
             hosted = self._hosted.get(number)
             if hosted is None:
                 return  # ended meanwhile: its end says so
             if hosted.child is None:
-                hosted.line = line
+                hosted.spec = spec
             elif not hosted.ended:
-                self._give_now(hosted.child, line)
+                self._hand_now(hosted, spec)
 
-    @staticmethod
-    def _give_now(child: ChildProcess, line: str) -> None:
-        """It takes the line, or it is killed (its end says it ended without a result)."""
-        if not child.give(line.encode("utf-8")):
+    def _hand_now(self, hosted: _Hosted, spec: SpecFile) -> None:
+        """It takes the spec, or it is killed: its end says it ended without a
+        result, or ("failed" first) why the spec could not be written. Under the lock."""
+        child = hosted.child
+        assert child is not None
+        if not child.hand(spec):
             child.kill()
+        elif child.error is not None:
+            self._say(hosted.number, "failed", message=child.error.message.to_dict())
 
     def stop(self, timeout_s: float) -> None:
         """The worker ends: kill every converter and wait, up to ``timeout_s``, until each is reaped."""

@@ -157,6 +157,8 @@ def ensure_folder(folder: Path) -> Path:
     we can use; ``FolderUnusable`` or ``DiskFull`` if not."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise FolderUnusable(folder) from None  # a file where the folder (or a parent) should be
     except OSError as exc:
         raise write_error(exc, folder) from None
     if not folder.is_dir():

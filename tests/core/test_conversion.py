@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from hitem3d_blender.core import conversion, converter_host, process_guard
+from hitem3d_blender.core import conversion, converter_host, process_guard, safe_files
 from hitem3d_blender.core.conversion import ConversionProcess, ConversionSpec, Limits
 from hitem3d_blender.core.worker_process import WorkerProcess
 from hitem3d_blender.core.import_options import ImportOptions
@@ -278,7 +279,7 @@ def test_a_child_the_windows_job_refused_memory_is_out_of_memory(tmp_path: Path)
     # Windows cannot run here: a stand-in for the reaped child, as the job object reports its peak.
     limits = Limits(memory_bytes=3 * 1024**3)
     process = ConversionProcess(spec_in(tmp_path), tmp_path / "s.json", ["blender"], {}, limits, tmp_path / "l")
-    process._child = type("Reaped", (), {"peak_job_memory": 3 * 1024**3, "returncode": 3})()  # type: ignore
+    process._child = type("Reaped", (), {"peak_job_memory": 3 * 1024**3, "returncode": 3, "error": None})()  # type: ignore
     assert process._judge(3, 1.0).error == conversion.out_of_memory_message(limits)
     process._child.peak_job_memory = 1024**3
     assert process._judge(3, 1.0).error == conversion.CRASHED
@@ -682,6 +683,81 @@ def test_a_converter_started_ahead_says_why_it_could_not_start(tmp_path: Path, s
     reaper = conversion.Reaper()
     warm.abandon(reaper)
     assert not len(reaper)
+
+
+@pytest.fixture
+def spec_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The thread of each spec written in this process (the worker process writes its own elsewhere)."""
+    threads: list[str] = []
+    write = conversion.SpecFile.write
+
+    def recorded(self: conversion.SpecFile) -> None:
+        threads.append(threading.current_thread().name)
+        write(self)
+
+    monkeypatch.setattr(conversion.SpecFile, "write", recorded)
+    return threads
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["cold", "started ahead"])
+def test_with_a_starter_the_spec_is_never_written_on_the_callers_thread(
+        tmp_path: Path, slow_starter: Any, spec_writes: list[str], ahead: bool) -> None:
+    warm = warm_child(tmp_path, "ok", starter=slow_starter) if ahead else None
+    if warm is not None:
+        assert wait_until(lambda: warm.pid is not None)  # started: the spec goes to it at once
+    process = cold_process(tmp_path, [sys.executable, "-c", CHILD], starter=slow_starter)
+    process.start(warm=warm)
+    assert outcome_of(process).ok  # so the spec was written, before it was read
+    assert threading.current_thread().name not in spec_writes
+    assert spec_writes == ([] if isinstance(slow_starter, converter_host.RemoteStarter) else [slow_starter.name])
+    assert not left_in(tmp_path / "work")
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["cold", "started ahead"])
+def test_a_spec_that_cannot_be_written_ends_the_conversion_with_why_and_no_process(
+        tmp_path: Path, slow_starter: Any, ahead: bool) -> None:
+    warm = warm_child(tmp_path, "ok", starter=slow_starter) if ahead else None
+    if warm is not None:
+        assert wait_until(lambda: warm.pid is not None)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the work folder should be")
+    (tmp_path / "library").mkdir(exist_ok=True)
+    env = {**os.environ, "MODE": "ok", "REPO_ROOT": str(REPO_ROOT)}
+    spec_path = blocked / "task-1.spec.json"
+    process = ConversionProcess(spec_in(tmp_path), spec_path, [sys.executable, "-c", CHILD, str(spec_path)], env,
+                                Limits(timeout_s=30.0), tmp_path / "work" / "task-1.log", starter=slow_starter)
+    process.start(warm=warm)
+    outcome = outcome_of(process)
+    assert str(outcome.error) == str(safe_files.FolderUnusable(blocked).message)
+    pid = process.pid
+    if warm is None:
+        assert pid is None  # nothing spawned for a spec that is not there
+    else:
+        assert pid is not None and wait_until(lambda: gone(pid))  # none left waiting for a spec for ever
+    assert not list((tmp_path / "library").iterdir())
+
+
+def test_an_earlier_runs_result_is_gone_before_a_converter_starts(tmp_path: Path, slow_starter: Any) -> None:
+    """Removed by whoever writes the spec: a converter that ends without a result is not judged by an old one."""
+    process = cold_process(tmp_path, [sys.executable, "-c", "import sys"], starter=slow_starter)
+    (tmp_path / "library" / "task-1.blend").write_bytes(b"an earlier entry")
+    conversion.write_result(Path(process.spec.result), {"objects": ["Old"], "import_s": 0.1})
+    process.start()
+    assert outcome_of(process).error == conversion.NO_RESULT
+
+
+def test_without_a_starter_a_spec_that_cannot_be_written_kills_the_converter_started_ahead(tmp_path: Path) -> None:
+    warm = warm_child(tmp_path, "ok")
+    pid = warm.pid
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the work folder should be")
+    (tmp_path / "library").mkdir(exist_ok=True)
+    spec_path = blocked / "task-1.spec.json"
+    process = ConversionProcess(spec_in(tmp_path), spec_path, [str(tmp_path / "no-blender")], {}, Limits(),
+                                tmp_path / "work" / "task-1.log")
+    process.start(warm=warm)
+    assert str(outcome_of(process).error) == str(safe_files.FolderUnusable(blocked).message)
+    assert pid is not None and gone(pid)
 
 
 def test_the_starter_thread_ends_when_stopped(tmp_path: Path) -> None:

@@ -75,13 +75,76 @@ def test_a_kill_asked_before_the_spawn_returned_kills_it_once_started(host: Any,
     assert ended["event"] == "ended" and ended["code"] == -signal.SIGKILL
 
 
-def test_a_line_for_stdin_reaches_a_converter_started_ahead(host: Any, tmp_path: Path) -> None:
+# A converter started ahead: it reads a spec's path on stdin and exits 0 if that file says "spec".
+READER = [sys.executable, "-c", "import sys; path = sys.stdin.readline().rstrip('\\n'); "
+          "sys.exit(0 if open(path).read() == 'spec' else 4)"]
+
+
+def test_a_spec_handed_to_a_converter_started_ahead_is_written_by_the_worker_then_its_path_given(
+        host: Any, tmp_path: Path) -> None:
     each, events = host
-    reader = [sys.executable, "-c", "import sys; sys.exit(0 if sys.stdin.readline() == 'spec.json\\n' else 4)"]
-    each.handle(start_message(tmp_path, 3, reader))
-    each.handle({"op": "converter_give", "id": 3, "line": "spec.json\n"})
+    spec = tmp_path / "work" / "task.spec.json"
+    each.handle(start_message(tmp_path, 3, READER))
+    each.handle({"op": "converter_give", "id": 3, "spec": {"path": str(spec), "text": "spec"}})
     assert events.next()["event"] == "started"
     assert events.next()["code"] == 0
+    assert spec.read_text() == "spec" and spec.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_spec_for_a_cold_start_is_written_before_the_spawn(host: Any, tmp_path: Path) -> None:
+    each, events = host
+    spec = tmp_path / "task.spec.json"
+    reads = [sys.executable, "-c", "import sys; sys.exit(0 if open(sys.argv[1]).read() == 'spec' else 4)", str(spec)]
+    each.handle(start_message(tmp_path, 9, reads, spec={"path": str(spec), "text": "spec"}))
+    assert events.next()["event"] == "started"
+    assert events.next()["code"] == 0
+
+
+def test_a_spec_that_cannot_be_written_fails_the_start_with_why_and_spawns_nothing(host: Any, tmp_path: Path) -> None:
+    each, events = host
+    folder = tmp_path / "not-a-folder"
+    folder.write_text("a file where the work folder should be")
+    each.handle(start_message(tmp_path, 10, spec={"path": str(folder / "x.spec.json"), "text": "spec"}))
+    failed = events.next()
+    assert failed["event"] == "failed" and "started" not in failed
+    said = str(conversion.Message.from_dict(failed["message"]))
+    assert str(folder) in said, said  # which folder: the artist can act on it
+    each.handle(start_message(tmp_path, 11, READER))
+    assert events.next()["event"] == "started"
+    each.handle({"op": "converter_give", "id": 11, "spec": {"path": str(folder / "y.spec.json"), "text": "s"}})
+    failed = events.next()
+    assert failed["event"] == "failed" and str(conversion.Message.from_dict(failed["message"])) == said
+    assert events.next()["event"] == "ended"  # killed: it never waits for a path for ever
+
+
+def test_the_environment_is_sent_once_and_again_only_when_it_changed(tmp_path: Path) -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Host:
+        can_start_converters = True
+
+        def start_converter(self, fields: dict[str, Any], listener: Any) -> int:
+            sent.append(fields)
+            return len(sent)
+
+    one, other = Host(), Host()
+    hosts = [one]
+    starter = converter_host.RemoteStarter(lambda: hosts[0])  # type: ignore[arg-type, return-value]
+    env = {"A": "1"}
+    for _ in range(2):
+        starter.launch(["x"], env, tmp_path / "a.log", stdin=-1, memory_limit=1)
+    starter.launch(["x"], {"A": "2"}, tmp_path / "a.log", stdin=-1, memory_limit=1)
+    hosts[0] = other  # a new worker process holds none yet
+    starter.launch(["x"], {"A": "2"}, tmp_path / "a.log", stdin=-1, memory_limit=1)
+    assert [each.get("env") for each in sent] == [{"A": "1"}, None, {"A": "2"}, {"A": "2"}]
+
+
+def test_a_worker_given_no_environment_refuses_the_start(host: Any, tmp_path: Path) -> None:
+    each, events = host
+    message = start_message(tmp_path, 12)
+    del message["env"]
+    each.handle(message)
+    assert events.next()["event"] == "failed"
 
 
 def test_a_bad_start_is_refused_with_a_failure_not_silence(host: Any, tmp_path: Path) -> None:
