@@ -41,7 +41,12 @@ def importer_options(path: Path) -> dict[str, Any]:
 
 def window_override() -> dict[str, Any]:
     """A window and 3D view for the operator when we have them (a timer runs
-    without one); nothing in background mode, where the importer needs none."""
+    without one); nothing in background mode, where the importer needs none.
+    NOTE: the ``bpy`` module has a window manager with one window, never
+    shown: asked by ``bpy.app.background``, not by the windows listed, so a
+    pipeline's own Python threads never meet an override of ours (see ``in_window``)."""
+    if bpy.app.background:
+        return {}
     wm = bpy.context.window_manager
     for window in getattr(wm, "windows", []):
         for area in window.screen.areas:

@@ -463,3 +463,14 @@ def test_a_row_is_redrawn_only_when_what_it_shows_changes(addon: ModuleType, vie
         assert ui_sync.refresh(now=clock + 3) == []
     addon.engine.history.book().add(OTHER_ID).progress = 0.9  # a row not drawn (scrolled away, say)
     assert ui_sync.refresh(now=clock + 4) == []
+
+
+# -- background mode -------------------------------------------------------------------------------
+
+
+def test_background_mode_gives_operators_no_window_override_though_the_module_lists_a_window(
+        addon: ModuleType) -> None:
+    """An override makes Blender 4.2 to 5.0 read context members through Python, unsafe while
+    another Python thread runs (docs/threads-in-blender.md); the bpy module lists one window."""
+    assert bpy.app.background and len(bpy.context.window_manager.windows) >= 1
+    assert addon.scene.importer.window_override() == {}
