@@ -171,7 +171,10 @@ class ImportClock:
             "list_changed": _Timed(hooks.list_changed),
             "shown_changed": _Timed(hooks.shown_changed),
             "hand_over_journal": _timed_method(workers, "hand_over_journal"),
+            # Log lines held from busier calls, written in this one's spare time.
+            "write_logs": _Timed(addon.core.logs.write_held),
         }
+        addon.core.logs.write_held = self.phases["write_logs"]
         conversions.finished, history.save = self.phases["finished"], self.phases["save"]
         hooks.list_changed, hooks.shown_changed = self.phases["list_changed"], self.phases["shown_changed"]
 

@@ -13,6 +13,7 @@ import requests
 import urllib3
 
 from .. import identity
+from ..core import logs
 from ..core.logs import RecentProblems, redact
 from ..core.settings import (ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, FROM_ENVIRONMENT, FROM_PREFERENCES,
                              where_from)
@@ -56,6 +57,7 @@ def report(context: bpy.types.Context) -> str:
     task counts, the recent failed tasks and the last problems."""
     from . import preferences
 
+    logs.write_held(until=0.0, final=True)  # the log file it names holds every line so far
     prefs = preferences.get(context)
     sources, base_url = where_from(base_url=prefs.base_url, client_id=prefs.client_id,
                                   client_secret=prefs.client_secret)

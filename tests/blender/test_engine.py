@@ -465,6 +465,46 @@ def test_a_row_is_redrawn_only_when_what_it_shows_changes(addon: ModuleType, vie
     assert ui_sync.refresh(now=clock + 4) == []
 
 
+# -- the log file never lengthens a busy timer call ----------------------------------------------
+
+
+def test_a_busy_timer_calls_log_lines_reach_the_file_by_the_timers_end_and_diagnostics(
+        interactive: ModuleType, prefs: Any, sim: Hitem3DSimulator, sample_glb: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    log_path = interactive.ui.diagnostics.log_path()
+    timer, hooks = interactive.engine.timer, interactive.engine.state.hooks
+    monkeypatch.setattr(timer, "LOG_BUDGET_S", 0.0)  # every call busy: its lines wait
+    shown_changed, logged = hooks.shown_changed, []
+
+    def log_once() -> None:
+        if not logged and any(handler.holding for handler in interactive.core.logs._FILES):  # in a timer call
+            interactive.log.info("probe line of call %d", len(logged) + 1)
+            logged.append(True)
+        shown_changed()
+
+    monkeypatch.setattr(hooks, "shown_changed", log_once)
+    interactive.log.info("probe line outside a call")
+    assert "probe line outside a call" in log_path.read_text(encoding="utf-8")  # written at once
+    sim.add_task(TASK_ID, ["processing", "processing", "success"], glb=sample_glb)
+    bpy.ops.hitem3d.import_task(task_id=TASK_ID)
+    while not logged:
+        assert timer.tick() is not None
+    assert "probe line of call 1" not in log_path.read_text(encoding="utf-8")  # held: the call was busy
+    interactive.ui.diagnostics.report(bpy.context)
+    assert "probe line of call 1" in log_path.read_text(encoding="utf-8")  # Copy Diagnostics names a whole file
+
+    logged.clear()
+    while not logged:
+        assert timer.tick() is not None
+    assert log_path.read_text(encoding="utf-8").count("probe line of call 1") == 1  # the second one waits
+    assert run_ticks(interactive, TASK_ID).state.value == "done"
+    deadline = time.monotonic() + 10
+    while timer.tick() is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sum(handler.held for handler in interactive.core.logs._FILES) == 0  # the timer's last call wrote them
+    assert log_path.read_text(encoding="utf-8").count("probe line of call 1") == 2
+
+
 # -- background mode -------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,123 @@ def test_a_failed_converters_output_reaches_the_log_cleaned(tmp_path: Path) -> N
     process = ConversionProcess(spec_in(tmp_path), tmp_path / "spec.json", ["true"], {}, Limits(), log_path)
     tail = process._output_tail()
     assert tail == "INFO: Blender create Mesh node M\nTraceback evil"
+
+
+# -- the log file: cheap on Blender's main thread ------------------------------------------------
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[tuple[logging.Logger, Path, logging.Handler]]:
+    from hitem3d_blender.core.logs import install_file_handler
+
+    logger = logging.getLogger(f"hitem3d_test.{uuid.uuid4().hex}")
+    logger.propagate = False
+    path = tmp_path / "hitem3d.log"
+    handler = install_file_handler(logger, path, max_bytes=2000, backups=2)
+    yield logger, path, handler
+    logger.removeHandler(handler)
+    handler.close()
+
+
+def lines_of(path: Path) -> list[str]:
+    return [line.split(": ", 1)[1] for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def test_lines_of_a_timer_call_wait_for_a_quiet_call_in_order(log_file: Any) -> None:
+    from hitem3d_blender.core import logs
+
+    logger, path, _ = log_file
+    logger.info("before")
+    with logs.held_writes():
+        logger.info("held %s", 1)
+        logger.info("held %s", 2)
+    assert lines_of(path) == ["before"]  # a busy call wrote nothing
+    logs.write_held(until=0.0)
+    assert lines_of(path) == ["before"]  # no time left in this call, and not waited long
+    logs.write_held(until=float("inf"))
+    assert lines_of(path) == ["before", "held 1", "held 2"]
+
+
+def test_a_warning_is_written_at_once_after_the_lines_waiting(log_file: Any) -> None:
+    from hitem3d_blender.core import logs
+
+    logger, path, _ = log_file
+    with logs.held_writes():
+        logger.info("first")
+        logger.warning("then a warning")
+        logger.info("after")
+        assert lines_of(path) == ["first", "then a warning"]
+    logs.write_held(until=float("inf"))
+    assert lines_of(path) == ["first", "then a warning", "after"]
+
+
+def test_lines_never_wait_longer_than_the_hold_or_past_the_disable(log_file: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from hitem3d_blender.core import logs
+
+    logger, path, handler = log_file
+    with logs.held_writes():
+        logger.info("old 1")
+        logger.info("old 2")
+    monkeypatch.setattr(logs.time, "time", lambda: 1e12)
+    logs.write_held(until=0.0)
+    assert lines_of(path) == ["old 1"]  # one a call, however busy, once they waited too long
+    logs.write_held(until=0.0, final=True)
+    assert lines_of(path) == ["old 1", "old 2"]  # the timer's last call
+    with logs.held_writes():
+        logger.info("at the end")
+    handler.close()  # disabling the add-on, quitting
+    assert lines_of(path)[-1] == "at the end"
+
+
+def test_lines_of_other_threads_are_written_at_once(log_file: Any) -> None:
+    import threading
+
+    from hitem3d_blender.core import logs
+
+    logger, path, _ = log_file
+    with logs.held_writes():
+        thread = threading.Thread(target=lambda: logger.info("from a thread"))
+        thread.start()
+        thread.join()
+        assert lines_of(path) == ["from a thread"]
+
+
+def test_the_log_file_rolls_over_at_its_size_counted_not_stat_per_line(log_file: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    logger, path, _ = log_file
+    logger.info("x" * 10)  # opens the file and reads its size once
+    calls: list[str] = []
+    real_stat = os.stat
+
+    def counted_stat(*args: Any, **kwargs: Any) -> Any:
+        calls.append(str(args[0]))
+        return real_stat(*args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counted_stat)
+    for number in range(60):
+        logger.info("line %02d %s", number, "y" * 40)
+    monkeypatch.undo()
+    backups = sorted(p.name for p in path.parent.iterdir() if p.name.startswith("hitem3d.log."))
+    assert backups == ["hitem3d.log.1", "hitem3d.log.2"]
+    assert all(p.stat().st_size <= 2000 + 100 for p in path.parent.iterdir())
+    assert lines_of(path)[-1].startswith("line 59")
+    assert len([c for c in calls if c == str(path)]) <= 6  # at each rollover only, never per line
+
+
+def test_a_log_file_that_was_there_keeps_growing_from_its_size(tmp_path: Path) -> None:
+    from hitem3d_blender.core.logs import install_file_handler
+
+    path = tmp_path / "hitem3d.log"
+    path.write_text("z" * 1990 + "\n")
+    logger = logging.getLogger(f"hitem3d_test.{uuid.uuid4().hex}")
+    logger.propagate = False
+    handler = install_file_handler(logger, path, max_bytes=2000, backups=1)
+    try:
+        logger.info("this line passes the limit")
+    finally:
+        handler.close()
+    assert (tmp_path / "hitem3d.log.1").read_text().startswith("z")
+    assert lines_of(path) == ["this line passes the limit"]
