@@ -673,21 +673,10 @@ def spawn(command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: 
 START_FAILED = -1000
 
 
-class Start:
-    """One converter's start, run on ``Starter``'s thread: its spec written
-    (if it has one), then the spawn; ``child`` once it returned, or ``error``
-    if it could not start."""
+class _Job:
+    """Work for ``Starter``'s thread: ``done`` once it has run, whatever happened."""
 
-    def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
-                 memory_limit: int, spec: SpecFile | None = None) -> None:
-        self.command = list(command)
-        self.env = dict(env)
-        self.log_path = log_path
-        self.stdin = stdin
-        self.memory_limit = memory_limit
-        self.spec = spec
-        self.child: ChildProcess | None = None
-        self.error: ConversionFailed | None = None
+    def __init__(self) -> None:
         self._done = threading.Event()
 
     @property
@@ -698,6 +687,33 @@ class Start:
         return self._done.wait(max(0.0, timeout_s))
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._done.set()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Start(_Job):
+    """One converter's start, run on ``Starter``'s thread: its spec written
+    (if it has one), then the spawn; ``child`` once it returned, or ``error``
+    if it could not start."""
+
+    def __init__(self, command: list[str], env: Mapping[str, str], log_path: Path, *, stdin: int,
+                 memory_limit: int, spec: SpecFile | None = None) -> None:
+        super().__init__()
+        self.command = list(command)
+        self.env = dict(env)
+        self.log_path = log_path
+        self.stdin = stdin
+        self.memory_limit = memory_limit
+        self.spec = spec
+        self.child: ChildProcess | None = None
+        self.error: ConversionFailed | None = None
+
+    def _run(self) -> None:
         try:
             if self.spec is not None:
                 self.spec.write()
@@ -708,39 +724,24 @@ class Start:
         except Exception as exc:  # noqa: BLE001 - the thread goes on; the conversion says so
             log.exception("Could not start a converter")
             self.error = _cannot_start(OSError(type(exc).__name__))
-        finally:
-            self._done.set()
 
 
-class Hand:
+class Hand(_Job):
     """A spec handed to a converter started ahead, on ``Starter``'s thread
     (``ChildProcess.hand``: the file written there, not on Blender's)."""
 
     def __init__(self, child: ChildProcess, spec: SpecFile) -> None:
+        super().__init__()
         self.child = child
         self.spec = spec
         self.taken = False
-        self._done = threading.Event()
 
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout_s: float) -> bool:
-        return self._done.wait(max(0.0, timeout_s))
-
-    def run(self) -> None:
+    def _run(self) -> None:
         try:
             self.taken = self.child.hand(self.spec)
         except Exception:  # noqa: BLE001 - the thread goes on; the converter ends without a result
             log.exception("Could not hand a spec to a converter")
             self.child.kill()
-        finally:
-            self._done.set()
-
-
-class _Job(Protocol):
-    def run(self) -> None: ...
 
 
 class Starter:
