@@ -20,6 +20,9 @@ longest of ``rounds``, next to the limit of any other timer call (2 ms); the
 start asked for inside it (``conversion.begin``) and, for reference, the spawn
 itself, which runs on the converter starter's thread (Python 3.12 and newer)
 or in the worker process (Python 3.11: ``spawn`` then counts no call here).
+The spec file is written there too (``conversion.SpecFile``). For the longest
+start from the queue, ``tick_starting_queued_converter_longest_phases_ms``
+says where the call went: the conversion's start, of it the asking, and the rest.
 """
 
 from __future__ import annotations

@@ -89,10 +89,10 @@ def _one_scale(addon: ModuleType, count: int, seconds: float, poll_interval_s: f
         keep_warm = conversions.keep_warm
         warm_ns = [0]
 
-        def timed_keep_warm(*args: Any) -> None:
+        def timed_keep_warm(*args: Any, **kwargs: Any) -> None:
             started_ns = time.perf_counter_ns()
             try:
-                keep_warm(*args)
+                keep_warm(*args, **kwargs)
             finally:
                 warm_ns[0] += time.perf_counter_ns() - started_ns
 
