@@ -55,6 +55,8 @@ def register_secret(value: str) -> None:
     encoded forms: a server may echo it percent-encoded, in base64 (the Basic
     header is base64 of "id:secret"), or in hex."""
     global _by_length
+    if value in _secrets:
+        return  # registered already (a paste of 1,000 IDs registers the same secret 1,000 times)
     if value and len(value) >= 4:
         forms = {value} | encoded_forms(value)
         with _lock:
