@@ -91,7 +91,18 @@ START_RETRY_S = 1.0
 # while its call has time left; a batch goes however late once they have
 # waited this long (``hand_over_journal``).
 JOURNAL_BATCH = 5
+# The most moves of the journal's order in one message: the write that ended
+# a paste of 1,000 IDs carried 1,000 (143 KB) and cost its timer call 2 ms.
+JOURNAL_MOVES_PER_MESSAGE = 50
+# About the most a timer call sends to the child: a paste of 1,000 IDs queued
+# 200 KB of starts, and the call that sent the rest took 1.6 ms.
+SEND_BYTES_PER_CALL = 32 * 1024
 JOURNAL_WAIT_S = 0.5
+# ...in a call at most this past its budget (a batch costs up to 0.5 ms: one
+# that went into a call that had applied results, saved and updated the list
+# made it 1.2 ms), or in any call once they have waited JOURNAL_MAX_WAIT_S.
+JOURNAL_LATE_GRACE_S = 0.2e-3
+JOURNAL_MAX_WAIT_S = 3.0
 # How often a running child's process is looked at (its socket says at once when it ends).
 PROCESS_CHECK_S = 1.0
 # Journal records encoded per timer call: after a paste of 1,000 IDs the
@@ -171,11 +182,18 @@ class _JournalFeed:
             message["entries"] = {task_id: self.pending.pop(task_id)
                                   for task_id in list(itertools.islice(self.pending, count))}
         if not self.pending and self.write_wanted:
-            message["write"] = True
-            if self.order is not None:
-                message.update(self.order.to_wire())
-                self.order = None
-            self.write_wanted = False
+            order = self.order
+            if order is not None and budget is not None and len(order.moves) > JOURNAL_MOVES_PER_MESSAGE:
+                # The order's moves in parts, after every entry (the child
+                # applies each part as it comes); the write with the last.
+                message.update(OrderChange(order.moves[:JOURNAL_MOVES_PER_MESSAGE], order.whole).to_wire())
+                self.order = OrderChange(order.moves[JOURNAL_MOVES_PER_MESSAGE:])
+            else:
+                message["write"] = True
+                if order is not None:
+                    message.update(order.to_wire())
+                    self.order = None
+                self.write_wanted = False
         if len(message) == 2:
             return []
         self.heard = True
@@ -284,8 +302,10 @@ class _Link:
             self.candidates.clear()
             return
 
-    def send(self) -> None:
-        """Send what the outbox holds, as far as the socket takes it now.
+    def send(self, limit: int | None = SEND_BYTES_PER_CALL) -> None:
+        """Send what the outbox holds, as far as the socket takes it now and
+        up to about ``limit`` bytes (None: no limit); the rest goes with the
+        timer's next calls (``busy`` says so while it waits).
 
         NOTE: a line with a secret is sent on its own, from the small object
         it was made as, never copied into a larger buffer: Python takes
@@ -294,6 +314,7 @@ class _Link:
         saved file held the client secret that way)."""
         if self.sock is None or self.ended:
             return
+        total = 0
         while self.outbox:
             line, secret = self.outbox[0]
             if not secret:
@@ -308,6 +329,7 @@ class _Link:
             except OSError:
                 self.ended = True
                 return
+            total += sent
             if secret:
                 self.outbox.popleft()
                 if sent < len(line):
@@ -317,6 +339,8 @@ class _Link:
                 sent -= len(self.outbox.popleft()[0])
             if sent:
                 self.outbox[0] = (self.outbox[0][0][sent:], False)
+            if limit is not None and total >= limit:
+                return
 
     def receive(self) -> None:
         """Take every complete line waiting on the socket (never waits)."""
@@ -587,13 +611,17 @@ class WorkerProcess:
         """Hand the journal changes saved with ``now=False`` to the child, in
         messages of JOURNAL_BATCH records, while ``time.perf_counter()`` is
         before ``until`` (what is left of the timer call's budget); one
-        message however late once they have waited JOURNAL_WAIT_S. Never waits.
+        message past it once they have waited JOURNAL_WAIT_S, in a call not
+        much past its budget (JOURNAL_LATE_GRACE_S), and however late the
+        call once they have waited JOURNAL_MAX_WAIT_S. Never waits.
         NOTE: encoding a record and sending it cost the main thread tens of
         microseconds: a burst of saves goes over in the calls' spare time."""
         since = self._journal_since
         if since is None:
             return
-        late = time.monotonic() - since >= JOURNAL_WAIT_S
+        waited = time.monotonic() - since
+        late = waited >= JOURNAL_MAX_WAIT_S or (waited >= JOURNAL_WAIT_S
+                                                and time.perf_counter() < until + JOURNAL_LATE_GRACE_S)
         sent = False
         while any(feed.waiting for feed in self._journals.values()):
             if not late and time.perf_counter() >= until:

@@ -4,6 +4,8 @@ the child never outlives Blender, and a child that dies fails its tasks
 
 from __future__ import annotations
 
+import collections
+
 import json
 import logging
 import os
@@ -471,10 +473,15 @@ def test_the_timers_saves_go_over_in_its_calls_spare_time(monkeypatch: pytest.Mo
     workers.hand_over_journal(spent)  # a call with no time left: not now
     assert fed == []
     clock[0] += worker_process.JOURNAL_WAIT_S
-    workers.hand_over_journal(spent)  # but one batch once it has waited
-    assert fed == [worker_process.JOURNAL_BATCH] and workers.busy
+    workers.hand_over_journal(spent)  # waited, but this call is far past its budget: not yet
+    assert fed == []
+    workers.hand_over_journal(time.perf_counter() - worker_process.JOURNAL_LATE_GRACE_S / 4)
+    assert fed == [worker_process.JOURNAL_BATCH] and workers.busy  # one batch in a call just past its budget
     workers.hand_over_journal(spent)  # the rest waits its turn again
     assert len(fed) == 1
+    clock[0] += worker_process.JOURNAL_MAX_WAIT_S
+    workers.hand_over_journal(spent)  # however busy the call, once it has waited that long
+    assert len(fed) == 2
     workers.hand_over_journal(time.perf_counter() + 10.0)  # a call with time to spare: all of it
     assert len(fed) == 3 and not feed.waiting and not workers.busy
     workers.write_journal(feed.target, None, {"b": record("b")})
@@ -489,6 +496,47 @@ def test_many_journal_records_go_over_a_batch_per_call() -> None:
     assert [len(batch[0]["entries"]) for batch in batches] == [50, 50, 20]
     assert [batch[0].get("write") for batch in batches] == [None, None, True]  # with the last batch
     assert feed.take(50) == []
+
+
+def test_a_long_run_of_order_moves_goes_over_in_parts_with_the_write_last() -> None:
+    """1,000 pasted IDs are 1,000 moves: one message of them cost a timer call 2 ms."""
+    target = journal.JournalFile(Path("/j.json"), order=["old"])
+    feed = _JournalFeed(target)
+    ids = [f"t{n}" for n in range(250)]
+    feed.stage(moves(*((task_id, True) for task_id in ids)), {task_id: record(task_id) for task_id in ids[:3]})
+    messages = []
+    while feed.waiting:
+        messages += feed.take(worker_process.JOURNAL_BATCH)
+    assert len(messages[0]["entries"]) == 3  # the entries go first (moves only once none wait)
+    parts = [m for m in messages if "moves" in m]
+    assert [len(m["moves"]) for m in parts] == [50] * 5
+    assert [m.get("write") for m in parts] == [None] * 4 + [True]  # written once, with the last part
+    child = journal.JournalFile(Path("/j.json"), order=["old"])  # what the child applies, message by message
+    for message in messages:
+        child.post(journal.OrderChange.from_wire(message), dict(message.get("entries") or {}))
+    assert child.order() == ["old", *ids]
+    feed.stage(moves(*((task_id, True) for task_id in ids)), {})
+    assert len(feed.take(None)[0]["moves"]) == 250  # quitting, flushing: all at once
+
+
+def test_a_backlog_of_commands_goes_to_the_child_a_slice_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    link = object.__new__(worker_process._Link)
+    ours, theirs = socket.socketpair()
+    try:
+        ours.setblocking(False)
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024 * 1024)
+        link.sock, link.ended = ours, False
+        link.outbox = collections.deque((b"x" * 199 + b"\n", False) for _ in range(1000))  # 200 KB of starts
+        link.send()
+        first = 1000 - len(link.outbox)
+        assert 0 < first * 200 <= worker_process.SEND_BYTES_PER_CALL + 200 * 256  # one slice, not all of it
+        link.send(None)
+        assert not link.outbox or len(link.outbox) < 1000 - first  # no limit: as far as the socket takes
+    finally:
+        ours.close()
+        theirs.close()
 
 
 def test_the_journal_is_written_by_the_child(workers: WorkerProcess, tmp_path: Path) -> None:
